@@ -1,0 +1,470 @@
+/*
+ * lethe.h — machine unlearning in C: the one public header.
+ *
+ * Usage: the λ controller of implicit gradient surgery (EUPMU) from any loop.
+ *
+ *     lethe_igs igs;
+ *     lethe_igs_init(&igs, 0.01f, 1.0f, 1.0f, 100.0f); // eps, beta0, lambda0, D
+ *     for (int t = 0; t < T; t++) {
+ *         float lam = lethe_igs_weight(&igs);        // use ℓ_u + lam·ℓ_r this step
+ *         float before = retain_loss(theta);         // ℓ_r(θ_t; B_r)
+ *         step(theta, lr, lam);                      // θ ← θ − lr·(g_u + lam·g_r)
+ *         float after = retain_loss(theta);          // ℓ_r(θ_{t+1}; B_r)
+ *         lethe_igs_observe(&igs, before, after, lr);
+ *     }
+ *
+ * Usage: train a model and read its flat parameter vector.
+ *
+ *     lethe_model *m;
+ *     if (lethe_model_create(&m, "cnn", 1, 28, 28, 10) != LETHE_OK)
+ *         fprintf(stderr, "%s\n", lethe_last_error());
+ *     size_t n;
+ *     float *theta = lethe_model_theta(m, &n);     // one flat θ, n floats
+ *
+ * Conventions: every call returns a lethe_status; on failure
+ * lethe_last_error() holds one line naming the file or argument and the
+ * problem. The library never prints to stdout and never exits. Memory that a
+ * function returns is owned by the caller unless the comment says otherwise.
+ * Randomness comes from an explicit lethe_rng; there is no global RNG.
+ */
+#ifndef LETHE_H
+#define LETHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LETHE_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum {
+    LETHE_OK = 0,
+    LETHE_ERR_NOMEM,       /* allocation failed */
+    LETHE_ERR_IO,          /* open/read/write/rename failed */
+    LETHE_ERR_FORMAT,      /* a file is malformed, truncated or inconsistent */
+    LETHE_ERR_ARG,         /* a bad argument or option value */
+    LETHE_ERR_MISMATCH,    /* checkpoint does not match the architecture */
+    LETHE_ERR_NUMERIC,     /* NaN or infinity in a loss, gradient or λ */
+    LETHE_ERR_NOTFOUND,    /* unknown name (architecture, method, file) */
+    LETHE_ERR_INTERRUPTED  /* stopped by a signal after saving */
+} lethe_status;
+
+const char *lethe_status_to_string(lethe_status s);
+/* The last error message of this thread (one line, never NULL). */
+const char *lethe_last_error(void);
+/* Set the message (printf-style) and return `s`, for one-line error returns. */
+lethe_status lethe_fail(lethe_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded by splitmix64: explicit state, reproducible. */
+typedef struct { uint64_t s[4]; } lethe_rng;
+
+void     lethe_rng_seed(lethe_rng *r, uint64_t seed);
+uint64_t lethe_rng_next(lethe_rng *r);
+float    lethe_rng_uniform(lethe_rng *r);           /* [0, 1) */
+float    lethe_rng_normal(lethe_rng *r);            /* N(0, 1) */
+uint32_t lethe_rng_below(lethe_rng *r, uint32_t n); /* uniform in [0, n) */
+void     lethe_rng_shuffle(lethe_rng *r, int32_t *a, size_t n);
+
+/* -------------------------------------------------------- flat vectors */
+
+double lethe_vec_dot(const float *a, const float *b, size_t n);
+double lethe_vec_norm2(const float *a, size_t n);          /* ‖a‖² */
+void   lethe_vec_axpy(float *y, float a, const float *x, size_t n); /* y += a·x */
+void   lethe_vec_scale(float *y, float a, size_t n);
+void   lethe_vec_zero(float *y, size_t n);
+int    lethe_vec_finite(const float *a, size_t n);          /* 1 if all finite */
+
+/* ------------------------------------------------------------------ data */
+
+/* A labelled image set, pixels kept as bytes (N, C, H, W), normalised per
+ * batch with (p/255 − mean[c]) / std[c]. */
+typedef struct {
+    int n, c, h, w, nclass;
+    uint8_t *pixels;        /* (N, C, H, W) */
+    uint8_t *labels;        /* (N) */
+    float mean[3], std[3];
+    char name[32];          /* "fmnist", "mnist", "cifar10" */
+} lethe_dataset;
+
+/* Default folder of Debian's dataset-fashion-mnist. */
+#define LETHE_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Load `name` ("fmnist", "mnist", "cifar10") from `dir` (NULL: the default
+ * folder for fmnist); train = 1 for the training split, 0 for the test one. */
+lethe_status lethe_dataset_load(lethe_dataset *ds, const char *name,
+                                const char *dir, int train);
+void lethe_dataset_free(lethe_dataset *ds);
+/* IDX files, raw or gzip (detected by magic bytes). Images: (n, rows, cols)
+ * with magic 0x00000803; labels with magic 0x00000801. Caller frees *out. */
+lethe_status lethe_idx_read_images(const char *path, uint8_t **out, int *n,
+                                   int *rows, int *cols);
+lethe_status lethe_idx_read_labels(const char *path, uint8_t **out, int *n);
+/* Write an IDX image file (uint8, magic 0x00000803), atomically. */
+lethe_status lethe_idx_write_images(const char *path, const uint8_t *px,
+                                    int n, int rows, int cols);
+/* CIFAR-10 binary batches from `dir` (data_batch_1..5.bin or test_batch.bin). */
+lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train);
+/* Normalise images idx[0..n) into x (n, C, H, W) and copy labels to y. */
+void lethe_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n,
+                         float *x, int32_t *y);
+
+/* An index list into a dataset. */
+typedef struct { int32_t *idx; size_t n; } lethe_subset;
+void lethe_subset_free(lethe_subset *s);
+
+/* What to forget: "class:0", "class:0,3", "random:10%", "random:0.1",
+ * "indices:FILE" (one index per line, '#' comments). */
+typedef enum { LETHE_FORGET_CLASS, LETHE_FORGET_RANDOM, LETHE_FORGET_INDICES } lethe_forget_kind;
+typedef struct {
+    lethe_forget_kind kind;
+    uint64_t class_mask;    /* bit c set: forget class c (CLASS) */
+    double fraction;        /* in (0, 1) (RANDOM) */
+    char path[512];         /* index file (INDICES) */
+} lethe_forget_spec;
+
+lethe_status lethe_forget_parse(lethe_forget_spec *f, const char *text);
+/* Split the training set: forget and retain are complements; random
+ * fractions are drawn from `seed`. Errors on an empty side, a class not in
+ * the data set, an index out of range or repeated. */
+lethe_status lethe_forget_split(const lethe_forget_spec *f, const lethe_dataset *train,
+                                uint64_t seed, lethe_subset *forget, lethe_subset *retain);
+/* Split a test set: for CLASS specs, the retained-class and forgotten-class
+ * images; otherwise the whole test set is `retain` and `forget` is empty. */
+lethe_status lethe_forget_split_test(const lethe_forget_spec *f, const lethe_dataset *test,
+                                     lethe_subset *forget, lethe_subset *retain);
+/* Canonical text of a spec (for reports and cache keys). */
+void lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_t n);
+
+/* Seeded shuffled batches over a subset. `next` returns up to bs indices:
+ * with wrap = 0 the last batch of an epoch may be short and the following
+ * call starts a new (reshuffled) epoch; with wrap = 1 every batch is full,
+ * crossing epochs. */
+typedef struct {
+    const int32_t *idx; size_t n;
+    int32_t *order; size_t pos;
+    long epoch;
+    lethe_rng rng;
+} lethe_stream;
+lethe_status lethe_stream_init(lethe_stream *s, const lethe_subset *sub, uint64_t seed);
+int  lethe_stream_next(lethe_stream *s, int bs, int wrap, int32_t *out);
+void lethe_stream_free(lethe_stream *s);
+
+/* ----------------------------------------------------------------- model */
+
+#define LETHE_MAX_GROUPS 4
+
+/* Sample groups of one batch: group g covers samples [start[g], start[g+1]).
+ * Batch norm normalises each group with its own statistics (as separate
+ * forward passes would), and backward can accumulate each group's weight
+ * gradient into its own flat vector (ALGORITHM.md §2.1). */
+typedef struct { int n; int start[LETHE_MAX_GROUPS + 1]; } lethe_groups;
+void lethe_groups_one(lethe_groups *g, int n);            /* one group [0, n) */
+void lethe_groups_two(lethe_groups *g, int n0, int n1);   /* [0,n0), [n0,n0+n1) */
+
+typedef enum {
+    LETHE_BN_TRAIN,  /* batch statistics, running averages updated */
+    LETHE_BN_EVAL,   /* running averages */
+    LETHE_BN_BATCH   /* batch statistics, running averages left alone */
+} lethe_bn_mode;
+
+typedef struct lethe_model lethe_model;
+
+/* One named tensor of the model, in PyTorch state_dict order and layout. */
+typedef struct {
+    const char *name;       /* "conv1.weight" */
+    int ndim; int shape[4];
+    float *data;            /* view into θ (trainable) or the buffers */
+    size_t numel;
+    size_t offset;          /* offset in θ (trainable) or in the buffers */
+    int trainable;          /* 1: in θ; 0: a buffer (running stats) */
+    int is_int64;           /* stored as int64 in checkpoints (num_batches_tracked) */
+} lethe_tensor;
+
+/* Architectures: "mlp", "cnn", "resnet8". */
+lethe_status lethe_model_create(lethe_model **m, const char *arch,
+                                int in_c, int in_h, int in_w, int nclass);
+void lethe_model_free(lethe_model *m);
+const char *lethe_model_arch(const lethe_model *m);
+/* Size activations for batches up to max_batch (once, before the loop). */
+lethe_status lethe_model_reserve(lethe_model *m, int max_batch);
+/* PyTorch's default initialisation (kaiming-uniform, a = √5). */
+void lethe_model_init(lethe_model *m, lethe_rng *rng);
+float *lethe_model_theta(lethe_model *m, size_t *n);   /* flat θ, owned by m */
+float *lethe_model_grad(lethe_model *m, size_t *n);    /* flat ∇, owned by m */
+float *lethe_model_buffers(lethe_model *m, size_t *n); /* running stats */
+int lethe_model_ntensors(const lethe_model *m);
+const lethe_tensor *lethe_model_tensor(const lethe_model *m, int i);
+const lethe_tensor *lethe_model_find(const lethe_model *m, const char *name);
+int lethe_model_nclass(const lethe_model *m);
+/* Forward x (n, C, H, W) into the logits (n, nclass), owned by m. */
+lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
+                                 const lethe_groups *g, lethe_bn_mode mode,
+                                 const float **logits);
+/* Backward from dlogits (n, nclass) of the last forward. grads[k] receives
+ * (+=) the weight gradient of group k, or nothing if NULL; several groups
+ * may share one vector (then it receives their sum). */
+lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
+                                  const lethe_groups *g, float *const grads[]);
+/* Copy θ and buffers from another model of the same architecture. */
+lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src);
+/* FLOPs of one forward over one sample (multiply-add = 2). */
+double lethe_model_flops(const lethe_model *m);
+
+/* ------------------------------------------------------------------ loss */
+
+typedef enum {
+    LETHE_LOSS_CE,      /* cross-entropy */
+    LETHE_LOSS_NEG_CE,  /* −CE (gradient ascent, `ga`) */
+    LETHE_LOSS_NC       /* −log(1 − p_y) (`nc`) */
+} lethe_loss_kind;
+
+/* Per-sample loss of kind k into losses[i]; if dlogits is non-NULL it
+ * receives (+=) w[i]·∂loss_i/∂logits. w NULL means weight 1. */
+void lethe_loss(lethe_loss_kind k, float *losses, float *dlogits,
+                const float *logits, const int32_t *y, const float *w,
+                int n, int c);
+/* Number of rows whose argmax equals y. */
+int lethe_correct(const float *logits, const int32_t *y, int n, int c);
+
+/* ------------------------------------------------------------ checkpoint */
+
+/* Safetensors: 8-byte little-endian header length, JSON header, raw data.
+ * metadata: flat string pairs (key, value) stored in "__metadata__". */
+typedef struct { char key[64]; char value[512]; } lethe_meta;
+#define LETHE_MAX_META 32
+typedef struct { int n; lethe_meta kv[LETHE_MAX_META]; } lethe_metadata;
+void lethe_meta_set(lethe_metadata *md, const char *key, const char *value);
+const char *lethe_meta_get(const lethe_metadata *md, const char *key);
+
+/* Write every tensor of m (θ and buffers) atomically (temp file + rename). */
+lethe_status lethe_checkpoint_save(const lethe_model *m, const lethe_metadata *md,
+                                   const char *path);
+/* Read only the metadata (to learn the architecture before creating m). */
+lethe_status lethe_checkpoint_read_meta(const char *path, lethe_metadata *md);
+/* Load tensors into m; every tensor of m must be present with its shape. */
+lethe_status lethe_checkpoint_load(lethe_model *m, const char *path,
+                                   lethe_metadata *md);
+/* Create the model named by the checkpoint's metadata and load it. */
+lethe_status lethe_checkpoint_open(lethe_model **m, const char *path,
+                                   lethe_metadata *md);
+
+/* ------------------------------------------------------------- optimise */
+
+typedef enum { LETHE_SCHED_CONSTANT, LETHE_SCHED_COSINE, LETHE_SCHED_STEP } lethe_sched_kind;
+typedef struct {
+    lethe_sched_kind kind;
+    float lr0;
+    long total;         /* steps for cosine */
+    long step_every;    /* STEP: multiply by gamma every step_every steps */
+    float gamma;
+} lethe_schedule;
+float lethe_schedule_lr(const lethe_schedule *s, long t);
+lethe_status lethe_schedule_parse(lethe_schedule *s, const char *name);
+
+typedef enum { LETHE_OPT_SGD, LETHE_OPT_ADAMW } lethe_opt_kind;
+typedef struct {
+    lethe_opt_kind kind;
+    float momentum, weight_decay;   /* SGD: PyTorch semantics */
+    int nesterov;
+    float beta1, beta2, eps;        /* AdamW */
+    long t;                         /* steps taken */
+    float *m, *v;                   /* state, n floats each (owned) */
+    size_t n;
+} lethe_optim;
+lethe_status lethe_optim_init(lethe_optim *o, lethe_opt_kind kind, size_t n);
+void lethe_optim_free(lethe_optim *o);
+/* θ ← update(θ, g, lr). mask (NULL = all): only entries with mask[i] != 0 move. */
+void lethe_optim_step(lethe_optim *o, float *theta, const float *g,
+                      const uint8_t *mask, float lr);
+
+/* ------------------------------------------------------------- training */
+
+/* A training recipe (PROTOCOL.md "Original model"). */
+typedef struct {
+    int epochs, batch;
+    float lr;
+    lethe_sched_kind schedule;  /* stepped once per batch */
+    lethe_opt_kind optimizer;
+    float momentum, weight_decay;
+    int nesterov;
+    uint64_t seed;              /* initial weights and data order */
+    int init;                   /* 1: initialise θ from the seed first */
+} lethe_train_config;
+/* The PROTOCOL recipe: SGD, momentum 0.9, wd 5e-4, batch 128, lr 0.05
+ * cosine to 0 over 8 epochs, seed 0. */
+void lethe_train_config_default(lethe_train_config *c);
+
+/* What a long run reports as it goes (the library never prints). */
+typedef struct {
+    long step, total;           /* batches done / planned */
+    int epoch, epochs;
+    double loss, acc;           /* running means over the current epoch */
+    double lambda;              /* unlearning: current λ (NaN if none) */
+    double elapsed_s, images_per_s, eta_s;
+} lethe_progress;
+typedef void (*lethe_progress_fn)(const lethe_progress *p, void *ctx);
+
+/* Train m on ds[sub] with cross-entropy. cb (may be NULL) is called after
+ * every batch. Stops with LETHE_ERR_NUMERIC on a non-finite loss. */
+lethe_status lethe_train(lethe_model *m, const lethe_dataset *ds, const lethe_subset *sub,
+                         const lethe_train_config *cfg, lethe_progress_fn cb, void *ctx);
+
+/* ------------------------------------------------- λ controller (EUPMU) */
+
+/* Implicit gradient surgery (ALGORITHM.md §3): online gradient descent on
+ * the multiplier λ of the retain loss, from loss values only:
+ *     δ_t = (ℓ_r(θ_t) − ℓ_r(θ_{t+1})) / α_t + ε_t
+ *     λ_{t+1} = clip(λ_t − β_t δ_t, 0, D)
+ * with β_t = β0·α_t·(t+1)^(−1/3) (beta_decay = 1) or β0 (beta_decay = 0). */
+typedef struct {
+    float eps;          /* ε_t, the tolerated retain-loss increase rate */
+    float beta0;
+    int beta_decay;     /* 1: β_t = β0·α_t·(t+1)^(-1/3); 0: constant β0 */
+    float lambda, lambda_max;
+    long t;
+    float last_delta;   /* δ of the last observe */
+} lethe_igs;
+lethe_status lethe_igs_init(lethe_igs *c, float eps, float beta0, float lambda0,
+                            float lambda_max);
+float lethe_igs_weight(const lethe_igs *c);
+/* Update from ℓ_r before and after the step taken with learning rate lr.
+ * Returns LETHE_ERR_NUMERIC if a loss or λ is not finite. */
+lethe_status lethe_igs_observe(lethe_igs *c, float loss_before, float loss_after,
+                               float lr);
+/* The explicit multiplier of UNGrad (§2): max(0, −(⟨g_r,g_u⟩+ε)/‖g_r‖²)
+ * clipped to [0, D]; 0 when ‖g_r‖² = 0. */
+float lethe_ungrad_lambda(double dot_ru, double norm2_r, float eps, float lambda_max);
+
+/* Write len bytes to path atomically: path.tmp.PID, fsync, rename. On
+ * failure the temporary file is removed and path is left as it was. */
+lethe_status lethe_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* --------------------------------------------------------------- metrics */
+
+/* Accuracy (in percent) of m on ds[sub] in EVAL mode, batch by batch;
+ * p_true (optional, sub->n floats) receives softmax(f(x))_y per sample.
+ * Needs lethe_model_reserve(m, ≥ min(batch, sub->n)) beforehand (else the
+ * forward's error is returned); an empty subset is LETHE_ERR_ARG. */
+lethe_status lethe_eval_accuracy(lethe_model *m, const lethe_dataset *ds,
+                                 const lethe_subset *sub, int batch,
+                                 double *acc, float *p_true);
+
+/* MIA-Efficacy (PROTOCOL.md): an RBF SVM (libsvm, C = 3, γ = 1/#features =
+ * 1) trained on the true-label confidence of shadow members (label 1) and
+ * non-members (label 0); the result is the percentage of `target`
+ * predicted non-member. */
+lethe_status lethe_mia_efficacy(const float *members, size_t n_members,
+                                const float *nonmembers, size_t n_nonmembers,
+                                const float *target, size_t n_target,
+                                double *efficacy);
+
+/* The unlearning metrics of PROTOCOL.md, in percent. */
+typedef struct {
+    double ua;          /* 100 − accuracy on D_f */
+    double ra;          /* accuracy on D_r */
+    double ta;          /* accuracy on the test split (retained classes) */
+    double ta_forget;   /* test accuracy on forgotten classes (class-wise) */
+    int has_ta_forget;
+    double mia;         /* MIA-Efficacy */
+} lethe_metrics;
+
+/* Batch size of lethe_evaluate's forward passes. */
+#define LETHE_EVAL_BATCH 256
+
+/* Every metric of m for a forget/retain split of `train` and the matching
+ * split of `test`. The MIA's shadow members are a random subset of the
+ * retain set as large as the test set, drawn from `seed`. The caller must
+ * have called lethe_model_reserve(m, ≥ LETHE_EVAL_BATCH) (or ≥ the largest
+ * subset, if smaller). test_forget may be NULL or empty (not class-wise). */
+lethe_status lethe_evaluate(lethe_model *m, const lethe_dataset *train,
+                            const lethe_dataset *test,
+                            const lethe_subset *forget, const lethe_subset *retain,
+                            const lethe_subset *test_retain,
+                            const lethe_subset *test_forget,
+                            uint64_t seed, lethe_metrics *out);
+/* Mean over UA, RA, TA and MIA of |m − ref|. */
+double lethe_avg_gap(const lethe_metrics *m, const lethe_metrics *ref);
+
+/* ------------------------------------------------------------ unlearning */
+
+/* The unlearning loss ℓ_u on forgetting samples (ALGORITHM.md §5). */
+typedef enum {
+    LETHE_UL_RL,   /* CE to a random label ≠ y, redrawn each time (seeded) */
+    LETHE_UL_GA,   /* −CE(f(x), y) */
+    LETHE_UL_NC    /* −log(1 − p_y) */
+} lethe_ul_loss;
+lethe_status lethe_ul_loss_parse(lethe_ul_loss *l, const char *name);
+const char *lethe_ul_loss_name(lethe_ul_loss l);
+
+/* UNGrad's two forms (ALGORITHM.md §2.1, §3). */
+typedef enum {
+    LETHE_UNGRAD_GROUPED,  /* one backward, g_u and g_r accumulated apart */
+    LETHE_UNGRAD_MIXED     /* autograd's way: each loss backpropagated over
+                              the whole mixed batch, two backward passes */
+} lethe_ungrad_form;
+
+typedef struct {
+    const char *method;     /* a name from lethe_methods() */
+    lethe_ul_loss loss;     /* ℓ_u of eupmu*, ungrad (default rl) */
+    long steps;             /* T */
+    int batch;              /* per set per step (128) */
+    float lr;               /* α_0 */
+    lethe_sched_kind schedule;
+    float momentum;         /* 0: plain SGD, the theory's optimiser */
+    float eps;              /* ε (constant) */
+    float eps_budget;       /* > 0: ε_t chosen so that Σ α_t ε_t = eps_budget */
+    float beta;             /* β_0 */
+    int beta_decay;         /* 1: β_t = β0·α_t·(t+1)^(−1/3); 0: constant */
+    float lambda0, lambda_max;   /* λ_0 = 1, D = 100 */
+    float neggrad_a;        /* NegGrad+: a·ℓ_r − (1 − a)·CE(D_f) */
+    float salun_gamma;      /* SalUn: fraction of weights that move (0.5) */
+    float l1;               /* ℓ1-sparse: initial γ of γ_t‖θ‖₁ */
+    lethe_ungrad_form ungrad_form;
+    uint64_t seed;
+} lethe_unlearn_config;
+void lethe_unlearn_config_default(lethe_unlearn_config *c);
+
+/* One step of the trace (NaN where a method has no such value). */
+typedef struct {
+    float loss_u;           /* ℓ_u(θ_t; B_f) */
+    float loss_r_before;    /* ℓ_r(θ_t; B_r) */
+    float loss_r_after;     /* ℓ_r(θ_{t+1}; ·) as the method measured it */
+    float delta;            /* δ_t of the λ update */
+    float lambda;           /* λ used in this step */
+    float lambda_star;      /* UNGrad: explicit λ* */
+    float lr;               /* α_t */
+} lethe_trace_step;
+
+typedef struct {
+    long steps;
+    double seconds;             /* wall clock of the unlearning run */
+    long fwd_samples, bwd_samples;  /* samples forwarded / backpropagated */
+    int batch;                  /* passes = samples / batch */
+    float eps_used;             /* ε_t actually used (budget mode: derived) */
+    lethe_trace_step *trace;    /* (steps), owned */
+} lethe_unlearn_result;
+void lethe_unlearn_result_free(lethe_unlearn_result *r);
+
+/* Names of the registered methods (static table). */
+const char *const *lethe_methods(int *n);
+/* Check a configuration without running it (names, ranges). */
+lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c);
+/* Unlearn `forget` from m in place, keeping `retain`. res receives the
+ * timing, pass counts and the per-step trace. On LETHE_ERR_NUMERIC the
+ * model is left in an undefined state: do not save it. */
+lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
+                           const lethe_subset *forget, const lethe_subset *retain,
+                           const lethe_unlearn_config *cfg, lethe_unlearn_result *res,
+                           lethe_progress_fn cb, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,173 @@
+/* lethe eval: accuracy of a model, or with --forget the unlearning metrics
+ * (UA, RA, TA, MIA-Efficacy) and, with --reference, their gaps. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+
+static const cli_opt opts[] = {
+    {"model", "FILE", "checkpoint to evaluate", 0},
+    {"data", "NAME", "fmnist | mnist | cifar10 (default: the checkpoint's)", 0},
+    {"data-dir", "DIR", "folder of the data set", 0},
+    {"split", "NAME", "train | test (default test; without --forget)", 0},
+    {"per-class", NULL, "accuracy of each class (without --forget)", 1},
+    {"forget", "SPEC", "unlearning metrics for class:C | random:P% | indices:FILE", 0},
+    {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
+    {"reference", "FILE", "Retrain checkpoint: report gaps and Avg. Gap", 0},
+    {"seed", "N", "seed of the MIA shadow set (default 0)", 0},
+    {"json", "FILE", "also write the results as JSON", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static cJSON *metrics_json(const lethe_metrics *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "UA", m->ua);
+    cJSON_AddNumberToObject(o, "RA", m->ra);
+    cJSON_AddNumberToObject(o, "TA", m->ta);
+    if (m->has_ta_forget) cJSON_AddNumberToObject(o, "TA_forget", m->ta_forget);
+    cJSON_AddNumberToObject(o, "MIA", m->mia);
+    return o;
+}
+
+static void print_row(const char *name, const lethe_metrics *m, const lethe_metrics *ref)
+{
+    printf("| %s | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta);
+    if (m->has_ta_forget) printf(" %.2f |", m->ta_forget);
+    printf(" %.2f |", m->mia);
+    if (ref) printf(" %.2f |", lethe_avg_gap(m, ref));
+    printf("\n");
+}
+
+static int write_json(const char *path, cJSON *root)
+{
+    char *text = cJSON_Print(root);
+    if (!text) return cli_error("eval", "out of memory writing JSON");
+    lethe_status st = lethe_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return st == LETHE_OK ? 0 : cli_lib_error("eval", st);
+}
+
+static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
+{
+    lethe_dataset ds = {0};
+    const char *split = cli_str(a, "split", "test");
+    if (strcmp(split, "train") && strcmp(split, "test"))
+        return cli_error("eval", "--split: expected train or test, got '%s'", split);
+    lethe_status st = lethe_dataset_load(&ds, data, cli_str(a, "data-dir", NULL),
+                                         strcmp(split, "train") == 0);
+    if (st != LETHE_OK) return cli_lib_error("eval", st);
+    int rc = 1;
+    int C = ds.nclass;
+    lethe_subset all = {malloc((size_t)ds.n * sizeof(int32_t)), (size_t)ds.n};
+    lethe_subset cls = {malloc((size_t)ds.n * sizeof(int32_t)), 0};
+    cJSON *root = cJSON_CreateObject();
+    if (!all.idx || !cls.idx || !root) {
+        cli_error("eval", "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < ds.n; i++) all.idx[i] = i;
+    double acc;
+    if ((st = lethe_model_reserve(m, 256)) != LETHE_OK ||
+        (st = lethe_eval_accuracy(m, &ds, &all, 256, &acc, NULL)) != LETHE_OK) {
+        cli_lib_error("eval", st);
+        goto done;
+    }
+    cJSON_AddStringToObject(root, "split", split);
+    cJSON_AddNumberToObject(root, "accuracy", acc);
+    printf("| split | images | accuracy |\n|---|---|---|\n| %s | %d | %.2f |\n", split, ds.n, acc);
+    if (cli_flag(a, "per-class")) {
+        cJSON *pc = cJSON_AddArrayToObject(root, "per_class");
+        printf("\n| class | images | accuracy |\n|---|---|---|\n");
+        for (int c = 0; c < C; c++) {
+            cls.n = 0;
+            for (int i = 0; i < ds.n; i++)
+                if (ds.labels[i] == c) cls.idx[cls.n++] = i;
+            double ac = 0;
+            if (cls.n && (st = lethe_eval_accuracy(m, &ds, &cls, 256, &ac, NULL)) != LETHE_OK) {
+                cli_lib_error("eval", st);
+                goto done;
+            }
+            printf("| %d | %zu | %.2f |\n", c, cls.n, ac);
+            cJSON_AddItemToArray(pc, cJSON_CreateNumber(ac));
+        }
+    }
+    const char *json = cli_str(a, "json", NULL);
+    rc = json ? write_json(json, root) : 0;
+done:
+    cJSON_Delete(root);
+    free(all.idx);
+    free(cls.idx);
+    lethe_dataset_free(&ds);
+    return rc;
+}
+
+static int eval_unlearning(const cli_args *a, lethe_model *m, const char *data, uint64_t seed,
+                           uint64_t fseed)
+{
+    cli_split sp;
+    lethe_status st = cli_split_load(&sp, data, cli_str(a, "data-dir", NULL),
+                                     cli_str(a, "forget", NULL), fseed);
+    if (st != LETHE_OK) return cli_lib_error("eval", st);
+    int rc = 1;
+    lethe_model *ref = NULL;
+    cJSON *root = cJSON_CreateObject();
+    lethe_metrics mm, mr;
+    const char *refpath = cli_str(a, "reference", NULL);
+    if ((st = cli_split_metrics(&sp, m, seed, &mm)) != LETHE_OK) goto fail;
+    if (refpath) {
+        lethe_metadata rmd = {0};
+        if ((st = cli_open_model(refpath, &ref, &rmd)) != LETHE_OK) goto fail;
+        if ((st = cli_split_metrics(&sp, ref, seed, &mr)) != LETHE_OK) goto fail;
+    }
+    printf("| model | UA | RA | TA |%s MIA-Eff. |%s\n", mm.has_ta_forget ? " TA (forgotten) |" : "",
+           refpath ? " Avg. Gap |" : "");
+    printf("|---|---|---|---|%s---|%s\n", mm.has_ta_forget ? "---|" : "", refpath ? "---|" : "");
+    print_row(cli_str(a, "model", "model"), &mm, refpath ? &mr : NULL);
+    if (refpath) print_row(refpath, &mr, &mr);
+    cJSON_AddStringToObject(root, "forget", sp.spec_text);
+    cJSON_AddItemToObject(root, "metrics", metrics_json(&mm));
+    if (refpath) {
+        cJSON_AddItemToObject(root, "reference", metrics_json(&mr));
+        cJSON_AddNumberToObject(root, "avg_gap", lethe_avg_gap(&mm, &mr));
+    }
+    const char *json = cli_str(a, "json", NULL);
+    rc = json ? write_json(json, root) : 0;
+    goto done;
+fail:
+    rc = cli_lib_error("eval", st);
+done:
+    cJSON_Delete(root);
+    lethe_model_free(ref);
+    cli_split_free(&sp);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    cli_args a;
+    int r = cli_parse(&a, "eval", "--model FILE [options]", opts, argc, argv);
+    if (r) return r == 1 ? 0 : 2;
+    const char *path = cli_str(&a, "model", NULL);
+    if (!path) return cli_error("eval", "--model FILE is required");
+    long seed, fseed;
+    if (cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
+        cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed))
+        return 2;
+    const char *json = cli_str(&a, "json", NULL);
+    if (json && cli_check_writable("eval", json)) return 1;
+    lethe_model *m;
+    lethe_metadata md = {0};
+    lethe_status st = cli_open_model(path, &m, &md);
+    if (st != LETHE_OK) return cli_lib_error("eval", st);
+    const char *data = cli_str(&a, "data", lethe_meta_get(&md, "dataset"));
+    if (!data) data = "fmnist";
+    int rc = cli_str(&a, "forget", NULL)
+                 ? eval_unlearning(&a, m, data, (uint64_t)seed, (uint64_t)fseed)
+                 : eval_accuracy(&a, m, data);
+    lethe_model_free(m);
+    return rc;
+}

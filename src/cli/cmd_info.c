@@ -1,0 +1,39 @@
+/* lethe info: a checkpoint's metadata and tensor table. */
+#include <math.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const cli_opt opts[] = {{NULL, NULL, NULL, 0}};
+
+int cmd_info(int argc, char **argv)
+{
+    cli_args a;
+    int r = cli_parse(&a, "info", "MODEL.safetensors", opts, argc, argv);
+    if (r) return r == 1 ? 0 : 2;
+    if (a.npos != 1) return cli_error("info", "expected one checkpoint file");
+    lethe_model *m;
+    lethe_metadata md = {0};
+    lethe_status st = cli_open_model(a.pos[0], &m, &md);
+    if (st != LETHE_OK) return cli_lib_error("info", st);
+    printf("%s\n\nmetadata:\n", a.pos[0]);
+    for (int i = 0; i < md.n; i++) printf("  %-18s %s\n", md.kv[i].key, md.kv[i].value);
+    size_t n, nb;
+    lethe_model_theta(m, &n);
+    lethe_model_buffers(m, &nb);
+    printf("\ntensors (%zu parameters, %zu buffer values):\n", n, nb);
+    for (int i = 0; i < lethe_model_ntensors(m); i++) {
+        const lethe_tensor *t = lethe_model_tensor(m, i);
+        char shape[64] = "";
+        int k = 0;
+        for (int d = 0; d < t->ndim; d++)
+            k += snprintf(shape + k, sizeof shape - (size_t)k, "%s%d", d ? ", " : "", t->shape[d]);
+        double s2 = 0;
+        for (size_t j = 0; j < t->numel; j++) s2 += (double)t->data[j] * t->data[j];
+        printf("  %-36s [%s]%*s %s  rms %.4g\n", t->name, shape, (int)(18 - strlen(shape)), "",
+               t->trainable ? "param " : (t->is_int64 ? "int64 " : "buffer"),
+               t->numel ? sqrt(s2 / (double)t->numel) : 0.0);
+    }
+    lethe_model_free(m);
+    return 0;
+}

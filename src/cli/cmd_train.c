@@ -1,0 +1,169 @@
+/* lethe train: the original model, or Retrain with --forget (the same
+ * recipe on the retained part only). */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const cli_opt opts[] = {
+    {"arch", "NAME", "mlp | cnn | resnet8 (default cnn)", 0},
+    {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist)", 0},
+    {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist)", 0},
+    {"epochs", "N", "epochs (default 8)", 0},
+    {"batch", "N", "batch size (default 128)", 0},
+    {"lr", "X", "learning rate (default 0.05)", 0},
+    {"schedule", "NAME", "cosine | constant | step (default cosine)", 0},
+    {"optimizer", "NAME", "sgd | adamw (default sgd)", 0},
+    {"momentum", "X", "SGD momentum (default 0.9)", 0},
+    {"wd", "X", "weight decay (default 5e-4)", 0},
+    {"nesterov", NULL, "Nesterov momentum", 1},
+    {"seed", "N", "seed of weights and data order (default 0)", 0},
+    {"forget", "SPEC", "train on the retained part only: class:0 | random:10% | indices:FILE", 0},
+    {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
+    {"out", "FILE", "checkpoint to write (.safetensors)", 0},
+    {"quiet", NULL, "no progress on stderr", 1},
+    {NULL, NULL, NULL, 0},
+};
+
+int cmd_train(int argc, char **argv)
+{
+    cli_args a;
+    int r = cli_parse(&a, "train", "--out FILE [options]", opts, argc, argv);
+    if (r) return r == 1 ? 0 : 2;
+    const char *out = cli_str(&a, "out", NULL);
+    if (!out) return cli_error("train", "--out FILE is required");
+    lethe_train_config cfg;
+    lethe_train_config_default(&cfg);
+    long epochs, batch, seed, fseed;
+    double lr, mom, wd;
+    if (cli_int(&a, "epochs", cfg.epochs, 1, 10000, &epochs) ||
+        cli_int(&a, "batch", cfg.batch, 1, 4096, &batch) ||
+        cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
+        cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed) ||
+        cli_float(&a, "lr", cfg.lr, 1e-12, 100, &lr) ||
+        cli_float(&a, "momentum", cfg.momentum, 0, 0.9999, &mom) ||
+        cli_float(&a, "wd", cfg.weight_decay, 0, 1, &wd))
+        return 2;
+    cfg.epochs = (int)epochs;
+    cfg.batch = (int)batch;
+    cfg.seed = (uint64_t)seed;
+    cfg.lr = (float)lr;
+    cfg.momentum = (float)mom;
+    cfg.weight_decay = (float)wd;
+    cfg.nesterov = cli_flag(&a, "nesterov");
+    lethe_schedule sch;
+    if (lethe_schedule_parse(&sch, cli_str(&a, "schedule", "cosine")) != LETHE_OK)
+        return cli_lib_error("train", LETHE_ERR_ARG);
+    cfg.schedule = sch.kind;
+    const char *optn = cli_str(&a, "optimizer", "sgd");
+    if (strcmp(optn, "sgd") == 0) cfg.optimizer = LETHE_OPT_SGD;
+    else if (strcmp(optn, "adamw") == 0) cfg.optimizer = LETHE_OPT_ADAMW;
+    else return cli_error("train", "--optimizer: unknown '%s' (sgd, adamw)", optn);
+    const char *arch = cli_str(&a, "arch", "cnn");
+    const char *data = cli_str(&a, "data", "fmnist");
+    const char *fspec = cli_str(&a, "forget", NULL);
+    lethe_forget_spec spec;
+    if (fspec && lethe_forget_parse(&spec, fspec) != LETHE_OK)
+        return cli_lib_error("train", LETHE_ERR_ARG);
+    if (cli_check_writable("train", out)) return 1;
+
+    int rc = 1;
+    lethe_dataset train = {0}, test = {0};
+    lethe_model *m = NULL;
+    lethe_subset all = {0}, forget = {0}, retain = {0}, tf = {0}, tr = {0};
+    lethe_status st = cli_load_data(data, cli_str(&a, "data-dir", NULL), &train, &test);
+    if (st != LETHE_OK) return cli_lib_error("train", st);
+    if ((st = lethe_model_create(&m, arch, train.c, train.h, train.w, train.nclass)) != LETHE_OK)
+        goto fail;
+    const lethe_subset *sub;
+    if (fspec) {
+        if ((st = lethe_forget_split(&spec, &train, (uint64_t)fseed, &forget, &retain)) != LETHE_OK)
+            goto fail;
+        sub = &retain;
+    } else {
+        all.n = (size_t)train.n;
+        all.idx = malloc(all.n * sizeof(int32_t));
+        if (!all.idx) {
+            st = lethe_fail(LETHE_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < all.n; i++) all.idx[i] = (int32_t)i;
+        sub = &all;
+    }
+    size_t n;
+    lethe_model_theta(m, &n);
+    fprintf(stderr, "training %s (%zu parameters) on %s: %zu images, %d epochs, batch %d, "
+            "lr %g %s, seed %lu\n", arch, n, train.name, sub->n, cfg.epochs, cfg.batch,
+            (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (unsigned long)seed);
+    cli_progress prog;
+    cli_progress_init(&prog, "train");
+    double t0 = cli_now();
+    st = lethe_train(m, &train, sub, &cfg, cli_flag(&a, "quiet") ? NULL : cli_progress_cb, &prog);
+    if (!cli_flag(&a, "quiet")) cli_progress_done(&prog);
+    if (st != LETHE_OK) goto fail;
+    double secs = cli_now() - t0;
+
+    /* Test accuracy: for Retrain on classes, the retained classes' test images. */
+    if (fspec) {
+        if ((st = lethe_forget_split_test(&spec, &test, &tf, &tr)) != LETHE_OK) goto fail;
+    } else {
+        tr.n = (size_t)test.n;
+        tr.idx = malloc(tr.n * sizeof(int32_t));
+        if (!tr.idx) {
+            st = lethe_fail(LETHE_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < tr.n; i++) tr.idx[i] = (int32_t)i;
+    }
+    double acc_test, acc_train;
+    if ((st = lethe_model_reserve(m, 256)) != LETHE_OK ||
+        (st = lethe_eval_accuracy(m, &test, &tr, 256, &acc_test, NULL)) != LETHE_OK ||
+        (st = lethe_eval_accuracy(m, &train, sub, 256, &acc_train, NULL)) != LETHE_OK)
+        goto fail;
+
+    lethe_metadata md = {0};
+    char buf[512];
+    lethe_meta_set(&md, "format", "lethe");
+    lethe_meta_set(&md, "version", LETHE_VERSION);
+    lethe_meta_set(&md, "arch", arch);
+    snprintf(buf, sizeof buf, "%d,%d,%d", train.c, train.h, train.w);
+    lethe_meta_set(&md, "in_shape", buf);
+    snprintf(buf, sizeof buf, "%d", train.nclass);
+    lethe_meta_set(&md, "nclass", buf);
+    lethe_meta_set(&md, "dataset", train.name);
+    snprintf(buf, sizeof buf, "%s lr=%g schedule=%s momentum=%g wd=%g nesterov=%d epochs=%d batch=%d",
+             optn, (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (double)cfg.momentum,
+             (double)cfg.weight_decay, cfg.nesterov, cfg.epochs, cfg.batch);
+    lethe_meta_set(&md, "recipe", buf);
+    snprintf(buf, sizeof buf, "%lu", (unsigned long)seed);
+    lethe_meta_set(&md, "seed", buf);
+    if (fspec) {
+        lethe_forget_to_string(&spec, buf, sizeof buf);
+        lethe_meta_set(&md, "trained_without", buf);
+    }
+    snprintf(buf, sizeof buf, "%.2f", acc_test);
+    lethe_meta_set(&md, "test_accuracy", buf);
+    if ((st = lethe_checkpoint_save(m, &md, out)) != LETHE_OK) goto fail;
+
+    printf("| arch | data | images | epochs | train acc | test acc | time (s) |\n");
+    printf("|---|---|---|---|---|---|---|\n");
+    printf("| %s | %s | %zu | %d | %.2f | %.2f | %.1f |\n", arch, train.name, sub->n,
+           cfg.epochs, acc_train, acc_test, secs);
+    fprintf(stderr, "wrote %s\n", out);
+    rc = 0;
+    goto done;
+fail:
+    rc = cli_lib_error("train", st);
+done:
+    lethe_subset_free(&all);
+    lethe_subset_free(&forget);
+    lethe_subset_free(&retain);
+    lethe_subset_free(&tf);
+    lethe_subset_free(&tr);
+    lethe_model_free(m);
+    lethe_dataset_free(&train);
+    lethe_dataset_free(&test);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/* lethe: the command line. Subcommands live one per file (cmd_*.c). */
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *help;
+} commands[] = {
+    {"train", cmd_train, "train a model (or Retrain without a forget set)"},
+    {"eval", cmd_eval, "accuracy, or the unlearning metrics of a model"},
+    {"info", cmd_info, "show a checkpoint's metadata and tensors"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "lethe %s — machine unlearning in C\n\nusage: lethe COMMAND [options]\n\n"
+            "commands:\n", LETHE_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'lethe COMMAND --help' shows a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("lethe %s\n", LETHE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "lethe: unknown command '%s' (see lethe --help)\n", argv[1]);
+    return 2;
+}

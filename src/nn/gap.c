@@ -1,0 +1,30 @@
+/* Global average pooling: one mean per (sample, channel) plane. */
+#include "nn/layers.h"
+
+/* in (N, C, HW) → out (N, C). */
+void nn_gap_forward(float *out, const float *in, int n, int c, int hw)
+{
+    const int planes = n * c;
+    const float inv = hw > 0 ? 1.0f / (float)hw : 0.0f;
+#pragma omp parallel for schedule(static) if ((long)planes * hw > 65536)
+    for (int pl = 0; pl < planes; pl++) {
+        const float *x = in + (size_t)pl * hw;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < hw; j++) sum += x[j];
+        out[pl] = sum * inv;
+    }
+}
+
+/* din (N, C, HW) += dout (N, C) / HW. */
+void nn_gap_backward(float *din, const float *dout, int n, int c, int hw)
+{
+    const int planes = n * c;
+    const float inv = hw > 0 ? 1.0f / (float)hw : 0.0f;
+#pragma omp parallel for schedule(static) if ((long)planes * hw > 65536)
+    for (int pl = 0; pl < planes; pl++) {
+        float *d = din + (size_t)pl * hw;
+        const float g = dout[pl] * inv;
+        for (int j = 0; j < hw; j++) d[j] += g;
+    }
+}

@@ -1,0 +1,548 @@
+/*
+ * The model graph: registration of tensors and nodes, one flat θ, and the
+ * forward and (grouped) backward passes that walk the node list.
+ */
+#include "nn/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BN_MOMENTUM 0.1f
+#define BN_EPS 1e-5f
+
+void lethe_groups_one(lethe_groups *g, int n)
+{
+    memset(g, 0, sizeof *g);
+    g->n = 1;
+    g->start[1] = n;
+}
+
+void lethe_groups_two(lethe_groups *g, int n0, int n1)
+{
+    memset(g, 0, sizeof *g);
+    g->n = 2;
+    g->start[1] = n0;
+    g->start[2] = n0 + n1;
+}
+
+/* ------------------------------------------------------------ building */
+
+/* Register a tensor; offsets into θ or the buffers are assigned in order,
+ * data pointers once the model knows its size. */
+static int add_tensor(lethe_model *m, const char *name, int ndim, const int *shape,
+                      int trainable, int is_int64)
+{
+    if (m->ntensors >= NN_MAX_TENSORS) return -1;
+    int i = m->ntensors++;
+    lethe_tensor *t = &m->tensors[i];
+    snprintf(m->names[i], NN_NAME_LEN, "%s", name);
+    t->name = m->names[i];
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = shape[d];
+        t->numel *= (size_t)shape[d];
+    }
+    t->trainable = trainable;
+    t->is_int64 = is_int64;
+    if (trainable) {
+        t->offset = m->n;
+        m->n += t->numel;
+    } else {
+        t->offset = m->nbuf;
+        m->nbuf += t->numel;
+    }
+    return i;
+}
+
+static int add_tensor_named(lethe_model *m, const char *prefix, const char *suffix,
+                            int ndim, const int *shape, int trainable, int is_int64)
+{
+    char name[NN_NAME_LEN];
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    return add_tensor(m, name, ndim, shape, trainable, is_int64);
+}
+
+static int add_node(lethe_model *m, nn_op op, int in0, int c, int h, int w)
+{
+    if (m->nnodes >= NN_MAX_NODES) return -1;
+    int i = m->nnodes++;
+    nn_node *nd = &m->nodes[i];
+    memset(nd, 0, sizeof *nd);
+    nd->op = op;
+    nd->in0 = in0;
+    nd->in1 = -1;
+    nd->c = c;
+    nd->h = h;
+    nd->w = w;
+    nd->size = (size_t)c * h * w;
+    nd->t_w = nd->t_b = nd->t_rm = nd->t_rv = nd->t_nb = -1;
+    return i;
+}
+
+int nn_add_input(lethe_model *m)
+{
+    return add_node(m, NN_INPUT, -1, m->in_c, m->in_h, m->in_w);
+}
+
+int nn_add_conv(lethe_model *m, const char *name, int in, int oc, int k,
+                int stride, int pad, int bias)
+{
+    if (in < 0) return -1;
+    const nn_node *src = &m->nodes[in];
+    int oh = (src->h + 2 * pad - k) / stride + 1;
+    int ow = (src->w + 2 * pad - k) / stride + 1;
+    int i = add_node(m, NN_CONV, in, oc, oh, ow);
+    if (i < 0) return -1;
+    nn_node *nd = &m->nodes[i];
+    nd->k = k;
+    nd->stride = stride;
+    nd->pad = pad;
+    int ws[4] = {oc, src->c, k, k}, bs[1] = {oc};
+    nd->t_w = add_tensor_named(m, name, "weight", 4, ws, 1, 0);
+    if (bias) nd->t_b = add_tensor_named(m, name, "bias", 1, bs, 1, 0);
+    return (nd->t_w < 0 || (bias && nd->t_b < 0)) ? -1 : i;
+}
+
+int nn_add_linear(lethe_model *m, const char *name, int in, int out_f)
+{
+    if (in < 0) return -1;
+    int in_f = (int)m->nodes[in].size;
+    int i = add_node(m, NN_LINEAR, in, out_f, 1, 1);
+    if (i < 0) return -1;
+    nn_node *nd = &m->nodes[i];
+    int ws[2] = {out_f, in_f}, bs[1] = {out_f};
+    nd->t_w = add_tensor_named(m, name, "weight", 2, ws, 1, 0);
+    nd->t_b = add_tensor_named(m, name, "bias", 1, bs, 1, 0);
+    return (nd->t_w < 0 || nd->t_b < 0) ? -1 : i;
+}
+
+int nn_add_relu(lethe_model *m, int in)
+{
+    if (in < 0) return -1;
+    const nn_node *s = &m->nodes[in];
+    return add_node(m, NN_RELU, in, s->c, s->h, s->w);
+}
+
+int nn_add_maxpool(lethe_model *m, int in, int k, int stride)
+{
+    if (in < 0) return -1;
+    const nn_node *s = &m->nodes[in];
+    int i = add_node(m, NN_MAXPOOL, in, s->c, (s->h - k) / stride + 1, (s->w - k) / stride + 1);
+    if (i >= 0) {
+        m->nodes[i].k = k;
+        m->nodes[i].stride = stride;
+    }
+    return i;
+}
+
+int nn_add_gap(lethe_model *m, int in)
+{
+    if (in < 0) return -1;
+    return add_node(m, NN_GAP, in, m->nodes[in].c, 1, 1);
+}
+
+int nn_add_bn(lethe_model *m, const char *name, int in)
+{
+    if (in < 0) return -1;
+    const nn_node *s = &m->nodes[in];
+    int i = add_node(m, NN_BN, in, s->c, s->h, s->w);
+    if (i < 0) return -1;
+    nn_node *nd = &m->nodes[i];
+    int cs[1] = {s->c};
+    nd->t_w = add_tensor_named(m, name, "weight", 1, cs, 1, 0);
+    nd->t_b = add_tensor_named(m, name, "bias", 1, cs, 1, 0);
+    nd->t_rm = add_tensor_named(m, name, "running_mean", 1, cs, 0, 0);
+    nd->t_rv = add_tensor_named(m, name, "running_var", 1, cs, 0, 0);
+    nd->t_nb = add_tensor_named(m, name, "num_batches_tracked", 0, cs, 0, 1);
+    return (nd->t_w < 0 || nd->t_b < 0 || nd->t_rm < 0 || nd->t_rv < 0 || nd->t_nb < 0)
+               ? -1 : i;
+}
+
+int nn_add_sum(lethe_model *m, int a, int b)
+{
+    if (a < 0 || b < 0) return -1;
+    const nn_node *s = &m->nodes[a];
+    if (s->size != m->nodes[b].size) return -1;
+    int i = add_node(m, NN_ADD, a, s->c, s->h, s->w);
+    if (i >= 0) m->nodes[i].in1 = b;
+    return i;
+}
+
+/* ------------------------------------------------------------- create */
+
+static const struct {
+    const char *name;
+    lethe_status (*build)(lethe_model *);
+} arch_table[] = {
+    {"mlp", nn_build_mlp},
+    {"cnn", nn_build_cnn},
+    {"resnet8", nn_build_resnet8},
+};
+
+lethe_status lethe_model_create(lethe_model **out, const char *arch,
+                                int in_c, int in_h, int in_w, int nclass)
+{
+    *out = NULL;
+    lethe_status (*build)(lethe_model *) = NULL;
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (strcmp(arch, arch_table[i].name) == 0) build = arch_table[i].build;
+    if (!build)
+        return lethe_fail(LETHE_ERR_NOTFOUND,
+                          "unknown architecture '%s' (known: mlp, cnn, resnet8)", arch);
+    if (in_c < 1 || in_c > 3 || in_h < 8 || in_h > 256 || in_w < 8 || in_w > 256 ||
+        nclass < 2 || nclass > 1000)
+        return lethe_fail(LETHE_ERR_ARG, "bad input shape %dx%dx%d or class count %d",
+                          in_c, in_h, in_w, nclass);
+    lethe_model *m = calloc(1, sizeof *m);
+    if (!m) return lethe_fail(LETHE_ERR_NOMEM, "out of memory creating model");
+    snprintf(m->arch, sizeof m->arch, "%s", arch);
+    m->in_c = in_c;
+    m->in_h = in_h;
+    m->in_w = in_w;
+    m->nclass = nclass;
+    lethe_status st = build(m);
+    if (st != LETHE_OK) {
+        free(m);
+        return st;
+    }
+    m->theta = calloc(m->n, sizeof(float));
+    m->grad = calloc(m->n, sizeof(float));
+    m->buffers = calloc(m->nbuf ? m->nbuf : 1, sizeof(float));
+    if (!m->theta || !m->grad || !m->buffers) {
+        size_t n = m->n;
+        lethe_model_free(m);
+        return lethe_fail(LETHE_ERR_NOMEM, "out of memory for %zu parameters", n);
+    }
+    for (int i = 0; i < m->ntensors; i++) {
+        lethe_tensor *t = &m->tensors[i];
+        t->data = (t->trainable ? m->theta : m->buffers) + t->offset;
+    }
+    *out = m;
+    return LETHE_OK;
+}
+
+void lethe_model_free(lethe_model *m)
+{
+    if (!m) return;
+    free(m->theta);
+    free(m->grad);
+    free(m->buffers);
+    free(m->arena);
+    free(m->ws);
+    free(m);
+}
+
+const char *lethe_model_arch(const lethe_model *m) { return m->arch; }
+int lethe_model_nclass(const lethe_model *m) { return m->nclass; }
+int lethe_model_ntensors(const lethe_model *m) { return m->ntensors; }
+
+const lethe_tensor *lethe_model_tensor(const lethe_model *m, int i)
+{
+    return (i >= 0 && i < m->ntensors) ? &m->tensors[i] : NULL;
+}
+
+const lethe_tensor *lethe_model_find(const lethe_model *m, const char *name)
+{
+    for (int i = 0; i < m->ntensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
+    return NULL;
+}
+
+float *lethe_model_theta(lethe_model *m, size_t *n)
+{
+    if (n) *n = m->n;
+    return m->theta;
+}
+
+float *lethe_model_grad(lethe_model *m, size_t *n)
+{
+    if (n) *n = m->n;
+    return m->grad;
+}
+
+float *lethe_model_buffers(lethe_model *m, size_t *n)
+{
+    if (n) *n = m->nbuf;
+    return m->buffers;
+}
+
+static nn_conv_shape conv_shape(const lethe_model *m, const nn_node *nd, int n)
+{
+    nn_conv_shape s;
+    const nn_node *src = &m->nodes[nd->in0];
+    nn_conv_shape_set(&s, n, src->c, src->h, src->w, nd->c, nd->k, nd->stride, nd->pad);
+    return s;
+}
+
+lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
+{
+    if (max_batch < 1 || max_batch > 65536)
+        return lethe_fail(LETHE_ERR_ARG, "batch size %d out of range", max_batch);
+    if (max_batch <= m->max_batch) return LETHE_OK;
+    size_t total = 0, ws = 0;
+    size_t N = (size_t)max_batch;
+    for (int i = 0; i < m->nnodes; i++) {
+        const nn_node *nd = &m->nodes[i];
+        if (nd->op == NN_INPUT) continue;
+        total += 2 * N * nd->size;                                  /* out, dout */
+        if (nd->op == NN_MAXPOOL) total += N * nd->size;            /* arg */
+        if (nd->op == NN_BN) total += N * nd->size + LETHE_MAX_GROUPS * nd->c;
+        if (nd->op == NN_CONV) {
+            nn_conv_shape s = conv_shape(m, nd, max_batch);
+            size_t w = nn_conv2d_workspace(&s);
+            if (w > ws) ws = w;
+        }
+    }
+    float *arena = malloc(total * sizeof(float));
+    float *wsp = malloc((ws ? ws : 1) * sizeof(float));
+    if (!arena || !wsp) {
+        free(arena);
+        free(wsp);
+        return lethe_fail(LETHE_ERR_NOMEM, "out of memory for activations of batch %d",
+                          max_batch);
+    }
+    free(m->arena);
+    free(m->ws);
+    m->arena = arena;
+    m->ws = wsp;
+    m->ws_size = ws;
+    float *p = arena;
+    for (int i = 0; i < m->nnodes; i++) {
+        nn_node *nd = &m->nodes[i];
+        if (nd->op == NN_INPUT) continue;
+        nd->out = p; p += N * nd->size;
+        nd->dout = p; p += N * nd->size;
+        if (nd->op == NN_MAXPOOL) { nd->arg = (int32_t *)p; p += N * nd->size; }
+        if (nd->op == NN_BN) {
+            nd->xhat = p; p += N * nd->size;
+            nd->istd = p; p += LETHE_MAX_GROUPS * nd->c;
+        }
+    }
+    m->max_batch = max_batch;
+    return LETHE_OK;
+}
+
+/* PyTorch's defaults: weights kaiming-uniform with a = √5, i.e. U(±1/√fan_in),
+ * biases U(±1/√fan_in); batch norm γ = 1, β = 0, running var 1. */
+void lethe_model_init(lethe_model *m, lethe_rng *rng)
+{
+    for (int i = 0; i < m->nnodes; i++) {
+        const nn_node *nd = &m->nodes[i];
+        if (nd->op == NN_CONV || nd->op == NN_LINEAR) {
+            lethe_tensor *w = &m->tensors[nd->t_w];
+            size_t fan_in = w->numel / (size_t)w->shape[0];
+            float bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t j = 0; j < w->numel; j++)
+                w->data[j] = bound * (2.0f * lethe_rng_uniform(rng) - 1.0f);
+            if (nd->t_b >= 0) {
+                lethe_tensor *b = &m->tensors[nd->t_b];
+                for (size_t j = 0; j < b->numel; j++)
+                    b->data[j] = bound * (2.0f * lethe_rng_uniform(rng) - 1.0f);
+            }
+        } else if (nd->op == NN_BN) {
+            for (int j = 0; j < nd->c; j++) {
+                m->tensors[nd->t_w].data[j] = 1.0f;
+                m->tensors[nd->t_b].data[j] = 0.0f;
+                m->tensors[nd->t_rm].data[j] = 0.0f;
+                m->tensors[nd->t_rv].data[j] = 1.0f;
+            }
+            m->tensors[nd->t_nb].data[0] = 0.0f;
+        }
+    }
+}
+
+lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src)
+{
+    if (strcmp(dst->arch, src->arch) != 0 || dst->n != src->n || dst->nbuf != src->nbuf)
+        return lethe_fail(LETHE_ERR_MISMATCH, "cannot copy a %s model into a %s model",
+                          src->arch, dst->arch);
+    memcpy(dst->theta, src->theta, src->n * sizeof(float));
+    memcpy(dst->buffers, src->buffers, src->nbuf * sizeof(float));
+    return LETHE_OK;
+}
+
+double lethe_model_flops(const lethe_model *m)
+{
+    double f = 0.0;
+    for (int i = 0; i < m->nnodes; i++) {
+        const nn_node *nd = &m->nodes[i];
+        if (nd->op == NN_CONV || nd->op == NN_LINEAR)
+            f += 2.0 * (double)m->tensors[nd->t_w].numel * nd->h * nd->w;
+    }
+    return f;
+}
+
+/* ------------------------------------------------------------ forward */
+
+static const float *node_out(const lethe_model *m, int i)
+{
+    return m->nodes[i].op == NN_INPUT ? m->input : m->nodes[i].out;
+}
+
+static float *tdata(lethe_model *m, int t) { return t >= 0 ? m->tensors[t].data : NULL; }
+
+static lethe_status check_groups(const lethe_model *m, const lethe_groups *g, int n)
+{
+    if (n < 1 || n > m->max_batch)
+        return lethe_fail(LETHE_ERR_ARG, "batch of %d samples, model reserved for %d",
+                          n, m->max_batch);
+    if (g->n < 1 || g->n > LETHE_MAX_GROUPS || g->start[0] != 0 || g->start[g->n] != n)
+        return lethe_fail(LETHE_ERR_ARG, "sample groups do not cover the batch of %d", n);
+    for (int k = 0; k < g->n; k++)
+        if (g->start[k + 1] < g->start[k])
+            return lethe_fail(LETHE_ERR_ARG, "sample group %d has negative size", k);
+    return LETHE_OK;
+}
+
+lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
+                                 const lethe_groups *g, lethe_bn_mode mode,
+                                 const float **logits)
+{
+    lethe_groups one;
+    if (!g) {
+        lethe_groups_one(&one, n);
+        g = &one;
+    }
+    lethe_status st = check_groups(m, g, n);
+    if (st != LETHE_OK) return st;
+    m->input = x;
+    m->last_n = n;
+    m->last_groups = *g;
+    m->last_mode = mode;
+    for (int i = 0; i < m->nnodes; i++) {
+        nn_node *nd = &m->nodes[i];
+        const float *in = nd->in0 >= 0 ? node_out(m, nd->in0) : NULL;
+        size_t len = (size_t)n * nd->size;
+        switch (nd->op) {
+        case NN_INPUT:
+            break;
+        case NN_CONV: {
+            nn_conv_shape s = conv_shape(m, nd, n);
+            nn_conv2d_forward(nd->out, in, tdata(m, nd->t_w), tdata(m, nd->t_b), &s, m->ws);
+            break;
+        }
+        case NN_LINEAR:
+            nn_linear_forward(nd->out, in, tdata(m, nd->t_w), tdata(m, nd->t_b), n,
+                              (int)m->nodes[nd->in0].size, nd->c);
+            break;
+        case NN_RELU:
+            nn_relu_forward(nd->out, in, len);
+            break;
+        case NN_MAXPOOL: {
+            const nn_node *s = &m->nodes[nd->in0];
+            nn_maxpool_forward(nd->out, nd->arg, in, n, s->c, s->h, s->w, nd->k, nd->stride);
+            break;
+        }
+        case NN_GAP: {
+            const nn_node *s = &m->nodes[nd->in0];
+            nn_gap_forward(nd->out, in, n, s->c, s->h * s->w);
+            break;
+        }
+        case NN_BN: {
+            nn_batchnorm_forward(nd->out, nd->xhat, nd->istd, in, tdata(m, nd->t_w),
+                                 tdata(m, nd->t_b), tdata(m, nd->t_rm), tdata(m, nd->t_rv),
+                                 n, nd->c, nd->h * nd->w, g, mode, BN_MOMENTUM, BN_EPS);
+            if (mode == LETHE_BN_TRAIN) tdata(m, nd->t_nb)[0] += (float)g->n;
+            break;
+        }
+        case NN_ADD:
+            nn_add_forward(nd->out, in, node_out(m, nd->in1), len);
+            break;
+        }
+    }
+    *logits = m->nodes[m->nnodes - 1].out;
+    return LETHE_OK;
+}
+
+/* ----------------------------------------------------------- backward */
+
+/* The gradient buffer of node i for this backward, zeroed on first use
+ * (a node read by two others, as in a residual block, gets both shares).
+ * NULL for the input node: nobody needs ∂L/∂x. */
+static float *grad_of(lethe_model *m, int i, int n)
+{
+    nn_node *nd = &m->nodes[i];
+    if (nd->op == NN_INPUT) return NULL;
+    if (!nd->dirty) {
+        memset(nd->dout, 0, (size_t)n * nd->size * sizeof(float));
+        nd->dirty = 1;
+    }
+    return nd->dout;
+}
+
+lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
+                                  const lethe_groups *g, float *const grads[])
+{
+    int n = m->last_n;
+    lethe_groups one;
+    if (!g) {
+        lethe_groups_one(&one, n);
+        g = &one;
+    }
+    lethe_status st = check_groups(m, g, n);
+    if (st != LETHE_OK) return st;
+    /* Batch norm's backward needs the groups its forward normalised by. */
+    if (g->n != m->last_groups.n ||
+        memcmp(g->start, m->last_groups.start, sizeof(int) * (size_t)(g->n + 1)) != 0)
+        return lethe_fail(LETHE_ERR_ARG, "backward sample groups differ from the forward's");
+    for (int i = 0; i < m->nnodes; i++) m->nodes[i].dirty = 0;
+    nn_node *last = &m->nodes[m->nnodes - 1];
+    memcpy(last->dout, dlogits, (size_t)n * last->size * sizeof(float));
+    last->dirty = 1;
+
+    float *dw[LETHE_MAX_GROUPS], *db[LETHE_MAX_GROUPS];
+    for (int i = m->nnodes - 1; i > 0; i--) {
+        nn_node *nd = &m->nodes[i];
+        if (!nd->dirty) continue;           /* no gradient reaches this node */
+        const float *in = node_out(m, nd->in0);
+        size_t len = (size_t)n * nd->size;
+        for (int k = 0; k < g->n; k++) {
+            dw[k] = (grads[k] && nd->t_w >= 0) ? grads[k] + m->tensors[nd->t_w].offset : NULL;
+            db[k] = (grads[k] && nd->t_b >= 0) ? grads[k] + m->tensors[nd->t_b].offset : NULL;
+        }
+        switch (nd->op) {
+        case NN_INPUT:
+            break;
+        case NN_CONV: {
+            nn_conv_shape s = conv_shape(m, nd, n);
+            nn_conv2d_backward(grad_of(m, nd->in0, n), dw, db, nd->dout, in,
+                               tdata(m, nd->t_w), &s, g, m->ws);
+            break;
+        }
+        case NN_LINEAR:
+            nn_linear_backward(grad_of(m, nd->in0, n), dw, db, nd->dout, in,
+                               tdata(m, nd->t_w), g, (int)m->nodes[nd->in0].size, nd->c);
+            break;
+        case NN_RELU: {
+            float *din = grad_of(m, nd->in0, n);
+            if (din) nn_relu_backward(din, nd->dout, nd->out, len);
+            break;
+        }
+        case NN_MAXPOOL: {
+            const nn_node *s = &m->nodes[nd->in0];
+            float *din = grad_of(m, nd->in0, n);
+            if (din) nn_maxpool_backward(din, nd->dout, nd->arg, n, s->c, s->h, s->w,
+                                         nd->h, nd->w);
+            break;
+        }
+        case NN_GAP: {
+            const nn_node *s = &m->nodes[nd->in0];
+            float *din = grad_of(m, nd->in0, n);
+            if (din) nn_gap_backward(din, nd->dout, n, s->c, s->h * s->w);
+            break;
+        }
+        case NN_BN:
+            nn_batchnorm_backward(grad_of(m, nd->in0, n), dw, db, nd->dout, nd->xhat,
+                                  nd->istd, tdata(m, nd->t_w), n, nd->c, nd->h * nd->w,
+                                  g, m->last_mode);
+            break;
+        case NN_ADD:
+            nn_add_backward(grad_of(m, nd->in0, n), grad_of(m, nd->in1, n), nd->dout, len);
+            break;
+        }
+    }
+    return LETHE_OK;
+}

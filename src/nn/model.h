@@ -1,0 +1,84 @@
+/*
+ * The model: a small graph of layer nodes over one flat θ.
+ *
+ * Every trainable tensor is a named view into θ (and its gradient into the
+ * flat gradient vector at the same offset); running statistics live in a
+ * second flat vector of buffers. Tensors are registered in PyTorch
+ * state_dict order, with PyTorch's names and layouts, so checkpoints map
+ * one-to-one. Activations for the largest batch are allocated once by
+ * lethe_model_reserve; the step loop allocates nothing.
+ */
+#ifndef LETHE_NN_MODEL_H
+#define LETHE_NN_MODEL_H
+
+#include "lethe.h"
+#include "nn/layers.h"
+
+#define NN_MAX_TENSORS 64
+#define NN_MAX_NODES 64
+#define NN_NAME_LEN 64
+
+typedef enum {
+    NN_INPUT, NN_CONV, NN_LINEAR, NN_RELU, NN_MAXPOOL, NN_GAP, NN_BN, NN_ADD
+} nn_op;
+
+typedef struct {
+    nn_op op;
+    int in0, in1;               /* input nodes (−1: none); flatten is implicit */
+    int c, h, w;                /* per-sample output shape */
+    size_t size;                /* c·h·w */
+    int t_w, t_b;               /* weight/bias tensors (γ/β for BN), −1 if none */
+    int t_rm, t_rv, t_nb;       /* BN running mean, var, batches tracked */
+    int k, stride, pad;         /* conv and pool geometry */
+    float *out;                 /* (N, c, h, w) */
+    float *dout;                /* (N, c, h, w) */
+    int32_t *arg;               /* max-pool argmax (N, c, h, w) */
+    float *xhat;                /* BN normalised input (N, c, h, w) */
+    float *istd;                /* BN 1/σ per group (G, c) */
+    int dirty;                  /* dout holds gradient of this backward */
+} nn_node;
+
+struct lethe_model {
+    char arch[32];
+    int in_c, in_h, in_w, nclass;
+
+    int ntensors;
+    lethe_tensor tensors[NN_MAX_TENSORS];
+    char names[NN_MAX_TENSORS][NN_NAME_LEN];
+
+    int nnodes;
+    nn_node nodes[NN_MAX_NODES];
+
+    float *theta, *grad;        /* (n) */
+    size_t n;
+    float *buffers;             /* (nbuf) running statistics */
+    size_t nbuf;
+
+    int max_batch;              /* activations sized for this many samples */
+    float *arena;               /* every activation buffer, one allocation */
+    float *ws;                  /* conv scratch, sized for the largest conv */
+    size_t ws_size;
+    const float *input;         /* x of the last forward (not owned) */
+    int last_n;                 /* batch size of the last forward */
+    lethe_groups last_groups;
+    lethe_bn_mode last_mode;
+};
+
+/* Builders used by the architecture files (arch_*.c). Each returns the new
+ * node's index, or −1 when a table is full. */
+int nn_add_input(lethe_model *m);
+int nn_add_conv(lethe_model *m, const char *name, int in, int oc, int k,
+                int stride, int pad, int bias);
+int nn_add_linear(lethe_model *m, const char *name, int in, int out_f);
+int nn_add_relu(lethe_model *m, int in);
+int nn_add_maxpool(lethe_model *m, int in, int k, int stride);
+int nn_add_gap(lethe_model *m, int in);
+int nn_add_bn(lethe_model *m, const char *name, int in);
+int nn_add_sum(lethe_model *m, int a, int b);
+
+/* Architecture constructors (one file each). */
+lethe_status nn_build_mlp(lethe_model *m);
+lethe_status nn_build_cnn(lethe_model *m);
+lethe_status nn_build_resnet8(lethe_model *m);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * EUPMU: implicit gradient surgery (ALGORITHM.md §3).
+ *
+ *     d_t = ∇(ℓ_u + λ_t ℓ_r)(θ_t)            one backward over B_f ∪ B_r
+ *     θ_{t+1} = θ_t − α_t d_t
+ *     δ_t = (ℓ_r(θ_t; B_r) − ℓ_r(θ_{t+1}; B_r)) / α_t + ε_t
+ *     λ_{t+1} = clip(λ_t − β_t δ_t, 0, D)
+ *
+ * The paper's form: ℓ_r(θ_{t+1}; B_r) comes from one extra forward of the
+ * same retaining batch (batch statistics, running averages untouched).
+ * Cost 3F + 2B per step. Known bias (§3.1): B_r was just descended on, so
+ * the "after" loss is low and λ drifts down; see eupmu-lookahead.
+ */
+#include "unlearn/method.h"
+
+static lethe_status eupmu_step(ul_ctx *c, long t, lethe_trace_step *tr)
+{
+    (void)t;
+    lethe_status st;
+    float lam = lethe_igs_weight(&c->igs);
+    ul_draw(c, 1, 1, c->cfg->loss == LETHE_UL_RL);
+    if ((st = ul_forward(c, LETHE_BN_TRAIN)) != LETHE_OK) return st;
+    ul_clear_dlogits(c);
+    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
+    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
+    tr->lambda = lam;
+    if ((st = ul_backward(c, c->grad, c->grad)) != LETHE_OK) return st;
+    ul_apply(c, c->grad);
+    float after;
+    if ((st = ul_eval_loss(c, c->nf, c->nr, &after)) != LETHE_OK) return st;
+    tr->loss_r_after = after;
+    if ((st = lethe_igs_observe(&c->igs, tr->loss_r_before, after, c->lr)) != LETHE_OK) return st;
+    tr->delta = c->igs.last_delta;
+    return LETHE_OK;
+}
+
+const ul_method ul_eupmu = {
+    .name = "eupmu",
+    .summary = "implicit gradient surgery, λ from an extra forward of B_r (§3)",
+    .uses_forget = 1,
+    .uses_retain = 1,
+    .step = eupmu_step,
+};

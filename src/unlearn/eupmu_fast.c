@@ -1,0 +1,63 @@
+/*
+ * EUPMU-fast (ALGORITHM.md §3, step 4): as EUPMU, with no extra forward.
+ * ℓ_r(θ_{t+1}) is read from the next step's own forward on the next
+ * retaining batch B_r', so δ_t = (ℓ_r(θ_t; B_r) − ℓ_r(θ_{t+1}; B_r'))/α_t + ε_t
+ * (unbiased, noisier) and λ_{t+1} is ready just before step t+1's backward.
+ * Cost 2F + 2B per step.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "unlearn/method.h"
+
+typedef struct { float prev_before, prev_lr; int have_prev; } fast_state;
+
+static lethe_status fast_init(ul_ctx *c)
+{
+    c->state = calloc(1, sizeof(fast_state));
+    return c->state ? LETHE_OK : lethe_fail(LETHE_ERR_NOMEM, "out of memory");
+}
+
+static void fast_finish(ul_ctx *c)
+{
+    free(c->state);
+    c->state = NULL;
+}
+
+static lethe_status fast_step(ul_ctx *c, long t, lethe_trace_step *tr)
+{
+    fast_state *s = c->state;
+    lethe_status st;
+    ul_draw(c, 1, 1, c->cfg->loss == LETHE_UL_RL);
+    if ((st = ul_forward(c, LETHE_BN_TRAIN)) != LETHE_OK) return st;
+    ul_clear_dlogits(c);
+    /* ℓ_r(θ_t; B_r) first (loss only), to close the previous step's update. */
+    float before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 0.0f);
+    if (s->have_prev) {
+        if ((st = lethe_igs_observe(&c->igs, s->prev_before, before, s->prev_lr)) != LETHE_OK)
+            return st;
+        tr[-1].loss_r_after = before;
+        tr[-1].delta = c->igs.last_delta;
+    }
+    (void)t;
+    float lam = lethe_igs_weight(&c->igs);
+    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
+    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
+    tr->lambda = lam;
+    if ((st = ul_backward(c, c->grad, c->grad)) != LETHE_OK) return st;
+    ul_apply(c, c->grad);
+    s->prev_before = before;
+    s->prev_lr = c->lr;
+    s->have_prev = 1;
+    return isfinite(before) ? LETHE_OK : ul_check(t, "the retaining loss", before);
+}
+
+const ul_method ul_eupmu_fast = {
+    .name = "eupmu-fast",
+    .summary = "implicit gradient surgery, λ from the next step's retain loss (§3)",
+    .uses_forget = 1,
+    .uses_retain = 1,
+    .init = fast_init,
+    .step = fast_step,
+    .finish = fast_finish,
+};

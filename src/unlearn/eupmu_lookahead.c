@@ -1,0 +1,76 @@
+/*
+ * eupmu-lookahead (ALGORITHM.md §3.1, a Lethe variant, never a replacement
+ * for the paper's EUPMU): the λ update measures the retain loss on the NEXT
+ * retaining batch B_r' on both sides, a batch the step did not train on:
+ *
+ *     δ_t = (ℓ_r(θ_t; B_r') − ℓ_r(θ_{t+1}; B_r')) / α_t + ε_t
+ *
+ * ℓ_r(θ_t; B_r') is one extra forward at θ_t (no backward, running averages
+ * untouched); ℓ_r(θ_{t+1}; B_r') is step t+1's ordinary forward. Unbiased
+ * like EUPMU-fast, low-noise like EUPMU, and the cost of EUPMU (3F + 2B).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "unlearn/method.h"
+
+typedef struct { float prev_ahead, prev_lr; int have_prev; } ahead_state;
+
+static lethe_status ahead_init(ul_ctx *c)
+{
+    c->state = calloc(1, sizeof(ahead_state));
+    return c->state ? LETHE_OK : lethe_fail(LETHE_ERR_NOMEM, "out of memory");
+}
+
+static void ahead_finish(ul_ctx *c)
+{
+    free(c->state);
+    c->state = NULL;
+}
+
+static lethe_status ahead_step(ul_ctx *c, long t, lethe_trace_step *tr)
+{
+    ahead_state *s = c->state;
+    lethe_status st;
+    ul_draw(c, 1, 1, c->cfg->loss == LETHE_UL_RL);
+    if ((st = ul_forward(c, LETHE_BN_TRAIN)) != LETHE_OK) return st;
+    ul_clear_dlogits(c);
+    float before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 0.0f);
+    if (s->have_prev) {
+        /* This batch was last step's look-ahead: close its update. */
+        if ((st = lethe_igs_observe(&c->igs, s->prev_ahead, before, s->prev_lr)) != LETHE_OK)
+            return st;
+        tr[-1].loss_r_after = before;
+        tr[-1].delta = c->igs.last_delta;
+    }
+    float lam = lethe_igs_weight(&c->igs);
+    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
+    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
+    tr->lambda = lam;
+    if ((st = ul_backward(c, c->grad, c->grad)) != LETHE_OK) return st;
+    if (t + 1 < c->res->steps) {
+        /* Fix B_r' now and measure it at θ_t, before the update. */
+        int base = c->nf + c->nr;
+        lethe_stream_next(&c->rs, c->nr, 1, c->next_r);
+        lethe_dataset_batch(c->ds, c->next_r, c->nr, c->x + (size_t)base * c->px, c->y + base);
+        memcpy(c->yt + base, c->y + base, (size_t)c->nr * sizeof(int32_t));
+        if ((st = ul_eval_loss(c, base, c->nr, &s->prev_ahead)) != LETHE_OK) return st;
+        c->have_next_r = 1;
+        s->have_prev = 1;
+    } else {
+        s->have_prev = 0;
+    }
+    ul_apply(c, c->grad);
+    s->prev_lr = c->lr;
+    return ul_check(t, "the look-ahead retaining loss", s->have_prev ? s->prev_ahead : 0.0f);
+}
+
+const ul_method ul_eupmu_lookahead = {
+    .name = "eupmu-lookahead",
+    .summary = "EUPMU with an unbiased λ estimate on the next retain batch (§3.1)",
+    .uses_forget = 1,
+    .uses_retain = 1,
+    .init = ahead_init,
+    .step = ahead_step,
+    .finish = ahead_finish,
+};

@@ -1,0 +1,89 @@
+/*
+ * The shared machinery of an unlearning step (DESIGN.md "The path of one
+ * unlearning step") and the method vtable. A method file holds only what
+ * differs between methods: which losses, which coefficients, how the
+ * direction is formed and what λ does.
+ */
+#ifndef LETHE_UNLEARN_METHOD_H
+#define LETHE_UNLEARN_METHOD_H
+
+#include "lethe.h"
+
+/* Group indices within a step's batch: forgetting samples first. */
+enum { UL_F = 0, UL_R = 1 };
+
+typedef struct ul_ctx {
+    lethe_model *m;
+    const lethe_dataset *ds;
+    const lethe_unlearn_config *cfg;
+    const lethe_subset *forget, *retain;
+    lethe_unlearn_result *res;
+    float *theta, *grad;        /* (n) model-owned θ and ∇ */
+    size_t n;
+    float *g_u, *g_r;           /* (n) per-group gradients (if requested) */
+    uint8_t *mask;              /* (n) SalUn: 1 = may move; NULL = all */
+    lethe_optim opt;
+    lethe_schedule sched;
+    lethe_igs igs;
+    lethe_rng rng;              /* random labels */
+    lethe_stream fs, rs;        /* forgetting / retaining batches */
+    int nclass, bs, nf, nr;     /* batch sizes of this run */
+    size_t px;                  /* floats per image */
+    float *x;                   /* (nf + 2·nr, C, H, W): B_f, B_r, look-ahead */
+    int32_t *y;                 /* (nf + 2·nr) true labels */
+    int32_t *yt;                /* (nf + 2·nr) targets used by the loss */
+    int32_t *idx;               /* (max(nf, nr)) */
+    int32_t *next_r;            /* (nr) the next retain batch (look-ahead) */
+    int have_next_r;
+    float *w;                   /* (nf + nr) per-sample loss weights */
+    float *losses;              /* (nf + 2·nr) */
+    float *dlogits;             /* (nf + nr, C) */
+    const float *logits;        /* of the last forward, model-owned */
+    lethe_groups g;             /* [0, nf), [nf, nf + nr) */
+    float lr;                   /* α_t of the current step */
+    float eps;                  /* ε_t */
+    void *state;                /* method's own (owned by the method) */
+} ul_ctx;
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int uses_forget, uses_retain;  /* which batches a step draws */
+    int needs_group_grads;         /* allocate g_u and g_r */
+    lethe_status (*init)(ul_ctx *c);            /* may be NULL */
+    lethe_status (*step)(ul_ctx *c, long t, lethe_trace_step *tr);
+    void (*finish)(ul_ctx *c);                  /* may be NULL */
+} ul_method;
+
+/* Draw the step's batches: B_f into rows [0, nf), B_r into [nf, nf + nr)
+ * (either may be skipped); sets c->g. Targets yt are the true labels, or
+ * fresh random other labels for B_f when rl_forget is set. */
+void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget);
+/* Forward rows [0, nf + nr) (or only the drawn ones) as two groups. */
+lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode);
+/* Per-sample losses on rows [from, from + count) of the last forward into
+ * c->losses and their weighted gradient into c->dlogits (weight each,
+ * 0: loss only). Returns the mean loss. */
+float ul_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight);
+/* ℓ_u of the configured kind on the forgetting rows with weight wf. */
+float ul_forget_loss(ul_ctx *c, float wf);
+/* Zero dlogits of the drawn rows. */
+void ul_clear_dlogits(ul_ctx *c);
+/* Backward over the drawn rows: group k's gradient into grads[k]; the
+ * destinations are zeroed first. Counts the backpropagated samples. */
+lethe_status ul_backward(ul_ctx *c, float *g_forget, float *g_retain);
+/* θ ← optimiser(θ, d, α_t) with the mask. */
+void ul_apply(ul_ctx *c, const float *d);
+/* Mean CE of the model on rows [from, from + count) of c->x with batch
+ * statistics, running averages untouched; counted as forward work. */
+lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss);
+/* Fail with LETHE_ERR_NUMERIC naming the step and quantity if v is not finite. */
+lethe_status ul_check(long t, const char *what, double v);
+
+/* RL's step, shared with SalUn (which adds the mask). */
+lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);
+
+extern const ul_method ul_eupmu, ul_eupmu_fast, ul_eupmu_lookahead, ul_ungrad, ul_ungrad_mixed,
+    ul_ft, ul_ga, ul_rl, ul_neggrad, ul_salun, ul_l1sparse;
+
+#endif

@@ -1,0 +1,355 @@
+/*
+ * The unlearning driver and the step machinery every method shares:
+ * drawing the two batches, one grouped forward, per-sample losses with
+ * group weights, one (grouped) backward, the SGD update, pass counting.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "unlearn/method.h"
+
+void lethe_unlearn_config_default(lethe_unlearn_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->method = "eupmu";
+    c->loss = LETHE_UL_RL;
+    c->steps = 0;               /* 0: the protocol's 5·⌈|D_f|/batch⌉ */
+    c->batch = 128;
+    c->lr = 0.01f;
+    c->schedule = LETHE_SCHED_CONSTANT;
+    c->momentum = 0.0f;
+    c->eps = 0.01f;
+    c->eps_budget = 0.0f;
+    c->beta = 1.0f;
+    c->beta_decay = 1;
+    c->lambda0 = 1.0f;
+    c->lambda_max = 100.0f;
+    c->neggrad_a = 0.9f;
+    c->salun_gamma = 0.5f;
+    c->l1 = 5e-4f;
+    c->ungrad_form = LETHE_UNGRAD_GROUPED;
+    c->seed = 0;
+}
+
+void lethe_unlearn_result_free(lethe_unlearn_result *r)
+{
+    free(r->trace);
+    r->trace = NULL;
+}
+
+lethe_status lethe_ul_loss_parse(lethe_ul_loss *l, const char *name)
+{
+    if (strcmp(name, "rl") == 0) *l = LETHE_UL_RL;
+    else if (strcmp(name, "ga") == 0) *l = LETHE_UL_GA;
+    else if (strcmp(name, "nc") == 0) *l = LETHE_UL_NC;
+    else return lethe_fail(LETHE_ERR_ARG, "unknown unlearning loss '%s' (rl, ga, nc)", name);
+    return LETHE_OK;
+}
+
+const char *lethe_ul_loss_name(lethe_ul_loss l)
+{
+    return l == LETHE_UL_GA ? "ga" : l == LETHE_UL_NC ? "nc" : "rl";
+}
+
+/* ------------------------------------------------------------ pieces */
+
+void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
+{
+    int nf = forget ? c->nf : 0, nr = retain ? c->nr : 0;
+    if (nf) {
+        lethe_stream_next(&c->fs, nf, 1, c->idx);
+        lethe_dataset_batch(c->ds, c->idx, nf, c->x, c->y);
+        for (int i = 0; i < nf; i++) {
+            int y = c->y[i];
+            /* ỹ uniform over the other labels, redrawn every time. */
+            c->yt[i] = rl_forget ? (y + 1 + (int)lethe_rng_below(&c->rng, (uint32_t)(c->nclass - 1)))
+                                       % c->nclass
+                                 : y;
+        }
+    }
+    if (nr) {
+        /* The look-ahead variant fixes the next retain batch in advance. */
+        if (c->have_next_r) {
+            memcpy(c->idx, c->next_r, (size_t)nr * sizeof(int32_t));
+            c->have_next_r = 0;
+        } else {
+            lethe_stream_next(&c->rs, nr, 1, c->idx);
+        }
+        lethe_dataset_batch(c->ds, c->idx, nr, c->x + (size_t)nf * c->px, c->y + nf);
+        memcpy(c->yt + nf, c->y + nf, (size_t)nr * sizeof(int32_t));
+    }
+    lethe_groups_two(&c->g, nf, nr);
+    if (!nf || !nr) lethe_groups_one(&c->g, nf + nr);
+}
+
+static int drawn(const ul_ctx *c) { return c->g.start[c->g.n]; }
+
+lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode)
+{
+    int n = drawn(c);
+    c->res->fwd_samples += n;
+    return lethe_model_forward(c->m, c->x, n, &c->g, mode, &c->logits);
+}
+
+void ul_clear_dlogits(ul_ctx *c)
+{
+    memset(c->dlogits, 0, (size_t)drawn(c) * (size_t)c->nclass * sizeof(float));
+}
+
+float ul_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight)
+{
+    if (count <= 0) return 0.0f;
+    for (int i = 0; i < count; i++) c->w[from + i] = weight;
+    size_t off = (size_t)from * (size_t)c->nclass;
+    lethe_loss(k, c->losses + from, weight != 0.0f ? c->dlogits + off : NULL, c->logits + off,
+               c->yt + from, c->w + from, count, c->nclass);
+    double s = 0.0;
+    for (int i = 0; i < count; i++) s += c->losses[from + i];
+    return (float)(s / count);
+}
+
+float ul_forget_loss(ul_ctx *c, float wf)
+{
+    /* rl is plain CE against the random targets drawn in ul_draw. */
+    lethe_loss_kind k = c->cfg->loss == LETHE_UL_GA ? LETHE_LOSS_NEG_CE
+                        : c->cfg->loss == LETHE_UL_NC ? LETHE_LOSS_NC : LETHE_LOSS_CE;
+    return ul_loss(c, k, 0, c->nf, wf);
+}
+
+lethe_status ul_backward(ul_ctx *c, float *g_forget, float *g_retain)
+{
+    if (g_forget) lethe_vec_zero(g_forget, c->n);
+    if (g_retain && g_retain != g_forget) lethe_vec_zero(g_retain, c->n);
+    float *grads[LETHE_MAX_GROUPS] = {0};
+    if (c->g.n == 2) {
+        grads[0] = g_forget;
+        grads[1] = g_retain;
+    } else {
+        grads[0] = g_forget ? g_forget : g_retain;
+    }
+    c->res->bwd_samples += drawn(c);
+    return lethe_model_backward(c->m, c->dlogits, &c->g, grads);
+}
+
+void ul_apply(ul_ctx *c, const float *d)
+{
+    lethe_optim_step(&c->opt, c->theta, d, c->mask, c->lr);
+}
+
+lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
+{
+    lethe_groups g;
+    lethe_groups_one(&g, count);
+    const float *logits;
+    c->res->fwd_samples += count;
+    lethe_status st = lethe_model_forward(c->m, c->x + (size_t)from * c->px, count, &g,
+                                          LETHE_BN_BATCH, &logits);
+    if (st != LETHE_OK) return st;
+    lethe_loss(LETHE_LOSS_CE, c->losses + from, NULL, logits, c->yt + from, NULL, count,
+               c->nclass);
+    double s = 0.0;
+    for (int i = 0; i < count; i++) s += c->losses[from + i];
+    *loss = (float)(s / count);
+    return LETHE_OK;
+}
+
+lethe_status ul_check(long t, const char *what, double v)
+{
+    if (isfinite(v)) return LETHE_OK;
+    return lethe_fail(LETHE_ERR_NUMERIC, "step %ld: %s is %s; stopping, no model written",
+                      t + 1, what, isnan(v) ? "NaN" : "infinite");
+}
+
+/* ----------------------------------------------------------- driver */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const ul_method *const registry[] = {
+    &ul_eupmu, &ul_eupmu_fast, &ul_eupmu_lookahead, &ul_ungrad, &ul_ungrad_mixed,
+    &ul_ft, &ul_ga, &ul_rl, &ul_neggrad, &ul_salun, &ul_l1sparse,
+};
+#define NMETHODS ((int)(sizeof registry / sizeof registry[0]))
+
+const char *const *lethe_methods(int *n)
+{
+    static const char *names[NMETHODS + 1];
+    for (int i = 0; i < NMETHODS; i++) names[i] = registry[i]->name;
+    *n = NMETHODS;
+    return names;
+}
+
+static const ul_method *find_method(const char *name)
+{
+    for (int i = 0; i < NMETHODS; i++)
+        if (strcmp(registry[i]->name, name) == 0) return registry[i];
+    return NULL;
+}
+
+lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
+{
+    if (!c->method || !find_method(c->method)) {
+        char list[512] = "";
+        size_t k = 0;
+        for (int i = 0; i < NMETHODS; i++)
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "",
+                                  registry[i]->name);
+        return lethe_fail(LETHE_ERR_NOTFOUND, "unknown method '%s' (known: %s)",
+                          c->method ? c->method : "(none)", list);
+    }
+    if (c->steps < 0) return lethe_fail(LETHE_ERR_ARG, "steps must be >= 0, got %ld", c->steps);
+    if (c->batch < 1) return lethe_fail(LETHE_ERR_ARG, "batch must be >= 1, got %d", c->batch);
+    if (!(c->lr > 0.0f) || !isfinite(c->lr))
+        return lethe_fail(LETHE_ERR_ARG, "lr must be > 0, got %g", (double)c->lr);
+    if (!(c->eps >= 0.0f) || !isfinite(c->eps))
+        return lethe_fail(LETHE_ERR_ARG, "eps must be >= 0, got %g", (double)c->eps);
+    if (!(c->eps_budget >= 0.0f) || !isfinite(c->eps_budget))
+        return lethe_fail(LETHE_ERR_ARG, "eps budget must be >= 0, got %g", (double)c->eps_budget);
+    if (!(c->lambda_max > 0.0f) || !isfinite(c->lambda_max))
+        return lethe_fail(LETHE_ERR_ARG, "D (lambda max) must be > 0, got %g", (double)c->lambda_max);
+    if (!(c->lambda0 >= 0.0f) || c->lambda0 > c->lambda_max)
+        return lethe_fail(LETHE_ERR_ARG, "lambda0 must be in [0, D], got %g", (double)c->lambda0);
+    if (!(c->beta >= 0.0f) || !isfinite(c->beta))
+        return lethe_fail(LETHE_ERR_ARG, "beta must be >= 0, got %g", (double)c->beta);
+    if (!(c->neggrad_a > 0.0f && c->neggrad_a < 1.0f))
+        return lethe_fail(LETHE_ERR_ARG, "NegGrad+ a must be in (0, 1), got %g", (double)c->neggrad_a);
+    if (!(c->salun_gamma > 0.0f && c->salun_gamma <= 1.0f))
+        return lethe_fail(LETHE_ERR_ARG, "SalUn gamma must be in (0, 1], got %g",
+                          (double)c->salun_gamma);
+    if (!(c->l1 >= 0.0f)) return lethe_fail(LETHE_ERR_ARG, "l1 must be >= 0");
+    if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
+        return lethe_fail(LETHE_ERR_ARG, "momentum must be in [0, 1)");
+    return LETHE_OK;
+}
+
+lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
+                           const lethe_subset *forget, const lethe_subset *retain,
+                           const lethe_unlearn_config *cfg, lethe_unlearn_result *res,
+                           lethe_progress_fn cb, void *cbctx)
+{
+    memset(res, 0, sizeof *res);
+    lethe_status st = lethe_unlearn_validate(cfg);
+    if (st != LETHE_OK) return st;
+    const ul_method *meth = find_method(cfg->method);
+    if (!forget || forget->n == 0) return lethe_fail(LETHE_ERR_ARG, "the forget set is empty");
+    if (meth->uses_retain && (!retain || retain->n == 0))
+        return lethe_fail(LETHE_ERR_ARG, "the retain set is empty");
+
+    ul_ctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.ds = ds;
+    c.cfg = cfg;
+    c.forget = forget;
+    c.retain = retain;
+    c.res = res;
+    c.theta = lethe_model_theta(m, &c.n);
+    c.grad = lethe_model_grad(m, NULL);
+    c.nclass = lethe_model_nclass(m);
+    c.bs = cfg->batch;
+    c.nf = forget->n < (size_t)c.bs ? (int)forget->n : c.bs;
+    c.nr = retain && retain->n ? (retain->n < (size_t)c.bs ? (int)retain->n : c.bs) : 0;
+    c.px = (size_t)ds->c * ds->h * ds->w;
+    res->batch = c.bs;
+    /* T = 5·⌈|D_f| / B⌉ unless given (PROTOCOL.md "Unlearning"). */
+    long T = cfg->steps ? cfg->steps : 5 * (long)((forget->n + (size_t)c.bs - 1) / (size_t)c.bs);
+    res->steps = T;
+
+    size_t rows = (size_t)c.nf + 2 * (size_t)c.nr;
+    int maxrows = c.nf + c.nr;
+    c.x = malloc(rows * c.px * sizeof(float));
+    c.y = malloc(rows * sizeof(int32_t));
+    c.yt = malloc(rows * sizeof(int32_t));
+    c.idx = malloc((size_t)(c.nf > c.nr ? c.nf : c.nr) * sizeof(int32_t));
+    c.next_r = malloc(((size_t)c.nr + 1) * sizeof(int32_t));
+    c.w = malloc(rows * sizeof(float));
+    c.losses = malloc(rows * sizeof(float));
+    c.dlogits = malloc(rows * (size_t)c.nclass * sizeof(float));
+    res->trace = calloc((size_t)T, sizeof(lethe_trace_step));
+    if (meth->needs_group_grads) {
+        c.g_u = malloc(c.n * sizeof(float));
+        c.g_r = malloc(c.n * sizeof(float));
+    }
+    if (!c.x || !c.y || !c.yt || !c.idx || !c.next_r || !c.w || !c.losses || !c.dlogits ||
+        !res->trace || (meth->needs_group_grads && (!c.g_u || !c.g_r))) {
+        st = lethe_fail(LETHE_ERR_NOMEM, "out of memory for unlearning buffers");
+        goto done;
+    }
+    if ((st = lethe_model_reserve(m, maxrows)) != LETHE_OK) goto done;
+    if ((st = lethe_optim_init(&c.opt, LETHE_OPT_SGD, c.n)) != LETHE_OK) goto done;
+    c.opt.momentum = cfg->momentum;
+    if ((st = lethe_stream_init(&c.fs, forget, cfg->seed * 2 + 1)) != LETHE_OK) goto done;
+    if (c.nr && (st = lethe_stream_init(&c.rs, retain, cfg->seed * 2 + 2)) != LETHE_OK) goto done;
+    lethe_rng_seed(&c.rng, cfg->seed ^ 0x726c6162656c73ULL);
+    c.sched = (lethe_schedule){cfg->schedule, cfg->lr, T, T / 3 > 0 ? T / 3 : 1, 0.1f};
+
+    /* ε_t: constant, or from a total budget with Σ_t α_t ε_t = ε_max. */
+    c.eps = cfg->eps;
+    if (cfg->eps_budget > 0.0f) {
+        double sum = 0.0;
+        for (long t = 0; t < T; t++) sum += lethe_schedule_lr(&c.sched, t);
+        c.eps = (float)(cfg->eps_budget / sum);
+    }
+    res->eps_used = c.eps;
+    if ((st = lethe_igs_init(&c.igs, c.eps, cfg->beta, cfg->lambda0, cfg->lambda_max)) != LETHE_OK)
+        goto done;
+    c.igs.beta_decay = cfg->beta_decay;
+
+    double t0 = now_s();
+    if (meth->init && (st = meth->init(&c)) != LETHE_OK) goto done;
+    lethe_progress p = {0};
+    p.total = T;
+    p.epochs = 1;
+    p.epoch = 1;
+    for (long t = 0; t < T; t++) {
+        c.lr = lethe_schedule_lr(&c.sched, t);
+        lethe_trace_step *tr = &res->trace[t];
+        tr->loss_u = tr->loss_r_before = tr->loss_r_after = tr->delta = NAN;
+        tr->lambda = tr->lambda_star = NAN;
+        tr->lr = c.lr;
+        if ((st = meth->step(&c, t, tr)) != LETHE_OK) goto done;
+        if ((st = ul_check(t, "the forgetting loss", meth->uses_forget ? tr->loss_u : 0)) ||
+            (st = ul_check(t, "the retaining loss", meth->uses_retain ? tr->loss_r_before : 0)) ||
+            (st = ul_check(t, "lambda", isnan(tr->lambda) ? 0 : tr->lambda)))
+            goto done;
+        if (cb) {
+            p.step = t + 1;
+            p.loss = meth->uses_forget ? tr->loss_u : tr->loss_r_before;
+            p.lambda = tr->lambda;
+            p.acc = NAN;
+            p.elapsed_s = now_s() - t0;
+            p.images_per_s = (double)(res->fwd_samples) / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
+            p.eta_s = p.elapsed_s / (double)(t + 1) * (double)(T - t - 1);
+            cb(&p, cbctx);
+        }
+    }
+    if (!lethe_vec_finite(c.theta, c.n))
+        st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after unlearning; "
+                        "no model written");
+    res->seconds = now_s() - t0;
+done:
+    if (meth->finish) meth->finish(&c);
+    lethe_optim_free(&c.opt);
+    lethe_stream_free(&c.fs);
+    lethe_stream_free(&c.rs);
+    free(c.x);
+    free(c.y);
+    free(c.yt);
+    free(c.idx);
+    free(c.next_r);
+    free(c.w);
+    free(c.losses);
+    free(c.dlogits);
+    free(c.g_u);
+    free(c.g_r);
+    free(c.mask);
+    if (st != LETHE_OK) lethe_unlearn_result_free(res);
+    return st;
+}

@@ -1,0 +1,56 @@
+/* A tiny test harness: TEST(name) { ... } registers itself; CHECK(...)
+ * records a failure and goes on; the runner prints "N passed, N failed"
+ * and exits 1 on any failure. */
+#ifndef LETHE_TEST_H
+#define LETHE_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, const char *file, test_fn fn);
+void test_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Directory for scratch files of this run (created by the runner). */
+const char *test_tmpdir(void);
+/* Path of `name` inside test_tmpdir() (static buffer ring of 8). */
+const char *test_path(const char *name);
+/* Path of a committed fixture under tests/data/. */
+const char *test_data(const char *name);
+
+#define TEST(name)                                                         \
+    static void test_##name(void);                                         \
+    __attribute__((constructor)) static void register_##name(void)         \
+    {                                                                      \
+        test_register(#name, __FILE__, test_##name);                       \
+    }                                                                      \
+    static void test_##name(void)
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond)) test_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);    \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                               \
+    do {                                                                   \
+        if (!(cond)) test_fail(__FILE__, __LINE__, __VA_ARGS__);           \
+    } while (0)
+
+/* |a − b| ≤ tol (absolute). */
+#define CHECK_NEAR(a, b, tol)                                              \
+    do {                                                                   \
+        double a_ = (a), b_ = (b);                                         \
+        if (!(fabs(a_ - b_) <= (tol)))                                     \
+            test_fail(__FILE__, __LINE__, "%s = %.9g, %s = %.9g, tol %g",  \
+                      #a, a_, #b, b_, (double)(tol));                      \
+    } while (0)
+
+#define CHECK_OK(expr)                                                     \
+    do {                                                                   \
+        lethe_status s_ = (expr);                                          \
+        if (s_ != LETHE_OK)                                                \
+            test_fail(__FILE__, __LINE__, "%s -> %s: %s", #expr,           \
+                      lethe_status_to_string(s_), lethe_last_error());     \
+    } while (0)
+
+#endif

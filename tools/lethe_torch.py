@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""Lethe <-> PyTorch: safetensors files and torch twins of Lethe's models.
+
+The modules below have exactly Lethe's parameter names, shapes and forward
+(PyTorch state_dict order), so a Lethe checkpoint loads here with
+load_state_dict(strict=True) and a torch-made file loads into Lethe.
+
+    python3 tools/lethe_torch.py check MODEL.safetensors
+        load a Lethe checkpoint into torch (strict) and print its
+        Fashion-MNIST test accuracy: the "loads in PyTorch" proof
+    python3 tools/lethe_torch.py fixture [--arch resnet8|cnn] OUT.safetensors
+        write the test fixture OUT and OUT's logits file (*_logits.safetensors)
+    python3 tools/lethe_torch.py export --arch A [--seed S] OUT.safetensors
+        save a freshly initialised torch model
+
+Needs only torch, numpy, json, struct (Debian: python3-torch, python3-numpy;
+run with /usr/bin/python3 if another python3 comes first on PATH).
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import struct
+import sys
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as e:  # pragma: no cover - environment problem
+    sys.exit(f"lethe_torch.py: {e} (try /usr/bin/python3, with python3-torch and python3-numpy)")
+
+FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
+MAX_HEADER = 100 << 20
+
+# ------------------------------------------------------------ safetensors
+
+DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+    "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
+    "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}
+NAMES = {v: k for k, v in DTYPES.items()}
+
+
+def _tensor_bytes(t):
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:  # numpy has no bfloat16: same bits as int16
+        t = t.view(torch.int16)
+    return t.numpy().tobytes()
+
+
+def save_safetensors(state_dict, path, metadata=None):
+    """Write tensors (in dict order) and string metadata, atomically."""
+    if sys.byteorder != "little":
+        raise RuntimeError("safetensors data is little-endian; this host is not")
+    header, blobs, off = {}, [], 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, t in state_dict.items():
+        if t.dtype not in NAMES:
+            raise ValueError(f"{name}: dtype {t.dtype} has no safetensors name")
+        b = _tensor_bytes(t)
+        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)  # pad so the data block starts 8-aligned
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(h)))
+            f.write(h)
+            for b in blobs:
+                f.write(b)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_safetensors(path):
+    """Return ({name: tensor}, {metadata}) with bounds checked."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    if len(buf) < 8:
+        raise ValueError(f"{path}: shorter than 8 bytes")
+    (n,) = struct.unpack("<Q", buf[:8])
+    if n == 0 or n > MAX_HEADER or 8 + n > len(buf):
+        raise ValueError(f"{path}: bad header length {n}")
+    header = json.loads(buf[8:8 + n].decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: header is not an object")
+    data = memoryview(buf)[8 + n:]
+    meta = header.pop("__metadata__", {}) or {}
+    tensors = {}
+    for name, e in header.items():
+        dtype = DTYPES.get(e.get("dtype"))
+        if dtype is None:
+            raise ValueError(f"{path}: {name}: unsupported dtype {e.get('dtype')!r}")
+        shape = [int(d) for d in e["shape"]]
+        b, end = (int(x) for x in e["data_offsets"])
+        numel = math.prod(shape)
+        size = numel * torch.empty((), dtype=dtype).element_size()
+        if not 0 <= b <= end <= len(data) or end - b != size:
+            raise ValueError(f"{path}: {name}: bad data_offsets [{b}, {end}]")
+        if numel == 0:
+            tensors[name] = torch.empty(shape, dtype=dtype)
+        else:
+            raw = bytearray(data[b:end])  # a writable copy for frombuffer
+            tensors[name] = torch.frombuffer(raw, dtype=dtype).reshape(shape)
+    return tensors, meta
+
+
+# ----------------------------------------------------------------- models
+
+class MLP(nn.Module):
+    """flatten -> fc1 -> ReLU -> fc2 -> ReLU -> fc3"""
+
+    def __init__(self, in_c=1, in_h=28, in_w=28, nclass=10):
+        super().__init__()
+        self.fc1 = nn.Linear(in_c * in_h * in_w, 256)
+        self.fc2 = nn.Linear(256, 256)
+        self.fc3 = nn.Linear(256, nclass)
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class CNN(nn.Module):
+    """conv1(32) -> ReLU -> pool -> conv2(64) -> ReLU -> pool -> fc1(128) -> ReLU -> fc2"""
+
+    def __init__(self, in_c=1, in_h=28, in_w=28, nclass=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * (in_h // 2 // 2) * (in_w // 2 // 2), 128)
+        self.fc2 = nn.Linear(128, nclass)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+class BasicBlock(nn.Module):
+    """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))"""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return F.relu(h + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet8(nn.Module):
+    """conv1 -> bn1 -> ReLU -> layer1..3 (16/32/64, strides 1/2/2) -> avg pool -> fc"""
+
+    def __init__(self, in_c=1, in_h=28, in_w=28, nclass=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = nn.Sequential(BasicBlock(16, 16, 1))
+        self.layer2 = nn.Sequential(BasicBlock(16, 32, 2))
+        self.layer3 = nn.Sequential(BasicBlock(32, 64, 2))
+        self.fc = nn.Linear(64, nclass)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8}
+
+
+def make_model(arch, in_shape="1,28,28", nclass=10):
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r} (known: {', '.join(ARCHS)})")
+    c, h, w = (int(v) for v in in_shape.split(","))
+    return ARCHS[arch](c, h, w, int(nclass))
+
+
+def model_from_file(path):
+    """(torch module loaded strictly from a safetensors file, metadata)"""
+    tensors, meta = load_safetensors(path)
+    if "arch" not in meta:
+        raise ValueError(f"{path}: no 'arch' in the metadata")
+    model = make_model(meta["arch"], meta.get("in_shape", "1,28,28"), meta.get("nclass", 10))
+    model.load_state_dict(tensors, strict=True)
+    return model, meta
+
+
+# ------------------------------------------------------------------- data
+
+def read_idx(path, magic):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    m, n = struct.unpack(">II", raw[:8])
+    if m != magic:
+        raise ValueError(f"{path}: magic {m:#x}, want {magic:#x}")
+    if magic == 0x803:
+        rows, cols = struct.unpack(">II", raw[8:16])
+        return np.frombuffer(raw, np.uint8, n * rows * cols, 16).reshape(n, 1, rows, cols)
+    return np.frombuffer(raw, np.uint8, n, 8)
+
+
+def fmnist_test(root=FMNIST_DIR):
+    x = read_idx(os.path.join(root, "t10k-images-idx3-ubyte.gz"), 0x803)
+    y = read_idx(os.path.join(root, "t10k-labels-idx1-ubyte.gz"), 0x801)
+    x = (torch.from_numpy(x.astype(np.float32)) / 255.0 - FMNIST_MEAN) / FMNIST_STD
+    return x, torch.from_numpy(y.astype(np.int64))
+
+
+# --------------------------------------------------------------- commands
+
+def probe_input(n=4, c=1, h=28, w=28):
+    """x[n,c,i,j] = sin(0.1·k), k the flat index, computed in double."""
+    k = torch.arange(n * c * h * w, dtype=torch.float64)
+    return torch.sin(0.1 * k).float().reshape(n, c, h, w)
+
+
+def cmd_check(args):
+    model, meta = model_from_file(args.model)
+    if meta.get("in_shape", "1,28,28") != "1,28,28":
+        sys.exit(f"{args.model}: in_shape {meta['in_shape']} is not Fashion-MNIST's 1,28,28")
+    x, y = fmnist_test(args.data)
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), 1000):
+            correct += (model(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum().item()
+    print(f"{args.model}: {meta['arch']} loaded in PyTorch (strict), "
+          f"Fashion-MNIST test accuracy {100.0 * correct / len(y):.2f}% ({len(y)} images)")
+
+
+def logits_path(out):
+    base = out[:-len(".safetensors")] if out.endswith(".safetensors") else out
+    return base + "_logits.safetensors"
+
+
+def cmd_fixture(args):
+    """resnet8: BN affine randomised, 3 train-mode batches so the running
+    stats and num_batches_tracked are not the defaults; then eval logits.
+    cnn: stored as F16 (to stay small and exercise F16 loading), its logits
+    computed from the F16-rounded weights."""
+    torch.manual_seed(0)
+    model = make_model(args.arch)
+    meta = {"arch": args.arch, "in_shape": "1,28,28", "nclass": "10", "made_by": "pytorch"}
+    if args.arch == "resnet8":
+        with torch.no_grad():
+            for mod in model.modules():
+                if isinstance(mod, nn.BatchNorm2d):
+                    mod.weight.uniform_(0.5, 1.5)
+                    mod.bias.uniform_(-0.2, 0.2)
+        model.train()
+        with torch.no_grad():
+            for _ in range(3):
+                model(torch.randn(8, 1, 28, 28))
+        state = model.state_dict()
+    else:
+        model = model.half().float()  # the weights the F16 file will hold
+        state = {k: v.half() for k, v in model.state_dict().items()}
+    model.eval()
+    x = probe_input()
+    with torch.no_grad():
+        logits = model(x)
+    save_safetensors(state, args.out, meta)
+    save_safetensors({"input": x, "expected_logits": logits}, logits_path(args.out),
+                     {"made_by": "pytorch", "model": os.path.basename(args.out)})
+    print(f"wrote {args.out} and {logits_path(args.out)}")
+
+
+def cmd_export(args):
+    torch.manual_seed(args.seed)
+    model = make_model(args.arch)
+    save_safetensors(model.state_dict(), args.out,
+                     {"arch": args.arch, "in_shape": "1,28,28", "nclass": "10",
+                      "made_by": "pytorch", "seed": str(args.seed)})
+    print(f"wrote {args.out}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check", help="load a Lethe checkpoint, print FMNIST test accuracy")
+    c.add_argument("model")
+    c.add_argument("--data", default=FMNIST_DIR)
+    c.set_defaults(fn=cmd_check)
+    f = sub.add_parser("fixture", help="write the PyTorch-made test fixture")
+    f.add_argument("--arch", choices=["resnet8", "cnn"], default="resnet8")
+    f.add_argument("out")
+    f.set_defaults(fn=cmd_fixture)
+    e = sub.add_parser("export", help="save a freshly initialised torch model")
+    e.add_argument("--arch", choices=sorted(ARCHS), required=True)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("out")
+    e.set_defaults(fn=cmd_export)
+    args = p.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,7 @@ static const struct {
     {"train", cmd_train, "train a model (or Retrain without a forget set)"},
     {"eval", cmd_eval, "accuracy, or the unlearning metrics of a model"},
     {"info", cmd_info, "show a checkpoint's metadata and tensors"},
+    {"unlearn", cmd_unlearn, "make a trained model forget data"},
 };
 
 static void usage(FILE *f)

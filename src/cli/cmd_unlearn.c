@@ -1,0 +1,148 @@
+/* lethe unlearn: make a trained model forget a set, report metrics, cost
+ * and the per-step trace. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/report.h"
+#include "cli/ulopts.h"
+
+static const cli_opt opts[] = {
+    {"model", "FILE", "the trained model (.safetensors)", 0},
+    {"forget", "SPEC", "class:C[,C…] | random:P% | indices:FILE", 0},
+    {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
+    {"data", "NAME", "data set (default: the checkpoint's)", 0},
+    {"data-dir", "DIR", "folder of the data set", 0},
+    {"epochs", "N", "steps = N·ceil(|D_f|/batch) (instead of --steps)", 0},
+    CLI_UNLEARN_OPTS,
+    {"out", "FILE", "write the unlearned model here", 0},
+    {"report", "FILE", "write the JSON report (config, metrics, cost, trace) here", 0},
+    {"reference", "FILE", "Retrain checkpoint: add its metrics and the gaps", 0},
+    {"before", NULL, "also evaluate the model before unlearning", 1},
+    {"no-eval", NULL, "skip the metrics (faster)", 1},
+    {"quiet", NULL, "no progress on stderr", 1},
+    {NULL, NULL, NULL, 0},
+};
+
+static void print_row(const char *name, const lethe_metrics *m, const lethe_metrics *ref,
+                      const lethe_unlearn_result *r)
+{
+    printf("| %s | %.2f | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta, m->mia);
+    if (ref) printf(" %.2f |", lethe_avg_gap(m, ref));
+    else printf(" – |");
+    if (r)
+        printf(" %.1f | %.0f/%.0f |\n", r->seconds, (double)r->fwd_samples / r->batch,
+               (double)r->bwd_samples / r->batch);
+    else printf(" – | – |\n");
+}
+
+int cmd_unlearn(int argc, char **argv)
+{
+    cli_args a;
+    int r = cli_parse(&a, "unlearn", "--model FILE --forget SPEC --method NAME [options]", opts,
+                      argc, argv);
+    if (r) return r == 1 ? 0 : 2;
+    const char *path = cli_str(&a, "model", NULL), *fspec = cli_str(&a, "forget", NULL);
+    if (!path) return cli_error("unlearn", "--model FILE is required");
+    if (!fspec) return cli_error("unlearn", "--forget SPEC is required");
+    lethe_unlearn_config cfg;
+    lethe_unlearn_config_default(&cfg);
+    if ((r = cli_unlearn_config(&a, &cfg))) return r;
+    long epochs, fseed;
+    if (cli_int(&a, "epochs", 0, 0, 100000, &epochs) ||
+        cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed))
+        return 2;
+    lethe_forget_spec spec;
+    if (lethe_forget_parse(&spec, fspec) != LETHE_OK) return cli_lib_error("unlearn", LETHE_ERR_ARG);
+    const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
+    const char *refpath = cli_str(&a, "reference", NULL);
+    if ((out && cli_check_writable("unlearn", out)) || (rep && cli_check_writable("unlearn", rep)))
+        return 1;
+
+    int rc = 1;
+    lethe_model *m = NULL, *ref = NULL;
+    lethe_metadata md = {0};
+    cli_split sp = {0};
+    int have_split = 0;
+    lethe_unlearn_result res = {0};
+    cJSON *root = NULL;
+    lethe_status st = cli_open_model(path, &m, &md);
+    if (st != LETHE_OK) goto fail;
+    const char *data = cli_str(&a, "data", lethe_meta_get(&md, "dataset"));
+    if ((st = cli_split_load(&sp, data ? data : "fmnist", cli_str(&a, "data-dir", NULL), fspec,
+                             (uint64_t)fseed)) != LETHE_OK)
+        goto fail;
+    have_split = 1;
+    if (cli_check_model_data("unlearn", path, &md, m, &sp.train)) goto done;
+    if (refpath) {
+        lethe_metadata rmd = {0};
+        if ((st = cli_open_model(refpath, &ref, &rmd)) != LETHE_OK) goto fail;
+        if (strcmp(lethe_model_arch(ref), lethe_model_arch(m)) != 0) {
+            cli_error("unlearn", "%s: reference is a %s, the model a %s", refpath,
+                      lethe_model_arch(ref), lethe_model_arch(m));
+            goto done;
+        }
+    }
+    if (epochs) cfg.steps = epochs * (long)((sp.forget.n + (size_t)cfg.batch - 1) / (size_t)cfg.batch);
+    int do_eval = !cli_flag(&a, "no-eval");
+    lethe_metrics before = {0}, after = {0}, mref = {0};
+    if (do_eval && cli_flag(&a, "before") &&
+        (st = cli_split_metrics(&sp, m, cfg.seed, &before)) != LETHE_OK)
+        goto fail;
+    fprintf(stderr, "unlearning %s from %s (%s): %zu to forget, %zu to keep, method %s\n",
+            sp.spec_text, path, lethe_model_arch(m), sp.forget.n, sp.retain.n, cfg.method);
+    cli_progress prog;
+    cli_progress_init(&prog, cfg.method);
+    int quiet = cli_flag(&a, "quiet");
+    st = lethe_unlearn(m, &sp.train, &sp.forget, &sp.retain, &cfg, &res,
+                       quiet ? NULL : cli_progress_cb, &prog);
+    if (!quiet) cli_progress_done(&prog);
+    if (st != LETHE_OK) goto fail;
+    if (do_eval && (st = cli_split_metrics(&sp, m, cfg.seed, &after)) != LETHE_OK) goto fail;
+    if (do_eval && ref && (st = cli_split_metrics(&sp, ref, cfg.seed, &mref)) != LETHE_OK)
+        goto fail;
+
+    if (out) {
+        char buf[64];
+        lethe_meta_set(&md, "unlearned_by", cfg.method);
+        lethe_meta_set(&md, "forgot", sp.spec_text);
+        snprintf(buf, sizeof buf, "%lu", (unsigned long)cfg.seed);
+        lethe_meta_set(&md, "unlearn_seed", buf);
+        lethe_meta_set(&md, "unlearned_from", path);
+        if ((st = lethe_checkpoint_save(m, &md, out)) != LETHE_OK) goto fail;
+    }
+    root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", path);
+    cJSON_AddItemToObject(root, "config", report_config(&cfg, sp.spec_text));
+    cJSON_AddItemToObject(root, "run", report_run(&res, 1));
+    if (do_eval) {
+        cJSON_AddItemToObject(root, "metrics", report_metrics(&after));
+        if (cli_flag(&a, "before")) cJSON_AddItemToObject(root, "metrics_before", report_metrics(&before));
+        if (ref) {
+            cJSON_AddItemToObject(root, "reference", report_metrics(&mref));
+            cJSON_AddNumberToObject(root, "avg_gap", lethe_avg_gap(&after, &mref));
+        }
+        printf("| model | UA | RA | TA | MIA-Eff. | Avg. Gap | RTE (s) | fwd/bwd passes |\n");
+        printf("|---|---|---|---|---|---|---|---|\n");
+        if (cli_flag(&a, "before")) print_row("original", &before, ref ? &mref : NULL, NULL);
+        print_row(cfg.method, &after, ref ? &mref : NULL, &res);
+        if (ref) print_row("retrain", &mref, &mref, NULL);
+    } else {
+        printf("%s: %ld steps in %.1f s, %.0f forward / %.0f backward passes\n", cfg.method,
+               res.steps, res.seconds, (double)res.fwd_samples / res.batch,
+               (double)res.bwd_samples / res.batch);
+    }
+    if (rep && (st = report_write(rep, root)) != LETHE_OK) goto fail;
+    rc = 0;
+    goto done;
+fail:
+    rc = cli_lib_error("unlearn", st);
+done:
+    cJSON_Delete(root);
+    lethe_unlearn_result_free(&res);
+    if (have_split) cli_split_free(&sp);
+    lethe_model_free(m);
+    lethe_model_free(ref);
+    return rc;
+}

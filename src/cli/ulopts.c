@@ -1,0 +1,78 @@
+/* The unlearning options shared by unlearn, bench, tune and demo. */
+#include <limits.h>
+#include <string.h>
+
+#include "cli/ulopts.h"
+
+int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c)
+{
+    const char *cmd = a->cmd;
+    long steps, batch, seed;
+    double lr, mom, eps, budget, beta, lam0, lmax, na, gam, l1;
+    lethe_unlearn_config d;
+    lethe_unlearn_config_default(&d);
+    if (cli_int(a, "steps", d.steps, 0, 100000000, &steps) ||
+        cli_int(a, "batch", d.batch, 1, 4096, &batch) ||
+        cli_int(a, "seed", 0, 0, LONG_MAX, &seed) ||
+        cli_float(a, "lr", c->lr > 0 ? c->lr : d.lr, 1e-12, 1e3, &lr) ||
+        cli_float(a, "momentum", c->momentum, 0, 0.9999, &mom) ||
+        cli_float(a, "eps", c->eps, 0, 1e6, &eps) ||
+        cli_float(a, "eps-budget", c->eps_budget, 0, 1e6, &budget) ||
+        cli_float(a, "beta", c->beta, 0, 1e6, &beta) ||
+        cli_float(a, "lambda0", c->lambda0, 0, 1e6, &lam0) ||
+        cli_float(a, "lambda-max", c->lambda_max, 1e-12, 1e6, &lmax) ||
+        cli_float(a, "a", c->neggrad_a, 1e-9, 1 - 1e-9, &na) ||
+        cli_float(a, "gamma", c->salun_gamma, 1e-9, 1, &gam) ||
+        cli_float(a, "l1", c->l1, 0, 10, &l1))
+        return 2;
+    c->method = cli_str(a, "method", c->method);
+    c->steps = steps;
+    c->batch = (int)batch;
+    c->seed = (uint64_t)seed;
+    c->lr = (float)lr;
+    c->momentum = (float)mom;
+    c->eps = (float)eps;
+    c->eps_budget = (float)budget;
+    c->beta = (float)beta;
+    c->lambda0 = (float)lam0;
+    c->lambda_max = (float)lmax;
+    c->neggrad_a = (float)na;
+    c->salun_gamma = (float)gam;
+    c->l1 = (float)l1;
+    const char *v;
+    if ((v = cli_str(a, "loss", NULL)) && lethe_ul_loss_parse(&c->loss, v) != LETHE_OK)
+        return cli_lib_error(cmd, LETHE_ERR_ARG) + 1;
+    if ((v = cli_str(a, "schedule", NULL))) {
+        lethe_schedule s;
+        if (lethe_schedule_parse(&s, v) != LETHE_OK) return cli_lib_error(cmd, LETHE_ERR_ARG) + 1;
+        c->schedule = s.kind;
+    }
+    if ((v = cli_str(a, "beta-schedule", NULL))) {
+        if (strcmp(v, "decay") == 0) c->beta_decay = 1;
+        else if (strcmp(v, "constant") == 0) c->beta_decay = 0;
+        else return cli_error(cmd, "--beta-schedule: expected decay or constant, got '%s'", v) + 1;
+    }
+    if ((v = cli_str(a, "ungrad-form", NULL))) {
+        if (strcmp(v, "grouped") == 0) c->ungrad_form = LETHE_UNGRAD_GROUPED;
+        else if (strcmp(v, "mixed") == 0) c->ungrad_form = LETHE_UNGRAD_MIXED;
+        else return cli_error(cmd, "--ungrad-form: expected grouped or mixed, got '%s'", v) + 1;
+    }
+    lethe_status st = lethe_unlearn_validate(c);
+    if (st != LETHE_OK) return cli_lib_error(cmd, st) + 1;
+    return 0;
+}
+
+int cli_check_model_data(const char *cmd, const char *path, const lethe_metadata *md,
+                         const lethe_model *m, const lethe_dataset *ds)
+{
+    const char *shape = lethe_meta_get(md, "in_shape");
+    char want[64];
+    snprintf(want, sizeof want, "%d,%d,%d", ds->c, ds->h, ds->w);
+    if (shape && strcmp(shape, want) != 0)
+        return cli_error(cmd, "%s: model expects inputs %s, data set %s has %s", path, shape,
+                         ds->name, want);
+    if (lethe_model_nclass(m) != ds->nclass)
+        return cli_error(cmd, "%s: model has %d classes, data set %s has %d", path,
+                         lethe_model_nclass(m), ds->name, ds->nclass);
+    return 0;
+}

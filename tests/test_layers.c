@@ -4,6 +4,7 @@
  * separate per-group calls (ALGORITHM.md §2.1). */
 #include "test.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -306,11 +307,17 @@ TEST(conv2d_gradients_finite_differences)
     }
 }
 
-TEST(conv2d_grouped_weight_gradient)
+/* Grouped conv gradients against per-group calls. With OpenBLAS on one
+ * thread the kernel splits chunks over OpenMP threads and reduces private
+ * partials; with several it runs one chunk loop: check both. N1 = 9 gives
+ * the second group several chunks. */
+static void conv_grouped_check(int blas_threads)
 {
+    int saved = openblas_get_num_threads();
+    openblas_set_num_threads(blas_threads);
     lethe_rng rng;
     lethe_rng_seed(&rng, 6);
-    enum { N0 = 2, N1 = 3, N = 5 };
+    enum { N0 = 2, N1 = 9, N = 11 };
     nn_conv_shape s, sa, sb;
     nn_conv_shape_set(&s, N, 3, 6, 6, 4, 3, 2, 1);
     nn_conv_shape_set(&sa, N0, 3, 6, 6, 4, 3, 2, 1);
@@ -363,6 +370,108 @@ TEST(conv2d_grouped_weight_gradient)
 
     free(in); free(w); free(dout); free(ws); free(dw0); free(dw1); free(din2);
     free(ea); free(eb); free(din_a); free(all); free(alias); free(sum); free(only1);
+    openblas_set_num_threads(saved);
+}
+
+TEST(conv2d_grouped_weight_gradient)
+{
+    conv_grouped_check(1);
+    conv_grouped_check(2);
+}
+
+/* Backward by definition, in double, for samples [n0, n1): din (N, C, H, W)
+ * of those samples, dw (OC, C, KH, KW), db (OC). */
+static void conv_naive_backward(double *din, double *dw, double *db, const float *dout,
+                                const float *in, const float *w, const nn_conv_shape *s,
+                                int n0, int n1)
+{
+    for (int n = n0; n < n1; n++)
+        for (int o = 0; o < s->oc; o++)
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    double go = dout[((n * s->oc + o) * s->oh + oy) * s->ow + ox];
+                    db[o] += go;
+                    for (int c = 0; c < s->c; c++)
+                        for (int ki = 0; ki < s->kh; ki++)
+                            for (int kj = 0; kj < s->kw; kj++) {
+                                int iy = oy * s->stride - s->pad + ki;
+                                int ix = ox * s->stride - s->pad + kj;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
+                                size_t ii = ((size_t)(n * s->c + c) * s->h + iy) * s->w + ix;
+                                size_t wi = ((size_t)(o * s->c + c) * s->kh + ki) * s->kw + kj;
+                                din[ii] += go * w[wi];
+                                dw[wi] += go * in[ii];
+                            }
+                }
+}
+
+static double max_rel_diff(const float *a, const double *ref, size_t n)
+{
+    double err = 0.0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - ref[i]);
+        if (!(d <= err)) err = d;
+        if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
+    }
+    return err / scale;
+}
+
+/* Larger planes, so that chunks hold one sample (32 channels, 32×32) or a
+ * few (8 channels, 26×26): forward and grouped backward by definition,
+ * with OpenBLAS on one and on two threads. */
+TEST(conv2d_chunks_match_definition)
+{
+    static const int cases[][5] = {{32, 32, 3, 1, 1}, {8, 26, 3, 2, 1}, {8, 26, 1, 1, 0}};
+    enum { N0 = 4, N1 = 7, N = 11 };
+    int saved = openblas_get_num_threads();
+    lethe_rng rng;
+    lethe_rng_seed(&rng, 15);
+    for (int t = 0; t < 3; t++) {
+        nn_conv_shape s;
+        nn_conv_shape_set(&s, N, cases[t][0], cases[t][1], cases[t][1], 4, cases[t][2],
+                          cases[t][3], cases[t][4]);
+        size_t ni = (size_t)N * s.c * s.h * s.w, nw = (size_t)s.oc * s.c * s.kh * s.kw;
+        size_t no = (size_t)N * s.oc * s.oh * s.ow;
+        float *in = zalloc(ni), *w = zalloc(nw), *b = zalloc(s.oc), *out = zalloc(no);
+        float *dout = zalloc(no), *din = zalloc(ni), *dw0 = zalloc(nw), *dw1 = zalloc(nw);
+        float db0[4], db1[4];
+        float *ws = zalloc(nn_conv2d_workspace(&s));
+        double *ref = calloc(no, sizeof *ref), *rdin = calloc(ni, sizeof *rdin);
+        double *rw0 = calloc(nw, sizeof *rw0), *rw1 = calloc(nw, sizeof *rw1);
+        double rb0[4] = {0}, rb1[4] = {0};
+        fill(&rng, in, ni, -1, 1);
+        fill(&rng, w, nw, -1, 1);
+        fill(&rng, b, s.oc, -1, 1);
+        fill(&rng, dout, no, -1, 1);
+        conv_naive(ref, in, w, b, &s);
+        conv_naive_backward(rdin, rw0, rb0, dout, in, w, &s, 0, N0);
+        conv_naive_backward(rdin, rw1, rb1, dout, in, w, &s, N0, N);
+        lethe_groups g;
+        groups(&g, N0, N1);
+        for (int bt = 1; bt <= 2; bt++) {
+            openblas_set_num_threads(bt);
+            nn_conv2d_forward(out, in, w, b, &s, ws);
+            double e = 0.0;
+            for (size_t i = 0; i < no; i++)
+                if (fabs(out[i] - ref[i]) > e) e = fabs(out[i] - ref[i]);
+            CHECK_MSG(e < 1e-4, "case %d, %d BLAS threads: forward error %g", t, bt, e);
+            memset(din, 0, ni * sizeof *din);
+            memset(dw0, 0, nw * sizeof *dw0);
+            memset(dw1, 0, nw * sizeof *dw1);
+            memset(db0, 0, sizeof db0);
+            memset(db1, 0, sizeof db1);
+            float *dws[2] = {dw0, dw1}, *dbs[2] = {db0, db1};
+            nn_conv2d_backward(din, dws, dbs, dout, in, w, &s, &g, ws);
+            CHECK_MSG(max_rel_diff(din, rdin, ni) < 1e-5, "case %d, %d threads: din", t, bt);
+            CHECK_MSG(max_rel_diff(dw0, rw0, nw) < 1e-5, "case %d, %d threads: dw0", t, bt);
+            CHECK_MSG(max_rel_diff(dw1, rw1, nw) < 1e-5, "case %d, %d threads: dw1", t, bt);
+            CHECK_MSG(max_rel_diff(db0, rb0, 4) < 1e-5 && max_rel_diff(db1, rb1, 4) < 1e-5,
+                      "case %d, %d threads: db", t, bt);
+        }
+        free(in); free(w); free(b); free(out); free(dout); free(din); free(dw0); free(dw1);
+        free(ws); free(ref); free(rdin); free(rw0); free(rw1);
+    }
+    openblas_set_num_threads(saved);
 }
 
 /* ------------------------------------------------------------- maxpool */

@@ -12,6 +12,9 @@ static const struct {
     {"eval", cmd_eval, "accuracy, or the unlearning metrics of a model"},
     {"info", cmd_info, "show a checkpoint's metadata and tensors"},
     {"unlearn", cmd_unlearn, "make a trained model forget data"},
+    {"bench", cmd_bench, "run a whole unlearning protocol and print its table"},
+    {"tune", cmd_tune, "grid-search a method's hyperparameters by Avg. Gap"},
+    {"demo", cmd_demo, "train, retrain, unlearn class 0 with EUPMU, compare"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,118 @@
+/* lethe bench: the whole protocol of a scenario in one command — the
+ * original and Retrain models (trained once, then cached), every method
+ * with its tuned settings, the table of PROTOCOL.md and a JSON file. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/protocol.h"
+#include "cli/report.h"
+
+static const cli_opt opts[] = {
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd", 0},
+    {"methods", "LIST", "comma-separated methods (default: all)", 0},
+    {"tuned", "FILE", "tuned settings (default configs/tuned.json)", 0},
+    {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
+    {"data-dir", "DIR", "folder of the data set", 0},
+    {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
+    {"steps", "N", "override every method's step count (default: 5·ceil(|D_f|/128))", 0},
+    {"seed", "N", "seed (default 0)", 0},
+    {"json", "FILE", "results as JSON (default runs/bench-SCENARIO.json)", 0},
+    {"quiet", NULL, "no progress on stderr", 1},
+    {NULL, NULL, NULL, 0},
+};
+
+static const char *default_methods =
+    "eupmu,eupmu-fast,eupmu-lookahead,ungrad,ungrad-mixed,ft,ga,rl,neggrad+,salun,l1-sparse";
+
+int cmd_bench(int argc, char **argv)
+{
+    cli_args a;
+    int r = cli_parse(&a, "bench", "--scenario NAME [options]", opts, argc, argv);
+    if (r) return r == 1 ? 0 : 2;
+    const char *scn = cli_str(&a, "scenario", NULL);
+    if (!scn) return cli_error("bench", "--scenario NAME is required (fmnist-cw, fmnist-rnd)");
+    const proto_scenario *sc = proto_find(scn);
+    if (!sc) return cli_error("bench", "unknown scenario '%s' (fmnist-cw, fmnist-rnd)", scn);
+    long epochs, seed, steps;
+    if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
+        cli_int(&a, "steps", 0, 0, 10000000, &steps))
+        return 2;
+    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
+    char jdef[256];
+    snprintf(jdef, sizeof jdef, "runs/bench-%s.json", scn);
+    const char *json = cli_str(&a, "json", jdef);
+    const char *cache = cli_str(&a, "cache", "runs/cache");
+    char mlist[1024];
+    snprintf(mlist, sizeof mlist, "%s", cli_str(&a, "methods", default_methods));
+
+    /* Check every method's settings before any work is done. */
+    char *save, *tok;
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", mlist);
+    for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        lethe_unlearn_config cfg;
+        lethe_unlearn_config_default(&cfg);
+        cfg.method = tok;
+        lethe_status st = proto_tuned(tuned, scn, tok, &cfg);
+        if (st == LETHE_OK) st = lethe_unlearn_validate(&cfg);
+        if (st != LETHE_OK) return cli_lib_error("bench", st);
+    }
+    if (strncmp(json, "runs/", 5) == 0) (void)!system("mkdir -p runs");
+    if (cli_check_writable("bench", json)) return 1;
+
+    proto_ctx p;
+    int quiet = cli_flag(&a, "quiet");
+    lethe_status st = proto_open(&p, sc, cache, cli_str(&a, "data-dir", NULL), (int)epochs,
+                                 (uint64_t)seed, quiet);
+    if (st != LETHE_OK) {
+        proto_close(&p);
+        return cli_lib_error("bench", st);
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "scenario", scn);
+    cJSON_AddStringToObject(root, "forget", p.sp.spec_text);
+    cJSON_AddStringToObject(root, "arch", sc->arch);
+    cJSON_AddItemToObject(root, "original", report_metrics(&p.m_orig));
+    cJSON *rj = report_metrics(&p.m_retrain);
+    if (p.retrain_seconds > 0) cJSON_AddNumberToObject(rj, "seconds", p.retrain_seconds);
+    cJSON_AddItemToObject(root, "retrain", rj);
+    cJSON *methods = cJSON_AddArrayToObject(root, "methods");
+
+    printf("\n%s: forget %s (%zu images), %s, original and Retrain %ld epochs\n\n", scn,
+           p.sp.spec_text, p.sp.forget.n, sc->arch, epochs);
+    proto_print_header();
+    proto_print_row("Original", &p.m_orig, lethe_avg_gap(&p.m_orig, &p.m_retrain), -1, 0, 0);
+    proto_print_row("Retrain", &p.m_retrain, 0.0, p.retrain_seconds > 0 ? p.retrain_seconds : -1,
+                    0, 0);
+    int rc = 0;
+    for (tok = strtok_r(mlist, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        lethe_unlearn_config cfg;
+        lethe_unlearn_config_default(&cfg);
+        cfg.method = tok;
+        cfg.seed = (uint64_t)seed;
+        proto_tuned(tuned, scn, tok, &cfg);
+        if (steps) cfg.steps = steps;
+        proto_run run;
+        if ((st = proto_run_method(&p, &cfg, &run)) != LETHE_OK) {
+            cli_lib_error("bench", st);
+            rc = 1;
+            continue;
+        }
+        proto_print_row(tok, &run.m, run.gap, run.res.seconds,
+                        (double)run.res.fwd_samples / run.res.batch,
+                        (double)run.res.bwd_samples / run.res.batch);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
+        cJSON_AddItemToObject(o, "metrics", report_metrics(&run.m));
+        cJSON_AddNumberToObject(o, "avg_gap", run.gap);
+        cJSON_AddItemToObject(o, "run", report_run(&run.res, 1));
+        cJSON_AddItemToArray(methods, o);
+        lethe_unlearn_result_free(&run.res);
+    }
+    if ((st = report_write(json, root)) != LETHE_OK) rc = cli_lib_error("bench", st);
+    else if (!quiet) fprintf(stderr, "wrote %s\n", json);
+    cJSON_Delete(root);
+    proto_close(&p);
+    return rc;
+}

@@ -1,0 +1,232 @@
+/* Scenarios, the model cache, tuned settings, and method runs. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/protocol.h"
+
+static const proto_scenario scenarios[] = {
+    {"fmnist-cw", "class:0", "cnn", "fmnist"},
+    {"fmnist-rnd", "random:0.1", "cnn", "fmnist"},
+};
+
+const proto_scenario *proto_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+        if (strcmp(scenarios[i].name, name) == 0) return &scenarios[i];
+    return NULL;
+}
+
+/* A file name from a forget spec: class:0,3 → class0-3, random:0.1 → random0.1. */
+static void spec_slug(const char *spec, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *s = spec; *s && k + 1 < n; s++) {
+        char ch = *s;
+        if (ch == ',') out[k++] = '-';
+        else if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.') out[k++] = ch;
+    }
+    out[k] = 0;
+}
+
+static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_subset *sub,
+                                 const char *without, lethe_model **out, double *secs)
+{
+    lethe_metadata md = {0};
+    *secs = 0;
+    if (access(path, R_OK) == 0) {
+        if (!p->quiet) fprintf(stderr, "reusing %s\n", path);
+        return lethe_checkpoint_open(out, path, &md);
+    }
+    lethe_dataset *tr = &p->sp.train;
+    lethe_status st = lethe_model_create(out, p->sc->arch, tr->c, tr->h, tr->w, tr->nclass);
+    if (st != LETHE_OK) return st;
+    lethe_train_config cfg;
+    lethe_train_config_default(&cfg);
+    cfg.epochs = p->epochs;
+    cfg.seed = p->seed;
+    cli_progress prog;
+    cli_progress_init(&prog, without ? "retrain" : "original");
+    if (!p->quiet)
+        fprintf(stderr, "training %s %s on %zu images (%d epochs), cached as %s\n",
+                without ? "Retrain" : "the original", p->sc->arch, sub->n, cfg.epochs, path);
+    double t0 = cli_now();
+    st = lethe_train(*out, tr, sub, &cfg, p->quiet ? NULL : cli_progress_cb, &prog);
+    if (!p->quiet) cli_progress_done(&prog);
+    *secs = cli_now() - t0;
+    if (st != LETHE_OK) return st;
+    char buf[256];
+    lethe_meta_set(&md, "format", "lethe");
+    lethe_meta_set(&md, "version", LETHE_VERSION);
+    lethe_meta_set(&md, "arch", p->sc->arch);
+    snprintf(buf, sizeof buf, "%d,%d,%d", tr->c, tr->h, tr->w);
+    lethe_meta_set(&md, "in_shape", buf);
+    snprintf(buf, sizeof buf, "%d", tr->nclass);
+    lethe_meta_set(&md, "nclass", buf);
+    lethe_meta_set(&md, "dataset", tr->name);
+    snprintf(buf, sizeof buf, "sgd lr=0.05 schedule=cosine momentum=0.9 wd=0.0005 epochs=%d "
+             "batch=128", p->epochs);
+    lethe_meta_set(&md, "recipe", buf);
+    snprintf(buf, sizeof buf, "%lu", (unsigned long)p->seed);
+    lethe_meta_set(&md, "seed", buf);
+    if (without) lethe_meta_set(&md, "trained_without", without);
+    return lethe_checkpoint_save(*out, &md, path);
+}
+
+lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
+                        const char *data_dir, int epochs, uint64_t seed, int quiet)
+{
+    memset(p, 0, sizeof *p);
+    p->sc = sc;
+    p->cache = cache;
+    p->data_dir = data_dir;
+    p->epochs = epochs;
+    p->seed = seed;
+    p->quiet = quiet;
+    if (mkdir(cache, 0755) != 0 && errno != EEXIST)
+        return lethe_fail(LETHE_ERR_IO, "%s: cannot create the cache folder: %s", cache,
+                          strerror(errno));
+    lethe_status st = cli_split_load(&p->sp, sc->data, data_dir, sc->forget, seed);
+    if (st != LETHE_OK) return st;
+    lethe_subset all = {malloc((size_t)p->sp.train.n * sizeof(int32_t)), (size_t)p->sp.train.n};
+    if (!all.idx) return lethe_fail(LETHE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < all.n; i++) all.idx[i] = (int32_t)i;
+    char path[1024], slug[256];
+    double secs;
+    snprintf(path, sizeof path, "%s/orig-%s-%s-e%d-s%lu.safetensors", cache, sc->arch, sc->data,
+             epochs, (unsigned long)seed);
+    st = ensure_model(p, path, &all, NULL, &p->orig, &secs);
+    lethe_subset_free(&all);
+    if (st != LETHE_OK) return st;
+    spec_slug(p->sp.spec_text, slug, sizeof slug);
+    snprintf(path, sizeof path, "%s/retrain-%s-%s-%s-e%d-s%lu.safetensors", cache, sc->arch,
+             sc->data, slug, epochs, (unsigned long)seed);
+    if ((st = ensure_model(p, path, &p->sp.retain, p->sp.spec_text, &p->retrain,
+                           &p->retrain_seconds)) != LETHE_OK)
+        return st;
+    if ((st = cli_split_metrics(&p->sp, p->orig, seed, &p->m_orig)) != LETHE_OK) return st;
+    return cli_split_metrics(&p->sp, p->retrain, seed, &p->m_retrain);
+}
+
+void proto_close(proto_ctx *p)
+{
+    lethe_model_free(p->orig);
+    lethe_model_free(p->retrain);
+    cli_split_free(&p->sp);
+}
+
+lethe_status proto_set_param(lethe_unlearn_config *c, const char *name, double v)
+{
+    if (strcmp(name, "lr") == 0) c->lr = (float)v;
+    else if (strcmp(name, "eps") == 0) c->eps = (float)v;
+    else if (strcmp(name, "eps_budget") == 0 || strcmp(name, "eps-budget") == 0) c->eps_budget = (float)v;
+    else if (strcmp(name, "beta") == 0) c->beta = (float)v;
+    else if (strcmp(name, "a") == 0) c->neggrad_a = (float)v;
+    else if (strcmp(name, "gamma") == 0) c->salun_gamma = (float)v;
+    else if (strcmp(name, "l1") == 0) c->l1 = (float)v;
+    else if (strcmp(name, "lambda0") == 0) c->lambda0 = (float)v;
+    else if (strcmp(name, "lambda_max") == 0 || strcmp(name, "lambda-max") == 0) c->lambda_max = (float)v;
+    else if (strcmp(name, "momentum") == 0) c->momentum = (float)v;
+    else if (strcmp(name, "steps") == 0) c->steps = (long)v;
+    else
+        return lethe_fail(LETHE_ERR_ARG, "unknown parameter '%s' (lr, eps, eps_budget, beta, a, "
+                          "gamma, l1, lambda0, lambda_max, momentum, steps)", name);
+    return LETHE_OK;
+}
+
+lethe_status proto_tuned(const char *path, const char *scenario, const char *method,
+                         lethe_unlearn_config *cfg)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return LETHE_OK;    /* no tuned file: defaults */
+    char *buf = NULL;
+    lethe_status st = LETHE_OK;
+    if (fseek(f, 0, SEEK_END) != 0) goto io;
+    long len = ftell(f);
+    if (len < 0 || len > (1 << 20)) {
+        fclose(f);
+        return lethe_fail(LETHE_ERR_FORMAT, "%s: size %ld is not that of a settings file", path, len);
+    }
+    rewind(f);
+    buf = malloc((size_t)len + 1);
+    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) goto io;
+    buf[len] = 0;
+    fclose(f);
+    cJSON *root = cJSON_Parse(buf);
+    free(buf);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return lethe_fail(LETHE_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(root, scenario);
+    const cJSON *m = sc ? cJSON_GetObjectItemCaseSensitive(sc, method) : NULL;
+    if (m && !cJSON_IsObject(m)) {
+        st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s is not an object", path, scenario, method);
+    } else if (m) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, m) {
+            if (it->string[0] == '_') continue;    /* comments like "_note" */
+            if (strcmp(it->string, "loss") == 0 && cJSON_IsString(it)) {
+                st = lethe_ul_loss_parse(&cfg->loss, it->valuestring);
+            } else if (strcmp(it->string, "schedule") == 0 && cJSON_IsString(it)) {
+                lethe_schedule s;
+                st = lethe_schedule_parse(&s, it->valuestring);
+                cfg->schedule = s.kind;
+            } else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+                st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s.%s must be a number", path, scenario,
+                                method, it->string);
+            } else {
+                st = proto_set_param(cfg, it->string, it->valuedouble);
+            }
+            if (st != LETHE_OK) break;
+        }
+    }
+    cJSON_Delete(root);
+    if (st == LETHE_OK) st = lethe_unlearn_validate(cfg);
+    return st;
+io:
+    free(buf);
+    fclose(f);
+    return lethe_fail(LETHE_ERR_IO, "%s: cannot read", path);
+}
+
+lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, proto_run *out)
+{
+    memset(out, 0, sizeof *out);
+    lethe_model *m = NULL;
+    lethe_dataset *tr = &p->sp.train;
+    lethe_status st = lethe_model_create(&m, p->sc->arch, tr->c, tr->h, tr->w, tr->nclass);
+    if (st != LETHE_OK) return st;
+    if ((st = lethe_model_copy(m, p->orig)) != LETHE_OK) goto done;
+    cli_progress prog;
+    cli_progress_init(&prog, cfg->method);
+    st = lethe_unlearn(m, tr, &p->sp.forget, &p->sp.retain, cfg, &out->res,
+                       p->quiet ? NULL : cli_progress_cb, &prog);
+    if (!p->quiet) cli_progress_done(&prog);
+    if (st != LETHE_OK) goto done;
+    if ((st = cli_split_metrics(&p->sp, m, p->seed, &out->m)) != LETHE_OK) goto done;
+    out->gap = lethe_avg_gap(&out->m, &p->m_retrain);
+done:
+    lethe_model_free(m);
+    return st;
+}
+
+void proto_print_header(void)
+{
+    printf("| method | UA | RA | TA | MIA-Eff. | Avg. Gap | RTE (s) | fwd/bwd passes |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+}
+
+void proto_print_row(const char *name, const lethe_metrics *m, double gap, double secs,
+                     double fwd, double bwd)
+{
+    printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta, m->mia, gap);
+    if (secs >= 0) printf(" %.1f | %.0f/%.0f |\n", secs, fwd, bwd);
+    else printf(" – | – |\n");
+    fflush(stdout);
+}

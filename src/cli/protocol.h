@@ -1,0 +1,56 @@
+/* The unlearning protocol of PROTOCOL.md: scenarios, cached original and
+ * Retrain models, tuned settings, and one method run with its metrics. */
+#ifndef LETHE_CLI_PROTOCOL_H
+#define LETHE_CLI_PROTOCOL_H
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;       /* fmnist-cw */
+    const char *forget;     /* class:0 */
+    const char *arch;       /* cnn */
+    const char *data;       /* fmnist */
+} proto_scenario;
+
+const proto_scenario *proto_find(const char *name);
+
+typedef struct {
+    const proto_scenario *sc;
+    const char *cache;          /* folder of cached models */
+    const char *data_dir;
+    int epochs;                 /* original/Retrain recipe */
+    uint64_t seed;
+    int quiet;
+    cli_split sp;
+    lethe_model *orig, *retrain;
+    lethe_metrics m_orig, m_retrain;
+    double retrain_seconds;
+} proto_ctx;
+
+/* Load the split; train or reuse the original and Retrain models. */
+lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
+                        const char *data_dir, int epochs, uint64_t seed, int quiet);
+void proto_close(proto_ctx *p);
+
+/* Settings of `method` for the scenario from the tuned file (defaults when
+ * absent). Errors on a malformed file. */
+lethe_status proto_tuned(const char *path, const char *scenario, const char *method,
+                         lethe_unlearn_config *cfg);
+/* Set one named parameter (lr, eps, beta, a, gamma, l1, lambda0) from a value. */
+lethe_status proto_set_param(lethe_unlearn_config *cfg, const char *name, double v);
+
+typedef struct {
+    lethe_metrics m;
+    double gap;
+    lethe_unlearn_result res;
+} proto_run;
+
+/* Run one method from a copy of the original and evaluate it. */
+lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, proto_run *out);
+
+/* Markdown row: | method | UA | RA | TA | MIA | gap | RTE | passes | */
+void proto_print_header(void);
+void proto_print_row(const char *name, const lethe_metrics *m, double gap, double secs,
+                     double fwd, double bwd);
+
+#endif

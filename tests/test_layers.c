@@ -47,6 +47,17 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
     return m;
 }
 
+static double max_rel_diff(const float *a, const double *ref, size_t n)
+{
+    double err = 0.0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - ref[i]);
+        if (!(d <= err)) err = d;
+        if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
+    }
+    return err / scale;
+}
+
 static void groups(lethe_groups *g, int n0, int n1)
 {
     memset(g, 0, sizeof *g);
@@ -193,6 +204,53 @@ TEST(linear_grouped_weight_gradient)
     float *skip[2] = {NULL, only1};
     nn_linear_backward(NULL, skip, NULL, dout, in, w, &g2, IN, OUT);
     CHECK(max_abs_diff(only1, dw1, OUT * IN) < 1e-6);
+}
+
+/* Large enough to be split over threads (with OpenBLAS on one thread):
+ * forward, din and grouped dw against their definitions in double. */
+TEST(linear_threaded_matches_definition)
+{
+    enum { N0 = 24, N = 64, IN = 300, OUT = 20 };
+    int saved = openblas_get_num_threads();
+    lethe_rng rng;
+    lethe_rng_seed(&rng, 16);
+    float *in = zalloc(N * IN), *w = zalloc(OUT * IN), *b = zalloc(OUT), *out = zalloc(N * OUT);
+    float *dout = zalloc(N * OUT), *din = zalloc(N * IN), *dw0 = zalloc(OUT * IN);
+    float *dw1 = zalloc(OUT * IN);
+    double *rdin = calloc(N * IN, sizeof *rdin), *rw0 = calloc(OUT * IN, sizeof *rw0);
+    double *rw1 = calloc(OUT * IN, sizeof *rw1), *rout = calloc(N * OUT, sizeof *rout);
+    fill(&rng, in, N * IN, -1, 1);
+    fill(&rng, w, OUT * IN, -1, 1);
+    fill(&rng, b, OUT, -1, 1);
+    fill(&rng, dout, N * OUT, -1, 1);
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < OUT; o++) {
+            double acc = b[o];
+            for (int j = 0; j < IN; j++) {
+                acc += (double)in[i * IN + j] * w[o * IN + j];
+                rdin[i * IN + j] += (double)dout[i * OUT + o] * w[o * IN + j];
+                (i < N0 ? rw0 : rw1)[o * IN + j] += (double)dout[i * OUT + o] * in[i * IN + j];
+            }
+            rout[i * OUT + o] = acc;
+        }
+    lethe_groups g;
+    groups(&g, N0, N - N0);
+    for (int bt = 1; bt <= 2; bt++) {
+        openblas_set_num_threads(bt);
+        nn_linear_forward(out, in, w, b, N, IN, OUT);
+        CHECK_MSG(max_rel_diff(out, rout, N * OUT) < 1e-5, "%d BLAS threads: out", bt);
+        memset(din, 0, sizeof(float) * N * IN);
+        memset(dw0, 0, sizeof(float) * OUT * IN);
+        memset(dw1, 0, sizeof(float) * OUT * IN);
+        float *dws[2] = {dw0, dw1};
+        nn_linear_backward(din, dws, NULL, dout, in, w, &g, IN, OUT);
+        CHECK_MSG(max_rel_diff(din, rdin, N * IN) < 1e-5, "%d BLAS threads: din", bt);
+        CHECK_MSG(max_rel_diff(dw0, rw0, OUT * IN) < 1e-5, "%d BLAS threads: dw0", bt);
+        CHECK_MSG(max_rel_diff(dw1, rw1, OUT * IN) < 1e-5, "%d BLAS threads: dw1", bt);
+    }
+    openblas_set_num_threads(saved);
+    free(in); free(w); free(b); free(out); free(dout); free(din); free(dw0); free(dw1);
+    free(rdin); free(rw0); free(rw1); free(rout);
 }
 
 /* -------------------------------------------------------------- conv2d */
@@ -403,17 +461,6 @@ static void conv_naive_backward(double *din, double *dw, double *db, const float
                                 dw[wi] += go * in[ii];
                             }
                 }
-}
-
-static double max_rel_diff(const float *a, const double *ref, size_t n)
-{
-    double err = 0.0, scale = 1e-6;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs(a[i] - ref[i]);
-        if (!(d <= err)) err = d;
-        if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
-    }
-    return err / scale;
 }
 
 /* Larger planes, so that chunks hold one sample (32 channels, 32×32) or a

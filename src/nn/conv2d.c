@@ -23,9 +23,9 @@
  *
  * Groups (ALGORITHM.md §2.1): groups are contiguous sample ranges; runs of
  * neighbouring groups with the same dw destination are processed one after
- * the other, chunks never straddle a run, so each run's dw is exact. With
- * several threads each one sums its chunks into a private partial dw,
- * added to dw[k] in thread order (deterministic for a given thread count). */
+ * the other, chunks never straddle a run, so each run's dw is exact. Each
+ * thread sums its chunks into a private partial dwᵀ, added to dw[k] in
+ * thread order at the end of the run (deterministic for a thread count). */
 #include "nn/layers.h"
 
 #include <cblas.h>
@@ -86,7 +86,7 @@ static int chunk_max(const nn_conv_shape *s)
 
 static int slots(const nn_conv_shape *s) { return s->n < CONV_SLOTS ? s->n : CONV_SLOTS; }
 
-/* One slot: col (CKK, cmax) + t (OC, cmax) + partial dw (OC, CKK). */
+/* One slot: col (CKK, cmax) + t (OC, cmax) + partial dwᵀ (CKK, OC). */
 static size_t slot_floats(const nn_conv_shape *s)
 {
     size_t ckk = (size_t)s->c * s->kh * s->kw;
@@ -186,10 +186,13 @@ static void col2im_add(float *din, const float *dcol, const nn_conv_shape *s, in
                         if (iy < 0 || iy >= s->h) continue;
                         const float *d = src + (size_t)oy * s->ow;
                         float *r = plane + (size_t)iy * s->w;
-                        if (s->stride == 1)
+                        /* dcol and din never overlap: let the loop vectorise. */
+                        if (s->stride == 1) {
+#pragma omp simd
                             for (int ox = x0; ox < x1; ox++) r[ox + off] += d[ox];
-                        else
+                        } else {
                             for (int ox = x0; ox < x1; ox++) r[ox * s->stride + off] += d[ox];
+                        }
                     }
                 }
             }
@@ -250,7 +253,8 @@ void nn_conv2d_backward(float *din, float *const dw[], float *const db[],
 
     if (db) {
         /* Per channel, every group in order: aliased db[k] stay race-free. */
-#pragma omp parallel for schedule(static) if ((size_t)s->n * out_plane > 65536)
+#pragma omp parallel for schedule(static) num_threads(outer_threads()) \
+    if ((size_t)s->n * out_plane > 65536)
         for (int oc = 0; oc < s->oc; oc++) {
             for (int k = 0; k < g->n; k++) {
                 if (!db[k]) continue;
@@ -277,10 +281,8 @@ void nn_conv2d_backward(float *din, float *const dw[], float *const db[],
             const int nt = team_size();
             float *col = ws + (size_t)thread_id() * slot;   /* (CKK, cc), then dcol */
             float *t = col + (size_t)ckk * cmax;             /* (OC, cc) */
-            float *part = t + (size_t)s->oc * cmax;          /* (OC, CKK) */
-            /* Alone, a thread adds straight into dw[k]. */
-            float *acc = nt == 1 ? d : part;
-            if (d && nt > 1) memset(part, 0, sizeof(float) * (size_t)s->oc * ckk);
+            float *part = t + (size_t)s->oc * cmax;          /* dwᵀ (CKK, OC) */
+            if (d) memset(part, 0, sizeof(float) * (size_t)s->oc * ckk);
 #pragma omp for schedule(static)
             for (int q = 0; q < p.chunks; q++) {
                 const int a = r0 + q * p.nb, m = r1 - a < p.nb ? r1 - a : p.nb;
@@ -295,9 +297,11 @@ void nn_conv2d_backward(float *din, float *const dw[], float *const db[],
                     tc = t;
                 }
                 if (d) {
+                    /* dwᵀ += col·tᵀ: OpenBLAS runs this shape ~20% faster than
+                     * t·colᵀ when OC is small. */
                     im2col(col, in + (size_t)a * in_plane, s, m);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->oc, ckk, cc,
-                                1.0f, tc, cc, col, cc, 1.0f, acc, ckk);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ckk, s->oc, cc,
+                                1.0f, col, cc, tc, cc, 1.0f, part, s->oc);
                 }
                 if (din) {
                     /* dcol (CKK, cc) = wᵀ·t, into col: dw is done with it. */
@@ -306,14 +310,17 @@ void nn_conv2d_backward(float *din, float *const dw[], float *const db[],
                     col2im_add(din + (size_t)a * in_plane, col, s, m);
                 }
             }
-            if (d && nt > 1) {
+            if (d) {
                 /* The implicit barrier above made every partial complete. */
                 const float *base = ws + (size_t)ckk * cmax + (size_t)s->oc * cmax;
 #pragma omp for schedule(static)
-                for (int i = 0; i < s->oc * ckk; i++) {
-                    float sum = 0.0f;
-                    for (int th = 0; th < nt; th++) sum += base[(size_t)th * slot + i];
-                    d[i] += sum;
+                for (int o = 0; o < s->oc; o++) {
+                    for (int i = 0; i < ckk; i++) {
+                        float sum = 0.0f;
+                        for (int th = 0; th < nt; th++)
+                            sum += base[(size_t)th * slot + (size_t)i * s->oc + o];
+                        d[(size_t)o * ckk + i] += sum;
+                    }
                 }
             }
         }

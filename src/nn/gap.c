@@ -25,6 +25,7 @@ void nn_gap_backward(float *din, const float *dout, int n, int c, int hw)
     for (int pl = 0; pl < planes; pl++) {
         float *d = din + (size_t)pl * hw;
         const float g = dout[pl] * inv;
+#pragma omp simd
         for (int j = 0; j < hw; j++) d[j] += g;
     }
 }

@@ -1,26 +1,83 @@
-/* Fully connected layer: out = in·wᵀ + b, every product one cblas_sgemm
+/* Fully connected layer: out = in·wᵀ + b, every product a cblas_sgemm
  * (row-major). The weight gradient is split by sample group (ALGORITHM.md
- * §2.1): group k's rows give dw[k] += dout_kᵀ·in_k. */
+ * §2.1): group k's rows give dw[k] += dout_kᵀ·in_k.
+ *
+ * Threading follows conv2d.c: OpenMP threads each call a single-threaded
+ * OpenBLAS on their own slice (rows of the batch forward, columns of IN
+ * backward, so no two threads write the same float); when OpenBLAS has
+ * threads of its own, one OpenMP thread leaves the parallelism to it. */
 #include "nn/layers.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many multiply-adds a product is not worth splitting. */
+#define LINEAR_PAR_MIN (1 << 18)
+
+static int outer_threads(double work)
+{
+#ifdef _OPENMP
+    if (work < LINEAR_PAR_MIN || openblas_get_num_threads() > 1) return 1;
+    return omp_get_max_threads();
+#else
+    (void)work;
+    return 1;
+#endif
+}
+
+/* Slice [*a, *b) of `n` items for thread `id` of `nt`. */
+static void slice(int n, int id, int nt, int *a, int *b)
+{
+    *a = (int)((long)n * id / nt);
+    *b = (int)((long)n * (id + 1) / nt);
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int team_size(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
 
 /* in (N, IN), w (OUT, IN), b (OUT) or NULL → out (N, OUT). */
 void nn_linear_forward(float *out, const float *in, const float *w, const float *b,
                        int n, int in_f, int out_f)
 {
     if (n <= 0 || out_f <= 0) return;
-    float beta = 0.0f;
-    if (b) {
-        /* Seed every row with the bias so one sgemm (beta = 1) adds the product. */
-        for (int i = 0; i < n; i++) {
-            float *o = out + (size_t)i * out_f;
-            for (int j = 0; j < out_f; j++) o[j] = b[j];
+    const int nt = outer_threads((double)n * in_f * out_f);
+    (void)nt; /* used by OpenMP only */
+#pragma omp parallel num_threads(nt)
+    {
+        int r0, r1;
+        slice(n, thread_id(), team_size(), &r0, &r1);
+        if (r1 > r0) {
+            float beta = 0.0f;
+            if (b) {
+                /* Seed the rows with the bias; the sgemm (beta = 1) adds the product. */
+                for (int i = r0; i < r1; i++) {
+                    float *o = out + (size_t)i * out_f;
+                    for (int j = 0; j < out_f; j++) o[j] = b[j];
+                }
+                beta = 1.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out_f, in_f,
+                        1.0f, in + (size_t)r0 * in_f, in_f, w, in_f, beta,
+                        out + (size_t)r0 * out_f, out_f);
         }
-        beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_f, in_f,
-                1.0f, in, in_f, w, in_f, beta, out, out_f);
 }
 
 /* dout (N, OUT), in (N, IN), w (OUT, IN); din (N, IN) or NULL;
@@ -29,23 +86,31 @@ void nn_linear_backward(float *din, float *const dw[], float *const db[],
                         const float *dout, const float *in, const float *w,
                         const lethe_groups *g, int in_f, int out_f)
 {
-    int n = g->start[g->n];
+    const int n = g->start[g->n];
     if (n <= 0 || out_f <= 0) return;
-    if (din && in_f > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in_f, out_f,
-                    1.0f, dout, out_f, w, in_f, 1.0f, din, in_f);
-
-    /* Neighbouring groups that share a destination are one product: the
-     * common one-group and summed two-group cases cost a single sgemm. */
-    if (dw && in_f > 0) {
-        for (int k = 0; k < g->n;) {
-            float *d = dw[k];
-            int s = g->start[k], e = g->start[k + 1];
-            for (k++; k < g->n && dw[k] == d; k++) e = g->start[k + 1];
-            if (!d || e <= s) continue;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_f, in_f, e - s,
-                        1.0f, dout + (size_t)s * out_f, out_f, in + (size_t)s * in_f, in_f,
-                        1.0f, d, in_f);
+    if (in_f > 0) {
+        const int nt = outer_threads(2.0 * n * in_f * out_f);
+        (void)nt;
+#pragma omp parallel num_threads(nt)
+        {
+            /* This thread's columns [c0, c1) of IN, in din and in every dw. */
+            int c0, c1;
+            slice(in_f, thread_id(), team_size(), &c0, &c1);
+            const int cw = c1 - c0;
+            if (cw > 0 && din)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cw, out_f,
+                            1.0f, dout, out_f, w + c0, in_f, 1.0f, din + c0, in_f);
+            /* Neighbouring groups that share a destination are one product:
+             * the one-group and summed two-group cases cost one sgemm. */
+            for (int k = 0; cw > 0 && dw && k < g->n;) {
+                float *d = dw[k];
+                int s = g->start[k], e = g->start[k + 1];
+                for (k++; k < g->n && dw[k] == d; k++) e = g->start[k + 1];
+                if (!d || e <= s) continue;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_f, cw, e - s,
+                            1.0f, dout + (size_t)s * out_f, out_f,
+                            in + (size_t)s * in_f + c0, in_f, 1.0f, d + c0, in_f);
+            }
         }
     }
     if (db) {

@@ -15,7 +15,6 @@
 
 static lethe_status eupmu_step(ul_ctx *c, long t, lethe_trace_step *tr)
 {
-    (void)t;
     lethe_status st;
     float lam = lethe_igs_weight(&c->igs);
     ul_draw(c, 1, 1, c->cfg->loss == LETHE_UL_RL);
@@ -24,11 +23,14 @@ static lethe_status eupmu_step(ul_ctx *c, long t, lethe_trace_step *tr)
     tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
     tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
     tr->lambda = lam;
+    /* A bad loss is reported by step number here, not by the λ update below. */
+    if ((st = ul_check(t, "the retaining loss", tr->loss_r_before)) != LETHE_OK) return st;
     if ((st = ul_backward(c, c->grad, c->grad)) != LETHE_OK) return st;
     ul_apply(c, c->grad);
     float after;
     if ((st = ul_eval_loss(c, c->nf, c->nr, &after)) != LETHE_OK) return st;
     tr->loss_r_after = after;
+    if ((st = ul_check(t, "the retaining loss after the step", after)) != LETHE_OK) return st;
     if ((st = lethe_igs_observe(&c->igs, tr->loss_r_before, after, c->lr)) != LETHE_OK) return st;
     tr->delta = c->igs.last_delta;
     return LETHE_OK;

@@ -5,7 +5,6 @@
  * (unbiased, noisier) and λ_{t+1} is ready just before step t+1's backward.
  * Cost 2F + 2B per step.
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "unlearn/method.h"
@@ -33,13 +32,14 @@ static lethe_status fast_step(ul_ctx *c, long t, lethe_trace_step *tr)
     ul_clear_dlogits(c);
     /* ℓ_r(θ_t; B_r) first (loss only), to close the previous step's update. */
     float before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 0.0f);
+    /* A bad loss is reported by step number here, not by the λ update below. */
+    if ((st = ul_check(t, "the retaining loss", before)) != LETHE_OK) return st;
     if (s->have_prev) {
         if ((st = lethe_igs_observe(&c->igs, s->prev_before, before, s->prev_lr)) != LETHE_OK)
             return st;
         tr[-1].loss_r_after = before;
         tr[-1].delta = c->igs.last_delta;
     }
-    (void)t;
     float lam = lethe_igs_weight(&c->igs);
     tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
     tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
@@ -49,7 +49,7 @@ static lethe_status fast_step(ul_ctx *c, long t, lethe_trace_step *tr)
     s->prev_before = before;
     s->prev_lr = c->lr;
     s->have_prev = 1;
-    return isfinite(before) ? LETHE_OK : ul_check(t, "the retaining loss", before);
+    return LETHE_OK;
 }
 
 const ul_method ul_eupmu_fast = {

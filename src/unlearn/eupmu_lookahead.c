@@ -36,6 +36,8 @@ static lethe_status ahead_step(ul_ctx *c, long t, lethe_trace_step *tr)
     if ((st = ul_forward(c, LETHE_BN_TRAIN)) != LETHE_OK) return st;
     ul_clear_dlogits(c);
     float before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 0.0f);
+    /* A bad loss is reported by step number here, not by the λ update below. */
+    if ((st = ul_check(t, "the retaining loss", before)) != LETHE_OK) return st;
     if (s->have_prev) {
         /* This batch was last step's look-ahead: close its update. */
         if ((st = lethe_igs_observe(&c->igs, s->prev_ahead, before, s->prev_lr)) != LETHE_OK)

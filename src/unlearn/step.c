@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nn/model.h"
 #include "unlearn/method.h"
 
 void lethe_unlearn_config_default(lethe_unlearn_config *c)
@@ -238,6 +239,13 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
     lethe_status st = lethe_unlearn_validate(cfg);
     if (st != LETHE_OK) return st;
     const ul_method *meth = find_method(cfg->method);
+    /* The forward reads the model's image size from x, and the losses index
+     * logits by label: a data set that does not fit would be read past. */
+    if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w || ds->nclass != m->nclass)
+        return lethe_fail(LETHE_ERR_MISMATCH,
+                          "data set %s (%dx%dx%d, %d classes) does not fit the %s model "
+                          "(%dx%dx%d, %d classes)", ds->name, ds->c, ds->h, ds->w, ds->nclass,
+                          m->arch, m->in_c, m->in_h, m->in_w, m->nclass);
     if (!forget || forget->n == 0) return lethe_fail(LETHE_ERR_ARG, "the forget set is empty");
     if (meth->uses_retain && (!retain || retain->n == 0))
         return lethe_fail(LETHE_ERR_ARG, "the retain set is empty");

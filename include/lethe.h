@@ -203,6 +203,10 @@ int lethe_model_ntensors(const lethe_model *m);
 const lethe_tensor *lethe_model_tensor(const lethe_model *m, int i);
 const lethe_tensor *lethe_model_find(const lethe_model *m, const char *name);
 int lethe_model_nclass(const lethe_model *m);
+/* The input shape the model was created for. */
+void lethe_model_input_shape(const lethe_model *m, int *c, int *h, int *w);
+/* LETHE_ERR_MISMATCH (with a message) unless ds fits m's input and classes. */
+lethe_status lethe_model_check_data(const lethe_model *m, const lethe_dataset *ds);
 /* Forward x (n, C, H, W) into the logits (n, nclass), owned by m. */
 lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
                                  const lethe_groups *g, lethe_bn_mode mode,

@@ -239,6 +239,24 @@ const char *lethe_model_arch(const lethe_model *m) { return m->arch; }
 int lethe_model_nclass(const lethe_model *m) { return m->nclass; }
 int lethe_model_ntensors(const lethe_model *m) { return m->ntensors; }
 
+void lethe_model_input_shape(const lethe_model *m, int *c, int *h, int *w)
+{
+    *c = m->in_c;
+    *h = m->in_h;
+    *w = m->in_w;
+}
+
+lethe_status lethe_model_check_data(const lethe_model *m, const lethe_dataset *ds)
+{
+    if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w)
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s model takes %dx%dx%d inputs, data set %s has %dx%dx%d",
+                          m->arch, m->in_c, m->in_h, m->in_w, ds->name, ds->c, ds->h, ds->w);
+    if (ds->nclass > m->nclass)
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s model has %d classes, data set %s has %d",
+                          m->arch, m->nclass, ds->name, ds->nclass);
+    return LETHE_OK;
+}
+
 const lethe_tensor *lethe_model_tensor(const lethe_model *m, int i)
 {
     return (i >= 0 && i < m->ntensors) ? &m->tensors[i] : NULL;

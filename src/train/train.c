@@ -35,8 +35,9 @@ lethe_status lethe_train(lethe_model *m, const lethe_dataset *ds, const lethe_su
         return lethe_fail(LETHE_ERR_ARG, "training needs epochs >= 1, batch >= 1, lr > 0");
     if (!sub || sub->n == 0) return lethe_fail(LETHE_ERR_ARG, "training set is empty");
     int bs = cfg->batch, c = lethe_model_nclass(m);
-    lethe_status st = lethe_model_reserve(m, bs);
+    lethe_status st = lethe_model_check_data(m, ds);
     if (st != LETHE_OK) return st;
+    if ((st = lethe_model_reserve(m, bs)) != LETHE_OK) return st;
 
     /* Distinct streams for weights and data order, both from the seed. */
     lethe_rng rng;

@@ -432,6 +432,18 @@ typedef struct {
     float l1;               /* ℓ1-sparse: initial γ of γ_t‖θ‖₁ */
     lethe_ungrad_form ungrad_form;
     uint64_t seed;
+    /* Gradient-conflict diagnostics (eupmu*, ungrad*): cos(g_u, g_r),
+     * conflict ⟨g_u, g_r⟩ < 0 and, for eupmu*, the explicit λ*_t of §2 with
+     * the step's ε. No extra pass: EUPMU's one backward is grouped into g_u
+     * and g_r (two more n-float buffers) and d = g_u + λ g_r formed from
+     * them, which moves θ as without diagnostics (to float rounding). */
+    int diagnostics;
+    /* Utility audit: ℓ_r on a fixed probe of `audit_probe` retain samples
+     * (drawn by seed, then left out of the retain batches), in EVAL mode,
+     * before the run and after every step. Costs one probe forward per
+     * step plus one, counted in fwd_samples (and audit_fwd_samples). */
+    int audit;
+    int audit_probe;        /* probe size (512; at most half of D_r) */
 } lethe_unlearn_config;
 void lethe_unlearn_config_default(lethe_unlearn_config *c);
 
@@ -442,8 +454,14 @@ typedef struct {
     float loss_r_after;     /* ℓ_r(θ_{t+1}; ·) as the method measured it */
     float delta;            /* δ_t of the λ update */
     float lambda;           /* λ used in this step */
-    float lambda_star;      /* UNGrad: explicit λ* */
+    float lambda_star;      /* UNGrad: explicit λ*; eupmu* with diagnostics: λ*_t */
     float lr;               /* α_t */
+    float cos_ur;           /* diagnostics: cos(g_u, g_r) (0 if a norm is 0) */
+    int conflict;           /* diagnostics: 1 if ⟨g_u, g_r⟩ < 0, 0 if not, −1 unmeasured */
+    float probe_loss;       /* audit: ℓ_r(θ_{t+1}; probe) */
+    float audit_delta;      /* audit: Δ_t = ℓ_r(θ_{t+1}; probe) − ℓ_r(θ_t; probe) */
+    float audit_allowed;    /* audit: α_t ε_t (NaN for methods without ε) */
+    float audit_sum_delta, audit_sum_allowed;  /* audit: Σ_{s≤t} of the two */
 } lethe_trace_step;
 
 typedef struct {
@@ -453,6 +471,18 @@ typedef struct {
     int batch;                  /* passes = samples / batch */
     float eps_used;             /* ε_t actually used (budget mode: derived) */
     lethe_trace_step *trace;    /* (steps), owned */
+    /* Diagnostics summary (diag_steps = 0 when off; the rest NaN). */
+    long diag_steps;            /* steps measured */
+    double conflict_share;      /* share of them with ⟨g_u, g_r⟩ < 0 */
+    double mean_cos;            /* mean cos(g_u, g_r) */
+    double mean_lambda_gap;     /* mean |λ_t − λ*_t| (0 for UNGrad: λ = λ*) */
+    /* Audit summary (audit_probe_n = 0 when off). */
+    int audit_probe_n;          /* probe samples */
+    long audit_fwd_samples;     /* the audit's share of fwd_samples */
+    float audit_probe_loss0;    /* ℓ_r(θ_0; probe) */
+    double audit_sum_delta;     /* Σ Δ_t = ℓ_r(θ_T) − ℓ_r(θ_0) on the probe */
+    double audit_sum_allowed;   /* Σ α_t ε_t (NaN without ε) */
+    long audit_first_violation; /* first step index t with Σ Δ > Σ α ε; −1: the bound held */
 } lethe_unlearn_result;
 void lethe_unlearn_result_free(lethe_unlearn_result *r);
 
@@ -467,6 +497,61 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
                            const lethe_subset *forget, const lethe_subset *retain,
                            const lethe_unlearn_config *cfg, lethe_unlearn_result *res,
                            lethe_progress_fn cb, void *ctx);
+/* 1 if the method has an ε (eupmu*, ungrad*): the audit's bound and the
+ * utility-budget search apply to it. 0 for other or unknown names. */
+int lethe_method_uses_eps(const char *method);
+
+/* ε from a utility budget: the largest ε whose run keeps the accuracy on a
+ * held-out part of D_r within `budget` points of the original model's.
+ * Held-out samples are drawn from D_r by seed and left out of every run.
+ * Search: ε_hi; if it breaks the budget, ε_lo; then bisection on a log
+ * scale between the largest ε kept and the smallest broken. A trial runs
+ * from a copy of the original, checks the held-out accuracy every
+ * check_every steps and stops at the first check over budget (so "kept"
+ * means kept at every check). If even ε_lo breaks, ε = 0 is tried; if that
+ * breaks too, ε = 0 is used and `feasible` is 0. The search assumes the
+ * drop grows with ε (the bound it trades); it reports every trial. Budget 0
+ * means ε = 0: no search, exactly the run with eps = 0. */
+typedef struct {
+    double budget;          /* points of accuracy the held-out part may lose (≥ 0) */
+    float eps_lo, eps_hi;   /* log-scale range (1e-4, 0.5) */
+    int iters;              /* bisection trials after the ends (5, at most 24) */
+    int holdout;            /* held-out retain samples (1000; at most half of D_r) */
+    long check_every;       /* steps between checks (0: ⌈T/10⌉) */
+    long trial_steps;       /* steps of a trial (0: T; then the best trial is the result) */
+} lethe_budget_config;
+void lethe_budget_config_default(lethe_budget_config *c);
+
+typedef struct {
+    float eps;
+    double ra, ra_drop;     /* held-out accuracy at the last check, and its drop */
+    int kept;               /* 1: within budget at every check */
+    int diverged;           /* 1: a loss or λ went NaN/infinite: broken (ra NaN) */
+    long steps_run;         /* < steps when stopped early (0 if diverged) */
+} lethe_budget_trial;
+
+#define LETHE_BUDGET_MAX_TRIALS 32
+typedef struct {
+    float eps;              /* chosen */
+    int feasible;           /* 0: no tried ε kept the budget (ε = 0 used) */
+    double ra_orig;         /* held-out accuracy of the original (NaN for budget 0) */
+    double ra_final, ra_drop_final;  /* of the returned model on the held-out part */
+    int reused;             /* 1: the result is the chosen trial itself; 0: a final run */
+    int ntrials;
+    lethe_budget_trial trial[LETHE_BUDGET_MAX_TRIALS];
+    long fwd_samples, bwd_samples;   /* the search's cost: trials and checks */
+    double seconds;
+    lethe_subset holdout;   /* the held-out indices into ds (owned) */
+} lethe_budget_result;
+void lethe_budget_result_free(lethe_budget_result *r);
+
+/* Search ε as above, then leave m unlearned with it (cfg->eps is replaced;
+ * cfg->eps_budget must be 0). res receives the final run. */
+lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
+                                  const lethe_subset *forget, const lethe_subset *retain,
+                                  const lethe_unlearn_config *cfg,
+                                  const lethe_budget_config *bc, lethe_budget_result *br,
+                                  lethe_unlearn_result *res, lethe_progress_fn cb, void *ctx);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,17 @@ static const cli_opt opts[] = {
     {"reference", "FILE", "Retrain checkpoint: add its metrics and the gaps", 0},
     {"before", NULL, "also evaluate the model before unlearning", 1},
     {"no-eval", NULL, "skip the metrics (faster)", 1},
+    {"diagnostics", NULL, "record cos(g_u,g_r), conflicts and λ*_t per step (no extra pass)", 1},
+    {"audit", NULL, "measure ℓ_r per step on a held-out probe of D_r against α_t·ε_t (counted)", 1},
+    {"audit-probe", "N", "retain samples in the audit's probe (default 512; implies --audit)", 0},
+    {"utility-budget", "P", "choose ε (replacing --eps): the largest whose run loses at most P "
+                            "points of held-out RA", 0},
+    {"budget-holdout", "N", "held-out retain samples of the budget search (default 1000)", 0},
+    {"budget-eps-max", "X", "largest ε the search tries (default 0.5)", 0},
+    {"budget-eps-min", "X", "smallest ε > 0 the search tries (default 1e-4)", 0},
+    {"budget-iters", "N", "bisection trials after the ends (default 5)", 0},
+    {"budget-check-every", "K", "steps between held-out checks in a trial (default T/10)", 0},
+    {"budget-trial-steps", "N", "steps of a trial (default: all, then no final run)", 0},
     {"quiet", NULL, "no progress on stderr", 1},
     {NULL, NULL, NULL, 0},
 };
@@ -37,6 +48,54 @@ static void print_row(const char *name, const lethe_metrics *m, const lethe_metr
     else printf(" – | – |\n");
 }
 
+static void print_budget(const lethe_budget_config *bc, const lethe_budget_result *br)
+{
+    if (bc->budget == 0.0) {
+        printf("utility budget 0 points: eps = 0, no search\n\n");
+        return;
+    }
+    printf("utility budget %g points of RA on %zu held-out retain samples (original %.2f%%)\n\n",
+           bc->budget, br->holdout.n, br->ra_orig);
+    printf("| trial | eps | held-out RA | RA drop | steps run | within budget |\n");
+    printf("|---|---|---|---|---|---|\n");
+    for (int i = 0; i < br->ntrials; i++) {
+        const lethe_budget_trial *t = &br->trial[i];
+        if (t->diverged)
+            printf("| %d | %.4g | – | – | – | broke (diverged) |\n", i + 1, (double)t->eps);
+        else
+            printf("| %d | %.4g | %.2f | %.2f | %ld | %s |\n", i + 1, (double)t->eps, t->ra,
+                   t->ra_drop, t->steps_run, t->kept ? "kept" : "broke");
+    }
+    printf("\nchosen eps = %.4g%s; held-out RA drop %.2f points; %s\n", (double)br->eps,
+           br->feasible ? "" : " (no eps kept the budget: eps = 0, the most conservative)",
+           br->ra_drop_final, br->reused ? "the final model is the chosen trial's run"
+                                         : "final run with the chosen eps");
+    printf("search cost: %d trials, %.0f forward / %.0f backward samples, %.1f s\n\n",
+           br->ntrials, (double)br->fwd_samples, (double)br->bwd_samples, br->seconds);
+}
+
+static void print_diagnostics(const lethe_unlearn_result *r)
+{
+    if (r->diag_steps > 0) {
+        printf("diagnostics: <g_u, g_r> < 0 in %.1f%% of %ld steps, mean cos(g_u, g_r) %.3f",
+               100.0 * r->conflict_share, r->diag_steps, r->mean_cos);
+        if (isfinite(r->mean_lambda_gap)) printf(", mean |lambda - lambda*| %.4g", r->mean_lambda_gap);
+        printf("\n");
+    }
+    if (r->audit_probe_n > 0) {
+        printf("audit on %d held-out retain samples (%.0f forward passes): sum of changes of the "
+               "retain loss %.4g", r->audit_probe_n, (double)r->audit_fwd_samples / r->batch,
+               r->audit_sum_delta);
+        if (isfinite(r->audit_sum_allowed)) {
+            printf(", allowed %.4g: ", r->audit_sum_allowed);
+            if (r->audit_first_violation < 0) printf("bound held at every step\n");
+            else printf("bound broken first at step %ld\n", r->audit_first_violation + 1);
+        } else {
+            printf(" (no eps: no bound)\n");
+        }
+    }
+}
+
 int cmd_unlearn(int argc, char **argv)
 {
     cli_args a;
@@ -48,11 +107,41 @@ int cmd_unlearn(int argc, char **argv)
     if (!fspec) return cli_error("unlearn", "--forget SPEC is required");
     lethe_unlearn_config cfg;
     lethe_unlearn_config_default(&cfg);
+    cfg.diagnostics = cli_flag(&a, "diagnostics");
+    cfg.audit = cli_flag(&a, "audit") || cli_str(&a, "audit-probe", NULL);
     if ((r = cli_unlearn_config(&a, &cfg))) return r;
-    long epochs, fseed;
+    long epochs, fseed, probe, bhold, biters, bcheck, bsteps;
+    double bpoints, bmax, bmin;
+    lethe_budget_config bc;
+    lethe_budget_config_default(&bc);
     if (cli_int(&a, "epochs", 0, 0, 100000, &epochs) ||
-        cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed))
+        cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed) ||
+        cli_int(&a, "audit-probe", cfg.audit_probe, 1, 1000000, &probe) ||
+        cli_float(&a, "utility-budget", 0, 0, 100, &bpoints) ||
+        cli_int(&a, "budget-holdout", bc.holdout, 1, 10000000, &bhold) ||
+        cli_float(&a, "budget-eps-max", bc.eps_hi, 1e-9, 1e6, &bmax) ||
+        cli_float(&a, "budget-eps-min", bc.eps_lo, 1e-9, 1e6, &bmin) ||
+        cli_int(&a, "budget-iters", bc.iters, 0, 24, &biters) ||
+        cli_int(&a, "budget-check-every", 0, 0, 100000000, &bcheck) ||
+        cli_int(&a, "budget-trial-steps", 0, 0, 100000000, &bsteps))
         return 2;
+    cfg.audit_probe = (int)probe;
+    int use_budget = cli_str(&a, "utility-budget", NULL) != NULL;
+    bc.budget = bpoints;
+    bc.holdout = (int)bhold;
+    bc.eps_hi = (float)bmax;
+    bc.eps_lo = (float)bmin;
+    bc.iters = (int)biters;
+    bc.check_every = bcheck;
+    bc.trial_steps = bsteps;
+    if (use_budget && !lethe_method_uses_eps(cfg.method))
+        return cli_error("unlearn", "--utility-budget: method %s has no eps to choose (eupmu, "
+                         "eupmu-fast, eupmu-lookahead, ungrad, ungrad-mixed)", cfg.method);
+    if (use_budget && !(bc.eps_lo < bc.eps_hi))
+        return cli_error("unlearn", "--budget-eps-min %g must be below --budget-eps-max %g",
+                         (double)bc.eps_lo, (double)bc.eps_hi);
+    if (use_budget && cfg.eps_budget > 0)
+        return cli_error("unlearn", "--utility-budget chooses eps: drop --eps-budget");
     lethe_forget_spec spec;
     if (lethe_forget_parse(&spec, fspec) != LETHE_OK) return cli_lib_error("unlearn", LETHE_ERR_ARG);
     const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
@@ -66,6 +155,7 @@ int cmd_unlearn(int argc, char **argv)
     cli_split sp = {0};
     int have_split = 0;
     lethe_unlearn_result res = {0};
+    lethe_budget_result br = {0};
     cJSON *root = NULL;
     lethe_status st = cli_open_model(path, &m, &md);
     if (st != LETHE_OK) goto fail;
@@ -95,10 +185,19 @@ int cmd_unlearn(int argc, char **argv)
     cli_progress prog;
     cli_progress_init(&prog, cfg.method);
     int quiet = cli_flag(&a, "quiet");
-    st = lethe_unlearn(m, &sp.train, &sp.forget, &sp.retain, &cfg, &res,
-                       quiet ? NULL : cli_progress_cb, &prog);
-    if (!quiet) cli_progress_done(&prog);
-    if (st != LETHE_OK) goto fail;
+    if (use_budget) {
+        st = lethe_unlearn_budget(m, &sp.train, &sp.forget, &sp.retain, &cfg, &bc, &br, &res,
+                                  quiet ? NULL : cli_progress_cb, &prog);
+        if (!quiet) cli_progress_done(&prog);
+        if (st != LETHE_OK) goto fail;
+        cfg.eps = br.eps;
+        print_budget(&bc, &br);
+    } else {
+        st = lethe_unlearn(m, &sp.train, &sp.forget, &sp.retain, &cfg, &res,
+                           quiet ? NULL : cli_progress_cb, &prog);
+        if (!quiet) cli_progress_done(&prog);
+        if (st != LETHE_OK) goto fail;
+    }
     if (do_eval && (st = cli_split_metrics(&sp, m, cfg.seed, &after)) != LETHE_OK) goto fail;
     if (do_eval && ref && (st = cli_split_metrics(&sp, ref, cfg.seed, &mref)) != LETHE_OK)
         goto fail;
@@ -116,6 +215,7 @@ int cmd_unlearn(int argc, char **argv)
     cJSON_AddStringToObject(root, "model", path);
     cJSON_AddItemToObject(root, "config", report_config(&cfg, sp.spec_text));
     cJSON_AddItemToObject(root, "run", report_run(&res, 1));
+    if (use_budget) cJSON_AddItemToObject(root, "utility_budget", report_budget(&bc, &br));
     if (do_eval) {
         cJSON_AddItemToObject(root, "metrics", report_metrics(&after));
         if (cli_flag(&a, "before")) cJSON_AddItemToObject(root, "metrics_before", report_metrics(&before));
@@ -133,6 +233,7 @@ int cmd_unlearn(int argc, char **argv)
                res.steps, res.seconds, (double)res.fwd_samples / res.batch,
                (double)res.bwd_samples / res.batch);
     }
+    print_diagnostics(&res);
     if (rep && (st = report_write(rep, root)) != LETHE_OK) goto fail;
     rc = 0;
     goto done;
@@ -141,6 +242,7 @@ fail:
 done:
     cJSON_Delete(root);
     lethe_unlearn_result_free(&res);
+    lethe_budget_result_free(&br);
     if (have_split) cli_split_free(&sp);
     lethe_model_free(m);
     lethe_model_free(ref);

@@ -3,6 +3,11 @@
 
 #include "cli/cli.h"
 
+/* The trade-off commands (cmd_sweep.c, cmd_plot.c, cmd_table.c). */
+int cmd_sweep(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_table(int argc, char **argv);
+
 static const struct {
     const char *name;
     int (*run)(int, char **);
@@ -15,6 +20,9 @@ static const struct {
     {"bench", cmd_bench, "run a whole unlearning protocol and print its table"},
     {"tune", cmd_tune, "grid-search a method's hyperparameters by Avg. Gap"},
     {"demo", cmd_demo, "train, retrain, unlearn class 0 with EUPMU, compare"},
+    {"sweep", cmd_sweep, "one method over values of a parameter: table, JSON, trade-off plot"},
+    {"plot", cmd_plot, "plots of an unlearn report (λ, losses, audit) or of sweep results"},
+    {"table", cmd_table, "results JSON of bench or sweep as Markdown, LaTeX or CSV"},
 };
 
 static void usage(FILE *f)

@@ -113,6 +113,48 @@ lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cach
     return cli_split_metrics(&p->sp, p->retrain, seed, &p->m_retrain);
 }
 
+lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *reference_path,
+                               const char *forget, uint64_t forget_seed, const char *data,
+                               const char *data_dir, uint64_t seed, int quiet)
+{
+    memset(p, 0, sizeof *p);
+    p->data_dir = data_dir;
+    p->seed = seed;
+    p->quiet = quiet;
+    lethe_metadata md = {0};
+    lethe_status st = lethe_checkpoint_open(&p->orig, model_path, &md);
+    if (st != LETHE_OK) return st;
+    const char *dname = data ? data : lethe_meta_get(&md, "dataset");
+    p->own.name = "custom";
+    p->own.forget = forget;
+    p->own.arch = lethe_model_arch(p->orig);    /* a static name */
+    snprintf(p->own_data, sizeof p->own_data, "%s", dname ? dname : "fmnist");
+    p->own.data = p->own_data;
+    p->sc = &p->own;
+    if ((st = cli_split_load(&p->sp, p->own.data, data_dir, forget, forget_seed)) != LETHE_OK)
+        return st;
+    const lethe_dataset *tr = &p->sp.train;
+    const char *shape = lethe_meta_get(&md, "in_shape");
+    char want[64];
+    snprintf(want, sizeof want, "%d,%d,%d", tr->c, tr->h, tr->w);
+    if (shape && strcmp(shape, want) != 0)
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: model expects inputs %s, data set %s has %s",
+                          model_path, shape, tr->name, want);
+    if (lethe_model_nclass(p->orig) != tr->nclass)
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: model has %d classes, data set %s has %d",
+                          model_path, lethe_model_nclass(p->orig), tr->name, tr->nclass);
+    if (reference_path) {
+        lethe_metadata rmd = {0};
+        if ((st = lethe_checkpoint_open(&p->retrain, reference_path, &rmd)) != LETHE_OK) return st;
+        if (strcmp(lethe_model_arch(p->retrain), p->own.arch) != 0)
+            return lethe_fail(LETHE_ERR_MISMATCH, "%s: reference is a %s, the model a %s",
+                              reference_path, lethe_model_arch(p->retrain), p->own.arch);
+    }
+    if ((st = cli_split_metrics(&p->sp, p->orig, seed, &p->m_orig)) != LETHE_OK) return st;
+    if (p->retrain) return cli_split_metrics(&p->sp, p->retrain, seed, &p->m_retrain);
+    return LETHE_OK;
+}
+
 void proto_close(proto_ctx *p)
 {
     lethe_model_free(p->orig);
@@ -210,7 +252,7 @@ lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, pro
     if (!p->quiet) cli_progress_done(&prog);
     if (st != LETHE_OK) goto done;
     if ((st = cli_split_metrics(&p->sp, m, p->seed, &out->m)) != LETHE_OK) goto done;
-    out->gap = lethe_avg_gap(&out->m, &p->m_retrain);
+    out->gap = p->retrain ? lethe_avg_gap(&out->m, &p->m_retrain) : NAN;
 done:
     lethe_model_free(m);
     return st;
@@ -225,7 +267,9 @@ void proto_print_header(void)
 void proto_print_row(const char *name, const lethe_metrics *m, double gap, double secs,
                      double fwd, double bwd)
 {
-    printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta, m->mia, gap);
+    printf("| %s | %.2f | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta, m->mia);
+    if (isfinite(gap)) printf(" %.2f |", gap);
+    else printf(" – |");     /* no Retrain reference */
     if (secs >= 0) printf(" %.1f | %.0f/%.0f |\n", secs, fwd, bwd);
     else printf(" – | – |\n");
     fflush(stdout);

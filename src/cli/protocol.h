@@ -23,14 +23,23 @@ typedef struct {
     int quiet;
     cli_split sp;
     lethe_model *orig, *retrain;
-    lethe_metrics m_orig, m_retrain;
+    lethe_metrics m_orig, m_retrain;   /* m_retrain only if retrain != NULL */
     double retrain_seconds;
+    proto_scenario own;         /* a custom setup's "scenario" (proto_open_custom) */
+    char own_data[32];          /* its data set name */
 } proto_ctx;
 
 /* Load the split; train or reuse the original and Retrain models. */
 lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
                         const char *data_dir, int epochs, uint64_t seed, int quiet);
 void proto_close(proto_ctx *p);
+/* A setup of one's own instead of a scenario: the trained model at
+ * model_path is the original, reference_path (may be NULL) the Retrain
+ * model; data NULL takes the checkpoint's data set. Gaps are NaN without a
+ * reference. The strings must outlive p. */
+lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *reference_path,
+                               const char *forget, uint64_t forget_seed, const char *data,
+                               const char *data_dir, uint64_t seed, int quiet);
 
 /* Settings of `method` for the scenario from the tuned file (defaults when
  * absent). Errors on a malformed file. */

@@ -40,11 +40,18 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
     cJSON_AddStringToObject(o, "ungrad_form",
                             c->ungrad_form == LETHE_UNGRAD_MIXED ? "mixed" : "grouped");
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
+    if (c->diagnostics) cJSON_AddBoolToObject(o, "diagnostics", 1);
+    if (c->audit) cJSON_AddNumberToObject(o, "audit_probe", c->audit_probe);
     return o;
 }
 
 /* NaN is not JSON: missing values become null. */
 static cJSON *num_or_null(float v)
+{
+    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+}
+
+static cJSON *dnum_or_null(double v)
 {
     return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
 }
@@ -59,6 +66,32 @@ cJSON *report_run(const lethe_unlearn_result *r, int with_trace)
     cJSON_AddNumberToObject(o, "forward_passes", (double)r->fwd_samples / r->batch);
     cJSON_AddNumberToObject(o, "backward_passes", (double)r->bwd_samples / r->batch);
     cJSON_AddNumberToObject(o, "eps_used", r->eps_used);
+    if (r->diag_steps > 0) {
+        /* Gradient-conflict diagnostics: no extra passes (same backward). */
+        cJSON *d = cJSON_AddObjectToObject(o, "diagnostics");
+        cJSON_AddNumberToObject(d, "steps", (double)r->diag_steps);
+        cJSON_AddItemToObject(d, "conflict_share", dnum_or_null((double)r->conflict_share));
+        cJSON_AddItemToObject(d, "mean_cos", dnum_or_null((double)r->mean_cos));
+        cJSON_AddItemToObject(d, "mean_lambda_gap", dnum_or_null((double)r->mean_lambda_gap));
+    }
+    if (r->audit_probe_n > 0) {
+        cJSON *a = cJSON_AddObjectToObject(o, "audit");
+        cJSON_AddNumberToObject(a, "probe", r->audit_probe_n);
+        cJSON_AddStringToObject(a, "bn_mode", "eval");
+        cJSON_AddNumberToObject(a, "forward_samples", (double)r->audit_fwd_samples);
+        cJSON_AddNumberToObject(a, "forward_passes", (double)r->audit_fwd_samples / r->batch);
+        cJSON_AddItemToObject(a, "probe_loss_start", num_or_null(r->audit_probe_loss0));
+        cJSON_AddItemToObject(a, "sum_delta", dnum_or_null((double)r->audit_sum_delta));
+        cJSON_AddItemToObject(a, "sum_allowed", dnum_or_null((double)r->audit_sum_allowed));
+        int has_bound = isfinite(r->audit_sum_allowed);
+        cJSON_AddItemToObject(a, "bound_held", has_bound ? cJSON_CreateBool(r->audit_first_violation < 0)
+                                                         : cJSON_CreateNull());
+        /* 1-based, as steps are numbered in messages; null if it held. */
+        cJSON_AddItemToObject(a, "first_violation_step",
+                              r->audit_first_violation >= 0
+                                  ? cJSON_CreateNumber((double)r->audit_first_violation + 1)
+                                  : cJSON_CreateNull());
+    }
     if (with_trace && r->trace) {
         static const char *names[] = {"loss_u", "loss_r_before", "loss_r_after", "delta",
                                       "lambda", "lambda_star", "lr"};
@@ -72,6 +105,62 @@ cJSON *report_run(const lethe_unlearn_result *r, int with_trace)
                 cJSON_AddItemToArray(arr, num_or_null(v[k]));
             }
         }
+        if (r->diag_steps > 0) {
+            cJSON *cs = cJSON_AddArrayToObject(tr, "cos");
+            cJSON *cf = cJSON_AddArrayToObject(tr, "conflict");
+            for (long t = 0; t < r->steps; t++) {
+                const lethe_trace_step *s = &r->trace[t];
+                cJSON_AddItemToArray(cs, num_or_null(s->cos_ur));
+                cJSON_AddItemToArray(cf, s->conflict < 0 ? cJSON_CreateNull()
+                                                         : cJSON_CreateBool(s->conflict));
+            }
+        }
+        if (r->audit_probe_n > 0) {
+            static const char *an[] = {"probe_loss", "audit_delta", "audit_allowed",
+                                       "audit_sum_delta", "audit_sum_allowed"};
+            for (int k = 0; k < 5; k++) {
+                cJSON *arr = cJSON_AddArrayToObject(tr, an[k]);
+                for (long t = 0; t < r->steps; t++) {
+                    const lethe_trace_step *s = &r->trace[t];
+                    const float v[5] = {s->probe_loss, s->audit_delta, s->audit_allowed,
+                                        s->audit_sum_delta, s->audit_sum_allowed};
+                    cJSON_AddItemToArray(arr, num_or_null(v[k]));
+                }
+            }
+        }
+    }
+    return o;
+}
+
+cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *br)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "budget_points", bc->budget);
+    cJSON_AddNumberToObject(o, "eps_chosen", br->eps);
+    cJSON_AddBoolToObject(o, "feasible", br->feasible);
+    cJSON_AddNumberToObject(o, "holdout", (double)br->holdout.n);
+    cJSON_AddItemToObject(o, "ra_original", dnum_or_null((double)br->ra_orig));
+    cJSON_AddItemToObject(o, "ra_final", dnum_or_null((double)br->ra_final));
+    cJSON_AddItemToObject(o, "ra_drop_final", dnum_or_null((double)br->ra_drop_final));
+    cJSON_AddBoolToObject(o, "final_is_chosen_trial", br->reused);
+    cJSON_AddNumberToObject(o, "eps_lo", bc->eps_lo);
+    cJSON_AddNumberToObject(o, "eps_hi", bc->eps_hi);
+    cJSON_AddNumberToObject(o, "trial_steps", (double)bc->trial_steps);
+    cJSON_AddNumberToObject(o, "check_every", (double)bc->check_every);
+    cJSON_AddNumberToObject(o, "search_forward_samples", (double)br->fwd_samples);
+    cJSON_AddNumberToObject(o, "search_backward_samples", (double)br->bwd_samples);
+    cJSON_AddNumberToObject(o, "search_seconds", br->seconds);
+    cJSON *ts = cJSON_AddArrayToObject(o, "trials");
+    for (int i = 0; i < br->ntrials; i++) {
+        const lethe_budget_trial *t = &br->trial[i];
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "eps", t->eps);
+        cJSON_AddItemToObject(j, "ra", dnum_or_null((double)t->ra));
+        cJSON_AddItemToObject(j, "ra_drop", dnum_or_null((double)t->ra_drop));
+        cJSON_AddBoolToObject(j, "kept", t->kept);
+        if (t->diverged) cJSON_AddBoolToObject(j, "diverged", 1);
+        cJSON_AddNumberToObject(j, "steps_run", (double)t->steps_run);
+        cJSON_AddItemToArray(ts, j);
     }
     return o;
 }

@@ -8,7 +8,11 @@
 
 cJSON *report_metrics(const lethe_metrics *m);
 cJSON *report_config(const lethe_unlearn_config *c, const char *forget);
+/* The run: cost, ε, the diagnostics and audit summaries when recorded,
+ * and (with_trace) the per-step trace arrays. */
 cJSON *report_run(const lethe_unlearn_result *r, int with_trace);
+/* The utility-budget search: its settings, trials and choice. */
+cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *br);
 lethe_status report_write(const char *path, const cJSON *root);
 
 #endif

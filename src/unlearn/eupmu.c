@@ -10,6 +10,9 @@
  * same retaining batch (batch statistics, running averages untouched).
  * Cost 3F + 2B per step. Known bias (§3.1): B_r was just descended on, so
  * the "after" loss is low and λ drifts down; see eupmu-lookahead.
+ * The backward (shared by the family) is ul_composite_backward in
+ * diagnostics.c: with diagnostics on it is grouped into g_u and g_r to set
+ * λ_t beside the explicit λ*_t, at no extra pass.
  */
 #include "unlearn/method.h"
 
@@ -20,12 +23,9 @@ static lethe_status eupmu_step(ul_ctx *c, long t, lethe_trace_step *tr)
     ul_draw(c, 1, 1, c->cfg->loss == LETHE_UL_RL);
     if ((st = ul_forward(c, LETHE_BN_TRAIN)) != LETHE_OK) return st;
     ul_clear_dlogits(c);
-    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
-    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
-    tr->lambda = lam;
+    if ((st = ul_composite_backward(c, lam, tr)) != LETHE_OK) return st;
     /* A bad loss is reported by step number here, not by the λ update below. */
     if ((st = ul_check(t, "the retaining loss", tr->loss_r_before)) != LETHE_OK) return st;
-    if ((st = ul_backward(c, c->grad, c->grad)) != LETHE_OK) return st;
     ul_apply(c, c->grad);
     float after;
     if ((st = ul_eval_loss(c, c->nf, c->nr, &after)) != LETHE_OK) return st;
@@ -41,5 +41,6 @@ const ul_method ul_eupmu = {
     .summary = "implicit gradient surgery, λ from an extra forward of B_r (§3)",
     .uses_forget = 1,
     .uses_retain = 1,
+    .uses_eps = 1,
     .step = eupmu_step,
 };

@@ -41,10 +41,7 @@ static lethe_status fast_step(ul_ctx *c, long t, lethe_trace_step *tr)
         tr[-1].delta = c->igs.last_delta;
     }
     float lam = lethe_igs_weight(&c->igs);
-    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
-    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
-    tr->lambda = lam;
-    if ((st = ul_backward(c, c->grad, c->grad)) != LETHE_OK) return st;
+    if ((st = ul_composite_backward(c, lam, tr)) != LETHE_OK) return st;
     ul_apply(c, c->grad);
     s->prev_before = before;
     s->prev_lr = c->lr;
@@ -57,6 +54,7 @@ const ul_method ul_eupmu_fast = {
     .summary = "implicit gradient surgery, λ from the next step's retain loss (§3)",
     .uses_forget = 1,
     .uses_retain = 1,
+    .uses_eps = 1,
     .init = fast_init,
     .step = fast_step,
     .finish = fast_finish,

@@ -46,10 +46,7 @@ static lethe_status ahead_step(ul_ctx *c, long t, lethe_trace_step *tr)
         tr[-1].delta = c->igs.last_delta;
     }
     float lam = lethe_igs_weight(&c->igs);
-    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
-    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
-    tr->lambda = lam;
-    if ((st = ul_backward(c, c->grad, c->grad)) != LETHE_OK) return st;
+    if ((st = ul_composite_backward(c, lam, tr)) != LETHE_OK) return st;
     if (t + 1 < c->res->steps) {
         /* Fix B_r' now and measure it at θ_t, before the update. */
         int base = c->nf + c->nr;
@@ -72,6 +69,7 @@ const ul_method ul_eupmu_lookahead = {
     .summary = "EUPMU with an unbiased λ estimate on the next retain batch (§3.1)",
     .uses_forget = 1,
     .uses_retain = 1,
+    .uses_eps = 1,
     .init = ahead_init,
     .step = ahead_step,
     .finish = ahead_finish,

@@ -50,6 +50,7 @@ typedef struct {
     const char *summary;
     int uses_forget, uses_retain;  /* which batches a step draws */
     int needs_group_grads;         /* allocate g_u and g_r */
+    int uses_eps;                  /* has an ε: the audit bound and budget search apply */
     lethe_status (*init)(ul_ctx *c);            /* may be NULL */
     lethe_status (*step)(ul_ctx *c, long t, lethe_trace_step *tr);
     void (*finish)(ul_ctx *c);                  /* may be NULL */
@@ -79,6 +80,51 @@ void ul_apply(ul_ctx *c, const float *d);
 lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss);
 /* Fail with LETHE_ERR_NUMERIC naming the step and quantity if v is not finite. */
 lethe_status ul_check(long t, const char *what, double v);
+
+/* EUPMU's composite backward over the drawn batch: records ℓ_u, ℓ_r(θ_t; B_r)
+ * and λ in tr and leaves d = ∇(ℓ_u + λ ℓ_r) in c->grad. With diagnostics the
+ * same single backward is grouped into g_u and g_r (ℓ_r at weight 1) and
+ * d = g_u + λ g_r is formed from them; cos, conflict and λ*_t go into tr. */
+lethe_status ul_composite_backward(ul_ctx *c, float lam, lethe_trace_step *tr);
+/* Diagnostics from c->g_u, c->g_r: cos and conflict, and λ*_t (with
+ * c->eps) when with_lambda_star. dot = ⟨g_u, g_r⟩, nr2 = ‖g_r‖². */
+void ul_diag_record(ul_ctx *c, lethe_trace_step *tr, double dot, double nr2,
+                    int with_lambda_star);
+/* The summary of a finished run's diagnostics into res. */
+void ul_diag_summarise(lethe_unlearn_result *res);
+
+/* Split `from` into `held` (n samples drawn by seed) and `rest` (the
+ * others, in their order). Both owned by the caller. */
+lethe_status ul_holdout_split(const lethe_subset *from, size_t n, uint64_t seed,
+                              lethe_subset *held, lethe_subset *rest);
+
+/* The utility audit (lethe_unlearn_config.audit): the probe, normalised once. */
+typedef struct {
+    int n, chunk;
+    float *x;               /* (n, C, H, W) */
+    int32_t *y;             /* (n) */
+    float *losses;          /* (chunk) */
+    float last;             /* ℓ_r(θ_t; probe) of the current θ */
+    double sum_delta, sum_allowed;
+} ul_audit;
+lethe_status ul_audit_init(ul_audit *a, ul_ctx *c, const lethe_subset *probe);
+/* Measure ℓ_r(θ_{t+1}; probe) after step t and fill the trace's audit fields. */
+lethe_status ul_audit_step(ul_audit *a, ul_ctx *c, long t, lethe_trace_step *tr, int has_eps);
+void ul_audit_free(ul_audit *a);
+
+/* Called after every step; returns 1 to stop the run there (res->steps
+ * becomes the steps run), 0 to go on, or sets *st and returns 1 to fail. */
+typedef struct {
+    int (*fn)(lethe_model *m, long t, void *ctx, lethe_status *st);
+    void *ctx;
+} ul_hook;
+/* lethe_unlearn with a hook (NULL: none). */
+lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                    const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                    lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                    const ul_hook *hook);
+/* The step count T of a configuration on a forget set of nf samples. */
+long ul_steps(const lethe_unlearn_config *cfg, size_t nf);
 
 /* RL's step, shared with SalUn (which adds the mask). */
 lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);

@@ -33,6 +33,9 @@ void lethe_unlearn_config_default(lethe_unlearn_config *c)
     c->l1 = 5e-4f;
     c->ungrad_form = LETHE_UNGRAD_GROUPED;
     c->seed = 0;
+    c->diagnostics = 0;
+    c->audit = 0;
+    c->audit_probe = 512;
 }
 
 void lethe_unlearn_result_free(lethe_unlearn_result *r)
@@ -227,7 +230,26 @@ lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
     if (!(c->l1 >= 0.0f)) return lethe_fail(LETHE_ERR_ARG, "l1 must be >= 0");
     if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
         return lethe_fail(LETHE_ERR_ARG, "momentum must be in [0, 1)");
+    const ul_method *meth = find_method(c->method);
+    if (c->diagnostics && !meth->needs_group_grads && !meth->uses_eps)
+        return lethe_fail(LETHE_ERR_ARG, "diagnostics apply to eupmu, eupmu-fast, "
+                          "eupmu-lookahead, ungrad and ungrad-mixed, not to %s", c->method);
+    if (c->audit && c->audit_probe < 1)
+        return lethe_fail(LETHE_ERR_ARG, "audit probe size must be >= 1, got %d", c->audit_probe);
     return LETHE_OK;
+}
+
+int lethe_method_uses_eps(const char *method)
+{
+    const ul_method *m = method ? find_method(method) : NULL;
+    return m ? m->uses_eps : 0;
+}
+
+long ul_steps(const lethe_unlearn_config *cfg, size_t nf)
+{
+    /* T = 5·⌈|D_f| / B⌉ unless given (PROTOCOL.md "Unlearning"). */
+    size_t bs = (size_t)(cfg->batch > 0 ? cfg->batch : 1);
+    return cfg->steps ? cfg->steps : 5 * (long)((nf + bs - 1) / bs);
 }
 
 lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
@@ -235,7 +257,19 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
                            const lethe_unlearn_config *cfg, lethe_unlearn_result *res,
                            lethe_progress_fn cb, void *cbctx)
 {
+    return ul_run(m, ds, forget, retain, cfg, res, cb, cbctx, NULL);
+}
+
+lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                    const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                    lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                    const ul_hook *hook)
+{
     memset(res, 0, sizeof *res);
+    res->audit_first_violation = -1;
+    res->conflict_share = res->mean_cos = res->mean_lambda_gap = NAN;
+    res->audit_sum_delta = res->audit_sum_allowed = NAN;
+    res->audit_probe_loss0 = NAN;
     lethe_status st = lethe_unlearn_validate(cfg);
     if (st != LETHE_OK) return st;
     const ul_method *meth = find_method(cfg->method);
@@ -249,9 +283,24 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
     if (!forget || forget->n == 0) return lethe_fail(LETHE_ERR_ARG, "the forget set is empty");
     if (meth->uses_retain && (!retain || retain->n == 0))
         return lethe_fail(LETHE_ERR_ARG, "the retain set is empty");
+    if (cfg->audit && (!retain || retain->n < 2))
+        return lethe_fail(LETHE_ERR_ARG, "the audit needs at least 2 retain samples");
 
     ul_ctx c;
     memset(&c, 0, sizeof c);
+    ul_audit audit;
+    memset(&audit, 0, sizeof audit);
+    lethe_subset probe = {0}, rest = {0};
+    if (cfg->audit) {
+        /* The probe is left out of the retain batches: no step trains on it. */
+        size_t np = cfg->audit_probe > 0 ? (size_t)cfg->audit_probe : 512;
+        if (np > retain->n / 2) np = retain->n / 2;
+        if ((st = ul_holdout_split(retain, np, cfg->seed ^ 0x70726f6265ULL, &probe, &rest)) !=
+            LETHE_OK)
+            return st;
+        retain = &rest;
+    }
+    int diag = cfg->diagnostics;
     c.m = m;
     c.ds = ds;
     c.cfg = cfg;
@@ -266,8 +315,7 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
     c.nr = retain && retain->n ? (retain->n < (size_t)c.bs ? (int)retain->n : c.bs) : 0;
     c.px = (size_t)ds->c * ds->h * ds->w;
     res->batch = c.bs;
-    /* T = 5·⌈|D_f| / B⌉ unless given (PROTOCOL.md "Unlearning"). */
-    long T = cfg->steps ? cfg->steps : 5 * (long)((forget->n + (size_t)c.bs - 1) / (size_t)c.bs);
+    long T = ul_steps(cfg, forget->n);
     res->steps = T;
 
     size_t rows = (size_t)c.nf + 2 * (size_t)c.nr;
@@ -280,13 +328,15 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
     c.w = malloc(rows * sizeof(float));
     c.losses = malloc(rows * sizeof(float));
     c.dlogits = malloc(rows * (size_t)c.nclass * sizeof(float));
-    res->trace = calloc((size_t)T, sizeof(lethe_trace_step));
-    if (meth->needs_group_grads) {
+    res->trace = calloc((size_t)(T > 0 ? T : 1), sizeof(lethe_trace_step));
+    /* Diagnostics need g_u and g_r apart even where the method does not. */
+    int group_grads = meth->needs_group_grads || diag;
+    if (group_grads) {
         c.g_u = malloc(c.n * sizeof(float));
         c.g_r = malloc(c.n * sizeof(float));
     }
     if (!c.x || !c.y || !c.yt || !c.idx || !c.next_r || !c.w || !c.losses || !c.dlogits ||
-        !res->trace || (meth->needs_group_grads && (!c.g_u || !c.g_r))) {
+        !res->trace || (group_grads && (!c.g_u || !c.g_r))) {
         st = lethe_fail(LETHE_ERR_NOMEM, "out of memory for unlearning buffers");
         goto done;
     }
@@ -311,6 +361,7 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
     c.igs.beta_decay = cfg->beta_decay;
 
     double t0 = now_s();
+    if (cfg->audit && (st = ul_audit_init(&audit, &c, &probe)) != LETHE_OK) goto done;
     if (meth->init && (st = meth->init(&c)) != LETHE_OK) goto done;
     lethe_progress p = {0};
     p.total = T;
@@ -321,11 +372,17 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
         lethe_trace_step *tr = &res->trace[t];
         tr->loss_u = tr->loss_r_before = tr->loss_r_after = tr->delta = NAN;
         tr->lambda = tr->lambda_star = NAN;
+        tr->cos_ur = NAN;
+        tr->conflict = -1;
+        tr->probe_loss = tr->audit_delta = tr->audit_allowed = NAN;
+        tr->audit_sum_delta = tr->audit_sum_allowed = NAN;
         tr->lr = c.lr;
         if ((st = meth->step(&c, t, tr)) != LETHE_OK) goto done;
         if ((st = ul_check(t, "the forgetting loss", meth->uses_forget ? tr->loss_u : 0)) ||
             (st = ul_check(t, "the retaining loss", meth->uses_retain ? tr->loss_r_before : 0)) ||
             (st = ul_check(t, "lambda", isnan(tr->lambda) ? 0 : tr->lambda)))
+            goto done;
+        if (cfg->audit && (st = ul_audit_step(&audit, &c, t, tr, meth->uses_eps)) != LETHE_OK)
             goto done;
         if (cb) {
             p.step = t + 1;
@@ -337,11 +394,17 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
             p.eta_s = p.elapsed_s / (double)(t + 1) * (double)(T - t - 1);
             cb(&p, cbctx);
         }
+        if (hook && t + 1 < T && hook->fn(m, t, hook->ctx, &st)) {
+            if (st != LETHE_OK) goto done;
+            res->steps = t + 1;     /* stopped early by the caller */
+            break;
+        }
     }
     if (!lethe_vec_finite(c.theta, c.n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after unlearning; "
                         "no model written");
     res->seconds = now_s() - t0;
+    if (diag) ul_diag_summarise(res);
 done:
     if (meth->finish) meth->finish(&c);
     lethe_optim_free(&c.opt);
@@ -358,6 +421,9 @@ done:
     free(c.g_u);
     free(c.g_r);
     free(c.mask);
+    ul_audit_free(&audit);
+    lethe_subset_free(&probe);
+    lethe_subset_free(&rest);
     if (st != LETHE_OK) lethe_unlearn_result_free(res);
     return st;
 }

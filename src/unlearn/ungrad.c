@@ -28,6 +28,7 @@ static lethe_status surgery(ul_ctx *c, long t, lethe_trace_step *tr)
     lethe_status st = ul_check(t, "UNGrad's lambda*", lam);
     if (st != LETHE_OK) return st;
     tr->lambda = tr->lambda_star = lam;
+    if (c->cfg->diagnostics) ul_diag_record(c, tr, dot, nr2, 0);
     /* d* into the model's gradient vector: g_u + λ* g_r. */
     for (size_t i = 0; i < c->n; i++) c->grad[i] = c->g_u[i] + lam * c->g_r[i];
     ul_apply(c, c->grad);
@@ -74,6 +75,7 @@ const ul_method ul_ungrad = {
     .uses_forget = 1,
     .uses_retain = 1,
     .needs_group_grads = 1,
+    .uses_eps = 1,
     .step = ungrad_step,
 };
 
@@ -83,5 +85,6 @@ const ul_method ul_ungrad_mixed = {
     .uses_forget = 1,
     .uses_retain = 1,
     .needs_group_grads = 1,
+    .uses_eps = 1,
     .step = mixed_step,
 };

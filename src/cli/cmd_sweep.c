@@ -1,0 +1,256 @@
+/* lethe sweep: one method over the values of one parameter (eps, lr, beta,
+ * a, gamma, …: anything proto_set_param knows), each run from a copy of the
+ * original on a protocol scenario (cached original and Retrain) or on a
+ * setup of one's own (--model/--forget/--reference). Writes a Markdown table
+ * on stdout, the results as JSON (the format of bench, readable by lethe
+ * table and lethe plot) and the trade-off plot: UA against RA and TA. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/plot.h"
+#include "cli/protocol.h"
+#include "cli/report.h"
+#include "cli/ulopts.h"
+
+static const cli_opt opts[] = {
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd (or a setup of one's own: --model …)", 0},
+    {"param", "NAME", "parameter to sweep: eps, lr, beta, a, gamma, l1, lambda0, lambda_max, "
+                      "momentum, eps_budget, steps", 0},
+    {"values", "LIST", "comma-separated values, e.g. 0.001,0.01,0.1,0.5", 0},
+    {"compare", "LIST", "other methods to run with their tuned settings, e.g. ungrad,salun", 0},
+    {"model", "FILE", "instead of --scenario: the trained original model", 0},
+    {"forget", "SPEC", "with --model: class:C | random:P% | indices:FILE", 0},
+    {"reference", "FILE", "with --model: the Retrain model (gaps and the Retrain mark)", 0},
+    {"data", "NAME", "with --model: data set (default: the checkpoint's)", 0},
+    {"forget-seed", "N", "with --model: seed of a random forget set (default 0)", 0},
+    {"data-dir", "DIR", "folder of the data set", 0},
+    {"tuned", "FILE", "tuned settings (default configs/tuned.json)", 0},
+    {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
+    {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
+    CLI_UNLEARN_OPTS,
+    {"diagnostics", NULL, "record gradient-conflict diagnostics (eupmu*, ungrad*)", 1},
+    {"audit", NULL, "run the utility audit in every run (counted forwards)", 1},
+    {"json", "FILE", "results (default runs/sweep-SCENARIO-METHOD-PARAM.json)", 0},
+    {"plot", "PREFIX", "plot files PREFIX.png, PREFIX.svg (default: the JSON path less .json)", 0},
+    {"no-plot", NULL, "no plot (no gnuplot needed)", 1},
+    {"quiet", NULL, "no progress on stderr", 1},
+    {NULL, NULL, NULL, 0},
+};
+
+#define MAX_VALUES 64
+
+static int parse_values(const char *text, double *v, int *n)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", text);
+    *n = 0;
+    char *save;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        double x = strtod(tok, &end);
+        if (end == tok || *end || !isfinite(x))
+            return cli_error("sweep", "--values: '%s' is not a number", tok);
+        if (*n >= MAX_VALUES) return cli_error("sweep", "--values: more than %d values", MAX_VALUES);
+        v[(*n)++] = x;
+    }
+    return *n ? 0 : cli_error("sweep", "--values: no values");
+}
+
+/* Settings shared by every run of the sweep: budget, seed, instruments. */
+static void common(lethe_unlearn_config *c, const lethe_unlearn_config *base, int steps_given,
+                   int batch_given, int diag, int audit)
+{
+    if (steps_given) c->steps = base->steps;
+    if (batch_given) c->batch = base->batch;
+    c->seed = base->seed;
+    /* Diagnostics only where there are g_u and g_r to compare. */
+    c->diagnostics = diag && lethe_method_uses_eps(c->method);
+    c->audit = audit;
+}
+
+static cJSON *entry(const char *label, const lethe_unlearn_config *cfg, const char *forget,
+                    const proto_run *run)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "label", label);
+    cJSON_AddItemToObject(o, "config", report_config(cfg, forget));
+    cJSON_AddItemToObject(o, "metrics", report_metrics(&run->m));
+    if (isfinite(run->gap)) cJSON_AddNumberToObject(o, "avg_gap", run->gap);
+    else cJSON_AddNullToObject(o, "avg_gap");
+    cJSON_AddItemToObject(o, "run", report_run(&run->res, 1));
+    return o;
+}
+
+static void print_run(const char *label, const proto_run *run)
+{
+    proto_print_row(label, &run->m, isfinite(run->gap) ? run->gap : NAN, run->res.seconds,
+                    (double)run->res.fwd_samples / run->res.batch,
+                    (double)run->res.bwd_samples / run->res.batch);
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+    cli_args a;
+    int r = cli_parse(&a, "sweep",
+                      "(--scenario NAME | --model FILE --forget SPEC [--reference FILE]) "
+                      "--method NAME --param NAME --values LIST [options]",
+                      opts, argc, argv);
+    if (r) return r == 1 ? 0 : 2;
+    const char *scn = cli_str(&a, "scenario", NULL), *mpath = cli_str(&a, "model", NULL);
+    const char *param = cli_str(&a, "param", NULL), *vtext = cli_str(&a, "values", NULL);
+    const char *method = cli_str(&a, "method", NULL);
+    if (!scn == !mpath) return cli_error("sweep", "give either --scenario NAME or --model FILE");
+    if (mpath && !cli_str(&a, "forget", NULL))
+        return cli_error("sweep", "--model needs --forget SPEC");
+    if (!method) return cli_error("sweep", "--method NAME is required");
+    if (!param || !vtext) return cli_error("sweep", "--param NAME and --values LIST are required");
+    const proto_scenario *sc = scn ? proto_find(scn) : NULL;
+    if (scn && !sc) return cli_error("sweep", "unknown scenario '%s' (fmnist-cw, fmnist-rnd)", scn);
+    double values[MAX_VALUES];
+    int nv;
+    if (parse_values(vtext, values, &nv)) return 1;
+    long epochs, fseed;
+    if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) ||
+        cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed))
+        return 2;
+    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
+    int diag = cli_flag(&a, "diagnostics"), audit = cli_flag(&a, "audit");
+    int steps_given = cli_str(&a, "steps", NULL) != NULL;
+    int batch_given = cli_str(&a, "batch", NULL) != NULL;
+
+    /* The swept method: defaults, tuned settings, then the options given. */
+    lethe_unlearn_config base;
+    lethe_unlearn_config_default(&base);
+    base.method = method;
+    lethe_status st = scn ? proto_tuned(tuned, scn, method, &base) : LETHE_OK;
+    if (st != LETHE_OK) return cli_lib_error("sweep", st);
+    long tsteps = base.steps;
+    int tbatch = base.batch;
+    if ((r = cli_unlearn_config(&a, &base))) return r;
+    if (!steps_given) base.steps = tsteps;   /* cli_unlearn_config resets them */
+    if (!batch_given) base.batch = tbatch;
+    common(&base, &base, 0, 0, diag, audit);
+    /* Every setting and every compared method is checked before any work. */
+    for (int i = 0; i < nv; i++) {
+        lethe_unlearn_config c = base;
+        if ((st = proto_set_param(&c, param, values[i])) != LETHE_OK ||
+            (st = lethe_unlearn_validate(&c)) != LETHE_OK)
+            return cli_error("sweep", "%s = %g: %s", param, values[i], lethe_last_error());
+    }
+    char clist[1024] = "";
+    snprintf(clist, sizeof clist, "%s", cli_str(&a, "compare", ""));
+    char *save, *tok, tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", clist);
+    for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        lethe_unlearn_config c;
+        lethe_unlearn_config_default(&c);
+        c.method = tok;
+        st = scn ? proto_tuned(tuned, scn, tok, &c) : LETHE_OK;
+        common(&c, &base, steps_given, batch_given, diag, audit);
+        if (st == LETHE_OK) st = lethe_unlearn_validate(&c);
+        if (st != LETHE_OK) return cli_error("sweep", "--compare %s: %s", tok, lethe_last_error());
+    }
+
+    char jdef[512], pdef[512];
+    snprintf(jdef, sizeof jdef, "runs/sweep-%s-%s-%s.json", scn ? scn : "custom", method, param);
+    const char *json = cli_str(&a, "json", jdef);
+    snprintf(pdef, sizeof pdef, "%s", json);
+    size_t k = strlen(pdef);
+    if (k > 5 && strcmp(pdef + k - 5, ".json") == 0) pdef[k - 5] = 0;
+    const char *prefix = cli_str(&a, "plot", pdef);
+    int do_plot = !cli_flag(&a, "no-plot");
+    if (strncmp(json, "runs/", 5) == 0 && mkdir("runs", 0755) != 0 && errno != EEXIST)
+        return cli_error("sweep", "runs: cannot create the folder: %s", strerror(errno));
+    char png[600];
+    snprintf(png, sizeof png, "%s.png", prefix);
+    if (cli_check_writable("sweep", json) || (do_plot && cli_check_writable("sweep", png))) return 1;
+
+    proto_ctx p;
+    int quiet = cli_flag(&a, "quiet");
+    if (scn)
+        st = proto_open(&p, sc, cli_str(&a, "cache", "runs/cache"), cli_str(&a, "data-dir", NULL),
+                        (int)epochs, base.seed, quiet);
+    else
+        st = proto_open_custom(&p, mpath, cli_str(&a, "reference", NULL), cli_str(&a, "forget", NULL),
+                               (uint64_t)fseed, cli_str(&a, "data", NULL),
+                               cli_str(&a, "data-dir", NULL), base.seed, quiet);
+    if (st != LETHE_OK) {
+        proto_close(&p);
+        return cli_lib_error("sweep", st);
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "scenario", p.sc->name);
+    cJSON_AddStringToObject(root, "forget", p.sp.spec_text);
+    cJSON_AddStringToObject(root, "arch", p.sc->arch);
+    cJSON *sj = cJSON_AddObjectToObject(root, "sweep");
+    cJSON_AddStringToObject(sj, "method", method);
+    cJSON_AddStringToObject(sj, "param", param);
+    cJSON *va = cJSON_AddArrayToObject(sj, "values");
+    for (int i = 0; i < nv; i++) cJSON_AddItemToArray(va, cJSON_CreateNumber(values[i]));
+    cJSON_AddItemToObject(root, "original", report_metrics(&p.m_orig));
+    if (p.retrain) {
+        cJSON *rj = report_metrics(&p.m_retrain);
+        if (p.retrain_seconds > 0) cJSON_AddNumberToObject(rj, "seconds", p.retrain_seconds);
+        cJSON_AddItemToObject(root, "retrain", rj);
+    }
+    cJSON *methods = cJSON_AddArrayToObject(root, "methods");
+
+    printf("\n%s: forget %s (%zu images), %s; %s over %s\n\n", p.sc->name, p.sp.spec_text,
+           p.sp.forget.n, p.sc->arch, method, param);
+    proto_print_header();
+    proto_print_row("Original", &p.m_orig, p.retrain ? lethe_avg_gap(&p.m_orig, &p.m_retrain) : NAN,
+                    -1, 0, 0);
+    if (p.retrain)
+        proto_print_row("Retrain", &p.m_retrain, 0.0,
+                        p.retrain_seconds > 0 ? p.retrain_seconds : -1, 0, 0);
+    int rc = 0, ok = 0;
+    for (int i = 0; i < nv; i++) {
+        lethe_unlearn_config c = base;
+        proto_set_param(&c, param, values[i]);
+        char label[128];
+        snprintf(label, sizeof label, "%s %s=%g", method, param, values[i]);
+        proto_run run;
+        if ((st = proto_run_method(&p, &c, &run)) != LETHE_OK) {
+            cli_error("sweep", "%s: %s", label, lethe_last_error());
+            rc = 1;
+            continue;
+        }
+        print_run(label, &run);
+        cJSON *o = entry(label, &c, p.sp.spec_text, &run);
+        cJSON_AddNumberToObject(o, "sweep_value", values[i]);
+        cJSON_AddItemToArray(methods, o);
+        lethe_unlearn_result_free(&run.res);
+        ok++;
+    }
+    for (tok = strtok_r(clist, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        lethe_unlearn_config c;
+        lethe_unlearn_config_default(&c);
+        c.method = tok;
+        if (scn) proto_tuned(tuned, scn, tok, &c);
+        common(&c, &base, steps_given, batch_given, diag, audit);
+        proto_run run;
+        if ((st = proto_run_method(&p, &c, &run)) != LETHE_OK) {
+            cli_error("sweep", "%s: %s", tok, lethe_last_error());
+            rc = 1;
+            continue;
+        }
+        print_run(tok, &run);
+        cJSON *o = entry(tok, &c, p.sp.spec_text, &run);
+        cJSON_AddBoolToObject(o, "compare", 1);
+        cJSON_AddItemToArray(methods, o);
+        lethe_unlearn_result_free(&run.res);
+    }
+    if ((st = report_write(json, root)) != LETHE_OK) rc = cli_lib_error("sweep", st);
+    else if (!quiet) fprintf(stderr, "wrote %s\n", json);
+    if (do_plot && ok && st == LETHE_OK) {
+        if ((st = plot_tradeoff(root, prefix)) != LETHE_OK) rc = cli_lib_error("sweep", st);
+        else if (!quiet) fprintf(stderr, "wrote %s.png and %s.svg\n", prefix, prefix);
+    }
+    cJSON_Delete(root);
+    proto_close(&p);
+    return rc;
+}

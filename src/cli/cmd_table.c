@@ -1,0 +1,248 @@
+/* lethe table: the results JSON of bench or sweep (or one unlearn report)
+ * as a table for a paper: Markdown, LaTeX (booktabs) or CSV. The diagnostics
+ * columns appear when any row recorded them. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/plot.h"
+
+enum { C_UA, C_RA, C_TA, C_MIA, C_GAP, C_RTE, C_FWD, C_BWD, C_CONFLICT, C_LGAP, NCOL };
+
+typedef struct {
+    char name[160];
+    double v[NCOL];         /* NaN: empty cell */
+} row;
+
+typedef struct {
+    int n, cap;
+    row *r;
+} table;
+
+static double num(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static row *add_row(table *t, const char *name)
+{
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 16;
+        row *r = realloc(t->r, (size_t)cap * sizeof(row));
+        if (!r) return NULL;
+        t->r = r;
+        t->cap = cap;
+    }
+    row *r = &t->r[t->n++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    for (int k = 0; k < NCOL; k++) r->v[k] = NAN;
+    return r;
+}
+
+/* Mean over UA, RA, TA and MIA of |m − ref| (lethe_avg_gap's rule). */
+static double gap(const cJSON *m, const cJSON *ref)
+{
+    static const char *keys[] = {"UA", "RA", "TA", "MIA"};
+    if (!cJSON_IsObject(m) || !cJSON_IsObject(ref)) return NAN;
+    double s = 0;
+    for (int k = 0; k < 4; k++) s += fabs(num(m, keys[k]) - num(ref, keys[k]));
+    return s / 4;
+}
+
+static int fill(row *r, const cJSON *metrics, const cJSON *ref, const cJSON *run, double avg_gap)
+{
+    if (!r) return 0;
+    r->v[C_UA] = num(metrics, "UA");
+    r->v[C_RA] = num(metrics, "RA");
+    r->v[C_TA] = num(metrics, "TA");
+    r->v[C_MIA] = num(metrics, "MIA");
+    r->v[C_GAP] = isfinite(avg_gap) ? avg_gap : gap(metrics, ref);
+    if (run) {
+        r->v[C_RTE] = num(run, "seconds");
+        r->v[C_FWD] = num(run, "forward_passes");
+        r->v[C_BWD] = num(run, "backward_passes");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(run, "diagnostics");
+        r->v[C_CONFLICT] = 100.0 * num(d, "conflict_share");
+        r->v[C_LGAP] = num(d, "mean_lambda_gap");
+    }
+    return 1;
+}
+
+static lethe_status collect(const cJSON *root, table *t)
+{
+    const cJSON *methods = cJSON_GetObjectItemCaseSensitive(root, "methods");
+    const cJSON *orig = cJSON_GetObjectItemCaseSensitive(root, "original");
+    const cJSON *retr = cJSON_GetObjectItemCaseSensitive(root, "retrain");
+    int ok = 1;
+    if (cJSON_IsArray(methods)) {
+        /* bench or sweep results. */
+        if (cJSON_IsObject(orig)) ok &= fill(add_row(t, "Original"), orig, retr, NULL, NAN);
+        if (cJSON_IsObject(retr)) {
+            row *r = add_row(t, "Retrain");
+            ok &= fill(r, retr, retr, NULL, 0.0);
+            if (r) r->v[C_RTE] = num(retr, "seconds");
+        }
+        const cJSON *it;
+        cJSON_ArrayForEach(it, methods) {
+            const cJSON *met = cJSON_GetObjectItemCaseSensitive(it, "metrics");
+            if (!cJSON_IsObject(met)) continue;
+            const cJSON *lab = cJSON_GetObjectItemCaseSensitive(it, "label");
+            const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(it, "config");
+            const cJSON *meth = cJSON_GetObjectItemCaseSensitive(cfg, "method");
+            const char *name = cJSON_IsString(lab)    ? lab->valuestring
+                               : cJSON_IsString(meth) ? meth->valuestring : "?";
+            ok &= fill(add_row(t, name), met, retr,
+                       cJSON_GetObjectItemCaseSensitive(it, "run"), num(it, "avg_gap"));
+        }
+    } else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "metrics"))) {
+        /* One unlearn report. */
+        const cJSON *ref = cJSON_GetObjectItemCaseSensitive(root, "reference");
+        const cJSON *before = cJSON_GetObjectItemCaseSensitive(root, "metrics_before");
+        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+        const cJSON *meth = cJSON_GetObjectItemCaseSensitive(cfg, "method");
+        if (cJSON_IsObject(before)) ok &= fill(add_row(t, "Original"), before, ref, NULL, NAN);
+        if (cJSON_IsObject(ref)) ok &= fill(add_row(t, "Retrain"), ref, ref, NULL, 0.0);
+        ok &= fill(add_row(t, cJSON_IsString(meth) ? meth->valuestring : "?"),
+                   cJSON_GetObjectItemCaseSensitive(root, "metrics"), ref,
+                   cJSON_GetObjectItemCaseSensitive(root, "run"), num(root, "avg_gap"));
+    } else {
+        return lethe_fail(LETHE_ERR_FORMAT, "neither results of bench or sweep (methods) nor an "
+                          "unlearn report (metrics)");
+    }
+    if (!ok) return lethe_fail(LETHE_ERR_NOMEM, "out of memory for the table");
+    if (t->n == 0) return lethe_fail(LETHE_ERR_FORMAT, "no rows with metrics");
+    return LETHE_OK;
+}
+
+/* ------------------------------------------------------------- writers */
+
+static const char *heads_md[NCOL] = {"UA", "RA", "TA", "MIA-Eff.", "Avg. Gap", "RTE (s)",
+                                     "fwd passes", "bwd passes", "conflict (%)",
+                                     "mean \\|λ−λ*\\|"};    /* a bare bar would end the cell */
+static const char *heads_tex[NCOL] = {"UA", "RA", "TA", "MIA-Eff.", "Avg.\\ Gap", "RTE (s)",
+                                      "Fwd", "Bwd", "Conflict (\\%)",
+                                      "$\\overline{|\\lambda-\\lambda^*|}$"};
+static const char *heads_csv[NCOL] = {"UA", "RA", "TA", "MIA", "avg_gap", "rte_s",
+                                      "forward_passes", "backward_passes",
+                                      "conflict_percent", "mean_lambda_gap"};
+static const char *fmt[NCOL] = {"%.2f", "%.2f", "%.2f", "%.2f", "%.2f", "%.1f",
+                                "%.0f", "%.0f", "%.1f", "%.3g"};
+
+static void cell(char *buf, size_t n, int k, double v, const char *empty)
+{
+    if (isfinite(v)) snprintf(buf, n, fmt[k], v);
+    else snprintf(buf, n, "%s", empty);
+}
+
+static void latex_text(const char *s)
+{
+    for (; *s; s++) {
+        if (strchr("_%&#$", *s)) printf("\\%c", *s);
+        else if (*s == '\\') printf("\\textbackslash{}");
+        else putchar(*s);
+    }
+}
+
+static void csv_text(const char *s)
+{
+    if (!strpbrk(s, ",\"\n")) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"') putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+static void write_table(const table *t, const char *format, const int *show)
+{
+    char c[64];
+    if (strcmp(format, "markdown") == 0) {
+        printf("| method |");
+        for (int k = 0; k < NCOL; k++) if (show[k]) printf(" %s |", heads_md[k]);
+        printf("\n|---|");
+        for (int k = 0; k < NCOL; k++) if (show[k]) printf("---|");
+        printf("\n");
+        for (int i = 0; i < t->n; i++) {
+            printf("| %s |", t->r[i].name);
+            for (int k = 0; k < NCOL; k++) {
+                if (!show[k]) continue;
+                cell(c, sizeof c, k, t->r[i].v[k], "–");
+                printf(" %s |", c);
+            }
+            printf("\n");
+        }
+    } else if (strcmp(format, "latex") == 0) {
+        printf("\\begin{tabular}{l");
+        for (int k = 0; k < NCOL; k++) if (show[k]) printf("r");
+        printf("}\n\\toprule\nMethod");
+        for (int k = 0; k < NCOL; k++) if (show[k]) printf(" & %s", heads_tex[k]);
+        printf(" \\\\\n\\midrule\n");
+        for (int i = 0; i < t->n; i++) {
+            latex_text(t->r[i].name);
+            for (int k = 0; k < NCOL; k++) {
+                if (!show[k]) continue;
+                cell(c, sizeof c, k, t->r[i].v[k], "--");
+                printf(" & %s", c);
+            }
+            printf(" \\\\\n");
+            /* A rule between the references and the methods. */
+            if (i + 1 < t->n && (strcmp(t->r[i].name, "Retrain") == 0)) printf("\\midrule\n");
+        }
+        printf("\\bottomrule\n\\end{tabular}\n");
+    } else {
+        printf("method");
+        for (int k = 0; k < NCOL; k++) if (show[k]) printf(",%s", heads_csv[k]);
+        printf("\n");
+        for (int i = 0; i < t->n; i++) {
+            csv_text(t->r[i].name);
+            for (int k = 0; k < NCOL; k++) {
+                if (!show[k]) continue;
+                /* CSV keeps more digits: it is for further processing. */
+                if (isfinite(t->r[i].v[k])) printf(",%.6g", t->r[i].v[k]);
+                else printf(",");
+            }
+            printf("\n");
+        }
+    }
+}
+
+static const cli_opt opts[] = {
+    {"format", "NAME", "markdown | latex | csv (default markdown)", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+int cmd_table(int argc, char **argv)
+{
+    cli_args a;
+    int r = cli_parse(&a, "table", "RESULTS.json [--format markdown|latex|csv]", opts, argc, argv);
+    if (r) return r == 1 ? 0 : 2;
+    if (a.npos != 1) return cli_error("table", "expected one JSON file (results of bench or sweep)");
+    const char *format = cli_str(&a, "format", "markdown");
+    if (strcmp(format, "markdown") && strcmp(format, "latex") && strcmp(format, "csv"))
+        return cli_error("table", "--format: expected markdown, latex or csv, got '%s'", format);
+    cJSON *root;
+    lethe_status st = plot_read_json(a.pos[0], &root);
+    if (st != LETHE_OK) return cli_lib_error("table", st);
+    table t = {0};
+    st = collect(root, &t);
+    cJSON_Delete(root);
+    if (st != LETHE_OK) {
+        free(t.r);
+        return cli_error("table", "%s: %s", a.pos[0], lethe_last_error());
+    }
+    /* Columns nobody filled are left out (e.g. no diagnostics recorded). */
+    int show[NCOL];
+    for (int k = 0; k < NCOL; k++) {
+        show[k] = k < C_RTE;
+        for (int i = 0; i < t.n && !show[k]; i++) show[k] = isfinite(t.r[i].v[k]);
+    }
+    write_table(&t, format, show);
+    free(t.r);
+    return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * Gradient-conflict diagnostics (lethe_unlearn_config.diagnostics) and the
+ * composite backward of the EUPMU family (ALGORITHM.md §3, step 2).
+ *
+ * Per step, from the exact g_u = ∇ℓ_u(θ_t; B_f) and g_r = ∇ℓ_r(θ_t; B_r):
+ *     cos_t      = ⟨g_u, g_r⟩ / (‖g_u‖ ‖g_r‖)
+ *     conflict_t = ⟨g_u, g_r⟩ < 0
+ *     λ*_t       = clip(max(0, −(⟨g_r, g_u⟩ + ε_t) / ‖g_r‖²), 0, D)   (§2)
+ * so the implicit λ_t of EUPMU can be set beside the explicit multiplier it
+ * approximates. EUPMU needs no extra pass for this: its one backward is
+ * split by sample group (§2.1) into g_u and g_r, and d = g_u + λ_t g_r is
+ * summed from them instead of being accumulated in one vector.
+ */
+#include <math.h>
+
+#include "unlearn/method.h"
+
+lethe_status ul_composite_backward(ul_ctx *c, float lam, lethe_trace_step *tr)
+{
+    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
+    tr->lambda = lam;
+    if (!c->cfg->diagnostics) {
+        tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
+        return ul_backward(c, c->grad, c->grad);
+    }
+    /* ℓ_r at weight 1 so that g_r is its gradient whatever λ is (even 0). */
+    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 1.0f / (float)c->nr);
+    lethe_status st = ul_backward(c, c->g_u, c->g_r);
+    if (st != LETHE_OK) return st;
+    const float *gu = c->g_u, *gr = c->g_r;
+    float *d = c->grad;
+    for (size_t i = 0; i < c->n; i++) d[i] = gu[i] + lam * gr[i];
+    ul_diag_record(c, tr, lethe_vec_dot(gu, gr, c->n), lethe_vec_norm2(gr, c->n), 1);
+    return LETHE_OK;
+}
+
+void ul_diag_record(ul_ctx *c, lethe_trace_step *tr, double dot, double nr2,
+                    int with_lambda_star)
+{
+    double nu2 = lethe_vec_norm2(c->g_u, c->n);
+    /* A zero gradient has no direction: report cos 0 (and no conflict). */
+    tr->cos_ur = nu2 > 0.0 && nr2 > 0.0 ? (float)(dot / sqrt(nu2 * nr2)) : 0.0f;
+    tr->conflict = dot < 0.0;
+    if (with_lambda_star)
+        tr->lambda_star = lethe_ungrad_lambda(dot, nr2, c->eps, c->cfg->lambda_max);
+}
+
+void ul_diag_summarise(lethe_unlearn_result *res)
+{
+    long n = 0, conflicts = 0, ngap = 0;
+    double cos_sum = 0.0, gap_sum = 0.0;
+    for (long t = 0; t < res->steps; t++) {
+        const lethe_trace_step *s = &res->trace[t];
+        if (s->conflict < 0) continue;
+        n++;
+        conflicts += s->conflict;
+        cos_sum += s->cos_ur;
+        if (isfinite(s->lambda) && isfinite(s->lambda_star)) {
+            gap_sum += fabs((double)s->lambda - (double)s->lambda_star);
+            ngap++;
+        }
+    }
+    res->diag_steps = n;
+    res->conflict_share = n ? (double)conflicts / (double)n : NAN;
+    res->mean_cos = n ? cos_sum / (double)n : NAN;
+    res->mean_lambda_gap = ngap ? gap_sum / (double)ngap : NAN;
+}

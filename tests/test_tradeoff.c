@@ -1,0 +1,928 @@
+/* The trade-off machinery: gradient-conflict diagnostics (same θ as without,
+ * and consistent with UNGrad's explicit λ*), the utility audit's sums, the
+ * ε search under a utility budget, and the commands sweep, plot and table
+ * run as programs ($LETHE_BIN, as in test_cli.c) on a tiny MNIST-format
+ * data set. */
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <zlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "lethe.h"
+
+#define BS 16
+
+/* ------------------------------------------------------------- toy set */
+
+/* n images 1×hw×hw, label i % nclass, each class a random binary prototype
+ * with 8% of its pixels flipped; D_f = class 0, D_r the others (as in
+ * test_unlearn.c). */
+typedef struct {
+    lethe_dataset ds;
+    lethe_subset forget, retain, all;
+} toy;
+
+static void toy_make(toy *t, int n, int nclass, int hw, float flip)
+{
+    memset(t, 0, sizeof *t);
+    lethe_dataset *ds = &t->ds;
+    size_t px = (size_t)hw * hw;
+    ds->n = n;
+    ds->c = 1;
+    ds->h = ds->w = hw;
+    ds->nclass = nclass;
+    ds->pixels = malloc((size_t)n * px);            /* (N, 1, hw, hw) */
+    ds->labels = malloc((size_t)n);                 /* (N) */
+    uint8_t *proto = malloc((size_t)nclass * px);   /* (nclass, hw·hw) */
+    for (int c = 0; c < 3; c++) {
+        ds->mean[c] = 0.5f;
+        ds->std[c] = 0.5f;
+    }
+    snprintf(ds->name, sizeof ds->name, "toy");
+    lethe_rng r;
+    lethe_rng_seed(&r, 4242);
+    for (size_t i = 0; i < (size_t)nclass * px; i++) proto[i] = lethe_rng_below(&r, 2) ? 255 : 0;
+    for (int i = 0; i < n; i++) {
+        int y = i % nclass;
+        ds->labels[i] = (uint8_t)y;
+        for (size_t p = 0; p < px; p++) {
+            uint8_t v = proto[(size_t)y * px + p];
+            if (lethe_rng_uniform(&r) < flip) v = (uint8_t)(255 - v);
+            ds->pixels[(size_t)i * px + p] = v;
+        }
+    }
+    free(proto);
+    t->forget.idx = malloc((size_t)n * sizeof(int32_t));
+    t->retain.idx = malloc((size_t)n * sizeof(int32_t));
+    t->all.idx = malloc((size_t)n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) {
+        t->all.idx[t->all.n++] = i;
+        if (ds->labels[i] == 0) t->forget.idx[t->forget.n++] = i;
+        else t->retain.idx[t->retain.n++] = i;
+    }
+}
+
+static void toy_free(toy *t)
+{
+    lethe_dataset_free(&t->ds);
+    lethe_subset_free(&t->forget);
+    lethe_subset_free(&t->retain);
+    lethe_subset_free(&t->all);
+}
+
+static lethe_model *toy_model(const toy *t, const char *arch, int epochs)
+{
+    lethe_model *m = NULL;
+    if (lethe_model_create(&m, arch, 1, t->ds.h, t->ds.w, t->ds.nclass) != LETHE_OK) return NULL;
+    lethe_train_config tc;
+    lethe_train_config_default(&tc);
+    tc.epochs = epochs;
+    tc.batch = BS;
+    tc.lr = 0.02f;
+    tc.seed = 7;
+    if (lethe_train(m, &t->ds, &t->all, &tc, NULL, NULL) != LETHE_OK ||
+        lethe_model_reserve(m, 64) != LETHE_OK) {
+        lethe_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static lethe_model *clone(const lethe_model *src, const toy *t)
+{
+    lethe_model *m = NULL;
+    if (lethe_model_create(&m, lethe_model_arch(src), 1, t->ds.h, t->ds.w, t->ds.nclass) !=
+            LETHE_OK ||
+        lethe_model_copy(m, src) != LETHE_OK || lethe_model_reserve(m, 64) != LETHE_OK) {
+        lethe_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)
+{
+    lethe_unlearn_config_default(c);
+    c->method = method;
+    c->steps = steps;
+    c->batch = BS;
+    c->seed = 3;
+    c->lr = 0.05f;
+    c->eps = 0.01f;
+}
+
+static lethe_status run_clone(const lethe_model *m0, const toy *t, const lethe_unlearn_config *cfg,
+                              lethe_unlearn_result *res, lethe_model **out)
+{
+    *out = clone(m0, t);
+    if (!*out) return LETHE_ERR_NOMEM;
+    return lethe_unlearn(*out, &t->ds, &t->forget, &t->retain, cfg, res, NULL, NULL);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - (double)b[i]);
+        if (!(e <= d)) d = e;
+    }
+    return d;
+}
+
+static double max_abs(const float *a, size_t n)
+{
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(a[i]) > d) d = fabs(a[i]);
+    return d;
+}
+
+/* ---------------------------------------------------------- diagnostics */
+
+/* For each EUPMU form: diagnostics on moves θ as diagnostics off (to float
+ * rounding: d = g_u + λ g_r is summed from two vectors instead of
+ * accumulated in one), at the same counted cost; the trace is consistent
+ * (conflict ⇔ cos < 0; λ*_t > 0 only in conflict; the summary is the mean of
+ * the trace); and step 0's λ* and cos are those of UNGrad, which computes
+ * them explicitly from the same batches at the same θ_0. On resnet8 too
+ * (batch norm per group). */
+static void diag_case(const char *arch, int hw)
+{
+    toy t;
+    toy_make(&t, 96, 4, hw, 0.08f);
+    lethe_model *m0 = toy_model(&t, arch, 2);
+    CHECK(m0 != NULL);
+    if (!m0) goto out;
+    size_t n;
+    const float *t0 = lethe_model_theta(m0, &n);
+    const long T = 6;
+    lethe_unlearn_config cu;
+    base_cfg(&cu, "ungrad", T);
+    cu.diagnostics = 1;
+    lethe_unlearn_result ru;
+    lethe_model *mu;
+    CHECK_OK(run_clone(m0, &t, &cu, &ru, &mu));
+    const char *fam[] = {"eupmu", "eupmu-fast", "eupmu-lookahead"};
+    for (int k = 0; k < 3; k++) {
+        lethe_unlearn_config off, on;
+        base_cfg(&off, fam[k], T);
+        on = off;
+        on.diagnostics = 1;
+        lethe_unlearn_result r0, r1;
+        lethe_model *a, *b;
+        CHECK_OK(run_clone(m0, &t, &off, &r0, &a));
+        CHECK_OK(run_clone(m0, &t, &on, &r1, &b));
+        if (!r0.trace || !r1.trace) goto next;
+        double d = max_abs_diff(lethe_model_theta(a, NULL), lethe_model_theta(b, NULL), n);
+        double moved = max_abs_diff(lethe_model_theta(a, NULL), t0, n);
+        CHECK_MSG(moved > 1e-4, "%s %s: θ did not move", arch, fam[k]);
+        CHECK_MSG(d <= 1e-5 * max_abs(t0, n), "%s %s: diagnostics changed θ by %g (moved %g)",
+                  arch, fam[k], d, moved);
+        CHECK_MSG(r0.fwd_samples == r1.fwd_samples && r0.bwd_samples == r1.bwd_samples,
+                  "%s: diagnostics cost passes: %ld/%ld vs %ld/%ld", fam[k], r1.fwd_samples,
+                  r1.bwd_samples, r0.fwd_samples, r0.bwd_samples);
+        CHECK(r0.diag_steps == 0 && r1.diag_steps == T);
+        long conflicts = 0;
+        double gap = 0;
+        for (long s = 0; s < T; s++) {
+            const lethe_trace_step *x = &r1.trace[s], *y = &r0.trace[s];
+            CHECK_NEAR(x->lambda, y->lambda, 1e-4 * (1 + fabs(y->lambda)));
+            CHECK_NEAR(x->loss_r_before, y->loss_r_before, 1e-5);
+            CHECK_MSG(x->cos_ur >= -1.0f && x->cos_ur <= 1.0f, "cos[%ld] = %g", s, (double)x->cos_ur);
+            CHECK(x->conflict == (x->cos_ur < 0.0f));
+            CHECK(y->conflict == -1 && isnan(y->cos_ur) && isnan(y->lambda_star));
+            CHECK(x->lambda_star >= 0.0f && x->lambda_star <= on.lambda_max);
+            if (x->lambda_star > 0.0f) CHECK_MSG(x->conflict, "%s: lambda*[%ld] > 0 without "
+                                                 "conflict", fam[k], s);
+            conflicts += x->conflict;
+            gap += fabs((double)x->lambda - (double)x->lambda_star);
+        }
+        CHECK_NEAR(r1.conflict_share, (double)conflicts / T, 1e-12);
+        CHECK_NEAR(r1.mean_lambda_gap, gap / T, 1e-6);
+        CHECK(isnan(r0.conflict_share) && isnan(r0.mean_lambda_gap));
+        /* Step 0: same θ_0, batches and labels as UNGrad's first step. */
+        if (ru.trace) {
+            CHECK_NEAR(r1.trace[0].lambda_star, ru.trace[0].lambda_star,
+                       1e-4 * (1 + fabs(ru.trace[0].lambda_star)));
+            CHECK_NEAR(r1.trace[0].cos_ur, ru.trace[0].cos_ur, 1e-5);
+        }
+    next:
+        lethe_unlearn_result_free(&r0);
+        lethe_unlearn_result_free(&r1);
+        lethe_model_free(a);
+        lethe_model_free(b);
+    }
+    /* UNGrad: λ = λ*, so the gap is 0; λ* > 0 only in conflict. */
+    if (ru.trace) {
+        CHECK(ru.diag_steps == T && ru.mean_lambda_gap == 0.0);
+        int positive = 0;
+        for (long s = 0; s < T; s++) {
+            if (ru.trace[s].lambda_star > 0.0f) CHECK(ru.trace[s].conflict == 1);
+            positive += ru.trace[s].lambda_star > 0.0f;
+        }
+        CHECK_MSG(positive > 0, "%s: lambda* never > 0; the test does not exercise conflicts", arch);
+    }
+    /* Diagnostics do not touch UNGrad's step: θ bit for bit. */
+    lethe_unlearn_config cn = cu;
+    cn.diagnostics = 0;
+    lethe_unlearn_result rn;
+    lethe_model *mn;
+    CHECK_OK(run_clone(m0, &t, &cn, &rn, &mn));
+    CHECK(mu && mn && memcmp(lethe_model_theta(mu, NULL), lethe_model_theta(mn, NULL),
+                             n * sizeof(float)) == 0);
+    lethe_unlearn_result_free(&rn);
+    lethe_model_free(mn);
+    lethe_unlearn_result_free(&ru);
+    lethe_model_free(mu);
+out:
+    lethe_model_free(m0);
+    toy_free(&t);
+}
+
+TEST(diagnostics_keep_theta_and_match_ungrad_mlp) { diag_case("mlp", 28); }
+TEST(diagnostics_keep_theta_and_match_ungrad_resnet8) { diag_case("resnet8", 8); }
+
+TEST(diagnostics_rejected_where_there_is_no_surgery)
+{
+    lethe_unlearn_config c;
+    base_cfg(&c, "ft", 2);
+    c.diagnostics = 1;
+    CHECK(lethe_unlearn_validate(&c) == LETHE_ERR_ARG);
+    CHECK(strstr(lethe_last_error(), "ft") != NULL);
+    c.method = "ungrad-mixed";
+    CHECK_OK(lethe_unlearn_validate(&c));
+    CHECK(lethe_method_uses_eps("eupmu-lookahead") && !lethe_method_uses_eps("salun") &&
+          !lethe_method_uses_eps("nope"));
+}
+
+/* ---------------------------------------------------------------- audit */
+
+/* The per-step Δ_t add up to the reported sums (and telescope to the probe
+ * loss at the end less at the start), the running sums are the prefix sums,
+ * α_t ε_t is the step's, the first violation is the first prefix where
+ * Σ Δ > Σ α ε, and the probe costs P forwards per step plus P. */
+TEST(audit_sums_equal_the_per_step_values)
+{
+    toy t;
+    toy_make(&t, 160, 4, 28, 0.08f);
+    lethe_model *m0 = toy_model(&t, "mlp", 2);
+    CHECK(m0 != NULL);
+    if (!m0) goto out;
+    const long T = 9;
+    const int P = 24;
+    const char *methods[] = {"eupmu", "ungrad", "ft"};
+    for (int k = 0; k < 3; k++) {
+        lethe_unlearn_config c, plain;
+        base_cfg(&c, methods[k], T);
+        c.schedule = LETHE_SCHED_COSINE;    /* α_t varies: each step's own α_t ε_t */
+        c.eps = 0.05f;
+        plain = c;
+        c.audit = 1;
+        c.audit_probe = P;
+        lethe_unlearn_result r, r0;
+        lethe_model *m, *m1;
+        CHECK_OK(run_clone(m0, &t, &c, &r, &m));
+        CHECK_OK(run_clone(m0, &t, &plain, &r0, &m1));
+        if (!r.trace || !r0.trace) goto next;
+        int has_eps = k < 2;
+        CHECK(r.audit_probe_n == P);
+        CHECK(r.audit_fwd_samples == (long)P * (T + 1));
+        CHECK_MSG(r.fwd_samples == r0.fwd_samples + (long)P * (T + 1) &&
+                      r.bwd_samples == r0.bwd_samples,
+                  "%s: %ld/%ld samples with the audit, %ld/%ld without", methods[k],
+                  r.fwd_samples, r.bwd_samples, r0.fwd_samples, r0.bwd_samples);
+        double sd = 0, sa = 0;
+        long first = -1;
+        for (long s = 0; s < T; s++) {
+            const lethe_trace_step *x = &r.trace[s];
+            float before = s ? r.trace[s - 1].probe_loss : r.audit_probe_loss0;
+            CHECK_NEAR(x->audit_delta, (double)x->probe_loss - before, 1e-6);
+            sd += x->audit_delta;
+            CHECK_NEAR(x->audit_sum_delta, sd, 1e-5);
+            if (has_eps) {
+                CHECK_NEAR(x->audit_allowed, (double)x->lr * c.eps, 1e-9);
+                sa += x->audit_allowed;
+                CHECK_NEAR(x->audit_sum_allowed, sa, 1e-6);
+                if (first < 0 && x->audit_sum_delta > x->audit_sum_allowed + 1e-6) first = s;
+            } else {
+                CHECK(isnan(x->audit_allowed) && isnan(x->audit_sum_allowed));
+            }
+        }
+        CHECK_NEAR(r.audit_sum_delta, sd, 1e-5);
+        CHECK_NEAR(r.audit_sum_delta, (double)r.trace[T - 1].probe_loss - r.audit_probe_loss0,
+                   1e-5);
+        if (has_eps) {
+            CHECK_NEAR(r.audit_sum_allowed, sa, 1e-6);
+            /* Equal up to float rounding of the stored prefix sums. */
+            CHECK_MSG(r.audit_first_violation == first ||
+                          fabs(r.trace[r.audit_first_violation >= 0 ? r.audit_first_violation : 0]
+                                   .audit_sum_delta -
+                               r.trace[r.audit_first_violation >= 0 ? r.audit_first_violation : 0]
+                                   .audit_sum_allowed) < 1e-5,
+                      "%s: first violation %ld, recomputed %ld", methods[k],
+                      r.audit_first_violation, first);
+        } else {
+            CHECK(isnan(r.audit_sum_allowed) && r.audit_first_violation == -1);
+        }
+    next:
+        lethe_unlearn_result_free(&r);
+        lethe_unlearn_result_free(&r0);
+        lethe_model_free(m);
+        lethe_model_free(m1);
+    }
+out:
+    lethe_model_free(m0);
+    toy_free(&t);
+}
+
+/* ------------------------------------------------------- utility budget */
+
+static double held_acc(lethe_model *m, const toy *t, const lethe_subset *s)
+{
+    double acc = -1;
+    if (lethe_model_reserve(m, 256) != LETHE_OK ||
+        lethe_eval_accuracy(m, &t->ds, s, 256, &acc, NULL) != LETHE_OK)
+        return -1;
+    return acc;
+}
+
+/* A seeded small case in which the largest ε breaks a 2-point budget and a
+ * small one keeps it, so the bisection runs: the chosen ε is the largest
+ * kept, and the returned model keeps the budget on the held-out part,
+ * measured here independently. */
+TEST(budget_search_keeps_the_budget_on_its_probe)
+{
+    toy t;
+    toy_make(&t, 480, 4, 12, 0.38f);
+    lethe_model *m0 = toy_model(&t, "mlp", 3);
+    CHECK(m0 != NULL);
+    if (!m0) goto out;
+    lethe_unlearn_config c;
+    base_cfg(&c, "eupmu", 24);
+    c.lr = 0.1f;
+    lethe_budget_config bc;
+    lethe_budget_config_default(&bc);
+    bc.budget = 2.0;
+    bc.holdout = 120;
+    bc.eps_lo = 1e-3f;
+    bc.eps_hi = 50.0f;
+    bc.iters = 4;
+    bc.check_every = 4;
+    lethe_model *m = clone(m0, &t);
+    lethe_budget_result br;
+    lethe_unlearn_result res;
+    CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL));
+    if (!res.trace) goto done;
+    CHECK(br.holdout.n == 120);
+    CHECK_MSG(br.ntrials == 2 + bc.iters, "%d trials (the ends did not bracket the budget: "
+              "first %s, second %s)", br.ntrials, br.trial[0].kept ? "kept" : "broke",
+              br.ntrials > 1 && br.trial[1].kept ? "kept" : "broke");
+    CHECK(br.feasible && br.reused);
+    double best = -1;
+    for (int i = 0; i < br.ntrials; i++) {
+        const lethe_budget_trial *x = &br.trial[i];
+        CHECK(x->eps >= bc.eps_lo * 0.999f && x->eps <= bc.eps_hi);
+        CHECK(x->kept == (x->ra_drop <= bc.budget));
+        if (x->kept) CHECK(x->steps_run == 24);
+        if (x->kept && x->eps > best) best = x->eps;
+    }
+    CHECK_MSG(br.eps == (float)best, "chose %g, largest kept %g", (double)br.eps, best);
+    CHECK(res.steps == 24 && res.eps_used == br.eps);
+    /* Independently, on the held-out part: original vs returned model. */
+    double ra0 = held_acc(m0, &t, &br.holdout), ra1 = held_acc(m, &t, &br.holdout);
+    CHECK_NEAR(ra0, br.ra_orig, 1e-9);
+    CHECK_NEAR(ra1, br.ra_final, 1e-9);
+    CHECK_MSG(ra0 - ra1 <= bc.budget, "held-out RA dropped %g > %g points", ra0 - ra1, bc.budget);
+    /* The held-out samples are retain samples. */
+    for (size_t i = 0; i < br.holdout.n; i++) CHECK(t.ds.labels[br.holdout.idx[i]] != 0);
+    lethe_unlearn_result_free(&res);
+    lethe_budget_result_free(&br);
+
+    /* Shortened trials: a final full run with the chosen ε follows. */
+    lethe_model_copy(m, m0);
+    bc.trial_steps = 8;
+    bc.iters = 1;
+    CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL));
+    CHECK(!br.reused && res.steps == 24);
+    for (int i = 0; i < br.ntrials; i++) CHECK(br.trial[i].steps_run <= 8);
+done:
+    lethe_unlearn_result_free(&res);
+    lethe_budget_result_free(&br);
+    lethe_model_free(m);
+out:
+    lethe_model_free(m0);
+    toy_free(&t);
+}
+
+/* Budget 0 means ε = 0: no trials, the very run with eps = 0. */
+TEST(budget_zero_is_eps_zero)
+{
+    toy t;
+    toy_make(&t, 96, 4, 28, 0.08f);
+    lethe_model *m0 = toy_model(&t, "mlp", 1);
+    CHECK(m0 != NULL);
+    if (!m0) goto out;
+    lethe_unlearn_config c;
+    base_cfg(&c, "eupmu", 5);
+    c.eps = 0.3f;
+    lethe_budget_config bc;
+    lethe_budget_config_default(&bc);
+    bc.budget = 0.0;
+    lethe_model *m = clone(m0, &t), *z;
+    lethe_budget_result br;
+    lethe_unlearn_result res, rz;
+    CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL));
+    CHECK(br.eps == 0.0f && br.ntrials == 0 && res.eps_used == 0.0f);
+    c.eps = 0.0f;
+    CHECK_OK(run_clone(m0, &t, &c, &rz, &z));
+    size_t n;
+    const float *a = lethe_model_theta(m, &n), *b = lethe_model_theta(z, NULL);
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0);
+    lethe_unlearn_result_free(&res);
+    lethe_unlearn_result_free(&rz);
+    lethe_budget_result_free(&br);
+    lethe_model_free(m);
+    lethe_model_free(z);
+    /* Methods without ε, and a given ε budget, are refused. */
+    c.method = "ga";
+    bc.budget = 1.0;
+    m = clone(m0, &t);
+    CHECK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL) ==
+          LETHE_ERR_ARG);
+    c.method = "eupmu";
+    c.eps_budget = 1.0f;
+    CHECK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL) ==
+          LETHE_ERR_ARG);
+    lethe_model_free(m);
+out:
+    lethe_model_free(m0);
+    toy_free(&t);
+}
+
+/* ------------------------------------------------------ command line */
+
+/* Helpers after tests/test_cli.c: scratch paths in test_tmpdir()/tradeoff,
+ * a tiny MNIST-format data set, and running $LETHE_BIN. */
+#define NTRAIN 300
+#define NTEST 100
+#define SIDE 28
+
+typedef char path_buf[320];
+static const char *tpath(path_buf buf, const char *name)
+{
+    snprintf(buf, sizeof(path_buf), "%s/tradeoff/%s", test_tmpdir(), name);
+    return buf;
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0, k;
+    char *buf = malloc(cap);
+    while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (cap - n < 2) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static int write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim,
+                     const uint8_t *data, size_t len)
+{
+    uint8_t head[16];
+    put_be32(head, magic);
+    for (int d = 0; d < ndim; d++) put_be32(head + 4 + 4 * d, dims[d]);
+    unsigned hl = 4 + 4 * (unsigned)ndim;
+    gzFile f = gzopen(path, "wb");
+    if (!f) return 0;
+    int ok = gzwrite(f, head, hl) == (int)hl && gzwrite(f, data, (unsigned)len) == (int)len;
+    return gzclose(f) == Z_OK && ok;
+}
+
+/* n images (n, 28, 28), labels i % 10: noisy copies of 10 binary prototypes. */
+static void make_images(uint8_t *px, uint8_t *y, int n, uint64_t seed)
+{
+    static uint8_t proto[10][SIDE * SIDE];
+    lethe_rng r;
+    lethe_rng_seed(&r, 99);
+    for (int c = 0; c < 10; c++)
+        for (int p = 0; p < SIDE * SIDE; p++) proto[c][p] = lethe_rng_uniform(&r) < 0.3f ? 255 : 0;
+    lethe_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        y[i] = (uint8_t)(i % 10);
+        for (int p = 0; p < SIDE * SIDE; p++) {
+            uint8_t v = proto[y[i]][p];
+            px[(size_t)i * SIDE * SIDE + p] = lethe_rng_uniform(&r) < 0.05f ? (uint8_t)(255 - v) : v;
+        }
+    }
+}
+
+static int write_mnist(const char *dir)
+{
+    static uint8_t px[NTRAIN * SIDE * SIDE], y[NTRAIN];
+    char path[600];
+    if (mkdir(dir, 0755) != 0 && !exists(dir)) return 0;
+    uint32_t dims[3] = {NTRAIN, SIDE, SIDE};
+    make_images(px, y, NTRAIN, 1);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    if (!write_idx(path, 0x803, dims, 3, px, sizeof px)) return 0;
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", dir);
+    if (!write_idx(path, 0x801, dims, 1, y, NTRAIN)) return 0;
+    make_images(px, y, NTEST, 2);
+    dims[0] = NTEST;
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
+    if (!write_idx(path, 0x803, dims, 3, px, (size_t)NTEST * SIDE * SIDE)) return 0;
+    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte.gz", dir);
+    return write_idx(path, 0x801, dims, 1, y, NTEST);
+}
+
+static int run_lethe(const char *args, char **out, char **err)
+{
+    *out = *err = NULL;
+    const char *bin = getenv("LETHE_BIN");
+    if (!bin || !*bin) return -1;
+    char cmd[8192];
+    path_buf ob, eb;
+    const char *o = tpath(ob, "stdout.txt"), *e = tpath(eb, "stderr.txt");
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, o, e);
+    int st = system(cmd);
+    *out = slurp(o, NULL);
+    *err = slurp(e, NULL);
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+/* The data folder, an original mlp and its Retrain (class 0 left out),
+ * made once per run by the first test that asks. */
+typedef struct { path_buf dir, model, ref; } fixture_paths;
+
+static int fixture(fixture_paths *f)
+{
+    const char *bin = getenv("LETHE_BIN");
+    if (!bin || !*bin || !exists(bin)) {
+        test_fail(__FILE__, __LINE__, "LETHE_BIN is not set to the lethe binary (run `make test`)");
+        return 0;
+    }
+    path_buf top;
+    if (mkdir(tpath(top, ""), 0755) != 0 && !exists(top)) return 0;
+    tpath(f->dir, "mnist");
+    tpath(f->model, "orig.safetensors");
+    tpath(f->ref, "retrain.safetensors");
+    if (exists(f->model) && exists(f->ref)) return 1;
+    CHECK(write_mnist(f->dir));
+    char *o, *e, args[4096];
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1 "
+                 "--batch 32 --quiet --out '%s' %s", f->dir, k ? f->ref : f->model,
+                 k ? "--forget class:0" : "");
+        int rc = run_lethe(args, &o, &e);
+        CHECK_MSG(rc == 0, "lethe train exited %d: %s", rc, e ? e : "");
+        free(o);
+        free(e);
+    }
+    return exists(f->model) && exists(f->ref);
+}
+
+static int is_png(const char *path)
+{
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    size_t len = 0;
+    char *b = slurp(path, &len);
+    int ok = b && len > 100 && memcmp(b, sig, 8) == 0;
+    free(b);
+    return ok;
+}
+
+static int is_svg(const char *path)
+{
+    char *b = slurp(path, NULL);
+    int ok = b && (strncmp(b, "<?xml", 5) == 0 || strncmp(b, "<svg", 4) == 0) && strstr(b, "</svg>");
+    free(b);
+    return ok;
+}
+
+static cJSON *load_json(const char *path)
+{
+    char *text = slurp(path, NULL);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
+static double jnum(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Bad input: non-zero exit, one line "lethe …" naming `needle`. */
+static void expect_fail_at(int line, const char *args, const char *needle)
+{
+    char *o, *e;
+    int rc = run_lethe(args, &o, &e);
+    const char *err = e ? e : "";
+    if (rc <= 0) test_fail(__FILE__, line, "`lethe %s` exited %d, expected an error", args, rc);
+    if (count_lines(err) != 1 || strncmp(err, "lethe ", 6) != 0)
+        test_fail(__FILE__, line, "`lethe %s`: stderr is not one 'lethe ...' line:\n%s", args, err);
+    if (needle && !strstr(err, needle))
+        test_fail(__FILE__, line, "`lethe %s`: message lacks '%s': %s", args, needle, err);
+    free(o);
+    free(e);
+}
+#define expect_fail(args, needle) expect_fail_at(__LINE__, args, needle)
+
+/* The sweep runs every value (a row each, in the table and the JSON), and
+ * writes a PNG and an SVG; lethe table renders the JSON in every format;
+ * lethe plot redraws it. */
+TEST(tradeoff_cli_sweep_plot_and_table)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf jb, pb, p2b;
+    const char *json = tpath(jb, "sweep.json"), *prefix = tpath(pb, "sweep-plot");
+    char *o, *e, args[4096], path[400];
+    static const double values[] = {0.001, 0.1, 0.5};
+    snprintf(args, sizeof args,
+             "sweep --model '%s' --forget class:0 --reference '%s' --data mnist --data-dir '%s' "
+             "--method eupmu --param eps --values 0.001,0.1,0.5 --compare ungrad,ft --steps 3 "
+             "--batch 16 --diagnostics --json '%s' --plot '%s' --quiet",
+             f.model, f.ref, f.dir, json, prefix);
+    int rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0, "sweep exited %d: %s", rc, e ? e : "");
+    CHECK_MSG(o && strstr(o, "| eupmu eps=0.001 |") && strstr(o, "| eupmu eps=0.1 |") &&
+                  strstr(o, "| eupmu eps=0.5 |") && strstr(o, "| ungrad |") &&
+                  strstr(o, "| ft |") && strstr(o, "| Retrain |") && strstr(o, "| Original |"),
+              "sweep table: %s", o ? o : "");
+    free(o);
+    free(e);
+    snprintf(path, sizeof path, "%s.png", prefix);
+    CHECK_MSG(is_png(path), "%s is not a PNG", path);
+    snprintf(path, sizeof path, "%s.svg", prefix);
+    CHECK_MSG(is_svg(path), "%s is not an SVG", path);
+
+    cJSON *root = load_json(json);
+    CHECK_MSG(root != NULL, "%s is not JSON", json);
+    const cJSON *methods = cJSON_GetObjectItemCaseSensitive(root, "methods");
+    CHECK(cJSON_GetArraySize(methods) == 5);
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, methods) {
+        const cJSON *met = cJSON_GetObjectItemCaseSensitive(it, "metrics");
+        const cJSON *run = cJSON_GetObjectItemCaseSensitive(it, "run");
+        CHECK(jnum(met, "UA") >= 0 && jnum(met, "RA") <= 100);
+        if (i < 3) {
+            CHECK_NEAR(jnum(it, "sweep_value"), values[i], 1e-12);
+            CHECK_NEAR(jnum(cJSON_GetObjectItemCaseSensitive(it, "config"), "eps"), values[i], 1e-6);
+            /* --diagnostics reached the runs that can have them. */
+            CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(run, "diagnostics")));
+        } else {
+            CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "compare")));
+        }
+        CHECK(jnum(run, "steps") == 3);
+        i++;
+    }
+    CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "retrain")));
+    cJSON_Delete(root);
+
+    /* lethe table, each format. */
+    snprintf(args, sizeof args, "table '%s'", json);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strstr(o, "| method | UA | RA | TA |") &&
+                  strstr(o, "| eupmu eps=0.1 |") && strstr(o, "conflict (%)") &&
+                  count_lines(o) == 2 + 2 + 5,
+              "table markdown: %s %s", o ? o : "", e ? e : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "table '%s' --format latex", json);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strstr(o, "\\begin{tabular}") && strstr(o, "\\toprule") &&
+                  strstr(o, "eupmu eps=0.5 &") && strstr(o, "\\end{tabular}") &&
+                  strstr(o, "Retrain & 100.00"),
+              "table latex: %s", o ? o : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "table '%s' --format csv", json);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strncmp(o, "method,UA,RA,TA,MIA,avg_gap", 27) == 0 &&
+                  strstr(o, "\neupmu eps=0.001,") && count_lines(o) == 1 + 2 + 5,
+              "table csv: %s", o ? o : "");
+    /* Every CSV row has as many fields as the header. */
+    if (o) {
+        int fields = -1, ok = 1;
+        for (char *line = o; *line;) {
+            char *nl = strchr(line, '\n');
+            int k = 1;
+            for (char *q = line; q < (nl ? nl : line + strlen(line)); q++) k += *q == ',';
+            if (fields < 0) fields = k;
+            ok &= k == fields;
+            line = nl ? nl + 1 : line + strlen(line);
+        }
+        CHECK_MSG(ok, "CSV rows differ in field count: %s", o);
+    }
+    free(o);
+    free(e);
+
+    /* lethe plot redraws the sweep from its JSON. */
+    const char *p2 = tpath(p2b, "sweep-again");
+    snprintf(args, sizeof args, "plot '%s' --out '%s'", json, p2);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0, "plot exited %d: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    snprintf(path, sizeof path, "%s.png", p2);
+    CHECK(is_png(path));
+    snprintf(path, sizeof path, "%s.svg", p2);
+    CHECK(is_svg(path));
+
+    /* --lambda: λ_t of every run in the sweep, to JSON-less-.json-lambda. */
+    snprintf(args, sizeof args, "plot '%s' --lambda", json);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0, "plot --lambda exited %d: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    CHECK(is_png(tpath(p2b, "sweep-lambda.png")) && is_svg(tpath(p2b, "sweep-lambda.svg")));
+}
+
+/* An unlearn report with diagnostics and the audit: its JSON sums equal the
+ * per-step values, and lethe plot draws it to REPORT-less-.json.{png,svg}. */
+TEST(tradeoff_cli_report_audit_and_plot)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf rb, pb;
+    const char *rep = tpath(rb, "report.json");
+    char *o, *e, args[4096], path[400];
+    snprintf(args, sizeof args,
+             "unlearn --model '%s' --data-dir '%s' --forget class:0 --method eupmu-fast --steps 6 "
+             "--batch 16 --diagnostics --audit --audit-probe 40 --quiet --report '%s'",
+             f.model, f.dir, rep);
+    int rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0, "unlearn exited %d: %s", rc, e ? e : "");
+    CHECK_MSG(o && strstr(o, "diagnostics: <g_u, g_r> < 0 in") && strstr(o, "audit on 40 held-out"),
+              "unlearn output: %s", o ? o : "");
+    free(o);
+    free(e);
+    cJSON *root = load_json(rep);
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run");
+    const cJSON *aud = cJSON_GetObjectItemCaseSensitive(run, "audit");
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(run, "trace");
+    const cJSON *deltas = cJSON_GetObjectItemCaseSensitive(tr, "audit_delta");
+    const cJSON *sums = cJSON_GetObjectItemCaseSensitive(tr, "audit_sum_delta");
+    CHECK(jnum(aud, "probe") == 40 && jnum(aud, "forward_samples") == 40 * 7);
+    CHECK(cJSON_GetArraySize(deltas) == 6 && cJSON_GetArraySize(sums) == 6);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tr, "cos")) == 6);
+    double s = 0;
+    const cJSON *it;
+    int k = 0;
+    cJSON_ArrayForEach(it, deltas) {
+        s += cJSON_IsNumber(it) ? it->valuedouble : NAN;
+        CHECK_NEAR(cJSON_GetArrayItem(sums, k)->valuedouble, s, 1e-5);
+        k++;
+    }
+    CHECK_NEAR(jnum(aud, "sum_delta"), s, 1e-5);
+    CHECK(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(aud, "bound_held")));
+    double share = jnum(cJSON_GetObjectItemCaseSensitive(run, "diagnostics"), "conflict_share");
+    CHECK(share >= 0 && share <= 1);
+    cJSON_Delete(root);
+
+    snprintf(args, sizeof args, "plot '%s'", rep);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strstr(o, "wrote"), "plot exited %d: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    snprintf(path, sizeof path, "%s", tpath(pb, "report.png"));
+    CHECK_MSG(is_png(path), "%s is not a PNG", path);
+    snprintf(path, sizeof path, "%s", tpath(pb, "report.svg"));
+    CHECK_MSG(is_svg(path), "%s is not an SVG", path);
+    /* Several reports: their λ_t side by side. */
+    snprintf(args, sizeof args, "plot '%s' '%s' --out '%s'", rep, rep, tpath(pb, "two"));
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0, "plot of two reports exited %d: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    CHECK(is_png(tpath(pb, "two.png")) && is_svg(tpath(pb, "two.svg")));
+    snprintf(args, sizeof args, "table '%s' --format csv", rep);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strstr(o, "\neupmu-fast,"), "table of a report: %s", o ? o : "");
+    free(o);
+    free(e);
+}
+
+/* --utility-budget reports its trials and uses the chosen ε; 0 means ε = 0. */
+TEST(tradeoff_cli_utility_budget)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf rb;
+    const char *rep = tpath(rb, "budget.json");
+    char *o, *e, args[4096];
+    for (int zero = 0; zero < 2; zero++) {
+        snprintf(args, sizeof args,
+                 "unlearn --model '%s' --data-dir '%s' --forget class:0 --method eupmu --steps 4 "
+                 "--batch 16 --utility-budget %s --budget-holdout 50 --budget-iters 2 --quiet "
+                 "--no-eval --report '%s'", f.model, f.dir, zero ? "0" : "3", rep);
+        int rc = run_lethe(args, &o, &e);
+        CHECK_MSG(rc == 0, "unlearn --utility-budget exited %d: %s", rc, e ? e : "");
+        CHECK_MSG(o && (zero ? strstr(o, "eps = 0, no search") != NULL
+                             : strstr(o, "| trial | eps |") && strstr(o, "chosen eps =")),
+                  "budget output: %s", o ? o : "");
+        free(o);
+        free(e);
+        cJSON *root = load_json(rep);
+        const cJSON *ub = cJSON_GetObjectItemCaseSensitive(root, "utility_budget");
+        const cJSON *trials = cJSON_GetObjectItemCaseSensitive(ub, "trials");
+        double chosen = jnum(ub, "eps_chosen");
+        CHECK_NEAR(jnum(cJSON_GetObjectItemCaseSensitive(root, "config"), "eps"), chosen, 1e-6);
+        CHECK_NEAR(jnum(cJSON_GetObjectItemCaseSensitive(root, "run"), "eps_used"), chosen, 1e-6);
+        if (zero) {
+            CHECK(chosen == 0 && cJSON_GetArraySize(trials) == 0);
+        } else {
+            CHECK(cJSON_GetArraySize(trials) >= 1 && chosen <= 0.5 + 1e-6);
+            const cJSON *t;
+            cJSON_ArrayForEach(t, trials) {
+                int kept = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "kept"));
+                CHECK(kept == (jnum(t, "ra_drop") <= 3.0));
+            }
+            if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ub, "feasible")))
+                CHECK(jnum(ub, "ra_drop_final") <= 3.0);
+        }
+        cJSON_Delete(root);
+    }
+}
+
+TEST(tradeoff_cli_rejects_bad_input)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    char args[4096];
+    path_buf jb, nb;
+    const char *json = tpath(jb, "bad.json");
+    snprintf(args, sizeof args, "sweep --model '%s' --forget class:0 --data-dir '%s' --method eupmu "
+             "--param nope --values 1 --json '%s'", f.model, f.dir, json);
+    expect_fail(args, "nope");
+    CHECK(!exists(json));
+    snprintf(args, sizeof args, "sweep --model '%s' --forget class:0 --data-dir '%s' --method eupmu "
+             "--param eps --values 0.1,x --json '%s'", f.model, f.dir, json);
+    expect_fail(args, "'x'");
+    snprintf(args, sizeof args, "sweep --model '%s' --forget class:0 --data-dir '%s' --method eupmu "
+             "--param eps --values -1 --json '%s'", f.model, f.dir, json);
+    expect_fail(args, "eps");
+    snprintf(args, sizeof args, "sweep --scenario fmnist-cw --model '%s' --method eupmu --param eps "
+             "--values 1", f.model);
+    expect_fail(args, "either");
+    snprintf(args, sizeof args, "unlearn --model '%s' --data-dir '%s' --forget class:0 --method ga "
+             "--utility-budget 1", f.model, f.dir);
+    expect_fail(args, "ga");
+    snprintf(args, sizeof args, "unlearn --model '%s' --data-dir '%s' --forget class:0 --method ft "
+             "--diagnostics", f.model, f.dir);
+    expect_fail(args, "diagnostics");
+    const char *nj = tpath(nb, "not-results.json");
+    FILE *fp = fopen(nj, "w");
+    if (fp) {
+        fputs("{\"hello\": 1}\n", fp);
+        fclose(fp);
+    }
+    snprintf(args, sizeof args, "table '%s'", nj);
+    expect_fail(args, "not-results.json");
+    snprintf(args, sizeof args, "table '%s' --format html", nj);
+    expect_fail(args, "html");
+    snprintf(args, sizeof args, "plot '%s'", nj);
+    expect_fail(args, "not-results.json");
+    snprintf(args, sizeof args, "plot '%s'", tpath(nb, "missing.json"));
+    expect_fail(args, "missing.json");
+}

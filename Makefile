@@ -76,3 +76,73 @@ clean:
 
 .PHONY: all test clean
 .SECONDARY:
+
+# ------------------------------------------------------------------ fuzzing
+# libFuzzer harnesses over every parser of untrusted input (fuzz/fuzz_*.c),
+# built with clang + ASan + UBSan into build-fuzz/ (the normal build and its
+# flags are untouched). Needs clang and libclang-rt-14-dev (libFuzzer).
+#   make fuzz          fuzz each harness FUZZ_SECONDS (60), one at a time,
+#                      from its seeds fuzz/corpus/NAME; new inputs are kept in
+#                      build-fuzz/corpus/NAME, crashes in build-fuzz/crash-NAME-*
+#   make fuzz-replay   run each harness over its seeds (every committed
+#                      regression input among them), then fuzz it for
+#                      FUZZ_REPLAY_SECONDS (4) with a fixed seed: CI's check
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_REPLAY_SECONDS ?= 4
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+# No OpenMP: the parsers are serial, and one thread keeps a crash reproducible.
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unknown-pragmas \
+                -Iinclude -Isrc -I/usr/include/cjson $(BLAS_CFLAGS) $(FUZZ_SAN)
+FUZZ_NAMES   := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+# proto_tuned (configs/tuned.json) lives with the command line: what it needs.
+FUZZ_CLI_OBJ := $(addprefix $(FUZZ_BUILD)/src/cli/,protocol.o args.o split.o progress.o)
+# A harness's dictionary (fuzz/NAME.dict), if it has one.
+fuzz_dict = $$(test -f fuzz/$(1).dict && echo -dict=fuzz/$(1).dict)
+
+$(FUZZ_BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/liblethe.a: $(FUZZ_LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_tuned: $(FUZZ_CLI_OBJ)
+$(FUZZ_BIN): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/liblethe.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter %.o,$^) \
+	    $(FUZZ_BUILD)/liblethe.a $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@failed=""; for f in $(FUZZ_NAMES); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$f; \
+	    echo "== $$f: fuzzing $(FUZZ_SECONDS) s"; \
+	    OPENBLAS_NUM_THREADS=1 $(FUZZ_BUILD)/$$f -max_total_time=$(FUZZ_SECONDS) \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash-$$f- \
+	        $(call fuzz_dict,$$f) $(FUZZ_BUILD)/corpus/$$f fuzz/corpus/$$f || \
+	        failed="$$failed $$f"; \
+	done; \
+	test -z "$$failed" || { echo "fuzz: crashes in$$failed (see $(FUZZ_BUILD)/crash-*)"; exit 1; }
+
+fuzz-replay: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_NAMES); do \
+	    d=$(FUZZ_BUILD)/replay/$$f; rm -rf $$d; mkdir -p $$d; \
+	    if OPENBLAS_NUM_THREADS=1 $(FUZZ_BUILD)/$$f -seed=1 \
+	        -max_total_time=$(FUZZ_REPLAY_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/crash-$$f- $(call fuzz_dict,$$f) \
+	        $$d fuzz/corpus/$$f >$$d.log 2>&1; then \
+	        echo "$$f: $$(ls fuzz/corpus/$$f | wc -l) seeds replayed, then" \
+	             "$$(sed -n 's/^stat::number_of_executed_units: *//p' $$d.log) runs: ok"; \
+	    else \
+	        tail -n 40 $$d.log; echo "$$f: FAILED (log: $$d.log)"; exit 1; \
+	    fi; \
+	done
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf $(FUZZ_BUILD)
+
+.PHONY: fuzz fuzz-replay clean-fuzz

@@ -174,7 +174,11 @@ lethe_status proto_set_param(lethe_unlearn_config *c, const char *name, double v
     else if (strcmp(name, "lambda0") == 0) c->lambda0 = (float)v;
     else if (strcmp(name, "lambda_max") == 0 || strcmp(name, "lambda-max") == 0) c->lambda_max = (float)v;
     else if (strcmp(name, "momentum") == 0) c->momentum = (float)v;
-    else if (strcmp(name, "steps") == 0) c->steps = (long)v;
+    else if (strcmp(name, "steps") == 0) {
+        if (!(v >= 0 && v <= 1e9) || v != floor(v))
+            return lethe_fail(LETHE_ERR_ARG, "steps must be a whole number in 0..1e9, got %g", v);
+        c->steps = (long)v;
+    }
     else
         return lethe_fail(LETHE_ERR_ARG, "unknown parameter '%s' (lr, eps, eps_budget, beta, a, "
                           "gamma, l1, lambda0, lambda_max, momentum, steps)", name);
@@ -218,7 +222,7 @@ lethe_status proto_tuned(const char *path, const char *scenario, const char *met
             } else if (strcmp(it->string, "schedule") == 0 && cJSON_IsString(it)) {
                 lethe_schedule s;
                 st = lethe_schedule_parse(&s, it->valuestring);
-                cfg->schedule = s.kind;
+                if (st == LETHE_OK) cfg->schedule = s.kind;
             } else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
                 st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s.%s must be a number", path, scenario,
                                 method, it->string);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* Used inside format strings, hence the %%. */
 #define FORGET_FORMS "class:C[,C...], random:P%%, random:F with 0 < F < 1, indices:FILE"
@@ -59,7 +60,9 @@ static lethe_status parse_fraction(lethe_forget_spec *f, const char *text, const
     char *end;
     double v = strtod(p, &end);
     int percent = *end == '%';
-    if (end == p || end[percent] != '\0')
+    /* "0x20%" starts with a digit, yet is hex: only decimal characters. */
+    if (end == p || end[percent] != '\0' ||
+        strspn(p, "0123456789.+-eE") != (size_t)(end - p))
         return lethe_fail(LETHE_ERR_ARG, "forget spec '%s': expected a fraction or percentage",
                           text);
     if (percent) v /= 100.0;
@@ -200,8 +203,14 @@ static lethe_status index_flags(const lethe_forget_spec *f, const lethe_dataset 
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0, found = 0;
-    while (getline(&line, &cap, fp) != -1) {
+    ssize_t got;
+    while ((got = getline(&line, &cap, fp)) != -1) {
         lineno++;
+        /* A NUL would end the string early and hide the rest of the line. */
+        if (memchr(line, '\0', (size_t)got)) {
+            st = lethe_fail(LETHE_ERR_FORMAT, "%s:%ld: NUL byte in the line", f->path, lineno);
+            goto done;
+        }
         char *hash = strchr(line, '#');
         if (hash) *hash = '\0';
         char *p = line;

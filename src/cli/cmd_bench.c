@@ -18,6 +18,7 @@ static const cli_opt opts[] = {
     {"steps", "N", "override every method's step count (default: 5·ceil(|D_f|/128))", 0},
     {"seed", "N", "seed (default 0)", 0},
     {"json", "FILE", "results as JSON (default runs/bench-SCENARIO.json)", 0},
+    {"diagnostics", NULL, "record cos(g_u, g_r), conflicts and |λ − λ*| for the surgery methods", 1},
     {"quiet", NULL, "no progress on stderr", 1},
     {NULL, NULL, NULL, 0},
 };
@@ -93,6 +94,7 @@ int cmd_bench(int argc, char **argv)
         cfg.seed = (uint64_t)seed;
         proto_tuned(tuned, scn, tok, &cfg);
         if (steps) cfg.steps = steps;
+        cfg.diagnostics = cli_flag(&a, "diagnostics") && lethe_method_uses_eps(tok);
         proto_run run;
         if ((st = proto_run_method(&p, &cfg, &run)) != LETHE_OK) {
             cli_lib_error("bench", st);

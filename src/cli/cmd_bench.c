@@ -97,8 +97,18 @@ int cmd_bench(int argc, char **argv)
         cfg.diagnostics = cli_flag(&a, "diagnostics") && lethe_method_uses_eps(tok);
         proto_run run;
         if ((st = proto_run_method(&p, &cfg, &run)) != LETHE_OK) {
-            cli_lib_error("bench", st);
-            rc = 1;
+            /* A diverging baseline (GA is unbounded below) is a result, not
+             * a crash: its row says so and the run goes on. */
+            printf("| %s | failed: %s | | | | | | |\n", tok, lethe_last_error());
+            fflush(stdout);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
+            cJSON_AddStringToObject(o, "error", lethe_last_error());
+            cJSON_AddItemToArray(methods, o);
+            if (st != LETHE_ERR_NUMERIC) {
+                cli_lib_error("bench", st);
+                rc = 1;
+            }
             continue;
         }
         proto_print_row(tok, &run.m, run.gap, run.res.seconds,

@@ -1,13 +1,26 @@
 /*
  * bench_engine: speed of the training engine on `cnn` (or another
- * architecture) at batch 128 against the sgemm limit.
+ * architecture) at batch 128, against the sgemm limit, and (with
+ * --unlearn) the cost of one unlearning step per method.
  *
- * Prints, median (min–max) over several runs: forward images/s, training
- * step images/s (forward + backward + SGD), the step's achieved GFLOP/s,
- * and cblas_sgemm's GFLOP/s on the same matrix products (the products of a
- * step as Lethe lowers them), with the ratio.
+ * Prints, median (min–max) over several runs of several iterations:
+ * forward, training step (forward + cross-entropy + backward + SGD with
+ * momentum and weight decay), and with --unlearn one step of EUPMU,
+ * EUPMU-fast, UNGrad `mixed` and UNGrad `grouped` (batch B forgetting +
+ * B retaining samples, lethe_unlearn on a synthetic data set). For cnn it
+ * then times cblas_sgemm (OpenBLAS on the same thread count) on the
+ * matrix products of a step; --profile adds the time per layer (fused
+ * groups as one) and each conv/linear layer's GFLOP/s.
  *
  *     build/bench/bench_engine [--arch cnn] [--batch 128] [--runs 7] [--iters 10]
+ *         [--threads N] [--unlearn] [--profile] [--tsv] [--export DIR]
+ *
+ * --tsv prints "name<TAB>median_ms<TAB>min_ms<TAB>max_ms" lines only (for
+ * bench/vs-torch). --export DIR writes the initial weights
+ * (DIR/init_ARCH.safetensors) and the inputs (DIR/input_ARCH.bin: 2·B
+ * images (2B, 1, 28, 28) float32, then 2·B int32 labels; rows [0, B) are
+ * the forward/training batch and the forgetting batch, [B, 2B) the
+ * retaining batch) so that PyTorch can start from the same state.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -16,13 +29,26 @@
 #include <time.h>
 #include <xmmintrin.h>
 #include <pmmintrin.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "lethe.h"
+#include "nn/model.h"
+
+#define MAX_RUNS 101
 
 static double now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -40,9 +66,21 @@ static stats summarise(double *v, int n)
     return (stats){v[n / 2], v[0], v[n - 1]};
 }
 
+static int tsv;
+
+/* One figure: a table line, or a TSV line for bench/vs-torch. */
+static void report(const char *name, stats s, int batch)
+{
+    if (tsv)
+        printf("%s\t%.4f\t%.4f\t%.4f\n", name, s.med * 1e3, s.min * 1e3, s.max * 1e3);
+    else
+        printf("%-26s %8.2f ms  (%.2f–%.2f)  %8.0f images/s\n", name, s.med * 1e3,
+               s.min * 1e3, s.max * 1e3, batch / s.med);
+}
+
 /* The matrix products of one cnn training step at batch B (row-major
- * C[M×N] = A[M×K]·B[K×N]), as conv (im2col over the batch) and linear
- * layers lower them: forward, weight gradients and input gradients. */
+ * C[M×N] = A[M×K]·B[K×N]) over the whole batch: forward, weight gradients
+ * and input gradients of conv (im2col) and linear layers. */
 typedef struct { const char *what; int m, n, k; } gemm_shape;
 
 static int cnn_shapes(int B, gemm_shape *s)
@@ -62,20 +100,168 @@ static int cnn_shapes(int B, gemm_shape *s)
     return k;
 }
 
+/* cblas_sgemm on the step's products with OpenBLAS on `threads` threads;
+ * returns the summed median seconds (all, and forward only). */
+static void sgemm_reference(int B, int threads, int runs, int iters, double *all_s,
+                            double *fwd_s, double *flops)
+{
+    gemm_shape sh[16];
+    int ns = cnn_shapes(B, sh);
+    size_t big = 0;
+    for (int i = 0; i < ns; i++) {
+        size_t a = (size_t)sh[i].m * sh[i].k, b = (size_t)sh[i].k * sh[i].n,
+               c = (size_t)sh[i].m * sh[i].n;
+        if (a > big) big = a;
+        if (b > big) big = b;
+        if (c > big) big = c;
+    }
+    float *A = calloc(big, sizeof(float)), *Bm = calloc(big, sizeof(float)),
+          *C = calloc(big, sizeof(float));
+    if (!A || !Bm || !C) {
+        fprintf(stderr, "bench_engine: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < big; i++) A[i] = Bm[i] = 0.01f * (float)(i % 97);
+    int saved = openblas_get_num_threads();
+    openblas_set_num_threads(threads);
+    *all_s = *fwd_s = *flops = 0;
+    if (!tsv) printf("\n%-12s %7s %7s %7s %9s %9s\n", "sgemm", "M", "N", "K", "ms", "GFLOP/s");
+    for (int i = 0; i < ns; i++) {
+        double v[MAX_RUNS], fl = 2.0 * sh[i].m * sh[i].n * sh[i].k;
+        for (int r = -1; r < runs; r++) {
+            double t0 = now();
+            for (int it = 0; it < iters; it++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, sh[i].m, sh[i].n,
+                            sh[i].k, 1.0f, A, sh[i].k, Bm, sh[i].n, 0.0f, C, sh[i].n);
+            if (r >= 0) v[r] = (now() - t0) / iters;
+        }
+        stats s = summarise(v, runs);
+        if (!tsv)
+            printf("%-12s %7d %7d %7d %9.3f %9.1f\n", sh[i].what, sh[i].m, sh[i].n, sh[i].k,
+                   s.med * 1e3, fl / s.med * 1e-9);
+        *flops += fl;
+        *all_s += s.med;
+        if (strstr(sh[i].what, "fwd")) *fwd_s += s.med;
+    }
+    openblas_set_num_threads(saved);
+    free(A);
+    free(Bm);
+    free(C);
+}
+
+/* A synthetic data set of n random images (C = 1, 28×28) with labels
+ * i mod 10, normalised like Fashion-MNIST. */
+static int synthetic(lethe_dataset *ds, int n, lethe_rng *rng)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->n = n;
+    ds->c = 1;
+    ds->h = ds->w = 28;
+    ds->nclass = 10;
+    ds->pixels = malloc((size_t)n * 784);
+    ds->labels = malloc((size_t)n);
+    if (!ds->pixels || !ds->labels) return -1;
+    for (size_t i = 0; i < (size_t)n * 784; i++)
+        ds->pixels[i] = (uint8_t)(lethe_rng_next(rng) >> 56);
+    for (int i = 0; i < n; i++) ds->labels[i] = (uint8_t)(i % 10);
+    ds->mean[0] = 0.2860f;
+    ds->std[0] = 0.3530f;
+    snprintf(ds->name, sizeof ds->name, "fmnist");
+    return 0;
+}
+
+static const char *op_name(nn_op op)
+{
+    static const char *names[] = {"input", "conv", "linear", "relu", "maxpool", "gap", "bn", "add"};
+    return names[op];
+}
+
+/* Per-layer profile of `iters` training steps: fused groups as one line. */
+static void print_profile(lethe_model *m, const double *prof, int iters, int B)
+{
+    printf("\n%s per layer, %s\n", "profile of one training step",
+           m->prof_cpu ? "CPU time of the one thread" : "wall time");
+    printf("%-32s %9s %9s %9s %9s\n", "layer (fused group)", "fwd ms", "bwd ms", "fwd GF/s",
+           "bwd GF/s");
+    double tf = 0, tb = 0;
+    for (int i = 1; i < m->nnodes; i++) {
+        const nn_node *nd = &m->nodes[i];
+        if (nd->fold >= 0) continue;
+        char name[96];
+        const char *tn = nd->t_w >= 0 ? m->tensors[nd->t_w].name : "";
+        int len = (int)strcspn(tn, ".");
+        if (strncmp(tn, "layer", 5) == 0) len = (int)(strrchr(tn, '.') - tn);
+        snprintf(name, sizeof name, "%d %s %.*s%s%s", i, op_name(nd->op), len, tn,
+                 nd->relu ? "+relu" : "", nd->pool >= 0 ? "+pool" : "");
+        double f = prof[i] / iters, b = prof[m->nnodes + i] / iters;
+        tf += f;
+        tb += b;
+        if (nd->op == NN_CONV || nd->op == NN_LINEAR) {
+            double fl = 2.0 * (double)m->tensors[nd->t_w].numel * nd->h * nd->w * B;
+            /* Backward: dW always, din unless the input is the data. */
+            int has_din = m->nodes[nd->in0].op != NN_INPUT;
+            printf("%-32s %9.2f %9.2f %9.1f %9.1f\n", name, f * 1e3, b * 1e3, fl / f * 1e-9,
+                   fl * (1 + has_din) / b * 1e-9);
+        } else {
+            printf("%-32s %9.2f %9.2f\n", name, f * 1e3, b * 1e3);
+        }
+    }
+    printf("%-32s %9.2f %9.2f\n", "total in layers", tf * 1e3, tb * 1e3);
+}
+
+/* FLOPs and profiled seconds of the conv and linear layers of one step. */
+static void layer_products(lethe_model *m, const double *prof, int iters, int B, double *fl,
+                           double *sec)
+{
+    *fl = *sec = 0;
+    for (int i = 1; i < m->nnodes; i++) {
+        const nn_node *nd = &m->nodes[i];
+        if (nd->fold >= 0 || (nd->op != NN_CONV && nd->op != NN_LINEAR)) continue;
+        double f = 2.0 * (double)m->tensors[nd->t_w].numel * nd->h * nd->w * B;
+        *fl += f * (2 + (m->nodes[nd->in0].op != NN_INPUT));
+        *sec += (prof[i] + prof[m->nnodes + i]) / iters;
+    }
+}
+
+static int write_inputs(const char *path, const float *x, const int32_t *y, int n, size_t px)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fwrite(x, sizeof(float), (size_t)n * px, f) == (size_t)n * px &&
+             fwrite(y, sizeof(int32_t), (size_t)n, f) == (size_t)n;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
-    const char *arch = "cnn";
-    int B = 128, runs = 7, iters = 10;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--arch")) arch = argv[i + 1];
-        else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
+    const char *arch = "cnn", *export_dir = NULL;
+    int B = 128, runs = 7, iters = 10, threads = 0, unlearn = 0, profile = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--unlearn")) unlearn = 1;
+        else if (!strcmp(a, "--profile")) profile = 1;
+        else if (!strcmp(a, "--tsv")) tsv = 1;
+        else if (v && !strcmp(a, "--arch")) arch = argv[++i];
+        else if (v && !strcmp(a, "--batch")) B = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--runs")) runs = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--iters")) iters = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--threads")) threads = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--export")) export_dir = argv[++i];
+        else {
+            fprintf(stderr, "bench_engine: unknown or incomplete option '%s'\n", a);
+            return 2;
+        }
     }
-    if (B < 1 || runs < 1 || runs > 101 || iters < 1) {
+    if (B < 1 || B > 4096 || runs < 1 || runs > MAX_RUNS || iters < 1 || threads < 0) {
         fprintf(stderr, "bench_engine: bad arguments\n");
         return 2;
     }
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(threads);
+    threads = omp_get_max_threads();
+#else
+    threads = 1;
+#endif
     /* Denormals flushed, as for PyTorch's set_flush_denormal(True). */
     _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
     _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
@@ -91,28 +277,67 @@ int main(int argc, char **argv)
     lethe_model_init(m, &rng);
     size_t n;
     float *theta = lethe_model_theta(m, &n), *grad = lethe_model_grad(m, NULL);
-    float *x = malloc((size_t)B * 784 * sizeof(float));     /* (B, 1, 28, 28) */
-    float *dl = malloc((size_t)B * 10 * sizeof(float));     /* (B, 10) */
+
+    /* The inputs: the first 2·B images of a synthetic data set. */
+    lethe_dataset ds;
+    int32_t *idx = malloc(2 * (size_t)B * sizeof(int32_t));
+    float *x = malloc(2 * (size_t)B * 784 * sizeof(float));   /* (2B, 1, 28, 28) */
+    int32_t *y = malloc(2 * (size_t)B * sizeof(int32_t));      /* (2B) */
+    float *dl = malloc((size_t)B * 10 * sizeof(float));        /* (B, 10) */
     float *ls = malloc((size_t)B * sizeof(float));
     float *w = malloc((size_t)B * sizeof(float));
-    int32_t *y = malloc((size_t)B * sizeof(int32_t));
-    for (int i = 0; i < B * 784; i++) x[i] = lethe_rng_normal(&rng);
-    for (int i = 0; i < B; i++) {
-        y[i] = i % 10;
-        w[i] = 1.0f / (float)B;
+    double *prof = calloc(2 * (size_t)m->nnodes, sizeof(double));
+    if (!idx || !x || !y || !dl || !ls || !w || !prof || synthetic(&ds, 20 * B, &rng) != 0) {
+        fprintf(stderr, "bench_engine: out of memory\n");
+        return 1;
     }
+    for (int i = 0; i < 2 * B; i++) idx[i] = i;
+    lethe_dataset_batch(&ds, idx, 2 * B, x, y);
+    for (int i = 0; i < B; i++) w[i] = 1.0f / (float)B;
+
+    if (export_dir) {
+        char path[1024];
+        lethe_metadata md = {0};
+        lethe_meta_set(&md, "arch", arch);
+        lethe_meta_set(&md, "in_shape", "1,28,28");
+        lethe_meta_set(&md, "nclass", "10");
+        snprintf(path, sizeof path, "%s/init_%s.safetensors", export_dir, arch);
+        if (lethe_checkpoint_save(m, &md, path) != LETHE_OK) {
+            fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
+            return 1;
+        }
+        snprintf(path, sizeof path, "%s/input_%s.bin", export_dir, arch);
+        if (write_inputs(path, x, y, 2 * B, 784) != 0) {
+            fprintf(stderr, "bench_engine: cannot write %s\n", path);
+            return 1;
+        }
+    }
+    lethe_model *m0 = NULL;
+    if (unlearn && (lethe_model_create(&m0, arch, 1, 28, 28, 10) != LETHE_OK ||
+                    lethe_model_copy(m0, m) != LETHE_OK)) {
+        fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
+        return 1;
+    }
+
     lethe_optim opt;
-    lethe_optim_init(&opt, LETHE_OPT_SGD, n);
+    if (lethe_optim_init(&opt, LETHE_OPT_SGD, n) != LETHE_OK) {
+        fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
+        return 1;
+    }
     opt.momentum = 0.9f;
     opt.weight_decay = 5e-4f;
     const float *logits;
     float *gs[1] = {grad};
 
-    double tf[101], ts[101];
+    double tf[MAX_RUNS], ts[MAX_RUNS], cs[MAX_RUNS];
     for (int r = -1; r < runs; r++) {       /* r = -1 warms up */
         double t0 = now();
         for (int i = 0; i < iters; i++) lethe_model_forward(m, x, B, NULL, LETHE_BN_TRAIN, &logits);
-        double t1 = now();
+        double t1 = now(), c1 = cpu_now();
+        if (r == runs - 1 && profile) {
+            m->prof = prof;
+            m->prof_cpu = threads == 1;  /* robust to other load; wall time else */
+        }
         for (int i = 0; i < iters; i++) {
             lethe_model_forward(m, x, B, NULL, LETHE_BN_TRAIN, &logits);
             memset(dl, 0, (size_t)B * 10 * sizeof(float));
@@ -121,73 +346,96 @@ int main(int argc, char **argv)
             lethe_model_backward(m, dl, NULL, gs);
             lethe_optim_step(&opt, theta, grad, NULL, 1e-3f);
         }
-        double t2 = now();
+        m->prof = NULL;
+        double t2 = now(), c2 = cpu_now();
         if (r >= 0) {
             tf[r] = (t1 - t0) / iters;
             ts[r] = (t2 - t1) / iters;
+            cs[r] = (c2 - c1) / iters;
         }
     }
-    stats sf = summarise(tf, runs), st = summarise(ts, runs);
-    double fwd_flops = lethe_model_flops(m) * B;
-    printf("%s, batch %d, %d runs of %d iterations (median, min–max)\n\n", arch, B, runs, iters);
-    printf("%-26s %8.2f ms  (%.2f–%.2f)  %8.0f images/s\n", "forward", sf.med * 1e3, sf.min * 1e3,
-           sf.max * 1e3, B / sf.med);
-    printf("%-26s %8.2f ms  (%.2f–%.2f)  %8.0f images/s\n", "training step", st.med * 1e3,
-           st.min * 1e3, st.max * 1e3, B / st.med);
+    stats sf = summarise(tf, runs), st = summarise(ts, runs), sc = summarise(cs, runs);
+    if (!tsv)
+        printf("%s, batch %d, %d threads, %d runs of %d iterations (median, min–max)\n\n", arch,
+               B, threads, runs, iters);
+    report("forward", sf, B);
+    report("training step", st, B);
+    if (!tsv)
+        printf("%-26s %8.2f ms  (CPU time of all threads; %.2f cores busy)\n",
+               "  training step CPU", sc.med * 1e3, sc.med / st.med);
 
-    if (strcmp(arch, "cnn") == 0) {
-        gemm_shape sh[16];
-        int ns = cnn_shapes(B, sh);
-        size_t big = 0;
-        for (int i = 0; i < ns; i++) {
-            size_t a = (size_t)sh[i].m * sh[i].k, b = (size_t)sh[i].k * sh[i].n,
-                   c = (size_t)sh[i].m * sh[i].n;
-            if (a > big) big = a;
-            if (b > big) big = b;
-            if (c > big) big = c;
+    if (unlearn) {
+        static const char *methods[] = {"eupmu", "eupmu-fast", "ungrad-mixed", "ungrad"};
+        static const char *labels[] = {"eupmu step", "eupmu-fast step", "ungrad mixed step",
+                                       "ungrad grouped step"};
+        lethe_forget_spec spec;
+        lethe_subset fs, rs;
+        if (lethe_forget_parse(&spec, "class:0") != LETHE_OK ||
+            lethe_forget_split(&spec, &ds, 0, &fs, &rs) != LETHE_OK) {
+            fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
+            return 1;
         }
-        float *A = calloc(big, sizeof(float)), *Bm = calloc(big, sizeof(float)),
-              *C = calloc(big, sizeof(float));
-        for (size_t i = 0; i < big; i++) A[i] = Bm[i] = 0.01f * (float)(i % 97);
-        double step_flops = 0, gemm_time = 0, fwd_gemm_time = 0;
-        printf("\n%-12s %7s %7s %7s %9s %9s\n", "sgemm", "M", "N", "K", "ms", "GFLOP/s");
-        for (int i = 0; i < ns; i++) {
-            double v[101], fl = 2.0 * sh[i].m * sh[i].n * sh[i].k;
+        stats us[4];
+        for (int k = 0; k < 4; k++) {
+            double t[MAX_RUNS];
             for (int r = -1; r < runs; r++) {
-                double t0 = now();
-                for (int it = 0; it < iters; it++)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, sh[i].m, sh[i].n,
-                                sh[i].k, 1.0f, A, sh[i].k, Bm, sh[i].n, 0.0f, C, sh[i].n);
-                if (r >= 0) v[r] = (now() - t0) / iters;
+                lethe_model_copy(m, m0);
+                lethe_unlearn_config cfg;
+                lethe_unlearn_config_default(&cfg);
+                cfg.method = methods[k];
+                cfg.steps = iters;
+                cfg.batch = B;
+                cfg.lr = 0.01f;
+                lethe_unlearn_result res;
+                if (lethe_unlearn(m, &ds, &fs, &rs, &cfg, &res, NULL, NULL) != LETHE_OK) {
+                    fprintf(stderr, "bench_engine: %s: %s\n", methods[k], lethe_last_error());
+                    return 1;
+                }
+                if (r >= 0) t[r] = res.seconds / (double)iters;
+                lethe_unlearn_result_free(&res);
             }
-            stats s = summarise(v, runs);
-            printf("%-12s %7d %7d %7d %9.3f %9.1f\n", sh[i].what, sh[i].m, sh[i].n, sh[i].k,
-                   s.med * 1e3, fl / s.med * 1e-9);
-            step_flops += fl;
-            gemm_time += s.med;
-            if (strstr(sh[i].what, "fwd")) fwd_gemm_time += s.med;
+            us[k] = summarise(t, runs);
+            report(labels[k], us[k], 2 * B);
         }
+        if (!tsv)
+            printf("%-26s eupmu %.3f, eupmu-fast %.3f, grouped %.3f (targets 0.72, 0.62, 0.62)\n",
+                   "  vs ungrad mixed", us[0].med / us[2].med, us[1].med / us[2].med,
+                   us[3].med / us[2].med);
+        lethe_subset_free(&fs);
+        lethe_subset_free(&rs);
+    }
+
+    if (profile && !tsv) print_profile(m, prof, iters, B);
+
+    if (strcmp(arch, "cnn") == 0 && !tsv) {
+        double all_s, fwd_s, flops;
+        sgemm_reference(B, threads, runs, iters, &all_s, &fwd_s, &flops);
+        double fwd_flops = lethe_model_flops(m) * B;
         printf("\n%-40s %8.1f GFLOP/s (%.2f GFLOP in %.2f ms)\n",
-               "sgemm on the step's products", step_flops / gemm_time * 1e-9, step_flops * 1e-9,
-               gemm_time * 1e3);
-        printf("%-40s %8.1f GFLOP/s\n", "Lethe training step", step_flops / st.med * 1e-9);
-        printf("%-40s %8.2f\n", "ratio step / sgemm", gemm_time / st.med);
-        printf("%-40s %8.1f GFLOP/s (sgemm alone %.1f)\n", "Lethe forward", fwd_flops / sf.med * 1e-9,
-               fwd_flops / fwd_gemm_time * 1e-9);
-        printf("%-40s %8.2f\n", "ratio forward / sgemm", fwd_gemm_time / sf.med);
-        free(A);
-        free(Bm);
-        free(C);
-    } else {
-        printf("\n%-40s %8.1f GFLOP/s\n", "Lethe training step (≈3× forward FLOPs)",
-               3 * fwd_flops / st.med * 1e-9);
+               "sgemm on the step's products", flops / all_s * 1e-9, flops * 1e-9, all_s * 1e3);
+        printf("%-40s %8.1f GFLOP/s\n", "Lethe training step", flops / st.med * 1e-9);
+        printf("%-40s %8.2f (target 0.60)\n", "ratio step / sgemm", all_s / st.med);
+        printf("%-40s %8.1f GFLOP/s (sgemm alone %.1f)\n", "Lethe forward",
+               fwd_flops / sf.med * 1e-9, fwd_flops / fwd_s * 1e-9);
+        printf("%-40s %8.2f\n", "ratio forward / sgemm", fwd_s / sf.med);
+        if (profile) {
+            double fl, sec;
+            layer_products(m, prof, iters, B, &fl, &sec);
+            printf("%-40s %8.1f GFLOP/s (%.2f ms; ratio to sgemm %.2f, target 0.75)\n",
+                   "Lethe conv + linear layers", fl / sec * 1e-9, sec * 1e3,
+                   (fl / sec) / (flops / all_s));
+        }
     }
     lethe_optim_free(&opt);
     lethe_model_free(m);
+    lethe_model_free(m0);
+    lethe_dataset_free(&ds);
+    free(idx);
     free(x);
+    free(y);
     free(dl);
     free(ls);
     free(w);
-    free(y);
+    free(prof);
     return 0;
 }

@@ -6,10 +6,17 @@
  * σ²_k is the biased variance; the running variance gets the unbiased one
  * (PyTorch). Statistics are summed in double: a channel of a large batch
  * has 10⁵ values. The element loops are marked simd: out may be in (same
- * index read, then written), nothing else overlaps. */
+ * index read, then written), nothing else overlaps.
+ *
+ * The model's path (_ex) saves μ and istd per group instead of xhat and
+ * recomputes xhat = (x − μ)·istd in backward with the same float
+ * operations, so the values are the same and a full-size tensor is neither
+ * written nor kept; a following ReLU is fused in (out = max(·, 0), and
+ * backward masks dout by out > 0 as it reads it). */
 #include "nn/layers.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Sum of x over samples [s, e) of channel ch: x (N, C, HW). */
 static double chan_sum(const float *x, int s, int e, int c, int hw, int ch)
@@ -23,13 +30,14 @@ static double chan_sum(const float *x, int s, int e, int c, int hw, int ch)
     return sum;
 }
 
-/* out, xhat (N, C, HW); istd (G, C); in (N, C, HW); gamma, beta (C) or NULL
- * (1 and 0); run_mean, run_var (C). */
-void nn_batchnorm_forward(float *out, float *xhat, float *istd,
-                          const float *in, const float *gamma, const float *beta,
-                          float *run_mean, float *run_var,
-                          int n, int c, int hw, const lethe_groups *g,
-                          lethe_bn_mode mode, float momentum, float eps)
+/* out (N, C, HW); xhat (N, C, HW) or NULL; mean, istd (G, C) (mean may be
+ * NULL); in (N, C, HW); gamma, beta (C) or NULL (1 and 0); run_mean,
+ * run_var (C). */
+static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
+                       const float *in, const float *gamma, const float *beta,
+                       float *run_mean, float *run_var, int n, int c, int hw,
+                       const lethe_groups *g, lethe_bn_mode mode, float momentum, float eps,
+                       int relu)
 {
     /* n only sizes the threading: the groups say which samples exist. */
     (void)n;
@@ -48,6 +56,7 @@ void nn_batchnorm_forward(float *out, float *xhat, float *istd,
             } else {
                 if (cnt == 0) {
                     istd[(size_t)k * c + ch] = 0.0f;
+                    if (mean_out) mean_out[(size_t)k * c + ch] = 0.0f;
                     continue;
                 }
                 mean = chan_sum(in, s, e, c, hw, ch) / (double)cnt;
@@ -66,8 +75,9 @@ void nn_batchnorm_forward(float *out, float *xhat, float *istd,
                     run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * unbiased);
                 }
             }
-            istd[(size_t)k * c + ch] = (float)is;
             const float mf = (float)mean, isf = (float)is;
+            istd[(size_t)k * c + ch] = isf;
+            if (mean_out) mean_out[(size_t)k * c + ch] = mf;
             for (int i = s; i < e; i++) {
                 const size_t o = ((size_t)i * c + ch) * hw;
                 const float *p = in + o;
@@ -80,6 +90,12 @@ void nn_batchnorm_forward(float *out, float *xhat, float *istd,
                         xh[j] = v;
                         q[j] = ga * v + be;
                     }
+                } else if (relu) {
+#pragma omp simd
+                    for (int j = 0; j < hw; j++) {
+                        float v = ga * ((p[j] - mf) * isf) + be;
+                        q[j] = v > 0.0f ? v : 0.0f;
+                    }
                 } else {
 #pragma omp simd
                     for (int j = 0; j < hw; j++) q[j] = ga * ((p[j] - mf) * isf) + be;
@@ -89,55 +105,185 @@ void nn_batchnorm_forward(float *out, float *xhat, float *istd,
     }
 }
 
-/* din (N, C, HW) or NULL; dgamma[k], dbeta[k] (C) per group, NULL skips;
- * dout, xhat (N, C, HW); istd (G, C); gamma (C) or NULL (1).
+void nn_batchnorm_forward(float *out, float *xhat, float *istd,
+                          const float *in, const float *gamma, const float *beta,
+                          float *run_mean, float *run_var,
+                          int n, int c, int hw, const lethe_groups *g,
+                          lethe_bn_mode mode, float momentum, float eps)
+{
+    bn_forward(out, xhat, NULL, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
+               momentum, eps, 0);
+}
+
+void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
+                             const float *in, const float *gamma, const float *beta,
+                             float *run_mean, float *run_var,
+                             int n, int c, int hw, const lethe_groups *g,
+                             lethe_bn_mode mode, float momentum, float eps, int relu)
+{
+    bn_forward(out, NULL, mean, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
+               momentum, eps, relu);
+}
+
+/* The gradient reaching the normalisation: dout, masked by out > 0 when a
+ * ReLU was fused (relu is a constant in each instance of bn_backward). */
+static inline float bn_dy_at(const float *dy, const float *ro, int j, const int relu)
+{
+    if (!relu) return dy[j];
+    /* ro > 0 ? dy : +0 as a bit mask: GCC vectorises this in a reduction,
+     * the conditional it does not. */
+    uint32_t bits, m = ro[j] > 0.0f ? 0xffffffffu : 0u;
+    float d = dy[j];
+    memcpy(&bits, &d, sizeof bits);
+    bits &= m;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+#define bn_dy(dy, ro, j) bn_dy_at(dy, ro, j, relu)
+
+/* *sdy += Σ dy, *sdyx += Σ dy·xhat over hw values, xhat = (p − μ)·istd,
+ * dy masked when relu. Eight double lanes in a fixed-length inner loop
+ * (GCC vectorises it; an omp simd reduction over doubles it does not),
+ * added up in lane order: deterministic. */
+static inline __attribute__((always_inline)) void
+bn_sums(const float *dy, const float *ro, const float *p, float mf, float isf, int hw,
+        double *sdy, double *sdyx, const int relu)
+{
+    double a[8] = {0}, b[8] = {0};
+    int j = 0;
+    for (; j + 8 <= hw; j += 8)
+        for (int l = 0; l < 8; l++) {
+            const float d = bn_dy_at(dy, ro, j + l, relu);
+            a[l] += d;
+            b[l] += (double)d * ((p[j + l] - mf) * isf);
+        }
+    double sa = 0.0, sb = 0.0;
+    for (int l = 0; l < 8; l++) {
+        sa += a[l];
+        sb += b[l];
+    }
+    for (; j < hw; j++) {
+        const float d = bn_dy_at(dy, ro, j, relu);
+        sa += d;
+        sb += (double)d * ((p[j] - mf) * isf);
+    }
+    *sdy += sa;
+    *sdyx += sb;
+}
+
+/* din (N, C, HW) or NULL (+= when din_add, else =); dgamma[k], dbeta[k]
+ * (C) per group, NULL skips; dout (N, C, HW); relu_out (N, C, HW) or NULL;
+ * xhat (N, C, HW), or NULL to recompute it from in (N, C, HW) and mean
+ * (G, C); istd (G, C); gamma (C) or NULL (1).
  * With batch statistics, μ and σ depend on every sample of the group:
  *     din = γ·istd·(dout − mean(dout) − xhat·mean(dout·xhat))
  * In EVAL mode they are constants and din = γ·istd·dout. */
-void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta[],
-                           const float *dout, const float *xhat, const float *istd,
-                           const float *gamma, int n, int c, int hw,
-                           const lethe_groups *g, lethe_bn_mode mode)
+static inline __attribute__((always_inline)) void
+bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const dbeta[],
+                    const float *dout, const float *relu_out, const float *xhat,
+                    const float *in, const float *mean, const float *istd,
+                    const float *gamma, int c, int hw,
+                    const lethe_groups *g, lethe_bn_mode mode, int ch, const int relu)
 {
-    (void)n;
-#pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
-    for (int ch = 0; ch < c; ch++) {
+    {
         const float ga = gamma ? gamma[ch] : 1.0f;
         /* Aliased dgamma[k] of one channel are all written by this thread. */
         for (int k = 0; k < g->n; k++) {
             const int s = g->start[k], e = g->start[k + 1];
             const size_t cnt = (size_t)(e - s) * hw;
             if (cnt == 0) continue;
+            const float isf = istd[(size_t)k * c + ch];
+            const float mf = mean ? mean[(size_t)k * c + ch] : 0.0f;
             double sdy = 0.0, sdyx = 0.0;
             for (int i = s; i < e; i++) {
                 const size_t o = ((size_t)i * c + ch) * hw;
-                const float *dy = dout + o, *xh = xhat + o;
+                if (xhat) {
+                    const float *dy = dout + o, *xh = xhat + o;
 #pragma omp simd reduction(+ : sdy, sdyx)
-                for (int j = 0; j < hw; j++) {
-                    sdy += dy[j];
-                    sdyx += (double)dy[j] * xh[j];
+                    for (int j = 0; j < hw; j++) {
+                        sdy += dy[j];
+                        sdyx += (double)dy[j] * xh[j];
+                    }
+                } else {
+                    bn_sums(dout + o, relu_out ? relu_out + o : NULL, in + o, mf, isf, hw,
+                            &sdy, &sdyx, relu);
                 }
             }
             if (dgamma && dgamma[k]) dgamma[k][ch] += (float)sdyx;
             if (dbeta && dbeta[k]) dbeta[k][ch] += (float)sdy;
             if (!din) continue;
-            const float scale = ga * istd[(size_t)k * c + ch];
-            if (mode == LETHE_BN_EVAL) {
-                for (int i = s; i < e; i++) {
-                    const size_t o = ((size_t)i * c + ch) * hw;
+            const float scale = ga * isf;
+            const float mdy = mode == LETHE_BN_EVAL ? 0.0f : (float)(sdy / (double)cnt);
+            const float mdyx = mode == LETHE_BN_EVAL ? 0.0f : (float)(sdyx / (double)cnt);
+            for (int i = s; i < e; i++) {
+                const size_t o = ((size_t)i * c + ch) * hw;
+                const float *dy = dout + o, *ro = relu_out ? relu_out + o : NULL;
+                float *dx = din + o;
+                if (mode == LETHE_BN_EVAL) {
+                    if (din_add) {
 #pragma omp simd
-                    for (int j = 0; j < hw; j++) din[o + j] += scale * dout[o + j];
-                }
-            } else {
-                const float mdy = (float)(sdy / (double)cnt), mdyx = (float)(sdyx / (double)cnt);
-                for (int i = s; i < e; i++) {
-                    const size_t o = ((size_t)i * c + ch) * hw;
-                    const float *dy = dout + o, *xh = xhat + o;
-                    float *dx = din + o;
+                        for (int j = 0; j < hw; j++) dx[j] += scale * bn_dy(dy, ro, j);
+                    } else {
+#pragma omp simd
+                        for (int j = 0; j < hw; j++) dx[j] = scale * bn_dy(dy, ro, j);
+                    }
+                } else if (xhat) {
+                    const float *xh = xhat + o;
 #pragma omp simd
                     for (int j = 0; j < hw; j++) dx[j] += scale * (dy[j] - mdy - xh[j] * mdyx);
+                } else if (din_add) {
+                    const float *p = in + o;
+#pragma omp simd
+                    for (int j = 0; j < hw; j++)
+                        dx[j] += scale * (bn_dy(dy, ro, j) - mdy - ((p[j] - mf) * isf) * mdyx);
+                } else {
+                    const float *p = in + o;
+#pragma omp simd
+                    for (int j = 0; j < hw; j++)
+                        dx[j] = scale * (bn_dy(dy, ro, j) - mdy - ((p[j] - mf) * isf) * mdyx);
                 }
             }
         }
     }
+}
+
+static void bn_backward(float *din, int din_add, float *const dgamma[], float *const dbeta[],
+                        const float *dout, const float *relu_out, const float *xhat,
+                        const float *in, const float *mean, const float *istd,
+                        const float *gamma, int n, int c, int hw,
+                        const lethe_groups *g, lethe_bn_mode mode)
+{
+    /* Two loops, so that each outlined parallel body sees relu as a
+     * constant (OpenMP outlines before inlining). */
+    (void)n;
+    if (relu_out) {
+#pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
+        for (int ch = 0; ch < c; ch++)
+            bn_backward_channel(din, din_add, dgamma, dbeta, dout, relu_out, xhat, in, mean,
+                                istd, gamma, c, hw, g, mode, ch, 1);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
+        for (int ch = 0; ch < c; ch++)
+            bn_backward_channel(din, din_add, dgamma, dbeta, dout, NULL, xhat, in, mean, istd,
+                                gamma, c, hw, g, mode, ch, 0);
+    }
+}
+
+void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta[],
+                           const float *dout, const float *xhat, const float *istd,
+                           const float *gamma, int n, int c, int hw,
+                           const lethe_groups *g, lethe_bn_mode mode)
+{
+    bn_backward(din, 1, dgamma, dbeta, dout, NULL, xhat, NULL, NULL, istd, gamma, n, c, hw, g,
+                mode);
+}
+
+void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
+                              float *const dbeta[], const float *dout, const float *relu_out,
+                              const float *in, const float *mean, const float *istd,
+                              const float *gamma, int n, int c, int hw,
+                              const lethe_groups *g, lethe_bn_mode mode)
+{
+    bn_backward(din, din_add, dgamma, dbeta, dout, relu_out, NULL, in, mean, istd, gamma, n, c,
+                hw, g, mode);
 }

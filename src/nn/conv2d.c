@@ -1,31 +1,60 @@
 /* 2-D convolution (cross-correlation, like PyTorch) lowered onto
  * cblas_sgemm with im2col, a chunk of samples at a time:
- *     col (CKK, cc)              CKK = C·KH·KW, cc = m·OH·OW for m samples,
- *                                column i·OH·OW + j = output pixel j of sample i
+ *     col (CKK, cc)              CKK = C·KH·KW, cc = columns of m samples
  *     t   (OC, cc) = w (OC, CKK) · col
- *     out (N, OC, OH, OW) ← t scattered, plus the bias.
- * Backward gathers a chunk of dout into t's layout; then
+ *     out ← epilogue(t + bias): as is, ReLU, or ReLU then max pool.
+ * Backward builds the chunk's output gradient in t's layout (undoing the
+ * pool and the ReLU on the way, from the saved argmax and output); then
  *     dw  (OC, CKK) += t · colᵀ      (per sample group, see below)
- *     dcol (CKK, cc) = wᵀ · t   → col2im adds it into din.
+ *     dcol (CKK, cc) = wᵀ · t   → col2im into din.
+ *
+ * Stride 1 runs on the padded grid: each sample's input planes are copied
+ * once, zero-padded, into P (C, H + 2·pad, W + 2·pad); output pixel (y, x)
+ * becomes column y·Wp + x (Wp = W + 2·pad), so that row (c, ki, kj) of col
+ * is one contiguous slice of P (at ki·Wp + kj) and col2im adds contiguous
+ * rows back into a padded dP. The columns x ≥ OW of each row are junk: the
+ * epilogue skips them and backward feeds zeros there, so they add nothing.
+ * They cost (Wp/OW − 1) more multiply-adds (14% at 14×14), far less than
+ * the short-row copies they replace (OW floats at a time, CKK·OH of them
+ * per sample: most of the time of the conv besides sgemm). Other strides
+ * use the same layout without junk (t rows of OW), copied row by row.
+ *
+ * With 8 or more input channels even col is skipped: B of kernel position
+ * k = (ki, kj) is P itself at offset ki·Wp + kj (C rows of stride the
+ * plane), so the forward is KH·KW products t += wk[k] · P_k with K = C,
+ * the input gradient KH·KW products dP_k += wk[k]ᵀ · t adding straight
+ * into a padded dP (no dcol, no col2im), and, for OC ≤ 32, the weight
+ * gradient KH·KW products too (wk: the weights regrouped (KH·KW, OC, C)).
  *
  * Why chunks and not one im2col of the whole batch: col of a whole batch is
  * CKK/OC times larger than the output (75 MB for 16→16 channels, 32×32,
  * batch 128), so writing it and reading it back is memory-bound and costs
- * more than the product. A chunk of about 1 MiB stays in L2 between im2col
- * and sgemm. Chunks are split over OpenMP threads, one parallel region per
- * call, each thread with its own slot of the workspace.
+ * more than the product. A chunk is one sample, or a few when planes are
+ * small (so that sgemm gets ≥ CONV_COLS columns, where OpenBLAS runs near
+ * its peak); col, t, P and the epilogue stay in L2. Chunks are split over
+ * OpenMP threads, one parallel region per call, each thread with its own
+ * slot of the workspace.
  *
- * Threading: each thread calls cblas_sgemm itself, so OpenBLAS should run
- * single-threaded (openblas_set_num_threads(1)); a threaded pthread OpenBLAS
- * and libgomp's spinning workers fight over the cores (measured 2× slower on
- * 2 cores). If OpenBLAS has several threads, the kernels here use one
- * OpenMP thread and let OpenBLAS parallelise each product instead.
+ * Why the epilogue: a conv's output is the largest tensor of a step (conv1
+ * of cnn: 12.8 MB at batch 128). Applied to t while it is in cache, bias,
+ * ReLU and pooling cost no pass over memory, and with a pool the full-size
+ * output is never written at all: backward rebuilds its gradient from the
+ * pooled gradient, the argmax and the pooled output (> 0: the ReLU mask).
+ *
+ * Threading: each thread calls cblas_sgemm itself, so OpenBLAS must run
+ * single-threaded inside (lethe_model_create sets a pthread OpenBLAS to one
+ * thread; an OpenMP OpenBLAS does this by itself in a parallel region). If
+ * a pthread OpenBLAS has several threads, the kernels here use one OpenMP
+ * thread and let OpenBLAS parallelise each product instead.
  *
  * Groups (ALGORITHM.md §2.1): groups are contiguous sample ranges; runs of
- * neighbouring groups with the same dw destination are processed one after
- * the other, chunks never straddle a run, so each run's dw is exact. Each
- * thread sums its chunks into a private partial dwᵀ, added to dw[k] in
- * thread order at the end of the run (deterministic for a thread count). */
+ * neighbouring groups with the same dw and db destinations are processed
+ * one after the other, chunks never straddle a run, so each run's dw is
+ * exact. The chunks of a run form CONV_BLOCKS fixed blocks; a block sums
+ * into its own partial dwᵀ and db, and the partials are added to dw[k],
+ * db[k] in block order at the end of the run: deterministic whatever
+ * thread ran which block, so blocks (and forward chunks) are handed out
+ * dynamically and a thread slowed by another process takes fewer. */
 #include "nn/layers.h"
 
 #include <cblas.h>
@@ -35,7 +64,18 @@
 #endif
 
 #define CONV_SLOTS 16               /* most threads one conv call uses */
-#define CONV_CHUNK_FLOATS (1 << 18) /* col + t of one chunk: 1 MiB */
+#define CONV_BLOCKS 8               /* blocks of chunks with their own dw partial */
+#define CONV_COLS 192               /* sgemm columns a chunk aims for */
+#define CONV_CHUNK_FLOATS (1 << 18) /* col + t + P of a multi-sample chunk: 1 MiB */
+#define ROW_MAX 1024                /* longest padded input row */
+
+/* The short loops here would be turned into memcpy/memset calls by GCC,
+ * which cost more than the copies themselves; keep them inline. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NN_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NN_NO_LIBCALLS
+#endif
 
 static int thread_id(void)
 {
@@ -46,20 +86,13 @@ static int thread_id(void)
 #endif
 }
 
-static int team_size(void)
+int nn_outer_threads(void)
 {
 #ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
-/* OpenMP threads to use around sgemm calls: 1 when OpenBLAS is threaded. */
-static int outer_threads(void)
-{
-#ifdef _OPENMP
-    return openblas_get_num_threads() > 1 ? 1 : omp_get_max_threads();
+    /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP. An OpenMP
+     * OpenBLAS runs single-threaded inside our parallel regions. */
+    if (openblas_get_parallel() == 1 && openblas_get_num_threads() > 1) return 1;
+    return omp_get_max_threads();
 #else
     return 1;
 #endif
@@ -74,45 +107,127 @@ void nn_conv_shape_set(nn_conv_shape *s, int n, int c, int h, int w, int oc,
     s->ow = stride > 0 ? (w + 2 * pad - k) / stride + 1 : 0;
 }
 
-/* Samples per chunk that fit CONV_CHUNK_FLOATS (at least 1, at most n). */
-static int chunk_max(const nn_conv_shape *s)
+static size_t round16(size_t f) { return (f + 15) & ~(size_t)15; }
+
+/* How one shape is lowered: a pure function of the shape, so that sizing
+ * (nn_conv2d_workspace) and running always agree. */
+typedef struct {
+    int ckk, ohw;
+    int padded;        /* stride 1: columns on the padded grid */
+    int shift;         /* forward and dcol as KH·KW shifted products, no col */
+    int shift_dw;      /* dw as KH·KW shifted products too */
+    int wp;            /* padded width (padded only) */
+    int tl;            /* row stride of an output plane within t: Wp or OW */
+    int cps;           /* columns per sample: OH·tl */
+    size_t pplane;     /* floats of one padded plane P with slack (padded only) */
+    int nb;            /* samples per chunk, at most */
+    size_t cmax;       /* columns of a chunk, at most: nb·cps */
+    size_t slot;       /* floats of one thread's slot */
+} conv_geom;
+
+static conv_geom geom(const nn_conv_shape *s)
 {
-    size_t per = ((size_t)s->c * s->kh * s->kw + (size_t)s->oc) * s->oh * s->ow;
-    size_t nb = per ? CONV_CHUNK_FLOATS / per : 1;
-    if (nb < 1) nb = 1;
-    if (nb > (size_t)s->n) nb = (size_t)s->n;
-    return (int)nb;
+    conv_geom q;
+    q.ckk = s->c * s->kh * s->kw;
+    q.ohw = s->oh * s->ow;
+    q.wp = s->w + 2 * s->pad;
+    q.padded = s->stride == 1 && q.wp <= ROW_MAX;
+    /* Shifted products have K = C: worth it from 8 channels (measured: fwd
+     * 15-35% faster, dcol 25-60%, dw 10-35% when OC ≤ 32 but 60% slower at
+     * OC = 64, where OpenBLAS runs the (C, OC, cps) shape poorly). */
+    q.shift = q.padded && s->c >= 8;
+    q.shift_dw = q.shift && s->oc <= 32;
+    q.tl = q.padded ? q.wp : s->ow;
+    q.cps = s->oh * q.tl;
+    /* Slice (c, ki, kj) of P reads up to index Hp·Wp + KW − 2: zero slack. */
+    q.pplane = q.padded ? round16((size_t)(s->h + 2 * s->pad) * q.wp + (size_t)s->kw) : 0;
+    const size_t per = ((size_t)q.ckk + (size_t)s->oc) * (size_t)q.cps + (size_t)s->c * q.pplane;
+    int nb = q.cps > 0 ? (CONV_COLS + q.cps - 1) / q.cps : 1;
+    while (nb > 1 && per * (size_t)nb > CONV_CHUNK_FLOATS) nb--;
+    if (nb > s->n) nb = s->n;
+    q.nb = nb < 1 ? 1 : nb;
+    q.cmax = (size_t)q.nb * q.cps;
+    /* col (CKK, cmax) | t (OC, cmax) | P (nb, C, pplane); 16-float aligned
+     * so that threads share no cache line. */
+    q.slot = round16(((size_t)q.ckk + (size_t)s->oc) * q.cmax + (size_t)q.nb * s->c * q.pplane);
+    return q;
 }
 
 static int slots(const nn_conv_shape *s) { return s->n < CONV_SLOTS ? s->n : CONV_SLOTS; }
 
-/* One slot: col (CKK, cmax) + t (OC, cmax) + partial dwᵀ (CKK, OC). */
-static size_t slot_floats(const nn_conv_shape *s)
+/* One block's partial gradients: db (OC doubles = 2·OC floats) | dwᵀ
+ * (CKK, OC), 16-float aligned. */
+static size_t part_floats(const nn_conv_shape *s, const conv_geom *q)
 {
-    size_t ckk = (size_t)s->c * s->kh * s->kw;
-    size_t cmax = (size_t)chunk_max(s) * s->oh * s->ow;
-    return (ckk + (size_t)s->oc) * cmax + (size_t)s->oc * ckk;
+    return round16(2 * (size_t)s->oc + (size_t)s->oc * q->ckk);
 }
 
-/* A pure function of the shape, so sizing and running always agree. */
+/* Floats before the slots: the weights regrouped for the shifted products,
+ * wk (KH·KW, OC, C), then CONV_BLOCKS partial gradients. */
+static size_t wk_floats(const nn_conv_shape *s, const conv_geom *q)
+{
+    return q->shift ? round16((size_t)s->oc * q->ckk) : 0;
+}
+
+static size_t common_floats(const nn_conv_shape *s, const conv_geom *q)
+{
+    return wk_floats(s, q) + CONV_BLOCKS * part_floats(s, q);
+}
+
+/* Block b's partials: dwᵀ (CKK, OC) and db (OC). */
+static float *part_dwt(const nn_conv_shape *s, const conv_geom *q, float *ws, int b)
+{
+    return ws + wk_floats(s, q) + (size_t)b * part_floats(s, q) + 2 * (size_t)s->oc;
+}
+
+static double *part_db(const nn_conv_shape *s, const conv_geom *q, float *ws, int b)
+{
+    return (double *)(void *)(ws + wk_floats(s, q) + (size_t)b * part_floats(s, q));
+}
+
 size_t nn_conv2d_workspace(const nn_conv_shape *s)
 {
     if (s->n <= 0 || s->oh <= 0 || s->ow <= 0) return 0;
-    return (size_t)slots(s) * slot_floats(s);
+    const conv_geom q = geom(s);
+    return common_floats(s, &q) + (size_t)slots(s) * q.slot;
+}
+
+/* wk (KH·KW, OC, C) ← w (OC, C, KH, KW): slice k is the (OC, C) matrix of
+ * kernel position k. */
+static void regroup_weights(float *restrict wk, const float *restrict w, const nn_conv_shape *s)
+{
+    const int kk = s->kh * s->kw;
+    for (int k = 0; k < kk; k++)
+        for (int o = 0; o < s->oc; o++)
+            for (int c = 0; c < s->c; c++)
+                wk[((size_t)k * s->oc + o) * s->c + c] = w[((size_t)o * s->c + c) * kk + k];
+}
+
+/* Pointers into one thread's slot. */
+typedef struct { float *col, *t, *p; } conv_slot;
+
+static conv_slot slot_at(const nn_conv_shape *s, const conv_geom *q, float *ws, int id)
+{
+    float *p = ws + common_floats(s, q) + (size_t)id * q->slot;
+    conv_slot sl;
+    sl.col = p;
+    sl.t = sl.col + (size_t)q->ckk * q->cmax;
+    sl.p = sl.t + (size_t)s->oc * q->cmax;
+    return sl;
 }
 
 /* How a range of `n` samples is cut: `threads` threads, `nb` samples per
  * chunk, `chunks` chunks (at least one per thread when there are enough). */
 typedef struct { int threads, nb, chunks; } conv_plan;
 
-static conv_plan plan(const nn_conv_shape *s, int n)
+static conv_plan plan(const nn_conv_shape *s, const conv_geom *q, int n)
 {
     conv_plan p;
-    int t = outer_threads();
+    int t = nn_outer_threads();
     if (t > slots(s)) t = slots(s);
     if (t > n) t = n;
     if (t < 1) t = 1;
-    int nb = chunk_max(s), even = (n + t - 1) / t;
+    int nb = q->nb, even = (n + t - 1) / t;
     if (nb > even) nb = even;
     p.threads = t;
     p.nb = nb;
@@ -120,79 +235,154 @@ static conv_plan plan(const nn_conv_shape *s, int n)
     return p;
 }
 
-/* Output columns ox whose input column ox·stride + off lies in [0, w):
- * [*x0, *x1), so the inner loops run without bounds tests. */
-static void valid_range(int off, int stride, int w, int ow, int *x0, int *x1)
-{
-    int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
-    int b = w - 1 - off < 0 ? 0 : (w - 1 - off) / stride + 1;
-    if (b > ow) b = ow;
-    if (a > b) a = b;
-    *x0 = a;
-    *x1 = b;
-}
+/* ----------------------------------------------------- padded lowering */
 
-/* in (m, C, H, W) → col (CKK, m·OH·OW); zero where the window hits padding. */
-static void im2col(float *col, const float *in, const nn_conv_shape *s, int m)
+/* P (m, C, pplane) ← in (m, C, H, W) zero-padded, with zeroed slack. */
+static NN_NO_LIBCALLS void pad_planes(float *restrict P, const float *restrict in,
+                                      const nn_conv_shape *s, const conv_geom *q, int m)
 {
-    const int ohw = s->oh * s->ow;
-    const size_t cc = (size_t)m * ohw;
-    for (int c = 0; c < s->c; c++) {
-        for (int ki = 0; ki < s->kh; ki++) {
-            for (int kj = 0; kj < s->kw; kj++) {
-                int off = kj - s->pad, x0, x1;
-                valid_range(off, s->stride, s->w, s->ow, &x0, &x1);
-                float *row = col + ((size_t)(c * s->kh + ki) * s->kw + kj) * cc;
-                for (int n = 0; n < m; n++) {
-                    const float *plane = in + ((size_t)n * s->c + c) * s->h * s->w;
-                    float *dst = row + (size_t)n * ohw;
-                    for (int oy = 0; oy < s->oh; oy++) {
-                        float *d = dst + (size_t)oy * s->ow;
-                        int iy = oy * s->stride - s->pad + ki;
-                        if (iy < 0 || iy >= s->h) {
-                            memset(d, 0, sizeof(float) * (size_t)s->ow);
-                            continue;
-                        }
-                        const float *src = plane + (size_t)iy * s->w;
-                        for (int ox = 0; ox < x0; ox++) d[ox] = 0.0f;
-                        if (s->stride == 1)
-                            memcpy(d + x0, src + x0 + off, sizeof(float) * (size_t)(x1 - x0));
-                        else
-                            for (int ox = x0; ox < x1; ox++) d[ox] = src[ox * s->stride + off];
-                        for (int ox = x1; ox < s->ow; ox++) d[ox] = 0.0f;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* din (m, C, H, W) += col2im(dcol (CKK, m·OH·OW)). */
-static void col2im_add(float *din, const float *dcol, const nn_conv_shape *s, int m)
-{
-    const int ohw = s->oh * s->ow;
-    const size_t cc = (size_t)m * ohw;
-    for (int c = 0; c < s->c; c++) {
-        for (int ki = 0; ki < s->kh; ki++) {
-            for (int kj = 0; kj < s->kw; kj++) {
-                int off = kj - s->pad, x0, x1;
-                valid_range(off, s->stride, s->w, s->ow, &x0, &x1);
-                const float *row = dcol + ((size_t)(c * s->kh + ki) * s->kw + kj) * cc;
-                for (int n = 0; n < m; n++) {
-                    float *plane = din + ((size_t)n * s->c + c) * s->h * s->w;
-                    const float *src = row + (size_t)n * ohw;
-                    for (int oy = 0; oy < s->oh; oy++) {
-                        int iy = oy * s->stride - s->pad + ki;
-                        if (iy < 0 || iy >= s->h) continue;
-                        const float *d = src + (size_t)oy * s->ow;
-                        float *r = plane + (size_t)iy * s->w;
-                        /* dcol and din never overlap: let the loop vectorise. */
-                        if (s->stride == 1) {
+    const int wp = q->wp, pad = s->pad, w = s->w;
+    for (int pl = 0; pl < m * s->c; pl++) {
+        float *d = P + (size_t)pl * q->pplane;
+        const float *src = in + (size_t)pl * s->h * w;
 #pragma omp simd
-                            for (int ox = x0; ox < x1; ox++) r[ox + off] += d[ox];
-                        } else {
-                            for (int ox = x0; ox < x1; ox++) r[ox * s->stride + off] += d[ox];
+        for (int x = 0; x < pad * wp; x++) d[x] = 0.0f;
+        float *r = d + (size_t)pad * wp;
+        for (int y = 0; y < s->h; y++, r += wp) {
+            for (int x = 0; x < pad; x++) r[x] = 0.0f;
+#pragma omp simd
+            for (int x = 0; x < w; x++) r[pad + x] = src[(size_t)y * w + x];
+            for (int x = pad + w; x < wp; x++) r[x] = 0.0f;
+        }
+        const int tail = (int)(d + q->pplane - r);
+#pragma omp simd
+        for (int x = 0; x < tail; x++) r[x] = 0.0f;
+    }
+}
+
+/* col (CKK, m·cps): row (c, ki, kj), sample i = P[i, c] from ki·Wp + kj. */
+static NN_NO_LIBCALLS void im2col_padded(float *restrict col, const float *restrict P,
+                                         const nn_conv_shape *s, const conv_geom *q, int m)
+{
+    const size_t cc = (size_t)m * q->cps;
+    for (int c = 0; c < s->c; c++)
+        for (int ki = 0; ki < s->kh; ki++)
+            for (int kj = 0; kj < s->kw; kj++) {
+                float *row = col + ((size_t)(c * s->kh + ki) * s->kw + kj) * cc;
+                for (int i = 0; i < m; i++) {
+                    const float *src = P + ((size_t)i * s->c + c) * q->pplane +
+                                       (size_t)ki * q->wp + kj;
+                    float *d = row + (size_t)i * q->cps;
+#pragma omp simd
+                    for (int j = 0; j < q->cps; j++) d[j] = src[j];
+                }
+            }
+}
+
+/* din (C, H, W) (+= when add, else =) ← the interior of dP (C, pplane). */
+static NN_NO_LIBCALLS void interior_put(float *restrict din, int add, const float *restrict dP,
+                                        const nn_conv_shape *s, const conv_geom *q)
+{
+    for (int c = 0; c < s->c; c++) {
+        float *o = din + (size_t)c * s->h * s->w;
+        const float *pl = dP + (size_t)c * q->pplane;
+        for (int y = 0; y < s->h; y++) {
+            const float *r = pl + (size_t)(y + s->pad) * q->wp + s->pad;
+            float *oy = o + (size_t)y * s->w;
+            if (add) {
+#pragma omp simd
+                for (int x = 0; x < s->w; x++) oy[x] += r[x];
+            } else {
+#pragma omp simd
+                for (int x = 0; x < s->w; x++) oy[x] = r[x];
+            }
+        }
+    }
+}
+
+/* din (m, C, H, W) (+= when add, else =) ← col2im(dcol (CKK, m·cps)),
+ * summed in dP (one padded plane at a time, then its interior). */
+static NN_NO_LIBCALLS void col2im_padded(float *restrict din, int add,
+                                         const float *restrict dcol, float *restrict dP,
+                                         const nn_conv_shape *s, const conv_geom *q, int m)
+{
+    const size_t cc = (size_t)m * q->cps;
+    for (int i = 0; i < m; i++)
+        for (int c = 0; c < s->c; c++) {
+#pragma omp simd
+            for (size_t x = 0; x < q->pplane; x++) dP[x] = 0.0f;
+            for (int ki = 0; ki < s->kh; ki++)
+                for (int kj = 0; kj < s->kw; kj++) {
+                    const float *src = dcol + ((size_t)(c * s->kh + ki) * s->kw + kj) * cc +
+                                       (size_t)i * q->cps;
+                    float *d = dP + (size_t)ki * q->wp + kj;
+#pragma omp simd
+                    for (int j = 0; j < q->cps; j++) d[j] += src[j];
+                }
+            float *o = din + ((size_t)i * s->c + c) * s->h * s->w;
+            for (int y = 0; y < s->h; y++) {
+                const float *r = dP + (size_t)(y + s->pad) * q->wp + s->pad;
+                float *oy = o + (size_t)y * s->w;
+                if (add) {
+#pragma omp simd
+                    for (int x = 0; x < s->w; x++) oy[x] += r[x];
+                } else {
+#pragma omp simd
+                    for (int x = 0; x < s->w; x++) oy[x] = r[x];
+                }
+            }
+        }
+}
+
+/* ---------------------------------------------------- strided lowering */
+
+/* Padded row length that output columns 0..OW−1 of every kernel column
+ * read: ox·stride + kj < (OW − 1)·stride + KW. */
+static int padded_row(const nn_conv_shape *s) { return (s->ow - 1) * s->stride + s->kw; }
+
+/* Input row of W floats, padded: row[x] = src[x − pad] inside, 0 outside. */
+static inline void pad_row(float *restrict row, const float *restrict src, int pad, int w, int len)
+{
+    int a = pad < len ? pad : len, b = pad + w < len ? pad + w : len;
+    for (int x = 0; x < a; x++) row[x] = 0.0f;
+    for (int x = a; x < b; x++) row[x] = src[x - pad];
+    for (int x = b; x < len; x++) row[x] = 0.0f;
+}
+
+/* in (m, C, H, W) → col (CKK, m·OH·OW) for any stride; zero where the
+ * window hits padding. Each input row is copied once into a padded row
+ * buffer, from which the KW kernel columns are read without bounds tests. */
+static NN_NO_LIBCALLS void im2col_rows(float *restrict col, const float *restrict in,
+                                       const nn_conv_shape *s, int m)
+{
+    const int ohw = s->oh * s->ow, ow = s->ow, st = s->stride, kw = s->kw;
+    const int len = padded_row(s);
+    const size_t cc = (size_t)m * ohw;
+    float row[ROW_MAX];
+    for (int n = 0; n < m; n++) {
+        for (int c = 0; c < s->c; c++) {
+            const float *plane = in + ((size_t)n * s->c + c) * s->h * s->w;
+            for (int ki = 0; ki < s->kh; ki++) {
+                float *base = col + (size_t)(c * s->kh + ki) * kw * cc + (size_t)n * ohw;
+                for (int oy = 0; oy < s->oh; oy++) {
+                    const int iy = oy * st - s->pad + ki;
+                    if (iy < 0 || iy >= s->h || len > ROW_MAX) {
+                        for (int kj = 0; kj < kw; kj++) {
+                            float *d = base + (size_t)kj * cc + (size_t)oy * ow;
+                            for (int ox = 0; ox < ow; ox++) {
+                                const int ix = ox * st - s->pad + kj;
+                                d[ox] = (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w)
+                                            ? plane[(size_t)iy * s->w + ix] : 0.0f;
+                            }
                         }
+                        continue;
+                    }
+                    pad_row(row, plane + (size_t)iy * s->w, s->pad, s->w, len);
+                    for (int kj = 0; kj < kw; kj++) {
+                        float *d = base + (size_t)kj * cc + (size_t)oy * ow;
+                        const float *r = row + kj;
+#pragma omp simd
+                        for (int ox = 0; ox < ow; ox++) d[ox] = r[ox * st];
                     }
                 }
             }
@@ -200,129 +390,451 @@ static void col2im_add(float *din, const float *dcol, const nn_conv_shape *s, in
     }
 }
 
-/* in (N, C, H, W), w (OC, C, KH, KW), b (OC) or NULL → out (N, OC, OH, OW);
+/* din (m, C, H, W) (+= when add, else =) ← col2im(dcol (CKK, m·OH·OW)). */
+static NN_NO_LIBCALLS void col2im_rows(float *restrict din, int add, const float *restrict dcol,
+                                       const nn_conv_shape *s, int m)
+{
+    const int ohw = s->oh * s->ow, ow = s->ow, st = s->stride;
+    const size_t cc = (size_t)m * ohw;
+    if (!add) memset(din, 0, sizeof(float) * (size_t)m * s->c * s->h * s->w);
+    for (int n = 0; n < m; n++)
+        for (int c = 0; c < s->c; c++) {
+            float *plane = din + ((size_t)n * s->c + c) * s->h * s->w;
+            for (int ki = 0; ki < s->kh; ki++)
+                for (int kj = 0; kj < s->kw; kj++) {
+                    const float *src = dcol + ((size_t)(c * s->kh + ki) * s->kw + kj) * cc +
+                                       (size_t)n * ohw;
+                    /* Output columns whose input column ox·st − pad + kj is in [0, W). */
+                    const int off = kj - s->pad;
+                    int x0 = off >= 0 ? 0 : (-off + st - 1) / st;
+                    int x1 = s->w - 1 - off < 0 ? 0 : (s->w - 1 - off) / st + 1;
+                    if (x1 > ow) x1 = ow;
+                    for (int oy = 0; oy < s->oh; oy++) {
+                        const int iy = oy * st - s->pad + ki;
+                        if (iy < 0 || iy >= s->h) continue;
+                        const float *d = src + (size_t)oy * ow;
+                        float *r = plane + (size_t)iy * s->w + off;
+#pragma omp simd
+                        for (int ox = x0; ox < x1; ox++) r[ox * st] += d[ox];
+                    }
+                }
+        }
+}
+
+/* ------------------------------------------------------------ epilogue */
+
+static inline float relu1(float v) { return v > 0.0f ? v : 0.0f; }
+
+static int pooled(int x, int k, int st) { return (x - k) / st + 1; }
+
+/* One plane: o (OH, OW) = src (OH rows of stride tl) + bias, then the ReLU
+ * if asked. o may be src when tl = OW. */
+static void plane_bias(float *o, const float *src, float bias, int relu, int oh, int ow, int tl)
+{
+    for (int y = 0; y < oh; y++) {
+        float *oy = o + (size_t)y * ow;
+        const float *sy = src + (size_t)y * tl;
+        if (relu) {
+#pragma omp simd
+            for (int x = 0; x < ow; x++) oy[x] = relu1(sy[x] + bias);
+        } else {
+#pragma omp simd
+            for (int x = 0; x < ow; x++) oy[x] = sy[x] + bias;
+        }
+    }
+}
+
+/* 2×2 stride 2 pool of one plane of relu?(src + bias): src (OH rows of
+ * stride tl) → o, a (PH, PW), a holding y·OW + x. The same float
+ * operations as bias, nn_relu_forward and nn_maxpool_forward one after the
+ * other (strict >, the first maximum in scan order wins), without branches
+ * so that it vectorises. */
+static inline __attribute__((always_inline)) void
+pool2_plane(float *restrict o, int32_t *restrict a, const float *restrict src, float bias,
+            const int relu, int ow, int tl, int ph, int pw)
+{
+    for (int py = 0; py < ph; py++) {
+        const float *r0 = src + (size_t)(2 * py) * tl, *r1 = r0 + tl;
+        float *op = o + (size_t)py * pw;
+        int32_t *ap = a + (size_t)py * pw;
+        const int32_t base = 2 * py * ow;
+#pragma omp simd
+        for (int px = 0; px < pw; px++) {
+            float v0 = r0[2 * px] + bias, v1 = r0[2 * px + 1] + bias;
+            float v2 = r1[2 * px] + bias, v3 = r1[2 * px + 1] + bias;
+            if (relu) {
+                v0 = relu1(v0);
+                v1 = relu1(v1);
+                v2 = relu1(v2);
+                v3 = relu1(v3);
+            }
+            const int32_t p0 = base + 2 * px;
+            float m = v0;
+            int32_t p = p0;
+            p = v1 > m ? p0 + 1 : p;
+            m = v1 > m ? v1 : m;
+            p = v2 > m ? p0 + ow : p;
+            m = v2 > m ? v2 : m;
+            p = v3 > m ? p0 + ow + 1 : p;
+            m = v3 > m ? v3 : m;
+            op[px] = m;
+            ap[px] = p;
+        }
+    }
+}
+
+/* Any k×k, stride st pool of one plane of relu?(src + bias). */
+static void pool_plane(float *o, int32_t *a, const float *src, float bias, int relu,
+                       int ow, int tl, int k, int st, int ph, int pw)
+{
+    for (int py = 0; py < ph; py++) {
+        for (int px = 0; px < pw; px++) {
+            int best = py * st * ow + px * st;
+            float m = src[(size_t)py * st * tl + (size_t)px * st] + bias;
+            if (relu) m = relu1(m);
+            for (int ki = 0; ki < k; ki++) {
+                for (int kj = 0; kj < k; kj++) {
+                    const int y = py * st + ki, x = px * st + kj;
+                    float v = src[(size_t)y * tl + x] + bias;
+                    if (relu) v = relu1(v);
+                    if (v > m) {
+                        m = v;
+                        best = y * ow + x;
+                    }
+                }
+            }
+            o[py * pw + px] = m;
+            a[py * pw + px] = best;
+        }
+    }
+}
+
+/* in (N, C, H, W), w (OC, C, KH, KW), b (OC) or NULL → out: (N, OC, OH, OW),
+ * or (N, OC, PH, PW) with arg (N, OC, PH, PW) when the epilogue pools;
  * ws: nn_conv2d_workspace(s) floats. */
+void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float *w,
+                          const float *b, const nn_conv_shape *s, const nn_epilogue *ep,
+                          float *ws)
+{
+    if (s->n <= 0 || s->oh <= 0 || s->ow <= 0 || s->oc <= 0) return;
+    const int relu = ep && ep->relu, pk = ep ? ep->pool_k : 0, ps = ep ? ep->pool_s : 0;
+    const int pool = pk > 0 && ps > 0 && s->oh >= pk && s->ow >= pk;
+    const int ph = pool ? pooled(s->oh, pk, ps) : s->oh, pw = pool ? pooled(s->ow, pk, ps) : s->ow;
+    const conv_geom q = geom(s);
+    const int phw = ph * pw;
+    const size_t in_plane = (size_t)s->c * s->h * s->w, out_plane = (size_t)s->oc * phw;
+    const conv_plan p = plan(s, &q, s->n);
+    /* One sample, no pool, no junk columns: t's layout is the output's. */
+    const int direct = !pool && !q.padded && p.nb == 1;
+    float *wk = ws;
+    if (q.shift) regroup_weights(wk, w, s);
+#pragma omp parallel num_threads(p.threads)
+    {
+        const conv_slot sl = slot_at(s, &q, ws, thread_id());
+        /* Dynamic: chunks write disjoint outputs, so any thread may take any
+         * chunk, and a thread slowed by another process takes fewer. */
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < p.chunks; c++) {
+            const int a = c * p.nb, m = s->n - a < p.nb ? s->n - a : p.nb;
+            const int cc = m * q.cps;
+            const float *x = in + (size_t)a * in_plane;
+            float *dst = direct ? out + (size_t)a * out_plane : sl.t;
+            if (q.shift) {
+                /* t (OC, cps) of sample i = Σ_k wk[k] (OC, C) · P_i shifted by
+                 * kernel position k (C rows of stride pplane): no col at all. */
+                pad_planes(sl.p, x, s, &q, m);
+                for (int i = 0; i < m; i++)
+                    for (int k = 0; k < s->kh * s->kw; k++)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, q.cps, s->c,
+                                    1.0f, wk + (size_t)k * s->oc * s->c, s->c,
+                                    sl.p + (size_t)i * s->c * q.pplane +
+                                        (size_t)(k / s->kw) * q.wp + k % s->kw,
+                                    (int)q.pplane, k ? 1.0f : 0.0f, dst + (size_t)i * q.cps, cc);
+            } else {
+                if (q.padded) {
+                    pad_planes(sl.p, x, s, &q, m);
+                    im2col_padded(sl.col, sl.p, s, &q, m);
+                } else {
+                    im2col_rows(sl.col, x, s, m);
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, cc, q.ckk,
+                            1.0f, w, q.ckk, sl.col, cc, 0.0f, dst, cc);
+            }
+            for (int i = 0; i < m; i++) {
+                for (int oc = 0; oc < s->oc; oc++) {
+                    const float *src = dst + (size_t)oc * cc + (size_t)i * q.cps;
+                    const size_t o = (size_t)(a + i) * out_plane + (size_t)oc * phw;
+                    const float bias = b ? b[oc] : 0.0f;
+                    if (!pool) {
+                        if (b || relu || !direct)
+                            plane_bias(out + o, src, bias, relu, s->oh, s->ow, q.tl);
+                    } else if (pk == 2 && ps == 2) {
+                        if (relu) pool2_plane(out + o, arg + o, src, bias, 1, s->ow, q.tl, ph, pw);
+                        else pool2_plane(out + o, arg + o, src, bias, 0, s->ow, q.tl, ph, pw);
+                    } else {
+                        pool_plane(out + o, arg + o, src, bias, relu, s->ow, q.tl, pk, ps, ph, pw);
+                    }
+                }
+            }
+        }
+    }
+}
+
 void nn_conv2d_forward(float *out, const float *in, const float *w, const float *b,
                        const nn_conv_shape *s, float *ws)
 {
+    nn_conv2d_forward_ex(out, NULL, in, w, b, s, NULL, ws);
+}
+
+/* ------------------------------------------------------------ backward */
+
+/* The gradient of one sample's conv output, t (OH rows of stride tl, the
+ * junk columns OW..tl zeroed), from the epilogue's output gradient g and
+ * output o (both (PH, PW), or (OH, OW) without pool): pooled gradients go
+ * back to their argmax, the ReLU passes where o > 0. */
+static void unpool_plane(float *restrict t, const float *restrict g, const float *restrict o,
+                         const int32_t *restrict a, int relu, int oh, int ow, int tl, int k,
+                         int st, int ph, int pw)
+{
+    if (k == 2 && st == 2) {
+        /* Windows tile the plane: write every covered position once. */
+        for (int py = 0; py < ph; py++) {
+            float *r0 = t + (size_t)(2 * py) * tl, *r1 = r0 + tl;
+            const int32_t base = 2 * py * ow;
+            const float *gp = g + (size_t)py * pw, *opl = o + (size_t)py * pw;
+            const int32_t *ap = a + (size_t)py * pw;
+#pragma omp simd
+            for (int px = 0; px < pw; px++) {
+                const float gv = (!relu || opl[px] > 0.0f) ? gp[px] : 0.0f;
+                const int32_t p0 = base + 2 * px, p = ap[px];
+                r0[2 * px] = p == p0 ? gv : 0.0f;
+                r0[2 * px + 1] = p == p0 + 1 ? gv : 0.0f;
+                r1[2 * px] = p == p0 + ow ? gv : 0.0f;
+                r1[2 * px + 1] = p == p0 + ow + 1 ? gv : 0.0f;
+            }
+            for (int x = 2 * pw; x < tl; x++) r0[x] = r1[x] = 0.0f;
+        }
+        for (int y = 2 * ph; y < oh; y++)
+            for (int x = 0; x < tl; x++) t[(size_t)y * tl + x] = 0.0f;
+        return;
+    }
+    /* Overlapping or partial windows: add in order, as nn_maxpool_backward. */
+    for (int j = 0; j < oh * tl; j++) t[j] = 0.0f;
+    for (int j = 0; j < ph * pw; j++)
+        if (!relu || o[j] > 0.0f) t[(a[j] / ow) * tl + a[j] % ow] += g[j];
+}
+
+/* t (OH rows of stride tl, junk zeroed) = g (OH, OW), masked by o > 0
+ * when relu. */
+static void mask_plane(float *restrict t, const float *restrict g, const float *restrict o,
+                       int relu, int oh, int ow, int tl)
+{
+    for (int y = 0; y < oh; y++) {
+        float *ty = t + (size_t)y * tl;
+        const float *gy = g + (size_t)y * ow;
+        if (relu) {
+            const float *oy = o + (size_t)y * ow;
+#pragma omp simd
+            for (int x = 0; x < ow; x++) ty[x] = oy[x] > 0.0f ? gy[x] : 0.0f;
+        } else {
+#pragma omp simd
+            for (int x = 0; x < ow; x++) ty[x] = gy[x];
+        }
+        for (int x = ow; x < tl; x++) ty[x] = 0.0f;
+    }
+}
+
+/* What every chunk of one backward call shares. */
+typedef struct {
+    const nn_conv_shape *s;
+    const conv_geom *q;
+    const float *dout, *out, *in, *w, *wk;
+    const int32_t *arg;
+    int relu, pk, ps, ph, pw;   /* the epilogue: ReLU, pool k and stride, pooled size */
+    int direct;                 /* dout already has t's layout: used as is */
+    size_t in_plane, out_plane; /* floats per sample of in and of dout */
+} conv_bwd;
+
+/* tc (OC, cc): the gradient of the conv output of samples [a, a + m), in
+ * t's layout; dout itself when it already has it. */
+static const float *chunk_grad(const conv_bwd *c, const conv_slot *sl, int a, int m)
+{
+    const nn_conv_shape *s = c->s;
+    if (c->direct) return c->dout + (size_t)a * c->out_plane;
+    const int cc = m * c->q->cps, phw = c->ph * c->pw;
+    for (int i = 0; i < m; i++)
+        for (int oc = 0; oc < s->oc; oc++) {
+            const size_t o = (size_t)(a + i) * c->out_plane + (size_t)oc * phw;
+            float *tp = sl->t + (size_t)oc * cc + (size_t)i * c->q->cps;
+            const float *op = c->out ? c->out + o : NULL;
+            if (c->pk > 0)
+                unpool_plane(tp, c->dout + o, op, c->arg + o, c->relu, s->oh, s->ow, c->q->tl,
+                             c->pk, c->ps, c->ph, c->pw);
+            else
+                mask_plane(tp, c->dout + o, op, c->relu, s->oh, s->ow, c->q->tl);
+        }
+    return sl->t;
+}
+
+/* dwᵀ (CKK, OC) += the weight gradient of samples [a, a + m) from tc. The
+ * junk columns of tc are 0: they add nothing. */
+static void chunk_dw(const conv_bwd *c, const conv_slot *sl, const float *tc, int a, int m,
+                     float *dwt)
+{
+    const nn_conv_shape *s = c->s;
+    const conv_geom *q = c->q;
+    const int cc = m * q->cps, kk = s->kh * s->kw;
+    const float *x = c->in + (size_t)a * c->in_plane;
+    if (q->padded) pad_planes(sl->p, x, s, q, m);
+    if (q->shift_dw) {
+        /* Rows c·KK + k of dwᵀ (stride KK·OC) += P_i at shift k · t_iᵀ. */
+        for (int i = 0; i < m; i++)
+            for (int k = 0; k < kk; k++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c, s->oc, q->cps, 1.0f,
+                            sl->p + (size_t)i * s->c * q->pplane +
+                                (size_t)(k / s->kw) * q->wp + k % s->kw,
+                            (int)q->pplane, tc + (size_t)i * q->cps, cc, 1.0f,
+                            dwt + (size_t)k * s->oc, kk * s->oc);
+        return;
+    }
+    /* dwᵀ += col·tᵀ: OpenBLAS runs this shape ~15% faster than t·colᵀ when
+     * OC is small. */
+    if (q->padded) im2col_padded(sl->col, sl->p, s, q, m);
+    else im2col_rows(sl->col, x, s, m);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->ckk, s->oc, cc, 1.0f, sl->col, cc,
+                tc, cc, 1.0f, dwt, s->oc);
+}
+
+/* din of samples [a, a + m) (+= when add, else =) from tc. Runs after
+ * chunk_dw: it reuses P and col. */
+static void chunk_din(const conv_bwd *c, const conv_slot *sl, const float *tc, int a, int m,
+                      float *din, int add)
+{
+    const nn_conv_shape *s = c->s;
+    const conv_geom *q = c->q;
+    const int cc = m * q->cps, kk = s->kh * s->kw;
+    float *dst = din + (size_t)a * c->in_plane;
+    if (q->shift) {
+        /* dP_i (C padded planes, over P_i) += wk[k]ᵀ · t_i at the shift of
+         * k: the products add straight into the padded gradient. */
+        for (int i = 0; i < m; i++) {
+            float *dP = sl->p + (size_t)i * s->c * q->pplane;
+            memset(dP, 0, sizeof(float) * (size_t)s->c * q->pplane);
+            for (int k = 0; k < kk; k++)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c, q->cps, s->oc, 1.0f,
+                            c->wk + (size_t)k * s->oc * s->c, s->c, tc + (size_t)i * q->cps, cc,
+                            1.0f, dP + (size_t)(k / s->kw) * q->wp + k % s->kw, (int)q->pplane);
+            interior_put(dst + (size_t)i * c->in_plane, add, dP, s, q);
+        }
+        return;
+    }
+    /* dcol (CKK, cc) = wᵀ·t, into col: dw is done with it. */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->ckk, cc, s->oc, 1.0f, c->w, q->ckk,
+                tc, cc, 0.0f, sl->col, cc);
+    if (q->padded) col2im_padded(dst, add, sl->col, sl->p, s, q, m);
+    else col2im_rows(dst, add, sl->col, s, m);
+}
+
+/* dout: gradient of the epilogue's output; out, arg: that output and the
+ * pool's argmax (used when the epilogue has a ReLU or a pool). din
+ * (N, C, H, W) or NULL: += when din_add, else overwritten; dw[k]
+ * (OC, C, KH, KW) and db[k] (OC) per group (+=), NULL skips. */
+void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *const db[],
+                           const float *dout, const float *out, const int32_t *arg,
+                           const float *in, const float *w, const nn_conv_shape *s,
+                           const nn_epilogue *ep, const lethe_groups *g, float *ws)
+{
     if (s->n <= 0 || s->oh <= 0 || s->ow <= 0 || s->oc <= 0) return;
-    const int ohw = s->oh * s->ow, ckk = s->c * s->kh * s->kw;
-    const size_t in_plane = (size_t)s->c * s->h * s->w, out_plane = (size_t)s->oc * ohw;
-    const size_t cmax = (size_t)chunk_max(s) * ohw, slot = slot_floats(s);
-    const conv_plan p = plan(s, s->n);
+    const conv_geom q = geom(s);
+    conv_bwd c = {.s = s, .q = &q, .dout = dout, .out = out, .in = in, .w = w, .wk = ws,
+                  .arg = arg, .relu = ep && ep->relu};
+    const int pk = ep ? ep->pool_k : 0, ps = ep ? ep->pool_s : 0;
+    if (pk > 0 && ps > 0 && s->oh >= pk && s->ow >= pk) {
+        c.pk = pk;
+        c.ps = ps;
+        c.ph = pooled(s->oh, pk, ps);
+        c.pw = pooled(s->ow, pk, ps);
+    } else {
+        c.ph = s->oh;
+        c.pw = s->ow;
+    }
+    c.in_plane = (size_t)s->c * s->h * s->w;
+    c.out_plane = (size_t)s->oc * c.ph * c.pw;
+    if (q.shift && din) regroup_weights(ws, w, s);
+
+    for (int k = 0; k < g->n;) {
+        float *d = dw ? dw[k] : NULL, *e = db ? db[k] : NULL;
+        const int r0 = g->start[k];
+        int r1 = g->start[k + 1];
+        for (k++; k < g->n && (dw ? dw[k] : NULL) == d && (db ? db[k] : NULL) == e; k++)
+            r1 = g->start[k + 1];
+        if ((!d && !e && !din) || r1 <= r0) continue;
+        const conv_plan p = plan(s, &q, r1 - r0);
+        /* dout's layout is t's: one sample a chunk, no pool, no ReLU, no junk. */
+        c.direct = !c.pk && !c.relu && !q.padded && p.nb == 1;
+        /* Fixed blocks of chunks, each summing into its own partial, taken
+         * by whichever thread is free and added up in block order: the
+         * result does not depend on which thread ran what (deterministic),
+         * and a thread slowed by another process takes fewer blocks. */
+        const int nblk = p.chunks < CONV_BLOCKS ? p.chunks : CONV_BLOCKS;
 #pragma omp parallel num_threads(p.threads)
-    {
-        float *col = ws + (size_t)thread_id() * slot;   /* (CKK, cc) */
-        float *t = col + (size_t)ckk * cmax;             /* (OC, cc) */
-#pragma omp for schedule(static)
-        for (int q = 0; q < p.chunks; q++) {
-            const int a = q * p.nb, m = s->n - a < p.nb ? s->n - a : p.nb;
-            const int cc = m * ohw;
-            im2col(col, in + (size_t)a * in_plane, s, m);
-            /* One sample: t's layout is the output's, so write it in place. */
-            float *dst = m == 1 ? out + (size_t)a * out_plane : t;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, cc, ckk,
-                        1.0f, w, ckk, col, cc, 0.0f, dst, cc);
-            for (int i = 0; i < m; i++) {
-                for (int oc = 0; oc < s->oc; oc++) {
-                    float *o = out + (size_t)(a + i) * out_plane + (size_t)oc * ohw;
-                    const float bias = b ? b[oc] : 0.0f;
-                    if (m == 1) {
-                        if (b)
-                            for (int j = 0; j < ohw; j++) o[j] += bias;
-                    } else {
-                        const float *src = t + (size_t)oc * cc + (size_t)i * ohw;
-                        for (int j = 0; j < ohw; j++) o[j] = src[j] + bias;
+        {
+            const conv_slot sl = slot_at(s, &q, ws, thread_id());
+#pragma omp for schedule(dynamic, 1)
+            for (int bk = 0; bk < nblk; bk++) {
+                float *dwt = part_dwt(s, &q, ws, bk);
+                double *dbp = part_db(s, &q, ws, bk);
+                if (d) memset(dwt, 0, sizeof(float) * (size_t)s->oc * q.ckk);
+                if (e)
+                    for (int oc = 0; oc < s->oc; oc++) dbp[oc] = 0.0;
+                const int c0 = (int)((long)p.chunks * bk / nblk);
+                const int c1 = (int)((long)p.chunks * (bk + 1) / nblk);
+                for (int ch = c0; ch < c1; ch++) {
+                    const int a = r0 + ch * p.nb, m = r1 - a < p.nb ? r1 - a : p.nb;
+                    const int cc = m * q.cps;
+                    const float *tc = chunk_grad(&c, &sl, a, m);
+                    if (e) {
+                        for (int oc = 0; oc < s->oc; oc++) {
+                            const float *r = tc + (size_t)oc * cc;
+                            double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+                            for (int j = 0; j < cc; j++) sum += r[j];
+                            dbp[oc] += sum;
+                        }
                     }
+                    if (d) chunk_dw(&c, &sl, tc, a, m, dwt);
+                    if (din) chunk_din(&c, &sl, tc, a, m, din, din_add);
+                }
+            }
+            /* The implicit barrier above made every partial complete. */
+            if (d) {
+                const float *p0 = part_dwt(s, &q, ws, 0);
+                const size_t stride = part_floats(s, &q);
+#pragma omp for schedule(static)
+                for (int o = 0; o < s->oc; o++) {
+                    for (int i = 0; i < q.ckk; i++) {
+                        float sum = 0.0f;
+                        for (int bk = 0; bk < nblk; bk++)
+                            sum += p0[(size_t)bk * stride + (size_t)i * s->oc + o];
+                        d[(size_t)o * q.ckk + i] += sum;
+                    }
+                }
+            }
+            if (e) {
+#pragma omp for schedule(static)
+                for (int o = 0; o < s->oc; o++) {
+                    double sum = 0.0;
+                    for (int bk = 0; bk < nblk; bk++) sum += part_db(s, &q, ws, bk)[o];
+                    e[o] += (float)sum;
                 }
             }
         }
     }
 }
 
-/* dout (N, OC, OH, OW), in (N, C, H, W), w (OC, C, KH, KW); din (N, C, H, W)
- * or NULL; dw[k] (OC, C, KH, KW) and db[k] (OC) per group, NULL skips. */
 void nn_conv2d_backward(float *din, float *const dw[], float *const db[],
                         const float *dout, const float *in, const float *w,
                         const nn_conv_shape *s, const lethe_groups *g, float *ws)
 {
-    if (s->n <= 0 || s->oh <= 0 || s->ow <= 0 || s->oc <= 0) return;
-    const int ohw = s->oh * s->ow, ckk = s->c * s->kh * s->kw;
-    const size_t in_plane = (size_t)s->c * s->h * s->w, out_plane = (size_t)s->oc * ohw;
-    const size_t cmax = (size_t)chunk_max(s) * ohw, slot = slot_floats(s);
-
-    if (db) {
-        /* Per channel, every group in order: aliased db[k] stay race-free. */
-#pragma omp parallel for schedule(static) num_threads(outer_threads()) \
-    if ((size_t)s->n * out_plane > 65536)
-        for (int oc = 0; oc < s->oc; oc++) {
-            for (int k = 0; k < g->n; k++) {
-                if (!db[k]) continue;
-                double sum = 0.0;
-                for (int i = g->start[k]; i < g->start[k + 1]; i++) {
-                    const float *r = dout + (size_t)i * out_plane + (size_t)oc * ohw;
-#pragma omp simd reduction(+ : sum)
-                    for (int j = 0; j < ohw; j++) sum += r[j];
-                }
-                db[k][oc] += (float)sum;
-            }
-        }
-    }
-
-    for (int k = 0; k < g->n;) {
-        float *d = dw ? dw[k] : NULL;
-        const int r0 = g->start[k];
-        int r1 = g->start[k + 1];
-        for (k++; k < g->n && (dw ? dw[k] : NULL) == d; k++) r1 = g->start[k + 1];
-        if ((!d && !din) || r1 <= r0) continue;
-        const conv_plan p = plan(s, r1 - r0);
-#pragma omp parallel num_threads(p.threads)
-        {
-            const int nt = team_size();
-            float *col = ws + (size_t)thread_id() * slot;   /* (CKK, cc), then dcol */
-            float *t = col + (size_t)ckk * cmax;             /* (OC, cc) */
-            float *part = t + (size_t)s->oc * cmax;          /* dwᵀ (CKK, OC) */
-            if (d) memset(part, 0, sizeof(float) * (size_t)s->oc * ckk);
-#pragma omp for schedule(static)
-            for (int q = 0; q < p.chunks; q++) {
-                const int a = r0 + q * p.nb, m = r1 - a < p.nb ? r1 - a : p.nb;
-                const int cc = m * ohw;
-                const float *tc = dout + (size_t)a * out_plane;   /* one sample: as is */
-                if (m > 1) {
-                    for (int oc = 0; oc < s->oc; oc++)
-                        for (int i = 0; i < m; i++)
-                            memcpy(t + (size_t)oc * cc + (size_t)i * ohw,
-                                   dout + (size_t)(a + i) * out_plane + (size_t)oc * ohw,
-                                   sizeof(float) * (size_t)ohw);
-                    tc = t;
-                }
-                if (d) {
-                    /* dwᵀ += col·tᵀ: OpenBLAS runs this shape ~20% faster than
-                     * t·colᵀ when OC is small. */
-                    im2col(col, in + (size_t)a * in_plane, s, m);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ckk, s->oc, cc,
-                                1.0f, col, cc, tc, cc, 1.0f, part, s->oc);
-                }
-                if (din) {
-                    /* dcol (CKK, cc) = wᵀ·t, into col: dw is done with it. */
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, cc, s->oc,
-                                1.0f, w, ckk, tc, cc, 0.0f, col, cc);
-                    col2im_add(din + (size_t)a * in_plane, col, s, m);
-                }
-            }
-            if (d) {
-                /* The implicit barrier above made every partial complete. */
-                const float *base = ws + (size_t)ckk * cmax + (size_t)s->oc * cmax;
-#pragma omp for schedule(static)
-                for (int o = 0; o < s->oc; o++) {
-                    for (int i = 0; i < ckk; i++) {
-                        float sum = 0.0f;
-                        for (int th = 0; th < nt; th++)
-                            sum += base[(size_t)th * slot + (size_t)i * s->oc + o];
-                        d[(size_t)o * ckk + i] += sum;
-                    }
-                }
-            }
-        }
-    }
+    nn_conv2d_backward_ex(din, 1, dw, db, dout, NULL, NULL, in, w, s, NULL, g, ws);
 }

@@ -16,8 +16,8 @@ void nn_gap_forward(float *out, const float *in, int n, int c, int hw)
     }
 }
 
-/* din (N, C, HW) += dout (N, C) / HW. */
-void nn_gap_backward(float *din, const float *dout, int n, int c, int hw)
+/* din (N, C, HW) op= dout (N, C) / HW, op being += when din_add, else =. */
+void nn_gap_backward_ex(float *din, int din_add, const float *dout, int n, int c, int hw)
 {
     const int planes = n * c;
     const float inv = hw > 0 ? 1.0f / (float)hw : 0.0f;
@@ -25,7 +25,17 @@ void nn_gap_backward(float *din, const float *dout, int n, int c, int hw)
     for (int pl = 0; pl < planes; pl++) {
         float *d = din + (size_t)pl * hw;
         const float g = dout[pl] * inv;
+        if (din_add) {
 #pragma omp simd
-        for (int j = 0; j < hw; j++) d[j] += g;
+            for (int j = 0; j < hw; j++) d[j] += g;
+        } else {
+#pragma omp simd
+            for (int j = 0; j < hw; j++) d[j] = g;
+        }
     }
+}
+
+void nn_gap_backward(float *din, const float *dout, int n, int c, int hw)
+{
+    nn_gap_backward_ex(din, 1, dout, n, c, hw);
 }

@@ -14,12 +14,30 @@
 
 #include "lethe.h"
 
+/* Threads the kernels' OpenMP regions use around cblas_sgemm calls: 1 when
+ * a pthread OpenBLAS has several threads of its own (they would fight over
+ * the cores), else omp_get_max_threads(). */
+int nn_outer_threads(void);
+
+/* What a conv or linear kernel applies to its output before writing it
+ * (graph fusion, model.c): a ReLU, and for conv then a k×k max pool with
+ * stride s (pool_k = 0: none), as nn_relu_forward and nn_maxpool_forward
+ * would, with the same float operations. */
+typedef struct { int relu; int pool_k, pool_s; } nn_epilogue;
+
 /* linear: in (N, IN), w (OUT, IN), b (OUT) or NULL, out (N, OUT). */
 void nn_linear_forward(float *out, const float *in, const float *w, const float *b,
                        int n, int in_f, int out_f);
 void nn_linear_backward(float *din, float *const dw[], float *const db[],
                         const float *dout, const float *in, const float *w,
                         const lethe_groups *g, int in_f, int out_f);
+/* Fused forms: out = max(·, 0) when relu; din overwritten unless din_add
+ * (dout must already be masked by the caller for a fused ReLU). */
+void nn_linear_forward_ex(float *out, const float *in, const float *w, const float *b,
+                          int n, int in_f, int out_f, int relu);
+void nn_linear_backward_ex(float *din, int din_add, float *const dw[], float *const db[],
+                           const float *dout, const float *in, const float *w,
+                           const lethe_groups *g, int in_f, int out_f);
 
 /* conv2d (cross-correlation, like PyTorch): in (N, C, H, W), w (OC, C, KH, KW),
  * b (OC) or NULL, out (N, OC, OH, OW) with OH = (H + 2·pad − KH)/stride + 1. */
@@ -33,6 +51,19 @@ void nn_conv2d_forward(float *out, const float *in, const float *w, const float 
 void nn_conv2d_backward(float *din, float *const dw[], float *const db[],
                         const float *dout, const float *in, const float *w,
                         const nn_conv_shape *s, const lethe_groups *g, float *ws);
+/* With an epilogue (ep NULL: none). Forward: out (N, OC, OH, OW), or
+ * (N, OC, PH, PW) with arg (N, OC, PH, PW) (flat index within the conv
+ * output plane, as nn_maxpool_forward) when it pools. Backward: dout is
+ * the gradient of that output, out and arg the forward's (read for a ReLU
+ * or a pool, else may be NULL); din is overwritten unless din_add. The
+ * workspace is nn_conv2d_workspace(s) either way. */
+void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float *w,
+                          const float *b, const nn_conv_shape *s, const nn_epilogue *ep,
+                          float *ws);
+void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *const db[],
+                           const float *dout, const float *out, const int32_t *arg,
+                           const float *in, const float *w, const nn_conv_shape *s,
+                           const nn_epilogue *ep, const lethe_groups *g, float *ws);
 
 /* max pool k×k, stride s, no padding: in (N, C, H, W) → out (N, C, OH, OW),
  * OH = (H − k)/s + 1. arg (N, C, OH, OW) saves the flat index (in h·W + w
@@ -45,14 +76,23 @@ void nn_maxpool_backward(float *din, const float *dout, const int32_t *arg,
 /* global average pool: in (N, C, HW) → out (N, C). */
 void nn_gap_forward(float *out, const float *in, int n, int c, int hw);
 void nn_gap_backward(float *din, const float *dout, int n, int c, int hw);
+void nn_gap_backward_ex(float *din, int din_add, const float *dout, int n, int c, int hw);
 
 /* ReLU; backward uses the OUTPUT (out > 0), so it may run in place. */
 void nn_relu_forward(float *out, const float *in, size_t n);
 void nn_relu_backward(float *din, const float *dout, const float *out, size_t n);
+/* d (n) = 0 where out <= 0, in place: the backward of a fused ReLU. */
+void nn_relu_mask(float *d, const float *out, size_t n);
 
 /* out = a + b (residual); backward: da += dout, db += dout. */
 void nn_add_forward(float *out, const float *a, const float *b, size_t n);
 void nn_add_backward(float *da, float *db, const float *dout, size_t n);
+/* Fused: out = max(a + b, 0) when relu. Backward: da, db (or NULL) get
+ * dout (+= when *_add, else =); with relu_out, dout is first masked in
+ * place by relu_out > 0 (so it must be the caller's scratch). */
+void nn_add_forward_ex(float *out, const float *a, const float *b, size_t n, int relu);
+void nn_add_backward_ex(float *da, int da_add, float *db, int db_add, float *dout,
+                        const float *relu_out, size_t n);
 
 /* Batch norm over (N, C, HW) per channel, statistics per sample group.
  * TRAIN: batch statistics (biased variance to normalise), running averages
@@ -71,6 +111,20 @@ void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta
                            const float *dout, const float *xhat, const float *istd,
                            const float *gamma, int n, int c, int hw,
                            const lethe_groups *g, lethe_bn_mode mode);
+/* The model's form: saves mean (G, C) and istd (G, C) instead of xhat and
+ * recomputes xhat from `in` in backward (the same values); relu fuses a
+ * following ReLU (backward: relu_out is that output, NULL without ReLU);
+ * din is overwritten unless din_add. */
+void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
+                             const float *in, const float *gamma, const float *beta,
+                             float *run_mean, float *run_var,
+                             int n, int c, int hw, const lethe_groups *g,
+                             lethe_bn_mode mode, float momentum, float eps, int relu);
+void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
+                              float *const dbeta[], const float *dout, const float *relu_out,
+                              const float *in, const float *mean, const float *istd,
+                              const float *gamma, int n, int c, int hw,
+                              const lethe_groups *g, lethe_bn_mode mode);
 
 /* Mean squared error per sample over d values: losses[i] = mean_j (p−t)²;
  * dpred (+=) w[i]·2(p−t)/d. w NULL means 1. */

@@ -4,8 +4,10 @@
  *
  * Threading follows conv2d.c: OpenMP threads each call a single-threaded
  * OpenBLAS on their own slice (rows of the batch forward, columns of IN
- * backward, so no two threads write the same float); when OpenBLAS has
- * threads of its own, one OpenMP thread leaves the parallelism to it. */
+ * backward, so no two threads write the same float); when a pthread
+ * OpenBLAS has threads of its own, one OpenMP thread leaves the
+ * parallelism to it. A fused ReLU (graph fusion, model.c) is applied to the
+ * thread's rows while they are in cache. */
 #include "nn/layers.h"
 
 #include <cblas.h>
@@ -18,13 +20,8 @@
 
 static int outer_threads(double work)
 {
-#ifdef _OPENMP
-    if (work < LINEAR_PAR_MIN || openblas_get_num_threads() > 1) return 1;
-    return omp_get_max_threads();
-#else
-    (void)work;
-    return 1;
-#endif
+    if (work < LINEAR_PAR_MIN) return 1;
+    return nn_outer_threads();
 }
 
 /* Slice [*a, *b) of `n` items for thread `id` of `nt`. */
@@ -52,9 +49,10 @@ static int team_size(void)
 #endif
 }
 
-/* in (N, IN), w (OUT, IN), b (OUT) or NULL → out (N, OUT). */
-void nn_linear_forward(float *out, const float *in, const float *w, const float *b,
-                       int n, int in_f, int out_f)
+/* in (N, IN), w (OUT, IN), b (OUT) or NULL → out (N, OUT), then
+ * out = max(out, 0) if relu. */
+void nn_linear_forward_ex(float *out, const float *in, const float *w, const float *b,
+                          int n, int in_f, int out_f, int relu)
 {
     if (n <= 0 || out_f <= 0) return;
     const int nt = outer_threads((double)n * in_f * out_f);
@@ -76,15 +74,28 @@ void nn_linear_forward(float *out, const float *in, const float *w, const float 
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out_f, in_f,
                         1.0f, in + (size_t)r0 * in_f, in_f, w, in_f, beta,
                         out + (size_t)r0 * out_f, out_f);
+            if (relu) {
+                float *o = out + (size_t)r0 * out_f;
+                const size_t len = (size_t)(r1 - r0) * out_f;
+#pragma omp simd
+                for (size_t j = 0; j < len; j++) o[j] = o[j] > 0.0f ? o[j] : 0.0f;
+            }
         }
     }
 }
 
-/* dout (N, OUT), in (N, IN), w (OUT, IN); din (N, IN) or NULL;
- * dw[k] (OUT, IN), db[k] (OUT), each per group, NULL skips. */
-void nn_linear_backward(float *din, float *const dw[], float *const db[],
-                        const float *dout, const float *in, const float *w,
-                        const lethe_groups *g, int in_f, int out_f)
+void nn_linear_forward(float *out, const float *in, const float *w, const float *b,
+                       int n, int in_f, int out_f)
+{
+    nn_linear_forward_ex(out, in, w, b, n, in_f, out_f, 0);
+}
+
+/* dout (N, OUT), in (N, IN), w (OUT, IN); din (N, IN) or NULL, += when
+ * din_add, else overwritten; dw[k] (OUT, IN), db[k] (OUT), each per group
+ * (+=), NULL skips. */
+void nn_linear_backward_ex(float *din, int din_add, float *const dw[], float *const db[],
+                           const float *dout, const float *in, const float *w,
+                           const lethe_groups *g, int in_f, int out_f)
 {
     const int n = g->start[g->n];
     if (n <= 0 || out_f <= 0) return;
@@ -99,7 +110,8 @@ void nn_linear_backward(float *din, float *const dw[], float *const db[],
             const int cw = c1 - c0;
             if (cw > 0 && din)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cw, out_f,
-                            1.0f, dout, out_f, w + c0, in_f, 1.0f, din + c0, in_f);
+                            1.0f, dout, out_f, w + c0, in_f, din_add ? 1.0f : 0.0f,
+                            din + c0, in_f);
             /* Neighbouring groups that share a destination are one product:
              * the one-group and summed two-group cases cost one sgemm. */
             for (int k = 0; cw > 0 && dw && k < g->n;) {
@@ -123,4 +135,11 @@ void nn_linear_backward(float *din, float *const dw[], float *const db[],
             }
         }
     }
+}
+
+void nn_linear_backward(float *din, float *const dw[], float *const db[],
+                        const float *dout, const float *in, const float *w,
+                        const lethe_groups *g, int in_f, int out_f)
+{
+    nn_linear_backward_ex(din, 1, dw, db, dout, in, w, g, in_f, out_f);
 }

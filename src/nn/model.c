@@ -4,10 +4,12 @@
  */
 #include "nn/model.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BN_MOMENTUM 0.1f
 #define BN_EPS 1e-5f
@@ -79,6 +81,8 @@ static int add_node(lethe_model *m, nn_op op, int in0, int c, int h, int w)
     nd->w = w;
     nd->size = (size_t)c * h * w;
     nd->t_w = nd->t_b = nd->t_rm = nd->t_rv = nd->t_nb = -1;
+    nd->pool = nd->fold = -1;
+    nd->head = i;
     return i;
 }
 
@@ -171,6 +175,48 @@ int nn_add_sum(lethe_model *m, int a, int b)
     return i;
 }
 
+/* ------------------------------------------------------------- fusion */
+
+/* The only node that reads node i, or −1 (none or several). */
+static int sole_consumer(const lethe_model *m, int i)
+{
+    int who = -1, count = 0;
+    for (int j = 0; j < m->nnodes; j++) {
+        count += (m->nodes[j].in0 == i) + (m->nodes[j].in1 == i);
+        if (m->nodes[j].in0 == i || m->nodes[j].in1 == i) who = j;
+    }
+    return count == 1 ? who : -1;
+}
+
+/* A ReLU that is the only reader of a conv, linear, batch norm or
+ * residual sum folds into it: the producer applies it to its output in
+ * cache (no pass over memory, no buffer). A max pool that is the only
+ * reader of a conv's ReLU folds in too, so the conv's full-size output is
+ * never stored. The last node is never folded: its gradient is the
+ * caller's dlogits, which backward must not write. */
+void nn_fuse(lethe_model *m)
+{
+    const int last = m->nnodes - 1;
+    for (int i = 0; i < m->nnodes; i++) {
+        nn_node *nd = &m->nodes[i];
+        if (nd->op != NN_CONV && nd->op != NN_LINEAR && nd->op != NN_BN && nd->op != NN_ADD)
+            continue;
+        int r = sole_consumer(m, i);
+        if (r < 0 || r == last || m->nodes[r].op != NN_RELU) continue;
+        nd->relu = 1;
+        m->nodes[r].fold = i;
+        nd->head = r;
+        if (nd->op != NN_CONV) continue;
+        int p = sole_consumer(m, r);
+        if (p < 0 || p == last || m->nodes[p].op != NN_MAXPOOL) continue;
+        nd->pool = p;
+        m->nodes[p].fold = i;
+        nd->head = p;
+    }
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].fold >= 0) m->nodes[i].head = m->nodes[m->nodes[i].fold].head;
+}
+
 /* ------------------------------------------------------------- create */
 
 static const struct {
@@ -208,6 +254,14 @@ lethe_status lethe_model_create(lethe_model **out, const char *arch,
         free(m);
         return st;
     }
+    nn_fuse(m);
+    /* The kernels split work over OpenMP threads, each calling sgemm: a
+     * pthread OpenBLAS must then run single-threaded, or its threads and
+     * libgomp's fight over the cores (measured 2-4x slower on 2 cores).
+     * This is process-wide: OpenBLAS has no per-call setting. An OpenMP
+     * OpenBLAS needs nothing (it runs serially inside a parallel region). */
+    if (openblas_get_parallel() == 1 && openblas_get_num_threads() > 1)
+        openblas_set_num_threads(1);
     m->theta = calloc(m->n, sizeof(float));
     m->grad = calloc(m->n, sizeof(float));
     m->buffers = calloc(m->nbuf ? m->nbuf : 1, sizeof(float));
@@ -295,6 +349,40 @@ static nn_conv_shape conv_shape(const lethe_model *m, const nn_node *nd, int n)
     return s;
 }
 
+/* A group head read only by a residual sum (not the last node) gets its
+ * gradient in the sum's own gradient buffer: the sum passes its (masked)
+ * gradient on unchanged, so sharing the buffer saves a copy of the tensor.
+ * Returns the sum's head, or −1. */
+static int dout_alias(const lethe_model *m, int h)
+{
+    const int last = m->nnodes - 1;
+    if (h == last || m->nodes[h].op == NN_INPUT) return -1;
+    /* Only producers that read their gradient without writing it (a fused
+     * linear ReLU and a sum mask theirs in place: the other input of the
+     * sum may share the buffer). */
+    const nn_op op = m->nodes[m->nodes[h].fold >= 0 ? m->nodes[h].fold : h].op;
+    if (op != NN_BN && op != NN_CONV) return -1;
+    int a = sole_consumer(m, h);
+    if (a < 0 || m->nodes[a].op != NN_ADD || m->nodes[a].head == last) return -1;
+    return m->nodes[a].head;
+}
+
+/* Floats of activation storage for node i at batch N (its group's buffers
+ * are counted at the producer; folded nodes own nothing). The last node
+ * has no dout: backward reads the caller's dlogits; nor has a head whose
+ * gradient lives in a residual sum's buffer. */
+static size_t node_floats(const lethe_model *m, int i, size_t N)
+{
+    const nn_node *nd = &m->nodes[i];
+    if (nd->op == NN_INPUT || nd->fold >= 0) return 0;
+    const nn_node *h = &m->nodes[nd->head];
+    const int own_dout = nd->head != m->nnodes - 1 && dout_alias(m, nd->head) < 0;
+    size_t f = N * h->size * (own_dout ? 2 : 1);                      /* out, dout */
+    if (h->op == NN_MAXPOOL) f += N * h->size;                      /* arg */
+    if (nd->op == NN_BN) f += 2 * (size_t)LETHE_MAX_GROUPS * nd->c; /* mean, istd */
+    return f;
+}
+
 lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
 {
     if (max_batch < 1 || max_batch > 65536)
@@ -304,17 +392,14 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
     size_t N = (size_t)max_batch;
     for (int i = 0; i < m->nnodes; i++) {
         const nn_node *nd = &m->nodes[i];
-        if (nd->op == NN_INPUT) continue;
-        total += 2 * N * nd->size;                                  /* out, dout */
-        if (nd->op == NN_MAXPOOL) total += N * nd->size;            /* arg */
-        if (nd->op == NN_BN) total += N * nd->size + LETHE_MAX_GROUPS * nd->c;
+        total += node_floats(m, i, N);
         if (nd->op == NN_CONV) {
             nn_conv_shape s = conv_shape(m, nd, max_batch);
             size_t w = nn_conv2d_workspace(&s);
             if (w > ws) ws = w;
         }
     }
-    float *arena = malloc(total * sizeof(float));
+    float *arena = malloc((total ? total : 1) * sizeof(float));
     float *wsp = malloc((ws ? ws : 1) * sizeof(float));
     if (!arena || !wsp) {
         free(arena);
@@ -330,13 +415,36 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
     float *p = arena;
     for (int i = 0; i < m->nnodes; i++) {
         nn_node *nd = &m->nodes[i];
-        if (nd->op == NN_INPUT) continue;
-        nd->out = p; p += N * nd->size;
-        nd->dout = p; p += N * nd->size;
-        if (nd->op == NN_MAXPOOL) { nd->arg = (int32_t *)p; p += N * nd->size; }
+        nd->out = nd->dout = NULL;
+        nd->arg = NULL;
+        nd->mean = nd->istd = NULL;
+    }
+    for (int i = 0; i < m->nnodes; i++) {
+        nn_node *nd = &m->nodes[i];
+        if (nd->op == NN_INPUT || nd->fold >= 0) continue;
+        nn_node *h = &m->nodes[nd->head];
+        h->out = p; p += N * h->size;
+        if (nd->head != m->nnodes - 1 && dout_alias(m, nd->head) < 0) {
+            h->dout = p;
+            p += N * h->size;
+        }
+        if (h->op == NN_MAXPOOL) { h->arg = (int32_t *)p; p += N * h->size; }
         if (nd->op == NN_BN) {
-            nd->xhat = p; p += N * nd->size;
+            nd->mean = p; p += LETHE_MAX_GROUPS * nd->c;
             nd->istd = p; p += LETHE_MAX_GROUPS * nd->c;
+        }
+    }
+    /* Sums come after their inputs: point the aliased gradients now. */
+    for (int i = 0; i < m->nnodes; i++) {
+        nn_node *nd = &m->nodes[i];
+        if (nd->op == NN_INPUT || nd->fold >= 0) continue;
+        nn_node *h = &m->nodes[nd->head];
+        int a = dout_alias(m, nd->head);
+        if (a >= 0) h->dout = m->nodes[a].dout;
+        /* A fused ReLU without pool shares the producer's buffers. */
+        if (nd->relu && nd->pool < 0) {
+            nd->out = h->out;
+            nd->dout = h->dout;
         }
     }
     m->max_batch = max_batch;
@@ -395,6 +503,15 @@ double lethe_model_flops(const lethe_model *m)
 
 /* ------------------------------------------------------------ forward */
 
+/* Wall clock for the optional per-node profile. */
+static double prof_now(const lethe_model *m)
+{
+    if (!m->prof) return 0.0;
+    struct timespec t;
+    clock_gettime(m->prof_cpu ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static const float *node_out(const lethe_model *m, int i)
 {
     return m->nodes[i].op == NN_INPUT ? m->input : m->nodes[i].out;
@@ -432,19 +549,28 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
     m->last_mode = mode;
     for (int i = 0; i < m->nnodes; i++) {
         nn_node *nd = &m->nodes[i];
-        const float *in = nd->in0 >= 0 ? node_out(m, nd->in0) : NULL;
+        if (nd->op == NN_INPUT || nd->fold >= 0) continue;
+        nn_node *h = &m->nodes[nd->head];
+        const float *in = node_out(m, nd->in0);
         size_t len = (size_t)n * nd->size;
+        const double t0 = prof_now(m);
         switch (nd->op) {
         case NN_INPUT:
             break;
         case NN_CONV: {
             nn_conv_shape s = conv_shape(m, nd, n);
-            nn_conv2d_forward(nd->out, in, tdata(m, nd->t_w), tdata(m, nd->t_b), &s, m->ws);
+            nn_epilogue ep = {nd->relu, 0, 0};
+            if (nd->pool >= 0) {
+                ep.pool_k = m->nodes[nd->pool].k;
+                ep.pool_s = m->nodes[nd->pool].stride;
+            }
+            nn_conv2d_forward_ex(h->out, h->arg, in, tdata(m, nd->t_w), tdata(m, nd->t_b), &s,
+                                 &ep, m->ws);
             break;
         }
         case NN_LINEAR:
-            nn_linear_forward(nd->out, in, tdata(m, nd->t_w), tdata(m, nd->t_b), n,
-                              (int)m->nodes[nd->in0].size, nd->c);
+            nn_linear_forward_ex(h->out, in, tdata(m, nd->t_w), tdata(m, nd->t_b), n,
+                                 (int)m->nodes[nd->in0].size, nd->c, nd->relu);
             break;
         case NN_RELU:
             nn_relu_forward(nd->out, in, len);
@@ -460,16 +586,18 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
             break;
         }
         case NN_BN: {
-            nn_batchnorm_forward(nd->out, nd->xhat, nd->istd, in, tdata(m, nd->t_w),
-                                 tdata(m, nd->t_b), tdata(m, nd->t_rm), tdata(m, nd->t_rv),
-                                 n, nd->c, nd->h * nd->w, g, mode, BN_MOMENTUM, BN_EPS);
+            nn_batchnorm_forward_ex(h->out, nd->mean, nd->istd, in, tdata(m, nd->t_w),
+                                    tdata(m, nd->t_b), tdata(m, nd->t_rm), tdata(m, nd->t_rv),
+                                    n, nd->c, nd->h * nd->w, g, mode, BN_MOMENTUM, BN_EPS,
+                                    nd->relu);
             if (mode == LETHE_BN_TRAIN) tdata(m, nd->t_nb)[0] += (float)g->n;
             break;
         }
         case NN_ADD:
-            nn_add_forward(nd->out, in, node_out(m, nd->in1), len);
+            nn_add_forward_ex(h->out, in, node_out(m, nd->in1), len, nd->relu);
             break;
         }
+        if (m->prof) m->prof[i] += prof_now(m) - t0;
     }
     *logits = m->nodes[m->nnodes - 1].out;
     return LETHE_OK;
@@ -477,18 +605,28 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
 
 /* ----------------------------------------------------------- backward */
 
-/* The gradient buffer of node i for this backward, zeroed on first use
- * (a node read by two others, as in a residual block, gets both shares).
- * NULL for the input node: nobody needs ∂L/∂x. */
-static float *grad_of(lethe_model *m, int i, int n)
+/* The gradient buffer of node i (a group's head) for this backward;
+ * *add tells whether it already holds a share (a node read by two others,
+ * as in a residual block, gets both): the first writer stores, the next
+ * ones add, so no buffer is cleared first. NULL for the input node: nobody
+ * needs ∂L/∂x. */
+static float *grad_of(lethe_model *m, int i, int *add)
 {
     nn_node *nd = &m->nodes[i];
+    *add = 1;
     if (nd->op == NN_INPUT) return NULL;
-    if (!nd->dirty) {
-        memset(nd->dout, 0, (size_t)n * nd->size * sizeof(float));
-        nd->dirty = 1;
-    }
+    *add = nd->dirty;
+    nd->dirty = 1;
     return nd->dout;
+}
+
+/* For kernels that only accumulate: clear the buffer on first use. */
+static float *grad_acc(lethe_model *m, int i, int n)
+{
+    int add;
+    float *d = grad_of(m, i, &add);
+    if (d && !add) memset(d, 0, (size_t)n * m->nodes[i].size * sizeof(float));
+    return d;
 }
 
 lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
@@ -506,61 +644,94 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
     if (g->n != m->last_groups.n ||
         memcmp(g->start, m->last_groups.start, sizeof(int) * (size_t)(g->n + 1)) != 0)
         return lethe_fail(LETHE_ERR_ARG, "backward sample groups differ from the forward's");
+    const int last = m->nnodes - 1;
     for (int i = 0; i < m->nnodes; i++) m->nodes[i].dirty = 0;
-    nn_node *last = &m->nodes[m->nnodes - 1];
-    memcpy(last->dout, dlogits, (size_t)n * last->size * sizeof(float));
-    last->dirty = 1;
+    m->nodes[last].dirty = 1;
 
     float *dw[LETHE_MAX_GROUPS], *db[LETHE_MAX_GROUPS];
-    for (int i = m->nnodes - 1; i > 0; i--) {
+    for (int i = last; i > 0; i--) {
         nn_node *nd = &m->nodes[i];
-        if (!nd->dirty) continue;           /* no gradient reaches this node */
+        if (nd->op == NN_INPUT || nd->fold >= 0) continue;
+        nn_node *h = &m->nodes[nd->head];
+        if (!h->dirty) continue;            /* no gradient reaches this node */
+        /* The group's output gradient: the caller's dlogits for the last
+         * node (read only: the last node is never fused), else its buffer. */
+        float *gout = nd->head == last ? NULL : h->dout;
+        const float *gin = nd->head == last ? dlogits : gout;
         const float *in = node_out(m, nd->in0);
         size_t len = (size_t)n * nd->size;
         for (int k = 0; k < g->n; k++) {
             dw[k] = (grads[k] && nd->t_w >= 0) ? grads[k] + m->tensors[nd->t_w].offset : NULL;
             db[k] = (grads[k] && nd->t_b >= 0) ? grads[k] + m->tensors[nd->t_b].offset : NULL;
         }
+        int add = 1;
+        const double t0 = prof_now(m);
         switch (nd->op) {
         case NN_INPUT:
             break;
         case NN_CONV: {
             nn_conv_shape s = conv_shape(m, nd, n);
-            nn_conv2d_backward(grad_of(m, nd->in0, n), dw, db, nd->dout, in,
-                               tdata(m, nd->t_w), &s, g, m->ws);
+            nn_epilogue ep = {nd->relu, 0, 0};
+            if (nd->pool >= 0) {
+                ep.pool_k = m->nodes[nd->pool].k;
+                ep.pool_s = m->nodes[nd->pool].stride;
+            }
+            float *din = grad_of(m, nd->in0, &add);
+            nn_conv2d_backward_ex(din, add, dw, db, gin, h->out, h->arg, in, tdata(m, nd->t_w),
+                                  &s, &ep, g, m->ws);
             break;
         }
-        case NN_LINEAR:
-            nn_linear_backward(grad_of(m, nd->in0, n), dw, db, nd->dout, in,
-                               tdata(m, nd->t_w), g, (int)m->nodes[nd->in0].size, nd->c);
+        case NN_LINEAR: {
+            if (nd->relu) nn_relu_mask(gout, h->out, len);
+            float *din = grad_of(m, nd->in0, &add);
+            nn_linear_backward_ex(din, add, dw, db, gin, in, tdata(m, nd->t_w), g,
+                                  (int)m->nodes[nd->in0].size, nd->c);
             break;
+        }
         case NN_RELU: {
-            float *din = grad_of(m, nd->in0, n);
-            if (din) nn_relu_backward(din, nd->dout, nd->out, len);
+            float *din = grad_acc(m, nd->in0, n);
+            if (din) nn_relu_backward(din, gin, nd->out, len);
             break;
         }
         case NN_MAXPOOL: {
             const nn_node *s = &m->nodes[nd->in0];
-            float *din = grad_of(m, nd->in0, n);
-            if (din) nn_maxpool_backward(din, nd->dout, nd->arg, n, s->c, s->h, s->w,
+            float *din = grad_acc(m, nd->in0, n);
+            if (din) nn_maxpool_backward(din, gin, nd->arg, n, s->c, s->h, s->w,
                                          nd->h, nd->w);
             break;
         }
         case NN_GAP: {
             const nn_node *s = &m->nodes[nd->in0];
-            float *din = grad_of(m, nd->in0, n);
-            if (din) nn_gap_backward(din, nd->dout, n, s->c, s->h * s->w);
+            float *din = grad_of(m, nd->in0, &add);
+            if (din) nn_gap_backward_ex(din, add, gin, n, s->c, s->h * s->w);
             break;
         }
-        case NN_BN:
-            nn_batchnorm_backward(grad_of(m, nd->in0, n), dw, db, nd->dout, nd->xhat,
-                                  nd->istd, tdata(m, nd->t_w), n, nd->c, nd->h * nd->w,
-                                  g, m->last_mode);
-            break;
-        case NN_ADD:
-            nn_add_backward(grad_of(m, nd->in0, n), grad_of(m, nd->in1, n), nd->dout, len);
+        case NN_BN: {
+            float *din = grad_of(m, nd->in0, &add);
+            nn_batchnorm_backward_ex(din, add, dw, db, gin, nd->relu ? h->out : NULL, in,
+                                     nd->mean, nd->istd, tdata(m, nd->t_w), n, nd->c,
+                                     nd->h * nd->w, g, m->last_mode);
             break;
         }
+        case NN_ADD: {
+            int add1;
+            float *da = grad_of(m, nd->in0, &add);
+            float *db1 = grad_of(m, nd->in1, &add1);
+            if (gout) {
+                /* An input whose gradient buffer is gout itself (dout_alias)
+                 * receives it by the masking in place. */
+                nn_add_backward_ex(da == gout ? NULL : da, add, db1 == gout ? NULL : db1, add1,
+                                   gout, nd->relu ? h->out : NULL, len);
+            } else {
+                /* The last node: dlogits is read only (never fused, no mask). */
+                if (da && !add) memset(da, 0, len * sizeof(float));
+                if (db1 && !add1) memset(db1, 0, len * sizeof(float));
+                nn_add_backward(da, db1, gin, len);
+            }
+            break;
+        }
+        }
+        if (m->prof) m->prof[m->nnodes + i] += prof_now(m) - t0;
     }
     return LETHE_OK;
 }

@@ -30,11 +30,18 @@ typedef struct {
     int t_w, t_b;               /* weight/bias tensors (γ/β for BN), −1 if none */
     int t_rm, t_rv, t_nb;       /* BN running mean, var, batches tracked */
     int k, stride, pad;         /* conv and pool geometry */
-    float *out;                 /* (N, c, h, w) */
-    float *dout;                /* (N, c, h, w) */
+    /* Fusion (nn_fuse): a ReLU, and after a conv's ReLU a max pool, run
+     * inside the producer's kernel. The folded nodes keep their index (the
+     * graph's edges point at them) but are skipped; `head` is the last node
+     * of the fused group, whose out/dout hold the group's result. */
+    int relu;                   /* the next node, a ReLU, is fused into this one */
+    int pool;                   /* conv: the fused max-pool node after the ReLU, −1 none */
+    int fold;                   /* ≥ 0: computed by node `fold`, skipped here */
+    int head;                   /* this node's group result (itself when unfused) */
+    float *out;                 /* (N, c, h, w); NULL when folded away */
+    float *dout;                /* (N, c, h, w); NULL when folded away or last */
     int32_t *arg;               /* max-pool argmax (N, c, h, w) */
-    float *xhat;                /* BN normalised input (N, c, h, w) */
-    float *istd;                /* BN 1/σ per group (G, c) */
+    float *mean, *istd;         /* BN μ and 1/σ per group (G, c) */
     int dirty;                  /* dout holds gradient of this backward */
 } nn_node;
 
@@ -62,6 +69,9 @@ struct lethe_model {
     int last_n;                 /* batch size of the last forward */
     lethe_groups last_groups;
     lethe_bn_mode last_mode;
+    double *prof;               /* NULL, or (2·nnodes) seconds spent per node, forward
+                                   then backward, added up (bench_engine's profile) */
+    int prof_cpu;               /* profile in this thread's CPU time, not wall time */
 };
 
 /* Builders used by the architecture files (arch_*.c). Each returns the new
@@ -75,6 +85,9 @@ int nn_add_maxpool(lethe_model *m, int in, int k, int stride);
 int nn_add_gap(lethe_model *m, int in);
 int nn_add_bn(lethe_model *m, const char *name, int in);
 int nn_add_sum(lethe_model *m, int a, int b);
+
+/* Fuse ReLUs and pools into their producers (once, after building). */
+void nn_fuse(lethe_model *m);
 
 /* Architecture constructors (one file each). */
 lethe_status nn_build_mlp(lethe_model *m);

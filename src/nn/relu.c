@@ -1,5 +1,9 @@
 /* Element-wise layers: ReLU and the residual addition. Memory-bound, so
- * threads only above a size where they pay for their start-up. */
+ * threads only above a size where they pay for their start-up. The model
+ * fuses a ReLU into the layer before it where it can (model.c); the _ex
+ * forms here are the fused residual addition and the overwriting
+ * backward (the first gradient into a buffer is stored, not added, so no
+ * buffer is cleared first). */
 #include "nn/layers.h"
 
 #define NN_PAR_MIN 65536
@@ -19,22 +23,60 @@ void nn_relu_backward(float *din, const float *dout, const float *out, size_t n)
     for (size_t i = 0; i < n; i++) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
-/* out (n) = a + b. */
-void nn_add_forward(float *out, const float *a, const float *b, size_t n)
+/* d (n) = 0 where out <= 0: the backward of a fused ReLU, in place. */
+void nn_relu_mask(float *d, const float *out, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    for (size_t i = 0; i < n; i++) d[i] = out[i] > 0.0f ? d[i] : 0.0f;
+}
+
+/* out (n) = a + b, then max(·, 0) if relu. */
+void nn_add_forward_ex(float *out, const float *a, const float *b, size_t n, int relu)
+{
+    if (relu) {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+        for (size_t i = 0; i < n; i++) {
+            const float v = a[i] + b[i];
+            out[i] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+        for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    }
+}
+
+void nn_add_forward(float *out, const float *a, const float *b, size_t n)
+{
+    nn_add_forward_ex(out, a, b, n, 0);
+}
+
+/* d (n) op= v, op being += when add, else =. */
+static void put(float *d, int add, const float *v, size_t n)
+{
+    if (!d) return;
+    if (add) {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+        for (size_t i = 0; i < n; i++) d[i] += v[i];
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
+        for (size_t i = 0; i < n; i++) d[i] = v[i];
+    }
+}
+
+/* da, db (n) or NULL receive dout (+= when *_add, else =). With relu_out
+ * (the fused ReLU's output) dout is first masked in place by out > 0, so
+ * dout must then be writable scratch of the caller's. */
+void nn_add_backward_ex(float *da, int da_add, float *db, int db_add, float *dout,
+                        const float *relu_out, size_t n)
+{
+    if (relu_out) nn_relu_mask(dout, relu_out, n);
+    put(da, da_add, dout, n);
+    put(db, db_add, dout, n);
 }
 
 /* da (n) += dout, db (n) += dout; either may be NULL. */
 void nn_add_backward(float *da, float *db, const float *dout, size_t n)
 {
-    if (da) {
-#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-        for (size_t i = 0; i < n; i++) da[i] += dout[i];
-    }
-    if (db) {
-#pragma omp parallel for simd schedule(static) if (n > NN_PAR_MIN)
-        for (size_t i = 0; i < n; i++) db[i] += dout[i];
-    }
+    put(da, 1, dout, n);
+    put(db, 1, dout, n);
 }

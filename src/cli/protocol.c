@@ -274,7 +274,8 @@ void proto_print_row(const char *name, const lethe_metrics *m, double gap, doubl
     printf("| %s | %.2f | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta, m->mia);
     if (isfinite(gap)) printf(" %.2f |", gap);
     else printf(" – |");     /* no Retrain reference */
-    if (secs >= 0) printf(" %.1f | %.0f/%.0f |\n", secs, fwd, bwd);
+    if (secs >= 0 && (fwd > 0 || bwd > 0)) printf(" %.1f | %.0f/%.0f |\n", secs, fwd, bwd);
+    else if (secs >= 0) printf(" %.1f | – |\n", secs);
     else printf(" – | – |\n");
     fflush(stdout);
 }

@@ -187,7 +187,9 @@ typedef struct {
     int is_int64;           /* stored as int64 in checkpoints (num_batches_tracked) */
 } lethe_tensor;
 
-/* Architectures: "mlp", "cnn", "resnet8". */
+/* Architectures: "mlp", "cnn", "resnet8". Side effect: sets OpenBLAS to one
+ * thread, process-wide (Lethe parallelises with OpenMP around its sgemm
+ * calls; two thread pools on the same cores fight). */
 lethe_status lethe_model_create(lethe_model **m, const char *arch,
                                 int in_c, int in_h, int in_w, int nclass);
 void lethe_model_free(lethe_model *m);

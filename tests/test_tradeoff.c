@@ -4,6 +4,7 @@
  * run as programs ($LETHE_BIN, as in test_cli.c) on a tiny MNIST-format
  * data set. */
 #include "test.h"
+#include "toy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +16,13 @@
 
 #include "lethe.h"
 
-#define BS 16
+#define BS TOY_BS
 
 /* ------------------------------------------------------------- toy set */
 
 /* n images 1×hw×hw, label i % nclass, each class a random binary prototype
  * with 8% of its pixels flipped; D_f = class 0, D_r the others (as in
  * test_unlearn.c). */
-typedef struct {
-    lethe_dataset ds;
-    lethe_subset forget, retain, all;
-} toy;
 
 static void toy_make(toy *t, int n, int nclass, int hw, float flip)
 {
@@ -67,43 +64,6 @@ static void toy_make(toy *t, int n, int nclass, int hw, float flip)
     }
 }
 
-static void toy_free(toy *t)
-{
-    lethe_dataset_free(&t->ds);
-    lethe_subset_free(&t->forget);
-    lethe_subset_free(&t->retain);
-    lethe_subset_free(&t->all);
-}
-
-static lethe_model *toy_model(const toy *t, const char *arch, int epochs)
-{
-    lethe_model *m = NULL;
-    if (lethe_model_create(&m, arch, 1, t->ds.h, t->ds.w, t->ds.nclass) != LETHE_OK) return NULL;
-    lethe_train_config tc;
-    lethe_train_config_default(&tc);
-    tc.epochs = epochs;
-    tc.batch = BS;
-    tc.lr = 0.02f;
-    tc.seed = 7;
-    if (lethe_train(m, &t->ds, &t->all, &tc, NULL, NULL) != LETHE_OK ||
-        lethe_model_reserve(m, 64) != LETHE_OK) {
-        lethe_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-static lethe_model *clone(const lethe_model *src, const toy *t)
-{
-    lethe_model *m = NULL;
-    if (lethe_model_create(&m, lethe_model_arch(src), 1, t->ds.h, t->ds.w, t->ds.nclass) !=
-            LETHE_OK ||
-        lethe_model_copy(m, src) != LETHE_OK || lethe_model_reserve(m, 64) != LETHE_OK) {
-        lethe_model_free(m);
-        return NULL;
-    }
-    return m;
-}
 
 static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)
 {
@@ -119,7 +79,7 @@ static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)
 static lethe_status run_clone(const lethe_model *m0, const toy *t, const lethe_unlearn_config *cfg,
                               lethe_unlearn_result *res, lethe_model **out)
 {
-    *out = clone(m0, t);
+    *out = toy_clone(m0, t);
     if (!*out) return LETHE_ERR_NOMEM;
     return lethe_unlearn(*out, &t->ds, &t->forget, &t->retain, cfg, res, NULL, NULL);
 }
@@ -373,7 +333,7 @@ TEST(budget_search_keeps_the_budget_on_its_probe)
     bc.eps_hi = 50.0f;
     bc.iters = 4;
     bc.check_every = 4;
-    lethe_model *m = clone(m0, &t);
+    lethe_model *m = toy_clone(m0, &t);
     lethe_budget_result br;
     lethe_unlearn_result res;
     CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL));
@@ -433,7 +393,7 @@ TEST(budget_zero_is_eps_zero)
     lethe_budget_config bc;
     lethe_budget_config_default(&bc);
     bc.budget = 0.0;
-    lethe_model *m = clone(m0, &t), *z;
+    lethe_model *m = toy_clone(m0, &t), *z;
     lethe_budget_result br;
     lethe_unlearn_result res, rz;
     CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL));
@@ -451,7 +411,7 @@ TEST(budget_zero_is_eps_zero)
     /* Methods without ε, and a given ε budget, are refused. */
     c.method = "ga";
     bc.budget = 1.0;
-    m = clone(m0, &t);
+    m = toy_clone(m0, &t);
     CHECK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL) ==
           LETHE_ERR_ARG);
     c.method = "eupmu";

@@ -4,22 +4,19 @@
  * agreement of UNGrad's two forms, SalUn's mask, NaN handling, determinism
  * and option validation. */
 #include "test.h"
+#include "toy.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "lethe.h"
 
-#define BS 16
+#define BS TOY_BS
 
 /* ------------------------------------------------------------- fixtures */
 
 /* A labelled toy set and its split: D_f is one class (or the first nf_max
  * samples of it), D_r the other classes (or the first nr_max of them). */
-typedef struct {
-    lethe_dataset ds;
-    lethe_subset forget, retain, all;
-} toy;
 
 /* n images 1×hw×hw, label i % nclass; each class is a random binary
  * prototype with 8% of the pixels flipped per image. */
@@ -66,45 +63,6 @@ static void toy_make(toy *t, int n, int nclass, int hw, size_t nf_max, size_t nr
     }
 }
 
-static void toy_free(toy *t)
-{
-    lethe_dataset_free(&t->ds);
-    lethe_subset_free(&t->forget);
-    lethe_subset_free(&t->retain);
-    lethe_subset_free(&t->all);
-}
-
-/* A model of `arch` trained for `epochs` on the whole toy set (NULL on error). */
-static lethe_model *toy_model(const toy *t, const char *arch, int epochs)
-{
-    lethe_model *m = NULL;
-    if (lethe_model_create(&m, arch, 1, t->ds.h, t->ds.w, t->ds.nclass) != LETHE_OK) return NULL;
-    lethe_train_config tc;
-    lethe_train_config_default(&tc);
-    tc.epochs = epochs;
-    tc.batch = BS;
-    tc.lr = 0.02f;
-    tc.seed = 7;
-    if (lethe_train(m, &t->ds, &t->all, &tc, NULL, NULL) != LETHE_OK ||
-        lethe_model_reserve(m, 64) != LETHE_OK) {
-        lethe_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-/* A fresh model with src's θ and buffers. */
-static lethe_model *clone(const lethe_model *src, const toy *t)
-{
-    lethe_model *m = NULL;
-    if (lethe_model_create(&m, lethe_model_arch(src), 1, t->ds.h, t->ds.w, t->ds.nclass) !=
-            LETHE_OK ||
-        lethe_model_copy(m, src) != LETHE_OK || lethe_model_reserve(m, 64) != LETHE_OK) {
-        lethe_model_free(m);
-        return NULL;
-    }
-    return m;
-}
 
 static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)
 {
@@ -119,7 +77,7 @@ static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)
 static lethe_status run_clone(const lethe_model *m0, const toy *t, const lethe_unlearn_config *cfg,
                               lethe_unlearn_result *res, lethe_model **out)
 {
-    *out = clone(m0, t);
+    *out = toy_clone(m0, t);
     if (!*out) return LETHE_ERR_NOMEM;
     return lethe_unlearn(*out, &t->ds, &t->forget, &t->retain, cfg, res, NULL, NULL);
 }
@@ -458,7 +416,7 @@ static void ungrad_surgery_case(const char *arch, int hw)
     lethe_dataset_batch(&t.ds, t.forget.idx, BS, x, y);
     lethe_dataset_batch(&t.ds, t.retain.idx, BS, x + BS * px, y + BS);
     /* A scratch model: θ0 unchanged, running averages left alone. */
-    lethe_model *ms = clone(m0, &t);
+    lethe_model *ms = toy_clone(m0, &t);
     CHECK(ms != NULL);
     if (!ms) goto freeall;
     lethe_groups g;
@@ -589,7 +547,7 @@ TEST(salun_moves_only_the_most_salient_weights)
     if (!m0) goto out;
     size_t n, nf = t.forget.n;
     const float *theta0 = lethe_model_theta(m0, &n);
-    lethe_model *ms = clone(m0, &t);
+    lethe_model *ms = toy_clone(m0, &t);
     float *x = malloc(nf * 784 * sizeof(float));    /* (|D_f|, 1, 28, 28) */
     int32_t *y = malloc(nf * sizeof(int32_t));      /* (|D_f|) */
     float *dl = calloc(nf * 4, sizeof(float));      /* (|D_f|, 4) */
@@ -666,7 +624,7 @@ TEST(unlearn_nan_stops_naming_the_step)
     int nmeth;
     const char *const *names = lethe_methods(&nmeth);
     for (int k = 0; k < nmeth; k++) {
-        lethe_model *m = clone(m0, &t);
+        lethe_model *m = toy_clone(m0, &t);
         if (!m) continue;
         /* A NaN bias of the last layer: every logit is NaN from step 1. */
         const lethe_tensor *b = lethe_model_find(m, "fc3.bias");

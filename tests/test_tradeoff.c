@@ -64,7 +64,6 @@ static void toy_make(toy *t, int n, int nclass, int hw, float flip)
     }
 }
 
-
 static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)
 {
     lethe_unlearn_config_default(c);

@@ -63,7 +63,6 @@ static void toy_make(toy *t, int n, int nclass, int hw, size_t nf_max, size_t nr
     }
 }
 
-
 static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)
 {
     lethe_unlearn_config_default(c);

@@ -39,7 +39,8 @@ LDLIBS += -lz -lcjson -lsvm -lpng
 CFLAGS += -I/usr/include/cjson
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/nn/*.c src/optim/*.c src/data/*.c \
-                              src/io/*.c src/eval/*.c src/train/*.c src/unlearn/*.c))
+                              src/io/*.c src/eval/*.c src/train/*.c src/unlearn/*.c \
+                              src/gen/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))

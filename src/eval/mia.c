@@ -64,10 +64,13 @@ lethe_status lethe_mia_efficacy(const float *members, size_t n_members,
         prob.y[i] = member ? 1.0 : 0.0;
     }
 
+    /* cache_size (MB) bounds libsvm's kernel-row cache: it changes speed,
+     * never the result; 16 MB instead of 100 halves a run's peak RSS and
+     * costs no measurable time on these one-feature problems. */
     struct svm_parameter param = {
         .svm_type = C_SVC, .kernel_type = RBF, .degree = 3,
         .gamma = 1.0,          /* 1 / #features, with one feature */
-        .coef0 = 0.0, .cache_size = 100, .eps = 1e-3, .C = 3.0,
+        .coef0 = 0.0, .cache_size = 16, .eps = 1e-3, .C = 3.0,
         .nr_weight = 0, .weight_label = NULL, .weight = NULL,
         .nu = 0.5, .p = 0.1, .shrinking = 1, .probability = 0,
     };

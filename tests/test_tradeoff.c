@@ -323,7 +323,7 @@ TEST(budget_search_keeps_the_budget_on_its_probe)
     if (!m0) goto out;
     lethe_unlearn_config c;
     base_cfg(&c, "eupmu", 24);
-    c.lr = 0.1f;
+    c.lr = 0.16f;
     lethe_budget_config bc;
     lethe_budget_config_default(&bc);
     bc.budget = 2.0;
@@ -373,6 +373,64 @@ done:
     lethe_unlearn_result_free(&res);
     lethe_budget_result_free(&br);
     lethe_model_free(m);
+out:
+    lethe_model_free(m0);
+    toy_free(&t);
+}
+
+/* Checks before early_from·T never stop a trial (the transient dip of the
+ * first steps); from there on they do; 1 judges only the final model. */
+TEST(budget_early_checks_bind_from_early_from)
+{
+    toy t;
+    toy_make(&t, 480, 4, 12, 0.38f);
+    lethe_model *m0 = toy_model(&t, "mlp", 3);
+    CHECK(m0 != NULL);
+    if (!m0) goto out;
+    lethe_unlearn_config c;
+    base_cfg(&c, "eupmu", 24);
+    c.lr = 0.16f;
+    const double from[3] = {0.0, 0.5, 1.0};
+    int stopped_early[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        lethe_budget_config bc;
+        lethe_budget_config_default(&bc);
+        bc.budget = 2.0;
+        bc.holdout = 120;
+        bc.eps_lo = 1e-3f;
+        bc.eps_hi = 50.0f;
+        bc.iters = 2;
+        bc.check_every = 4;
+        bc.early_from = from[k];
+        lethe_model *m = toy_clone(m0, &t);
+        lethe_budget_result br;
+        lethe_unlearn_result res;
+        CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL,
+                                      NULL));
+        for (int i = 0; i < br.ntrials; i++) {
+            const lethe_budget_trial *x = &br.trial[i];
+            if (x->diverged) continue;
+            if (x->steps_run < 24) {
+                stopped_early[k]++;
+                CHECK(!x->kept);
+                CHECK_MSG(x->steps_run >= (long)(from[k] * 24),
+                          "early_from %g: stopped at step %ld", from[k], x->steps_run);
+            }
+            if (x->kept) CHECK(x->ra_drop <= bc.budget);
+        }
+        lethe_unlearn_result_free(&res);
+        lethe_budget_result_free(&br);
+        lethe_model_free(m);
+    }
+    CHECK(stopped_early[2] == 0);
+    CHECK_MSG(stopped_early[0] > 0, "no trial stopped early with every check binding");
+    lethe_budget_config bc;
+    lethe_budget_config_default(&bc);
+    bc.early_from = 1.5;
+    lethe_budget_result br;
+    lethe_unlearn_result res;
+    CHECK(lethe_unlearn_budget(m0, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL) ==
+          LETHE_ERR_ARG);
 out:
     lethe_model_free(m0);
     toy_free(&t);

@@ -147,6 +147,7 @@ cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *b
     cJSON_AddNumberToObject(o, "eps_hi", bc->eps_hi);
     cJSON_AddNumberToObject(o, "trial_steps", (double)bc->trial_steps);
     cJSON_AddNumberToObject(o, "check_every", (double)bc->check_every);
+    cJSON_AddNumberToObject(o, "early_from", bc->early_from);
     cJSON_AddNumberToObject(o, "search_forward_samples", (double)br->fwd_samples);
     cJSON_AddNumberToObject(o, "search_backward_samples", (double)br->bwd_samples);
     cJSON_AddNumberToObject(o, "search_seconds", br->seconds);

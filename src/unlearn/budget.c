@@ -10,9 +10,10 @@
  *     trial(ε_lo): broken → trial(0): ε = 0 (feasible only if kept);
  *     otherwise `iters` times: ε_m = √(ε_kept · ε_broken), keep the side.
  * Each trial is a run from a copy of the original model on D_r less the
- * held-out part; the held-out accuracy (EVAL mode) is checked every
- * check_every steps and at the end, and a trial stops at the first check
- * over budget, so "kept" means within budget at every check. With full-
+ * held-out part, judged by the held-out accuracy (EVAL mode) of its final
+ * model. It is checked every check_every steps too, and stops at a check
+ * over budget from step early_from·T on: the first steps of a forgetting
+ * run dip and recover (lethe.h), so only later checks may end it. With full-
  * length trials the chosen trial is the final model (the run with that ε,
  * bit for bit); with shortened trials a full final run follows.
  */
@@ -33,6 +34,7 @@ void lethe_budget_config_default(lethe_budget_config *c)
     c->iters = 5;
     c->holdout = 1000;
     c->check_every = 0;
+    c->early_from = 0.5;
     c->trial_steps = 0;
 }
 
@@ -51,6 +53,7 @@ typedef struct {
     lethe_budget_result *br;
     double budget;
     long every, steps;          /* check period; steps of a trial */
+    long binding_from;          /* checks at step ≥ this may stop a trial */
     double ra;                  /* held-out accuracy at the last check */
     int broke;
     lethe_progress_fn cb;
@@ -68,7 +71,7 @@ static int check_hook(lethe_model *m, long t, void *ctx, lethe_status *st)
     search_ctx *s = ctx;
     if ((t + 1) % s->every != 0) return 0;
     if ((*st = held_accuracy(s, m, &s->ra)) != LETHE_OK) return 1;
-    s->broke = s->br->ra_orig - s->ra > s->budget;
+    s->broke = t + 1 >= s->binding_from && s->br->ra_orig - s->ra > s->budget;
     return s->broke;
 }
 
@@ -163,6 +166,9 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
     if (bc->holdout < 1 || bc->check_every < 0 || bc->trial_steps < 0)
         return lethe_fail(LETHE_ERR_ARG, "utility budget: held-out size must be >= 1 and the "
                           "check period and trial steps >= 0");
+    if (!(bc->early_from >= 0.0 && bc->early_from <= 1.0))
+        return lethe_fail(LETHE_ERR_ARG, "utility budget: early_from must be in [0, 1], got %g",
+                          bc->early_from);
     if (!forget || forget->n == 0) return lethe_fail(LETHE_ERR_ARG, "the forget set is empty");
     if (!retain || retain->n < 2)
         return lethe_fail(LETHE_ERR_ARG, "utility budget: the retain set needs at least 2 samples");
@@ -193,6 +199,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
         .steps = bc->trial_steps ? bc->trial_steps : T, .cb = cb, .cbctx = cbctx,
     };
     s.every = bc->check_every ? bc->check_every : (s.steps + 9) / 10;
+    s.binding_from = (long)ceil(bc->early_from * (double)s.steps);
     if ((st = lethe_model_reserve(m, LETHE_EVAL_BATCH)) != LETHE_OK ||
         (st = held_accuracy(&s, m, &br->ra_orig)) != LETHE_OK)
         goto done;

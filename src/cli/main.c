@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/gen.h"
 
 /* The trade-off commands (cmd_sweep.c, cmd_plot.c, cmd_table.c). */
 int cmd_sweep(int argc, char **argv);
@@ -23,7 +24,24 @@ static const struct {
     {"sweep", cmd_sweep, "one method over values of a parameter: table, JSON, trade-off plot"},
     {"plot", cmd_plot, "plots of an unlearn report (λ, losses, audit) or of sweep results"},
     {"table", cmd_table, "results JSON of bench or sweep as Markdown, LaTeX or CSV"},
+    {"sample", cmd_sample, "generate images from a diffusion model: PNG grid, IDX"},
 };
+
+/* Commands whose --task diffusion form lives in the generation files. */
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+} diffusion_forms[] = {
+    {"train", cmd_train_diffusion},
+    {"eval", cmd_eval_diffusion},
+};
+
+static int wants_diffusion(int argc, char **argv)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--task") == 0) return strcmp(argv[i + 1], "diffusion") == 0;
+    return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -49,6 +67,10 @@ int main(int argc, char **argv)
         printf("lethe %s\n", LETHE_VERSION);
         return 0;
     }
+    if (wants_diffusion(argc - 2, argv + 2))
+        for (size_t i = 0; i < sizeof diffusion_forms / sizeof diffusion_forms[0]; i++)
+            if (strcmp(argv[1], diffusion_forms[i].name) == 0)
+                return diffusion_forms[i].run(argc - 2, argv + 2);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
     fprintf(stderr, "lethe: unknown command '%s' (see lethe --help)\n", argv[1]);

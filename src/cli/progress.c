@@ -32,7 +32,7 @@ void cli_progress_cb(const lethe_progress *pr, void *ctx)
     fmt_time(el, sizeof el, pr->elapsed_s);
     char extra[64] = "";
     if (!isnan(pr->lambda)) snprintf(extra, sizeof extra, "  λ %.4f", pr->lambda);
-    else snprintf(extra, sizeof extra, "  acc %5.2f%%", pr->acc);
+    else if (!isnan(pr->acc)) snprintf(extra, sizeof extra, "  acc %5.2f%%", pr->acc);
     fprintf(stderr, "%s%s epoch %d/%d  step %ld/%ld (%3.0f%%)  loss %.4f%s  %.0f img/s  "
             "%s elapsed, %s left%s",
             p->tty ? "\r\033[K" : "", p->what, pr->epoch, pr->epochs, pr->step, pr->total,

@@ -131,4 +131,87 @@ void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
 void nn_mse(float *losses, float *dpred, const float *pred, const float *target,
             const float *w, int n, int d);
 
+/* ---------------------------------------------------- Generation layers */
+
+/* σ(x) = 1/(1 + e^−x) with an exponential GCC vectorises in simd loops
+ * (glibc's expf stays a call per lane): e^v = 2^k·e^r, k = round(v/ln 2)
+ * (by adding and subtracting 1.5·2²³), |r| ≤ ln2/2, e^r by Cephes'
+ * polynomial (relative error ~1e-7). v is clamped to ±87 so 2^k stays a
+ * normal float (a NaN becomes 87: SiLU's x·σ(x) is still NaN). No
+ * branches, so the loops that call it vectorise. SiLU's forward and
+ * backward both use it, so their values agree. */
+static inline float nn_sigmoidf(float x)
+{
+    float v = -x;
+    v = v < 87.0f ? v : 87.0f;
+    v = v > -87.0f ? v : -87.0f;
+    const float k = (v * 1.44269504f + 12582912.0f) - 12582912.0f;
+    const float r = v - k * 0.693359375f + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float er = p * r * r + r + 1.0f;
+    const int32_t bits = ((int32_t)k + 127) * (1 << 23);   /* 2^k as float bits */
+    float two_k;
+    __builtin_memcpy(&two_k, &bits, sizeof two_k);
+    return 1.0f / (1.0f + er * two_k);
+}
+
+/* Group norm over (N, C, HW): the C channels form ng groups of C/ng; each
+ * (sample, group) is normalised by its own mean and biased variance over
+ * its (C/ng)·HW values, then out = γ_c·xhat + β_c, then (silu) out·σ(out).
+ * Statistics are per sample, so sample groups need nothing special in
+ * forward. mean, istd (N, ng) are saved for backward; gamma, beta (C). */
+void nn_groupnorm_forward(float *out, float *mean, float *istd, const float *in,
+                          const float *gamma, const float *beta, int n, int c, int hw,
+                          int ng, float eps, int silu);
+/* dout (N, C, HW) is the gradient of the output (after the SiLU when
+ * silu); din (N, C, HW) or NULL, += when din_add, else =; dgamma[k],
+ * dbeta[k] (C) per sample group (+=), NULL skips. in, mean, istd, gamma,
+ * beta as the forward's (the pre-SiLU value is recomputed from them). */
+void nn_groupnorm_backward(float *din, int din_add, float *const dgamma[],
+                           float *const dbeta[], const float *dout, const float *in,
+                           const float *mean, const float *istd, const float *gamma,
+                           const float *beta, int c, int hw, int ng, const lethe_groups *g,
+                           int silu);
+
+/* SiLU x·σ(x), elementwise over n; backward reads the INPUT and
+ * accumulates (din_add) or stores: din = dout·σ(x)·(1 + x·(1 − σ(x))). */
+void nn_silu_forward(float *out, const float *in, size_t n);
+void nn_silu_backward(float *din, int din_add, const float *dout, const float *in, size_t n);
+
+/* Nearest-neighbour ×2 upsampling: in (N, C, H, W) → out (N, C, 2H, 2W);
+ * backward din (N, C, H, W) gets the sum of its four copies' gradients
+ * (+= when din_add, else =). */
+void nn_upsample2_forward(float *out, const float *in, int n, int c, int h, int w);
+void nn_upsample2_backward(float *din, int din_add, const float *dout, int n, int c, int h,
+                           int w);
+
+/* Channel concatenation: a (N, CA, HW), b (N, CB, HW) → out (N, CA+CB, HW);
+ * backward splits dout into da, db (either NULL; += when *_add, else =). */
+void nn_concat_forward(float *out, const float *a, const float *b, int n, int ca, int cb,
+                       int hw);
+void nn_concat_backward(float *da, int da_add, float *db, int db_add, const float *dout,
+                        int n, int ca, int cb, int hw);
+
+/* Sinusoidal timestep embedding (Transformer/DDPM): t (N) → out (N, D),
+ * out[i][j] = sin(t_i·f_j), out[i][D/2 + j] = cos(t_i·f_j) for j < D/2,
+ * f_j = exp(−ln(10000)·j/(D/2)); an odd D's last column is 0. No
+ * parameters, no backward. */
+void nn_timestep_embed(float *out, const int32_t *t, int n, int d);
+/* Label embedding: out (N, D) = rows y_i of table (K, D); the caller has
+ * checked 0 ≤ y_i < K. Backward scatter-adds dout's rows into dtable[k]
+ * (K, D) of each sample group k (+=; NULL skips). */
+void nn_label_embed_forward(float *out, const int32_t *y, const float *table, int n, int d);
+void nn_label_embed_backward(float *const dtable[], const float *dout, const int32_t *y,
+                             const lethe_groups *g, int d);
+/* Channel-broadcast add: out (N, C, HW) = x (N, C, HW) + v (N, C) over HW.
+ * Backward: dx = dout, dv = Σ_HW dout (either NULL; += when *_add, else =). */
+void nn_bcast_add_forward(float *out, const float *x, const float *v, int n, int c, int hw);
+void nn_bcast_add_backward(float *dx, int dx_add, float *dv, int dv_add, const float *dout,
+                           int n, int c, int hw);
+
 #endif

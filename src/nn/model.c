@@ -13,6 +13,7 @@
 
 #define BN_MOMENTUM 0.1f
 #define BN_EPS 1e-5f
+#define GN_EPS 1e-5f     /* PyTorch's GroupNorm default */
 
 void lethe_groups_one(lethe_groups *g, int n)
 {
@@ -175,6 +176,70 @@ int nn_add_sum(lethe_model *m, int a, int b)
     return i;
 }
 
+int nn_add_groupnorm(lethe_model *m, const char *name, int in, int ng, int silu)
+{
+    if (in < 0 || ng < 1 || m->nodes[in].c % ng != 0) return -1;
+    const nn_node *s = &m->nodes[in];
+    int i = add_node(m, NN_GN, in, s->c, s->h, s->w);
+    if (i < 0) return -1;
+    nn_node *nd = &m->nodes[i];
+    nd->ng = ng;
+    nd->silu = silu;
+    int cs[1] = {s->c};
+    nd->t_w = add_tensor_named(m, name, "weight", 1, cs, 1, 0);
+    nd->t_b = add_tensor_named(m, name, "bias", 1, cs, 1, 0);
+    return (nd->t_w < 0 || nd->t_b < 0) ? -1 : i;
+}
+
+int nn_add_silu(lethe_model *m, int in)
+{
+    if (in < 0) return -1;
+    const nn_node *s = &m->nodes[in];
+    return add_node(m, NN_SILU, in, s->c, s->h, s->w);
+}
+
+int nn_add_upsample(lethe_model *m, int in)
+{
+    if (in < 0) return -1;
+    const nn_node *s = &m->nodes[in];
+    return add_node(m, NN_UPSAMPLE, in, s->c, 2 * s->h, 2 * s->w);
+}
+
+int nn_add_concat(lethe_model *m, int a, int b)
+{
+    if (a < 0 || b < 0) return -1;
+    const nn_node *s = &m->nodes[a], *t = &m->nodes[b];
+    if (s->h != t->h || s->w != t->w) return -1;
+    int i = add_node(m, NN_CONCAT, a, s->c + t->c, s->h, s->w);
+    if (i >= 0) m->nodes[i].in1 = b;
+    return i;
+}
+
+int nn_add_temb(lethe_model *m, int d)
+{
+    return d < 2 ? -1 : add_node(m, NN_TEMB, -1, d, 1, 1);
+}
+
+int nn_add_lemb(lethe_model *m, const char *name, int rows, int d)
+{
+    if (rows < 1 || d < 1) return -1;
+    int i = add_node(m, NN_LEMB, -1, d, 1, 1);
+    if (i < 0) return -1;
+    int ws[2] = {rows, d};
+    m->nodes[i].t_w = add_tensor_named(m, name, "weight", 2, ws, 1, 0);
+    return m->nodes[i].t_w < 0 ? -1 : i;
+}
+
+int nn_add_bcast_add(lethe_model *m, int x, int v)
+{
+    if (x < 0 || v < 0) return -1;
+    const nn_node *s = &m->nodes[x];
+    if (m->nodes[v].size != (size_t)s->c) return -1;
+    int i = add_node(m, NN_BCAST_ADD, x, s->c, s->h, s->w);
+    if (i >= 0) m->nodes[i].in1 = v;
+    return i;
+}
+
 /* ------------------------------------------------------------- fusion */
 
 /* The only node that reads node i, or −1 (none or several). */
@@ -226,6 +291,7 @@ static const struct {
     {"mlp", nn_build_mlp},
     {"cnn", nn_build_cnn},
     {"resnet8", nn_build_resnet8},
+    {"unet", nn_build_unet},
 };
 
 lethe_status lethe_model_create(lethe_model **out, const char *arch,
@@ -237,7 +303,7 @@ lethe_status lethe_model_create(lethe_model **out, const char *arch,
         if (strcmp(arch, arch_table[i].name) == 0) build = arch_table[i].build;
     if (!build)
         return lethe_fail(LETHE_ERR_NOTFOUND,
-                          "unknown architecture '%s' (known: mlp, cnn, resnet8)", arch);
+                          "unknown architecture '%s' (known: mlp, cnn, resnet8, unet)", arch);
     if (in_c < 1 || in_c > 3 || in_h < 8 || in_h > 256 || in_w < 8 || in_w > 256 ||
         nclass < 2 || nclass > 1000)
         return lethe_fail(LETHE_ERR_ARG, "bad input shape %dx%dx%d or class count %d",
@@ -380,6 +446,8 @@ static size_t node_floats(const lethe_model *m, int i, size_t N)
     size_t f = N * h->size * (own_dout ? 2 : 1);                      /* out, dout */
     if (h->op == NN_MAXPOOL) f += N * h->size;                      /* arg */
     if (nd->op == NN_BN) f += 2 * (size_t)LETHE_MAX_GROUPS * nd->c; /* mean, istd */
+    if (nd->op == NN_GN) f += 2 * N * (size_t)nd->ng;               /* mean, istd */
+    if (nd->op == NN_LEMB) f += N;                                  /* labels */
     return f;
 }
 
@@ -433,6 +501,11 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
             nd->mean = p; p += LETHE_MAX_GROUPS * nd->c;
             nd->istd = p; p += LETHE_MAX_GROUPS * nd->c;
         }
+        if (nd->op == NN_GN) {
+            nd->mean = p; p += N * nd->ng;
+            nd->istd = p; p += N * nd->ng;
+        }
+        if (nd->op == NN_LEMB) { nd->arg = (int32_t *)p; p += N; }
     }
     /* Sums come after their inputs: point the aliased gradients now. */
     for (int i = 0; i < m->nnodes; i++) {
@@ -452,7 +525,8 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
 }
 
 /* PyTorch's defaults: weights kaiming-uniform with a = √5, i.e. U(±1/√fan_in),
- * biases U(±1/√fan_in); batch norm γ = 1, β = 0, running var 1. */
+ * biases U(±1/√fan_in); batch and group norm γ = 1, β = 0, running var 1;
+ * embedding tables N(0, 1). */
 void lethe_model_init(lethe_model *m, lethe_rng *rng)
 {
     for (int i = 0; i < m->nnodes; i++) {
@@ -476,6 +550,14 @@ void lethe_model_init(lethe_model *m, lethe_rng *rng)
                 m->tensors[nd->t_rv].data[j] = 1.0f;
             }
             m->tensors[nd->t_nb].data[0] = 0.0f;
+        } else if (nd->op == NN_GN) {
+            for (int j = 0; j < nd->c; j++) {
+                m->tensors[nd->t_w].data[j] = 1.0f;
+                m->tensors[nd->t_b].data[j] = 0.0f;
+            }
+        } else if (nd->op == NN_LEMB) {
+            lethe_tensor *w = &m->tensors[nd->t_w];
+            for (size_t j = 0; j < w->numel; j++) w->data[j] = lethe_rng_normal(rng);
         }
     }
 }
@@ -490,15 +572,40 @@ lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src)
     return LETHE_OK;
 }
 
+/* Convs and linears, and the element-wise work of the generation layers at
+ * rough operation counts per output value (group norm: statistics 4,
+ * normalise and affine 4; SiLU 6, its exponential's polynomial counted as
+ * one; a broadcast add 1; a timestep embedding 2, its sin and cos as one
+ * each). Copies (upsampling, concatenation, lookups) count nothing, nor do
+ * the classifiers' element-wise layers (as before). */
 double lethe_model_flops(const lethe_model *m)
 {
     double f = 0.0;
     for (int i = 0; i < m->nnodes; i++) {
         const nn_node *nd = &m->nodes[i];
+        const double size = (double)nd->size;
         if (nd->op == NN_CONV || nd->op == NN_LINEAR)
             f += 2.0 * (double)m->tensors[nd->t_w].numel * nd->h * nd->w;
+        else if (nd->op == NN_GN)
+            f += (nd->silu ? 14.0 : 8.0) * size;
+        else if (nd->op == NN_SILU)
+            f += 6.0 * size;
+        else if (nd->op == NN_BCAST_ADD || nd->op == NN_TEMB)
+            f += (nd->op == NN_TEMB ? 2.0 : 1.0) * size;
     }
     return f;
+}
+
+size_t lethe_model_out_size(const lethe_model *m)
+{
+    return m->nnodes > 0 ? m->nodes[m->nnodes - 1].size : 0;
+}
+
+lethe_status lethe_model_set_cond(lethe_model *m, const int32_t *t, const int32_t *y)
+{
+    m->cond_t = t;
+    m->cond_y = y;
+    return LETHE_OK;
 }
 
 /* ------------------------------------------------------------ forward */
@@ -512,8 +619,10 @@ static double prof_now(const lethe_model *m)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Node i's output; NULL for none (i < 0: an embedding has no input node). */
 static const float *node_out(const lethe_model *m, int i)
 {
+    if (i < 0) return NULL;
     return m->nodes[i].op == NN_INPUT ? m->input : m->nodes[i].out;
 }
 
@@ -532,10 +641,37 @@ static lethe_status check_groups(const lethe_model *m, const lethe_groups *g, in
     return LETHE_OK;
 }
 
+/* The conditioning a graph with embedding nodes needs: timesteps t (n) for
+ * a timestep embedding, labels y (n) within its table for a label one. */
+static lethe_status check_cond(const lethe_model *m, const int32_t *t, const int32_t *y,
+                               int n)
+{
+    for (int i = 0; i < m->nnodes; i++) {
+        const nn_node *nd = &m->nodes[i];
+        if (nd->op == NN_TEMB && !t)
+            return lethe_fail(LETHE_ERR_ARG, "%s model: forward without timesteps "
+                              "(call lethe_model_set_cond before each forward)", m->arch);
+        if (nd->op != NN_LEMB) continue;
+        if (!y)
+            return lethe_fail(LETHE_ERR_ARG, "%s model: forward without labels "
+                              "(call lethe_model_set_cond before each forward)", m->arch);
+        const int rows = m->tensors[nd->t_w].shape[0];
+        for (int j = 0; j < n; j++)
+            if (y[j] < 0 || y[j] >= rows)
+                return lethe_fail(LETHE_ERR_ARG, "%s model: label %d of sample %d outside "
+                                  "[0, %d]", m->arch, (int)y[j], j, rows - 1);
+    }
+    return LETHE_OK;
+}
+
 lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
                                  const lethe_groups *g, lethe_bn_mode mode,
                                  const float **logits)
 {
+    /* The conditioning serves this forward only: a stale pointer must not
+     * feed the next one (the labels are copied for backward). */
+    const int32_t *cond_t = m->cond_t, *cond_y = m->cond_y;
+    m->cond_t = m->cond_y = NULL;
     lethe_groups one;
     if (!g) {
         lethe_groups_one(&one, n);
@@ -543,6 +679,7 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
     }
     lethe_status st = check_groups(m, g, n);
     if (st != LETHE_OK) return st;
+    if ((st = check_cond(m, cond_t, cond_y, n)) != LETHE_OK) return st;
     m->input = x;
     m->last_n = n;
     m->last_groups = *g;
@@ -596,6 +733,33 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
         case NN_ADD:
             nn_add_forward_ex(h->out, in, node_out(m, nd->in1), len, nd->relu);
             break;
+        case NN_GN:
+            nn_groupnorm_forward(nd->out, nd->mean, nd->istd, in, tdata(m, nd->t_w),
+                                 tdata(m, nd->t_b), n, nd->c, nd->h * nd->w, nd->ng, GN_EPS,
+                                 nd->silu);
+            break;
+        case NN_SILU:
+            nn_silu_forward(nd->out, in, len);
+            break;
+        case NN_UPSAMPLE: {
+            const nn_node *s = &m->nodes[nd->in0];
+            nn_upsample2_forward(nd->out, in, n, s->c, s->h, s->w);
+            break;
+        }
+        case NN_CONCAT:
+            nn_concat_forward(nd->out, in, node_out(m, nd->in1), n, m->nodes[nd->in0].c,
+                              m->nodes[nd->in1].c, nd->h * nd->w);
+            break;
+        case NN_TEMB:
+            nn_timestep_embed(nd->out, cond_t, n, nd->c);
+            break;
+        case NN_LEMB:
+            memcpy(nd->arg, cond_y, (size_t)n * sizeof(int32_t));
+            nn_label_embed_forward(nd->out, nd->arg, tdata(m, nd->t_w), n, nd->c);
+            break;
+        case NN_BCAST_ADD:
+            nn_bcast_add_forward(nd->out, in, node_out(m, nd->in1), n, nd->c, nd->h * nd->w);
+            break;
         }
         if (m->prof) m->prof[i] += prof_now(m) - t0;
     }
@@ -609,12 +773,12 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
  * *add tells whether it already holds a share (a node read by two others,
  * as in a residual block, gets both): the first writer stores, the next
  * ones add, so no buffer is cleared first. NULL for the input node: nobody
- * needs ∂L/∂x. */
+ * needs ∂L/∂x; nor for a timestep embedding (no parameters before it). */
 static float *grad_of(lethe_model *m, int i, int *add)
 {
     nn_node *nd = &m->nodes[i];
     *add = 1;
-    if (nd->op == NN_INPUT) return NULL;
+    if (nd->op == NN_INPUT || nd->op == NN_TEMB) return NULL;
     *add = nd->dirty;
     nd->dirty = 1;
     return nd->dout;
@@ -730,8 +894,56 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
             }
             break;
         }
+        case NN_GN: {
+            float *din = grad_of(m, nd->in0, &add);
+            nn_groupnorm_backward(din, add, dw, db, gin, in, nd->mean, nd->istd,
+                                  tdata(m, nd->t_w), tdata(m, nd->t_b), nd->c, nd->h * nd->w,
+                                  nd->ng, g, nd->silu);
+            break;
+        }
+        case NN_SILU: {
+            float *din = grad_of(m, nd->in0, &add);
+            if (din) nn_silu_backward(din, add, gin, in, len);
+            break;
+        }
+        case NN_UPSAMPLE: {
+            const nn_node *s = &m->nodes[nd->in0];
+            float *din = grad_of(m, nd->in0, &add);
+            if (din) nn_upsample2_backward(din, add, gin, n, s->c, s->h, s->w);
+            break;
+        }
+        case NN_CONCAT: {
+            int add1;
+            float *da = grad_of(m, nd->in0, &add);
+            float *db1 = grad_of(m, nd->in1, &add1);
+            nn_concat_backward(da, add, db1, add1, gin, n, m->nodes[nd->in0].c,
+                               m->nodes[nd->in1].c, nd->h * nd->w);
+            break;
+        }
+        case NN_TEMB:
+            break;
+        case NN_LEMB:
+            nn_label_embed_backward(dw, gin, nd->arg, g, nd->c);
+            break;
+        case NN_BCAST_ADD: {
+            int add1;
+            float *dx = grad_of(m, nd->in0, &add);
+            float *dv = grad_of(m, nd->in1, &add1);
+            nn_bcast_add_backward(dx, add, dv, add1, gin, n, nd->c, nd->h * nd->w);
+            break;
+        }
         }
         if (m->prof) m->prof[m->nnodes + i] += prof_now(m) - t0;
     }
     return LETHE_OK;
+}
+
+const float *lethe_model_features(const lethe_model *m, int *dim)
+{
+    if (dim) *dim = 0;
+    if (m->last_n < 1 || m->nnodes < 2) return NULL;
+    const nn_node *last = &m->nodes[m->nnodes - 1];
+    if (last->in0 < 0 || m->nodes[last->in0].op == NN_INPUT) return NULL;
+    if (dim) *dim = (int)m->nodes[last->in0].size;
+    return node_out(m, last->in0);
 }

@@ -14,12 +14,17 @@
 #include "lethe.h"
 #include "nn/layers.h"
 
-#define NN_MAX_TENSORS 64
-#define NN_MAX_NODES 64
+#define NN_MAX_TENSORS 256
+#define NN_MAX_NODES 256
 #define NN_NAME_LEN 64
 
 typedef enum {
-    NN_INPUT, NN_CONV, NN_LINEAR, NN_RELU, NN_MAXPOOL, NN_GAP, NN_BN, NN_ADD
+    NN_INPUT, NN_CONV, NN_LINEAR, NN_RELU, NN_MAXPOOL, NN_GAP, NN_BN, NN_ADD,
+    /* Generation (the U-Net): group norm (+ SiLU), SiLU, ×2 upsampling,
+     * channel concatenation (in0, in1), timestep and label embeddings (no
+     * input node: they read the conditioning of lethe_model_set_cond),
+     * and x (in0) + a per-channel vector (in1) broadcast over pixels. */
+    NN_GN, NN_SILU, NN_UPSAMPLE, NN_CONCAT, NN_TEMB, NN_LEMB, NN_BCAST_ADD
 } nn_op;
 
 typedef struct {
@@ -30,6 +35,8 @@ typedef struct {
     int t_w, t_b;               /* weight/bias tensors (γ/β for BN), −1 if none */
     int t_rm, t_rv, t_nb;       /* BN running mean, var, batches tracked */
     int k, stride, pad;         /* conv and pool geometry */
+    int ng;                     /* group norm: channel groups */
+    int silu;                   /* group norm: SiLU applied to its output */
     /* Fusion (nn_fuse): a ReLU, and after a conv's ReLU a max pool, run
      * inside the producer's kernel. The folded nodes keep their index (the
      * graph's edges point at them) but are skipped; `head` is the last node
@@ -40,8 +47,10 @@ typedef struct {
     int head;                   /* this node's group result (itself when unfused) */
     float *out;                 /* (N, c, h, w); NULL when folded away */
     float *dout;                /* (N, c, h, w); NULL when folded away or last */
-    int32_t *arg;               /* max-pool argmax (N, c, h, w) */
-    float *mean, *istd;         /* BN μ and 1/σ per group (G, c) */
+    int32_t *arg;               /* max-pool argmax (N, c, h, w); label
+                                   embedding: the labels of the forward (N) */
+    float *mean, *istd;         /* BN μ and 1/σ per group (G, c); GN per
+                                   sample and channel group (N, ng) */
     int dirty;                  /* dout holds gradient of this backward */
 } nn_node;
 
@@ -69,6 +78,8 @@ struct lethe_model {
     int last_n;                 /* batch size of the last forward */
     lethe_groups last_groups;
     lethe_bn_mode last_mode;
+    const int32_t *cond_t, *cond_y; /* lethe_model_set_cond's arrays (N), for the
+                                   next forward only (not owned) */
     double *prof;               /* NULL, or (2·nnodes) seconds spent per node, forward
                                    then backward, added up (bench_engine's profile) */
     int prof_cpu;               /* profile in this thread's CPU time, not wall time */
@@ -85,6 +96,18 @@ int nn_add_maxpool(lethe_model *m, int in, int k, int stride);
 int nn_add_gap(lethe_model *m, int in);
 int nn_add_bn(lethe_model *m, const char *name, int in);
 int nn_add_sum(lethe_model *m, int a, int b);
+/* Generation layers: group norm with ng channel groups (γ = weight,
+ * β = bias, PyTorch's GroupNorm names) and a fused SiLU when silu; SiLU;
+ * ×2 nearest upsampling; channel concatenation [a, b]; the sinusoidal
+ * embedding of the timesteps (N, d); a label table `name.weight` (rows, d)
+ * looked up by the labels; x + v with v (N, C) broadcast over x's pixels. */
+int nn_add_groupnorm(lethe_model *m, const char *name, int in, int ng, int silu);
+int nn_add_silu(lethe_model *m, int in);
+int nn_add_upsample(lethe_model *m, int in);
+int nn_add_concat(lethe_model *m, int a, int b);
+int nn_add_temb(lethe_model *m, int d);
+int nn_add_lemb(lethe_model *m, const char *name, int rows, int d);
+int nn_add_bcast_add(lethe_model *m, int x, int v);
 
 /* Fuse ReLUs and pools into their producers (once, after building). */
 void nn_fuse(lethe_model *m);
@@ -93,5 +116,6 @@ void nn_fuse(lethe_model *m);
 lethe_status nn_build_mlp(lethe_model *m);
 lethe_status nn_build_cnn(lethe_model *m);
 lethe_status nn_build_resnet8(lethe_model *m);
+lethe_status nn_build_unet(lethe_model *m);
 
 #endif

@@ -1,0 +1,28 @@
+/* Generation commands (cmd_gen.c, cmd_gen_unlearn.c) and their shared
+ * pieces: a diffusion checkpoint keeps its noise schedule in metadata. */
+#ifndef LETHE_CLI_GEN_H
+#define LETHE_CLI_GEN_H
+
+#include "cli/cli.h"
+
+int cmd_train_diffusion(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_eval_diffusion(int argc, char **argv);
+
+/* Store s (made from beta1..betaT) as "task", "ddpm_T", "ddpm_beta*". */
+void gen_meta_schedule(lethe_metadata *md, const lethe_ddpm *s, double beta1, double betaT);
+/* Open a diffusion checkpoint and rebuild its schedule (free both). */
+lethe_status gen_open(const char *path, lethe_model **m, lethe_metadata *md, lethe_ddpm *s);
+/* --sampler, --steps, --eta, --guidance (default 2); 0 or the exit status. */
+int gen_sample_opts(const cli_args *a, const char *cmd, lethe_sample_config *sc);
+
+/* Generation metrics as JSON, a per-class grid (cols per row), a table. */
+#include <cjson/cJSON.h>
+cJSON *gen_metrics_json(const lethe_gen_metrics *g, const lethe_gen_eval_config *c);
+lethe_status gen_write_grid(const char *path, const float *images, int nclass, int per_class,
+                            int cols, int h, int w);
+void gen_print_table(const char *label, const lethe_gen_metrics *g);
+/* --n, --batch, --seed and the sampler options into ec; 0 or the exit status. */
+int gen_eval_opts(const cli_args *a, const char *cmd, lethe_gen_eval_config *ec);
+
+#endif

@@ -388,13 +388,18 @@ lethe_status gen_write_grid(const char *path, const float *images, int nclass, i
     return st;
 }
 
-void gen_print_table(const char *label, const lethe_gen_metrics *g)
+void gen_print_header(int nclass)
 {
     printf("| model | UA_gen | acc on retained | FD-cls |");
-    for (int k = 0; k < g->nclass; k++) printf(" %d |", k);
+    for (int k = 0; k < nclass; k++) printf(" acc %d |", k);
     printf("\n|---|---|---|---|");
-    for (int k = 0; k < g->nclass; k++) printf("---|");
-    printf("\n| %s | ", label);
+    for (int k = 0; k < nclass; k++) printf("---|");
+    printf("\n");
+}
+
+void gen_print_row(const char *label, const lethe_gen_metrics *g)
+{
+    printf("| %s | ", label);
     if (isfinite(g->ua_gen)) printf("%.2f |", g->ua_gen);
     else printf("– |");
     printf(" %.2f | %.2f |", g->acc_retained, g->fd_cls);
@@ -470,7 +475,8 @@ int cmd_eval_diffusion(int argc, char **argv)
     if ((st = lethe_gen_evaluate(m, &s, clf, &test, mask, &ec, &g, images)) != LETHE_OK) goto fail;
     fprintf(stderr, "done in %.1f s; FD-cls against %d real test images of the retained classes\n",
             cli_now() - t0, g.n_real);
-    gen_print_table(path, &g);
+    gen_print_header(g.nclass);
+    gen_print_row(path, &g);
     if (grid) {
         if ((st = gen_write_grid(grid, images, g.nclass, ec.per_class, 10, h, w)) != LETHE_OK)
             goto fail;

@@ -16,12 +16,14 @@ lethe_status gen_open(const char *path, lethe_model **m, lethe_metadata *md, let
 /* --sampler, --steps, --eta, --guidance (default 2); 0 or the exit status. */
 int gen_sample_opts(const cli_args *a, const char *cmd, lethe_sample_config *sc);
 
-/* Generation metrics as JSON, a per-class grid (cols per row), a table. */
+/* Generation metrics as JSON, a per-class grid (cols per row), a table
+ * (header, then a row per model). */
 #include <cjson/cJSON.h>
 cJSON *gen_metrics_json(const lethe_gen_metrics *g, const lethe_gen_eval_config *c);
 lethe_status gen_write_grid(const char *path, const float *images, int nclass, int per_class,
                             int cols, int h, int w);
-void gen_print_table(const char *label, const lethe_gen_metrics *g);
+void gen_print_header(int nclass);
+void gen_print_row(const char *label, const lethe_gen_metrics *g);
 /* --n, --batch, --seed and the sampler options into ec; 0 or the exit status. */
 int gen_eval_opts(const cli_args *a, const char *cmd, lethe_gen_eval_config *ec);
 

@@ -74,6 +74,31 @@ int gen_sample_opts(const cli_args *a, const char *cmd, lethe_sample_config *sc)
     return 0;
 }
 
+lethe_status gen_save(const lethe_model *m, const lethe_ddpm *s, const lethe_dataset *train,
+                      const lethe_diffusion_config *cfg, const char *without, const char *path)
+{
+    lethe_metadata md = {0};
+    char buf[512];
+    lethe_meta_set(&md, "format", "lethe");
+    lethe_meta_set(&md, "version", LETHE_VERSION);
+    lethe_meta_set(&md, "arch", lethe_model_arch(m));
+    snprintf(buf, sizeof buf, "%d,%d,%d", train->c, train->h, train->w);
+    lethe_meta_set(&md, "in_shape", buf);
+    snprintf(buf, sizeof buf, "%d", train->nclass);
+    lethe_meta_set(&md, "nclass", buf);
+    lethe_meta_set(&md, "dataset", train->name);
+    gen_meta_schedule(&md, s, s->beta[0], s->beta[s->T - 1]);
+    snprintf(buf, sizeof buf, "adamw lr=%g schedule=%d wd=%g epochs=%d batch=%d ema=%g "
+             "p_uncond=%g", (double)cfg->train.lr, (int)cfg->train.schedule,
+             (double)cfg->train.weight_decay, cfg->train.epochs, cfg->train.batch,
+             (double)cfg->ema, (double)cfg->p_uncond);
+    lethe_meta_set(&md, "recipe", buf);
+    snprintf(buf, sizeof buf, "%lu", (unsigned long)cfg->train.seed);
+    lethe_meta_set(&md, "seed", buf);
+    if (without) lethe_meta_set(&md, "trained_without", without);
+    return lethe_checkpoint_save(m, &md, path);
+}
+
 /* ------------------------------------------------------------- train */
 
 static const cli_opt train_opts[] = {
@@ -177,29 +202,9 @@ int cmd_train_diffusion(int argc, char **argv)
     if (st != LETHE_OK) goto fail;
     double secs = cli_now() - t0;
 
-    lethe_metadata md = {0};
-    char buf[512];
-    lethe_meta_set(&md, "format", "lethe");
-    lethe_meta_set(&md, "version", LETHE_VERSION);
-    lethe_meta_set(&md, "arch", arch);
-    snprintf(buf, sizeof buf, "%d,%d,%d", train.c, train.h, train.w);
-    lethe_meta_set(&md, "in_shape", buf);
-    snprintf(buf, sizeof buf, "%d", train.nclass);
-    lethe_meta_set(&md, "nclass", buf);
-    lethe_meta_set(&md, "dataset", train.name);
-    gen_meta_schedule(&md, &s, LETHE_DDPM_BETA1, LETHE_DDPM_BETAT);
-    snprintf(buf, sizeof buf, "adamw lr=%g schedule=%s wd=%g epochs=%d batch=%d ema=%g "
-             "p_uncond=%g", (double)cfg.train.lr, cli_str(&a, "schedule", "cosine"),
-             (double)cfg.train.weight_decay, cfg.train.epochs, cfg.train.batch,
-             (double)cfg.ema, (double)cfg.p_uncond);
-    lethe_meta_set(&md, "recipe", buf);
-    snprintf(buf, sizeof buf, "%lu", (unsigned long)seed);
-    lethe_meta_set(&md, "seed", buf);
-    if (fspec) {
-        lethe_forget_to_string(&spec, buf, sizeof buf);
-        lethe_meta_set(&md, "trained_without", buf);
-    }
-    if ((st = lethe_checkpoint_save(m, &md, out)) != LETHE_OK) goto fail;
+    char without[600] = "";
+    if (fspec) lethe_forget_to_string(&spec, without, sizeof without);
+    if ((st = gen_save(m, &s, &train, &cfg, fspec ? without : NULL, out)) != LETHE_OK) goto fail;
     printf("| arch | data | images | epochs | time (s) |\n|---|---|---|---|---|\n");
     printf("| %s | %s | %zu | %d | %.1f |\n", arch, train.name, sub->n, cfg.train.epochs, secs);
     fprintf(stderr, "wrote %s\n", out);

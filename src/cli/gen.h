@@ -13,6 +13,10 @@ int cmd_eval_diffusion(int argc, char **argv);
 void gen_meta_schedule(lethe_metadata *md, const lethe_ddpm *s, double beta1, double betaT);
 /* Open a diffusion checkpoint and rebuild its schedule (free both). */
 lethe_status gen_open(const char *path, lethe_model **m, lethe_metadata *md, lethe_ddpm *s);
+/* Save a diffusion model with its schedule, recipe and data in metadata
+ * (without: the forget spec it was trained without, or NULL). */
+lethe_status gen_save(const lethe_model *m, const lethe_ddpm *s, const lethe_dataset *train,
+                      const lethe_diffusion_config *cfg, const char *without, const char *path);
 /* --sampler, --steps, --eta, --guidance (default 2); 0 or the exit status. */
 int gen_sample_opts(const cli_args *a, const char *cmd, lethe_sample_config *sc);
 

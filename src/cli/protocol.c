@@ -78,6 +78,20 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     return lethe_checkpoint_save(*out, &md, path);
 }
 
+lethe_status proto_ensure_original(proto_ctx *p)
+{
+    lethe_subset all = {malloc((size_t)p->sp.train.n * sizeof(int32_t)), (size_t)p->sp.train.n};
+    if (!all.idx) return lethe_fail(LETHE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < all.n; i++) all.idx[i] = (int32_t)i;
+    char path[1024];
+    double secs;
+    snprintf(path, sizeof path, "%s/orig-%s-%s-e%d-s%lu.safetensors", p->cache, p->sc->arch,
+             p->sc->data, p->epochs, (unsigned long)p->seed);
+    lethe_status st = ensure_model(p, path, &all, NULL, &p->orig, &secs);
+    lethe_subset_free(&all);
+    return st;
+}
+
 lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
                         const char *data_dir, int epochs, uint64_t seed, int quiet)
 {
@@ -93,16 +107,8 @@ lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cach
                           strerror(errno));
     lethe_status st = cli_split_load(&p->sp, sc->data, data_dir, sc->forget, seed);
     if (st != LETHE_OK) return st;
-    lethe_subset all = {malloc((size_t)p->sp.train.n * sizeof(int32_t)), (size_t)p->sp.train.n};
-    if (!all.idx) return lethe_fail(LETHE_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < all.n; i++) all.idx[i] = (int32_t)i;
+    if ((st = proto_ensure_original(p)) != LETHE_OK) return st;
     char path[1024], slug[256];
-    double secs;
-    snprintf(path, sizeof path, "%s/orig-%s-%s-e%d-s%lu.safetensors", cache, sc->arch, sc->data,
-             epochs, (unsigned long)seed);
-    st = ensure_model(p, path, &all, NULL, &p->orig, &secs);
-    lethe_subset_free(&all);
-    if (st != LETHE_OK) return st;
     spec_slug(p->sp.spec_text, slug, sizeof slug);
     snprintf(path, sizeof path, "%s/retrain-%s-%s-%s-e%d-s%lu.safetensors", cache, sc->arch,
              sc->data, slug, epochs, (unsigned long)seed);

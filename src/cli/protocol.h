@@ -33,6 +33,9 @@ typedef struct {
 lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
                         const char *data_dir, int epochs, uint64_t seed, int quiet);
 void proto_close(proto_ctx *p);
+/* Train or reuse only the original model (p->sc, cache, epochs, seed and
+ * the split p->sp set). */
+lethe_status proto_ensure_original(proto_ctx *p);
 /* A setup of one's own instead of a scenario: the trained model at
  * model_path is the original, reference_path (may be NULL) the Retrain
  * model; data NULL takes the checkpoint's data set. Gaps are NaN without a

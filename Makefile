@@ -5,7 +5,8 @@
 CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -march=native -Iinclude -Isrc
+MARCH   ?= native
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -march=$(MARCH) -Iinclude -Isrc
 LDLIBS  += -lm
 
 ifeq ($(SAN),1)
@@ -147,3 +148,22 @@ clean-fuzz:
 	rm -rf $(FUZZ_BUILD)
 
 .PHONY: fuzz fuzz-replay clean-fuzz
+
+# ----------------------------------------------------------------- valgrind
+# A short `lethe train` and `lethe unlearn` (SalUn), each stopped twice by a
+# signal and resumed (the test resume_cli_pending_signal), every run under
+# valgrind --leak-check=full --error-exitcode=1 with one thread; prints the
+# summary lines of each run and fails on any error or leak. Built apart in
+# build-vg for AVX2 (x86-64-v3): valgrind 3.19 cannot run AVX-512 code.
+VG_BUILD := build-vg
+
+valgrind:
+	$(MAKE) BUILD=$(VG_BUILD) MARCH=x86-64-v3 $(VG_BUILD)/lethe $(VG_BUILD)/lethe-tests
+	LETHE_BIN=$(abspath $(VG_BUILD)/lethe) LETHE_VALGRIND=1 OMP_NUM_THREADS=1 \
+	    $(VG_BUILD)/lethe-tests resume_cli_pending_signal
+
+clean: clean-valgrind
+clean-valgrind:
+	rm -rf $(VG_BUILD)
+
+.PHONY: valgrind clean-valgrind

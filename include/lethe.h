@@ -367,9 +367,10 @@ typedef struct {
 void lethe_run_control_default(lethe_run_control *r);
 
 /* lethe_train under a run control (NULL: as lethe_train). With
- * resume_path, θ, the optimiser and the data order come from the state (the
- * state's config must match cfg, sub and m: LETHE_ERR_MISMATCH naming the
- * setting otherwise) and cfg->init is ignored. */
+ * resume_path, θ, the optimiser and the data order come from the state; its
+ * config must match cfg, sub and the starting model (m after cfg->init):
+ * LETHE_ERR_MISMATCH naming the setting otherwise. A failed resume leaves
+ * m undefined. */
 lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset *sub,
                              const lethe_train_config *cfg, lethe_run_control *run,
                              lethe_progress_fn cb, void *ctx);
@@ -556,9 +557,12 @@ lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
                            const lethe_unlearn_config *cfg, lethe_unlearn_result *res,
                            lethe_progress_fn cb, void *ctx);
 /* lethe_unlearn under a run control (NULL: as lethe_unlearn; see
- * lethe_train_run). On LETHE_ERR_INTERRUPTED res holds nothing (freed);
- * the resumed run fills it as the uninterrupted one would, trace and
- * counters included (seconds count this call's time plus the state's). */
+ * lethe_train_run). A resumed run starts from the same model as the
+ * interrupted one (m holds the original θ: its hash is in the state's
+ * config), then takes θ, λ, the mask and the rest from the state. On
+ * LETHE_ERR_INTERRUPTED res holds nothing (freed); the resumed run fills it
+ * as the uninterrupted one would, trace and counters included (seconds
+ * count this call's time plus the state's). */
 lethe_status lethe_unlearn_run(lethe_model *m, const lethe_dataset *ds,
                                const lethe_subset *forget, const lethe_subset *retain,
                                const lethe_unlearn_config *cfg, lethe_run_control *run,

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli/report.h"
+#include "cli/signals.h"
 
 static const cli_opt opts[] = {
     {"arch", "NAME", "mlp | cnn | resnet8 (default cnn)", 0},
@@ -23,6 +24,8 @@ static const cli_opt opts[] = {
     {"forget", "SPEC", "train on the retained part only: class:0 | random:10% | indices:FILE", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
     {"out", "FILE", "checkpoint to write (.safetensors)", 0},
+    {"report", "FILE", "write a JSON report (recipe, accuracies; timing apart) here", 0},
+    CLI_RUN_OPTS,
     {"quiet", NULL, "no progress on stderr", 1},
     {NULL, NULL, NULL, 0},
 };
@@ -67,11 +70,16 @@ int cmd_train(int argc, char **argv)
     lethe_forget_spec spec;
     if (fspec && lethe_forget_parse(&spec, fspec) != LETHE_OK)
         return cli_lib_error("train", LETHE_ERR_ARG);
-    if (cli_check_writable("train", out)) return 1;
+    const char *rep = cli_str(&a, "report", NULL);
+    if (cli_check_output("train", "out", out) || (rep && cli_check_output("train", "report", rep)))
+        return 1;
+    cli_run run;
+    if ((r = cli_run_setup(&run, &a, out, rep))) return r;
 
     int rc = 1;
     lethe_dataset train = {0}, test = {0};
     lethe_model *m = NULL;
+    cJSON *root = NULL;
     lethe_subset all = {0}, forget = {0}, retain = {0}, tf = {0}, tr = {0};
     lethe_status st = cli_load_data(data, cli_str(&a, "data-dir", NULL), &train, &test);
     if (st != LETHE_OK) return cli_lib_error("train", st);
@@ -100,8 +108,12 @@ int cmd_train(int argc, char **argv)
     cli_progress prog;
     cli_progress_init(&prog, "train");
     double t0 = cli_now();
-    st = lethe_train(m, &train, sub, &cfg, cli_flag(&a, "quiet") ? NULL : cli_progress_cb, &prog);
+    cli_run_begin(&run);
+    st = lethe_train_run(m, &train, sub, &cfg, &run.ctl,
+                         cli_flag(&a, "quiet") ? NULL : cli_progress_cb, &prog);
     if (!cli_flag(&a, "quiet")) cli_progress_done(&prog);
+    if ((rc = cli_run_end(&run, "train", st))) goto done;
+    rc = 1;
     if (st != LETHE_OK) goto fail;
     double secs = cli_now() - t0;
 
@@ -146,6 +158,31 @@ int cmd_train(int argc, char **argv)
     snprintf(buf, sizeof buf, "%.2f", acc_test);
     lethe_meta_set(&md, "test_accuracy", buf);
     if ((st = lethe_checkpoint_save(m, &md, out)) != LETHE_OK) goto fail;
+    if (rep) {
+        /* Everything but "timing" is the same for the same command, seed and threads. */
+        root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "arch", arch);
+        cJSON_AddStringToObject(root, "data", train.name);
+        cJSON *rc_ = cJSON_AddObjectToObject(root, "config");
+        cJSON_AddStringToObject(rc_, "optimizer", optn);
+        cJSON_AddNumberToObject(rc_, "epochs", cfg.epochs);
+        cJSON_AddNumberToObject(rc_, "batch", cfg.batch);
+        cJSON_AddNumberToObject(rc_, "lr", cfg.lr);
+        cJSON_AddStringToObject(rc_, "schedule", cli_str(&a, "schedule", "cosine"));
+        cJSON_AddNumberToObject(rc_, "momentum", cfg.momentum);
+        cJSON_AddNumberToObject(rc_, "weight_decay", cfg.weight_decay);
+        cJSON_AddBoolToObject(rc_, "nesterov", cfg.nesterov);
+        cJSON_AddNumberToObject(rc_, "seed", (double)seed);
+        if (fspec) cJSON_AddStringToObject(rc_, "trained_without", lethe_meta_get(&md, "trained_without"));
+        cJSON_AddNumberToObject(root, "images", (double)sub->n);
+        cJSON_AddNumberToObject(root, "steps", (double)run.ctl.step);
+        cJSON_AddNumberToObject(root, "train_accuracy", acc_train);
+        cJSON_AddNumberToObject(root, "test_accuracy", acc_test);
+        cJSON *tm = cJSON_AddObjectToObject(root, "timing");
+        cJSON_AddNumberToObject(tm, "seconds", secs);
+        if ((st = report_write(rep, root)) != LETHE_OK) goto fail;
+    }
+    cli_run_finish(&run);
 
     printf("| arch | data | images | epochs | train acc | test acc | time (s) |\n");
     printf("|---|---|---|---|---|---|---|\n");
@@ -155,8 +192,9 @@ int cmd_train(int argc, char **argv)
     rc = 0;
     goto done;
 fail:
-    rc = cli_lib_error("train", st);
+    rc = cli_run_fail(&run, "train", st);
 done:
+    cJSON_Delete(root);
     lethe_subset_free(&all);
     lethe_subset_free(&forget);
     lethe_subset_free(&retain);

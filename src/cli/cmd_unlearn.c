@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/report.h"
+#include "cli/signals.h"
 #include "cli/ulopts.h"
 
 static const cli_opt opts[] = {
@@ -18,6 +19,7 @@ static const cli_opt opts[] = {
     CLI_UNLEARN_OPTS,
     {"out", "FILE", "write the unlearned model here", 0},
     {"report", "FILE", "write the JSON report (config, metrics, cost, trace) here", 0},
+    CLI_RUN_OPTS,
     {"reference", "FILE", "Retrain checkpoint: add its metrics and the gaps", 0},
     {"before", NULL, "also evaluate the model before unlearning", 1},
     {"no-eval", NULL, "skip the metrics (faster)", 1},
@@ -146,8 +148,14 @@ int cmd_unlearn(int argc, char **argv)
     if (lethe_forget_parse(&spec, fspec) != LETHE_OK) return cli_lib_error("unlearn", LETHE_ERR_ARG);
     const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
     const char *refpath = cli_str(&a, "reference", NULL);
-    if ((out && cli_check_writable("unlearn", out)) || (rep && cli_check_writable("unlearn", rep)))
+    if ((out && cli_check_output("unlearn", "out", out)) ||
+        (rep && cli_check_output("unlearn", "report", rep)))
         return 1;
+    /* The ε search runs many trials: it is not checkpointed. */
+    cli_run run;
+    if ((r = use_budget ? cli_run_off(&run, &a, "--utility-budget runs")
+                        : cli_run_setup(&run, &a, out, rep)))
+        return r;
 
     int rc = 1;
     lethe_model *m = NULL, *ref = NULL;
@@ -193,9 +201,12 @@ int cmd_unlearn(int argc, char **argv)
         cfg.eps = br.eps;
         print_budget(&bc, &br);
     } else {
-        st = lethe_unlearn(m, &sp.train, &sp.forget, &sp.retain, &cfg, &res,
-                           quiet ? NULL : cli_progress_cb, &prog);
+        cli_run_begin(&run);
+        st = lethe_unlearn_run(m, &sp.train, &sp.forget, &sp.retain, &cfg, &run.ctl, &res,
+                               quiet ? NULL : cli_progress_cb, &prog);
         if (!quiet) cli_progress_done(&prog);
+        if ((rc = cli_run_end(&run, "unlearn", st))) goto done;
+        rc = 1;
         if (st != LETHE_OK) goto fail;
     }
     if (do_eval && (st = cli_split_metrics(&sp, m, cfg.seed, &after)) != LETHE_OK) goto fail;
@@ -235,10 +246,11 @@ int cmd_unlearn(int argc, char **argv)
     }
     print_diagnostics(&res);
     if (rep && (st = report_write(rep, root)) != LETHE_OK) goto fail;
+    cli_run_finish(&run);
     rc = 0;
     goto done;
 fail:
-    rc = cli_lib_error("unlearn", st);
+    rc = cli_run_fail(&run, "unlearn", st);
 done:
     cJSON_Delete(root);
     lethe_unlearn_result_free(&res);

@@ -1,11 +1,20 @@
 /* The training loop: shuffled batches, cross-entropy, one optimiser step
  * per batch, learning rate stepped per batch. Used for the original model
- * and for Retrain (the same recipe on D_r only). */
+ * and for Retrain (the same recipe on D_r only).
+ *
+ * Under a run control (lethe_train_run) the loop can stop after any step
+ * and go on from a run state to the bitwise-same θ: the state holds θ and
+ * buffers, the optimiser's moments and step count, the stream's order,
+ * position and rng, and the epoch's running sums (progress only). The
+ * weight-init rng is used once before step 1 and is not part of it. */
 #include "lethe.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+
+#include "io/runstate.h"
 
 void lethe_train_config_default(lethe_train_config *c)
 {
@@ -28,9 +37,100 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* What a state holds beyond θ, the optimiser and the stream. */
+typedef struct {
+    long step;              /* batches done */
+    double loss_sum;        /* of the current epoch, for progress */
+    long correct, seen;     /* of the current epoch */
+    long images;
+    double seconds;         /* wall clock of the earlier calls */
+} train_sums;
+
+/* The settings a resumed run must share with the one that wrote the state,
+ * the starting θ included (call it before a resumed state is loaded). */
+static void train_config_text(char *buf, size_t len, lethe_model *m,
+                              const lethe_dataset *ds, const lethe_subset *sub,
+                              const lethe_train_config *c, size_t n)
+{
+    snprintf(buf, len, "epochs=%d batch=%d lr=%.9g schedule=%d optimizer=%d momentum=%.9g "
+             "wd=%.9g nesterov=%d seed=%llu init=%d data=%s:%d subset=%zu:%016llx arch=%s "
+             "params=%zu theta0=%016llx",
+             c->epochs, c->batch, (double)c->lr, (int)c->schedule, (int)c->optimizer,
+             (double)c->momentum, (double)c->weight_decay, c->nesterov,
+             (unsigned long long)c->seed, c->init, ds->name, ds->n, sub->n,
+             (unsigned long long)rs_hash_ints(sub->idx, sub->n), lethe_model_arch(m), n,
+             (unsigned long long)rs_hash_model(m));
+}
+
+static lethe_status train_save(const char *path, lethe_model *m, const lethe_optim *opt,
+                               const lethe_stream *stream, const char *config, long total,
+                               const train_sums *k)
+{
+    rs_writer w;
+    rs_writer_init(&w, path, "train", k->step, total, config);
+    rs_put_model(&w, m);
+    rs_put_optim(&w, opt);
+    rs_put_stream(&w, "data", stream);
+    rs_set_double(&w, "loss_sum", k->loss_sum);
+    rs_set_long(&w, "correct", k->correct);
+    rs_set_long(&w, "seen", k->seen);
+    rs_set_long(&w, "images", k->images);
+    rs_set_double(&w, "seconds", k->seconds);
+    lethe_status st = rs_write(&w);
+    rs_writer_free(&w);
+    return st;
+}
+
+static lethe_status train_load(const char *path, lethe_model *m, lethe_optim *opt,
+                               lethe_stream *stream, const char *config, long total,
+                               train_sums *k)
+{
+    rs_reader r;
+    lethe_status st = rs_open(&r, path, "train", config);
+    long tot;
+    if (st == LETHE_OK) st = rs_get_long(&r, "total", total, total, &tot);
+    if (st == LETHE_OK) st = rs_get_long(&r, "step", 1, total, &k->step);
+    if (st == LETHE_OK) st = rs_get_long(&r, "correct", 0, 1L << 62, &k->correct);
+    if (st == LETHE_OK) st = rs_get_long(&r, "seen", 0, 1L << 62, &k->seen);
+    if (st == LETHE_OK) st = rs_get_long(&r, "images", 0, 1L << 62, &k->images);
+    if (st == LETHE_OK) st = rs_get_double(&r, "loss_sum", &k->loss_sum);
+    if (st == LETHE_OK) st = rs_get_double(&r, "seconds", &k->seconds);
+    if (st == LETHE_OK) st = rs_get_model(&r, m);
+    if (st == LETHE_OK) st = rs_get_optim(&r, opt);
+    if (st == LETHE_OK) st = rs_get_stream(&r, "data", stream);
+    rs_close(&r);
+    return st;
+}
+
+/* "step S: the QUANTITY is NaN|infinite; …" (S counted from 1). */
+static lethe_status numeric(long step, const char *what, double v, const char *hint)
+{
+    return lethe_fail(LETHE_ERR_NUMERIC, "step %ld: %s is %s%s; stopping, no model written",
+                      step, what, isnan(v) ? "NaN" : "infinite", hint);
+}
+
+/* The first non-finite value of a (n), or 0 if all are finite. */
+static float first_bad(const float *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i])) return a[i];
+    return 0.0f;
+}
+
 lethe_status lethe_train(lethe_model *m, const lethe_dataset *ds, const lethe_subset *sub,
                          const lethe_train_config *cfg, lethe_progress_fn cb, void *ctx)
 {
+    return lethe_train_run(m, ds, sub, cfg, NULL, cb, ctx);
+}
+
+lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset *sub,
+                             const lethe_train_config *cfg, lethe_run_control *run,
+                             lethe_progress_fn cb, void *ctx)
+{
+    if (run) {
+        run->step = 0;
+        run->saved_step = -1;
+    }
     if (cfg->epochs < 1 || cfg->batch < 1 || !(cfg->lr > 0.0f) || !isfinite(cfg->lr))
         return lethe_fail(LETHE_ERR_ARG, "training needs epochs >= 1, batch >= 1, lr > 0");
     if (!sub || sub->n == 0) return lethe_fail(LETHE_ERR_ARG, "training set is empty");
@@ -38,8 +138,10 @@ lethe_status lethe_train(lethe_model *m, const lethe_dataset *ds, const lethe_su
     lethe_status st = lethe_model_check_data(m, ds);
     if (st != LETHE_OK) return st;
     if ((st = lethe_model_reserve(m, bs)) != LETHE_OK) return st;
+    int resume = run && run->resume_path;
 
-    /* Distinct streams for weights and data order, both from the seed. */
+    /* Distinct streams for weights and data order, both from the seed. A
+     * resumed run initialises too: the starting θ is part of its config. */
     lethe_rng rng;
     lethe_rng_seed(&rng, cfg->seed);
     if (cfg->init) lethe_model_init(m, &rng);
@@ -67,52 +169,89 @@ lethe_status lethe_train(lethe_model *m, const lethe_dataset *ds, const lethe_su
     if ((st = lethe_stream_init(&stream, sub, cfg->seed ^ 0x5eedda7aULL)) != LETHE_OK) goto done;
 
     long per_epoch = (long)((sub->n + (size_t)bs - 1) / (size_t)bs);
-    lethe_schedule sched = {cfg->schedule, cfg->lr, per_epoch * cfg->epochs, per_epoch, 0.1f};
+    long total = per_epoch * cfg->epochs;
+    lethe_schedule sched = {cfg->schedule, cfg->lr, total, per_epoch, 0.1f};
+    char config[512];
+    train_config_text(config, sizeof config, m, ds, sub, cfg, n);
+    train_sums k = {0};
+    if (resume && (st = train_load(run->resume_path, m, &opt, &stream, config, total, &k)) !=
+                      LETHE_OK)
+        goto done;
     lethe_progress p = {0};
-    p.total = per_epoch * cfg->epochs;
+    p.total = total;
     p.epochs = cfg->epochs;
     p.lambda = NAN;
-    double t0 = now_s();
-    long images = 0;
-    for (int e = 0; e < cfg->epochs; e++) {
-        double loss_sum = 0.0;
-        long correct = 0, seen = 0;
-        for (long b = 0; b < per_epoch; b++) {
-            int nb = lethe_stream_next(&stream, bs, 0, idx);
-            lethe_dataset_batch(ds, idx, nb, x, y);
-            const float *logits;
-            if ((st = lethe_model_forward(m, x, nb, NULL, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
+    double t0 = now_s(), last_save = t0;
+    for (long s = k.step; s < total; s++) {
+        int e = (int)(s / per_epoch);
+        if (s % per_epoch == 0) {
+            k.loss_sum = 0.0;
+            k.correct = k.seen = 0;
+        }
+        /* With wrap = 0 the stream's epochs are exactly per_epoch batches. */
+        int nb = lethe_stream_next(&stream, bs, 0, idx);
+        lethe_dataset_batch(ds, idx, nb, x, y);
+        const float *logits;
+        if ((st = lethe_model_forward(m, x, nb, NULL, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
+            goto done;
+        for (int i = 0; i < nb; i++) w[i] = 1.0f / (float)nb;
+        for (size_t i = 0; i < (size_t)nb * c; i++) dlogits[i] = 0.0f;
+        lethe_loss(LETHE_LOSS_CE, losses, dlogits, logits, y, w, nb, c);
+        double bl = 0.0;
+        for (int i = 0; i < nb; i++) bl += losses[i];
+        if (!isfinite(bl)) {
+            st = numeric(s + 1, "the training loss", bl, " (lower the learning rate)");
+            goto done;
+        }
+        k.correct += lethe_correct(logits, y, nb, c);
+        k.loss_sum += bl;
+        k.seen += nb;
+        lethe_vec_zero(grad, n);
+        float *gs[1] = {grad};
+        if ((st = lethe_model_backward(m, dlogits, NULL, gs)) != LETHE_OK) goto done;
+        if (!lethe_vec_finite(grad, n)) {
+            st = numeric(s + 1, "the gradient", first_bad(grad, n), "");
+            goto done;
+        }
+        lethe_optim_step(&opt, theta, grad, NULL, lethe_schedule_lr(&sched, s));
+        if (!lethe_vec_finite(theta, n)) {
+            st = numeric(s + 1, "a parameter after the update", first_bad(theta, n),
+                         " (lower the learning rate)");
+            goto done;
+        }
+        k.step = s + 1;
+        k.images += nb;
+        double now = now_s();
+        if (cb) {
+            p.step = k.step;
+            p.epoch = e + 1;
+            p.loss = k.loss_sum / (double)k.seen;
+            p.acc = 100.0 * (double)k.correct / (double)k.seen;
+            p.elapsed_s = k.seconds + now - t0;
+            p.images_per_s = (double)k.images / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
+            p.eta_s = p.elapsed_s / (double)p.step * (double)(p.total - p.step);
+            cb(&p, ctx);
+        }
+        if (!run) continue;
+        run->step = k.step;
+        int stop = run->stop && *run->stop;
+        if (run->state_path && (stop || rs_due(run, k.step, now, last_save) ||
+                                (run->save_final && k.step == total))) {
+            train_sums ks = k;
+            ks.seconds += now - t0;
+            if ((st = train_save(run->state_path, m, &opt, &stream, config, total, &ks)) !=
+                LETHE_OK)
                 goto done;
-            for (int i = 0; i < nb; i++) w[i] = 1.0f / (float)nb;
-            for (size_t i = 0; i < (size_t)nb * c; i++) dlogits[i] = 0.0f;
-            lethe_loss(LETHE_LOSS_CE, losses, dlogits, logits, y, w, nb, c);
-            double bl = 0.0;
-            for (int i = 0; i < nb; i++) bl += losses[i];
-            if (!isfinite(bl)) {
-                st = lethe_fail(LETHE_ERR_NUMERIC, "training loss is not finite at epoch %d, "
-                                "step %ld (lower the learning rate)", e + 1, p.step + 1);
-                goto done;
-            }
-            correct += lethe_correct(logits, y, nb, c);
-            loss_sum += bl;
-            seen += nb;
-            lethe_vec_zero(grad, n);
-            float *gs[1] = {grad};
-            if ((st = lethe_model_backward(m, dlogits, NULL, gs)) != LETHE_OK) goto done;
-            lethe_optim_step(&opt, theta, grad, NULL, lethe_schedule_lr(&sched, p.step));
-            p.step++;
-            images += nb;
-            if (cb) {
-                p.epoch = e + 1;
-                p.loss = loss_sum / (double)seen;
-                p.acc = 100.0 * (double)correct / (double)seen;
-                p.elapsed_s = now_s() - t0;
-                p.images_per_s = (double)images / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
-                p.eta_s = p.elapsed_s / (double)p.step * (double)(p.total - p.step);
-                cb(&p, ctx);
-            }
+            run->saved_step = k.step;
+            last_save = now;
+        }
+        if (stop) {
+            st = rs_interrupted(run, k.step, total);
+            goto done;
         }
     }
+    if (run) run->step = k.step;
+    /* A resumed state at the last step: θ came from the file, check it too. */
     if (!lethe_vec_finite(theta, n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after training");
 done:

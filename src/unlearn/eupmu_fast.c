@@ -55,6 +55,7 @@ const ul_method ul_eupmu_fast = {
     .uses_forget = 1,
     .uses_retain = 1,
     .uses_eps = 1,
+    .state_size = sizeof(fast_state),
     .init = fast_init,
     .step = fast_step,
     .finish = fast_finish,

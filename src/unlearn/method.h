@@ -51,6 +51,8 @@ typedef struct {
     int uses_forget, uses_retain;  /* which batches a step draws */
     int needs_group_grads;         /* allocate g_u and g_r */
     int uses_eps;                  /* has an ε: the audit bound and budget search apply */
+    size_t state_size;             /* bytes of c->state (plain data, no pointers): saved
+                                      as is in run states; 0: none */
     lethe_status (*init)(ul_ctx *c);            /* may be NULL */
     lethe_status (*step)(ul_ctx *c, long t, lethe_trace_step *tr);
     void (*finish)(ul_ctx *c);                  /* may be NULL */

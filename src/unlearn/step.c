@@ -1,7 +1,10 @@
 /*
  * The unlearning driver and the step machinery every method shares:
  * drawing the two batches, one grouped forward, per-sample losses with
- * group weights, one (grouped) backward, the SGD update, pass counting.
+ * group weights, one (grouped) backward, the SGD update, pass counting;
+ * the checks that stop a run at the step of a non-finite loss, λ,
+ * gradient or parameter; and the run states of lethe_unlearn_run (what a
+ * stopped run needs to go on to the bitwise-same result).
  */
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "io/runstate.h"
 #include "nn/model.h"
 #include "unlearn/method.h"
 
@@ -252,12 +256,253 @@ long ul_steps(const lethe_unlearn_config *cfg, size_t nf)
     return cfg->steps ? cfg->steps : 5 * (long)((nf + bs - 1) / bs);
 }
 
+/* --------------------------------------------------------- run states */
+
+/* The settings a resumed run must share with the one that wrote the state;
+ * theta0 is the hash of the model the run starts from. */
+static void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint64_t theta0)
+{
+    const lethe_unlearn_config *g = c->cfg;
+    const lethe_subset *r = c->retain;
+    snprintf(buf, len, "method=%s loss=%d T=%ld batch=%d lr=%.9g sched=%d mom=%.9g eps=%.9g "
+             "epsb=%.9g beta=%.9g bdecay=%d lam0=%.9g D=%.9g a=%.9g gamma=%.9g l1=%.9g form=%d "
+             "seed=%llu diag=%d audit=%d probe=%d data=%s:%d forget=%zu:%016llx "
+             "retain=%zu:%016llx arch=%s params=%zu theta0=%016llx",
+             g->method, (int)g->loss, T, g->batch, (double)g->lr, (int)g->schedule,
+             (double)g->momentum, (double)g->eps, (double)g->eps_budget, (double)g->beta,
+             g->beta_decay, (double)g->lambda0, (double)g->lambda_max, (double)g->neggrad_a,
+             (double)g->salun_gamma, (double)g->l1, (int)g->ungrad_form,
+             (unsigned long long)g->seed, g->diagnostics, g->audit, g->audit_probe,
+             c->ds->name, c->ds->n, c->forget->n,
+             (unsigned long long)rs_hash_ints(c->forget->idx, c->forget->n),
+             r ? r->n : 0, (unsigned long long)(r ? rs_hash_ints(r->idx, r->n) : 0),
+             lethe_model_arch(c->m), c->n, (unsigned long long)theta0);
+}
+
+/* The trace as (steps, TRACE_COLS) floats; conflict as −1, 0 or 1. */
+#define TRACE_COLS 14
+static void trace_pack(const lethe_trace_step *s, long steps, float *out)
+{
+    for (long t = 0; t < steps; t++, s++, out += TRACE_COLS) {
+        const float v[TRACE_COLS] = {s->loss_u, s->loss_r_before, s->loss_r_after, s->delta,
+                                     s->lambda, s->lambda_star, s->lr, s->cos_ur,
+                                     (float)s->conflict, s->probe_loss, s->audit_delta,
+                                     s->audit_allowed, s->audit_sum_delta,
+                                     s->audit_sum_allowed};
+        memcpy(out, v, sizeof v);
+    }
+}
+
+static lethe_status trace_unpack(const float *in, long steps, lethe_trace_step *s,
+                                 const char *label)
+{
+    for (long t = 0; t < steps; t++, s++, in += TRACE_COLS) {
+        float cf = in[8];
+        if (cf != -1.0f && cf != 0.0f && cf != 1.0f)
+            return lethe_fail(LETHE_ERR_FORMAT, "%s: run state: trace step %ld has conflict %g",
+                              label, t + 1, (double)cf);
+        *s = (lethe_trace_step){in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7],
+                                (int)cf, in[9], in[10], in[11], in[12], in[13]};
+    }
+    return LETHE_OK;
+}
+
+static uint64_t dbits(double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+static double bitsd(uint64_t b)
+{
+    double v;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
+
+/* Hex of a method's plain-data state (at most 240 bytes: metadata values
+ * are shorter than 512 characters). */
+#define UL_MAX_STATE 240
+
+static lethe_status ul_save(const char *path, ul_ctx *c, const ul_method *meth,
+                            const ul_audit *audit, const char *config, long done, long T,
+                            double seconds)
+{
+    lethe_unlearn_result *res = c->res;
+    float *trace = malloc(((size_t)done * TRACE_COLS + 1) * sizeof(float));  /* (done, 14) */
+    if (!trace) return lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory", path);
+    trace_pack(res->trace, done, trace);
+    rs_writer w;
+    rs_writer_init(&w, path, "unlearn", done, T, config);
+    rs_put_model(&w, c->m);
+    rs_put_optim(&w, &c->opt);
+    rs_put_stream(&w, "forget", &c->fs);
+    if (c->nr) rs_put_stream(&w, "retain", &c->rs);
+    rs_set_words(&w, "labels.rng", c->rng.s, 4);
+    uint64_t igs[3] = {dbits(c->igs.lambda), (uint64_t)c->igs.t, dbits(c->igs.last_delta)};
+    rs_set_words(&w, "igs", igs, 3);
+    uint64_t samples[3] = {(uint64_t)res->fwd_samples, (uint64_t)res->bwd_samples,
+                           (uint64_t)res->audit_fwd_samples};
+    rs_set_words(&w, "samples", samples, 3);
+    uint64_t au[5] = {dbits(audit->last), dbits(audit->sum_delta), dbits(audit->sum_allowed),
+                      dbits(res->audit_probe_loss0), (uint64_t)res->audit_first_violation};
+    rs_set_words(&w, "audit", au, 5);
+    rs_set_double(&w, "seconds", seconds);
+    rs_set_long(&w, "have_next_r", c->have_next_r);
+    if (c->have_next_r) rs_put_ints(&w, "lookahead.next_r", c->next_r, (size_t)c->nr);
+    if (c->mask) rs_put_bytes(&w, "mask", c->mask, c->n);
+    if (meth->state_size) {
+        char hex[2 * UL_MAX_STATE + 1];
+        const uint8_t *b = c->state;
+        if (meth->state_size > UL_MAX_STATE || !b) {
+            free(trace);
+            rs_writer_free(&w);
+            return lethe_fail(LETHE_ERR_ARG, "%s: method %s keeps %zu bytes of state, more than "
+                              "a run state holds", path, meth->name, meth->state_size);
+        }
+        for (size_t i = 0; i < meth->state_size; i++) snprintf(hex + 2 * i, 3, "%02x", b[i]);
+        rs_set_text(&w, "method.state", hex);
+    }
+    rs_put_floats(&w, "trace", trace, (size_t)done * TRACE_COLS, done > 0 ? (size_t)done : 0);
+    lethe_status st = rs_write(&w);
+    rs_writer_free(&w);
+    free(trace);
+    return st;
+}
+
+/* Continue from a state: everything ul_save wrote, into a context whose
+ * buffers, streams, method state and audit are initialised for this run. */
+static lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, ul_audit *audit,
+                            const char *config, long T, long *done, double *seconds)
+{
+    rs_reader r;
+    lethe_unlearn_result *res = c->res;
+    float *trace = NULL;
+    long step, tot, have;
+    uint64_t igs[3], samples[3], au[5];
+    lethe_status st = rs_open(&r, path, "unlearn", config);
+    if (st != LETHE_OK) goto done;
+    if ((st = rs_get_long(&r, "total", T, T, &tot)) != LETHE_OK ||
+        (st = rs_get_long(&r, "step", 1, T, &step)) != LETHE_OK ||
+        (st = rs_get_long(&r, "have_next_r", 0, 1, &have)) != LETHE_OK ||
+        (st = rs_get_words(&r, "labels.rng", c->rng.s, 4)) != LETHE_OK ||
+        (st = rs_get_words(&r, "igs", igs, 3)) != LETHE_OK ||
+        (st = rs_get_words(&r, "samples", samples, 3)) != LETHE_OK ||
+        (st = rs_get_words(&r, "audit", au, 5)) != LETHE_OK ||
+        (st = rs_get_double(&r, "seconds", seconds)) != LETHE_OK)
+        goto done;
+    double lam = bitsd(igs[0]);
+    if (!(lam >= 0.0 && lam <= c->igs.lambda_max) || igs[1] > (uint64_t)step) {
+        st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: lambda %g or its step count %llu is "
+                        "out of range", r.label, lam, (unsigned long long)igs[1]);
+        goto done;
+    }
+    long fv = (long)au[4];
+    if (fv < -1 || fv >= step) {
+        st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: audit violation step %ld out of range",
+                        r.label, fv);
+        goto done;
+    }
+    if (have && (!c->nr || !meth->uses_retain)) {
+        st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: a look-ahead batch without retain "
+                        "batches", r.label);
+        goto done;
+    }
+    if ((st = rs_get_model(&r, c->m)) != LETHE_OK ||
+        (st = rs_get_optim(&r, &c->opt)) != LETHE_OK ||
+        (st = rs_get_stream(&r, "forget", &c->fs)) != LETHE_OK ||
+        (c->nr && (st = rs_get_stream(&r, "retain", &c->rs)) != LETHE_OK))
+        goto done;
+    if (have && (st = rs_get_ints(&r, "lookahead.next_r", c->next_r, (size_t)c->nr, 0,
+                                  c->ds->n - 1)) != LETHE_OK)
+        goto done;
+    if (c->mask && (st = rs_get_bytes(&r, "mask", c->mask, c->n, 1)) != LETHE_OK) goto done;
+    if (!c->mask && rs_has(&r, "mask")) {
+        st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state holds a mask that method %s does not "
+                        "use", r.label, meth->name);
+        goto done;
+    }
+    if (meth->state_size) {
+        const char *hex = lethe_meta_get(&r.f.md, "method.state");
+        uint8_t *b = c->state;
+        if (!hex || strlen(hex) != 2 * meth->state_size || !b) {
+            st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: no %zu-byte state of method %s",
+                            r.label, meth->state_size, meth->name);
+            goto done;
+        }
+        for (size_t i = 0; i < meth->state_size; i++) {
+            unsigned v;
+            if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+                st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: method.state is not hex",
+                                r.label);
+                goto done;
+            }
+            b[i] = (uint8_t)v;
+        }
+    }
+    trace = malloc(((size_t)step * TRACE_COLS + 1) * sizeof(float));    /* (step, 14) */
+    if (!trace) {
+        st = lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory", r.label);
+        goto done;
+    }
+    if ((st = rs_get_floats(&r, "trace", trace, (size_t)step * TRACE_COLS, (size_t)step)) !=
+            LETHE_OK ||
+        (st = trace_unpack(trace, step, res->trace, r.label)) != LETHE_OK)
+        goto done;
+    c->igs.lambda = (float)lam;
+    c->igs.t = (long)igs[1];
+    c->igs.last_delta = (float)bitsd(igs[2]);
+    c->have_next_r = (int)have;
+    res->fwd_samples = (long)samples[0];
+    res->bwd_samples = (long)samples[1];
+    res->audit_fwd_samples = (long)samples[2];
+    audit->last = (float)bitsd(au[0]);
+    audit->sum_delta = bitsd(au[1]);
+    audit->sum_allowed = bitsd(au[2]);
+    res->audit_probe_loss0 = (float)bitsd(au[3]);
+    res->audit_first_violation = fv;
+    if (c->cfg->audit) {
+        /* As ul_audit_step leaves them after any step. */
+        res->audit_sum_delta = audit->sum_delta;
+        res->audit_sum_allowed = audit->sum_allowed;
+    }
+    *done = step;
+done:
+    free(trace);
+    rs_close(&r);
+    return st;
+}
+
+/* The first non-finite value of a (n), or 0 if all are finite. */
+static float first_bad(const float *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i])) return a[i];
+    return 0.0f;
+}
+
+/* ------------------------------------------------------------- driver */
+
+static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                             const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                             lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                             const ul_hook *hook, lethe_run_control *run);
+
 lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
                            const lethe_subset *forget, const lethe_subset *retain,
                            const lethe_unlearn_config *cfg, lethe_unlearn_result *res,
                            lethe_progress_fn cb, void *cbctx)
 {
-    return ul_run(m, ds, forget, retain, cfg, res, cb, cbctx, NULL);
+    return run_core(m, ds, forget, retain, cfg, res, cb, cbctx, NULL, NULL);
+}
+
+lethe_status lethe_unlearn_run(lethe_model *m, const lethe_dataset *ds,
+                               const lethe_subset *forget, const lethe_subset *retain,
+                               const lethe_unlearn_config *cfg, lethe_run_control *run,
+                               lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx)
+{
+    return run_core(m, ds, forget, retain, cfg, res, cb, cbctx, NULL, run);
 }
 
 lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
@@ -265,11 +510,23 @@ lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset 
                     lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
                     const ul_hook *hook)
 {
+    return run_core(m, ds, forget, retain, cfg, res, cb, cbctx, hook, NULL);
+}
+
+static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                             const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                             lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                             const ul_hook *hook, lethe_run_control *run)
+{
     memset(res, 0, sizeof *res);
     res->audit_first_violation = -1;
     res->conflict_share = res->mean_cos = res->mean_lambda_gap = NAN;
     res->audit_sum_delta = res->audit_sum_allowed = NAN;
     res->audit_probe_loss0 = NAN;
+    if (run) {
+        run->step = 0;
+        run->saved_step = -1;
+    }
     lethe_status st = lethe_unlearn_validate(cfg);
     if (st != LETHE_OK) return st;
     const ul_method *meth = find_method(cfg->method);
@@ -360,14 +617,27 @@ lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset 
         goto done;
     c.igs.beta_decay = cfg->beta_decay;
 
-    double t0 = now_s();
+    double t0 = now_s(), seconds0 = 0.0;
+    uint64_t theta0 = run ? rs_hash_model(m) : 0;
+    /* A resumed run initialises as a fresh one (the audit's probe, SalUn's
+     * mask: the same passes over the data, so nothing is left half set up),
+     * then takes every value the loop carries from the state. */
     if (cfg->audit && (st = ul_audit_init(&audit, &c, &probe)) != LETHE_OK) goto done;
     if (meth->init && (st = meth->init(&c)) != LETHE_OK) goto done;
+    char config[512];
+    ul_config_text(config, sizeof config, &c, T, theta0);
+    long start = 0;
+    if (run && run->resume_path &&
+        (st = ul_load(run->resume_path, &c, meth, &audit, config, T, &start, &seconds0)) !=
+            LETHE_OK)
+        goto done;
+    if (run) run->step = start;
+    double last_save = t0;
     lethe_progress p = {0};
     p.total = T;
     p.epochs = 1;
     p.epoch = 1;
-    for (long t = 0; t < T; t++) {
+    for (long t = start; t < T; t++) {
         c.lr = lethe_schedule_lr(&c.sched, t);
         lethe_trace_step *tr = &res->trace[t];
         tr->loss_u = tr->loss_r_before = tr->loss_r_after = tr->delta = NAN;
@@ -377,22 +647,49 @@ lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset 
         tr->probe_loss = tr->audit_delta = tr->audit_allowed = NAN;
         tr->audit_sum_delta = tr->audit_sum_allowed = NAN;
         tr->lr = c.lr;
-        if ((st = meth->step(&c, t, tr)) != LETHE_OK) goto done;
+        if ((st = meth->step(&c, t, tr)) != LETHE_OK) {
+            /* Every numeric fault names its step (the λ controller counts its own). */
+            if (st == LETHE_ERR_NUMERIC && strncmp(lethe_last_error(), "step ", 5) != 0) {
+                char why[400];
+                snprintf(why, sizeof why, "%s", lethe_last_error());
+                st = lethe_fail(st, "step %ld: %s; stopping, no model written", t + 1, why);
+            }
+            goto done;
+        }
         if ((st = ul_check(t, "the forgetting loss", meth->uses_forget ? tr->loss_u : 0)) ||
             (st = ul_check(t, "the retaining loss", meth->uses_retain ? tr->loss_r_before : 0)) ||
-            (st = ul_check(t, "lambda", isnan(tr->lambda) ? 0 : tr->lambda)))
+            (st = ul_check(t, "lambda", isnan(tr->lambda) ? 0 : tr->lambda)) ||
+            (st = ul_check(t, "the gradient", first_bad(c.grad, c.n))) ||
+            (st = ul_check(t, "a parameter after the update", first_bad(c.theta, c.n))))
             goto done;
         if (cfg->audit && (st = ul_audit_step(&audit, &c, t, tr, meth->uses_eps)) != LETHE_OK)
             goto done;
+        double now = now_s();
         if (cb) {
             p.step = t + 1;
             p.loss = meth->uses_forget ? tr->loss_u : tr->loss_r_before;
             p.lambda = tr->lambda;
             p.acc = NAN;
-            p.elapsed_s = now_s() - t0;
+            p.elapsed_s = seconds0 + now - t0;
             p.images_per_s = (double)(res->fwd_samples) / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
             p.eta_s = p.elapsed_s / (double)(t + 1) * (double)(T - t - 1);
             cb(&p, cbctx);
+        }
+        if (run) {
+            run->step = t + 1;
+            int stop = run->stop && *run->stop;
+            if (run->state_path && (stop || rs_due(run, t + 1, now, last_save) ||
+                                    (run->save_final && t + 1 == T))) {
+                if ((st = ul_save(run->state_path, &c, meth, &audit, config, t + 1, T,
+                                  seconds0 + now - t0)) != LETHE_OK)
+                    goto done;
+                run->saved_step = t + 1;
+                last_save = now;
+            }
+            if (stop) {
+                st = rs_interrupted(run, t + 1, T);
+                goto done;
+            }
         }
         if (hook && t + 1 < T && hook->fn(m, t, hook->ctx, &st)) {
             if (st != LETHE_OK) goto done;
@@ -403,7 +700,7 @@ lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset 
     if (!lethe_vec_finite(c.theta, c.n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after unlearning; "
                         "no model written");
-    res->seconds = now_s() - t0;
+    res->seconds = seconds0 + now_s() - t0;
     if (diag) ul_diag_summarise(res);
 done:
     if (meth->finish) meth->finish(&c);

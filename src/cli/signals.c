@@ -1,0 +1,197 @@
+/* Interruptible runs on the command line (see signals.h). The flag below
+ * is the program's one piece of global mutable state: a signal handler can
+ * reach nothing else. The handler only stores the signal number; the loops
+ * finish their step, save the run state and return. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cli/signals.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* OpenMP threads of this process, as a run state records them. */
+static int cli_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int cli_check_output(const char *cmd, const char *opt, const char *path)
+{
+    struct stat sb;
+    if (!*path) return cli_error(cmd, "--%s: empty path", opt);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_error(cmd, "--%s %s: is a folder, not a file", opt, path);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) dir[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    if (stat(dir, &sb) != 0)
+        return cli_error(cmd, "--%s %s: folder %s: %s", opt, path, dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return cli_error(cmd, "--%s %s: %s is not a folder", opt, path, dir);
+    /* The one sure test: make a file there (not the writer's temporary
+     * name, which a later write may find in use) and remove it. */
+    char probe[PATH_MAX + 64];
+    if (snprintf(probe, sizeof probe, "%s.tmp.probe.%ld", path, (long)getpid()) >=
+        (int)sizeof probe)
+        return cli_error(cmd, "--%s %s: path too long", opt, path);
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return cli_error(cmd, "--%s %s: cannot write into folder %s: %s", opt, path, dir,
+                         strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
+int cli_run_setup(cli_run *r, const cli_args *a, const char *out, const char *report)
+{
+    const char *cmd = a->cmd;
+    memset(r, 0, sizeof *r);
+    lethe_run_control_default(&r->ctl);
+    long every;
+    if (cli_int(a, "checkpoint-every", -1, 0, LONG_MAX, &every)) return 2;
+    if (every < 0) {            /* not given */
+        r->ctl.every_steps = 500;
+        r->ctl.every_seconds = 60.0;
+    } else {
+        r->ctl.every_steps = every;
+    }
+    /* With checkpoints on, the finished loop's state is kept until every
+     * output is written: an interrupted evaluation or a full disk loses
+     * no training. */
+    r->ctl.save_final = every != 0;
+    const char *state = cli_str(a, "state", NULL), *base = out ? out : report;
+    if (state) snprintf(r->state, sizeof r->state, "%s", state);
+    else if (base && snprintf(r->state, sizeof r->state, "%s.state", base) >= (int)sizeof r->state)
+        return cli_error(cmd, "%s: path too long", base);
+    if (r->state[0]) {
+        if ((out && strcmp(r->state, out) == 0) || (report && strcmp(r->state, report) == 0))
+            return cli_error(cmd, "--state %s: the same file as an output", r->state);
+        if (cli_check_output(cmd, "state", r->state)) return 1;
+        r->ctl.state_path = r->state;
+    }
+    r->resume = cli_str(a, "resume", NULL);
+    if (r->resume) {
+        lethe_metadata md;
+        if (lethe_runstate_read_meta(r->resume, &md) != LETHE_OK)
+            return cli_error(cmd, "--resume: %s", lethe_last_error());
+        const char *kind = lethe_meta_get(&md, "kind");
+        if (!kind || strcmp(kind, cmd) != 0)
+            return cli_error(cmd, "--resume %s: the state of a '%s' run, not of '%s'", r->resume,
+                             kind ? kind : "unknown", cmd);
+        r->ctl.resume_path = r->resume;
+        const char *step = lethe_meta_get(&md, "step"), *total = lethe_meta_get(&md, "total");
+        const char *threads = lethe_meta_get(&md, "threads");
+        fprintf(stderr, "resuming from %s: step %s of %s\n", r->resume, step ? step : "?",
+                total ? total : "?");
+        if (threads && atoi(threads) != cli_threads())
+            fprintf(stderr, "note: the state was written with %s threads, this run has %d: "
+                    "the result may differ in the last bits from an uninterrupted run\n",
+                    threads, cli_threads());
+    }
+    return 0;
+}
+
+int cli_run_off(cli_run *r, const cli_args *a, const char *what)
+{
+    memset(r, 0, sizeof *r);
+    lethe_run_control_default(&r->ctl);
+    if (cli_str(a, "resume", NULL) || cli_str(a, "state", NULL) ||
+        cli_str(a, "checkpoint-every", NULL))
+        return cli_error(a->cmd, "%s are not checkpointed: drop --resume, --state and "
+                         "--checkpoint-every", what);
+    return 0;
+}
+
+/* Handle sig unless it was ignored when lethe started (nohup, `cmd &`). */
+static void catch_signal(int sig)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* SA_RESETHAND: a second signal finds the default action and ends the
+     * process (the last state on disk stays whole: writes are atomic). */
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    if (sigaction(sig, &sa, &old) == 0 && old.sa_handler == SIG_IGN) sigaction(sig, &old, NULL);
+}
+
+void cli_run_begin(cli_run *r)
+{
+    stop_signal = 0;
+    catch_signal(SIGINT);
+    catch_signal(SIGTERM);
+    /* A signal blocked by whoever started us would never reach the loop. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    r->ctl.stop = &stop_signal;
+}
+
+/* Back to the default action, unless the signal is ignored. */
+static void release_signal(int sig)
+{
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == on_signal) signal(sig, SIG_DFL);
+}
+
+int cli_run_end(cli_run *r, const char *cmd, lethe_status st)
+{
+    release_signal(SIGINT);
+    release_signal(SIGTERM);
+    int sig = stop_signal;
+    r->ctl.stop = NULL;
+    if (st != LETHE_ERR_INTERRUPTED && !(st == LETHE_OK && sig)) {
+        r->finished = st == LETHE_OK;
+        return 0;
+    }
+    const lethe_run_control *c = &r->ctl;
+    if (c->state_path && c->saved_step == c->step)
+        cli_error(cmd, "interrupted at step %ld; state saved to %s; resume with --resume %s",
+                  c->step, c->state_path, c->state_path);
+    else
+        cli_error(cmd, "interrupted at step %ld; no state saved%s", c->step,
+                  c->state_path ? "" : " (no --out or --state to name it)");
+    return 128 + (sig ? sig : SIGINT);
+}
+
+int cli_run_fail(const cli_run *r, const char *cmd, lethe_status st)
+{
+    const lethe_run_control *c = &r->ctl;
+    if (r->finished && c->state_path && c->saved_step == c->step && c->step > 0)
+        return cli_error(cmd, "%s; the finished run's state is kept in %s (--resume %s writes "
+                         "the outputs again)", lethe_last_error(), c->state_path, c->state_path);
+    return cli_lib_error(cmd, st);
+}
+
+void cli_run_finish(const cli_run *r)
+{
+    const lethe_run_control *c = &r->ctl;
+    if (!c->state_path) return;
+    if (c->saved_step >= 0 || (r->resume && strcmp(r->resume, c->state_path) == 0))
+        unlink(c->state_path);
+}

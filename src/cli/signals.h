@@ -1,0 +1,54 @@
+/* Interruptible runs on the command line (docs/RELIABILITY.md
+ * "Interruption and resume"): SIGINT and SIGTERM set the one flag that the
+ * training and unlearning loops read after every step
+ * (lethe_run_control.stop); the options --state, --checkpoint-every and
+ * --resume; and the checks that every output path can be written before
+ * any work is done. */
+#ifndef LETHE_CLI_SIGNALS_H
+#define LETHE_CLI_SIGNALS_H
+
+#include "cli/cli.h"
+
+/* The run-state options of train and unlearn. */
+#define CLI_RUN_OPTS                                                                         \
+    {"state", "FILE", "run state kept for --resume (default: OUT.state)", 0},               \
+    {"checkpoint-every", "N", "save the run state every N steps (default: every 500 steps " \
+                              "or 60 s; 0: only when interrupted)", 0},                      \
+    {"resume", "FILE", "go on from the state of an interrupted run (same options)", 0}
+
+typedef struct {
+    char state[1024];           /* the state path ("" if none) */
+    const char *resume;         /* --resume, or NULL */
+    lethe_run_control ctl;      /* for lethe_train_run / lethe_unlearn_run */
+    int finished;               /* the loop ran to its end */
+} cli_run;
+
+/* Read the run-state options. The state defaults to OUT.state (or
+ * REPORT.state when there is no --out); it must be writable and differ
+ * from out and report; a --resume file must be a run state of `cmd`.
+ * Returns 0, or the exit status after printing one line. */
+int cli_run_setup(cli_run *r, const cli_args *a, const char *out, const char *report);
+/* No run state, for runs that are not checkpointed (`what`, e.g.
+ * "--utility-budget runs"): 1 after one line if a run-state option was
+ * given, else 0. */
+int cli_run_off(cli_run *r, const cli_args *a, const char *what);
+/* Catch SIGINT and SIGTERM (unless ignored when lethe started) and point
+ * r->ctl.stop at the flag. A second signal ends the process at once. */
+void cli_run_begin(cli_run *r);
+/* After the loop returned st: restore the default handlers. If the run
+ * was interrupted, print "lethe CMD: interrupted at step S; state saved to
+ * P; resume with --resume P" and return 128 + the signal (130 for SIGINT,
+ * 143 for SIGTERM); otherwise 0. */
+int cli_run_end(cli_run *r, const char *cmd, lethe_status st);
+/* A failure after the loop: the one error line, plus where the finished
+ * run's state is kept when there is one. Returns 1. */
+int cli_run_fail(const cli_run *r, const char *cmd, lethe_status st);
+/* All outputs written: remove the state this run wrote or resumed from. */
+void cli_run_finish(const cli_run *r);
+
+/* An output path of option `opt`: not a folder, in a folder that exists
+ * and takes a new file (one is created and removed there). Returns 0, or
+ * 1 after printing "lethe CMD: --opt PATH: why". */
+int cli_check_output(const char *cmd, const char *opt, const char *path);
+
+#endif

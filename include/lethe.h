@@ -503,6 +503,14 @@ typedef struct {
      * step plus one, counted in fwd_samples (and audit_fwd_samples). */
     int audit;
     int audit_probe;        /* probe size (512; at most half of D_r) */
+    /* Diffusion unlearning (ALGORITHM.md §5): with a schedule, m is a
+     * "unet" noise predictor; each row gets t, ε and x_t; ℓ_r is the
+     * denoising loss on retained images (the label dropped to the null
+     * class with probability p_uncond, as in training), ℓ_u `rl` (the
+     * prediction for the forgotten class pulled to a stop-gradient
+     * prediction for a random other class) or `ga` (−denoising loss). */
+    const struct lethe_ddpm *ddpm;  /* NULL: classification */
+    float p_uncond;                 /* 0.1 */
 } lethe_unlearn_config;
 void lethe_unlearn_config_default(lethe_unlearn_config *c);
 
@@ -644,7 +652,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
 
 /* The noise schedule, in double (one allocation; views below), plus float
  * copies of √ᾱ and √(1−ᾱ) for the kernels. */
-typedef struct {
+typedef struct lethe_ddpm {
     int T;
     double *beta;        /* (T) linear from beta1 to betaT */
     double *alpha;       /* (T) 1 − beta */

@@ -8,6 +8,8 @@
 int cmd_train_diffusion(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval_diffusion(int argc, char **argv);
+int cmd_unlearn_diffusion(int argc, char **argv);
+int cmd_bench_diffusion(int argc, char **argv);
 
 /* Store s (made from beta1..betaT) as "task", "ddpm_T", "ddpm_beta*". */
 void gen_meta_schedule(lethe_metadata *md, const lethe_ddpm *s, double beta1, double betaT);

@@ -34,12 +34,16 @@ static const struct {
 } diffusion_forms[] = {
     {"train", cmd_train_diffusion},
     {"eval", cmd_eval_diffusion},
+    {"unlearn", cmd_unlearn_diffusion},
+    {"bench", cmd_bench_diffusion},
 };
 
 static int wants_diffusion(int argc, char **argv)
 {
-    for (int i = 0; i + 1 < argc; i++)
+    for (int i = 0; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--task") == 0) return strcmp(argv[i + 1], "diffusion") == 0;
+        if (strcmp(argv[i], "--scenario") == 0) return strcmp(argv[i + 1], "fmnist-ddpm-cw") == 0;
+    }
     return 0;
 }
 

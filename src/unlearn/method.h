@@ -12,6 +12,20 @@
 /* Group indices within a step's batch: forgetting samples first. */
 enum { UL_F = 0, UL_R = 1 };
 
+/* Diffusion rows (diffusion.c): clean images, noise targets (or the
+ * stop-gradient targets of rl rows), timesteps and conditioning labels. */
+typedef struct {
+    const lethe_ddpm *s;
+    lethe_dataset unit;         /* the data set mapped to [−1, 1] */
+    lethe_rng rng;              /* t, ε and the null-label coins */
+    float p_uncond;
+    size_t d;                   /* floats per image */
+    float *x0;                  /* (rows, d) */
+    float *target;              /* (rows, d) */
+    int32_t *t, *yc;            /* (rows) */
+    lethe_status err;           /* of the last ul_draw's noising */
+} ul_diff;
+
 typedef struct ul_ctx {
     lethe_model *m;
     const lethe_dataset *ds;
@@ -43,6 +57,8 @@ typedef struct ul_ctx {
     float lr;                   /* α_t of the current step */
     float eps;                  /* ε_t */
     void *state;                /* method's own (owned by the method) */
+    size_t dout;                /* model outputs per row: nclass, or d for a unet */
+    ul_diff *diff;              /* NULL: classification */
 } ul_ctx;
 
 typedef struct {
@@ -127,6 +143,20 @@ lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset 
                     const ul_hook *hook);
 /* The step count T of a configuration on a forget set of nf samples. */
 long ul_steps(const lethe_unlearn_config *cfg, size_t nf);
+
+/* Diffusion rows (diffusion.c). init sizes the buffers for `rows`. */
+lethe_status ul_diff_init(ul_diff *df, const lethe_dataset *ds, const lethe_unlearn_config *cfg,
+                          size_t rows, size_t d);
+void ul_diff_free(ul_diff *df);
+/* Noise rows [from, from + count) of c->x (clean, in [−1, 1]) in place;
+ * with rl their target is the stop-gradient prediction for c->yt. */
+lethe_status ul_diff_noise(ul_ctx *c, int from, int count, int rl);
+/* Conditioning (t, label) of rows from.. for the next forward. */
+lethe_status ul_diff_cond(ul_ctx *c, int from);
+/* ±denoising loss (NEG_CE: −) of rows [from, from + count) of the last
+ * forward (output rows from..) against their targets; gradient (weight
+ * each) into c->dlogits when grad. Returns the signed mean. */
+float ul_diff_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight, int grad);
 
 /* RL's step, shared with SalUn (which adds the mask). */
 lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);

@@ -40,6 +40,8 @@ void lethe_unlearn_config_default(lethe_unlearn_config *c)
     c->diagnostics = 0;
     c->audit = 0;
     c->audit_probe = 512;
+    c->ddpm = NULL;
+    c->p_uncond = 0.1f;
 }
 
 void lethe_unlearn_result_free(lethe_unlearn_result *r)
@@ -91,6 +93,11 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
     }
     lethe_groups_two(&c->g, nf, nr);
     if (!nf || !nr) lethe_groups_one(&c->g, nf + nr);
+    if (c->diff) {
+        /* Images become (x_t, t, label) rows with their targets. */
+        c->diff->err = ul_diff_noise(c, 0, nf, rl_forget);
+        if (c->diff->err == LETHE_OK) c->diff->err = ul_diff_noise(c, nf, nr, 0);
+    }
 }
 
 static int drawn(const ul_ctx *c) { return c->g.start[c->g.n]; }
@@ -99,17 +106,23 @@ lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode)
 {
     int n = drawn(c);
     c->res->fwd_samples += n;
+    if (c->diff) {
+        lethe_status st = c->diff->err;
+        if (st == LETHE_OK) st = ul_diff_cond(c, 0);
+        if (st != LETHE_OK) return st;
+    }
     return lethe_model_forward(c->m, c->x, n, &c->g, mode, &c->logits);
 }
 
 void ul_clear_dlogits(ul_ctx *c)
 {
-    memset(c->dlogits, 0, (size_t)drawn(c) * (size_t)c->nclass * sizeof(float));
+    memset(c->dlogits, 0, (size_t)drawn(c) * c->dout * sizeof(float));
 }
 
 float ul_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight)
 {
     if (count <= 0) return 0.0f;
+    if (c->diff) return ul_diff_loss(c, k, from, count, weight, weight != 0.0f);
     for (int i = 0; i < count; i++) c->w[from + i] = weight;
     size_t off = (size_t)from * (size_t)c->nclass;
     lethe_loss(k, c->losses + from, weight != 0.0f ? c->dlogits + off : NULL, c->logits + off,
@@ -153,9 +166,17 @@ lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
     lethe_groups_one(&g, count);
     const float *logits;
     c->res->fwd_samples += count;
-    lethe_status st = lethe_model_forward(c->m, c->x + (size_t)from * c->px, count, &g,
-                                          LETHE_BN_BATCH, &logits);
+    lethe_status st = c->diff ? ul_diff_cond(c, from) : LETHE_OK;
+    if (st == LETHE_OK)
+        st = lethe_model_forward(c->m, c->x + (size_t)from * c->px, count, &g, LETHE_BN_BATCH,
+                                 &logits);
     if (st != LETHE_OK) return st;
+    if (c->diff) {
+        size_t off = (size_t)from * c->diff->d;
+        *loss = lethe_denoise_loss(c->losses + from, NULL, logits, c->diff->target + off, 0.0f,
+                                   count, (int)c->diff->d);
+        return LETHE_OK;
+    }
     lethe_loss(LETHE_LOSS_CE, c->losses + from, NULL, logits, c->yt + from, NULL, count,
                c->nclass);
     double s = 0.0;
@@ -238,6 +259,19 @@ lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
     if (c->diagnostics && !meth->needs_group_grads && !meth->uses_eps)
         return lethe_fail(LETHE_ERR_ARG, "diagnostics apply to eupmu, eupmu-fast, "
                           "eupmu-lookahead, ungrad and ungrad-mixed, not to %s", c->method);
+    if (c->ddpm) {
+        if (c->loss == LETHE_UL_NC)
+            return lethe_fail(LETHE_ERR_ARG, "the unlearning loss nc has no diffusion form (rl, ga)");
+        if (strcmp(c->method, "eupmu-lookahead") == 0)
+            return lethe_fail(LETHE_ERR_ARG, "eupmu-lookahead is not available for diffusion "
+                              "(its look-ahead batch would need the same noise twice)");
+        if (c->audit)
+            return lethe_fail(LETHE_ERR_ARG, "the utility audit measures classification loss; "
+                              "not available for diffusion");
+        if (!(c->p_uncond >= 0.0f && c->p_uncond <= 1.0f))
+            return lethe_fail(LETHE_ERR_ARG, "p_uncond must be in [0, 1], got %g",
+                              (double)c->p_uncond);
+    }
     if (c->audit && c->audit_probe < 1)
         return lethe_fail(LETHE_ERR_ARG, "audit probe size must be >= 1, got %d", c->audit_probe);
     return LETHE_OK;
@@ -340,6 +374,7 @@ static lethe_status ul_save(const char *path, ul_ctx *c, const ul_method *meth,
     rs_put_stream(&w, "forget", &c->fs);
     if (c->nr) rs_put_stream(&w, "retain", &c->rs);
     rs_set_words(&w, "labels.rng", c->rng.s, 4);
+    if (c->diff) rs_set_words(&w, "noise.rng", c->diff->rng.s, 4);
     uint64_t igs[3] = {dbits(c->igs.lambda), (uint64_t)c->igs.t, dbits(c->igs.last_delta)};
     rs_set_words(&w, "igs", igs, 3);
     uint64_t samples[3] = {(uint64_t)res->fwd_samples, (uint64_t)res->bwd_samples,
@@ -387,6 +422,7 @@ static lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, 
         (st = rs_get_long(&r, "step", 1, T, &step)) != LETHE_OK ||
         (st = rs_get_long(&r, "have_next_r", 0, 1, &have)) != LETHE_OK ||
         (st = rs_get_words(&r, "labels.rng", c->rng.s, 4)) != LETHE_OK ||
+        (c->diff && (st = rs_get_words(&r, "noise.rng", c->diff->rng.s, 4)) != LETHE_OK) ||
         (st = rs_get_words(&r, "igs", igs, 3)) != LETHE_OK ||
         (st = rs_get_words(&r, "samples", samples, 3)) != LETHE_OK ||
         (st = rs_get_words(&r, "audit", au, 5)) != LETHE_OK ||
@@ -542,9 +578,20 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         return lethe_fail(LETHE_ERR_ARG, "the retain set is empty");
     if (cfg->audit && (!retain || retain->n < 2))
         return lethe_fail(LETHE_ERR_ARG, "the audit needs at least 2 retain samples");
+    /* A noise predictor predicts images, a classifier labels: each needs its task. */
+    int predicts_images = lethe_model_out_size(m) != (size_t)m->nclass;
+    if (predicts_images && !cfg->ddpm)
+        return lethe_fail(LETHE_ERR_ARG, "model '%s' is a noise predictor: unlearn it as a "
+                          "diffusion model (a noise schedule; lethe unlearn --task diffusion)",
+                          m->arch);
+    if (!predicts_images && cfg->ddpm)
+        return lethe_fail(LETHE_ERR_ARG, "model '%s' is a classifier, not a diffusion model",
+                          m->arch);
 
     ul_ctx c;
     memset(&c, 0, sizeof c);
+    ul_diff diff;
+    memset(&diff, 0, sizeof diff);
     ul_audit audit;
     memset(&audit, 0, sizeof audit);
     lethe_subset probe = {0}, rest = {0};
@@ -571,6 +618,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     c.nf = forget->n < (size_t)c.bs ? (int)forget->n : c.bs;
     c.nr = retain && retain->n ? (retain->n < (size_t)c.bs ? (int)retain->n : c.bs) : 0;
     c.px = (size_t)ds->c * ds->h * ds->w;
+    c.dout = lethe_model_out_size(m);
     res->batch = c.bs;
     long T = ul_steps(cfg, forget->n);
     res->steps = T;
@@ -584,7 +632,12 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     c.next_r = malloc(((size_t)c.nr + 1) * sizeof(int32_t));
     c.w = malloc(rows * sizeof(float));
     c.losses = malloc(rows * sizeof(float));
-    c.dlogits = malloc(rows * (size_t)c.nclass * sizeof(float));
+    c.dlogits = malloc(rows * c.dout * sizeof(float));
+    if (cfg->ddpm) {
+        if ((st = ul_diff_init(&diff, ds, cfg, rows, c.px)) != LETHE_OK) goto done;
+        c.diff = &diff;
+        c.ds = &diff.unit;
+    }
     res->trace = calloc((size_t)(T > 0 ? T : 1), sizeof(lethe_trace_step));
     /* Diagnostics need g_u and g_r apart even where the method does not. */
     int group_grads = meth->needs_group_grads || diag;
@@ -715,6 +768,7 @@ done:
     free(c.w);
     free(c.losses);
     free(c.dlogits);
+    ul_diff_free(&diff);
     free(c.g_u);
     free(c.g_r);
     free(c.mask);

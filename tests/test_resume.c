@@ -725,6 +725,11 @@ static int spawn(child *c, const char *tag, char **args, int flags, int hold)
             sigaddset(&set, SIGTERM);
         }
         sigprocmask(SIG_SETMASK, &set, NULL);
+        /* A suite started in the background (`make test &`) ignores SIGINT,
+         * and lethe rightly keeps an inherited SIG_IGN (nohup): the child
+         * must start from the default action to be interruptible. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         execvp(argv[0], argv);
         _exit(127);
     }

@@ -14,6 +14,13 @@ int cmd_info(int argc, char **argv)
     if (a.npos != 1) return cli_error("info", "expected one checkpoint file");
     lethe_model *m;
     lethe_metadata md = {0};
+    /* A run state (--state of train/unlearn) is a safetensors file too. */
+    if (lethe_runstate_read_meta(a.pos[0], &md) == LETHE_OK) {
+        printf("%s: a run state (resume with --resume)\n\n", a.pos[0]);
+        for (int i = 0; i < md.n; i++) printf("  %-18s %s\n", md.kv[i].key, md.kv[i].value);
+        return 0;
+    }
+    memset(&md, 0, sizeof md);
     lethe_status st = cli_open_model(a.pos[0], &m, &md);
     if (st != LETHE_OK) return cli_lib_error("info", st);
     printf("%s\n\nmetadata:\n", a.pos[0]);

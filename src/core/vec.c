@@ -5,11 +5,23 @@
 
 #include <math.h>
 
+/* Fixed chunks summed in chunk order: the same bits whatever the number
+ * of threads (an OpenMP reduction adds thread sums in finishing order). */
+#define DOT_CHUNKS 64
+
 double lethe_vec_dot(const float *a, const float *b, size_t n)
 {
+    double part[DOT_CHUNKS];
+    size_t per = (n + DOT_CHUNKS - 1) / DOT_CHUNKS;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int k = 0; k < DOT_CHUNKS; k++) {
+        size_t lo = (size_t)k * per, hi = lo + per < n ? lo + per : n;
+        double s = 0.0;
+        for (size_t i = lo; i < hi; i++) s += (double)a[i] * b[i];
+        part[k] = s;
+    }
     double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    for (int k = 0; k < DOT_CHUNKS; k++) s += part[k];
     return s;
 }
 

@@ -14,11 +14,12 @@ lethe_status lethe_write_file_atomic(const char *path, const void *data, size_t 
         return lethe_fail(LETHE_ERR_ARG, "%s: path too long", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return lethe_fail(LETHE_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fwrite(data, 1, len, f) == len;
-    ok &= fflush(f) == 0;
-    ok &= fsync(fileno(f)) == 0;
-    int err = errno;
-    ok &= fclose(f) == 0;
+    /* The first failure names the cause (a later fsync's EINVAL on a
+     * device would hide a write's ENOSPC). */
+    int ok = 1, err = 0;
+    if (fwrite(data, 1, len, f) != len || fflush(f) != 0) ok = 0, err = errno;
+    if (ok && fsync(fileno(f)) != 0) ok = 0, err = errno;
+    if (fclose(f) != 0 && ok) ok = 0, err = errno;
     if (!ok) {
         remove(tmp);
         return lethe_fail(LETHE_ERR_IO, "%s: write failed: %s", path, strerror(err));

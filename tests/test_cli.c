@@ -5,13 +5,10 @@
  * non-zero with exactly one line "lethe …" on stderr and leave no output
  * file (nor a temporary one) behind. */
 #include "test.h"
+#include "cli_util.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <zlib.h>
 
 #include <cjson/cJSON.h>
 
@@ -23,149 +20,22 @@
 
 /* ------------------------------------------------------------- helpers */
 
-/* A scratch path in test_tmpdir()/cli (a folder of its own, so that the
- * check for left-over temporary files sees only these tests' files), in the
- * caller's buffer: test_path's ring of 8 is too short for the paths these
- * tests hold at once. */
-typedef char path_buf[320];
+/* Scratch files in test_tmpdir()/cli (a folder of its own, so that the
+ * check for left-over temporary files sees only these tests' files). */
+typedef cli_t_path_buf path_buf;
 static const char *tpath(path_buf buf, const char *name)
 {
-    snprintf(buf, sizeof(path_buf), "%s/cli/%s", test_tmpdir(), name);
-    return buf;
+    return cli_t_path(buf, "cli", name);
 }
 
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* The whole file into a NUL-terminated buffer (NULL if unreadable). */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t k;
-    while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (cap - n < 2) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (!buf) return NULL;
-    buf[n] = '\0';
-    if (len) *len = n;
-    return buf;
-}
-
-static int spit(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    int ok = fwrite(data, 1, len, f) == len;
-    return fclose(f) == 0 && ok;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-/* An IDX file: magic, dims, data; through gzip when gz is set. */
-static int write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim,
-                     const uint8_t *data, size_t len, int gz)
-{
-    uint8_t head[16];
-    put_be32(head, magic);
-    for (int d = 0; d < ndim; d++) put_be32(head + 4 + 4 * d, dims[d]);
-    unsigned hl = 4 + 4 * (unsigned)ndim;
-    if (!gz) {
-        FILE *f = fopen(path, "wb");
-        if (!f) return 0;
-        int ok = fwrite(head, 1, hl, f) == hl && fwrite(data, 1, len, f) == len;
-        return fclose(f) == 0 && ok;
-    }
-    gzFile f = gzopen(path, "wb");
-    if (!f) return 0;
-    int ok = gzwrite(f, head, hl) == (int)hl && gzwrite(f, data, (unsigned)len) == (int)len;
-    return gzclose(f) == Z_OK && ok;
-}
-
-/* n images (n, 28, 28) and labels i % 10: class c is a random binary
- * prototype (seeded), each image flips 5% of its pixels. */
-static void make_images(uint8_t *px, uint8_t *y, int n, uint64_t seed)
-{
-    static uint8_t proto[10][SIDE * SIDE];
-    lethe_rng r;
-    lethe_rng_seed(&r, 99);     /* the same prototypes for train and test */
-    for (int c = 0; c < 10; c++)
-        for (int p = 0; p < SIDE * SIDE; p++) proto[c][p] = lethe_rng_uniform(&r) < 0.3f ? 255 : 0;
-    lethe_rng_seed(&r, seed);
-    for (int i = 0; i < n; i++) {
-        y[i] = (uint8_t)(i % 10);
-        for (int p = 0; p < SIDE * SIDE; p++) {
-            uint8_t v = proto[y[i]][p];
-            px[(size_t)i * SIDE * SIDE + p] = lethe_rng_uniform(&r) < 0.05f ? (uint8_t)(255 - v) : v;
-        }
-    }
-}
-
-/* Write an MNIST-format folder: train files gzipped (via zlib), test files
- * raw (through lethe_idx_write_images); the loader takes both. */
-static int write_mnist(const char *dir)
-{
-    static uint8_t px[NTRAIN * SIDE * SIDE], y[NTRAIN];
-    char path[600];
-    if (mkdir(dir, 0755) != 0 && !exists(dir)) return 0;
-    uint32_t dims[3] = {NTRAIN, SIDE, SIDE};
-    make_images(px, y, NTRAIN, 1);
-    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
-    if (!write_idx(path, 0x803, dims, 3, px, sizeof px, 1)) return 0;
-    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", dir);
-    if (!write_idx(path, 0x801, dims, 1, y, NTRAIN, 1)) return 0;
-    make_images(px, y, NTEST, 2);
-    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);
-    if (lethe_idx_write_images(path, px, NTEST, SIDE, SIDE) != LETHE_OK) return 0;
-    dims[0] = NTEST;
-    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte", dir);
-    return write_idx(path, 0x801, dims, 1, y, NTEST, 0);
-}
-
-/* Run `$LETHE_BIN args` with stdout and stderr to files; the exit status,
- * or -1 if it did not exit normally (or LETHE_BIN is unset). *out and *err
- * receive the outputs (caller frees). */
 static int run_lethe(const char *args, char **out, char **err)
 {
-    *out = *err = NULL;
-    const char *bin = getenv("LETHE_BIN");
-    if (!bin || !*bin) return -1;
-    char cmd[8192];
-    path_buf ob, eb;
-    const char *o = tpath(ob, "stdout.txt"), *e = tpath(eb, "stderr.txt");
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, o, e);
-    int st = system(cmd);
-    *out = slurp(o, NULL);
-    *err = slurp(e, NULL);
-    if (st == -1 || !WIFEXITED(st)) return -1;
-    return WEXITSTATUS(st);
+    return cli_t_run("cli", args, out, err);
 }
 
-static int have_bin(void)
-{
-    const char *bin = getenv("LETHE_BIN");
-    if (bin && *bin && exists(bin)) return 1;
-    test_fail(__FILE__, __LINE__, "LETHE_BIN is not set to the lethe binary (run `make test`); "
-              "command-line test skipped");
-    return 0;
-}
+/* Train files gzipped (via zlib), test files raw (through
+ * lethe_idx_write_images): the loader takes both. */
+static const cli_t_mnist data_spec = {NTRAIN, NTEST, SIDE, 99, 1, 2, 1, 0};
 
 /* The data folder D and a trained mlp M, made once per run (on disk) by
  * the first test that asks. */
@@ -173,14 +43,13 @@ typedef struct { path_buf dir, model; } fixture_paths;
 
 static int fixture(fixture_paths *f)
 {
-    if (!have_bin()) return 0;
-    path_buf top;
-    if (mkdir(tpath(top, ""), 0755) != 0 && !exists(top)) return 0;
+    if (!cli_t_have_bin()) return 0;
+    if (!cli_t_mkdir("cli")) return 0;
     tpath(f->dir, "cli-mnist");
     tpath(f->model, "cli-mlp.safetensors");
-    if (exists(f->model)) return 1;
+    if (cli_t_exists(f->model)) return 1;
     char *o, *e, args[4096];
-    CHECK(write_mnist(f->dir));
+    CHECK(cli_t_write_mnist(f->dir, &data_spec));
     snprintf(args, sizeof args,
              "train --arch mlp --data mnist --data-dir '%s' --epochs 1 --batch 32 --out '%s'",
              f->dir, f->model);
@@ -189,30 +58,10 @@ static int fixture(fixture_paths *f)
     /* The table on stdout. */
     CHECK_MSG(o && strstr(o, "| arch |") && strstr(o, "| mlp | mnist | 300 | 1 |"),
               "train table: %s", o ? o : "");
-    int ok = rc == 0 && exists(f->model);
+    int ok = rc == 0 && cli_t_exists(f->model);
     free(o);
     free(e);
     return ok;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++) n += *s == '\n';
-    return n;
-}
-
-/* Files in test_tmpdir()/cli whose name contains ".tmp". */
-static int temp_files_left(void)
-{
-    path_buf top;
-    DIR *d = opendir(tpath(top, ""));
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) n += strstr(de->d_name, ".tmp") != NULL;
-    closedir(d);
-    return n;
 }
 
 /* Bad input: non-zero exit, one stderr line "lethe …" that contains
@@ -222,22 +71,13 @@ static void expect_fail_at(int line, const char *args, const char *needle, const
 {
     if (out) remove(out);
     if (report) remove(report);
-    char *o, *e;
-    int rc = run_lethe(args, &o, &e);
-    const char *err = e ? e : "";
-    if (rc <= 0) test_fail(__FILE__, line, "`lethe %s` exited %d, expected an error", args, rc);
-    if (count_lines(err) != 1 || strncmp(err, "lethe ", 6) != 0)
-        test_fail(__FILE__, line, "`lethe %s`: stderr is not one 'lethe ...' line:\n%s", args, err);
-    if (needle && !strstr(err, needle))
-        test_fail(__FILE__, line, "`lethe %s`: message lacks '%s': %s", args, needle, err);
-    if (o && *o) test_fail(__FILE__, line, "`lethe %s` printed to stdout: %s", args, o);
-    if (out && exists(out)) test_fail(__FILE__, line, "`lethe %s` created %s", args, out);
-    if (report && exists(report)) test_fail(__FILE__, line, "`lethe %s` created %s", args, report);
-    if (temp_files_left() != 0)
+    cli_t_expect_fail_at(__FILE__, line, "cli", args, needle, 1);
+    if (out && cli_t_exists(out)) test_fail(__FILE__, line, "`lethe %s` created %s", args, out);
+    if (report && cli_t_exists(report))
+        test_fail(__FILE__, line, "`lethe %s` created %s", args, report);
+    if (cli_t_temp_files_left("cli") != 0)
         test_fail(__FILE__, line, "`lethe %s` left temporary files in %s/cli", args,
                   test_tmpdir());
-    free(o);
-    free(e);
 }
 #define expect_fail(args, needle, out, report) expect_fail_at(__LINE__, args, needle, out, report)
 
@@ -246,12 +86,12 @@ static const char *edited_model(const fixture_paths *f, path_buf path, const cha
                                 void (*edit)(char *buf, size_t *len))
 {
     size_t len;
-    char *buf = slurp(f->model, &len);
+    char *buf = cli_t_slurp(f->model, &len);
     tpath(path, name);
     CHECK(buf != NULL);
     if (buf) {
         edit(buf, &len);
-        CHECK(spit(path, buf, len));
+        CHECK(cli_t_spit(path, buf, len));
     }
     free(buf);
     return path;
@@ -300,7 +140,7 @@ TEST(cli_train_info_eval)
              "--out '%s' --quiet", f.dir, m2);
     int rc = run_lethe(args, &o, &e);
     CHECK_MSG(rc == 0, "train exited %d: %s", rc, e ? e : "");
-    CHECK(exists(m2));
+    CHECK(cli_t_exists(m2));
     CHECK_MSG(o && strstr(o, "| arch |") && strstr(o, "| mlp | mnist | 300 | 1 |"),
               "train table: %s", o ? o : "");
     free(o);
@@ -335,12 +175,6 @@ static int trace_len(const cJSON *trace, const char *name)
     return cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
 }
 
-static double json_num(const cJSON *obj, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
 TEST(cli_unlearn_writes_model_and_report)
 {
     fixture_paths f;
@@ -357,8 +191,8 @@ TEST(cli_unlearn_writes_model_and_report)
               o ? o : "");
     free(o);
     free(e);
-    CHECK(exists(u));
-    CHECK(temp_files_left() == 0);
+    CHECK(cli_t_exists(u));
+    CHECK(cli_t_temp_files_left("cli") == 0);
 
     /* The unlearned checkpoint loads and says what it forgot. */
     lethe_metadata md;
@@ -373,19 +207,17 @@ TEST(cli_unlearn_writes_model_and_report)
     }
     lethe_model_free(m);
 
-    char *text = slurp(rep, NULL);
-    CHECK(text != NULL);
-    cJSON *root = text ? cJSON_Parse(text) : NULL;
-    CHECK_MSG(root != NULL, "report is not JSON");
+    cJSON *root = cli_t_load_json(rep);
+    CHECK_MSG(root != NULL, "report %s is missing or not JSON", rep);
     if (root) {
         const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run");
         const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
         const cJSON *met = cJSON_GetObjectItemCaseSensitive(root, "metrics");
         const cJSON *trace = cJSON_GetObjectItemCaseSensitive(run, "trace");
         /* EUPMU: 3 forward and 2 backward batches per step (ALGORITHM.md §3). */
-        CHECK(json_num(run, "forward_passes") == 15.0);
-        CHECK(json_num(run, "backward_passes") == 10.0);
-        CHECK(json_num(run, "steps") == 5.0);
+        CHECK(cli_t_jnum(run, "forward_passes") == 15.0);
+        CHECK(cli_t_jnum(run, "backward_passes") == 10.0);
+        CHECK(cli_t_jnum(run, "steps") == 5.0);
         const char *names[] = {"loss_u", "loss_r_before", "loss_r_after", "delta", "lambda",
                                "lambda_star", "lr"};
         for (int k = 0; k < 7; k++)
@@ -396,11 +228,10 @@ TEST(cli_unlearn_writes_model_and_report)
               cJSON_GetArrayItem(lam, 0)->valuedouble == 1.0);   /* λ0 = 1 */
         const cJSON *meth = cJSON_GetObjectItemCaseSensitive(cfg, "method");
         CHECK(cJSON_IsString(meth) && strcmp(meth->valuestring, "eupmu") == 0);
-        double ua = json_num(met, "UA"), ra = json_num(met, "RA");
+        double ua = cli_t_jnum(met, "UA"), ra = cli_t_jnum(met, "RA");
         CHECK_MSG(ua >= 0 && ua <= 100 && ra >= 0 && ra <= 100, "UA %g RA %g", ua, ra);
     }
     cJSON_Delete(root);
-    free(text);
 }
 
 /* Options reach the method: the mixed UNGrad form costs 2 + 4 passes a step,
@@ -427,16 +258,14 @@ TEST(cli_unlearn_options_reach_the_method)
         CHECK_MSG(rc == 0, "%s: exited %d: %s", cases[i].opts, rc, e ? e : "");
         free(o);
         free(e);
-        char *text = slurp(rep, NULL);
-        cJSON *root = text ? cJSON_Parse(text) : NULL;
+        cJSON *root = cli_t_load_json(rep);
         const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run");
-        CHECK_MSG(json_num(run, "forward_passes") == cases[i].fwd &&
-                      json_num(run, "backward_passes") == cases[i].bwd,
+        CHECK_MSG(cli_t_jnum(run, "forward_passes") == cases[i].fwd &&
+                      cli_t_jnum(run, "backward_passes") == cases[i].bwd,
                   "%s: %g/%g passes, expected %g/%g", cases[i].opts,
-                  json_num(run, "forward_passes"), json_num(run, "backward_passes"),
+                  cli_t_jnum(run, "forward_passes"), cli_t_jnum(run, "backward_passes"),
                   cases[i].fwd, cases[i].bwd);
         cJSON_Delete(root);
-        free(text);
         remove(rep);
     }
 }
@@ -516,18 +345,22 @@ TEST(cli_rejects_bad_files)
 
     path_buf tb, mb;
     const char *trunc = tpath(tb, "cli-mnist-trunc"), *magic = tpath(mb, "cli-mnist-magic");
-    CHECK(write_mnist(trunc) && write_mnist(magic));
+    CHECK(cli_t_write_mnist(trunc, &data_spec) && cli_t_write_mnist(magic, &data_spec));
     char path[600];
     size_t len;
     snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", trunc);
-    char *gz = slurp(path, &len);
-    CHECK(gz && spit(path, gz, len / 2));
+    char *gz = cli_t_slurp(path, &len);
+    CHECK(gz && cli_t_spit(path, gz, len / 2));
     free(gz);
-    static uint8_t px[NTRAIN * SIDE * SIDE], y[NTRAIN];
-    make_images(px, y, NTRAIN, 1);
+    static uint8_t px[NTRAIN * SIDE * SIDE], y[NTRAIN], proto[10 * SIDE * SIDE];
+    lethe_rng r;
+    lethe_rng_seed(&r, data_spec.proto_seed);
+    cli_t_make_protos(proto, SIDE, &r);
+    lethe_rng_seed(&r, data_spec.train_seed);
+    cli_t_make_images(px, y, NTRAIN, SIDE, proto, &r);
     uint32_t dims[3] = {NTRAIN, SIDE, SIDE};
     snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", magic);
-    CHECK(write_idx(path, 0x804, dims, 3, px, sizeof px, 1));
+    CHECK(cli_t_write_idx(path, 0x804, dims, 3, px, sizeof px, 1));
     const char *dirs[2] = {trunc, magic};
     const char *needles[2] = {"truncated", "magic"};
     for (int k = 0; k < 2; k++) {

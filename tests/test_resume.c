@@ -11,8 +11,8 @@
  * commands of resume_cli_pending_signal run under valgrind --leak-check=full
  * and its summary lines are printed. */
 #include "test.h"
+#include "cli_util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -113,12 +113,6 @@ static long meta_long(const char *path, const char *key)
     if (lethe_runstate_read_meta(path, &md) != LETHE_OK) return -1;
     const char *v = lethe_meta_get(&md, key);
     return v ? atol(v) : -1;
-}
-
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
 }
 
 TEST(resume_train_stop_hook_bitwise)
@@ -525,7 +519,7 @@ static int tmp_link_left(const char *path, long pid)
 
 TEST(resume_full_disk_leaves_old_file)
 {
-    if (!exists("/dev/full")) {
+    if (!cli_t_exists("/dev/full")) {
         test_fail(__FILE__, __LINE__, "no /dev/full on this system: full-disk test skipped");
         return;
     }
@@ -566,7 +560,7 @@ TEST(resume_full_disk_leaves_old_file)
     CHECK_MSG(st == LETHE_ERR_IO && strstr(lethe_last_error(), "full.state"), "%s: %s",
               lethe_status_to_string(st), lethe_last_error());
     CHECK(run.step == 2 && run.saved_step == -1);
-    CHECK(!exists(state) && !tmp_link_left(state, getpid()));
+    CHECK(!cli_t_exists(state) && !tmp_link_left(state, getpid()));
     lethe_model_free(m);
     lethe_subset_free(&all);
     lethe_dataset_free(&ds);
@@ -578,90 +572,23 @@ TEST(resume_full_disk_leaves_old_file)
 #define NTEST 100
 #define SIDE 28
 
-typedef char path_buf[400];
+typedef cli_t_path_buf path_buf;
 static const char *tpath(path_buf buf, const char *name)
 {
-    snprintf(buf, sizeof(path_buf), "%s/resume/%s", test_tmpdir(), name);
-    return buf;
+    return cli_t_path(buf, "resume", name);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (!buf) return NULL;
-    buf[n] = '\0';
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
-static int write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim,
-                     const uint8_t *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    int ok = 1;
-    uint32_t words[4] = {magic, dims[0], ndim > 1 ? dims[1] : 0, ndim > 2 ? dims[2] : 0};
-    for (int i = 0; i <= ndim; i++) {
-        uint8_t b[4] = {(uint8_t)(words[i] >> 24), (uint8_t)(words[i] >> 16),
-                        (uint8_t)(words[i] >> 8), (uint8_t)words[i]};
-        ok &= fwrite(b, 1, 4, f) == 4;
-    }
-    ok &= fwrite(data, 1, len, f) == len;
-    return (fclose(f) == 0) & ok;
-}
-
-/* The MNIST-format folder of these tests (made once). */
+/* The MNIST-format folder of these tests (made once): raw files, the
+ * prototypes and both splits from one noise stream. */
 static const char *cli_data(path_buf dir)
 {
-    path_buf top;
-    mkdir(tpath(top, ""), 0755);
+    static const cli_t_mnist spec = {NTRAIN, NTEST, SIDE, 5, 0, 0, 0, 0};
+    cli_t_mkdir("resume");
     tpath(dir, "mnist");
     path_buf done;
-    if (exists(tpath(done, "mnist/t10k-labels-idx1-ubyte"))) return dir;
-    mkdir(dir, 0755);
-    static uint8_t px[NTRAIN * SIDE * SIDE], y[NTRAIN], proto[10][SIDE * SIDE];
-    lethe_rng r;
-    lethe_rng_seed(&r, 5);
-    for (int c = 0; c < 10; c++)
-        for (int p = 0; p < SIDE * SIDE; p++) proto[c][p] = lethe_rng_uniform(&r) < 0.3f ? 255 : 0;
-    static const char *names[2][2] = {{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
-                                      {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}};
-    for (int split = 0; split < 2; split++) {
-        int n = split ? NTEST : NTRAIN;
-        for (int i = 0; i < n; i++) {
-            y[i] = (uint8_t)(i % 10);
-            for (int p = 0; p < SIDE * SIDE; p++) {
-                uint8_t v = proto[y[i]][p];
-                px[(size_t)i * SIDE * SIDE + p] = lethe_rng_uniform(&r) < 0.05f ? (uint8_t)(255 - v) : v;
-            }
-        }
-        uint32_t dims[3] = {(uint32_t)n, SIDE, SIDE};
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", dir, names[split][0]);
-        CHECK(write_idx(path, 0x803, dims, 3, px, (size_t)n * SIDE * SIDE));
-        snprintf(path, sizeof path, "%s/%s", dir, names[split][1]);
-        CHECK(write_idx(path, 0x801, dims, 1, y, (size_t)n));
-    }
+    if (cli_t_exists(tpath(done, "mnist/t10k-labels-idx1-ubyte"))) return dir;
+    CHECK(cli_t_write_mnist(dir, &spec));
     return dir;
-}
-
-static int have_bin(void)
-{
-    const char *bin = getenv("LETHE_BIN");
-    if (bin && *bin && exists(bin)) return 1;
-    test_fail(__FILE__, __LINE__, "LETHE_BIN is not set to the lethe binary (run `make test`); "
-              "command-line test skipped");
-    return 0;
 }
 
 static int valgrind_on(void)
@@ -752,7 +679,7 @@ static int run_args_with(const char *tag, char **args, char **err, int flags)
     child c;
     if (!spawn(&c, tag, args, flags, -1)) return -1;
     int rc = reap(&c);
-    if (err) *err = slurp(c.err, NULL);
+    if (err) *err = cli_t_slurp(c.err, NULL);
     return rc;
 }
 
@@ -778,7 +705,7 @@ static char **words(args_t *a, const char *fmt, ...)
 static int same_bytes(const char *a, const char *b)
 {
     size_t la, lb;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    char *x = cli_t_slurp(a, &la), *y = cli_t_slurp(b, &lb);
     int same = x && y && la == lb && memcmp(x, y, la) == 0;
     free(x);
     free(y);
@@ -789,7 +716,7 @@ static int same_bytes(const char *a, const char *b)
  * "run.seconds" (caller frees; NULL if not JSON). */
 static char *report_sans_timing(const char *path)
 {
-    char *text = slurp(path, NULL);
+    char *text = cli_t_slurp(path, NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!root) return NULL;
@@ -810,13 +737,6 @@ static int same_report(const char *a, const char *b)
     return same;
 }
 
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++) n += *s == '\n';
-    return n;
-}
-
 /* The last line of s (static copy). */
 static const char *last_line(const char *s)
 {
@@ -831,24 +751,11 @@ static const char *last_line(const char *s)
     return line;
 }
 
-/* Files in test_tmpdir()/resume whose name contains ".tmp". */
-static int temp_files_left(void)
-{
-    path_buf top;
-    DIR *d = opendir(tpath(top, ""));
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) n += strstr(de->d_name, ".tmp") != NULL;
-    closedir(d);
-    return n;
-}
-
 /* A trained mlp for the unlearning runs (made once). */
 static const char *cli_model(path_buf model, const char *data)
 {
     tpath(model, "base.safetensors");
-    if (exists(model)) return model;
+    if (cli_t_exists(model)) return model;
     args_t a;
     char *err = NULL;
     int rc = run_args("base", words(&a, "train --arch mlp --data mnist --data-dir %s --epochs 1 "
@@ -879,7 +786,7 @@ static void interrupt_and_resume(const char *cmd, const char *common, const char
     CHECK(spawn(&c, cmd, words(&a, "%s %s --out %s --report %s --state %s --checkpoint-every 40",
                                cmd, common, out, rep, state), SP_ONE_THREAD, -1));
     struct timespec nap = {0, 500000};
-    for (int i = 0; i < 60000 && !exists(state); i++) {
+    for (int i = 0; i < 60000 && !cli_t_exists(state); i++) {
         if (waitpid(c.pid, NULL, WNOHANG) == c.pid) {   /* ended (and reaped) early */
             c.pid = -1;
             break;
@@ -890,7 +797,7 @@ static void interrupt_and_resume(const char *cmd, const char *common, const char
     if (c.pid <= 0) return;
     kill(c.pid, sig);
     int rc = reap(&c);
-    char *err = slurp(c.err, NULL);
+    char *err = cli_t_slurp(c.err, NULL);
     CHECK_MSG(rc == 128 + sig, "lethe %s got signal %d: exit %d (the run may have ended before "
               "the signal: make it longer): %s", cmd, sig, rc, err ? err : "");
     long step = -1;
@@ -901,9 +808,9 @@ static void interrupt_and_resume(const char *cmd, const char *common, const char
     snprintf(want, sizeof want, "lethe %s: interrupted at step %ld; state saved to %s; resume "
              "with --resume %s", cmd, step, state, state);
     CHECK_MSG(strcmp(line, want) == 0, "'%s'\nexpected '%s'", line, want);
-    CHECK_MSG(count_lines(strstr(err ? err : "", "lethe ")) == 1, "stderr: %s", err ? err : "");
+    CHECK_MSG(cli_t_count_lines(strstr(err ? err : "", "lethe ")) == 1, "stderr: %s", err ? err : "");
     free(err);
-    CHECK(!exists(out) && !exists(rep) && exists(state) && temp_files_left() == 0);
+    CHECK(!cli_t_exists(out) && !cli_t_exists(rep) && cli_t_exists(state) && cli_t_temp_files_left("resume") == 0);
     CHECK(meta_long(state, "step") == step);
 
     /* Resumed (without periodic checkpoints: they do not change results). */
@@ -916,12 +823,12 @@ static void interrupt_and_resume(const char *cmd, const char *common, const char
     CHECK_MSG(same_bytes(out, ref_out), "lethe %s: resumed checkpoint differs from the "
               "uninterrupted one", cmd);
     CHECK_MSG(same_report(rep, ref_rep), "lethe %s: resumed report differs", cmd);
-    CHECK_MSG(!exists(state), "the state was not removed after the run");
+    CHECK_MSG(!cli_t_exists(state), "the state was not removed after the run");
 }
 
 TEST(resume_cli_signal_then_resume)
 {
-    if (!have_bin()) return;
+    if (!cli_t_have_bin()) return;
     path_buf db, mb, ob, rb, xb, yb;
     const char *data = cli_data(db), *model = cli_model(mb, data);
     const char *out = tpath(ob, "t.safetensors"), *rep = tpath(rb, "t.json");
@@ -949,7 +856,7 @@ TEST(resume_cli_signal_then_resume)
 
 TEST(resume_cli_same_command_same_files)
 {
-    if (!have_bin()) return;
+    if (!cli_t_have_bin()) return;
     path_buf db, mb, o1, o2, r1, r2;
     const char *data = cli_data(db), *model = cli_model(mb, data);
     const char *out[2] = {tpath(o1, "same1.safetensors"), tpath(o2, "same2.safetensors")};
@@ -970,7 +877,7 @@ TEST(resume_cli_same_command_same_files)
         CHECK_MSG(same_bytes(out[0], out[1]), "%s: checkpoints differ", cmds[k]);
         CHECK_MSG(same_report(rep[0], rep[1]), "%s: reports differ beyond timing", cmds[k]);
         /* Only the timing may differ: the reports hold the metrics. */
-        char *text = slurp(rep[0], NULL);
+        char *text = cli_t_slurp(rep[0], NULL);
         CHECK(text && strstr(text, k ? "\"MIA\"" : "\"test_accuracy\""));
         free(text);
     }
@@ -980,7 +887,7 @@ TEST(resume_cli_same_command_same_files)
  * before the (missing) data set is even looked at; nothing is created. */
 TEST(resume_cli_output_paths_checked_first)
 {
-    if (!have_bin()) return;
+    if (!cli_t_have_bin()) return;
     path_buf db, mb, fb;
     const char *data = cli_data(db), *model = cli_model(mb, data);
     const char *folder = tpath(fb, "");
@@ -1006,14 +913,14 @@ TEST(resume_cli_output_paths_checked_first)
         char *err = NULL;
         int rc = run_args("paths", words(&a, "%s %s %s --data-dir %s/no-such-data", cases[i].cmd,
                                          base, opts, folder), &err);
-        CHECK_MSG(rc != 0 && count_lines(err) == 1 && err && strncmp(err, "lethe ", 6) == 0 &&
+        CHECK_MSG(rc != 0 && cli_t_count_lines(err) == 1 && err && strncmp(err, "lethe ", 6) == 0 &&
                       strstr(err, cases[i].needle) && !strstr(err, "no-such-data"),
                   "%s %s: exit %d: %s", cases[i].cmd, opts, rc, err ? err : "");
         free(err);
     }
     path_buf xb, ub;
-    CHECK(!exists(tpath(xb, "x.safetensors")) && !exists(tpath(ub, "u.safetensors")));
-    CHECK(temp_files_left() == 0);
+    CHECK(!cli_t_exists(tpath(xb, "x.safetensors")) && !cli_t_exists(tpath(ub, "u.safetensors")));
+    CHECK(cli_t_temp_files_left("resume") == 0);
     if (geteuid() != 0) {   /* root writes anywhere: no permission case to test */
         path_buf rob;
         const char *ro = tpath(rob, "read-only");
@@ -1032,7 +939,7 @@ TEST(resume_cli_output_paths_checked_first)
  * file already there and the last good state are left as they were. */
 TEST(resume_cli_numeric_fault_keeps_files)
 {
-    if (!have_bin()) return;
+    if (!cli_t_have_bin()) return;
     path_buf db, mb, ob, sb;
     const char *data = cli_data(db), *model = cli_model(mb, data);
     const char *out = tpath(ob, "fault.safetensors"), *state = tpath(sb, "fault.state");
@@ -1056,13 +963,13 @@ TEST(resume_cli_numeric_fault_keeps_files)
                       (strstr(what, " is NaN") || strstr(what, " is infinite")),
                   "%s: exit %d: %s", cmds[k], rc, err ? err : "");
         free(err);
-        char *text = slurp(out, NULL);
+        char *text = cli_t_slurp(out, NULL);
         CHECK_MSG(text && strcmp(text, "an earlier model") == 0, "%s: --out was overwritten",
                   cmds[k]);
         free(text);
         if (step > 1) CHECK_MSG(meta_long(state, "step") == step - 1, "%s: state at %ld, fault "
                                 "at %ld", cmds[k], meta_long(state, "step"), step);
-        CHECK(temp_files_left() == 0);
+        CHECK(cli_t_temp_files_left("resume") == 0);
     }
 }
 
@@ -1070,8 +977,8 @@ TEST(resume_cli_numeric_fault_keeps_files)
  * The child waits on a pipe until the link for its pid is in place. */
 TEST(resume_cli_full_disk)
 {
-    if (!have_bin()) return;
-    if (!exists("/dev/full")) {
+    if (!cli_t_have_bin()) return;
+    if (!cli_t_exists("/dev/full")) {
         test_fail(__FILE__, __LINE__, "no /dev/full: test skipped");
         return;
     }
@@ -1093,20 +1000,20 @@ TEST(resume_cli_full_disk)
         CHECK(write(fd[1], "x", 1) == 1);
         close(fd[1]);
         int rc = reap(&c);
-        char *err = slurp(c.err, NULL);
+        char *err = cli_t_slurp(c.err, NULL);
         const char *line = last_line(err);
         CHECK_MSG(rc == 1 && strstr(line, k ? out : state) && strstr(line, "write failed"),
                   "exit %d: %s", rc, err ? err : "");
         free(err);
-        CHECK(!exists(out) && !tmp_link_left(k ? out : state, c.pid) && temp_files_left() == 0);
-        CHECK(!exists(state));
+        CHECK(!cli_t_exists(out) && !tmp_link_left(k ? out : state, c.pid) && cli_t_temp_files_left("resume") == 0);
+        CHECK(!cli_t_exists(state));
     }
 }
 
 /* Print a valgrind log's summary lines; fail on any error or leak. */
 static void valgrind_clean(const char *path, const char *what, const char *tag)
 {
-    char *log = slurp(path, NULL);
+    char *log = cli_t_slurp(path, NULL);
     const char *keys[3] = {"ERROR SUMMARY:", "definitely lost:", "indirectly lost:"};
     fprintf(stdout, "valgrind lethe %s (%s):\n", what, tag);
     for (int j = 0; j < 3; j++) {
@@ -1126,7 +1033,7 @@ static void valgrind_clean(const char *path, const char *what, const char *tag)
  * step, every time. Under LETHE_VALGRIND the commands run in valgrind. */
 TEST(resume_cli_pending_signal)
 {
-    if (!have_bin()) return;
+    if (!cli_t_have_bin()) return;
     int vg = valgrind_on();
     path_buf db, mb, ob, rb, xb, sb;
     const char *data = cli_data(db), *model = cli_model(mb, data);
@@ -1162,16 +1069,16 @@ TEST(resume_cli_pending_signal)
                         (i < 2 ? SP_BLOCK : 0) | (vg ? SP_VALGRIND : 0), -1));
             if (i < 2) kill(c.pid, sigs[i]);
             rc = reap(&c);
-            char *err = slurp(c.err, NULL);
+            char *err = cli_t_slurp(c.err, NULL);
             if (i < 2) {
                 char want[200];
                 snprintf(want, sizeof want, "interrupted at step %d; state saved to", i + 1);
                 CHECK_MSG(rc == 128 + sigs[i] && strstr(last_line(err), want),
                           "%s (%s): exit %d: %s", cmds[k], tags[i], rc, err ? err : "");
-                CHECK(meta_long(state, "step") == i + 1 && !exists(out));
+                CHECK(meta_long(state, "step") == i + 1 && !cli_t_exists(out));
             } else {
                 CHECK_MSG(rc == 0, "%s: exit %d: %s", cmds[k], rc, err ? err : "");
-                CHECK(same_bytes(out, ref) && same_report(rep, ref_rep) && !exists(state));
+                CHECK(same_bytes(out, ref) && same_report(rep, ref_rep) && !cli_t_exists(state));
             }
             free(err);
             if (vg) valgrind_clean(c.vglog, cmds[k], tags[i]);

@@ -4,13 +4,11 @@
  * run as programs ($LETHE_BIN, as in test_cli.c) on a tiny MNIST-format
  * data set. */
 #include "test.h"
+#include "cli_util.h"
 #include "toy.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <zlib.h>
 
 #include <cjson/cJSON.h>
 
@@ -483,118 +481,21 @@ out:
 
 /* ------------------------------------------------------ command line */
 
-/* Helpers after tests/test_cli.c: scratch paths in test_tmpdir()/tradeoff,
- * a tiny MNIST-format data set, and running $LETHE_BIN. */
+/* Scratch files in test_tmpdir()/tradeoff; a tiny MNIST-format data set
+ * (as in test_cli.c, every file gzipped). */
 #define NTRAIN 300
 #define NTEST 100
 #define SIDE 28
 
-typedef char path_buf[320];
+typedef cli_t_path_buf path_buf;
 static const char *tpath(path_buf buf, const char *name)
 {
-    snprintf(buf, sizeof(path_buf), "%s/tradeoff/%s", test_tmpdir(), name);
-    return buf;
-}
-
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0, k;
-    char *buf = malloc(cap);
-    while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (cap - n < 2) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (!buf) return NULL;
-    buf[n] = '\0';
-    if (len) *len = n;
-    return buf;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static int write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim,
-                     const uint8_t *data, size_t len)
-{
-    uint8_t head[16];
-    put_be32(head, magic);
-    for (int d = 0; d < ndim; d++) put_be32(head + 4 + 4 * d, dims[d]);
-    unsigned hl = 4 + 4 * (unsigned)ndim;
-    gzFile f = gzopen(path, "wb");
-    if (!f) return 0;
-    int ok = gzwrite(f, head, hl) == (int)hl && gzwrite(f, data, (unsigned)len) == (int)len;
-    return gzclose(f) == Z_OK && ok;
-}
-
-/* n images (n, 28, 28), labels i % 10: noisy copies of 10 binary prototypes. */
-static void make_images(uint8_t *px, uint8_t *y, int n, uint64_t seed)
-{
-    static uint8_t proto[10][SIDE * SIDE];
-    lethe_rng r;
-    lethe_rng_seed(&r, 99);
-    for (int c = 0; c < 10; c++)
-        for (int p = 0; p < SIDE * SIDE; p++) proto[c][p] = lethe_rng_uniform(&r) < 0.3f ? 255 : 0;
-    lethe_rng_seed(&r, seed);
-    for (int i = 0; i < n; i++) {
-        y[i] = (uint8_t)(i % 10);
-        for (int p = 0; p < SIDE * SIDE; p++) {
-            uint8_t v = proto[y[i]][p];
-            px[(size_t)i * SIDE * SIDE + p] = lethe_rng_uniform(&r) < 0.05f ? (uint8_t)(255 - v) : v;
-        }
-    }
-}
-
-static int write_mnist(const char *dir)
-{
-    static uint8_t px[NTRAIN * SIDE * SIDE], y[NTRAIN];
-    char path[600];
-    if (mkdir(dir, 0755) != 0 && !exists(dir)) return 0;
-    uint32_t dims[3] = {NTRAIN, SIDE, SIDE};
-    make_images(px, y, NTRAIN, 1);
-    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
-    if (!write_idx(path, 0x803, dims, 3, px, sizeof px)) return 0;
-    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", dir);
-    if (!write_idx(path, 0x801, dims, 1, y, NTRAIN)) return 0;
-    make_images(px, y, NTEST, 2);
-    dims[0] = NTEST;
-    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
-    if (!write_idx(path, 0x803, dims, 3, px, (size_t)NTEST * SIDE * SIDE)) return 0;
-    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte.gz", dir);
-    return write_idx(path, 0x801, dims, 1, y, NTEST);
+    return cli_t_path(buf, "tradeoff", name);
 }
 
 static int run_lethe(const char *args, char **out, char **err)
 {
-    *out = *err = NULL;
-    const char *bin = getenv("LETHE_BIN");
-    if (!bin || !*bin) return -1;
-    char cmd[8192];
-    path_buf ob, eb;
-    const char *o = tpath(ob, "stdout.txt"), *e = tpath(eb, "stderr.txt");
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, o, e);
-    int st = system(cmd);
-    *out = slurp(o, NULL);
-    *err = slurp(e, NULL);
-    if (st == -1 || !WIFEXITED(st)) return -1;
-    return WEXITSTATUS(st);
+    return cli_t_run("tradeoff", args, out, err);
 }
 
 /* The data folder, an original mlp and its Retrain (class 0 left out),
@@ -603,18 +504,13 @@ typedef struct { path_buf dir, model, ref; } fixture_paths;
 
 static int fixture(fixture_paths *f)
 {
-    const char *bin = getenv("LETHE_BIN");
-    if (!bin || !*bin || !exists(bin)) {
-        test_fail(__FILE__, __LINE__, "LETHE_BIN is not set to the lethe binary (run `make test`)");
-        return 0;
-    }
-    path_buf top;
-    if (mkdir(tpath(top, ""), 0755) != 0 && !exists(top)) return 0;
+    static const cli_t_mnist spec = {NTRAIN, NTEST, SIDE, 99, 1, 2, 1, 1};
+    if (!cli_t_have_bin() || !cli_t_mkdir("tradeoff")) return 0;
     tpath(f->dir, "mnist");
     tpath(f->model, "orig.safetensors");
     tpath(f->ref, "retrain.safetensors");
-    if (exists(f->model) && exists(f->ref)) return 1;
-    CHECK(write_mnist(f->dir));
+    if (cli_t_exists(f->model) && cli_t_exists(f->ref)) return 1;
+    CHECK(cli_t_write_mnist(f->dir, &spec));
     char *o, *e, args[4096];
     for (int k = 0; k < 2; k++) {
         snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1 "
@@ -625,63 +521,20 @@ static int fixture(fixture_paths *f)
         free(o);
         free(e);
     }
-    return exists(f->model) && exists(f->ref);
-}
-
-static int is_png(const char *path)
-{
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    size_t len = 0;
-    char *b = slurp(path, &len);
-    int ok = b && len > 100 && memcmp(b, sig, 8) == 0;
-    free(b);
-    return ok;
+    return cli_t_exists(f->model) && cli_t_exists(f->ref);
 }
 
 static int is_svg(const char *path)
 {
-    char *b = slurp(path, NULL);
+    char *b = cli_t_slurp(path, NULL);
     int ok = b && (strncmp(b, "<?xml", 5) == 0 || strncmp(b, "<svg", 4) == 0) && strstr(b, "</svg>");
     free(b);
     return ok;
 }
 
-static cJSON *load_json(const char *path)
-{
-    char *text = slurp(path, NULL);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    return j;
-}
-
-static double jnum(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++) n += *s == '\n';
-    return n;
-}
-
 /* Bad input: non-zero exit, one line "lethe …" naming `needle`. */
-static void expect_fail_at(int line, const char *args, const char *needle)
-{
-    char *o, *e;
-    int rc = run_lethe(args, &o, &e);
-    const char *err = e ? e : "";
-    if (rc <= 0) test_fail(__FILE__, line, "`lethe %s` exited %d, expected an error", args, rc);
-    if (count_lines(err) != 1 || strncmp(err, "lethe ", 6) != 0)
-        test_fail(__FILE__, line, "`lethe %s`: stderr is not one 'lethe ...' line:\n%s", args, err);
-    if (needle && !strstr(err, needle))
-        test_fail(__FILE__, line, "`lethe %s`: message lacks '%s': %s", args, needle, err);
-    free(o);
-    free(e);
-}
-#define expect_fail(args, needle) expect_fail_at(__LINE__, args, needle)
+#define expect_fail(args, needle) \
+    cli_t_expect_fail_at(__FILE__, __LINE__, "tradeoff", args, needle, 0)
 
 /* The sweep runs every value (a row each, in the table and the JSON), and
  * writes a PNG and an SVG; lethe table renders the JSON in every format;
@@ -708,11 +561,11 @@ TEST(tradeoff_cli_sweep_plot_and_table)
     free(o);
     free(e);
     snprintf(path, sizeof path, "%s.png", prefix);
-    CHECK_MSG(is_png(path), "%s is not a PNG", path);
+    CHECK_MSG(cli_t_is_png(path), "%s is not a PNG", path);
     snprintf(path, sizeof path, "%s.svg", prefix);
     CHECK_MSG(is_svg(path), "%s is not an SVG", path);
 
-    cJSON *root = load_json(json);
+    cJSON *root = cli_t_load_json(json);
     CHECK_MSG(root != NULL, "%s is not JSON", json);
     const cJSON *methods = cJSON_GetObjectItemCaseSensitive(root, "methods");
     CHECK(cJSON_GetArraySize(methods) == 5);
@@ -721,16 +574,16 @@ TEST(tradeoff_cli_sweep_plot_and_table)
     cJSON_ArrayForEach(it, methods) {
         const cJSON *met = cJSON_GetObjectItemCaseSensitive(it, "metrics");
         const cJSON *run = cJSON_GetObjectItemCaseSensitive(it, "run");
-        CHECK(jnum(met, "UA") >= 0 && jnum(met, "RA") <= 100);
+        CHECK(cli_t_jnum(met, "UA") >= 0 && cli_t_jnum(met, "RA") <= 100);
         if (i < 3) {
-            CHECK_NEAR(jnum(it, "sweep_value"), values[i], 1e-12);
-            CHECK_NEAR(jnum(cJSON_GetObjectItemCaseSensitive(it, "config"), "eps"), values[i], 1e-6);
+            CHECK_NEAR(cli_t_jnum(it, "sweep_value"), values[i], 1e-12);
+            CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItemCaseSensitive(it, "config"), "eps"), values[i], 1e-6);
             /* --diagnostics reached the runs that can have them. */
             CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(run, "diagnostics")));
         } else {
             CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "compare")));
         }
-        CHECK(jnum(run, "steps") == 3);
+        CHECK(cli_t_jnum(run, "steps") == 3);
         i++;
     }
     CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "retrain")));
@@ -741,7 +594,7 @@ TEST(tradeoff_cli_sweep_plot_and_table)
     rc = run_lethe(args, &o, &e);
     CHECK_MSG(rc == 0 && o && strstr(o, "| method | UA | RA | TA |") &&
                   strstr(o, "| eupmu eps=0.1 |") && strstr(o, "conflict (%)") &&
-                  count_lines(o) == 2 + 2 + 5,
+                  cli_t_count_lines(o) == 2 + 2 + 5,
               "table markdown: %s %s", o ? o : "", e ? e : "");
     free(o);
     free(e);
@@ -756,7 +609,7 @@ TEST(tradeoff_cli_sweep_plot_and_table)
     snprintf(args, sizeof args, "table '%s' --format csv", json);
     rc = run_lethe(args, &o, &e);
     CHECK_MSG(rc == 0 && o && strncmp(o, "method,UA,RA,TA,MIA,avg_gap", 27) == 0 &&
-                  strstr(o, "\neupmu eps=0.001,") && count_lines(o) == 1 + 2 + 5,
+                  strstr(o, "\neupmu eps=0.001,") && cli_t_count_lines(o) == 1 + 2 + 5,
               "table csv: %s", o ? o : "");
     /* Every CSV row has as many fields as the header. */
     if (o) {
@@ -782,7 +635,7 @@ TEST(tradeoff_cli_sweep_plot_and_table)
     free(o);
     free(e);
     snprintf(path, sizeof path, "%s.png", p2);
-    CHECK(is_png(path));
+    CHECK(cli_t_is_png(path));
     snprintf(path, sizeof path, "%s.svg", p2);
     CHECK(is_svg(path));
 
@@ -792,7 +645,7 @@ TEST(tradeoff_cli_sweep_plot_and_table)
     CHECK_MSG(rc == 0, "plot --lambda exited %d: %s", rc, e ? e : "");
     free(o);
     free(e);
-    CHECK(is_png(tpath(p2b, "sweep-lambda.png")) && is_svg(tpath(p2b, "sweep-lambda.svg")));
+    CHECK(cli_t_is_png(tpath(p2b, "sweep-lambda.png")) && is_svg(tpath(p2b, "sweep-lambda.svg")));
 }
 
 /* An unlearn report with diagnostics and the audit: its JSON sums equal the
@@ -814,13 +667,13 @@ TEST(tradeoff_cli_report_audit_and_plot)
               "unlearn output: %s", o ? o : "");
     free(o);
     free(e);
-    cJSON *root = load_json(rep);
+    cJSON *root = cli_t_load_json(rep);
     const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run");
     const cJSON *aud = cJSON_GetObjectItemCaseSensitive(run, "audit");
     const cJSON *tr = cJSON_GetObjectItemCaseSensitive(run, "trace");
     const cJSON *deltas = cJSON_GetObjectItemCaseSensitive(tr, "audit_delta");
     const cJSON *sums = cJSON_GetObjectItemCaseSensitive(tr, "audit_sum_delta");
-    CHECK(jnum(aud, "probe") == 40 && jnum(aud, "forward_samples") == 40 * 7);
+    CHECK(cli_t_jnum(aud, "probe") == 40 && cli_t_jnum(aud, "forward_samples") == 40 * 7);
     CHECK(cJSON_GetArraySize(deltas) == 6 && cJSON_GetArraySize(sums) == 6);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tr, "cos")) == 6);
     double s = 0;
@@ -831,9 +684,9 @@ TEST(tradeoff_cli_report_audit_and_plot)
         CHECK_NEAR(cJSON_GetArrayItem(sums, k)->valuedouble, s, 1e-5);
         k++;
     }
-    CHECK_NEAR(jnum(aud, "sum_delta"), s, 1e-5);
+    CHECK_NEAR(cli_t_jnum(aud, "sum_delta"), s, 1e-5);
     CHECK(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(aud, "bound_held")));
-    double share = jnum(cJSON_GetObjectItemCaseSensitive(run, "diagnostics"), "conflict_share");
+    double share = cli_t_jnum(cJSON_GetObjectItemCaseSensitive(run, "diagnostics"), "conflict_share");
     CHECK(share >= 0 && share <= 1);
     cJSON_Delete(root);
 
@@ -843,7 +696,7 @@ TEST(tradeoff_cli_report_audit_and_plot)
     free(o);
     free(e);
     snprintf(path, sizeof path, "%s", tpath(pb, "report.png"));
-    CHECK_MSG(is_png(path), "%s is not a PNG", path);
+    CHECK_MSG(cli_t_is_png(path), "%s is not a PNG", path);
     snprintf(path, sizeof path, "%s", tpath(pb, "report.svg"));
     CHECK_MSG(is_svg(path), "%s is not an SVG", path);
     /* Several reports: their λ_t side by side. */
@@ -852,7 +705,7 @@ TEST(tradeoff_cli_report_audit_and_plot)
     CHECK_MSG(rc == 0, "plot of two reports exited %d: %s", rc, e ? e : "");
     free(o);
     free(e);
-    CHECK(is_png(tpath(pb, "two.png")) && is_svg(tpath(pb, "two.svg")));
+    CHECK(cli_t_is_png(tpath(pb, "two.png")) && is_svg(tpath(pb, "two.svg")));
     snprintf(args, sizeof args, "table '%s' --format csv", rep);
     rc = run_lethe(args, &o, &e);
     CHECK_MSG(rc == 0 && o && strstr(o, "\neupmu-fast,"), "table of a report: %s", o ? o : "");
@@ -880,12 +733,12 @@ TEST(tradeoff_cli_utility_budget)
                   "budget output: %s", o ? o : "");
         free(o);
         free(e);
-        cJSON *root = load_json(rep);
+        cJSON *root = cli_t_load_json(rep);
         const cJSON *ub = cJSON_GetObjectItemCaseSensitive(root, "utility_budget");
         const cJSON *trials = cJSON_GetObjectItemCaseSensitive(ub, "trials");
-        double chosen = jnum(ub, "eps_chosen");
-        CHECK_NEAR(jnum(cJSON_GetObjectItemCaseSensitive(root, "config"), "eps"), chosen, 1e-6);
-        CHECK_NEAR(jnum(cJSON_GetObjectItemCaseSensitive(root, "run"), "eps_used"), chosen, 1e-6);
+        double chosen = cli_t_jnum(ub, "eps_chosen");
+        CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItemCaseSensitive(root, "config"), "eps"), chosen, 1e-6);
+        CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItemCaseSensitive(root, "run"), "eps_used"), chosen, 1e-6);
         if (zero) {
             CHECK(chosen == 0 && cJSON_GetArraySize(trials) == 0);
         } else {
@@ -893,10 +746,10 @@ TEST(tradeoff_cli_utility_budget)
             const cJSON *t;
             cJSON_ArrayForEach(t, trials) {
                 int kept = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "kept"));
-                CHECK(kept == (jnum(t, "ra_drop") <= 3.0));
+                CHECK(kept == (cli_t_jnum(t, "ra_drop") <= 3.0));
             }
             if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ub, "feasible")))
-                CHECK(jnum(ub, "ra_drop_final") <= 3.0);
+                CHECK(cli_t_jnum(ub, "ra_drop_final") <= 3.0);
         }
         cJSON_Delete(root);
     }
@@ -912,7 +765,7 @@ TEST(tradeoff_cli_rejects_bad_input)
     snprintf(args, sizeof args, "sweep --model '%s' --forget class:0 --data-dir '%s' --method eupmu "
              "--param nope --values 1 --json '%s'", f.model, f.dir, json);
     expect_fail(args, "nope");
-    CHECK(!exists(json));
+    CHECK(!cli_t_exists(json));
     snprintf(args, sizeof args, "sweep --model '%s' --forget class:0 --data-dir '%s' --method eupmu "
              "--param eps --values 0.1,x --json '%s'", f.model, f.dir, json);
     expect_fail(args, "'x'");

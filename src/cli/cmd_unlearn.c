@@ -167,6 +167,11 @@ int cmd_unlearn(int argc, char **argv)
     cJSON *root = NULL;
     lethe_status st = cli_open_model(path, &m, &md);
     if (st != LETHE_OK) goto fail;
+    if (lethe_model_out_size(m) != (size_t)lethe_model_nclass(m)) {
+        cli_error("unlearn", "%s: a diffusion model (%s): use lethe unlearn --task diffusion",
+                  path, lethe_model_arch(m));
+        goto done;
+    }
     const char *data = cli_str(&a, "data", lethe_meta_get(&md, "dataset"));
     if ((st = cli_split_load(&sp, data ? data : "fmnist", cli_str(&a, "data-dir", NULL), fspec,
                              (uint64_t)fseed)) != LETHE_OK)

@@ -180,6 +180,11 @@ lethe_status proto_set_param(lethe_unlearn_config *c, const char *name, double v
     else if (strcmp(name, "lambda0") == 0) c->lambda0 = (float)v;
     else if (strcmp(name, "lambda_max") == 0 || strcmp(name, "lambda-max") == 0) c->lambda_max = (float)v;
     else if (strcmp(name, "momentum") == 0) c->momentum = (float)v;
+    else if (strcmp(name, "beta_decay") == 0) {
+        if (v != 0 && v != 1)
+            return lethe_fail(LETHE_ERR_ARG, "beta_decay must be 0 (constant β) or 1, got %g", v);
+        c->beta_decay = (int)v;
+    }
     else if (strcmp(name, "steps") == 0) {
         if (!(v >= 0 && v <= 1e9) || v != floor(v))
             return lethe_fail(LETHE_ERR_ARG, "steps must be a whole number in 0..1e9, got %g", v);

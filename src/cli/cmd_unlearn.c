@@ -33,6 +33,8 @@ static const cli_opt opts[] = {
     {"budget-eps-min", "X", "smallest ε > 0 the search tries (default 1e-4)", 0},
     {"budget-iters", "N", "bisection trials after the ends (default 5)", 0},
     {"budget-check-every", "K", "steps between held-out checks in a trial (default T/10)", 0},
+    {"budget-early-from", "F", "checks from step F·T on may stop a trial early (default 0.5; "
+                               "0: every check; 1: only the final model judges)", 0},
     {"budget-trial-steps", "N", "steps of a trial (default: all, then no final run)", 0},
     {"quiet", NULL, "no progress on stderr", 1},
     {NULL, NULL, NULL, 0},
@@ -113,7 +115,7 @@ int cmd_unlearn(int argc, char **argv)
     cfg.audit = cli_flag(&a, "audit") || cli_str(&a, "audit-probe", NULL);
     if ((r = cli_unlearn_config(&a, &cfg))) return r;
     long epochs, fseed, probe, bhold, biters, bcheck, bsteps;
-    double bpoints, bmax, bmin;
+    double bpoints, bmax, bmin, bearly;
     lethe_budget_config bc;
     lethe_budget_config_default(&bc);
     if (cli_int(&a, "epochs", 0, 0, 100000, &epochs) ||
@@ -125,6 +127,7 @@ int cmd_unlearn(int argc, char **argv)
         cli_float(&a, "budget-eps-min", bc.eps_lo, 1e-9, 1e6, &bmin) ||
         cli_int(&a, "budget-iters", bc.iters, 0, 24, &biters) ||
         cli_int(&a, "budget-check-every", 0, 0, 100000000, &bcheck) ||
+        cli_float(&a, "budget-early-from", bc.early_from, 0, 1, &bearly) ||
         cli_int(&a, "budget-trial-steps", 0, 0, 100000000, &bsteps))
         return 2;
     cfg.audit_probe = (int)probe;
@@ -135,6 +138,7 @@ int cmd_unlearn(int argc, char **argv)
     bc.eps_lo = (float)bmin;
     bc.iters = (int)biters;
     bc.check_every = bcheck;
+    bc.early_from = bearly;
     bc.trial_steps = bsteps;
     if (use_budget && !lethe_method_uses_eps(cfg.method))
         return cli_error("unlearn", "--utility-budget: method %s has no eps to choose (eupmu, "

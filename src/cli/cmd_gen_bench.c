@@ -214,6 +214,17 @@ int cmd_bench_diffusion(int argc, char **argv)
         st = lethe_unlearn(work, tr, &p.sp.forget, &p.sp.retain, &cfg, &res,
                            quiet ? NULL : cli_progress_cb, &prog);
         if (!quiet) cli_progress_done(&prog);
+        if (st == LETHE_ERR_NUMERIC) {
+            /* A diverging method is a result, not the end of the bench. */
+            printf("| %s | diverged: %s | | | | |\n", tok, lethe_last_error());
+            fflush(stdout);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "method", tok);
+            cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
+            cJSON_AddStringToObject(o, "error", lethe_last_error());
+            cJSON_AddItemToArray(runs, o);
+            continue;
+        }
         if (st != LETHE_OK) {
             lethe_unlearn_result_free(&res);
             goto fail;

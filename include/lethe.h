@@ -782,6 +782,12 @@ lethe_status lethe_train_diffusion(lethe_model *m, const lethe_dataset *ds,
                                    const lethe_subset *sub, const lethe_ddpm *sched,
                                    const lethe_diffusion_config *cfg, lethe_progress_fn cb,
                                    void *ctx);
+/* The same under a run control (periodic states, stop, resume; as
+ * lethe_train_run), the noise RNG and the EMA included in the state. */
+lethe_status lethe_train_diffusion_run(lethe_model *m, const lethe_dataset *ds,
+                                       const lethe_subset *sub, const lethe_ddpm *sched,
+                                       const lethe_diffusion_config *cfg, lethe_run_control *run,
+                                       lethe_progress_fn cb, void *ctx);
 
 /* A lethe_eps_fn over a "unet" model (ctx): EVAL-mode forward with t, y. */
 lethe_status lethe_unet_eps(void *ctx, const float *x, const int32_t *t, const int32_t *y,

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/gen.h"
 #include "cli/report.h"
+#include "cli/signals.h"
 
 /* --------------------------------------------------------- shared pieces */
 
@@ -118,6 +119,7 @@ static const cli_opt train_opts[] = {
     {"forget", "SPEC", "train without these images (Retrain): class:0 | ...", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
     {"out", "FILE", "checkpoint to write (.safetensors)", 0},
+    CLI_RUN_OPTS,
     {"quiet", NULL, "no progress on stderr", 1},
     {NULL, NULL, NULL, 0},
 };
@@ -160,7 +162,9 @@ int cmd_train_diffusion(int argc, char **argv)
     lethe_forget_spec spec;
     if (fspec && lethe_forget_parse(&spec, fspec) != LETHE_OK)
         return cli_lib_error("train", LETHE_ERR_ARG);
-    if (cli_check_writable("train", out)) return 1;
+    if (cli_check_output("train", "--out", out)) return 1;
+    cli_run run;
+    if ((r = cli_run_setup(&run, &a, out, NULL))) return r;
 
     int rc = 1;
     lethe_dataset train = {0}, test = {0};
@@ -196,22 +200,25 @@ int cmd_train_diffusion(int argc, char **argv)
     cli_progress prog;
     cli_progress_init(&prog, "train");
     double t0 = cli_now();
-    st = lethe_train_diffusion(m, &train, sub, &s, &cfg,
-                               cli_flag(&a, "quiet") ? NULL : cli_progress_cb, &prog);
+    cli_run_begin(&run);
+    st = lethe_train_diffusion_run(m, &train, sub, &s, &cfg, &run.ctl,
+                                   cli_flag(&a, "quiet") ? NULL : cli_progress_cb, &prog);
     if (!cli_flag(&a, "quiet")) cli_progress_done(&prog);
+    if ((rc = cli_run_end(&run, "train", st))) goto done;
     if (st != LETHE_OK) goto fail;
     double secs = cli_now() - t0;
 
     char without[600] = "";
     if (fspec) lethe_forget_to_string(&spec, without, sizeof without);
     if ((st = gen_save(m, &s, &train, &cfg, fspec ? without : NULL, out)) != LETHE_OK) goto fail;
+    cli_run_finish(&run);
     printf("| arch | data | images | epochs | time (s) |\n|---|---|---|---|---|\n");
     printf("| %s | %s | %zu | %d | %.1f |\n", arch, train.name, sub->n, cfg.train.epochs, secs);
     fprintf(stderr, "wrote %s\n", out);
     rc = 0;
     goto done;
 fail:
-    rc = cli_lib_error("train", st);
+    rc = cli_run_fail(&run, "train", st);
 done:
     lethe_subset_free(&all);
     lethe_subset_free(&forget);

@@ -7,9 +7,12 @@
 #include "lethe.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "io/runstate.h"
 
 
 void lethe_diffusion_config_default(lethe_diffusion_config *c)
@@ -64,11 +67,88 @@ float lethe_denoise_loss(float *losses, float *dpred, const float *pred, const f
     return (float)(total / n);
 }
 
+/* Beyond θ, the optimiser and the stream, what a state holds. */
+typedef struct {
+    long step, seen, images;
+    double loss_sum, seconds;
+} diff_sums;
+
+static void config_text(char *buf, size_t len, lethe_model *m, const lethe_dataset *ds,
+                        const lethe_subset *sub, const lethe_ddpm *s,
+                        const lethe_diffusion_config *c, size_t n)
+{
+    const lethe_train_config *t = &c->train;
+    snprintf(buf, len, "task=diffusion epochs=%d batch=%d lr=%.9g schedule=%d optimizer=%d "
+             "wd=%.9g seed=%llu init=%d p_uncond=%.9g ema=%.9g T=%d beta=%.17g..%.17g "
+             "data=%s:%d subset=%zu:%016llx arch=%s params=%zu theta0=%016llx",
+             t->epochs, t->batch, (double)t->lr, (int)t->schedule, (int)t->optimizer,
+             (double)t->weight_decay, (unsigned long long)t->seed, t->init, (double)c->p_uncond,
+             (double)c->ema, s->T, s->beta[0], s->beta[s->T - 1], ds->name, ds->n, sub->n,
+             (unsigned long long)rs_hash_ints(sub->idx, sub->n), lethe_model_arch(m), n,
+             (unsigned long long)rs_hash_model(m));
+}
+
+static lethe_status state_save(const char *path, lethe_model *m, const lethe_optim *opt,
+                               const lethe_stream *stream, const lethe_rng *noise,
+                               const float *ema, size_t n, const char *config, long total,
+                               const diff_sums *k)
+{
+    rs_writer w;
+    rs_writer_init(&w, path, "train", k->step, total, config);
+    rs_put_model(&w, m);
+    rs_put_optim(&w, opt);
+    rs_put_stream(&w, "data", stream);
+    rs_set_words(&w, "noise.rng", noise->s, 4);
+    if (ema) rs_put_floats(&w, "ema", ema, n, 0);
+    rs_set_double(&w, "loss_sum", k->loss_sum);
+    rs_set_long(&w, "seen", k->seen);
+    rs_set_long(&w, "images", k->images);
+    rs_set_double(&w, "seconds", k->seconds);
+    lethe_status st = rs_write(&w);
+    rs_writer_free(&w);
+    return st;
+}
+
+static lethe_status state_load(const char *path, lethe_model *m, lethe_optim *opt,
+                               lethe_stream *stream, lethe_rng *noise, float *ema, size_t n,
+                               const char *config, long total, diff_sums *k)
+{
+    rs_reader r;
+    long tot;
+    lethe_status st = rs_open(&r, path, "train", config);
+    if (st != LETHE_OK) return st;
+    if (st == LETHE_OK) st = rs_get_long(&r, "total", total, total, &tot);
+    if (st == LETHE_OK) st = rs_get_long(&r, "step", 1, total, &k->step);
+    if (st == LETHE_OK) st = rs_get_long(&r, "seen", 0, 1L << 62, &k->seen);
+    if (st == LETHE_OK) st = rs_get_long(&r, "images", 0, 1L << 62, &k->images);
+    if (st == LETHE_OK) st = rs_get_double(&r, "loss_sum", &k->loss_sum);
+    if (st == LETHE_OK) st = rs_get_double(&r, "seconds", &k->seconds);
+    if (st == LETHE_OK) st = rs_get_words(&r, "noise.rng", noise->s, 4);
+    if (st == LETHE_OK && ema) st = rs_get_floats(&r, "ema", ema, n, 0);
+    if (st == LETHE_OK) st = rs_get_model(&r, m);
+    if (st == LETHE_OK) st = rs_get_optim(&r, opt);
+    if (st == LETHE_OK) st = rs_get_stream(&r, "data", stream);
+    rs_close(&r);
+    return st;
+}
+
 lethe_status lethe_train_diffusion(lethe_model *m, const lethe_dataset *ds,
                                    const lethe_subset *sub, const lethe_ddpm *sched,
                                    const lethe_diffusion_config *cfg, lethe_progress_fn cb,
                                    void *ctx)
 {
+    return lethe_train_diffusion_run(m, ds, sub, sched, cfg, NULL, cb, ctx);
+}
+
+lethe_status lethe_train_diffusion_run(lethe_model *m, const lethe_dataset *ds,
+                                       const lethe_subset *sub, const lethe_ddpm *sched,
+                                       const lethe_diffusion_config *cfg, lethe_run_control *run,
+                                       lethe_progress_fn cb, void *ctx)
+{
+    if (run) {
+        run->step = 0;
+        run->saved_step = -1;
+    }
     const lethe_train_config *tc = &cfg->train;
     if (tc->epochs < 1 || tc->batch < 1 || !(tc->lr > 0.0f) || !isfinite(tc->lr))
         return lethe_fail(LETHE_ERR_ARG, "training needs epochs >= 1, batch >= 1, lr > 0");
@@ -90,6 +170,7 @@ lethe_status lethe_train_diffusion(lethe_model *m, const lethe_dataset *ds,
 
     lethe_dataset unit;
     lethe_dataset_unit_view(&unit, ds);
+    /* A resumed run initialises too: the starting θ is part of its config. */
     lethe_rng rng, noise;
     lethe_rng_seed(&rng, tc->seed);
     if (tc->init) lethe_model_init(m, &rng);
@@ -123,59 +204,92 @@ lethe_status lethe_train_diffusion(lethe_model *m, const lethe_dataset *ds,
     if ((st = lethe_stream_init(&stream, sub, tc->seed ^ 0x5eedda7aULL)) != LETHE_OK) goto done;
 
     long per_epoch = (long)((sub->n + (size_t)bs - 1) / (size_t)bs);
-    lethe_schedule lr_sched = {tc->schedule, tc->lr, per_epoch * tc->epochs, per_epoch, 0.1f};
+    long total = per_epoch * tc->epochs;
+    lethe_schedule lr_sched = {tc->schedule, tc->lr, total, per_epoch, 0.1f};
+    char config[768];
+    config_text(config, sizeof config, m, ds, sub, sched, cfg, n);
+    diff_sums k = {0};
+    if (run && run->resume_path &&
+        (st = state_load(run->resume_path, m, &opt, &stream, &noise, ema, n, config, total, &k)) !=
+            LETHE_OK)
+        goto done;
     lethe_progress p = {0};
-    p.total = per_epoch * tc->epochs;
+    p.total = total;
     p.epochs = tc->epochs;
     p.lambda = NAN;
     p.acc = NAN;
-    double t0 = now_s();
-    long images = 0;
-    for (int e = 0; e < tc->epochs; e++) {
-        double loss_sum = 0.0;
-        long seen = 0;
-        for (long b = 0; b < per_epoch; b++) {
-            int nb = lethe_stream_next(&stream, bs, 0, idx);
-            lethe_dataset_batch(&unit, idx, nb, x0, y);
-            if ((st = lethe_ddpm_train_batch(sched, &noise, x0, y, nb, (int)d, nclass,
-                                             cfg->p_uncond, xt, eps, t, yc)) != LETHE_OK)
+    double t0 = now_s(), last_save = t0;
+    for (long s = k.step; s < total; s++) {
+        if (s % per_epoch == 0) {
+            k.loss_sum = 0.0;
+            k.seen = 0;
+        }
+        int nb = lethe_stream_next(&stream, bs, 0, idx);
+        lethe_dataset_batch(&unit, idx, nb, x0, y);
+        if ((st = lethe_ddpm_train_batch(sched, &noise, x0, y, nb, (int)d, nclass,
+                                         cfg->p_uncond, xt, eps, t, yc)) != LETHE_OK)
+            goto done;
+        const float *pred;
+        if ((st = lethe_model_set_cond(m, t, yc)) != LETHE_OK ||
+            (st = lethe_model_forward(m, xt, nb, NULL, LETHE_BN_TRAIN, &pred)) != LETHE_OK)
+            goto done;
+        memset(dpred, 0, (size_t)nb * d * sizeof(float));
+        float bl = lethe_denoise_loss(losses, dpred, pred, eps, 1.0f / (float)nb, nb, (int)d);
+        if (!isfinite(bl)) {
+            st = lethe_fail(LETHE_ERR_NUMERIC, "step %ld: the denoising loss is %s; stopping, "
+                            "no model written (lower the learning rate)", s + 1,
+                            isnan(bl) ? "NaN" : "infinite");
+            goto done;
+        }
+        k.loss_sum += (double)bl * nb;
+        k.seen += nb;
+        lethe_vec_zero(grad, n);
+        float *gs[1] = {grad};
+        if ((st = lethe_model_backward(m, dpred, NULL, gs)) != LETHE_OK) goto done;
+        lethe_optim_step(&opt, theta, grad, NULL, lethe_schedule_lr(&lr_sched, s));
+        if (!lethe_vec_finite(theta, n)) {
+            st = lethe_fail(LETHE_ERR_NUMERIC, "step %ld: a parameter is not finite after the "
+                            "update; stopping, no model written (lower the learning rate)", s + 1);
+            goto done;
+        }
+        if (ema) {
+            /* Warm-up (1+k)/(10+k) so the average does not remember the
+             * random initialisation for thousands of steps. */
+            float kk = (float)(s + 1);
+            float a = fminf(cfg->ema, (1.0f + kk) / (10.0f + kk));
+            for (size_t i = 0; i < n; i++) ema[i] = a * ema[i] + (1.0f - a) * theta[i];
+        }
+        k.step = s + 1;
+        k.images += nb;
+        double now = now_s();
+        if (cb) {
+            p.step = k.step;
+            p.epoch = (int)(s / per_epoch) + 1;
+            p.loss = k.loss_sum / (double)k.seen;
+            p.elapsed_s = k.seconds + now - t0;
+            p.images_per_s = (double)k.images / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
+            p.eta_s = p.elapsed_s / (double)p.step * (double)(p.total - p.step);
+            cb(&p, ctx);
+        }
+        if (!run) continue;
+        run->step = k.step;
+        int stop = run->stop && *run->stop;
+        if (run->state_path && (stop || rs_due(run, k.step, now, last_save) ||
+                                (run->save_final && k.step == total))) {
+            diff_sums ks = k;
+            ks.seconds += now - t0;
+            if ((st = state_save(run->state_path, m, &opt, &stream, &noise, ema, n, config, total,
+                                 &ks)) != LETHE_OK)
                 goto done;
-            const float *pred;
-            if ((st = lethe_model_set_cond(m, t, yc)) != LETHE_OK ||
-                (st = lethe_model_forward(m, xt, nb, NULL, LETHE_BN_TRAIN, &pred)) != LETHE_OK)
-                goto done;
-            memset(dpred, 0, (size_t)nb * d * sizeof(float));
-            float bl = lethe_denoise_loss(losses, dpred, pred, eps, 1.0f / (float)nb, nb, (int)d);
-            if (!isfinite(bl)) {
-                st = lethe_fail(LETHE_ERR_NUMERIC, "denoising loss is not finite at epoch %d, "
-                                "step %ld (lower the learning rate)", e + 1, p.step + 1);
-                goto done;
-            }
-            loss_sum += (double)bl * nb;
-            seen += nb;
-            lethe_vec_zero(grad, n);
-            float *gs[1] = {grad};
-            if ((st = lethe_model_backward(m, dpred, NULL, gs)) != LETHE_OK) goto done;
-            lethe_optim_step(&opt, theta, grad, NULL, lethe_schedule_lr(&lr_sched, p.step));
-            if (ema) {
-                /* Warm-up (1+k)/(10+k) so the average does not remember the
-                 * random initialisation for thousands of steps. */
-                float k = (float)(p.step + 1);
-                float a = fminf(cfg->ema, (1.0f + k) / (10.0f + k));
-                for (size_t i = 0; i < n; i++) ema[i] = a * ema[i] + (1.0f - a) * theta[i];
-            }
-            p.step++;
-            images += nb;
-            if (cb) {
-                p.epoch = e + 1;
-                p.loss = loss_sum / (double)seen;
-                p.elapsed_s = now_s() - t0;
-                p.images_per_s = (double)images / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
-                p.eta_s = p.elapsed_s / (double)p.step * (double)(p.total - p.step);
-                cb(&p, ctx);
-            }
+            run->saved_step = k.step;
+            last_save = now;
+        }
+        if (stop) {
+            st = rs_interrupted(run, k.step, total);
+            goto done;
         }
     }
+    if (run) run->step = k.step;
     if (ema) memcpy(theta, ema, n * sizeof(float));
     if (!lethe_vec_finite(theta, n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after training");

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -394,4 +395,38 @@ TEST(cli_train_rejects_bad_options)
     expect_fail(args, "--frobnicate", u, NULL);
     snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1", f.dir);
     expect_fail(args, "--out", NULL, NULL);
+}
+
+/* Fuzzing found that `"steps": 8.9e58` in a tuned-settings file was cast to
+ * long unchecked (undefined behaviour). bench must refuse it while it checks
+ * every method's settings, before any work: the data folder named does not
+ * exist, so a message about steps (not the data) shows the order, and
+ * neither the cache folder nor the JSON report may appear. */
+TEST(cli_tuned_file_rejects_huge_steps)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir("cli")) return;
+    path_buf tb, cb, jb, db;
+    const char *tuned = tpath(tb, "cli-tuned-huge-steps.json");
+    const char *cache = tpath(cb, "cli-bench-cache");
+    const char *json = tpath(jb, "cli-bench.json");
+    const char *data = tpath(db, "cli-no-such-data");
+    static const char text[] =
+        "{\"fmnist-cw\": {\"eupmu\": {\"beta\": 1, \"lr\": 0.02, \"eps\": 0.01, "
+        "\"steps\": 8.9e58}}}\n";
+    CHECK(cli_t_spit(tuned, text, sizeof text - 1));
+    remove(cache);
+    CHECK(!cli_t_exists(cache) && !cli_t_exists(data));
+    char args[4096];
+    snprintf(args, sizeof args,
+             "bench --scenario fmnist-cw --tuned '%s' --methods eupmu --cache '%s' "
+             "--data-dir '%s' --epochs 1 --json '%s'",
+             tuned, cache, data, json);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect_fail(args, "steps", json, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    /* A refusal is a parse of a 90-byte file: seconds would mean work. */
+    CHECK_MSG(secs < 10.0, "bench took %.1f s to refuse the tuned file", secs);
+    CHECK_MSG(!cli_t_exists(cache), "bench created the cache folder %s", cache);
 }

@@ -304,7 +304,8 @@ TEST(gen_train_diffusion_resumes_bitwise)
     CHECK_OK(lethe_train_diffusion_run(b, &ds, &all, &s, &cfg, &run, NULL, NULL));
     CHECK(run.step == 9);
     size_t n;
-    CHECK(memcmp(lethe_model_theta(a, &n), lethe_model_theta(b, NULL), n * sizeof(float)) == 0);
+    const float *ta = lethe_model_theta(a, &n), *tb = lethe_model_theta(b, NULL);
+    CHECK(memcmp(ta, tb, n * sizeof(float)) == 0);
     /* Another setting is refused, naming it. */
     cfg.p_uncond = 0.2f;
     CHECK(lethe_train_diffusion_run(b, &ds, &all, &s, &cfg, &run, NULL, NULL) ==

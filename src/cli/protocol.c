@@ -237,8 +237,11 @@ lethe_status proto_tuned(const char *path, const char *scenario, const char *met
             } else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
                 st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s.%s must be a number", path, scenario,
                                 method, it->string);
-            } else {
-                st = proto_set_param(cfg, it->string, it->valuedouble);
+            } else if ((st = proto_set_param(cfg, it->string, it->valuedouble)) != LETHE_OK) {
+                /* Name the file and the entry, not only the value. */
+                char why[512];
+                snprintf(why, sizeof why, "%s", lethe_last_error());
+                st = lethe_fail(st, "%s: %s.%s: %s", path, scenario, method, why);
             }
             if (st != LETHE_OK) break;
         }

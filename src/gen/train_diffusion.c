@@ -115,8 +115,8 @@ static lethe_status state_load(const char *path, lethe_model *m, lethe_optim *op
 {
     rs_reader r;
     long tot;
+    /* rs_close in every case: a refused state is read before it is refused. */
     lethe_status st = rs_open(&r, path, "train", config);
-    if (st != LETHE_OK) return st;
     if (st == LETHE_OK) st = rs_get_long(&r, "total", total, total, &tot);
     if (st == LETHE_OK) st = rs_get_long(&r, "step", 1, total, &k->step);
     if (st == LETHE_OK) st = rs_get_long(&r, "seen", 0, 1L << 62, &k->seen);

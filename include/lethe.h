@@ -806,6 +806,10 @@ typedef struct {
     int batch;                  /* sampling batch (100; ≤ LETHE_GEN_MAX_BATCH) */
     lethe_sample_config sample; /* DDIM 50 steps, guidance 2 */
     uint64_t seed;
+    /* NULL, or real images of the same classes (e.g. the training split):
+     * per_class of each retained class stand in for the generated ones,
+     * giving FD-cls's floor at this sample size (fd_cls_real). */
+    const lethe_dataset *floor_set;
 } lethe_gen_eval_config;
 void lethe_gen_eval_config_default(lethe_gen_eval_config *c);
 
@@ -819,6 +823,9 @@ typedef struct {
     double fd_cls;              /* Fréchet distance of the classifier's penultimate
                                    features: real (n_real) vs generated retained images */
     long fwd_samples;           /* noise-predictor forwards (one image each) */
+    double fd_cls_real;         /* FD-cls of floor_set's real images in place of the
+                                   generated ones (NaN without a floor set) */
+    int n_floor;                /* real images in that floor */
 } lethe_gen_metrics;
 /* Generate per_class images of every class with unet, classify them with
  * clf (a classifier of the same classes) after quantising to bytes, and

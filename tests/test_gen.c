@@ -249,6 +249,20 @@ TEST(gen_evaluate_bookkeeping)
     CHECK_OK(lethe_ddpm_sampler_init(&w, 4, GD));
     CHECK_OK(lethe_gen_sample_class(m, &s, &ec.sample, &w, 1, 6, ec.seed, again));
     CHECK(memcmp(again, img + 6 * GD, 6 * GD * sizeof(float)) == 0);
+    CHECK(isnan(g.fd_cls_real) && g.n_floor == 0);
+    /* The floor: real images in place of the generated ones. With every
+     * image of the kept class on both sides it is the distance of a set to
+     * itself, 0. */
+    ec.floor_set = &ds;
+    CHECK_OK(lethe_gen_evaluate(m, &s, clf, &ds, 1, &ec, &g, NULL));
+    CHECK(g.n_floor == 6 && isfinite(g.fd_cls_real) && g.fd_cls_real >= 0);
+    ec.per_class = GN / 2;
+    CHECK_OK(lethe_gen_evaluate(m, &s, clf, &ds, 1, &ec, &g, NULL));
+    CHECK(g.n_floor == GN / 2);
+    CHECK_NEAR(g.fd_cls_real, 0.0, 1e-6);
+    CHECK(g.fd_cls > 1e-3);
+    ec.per_class = 6;
+    ec.floor_set = NULL;
     /* No forgotten class: no UA_gen; every class forgotten: refused. */
     CHECK_OK(lethe_gen_evaluate(m, &s, clf, &ds, 0, &ec, &g, NULL));
     CHECK(isnan(g.ua_gen) && g.n_real == GN);

@@ -375,6 +375,10 @@ cJSON *gen_metrics_json(const lethe_gen_metrics *g, const lethe_gen_eval_config 
     else cJSON_AddNullToObject(o, "ua_gen");
     cJSON_AddNumberToObject(o, "acc_retained", g->acc_retained);
     cJSON_AddNumberToObject(o, "fd_cls", g->fd_cls);
+    if (isfinite(g->fd_cls_real)) {
+        cJSON_AddNumberToObject(o, "fd_cls_real_floor", g->fd_cls_real);
+        cJSON_AddNumberToObject(o, "n_floor", g->n_floor);
+    }
     cJSON_AddNumberToObject(o, "per_class", g->per_class);
     cJSON_AddNumberToObject(o, "n_real", g->n_real);
     cJSON_AddNumberToObject(o, "sampler_forwards", (double)g->fwd_samples);
@@ -417,6 +421,14 @@ void gen_print_row(const char *label, const lethe_gen_metrics *g)
     printf(" %.2f | %.2f |", g->acc_retained, g->fd_cls);
     for (int k = 0; k < g->nclass; k++) printf(" %.0f |", g->acc[k]);
     printf("\n");
+}
+
+void gen_print_floor(const lethe_gen_metrics *g)
+{
+    if (isfinite(g->fd_cls_real))
+        printf("\nFD-cls floor: %.2f, with %d real training images of the same classes in place "
+               "of the generated ones (the value of a perfect generator at this sample size)\n",
+               g->fd_cls_real, g->n_floor);
 }
 
 int gen_eval_opts(const cli_args *a, const char *cmd, lethe_gen_eval_config *ec)
@@ -484,11 +496,13 @@ int cmd_eval_diffusion(int argc, char **argv)
             (double)ec.sample.guidance);
     double t0 = cli_now();
     lethe_gen_metrics g;
+    ec.floor_set = &train;
     if ((st = lethe_gen_evaluate(m, &s, clf, &test, mask, &ec, &g, images)) != LETHE_OK) goto fail;
     fprintf(stderr, "done in %.1f s; FD-cls against %d real test images of the retained classes\n",
             cli_now() - t0, g.n_real);
     gen_print_header(g.nclass);
     gen_print_row(path, &g);
+    gen_print_floor(&g);
     if (grid) {
         if ((st = gen_write_grid(grid, images, g.nclass, ec.per_class, 10, h, w)) != LETHE_OK)
             goto fail;

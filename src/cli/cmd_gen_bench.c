@@ -183,8 +183,10 @@ int cmd_bench_diffusion(int argc, char **argv)
     cJSON_AddStringToObject(root, "model", path);
     if (!quiet) fprintf(stderr, "measuring the original DDPM (%d images per class)...\n", ec.per_class);
     lethe_gen_metrics g0;
-    if ((st = lethe_gen_evaluate(ddpm, &s, p.orig, &p.sp.test, p.sp.spec.class_mask, &ec, &g0,
-                                 NULL)) != LETHE_OK ||
+    ec.floor_set = &p.sp.train;   /* once, for the original's row */
+    st = lethe_gen_evaluate(ddpm, &s, p.orig, &p.sp.test, p.sp.spec.class_mask, &ec, &g0, NULL);
+    ec.floor_set = NULL;
+    if (st != LETHE_OK ||
         (st = write_grid(grids, "original", ddpm, &s, &ec.sample)) != LETHE_OK)
         goto fail;
     cJSON_AddItemToObject(root, "original", gen_metrics_json(&g0, &ec));
@@ -246,6 +248,7 @@ int cmd_bench_diffusion(int argc, char **argv)
         lethe_unlearn_result_free(&res);
     }
     if ((st = report_write(json, root)) != LETHE_OK) goto fail;
+    gen_print_floor(&g0);
     printf("\nUA_gen = share of class-0 samples the cnn does not call class 0; acc on retained = "
            "its accuracy on samples of classes 1-9;\nFD-cls = Frechet distance of its penultimate "
            "features, real vs generated (classes 1-9); not the Inception FID.\n");

@@ -119,6 +119,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         }
         if ((st = sample_rows(m, &s, &ec.sample, gn, gbefore)) != LETHE_OK) goto fail;
     }
+    ec.floor_set = &sp.train;
     if (clf && cli_flag(&a, "before")) {
         fprintf(stderr, "measuring the model before unlearning (%d images per class)...\n",
                 ec.per_class);
@@ -176,6 +177,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         gen_print_header(after.nclass);
         if (cli_flag(&a, "before")) gen_print_row("original", &before);
         gen_print_row(cfg.method, &after);
+        gen_print_floor(&after);
     }
     printf("%s: %ld steps in %.1f s, %.0f forward / %.0f backward passes of %d images\n",
            cfg.method, res.steps, res.seconds, (double)res.fwd_samples / res.batch,

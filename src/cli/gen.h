@@ -30,6 +30,8 @@ lethe_status gen_write_grid(const char *path, const float *images, int nclass, i
                             int cols, int h, int w);
 void gen_print_header(int nclass);
 void gen_print_row(const char *label, const lethe_gen_metrics *g);
+/* The FD-cls floor line, when the metrics have one. */
+void gen_print_floor(const lethe_gen_metrics *g);
 /* --n, --batch, --seed and the sampler options into ec; 0 or the exit status. */
 int gen_eval_opts(const cli_args *a, const char *cmd, lethe_gen_eval_config *ec);
 

@@ -193,7 +193,36 @@ lethe_status lethe_gen_evaluate(lethe_model *unet, const lethe_ddpm *s, lethe_mo
         }
     }
     out->n_real = nreal;
-    st = lethe_frechet_distance(freal, nreal, fgen, kept_rows, dim, &out->fd_cls);
+    out->fd_cls_real = NAN;
+    if ((st = lethe_frechet_distance(freal, nreal, fgen, kept_rows, dim, &out->fd_cls)) !=
+        LETHE_OK)
+        goto done;
+    if (c->floor_set) {
+        /* The floor: as many real images of the same classes, in place of
+         * the generated ones (the first per_class of each, in file order). */
+        const lethe_dataset *fs = c->floor_set;
+        int rows = 0;
+        nb = 0;
+        for (int k = 0; k < nclass; k++) {
+            if ((forget_mask >> k) & 1) continue;
+            int got = 0;
+            for (int i = 0; i <= fs->n && got < pc; i++) {
+                int take = i < fs->n && fs->labels[i] == k;
+                if (take) idx[nb++] = i, got++;
+                if (nb == bs || (nb > 0 && (i == fs->n || got == pc))) {
+                    lethe_dataset_batch(fs, idx, nb, xin, yb);
+                    if ((st = classify(clf, xin, nb, pred, fgen + (size_t)rows * dim, dim)) !=
+                        LETHE_OK)
+                        goto done;
+                    rows += nb;
+                    nb = 0;
+                }
+            }
+        }
+        if (rows >= 2)
+            st = lethe_frechet_distance(freal, nreal, fgen, rows, dim, &out->fd_cls_real);
+        out->n_floor = rows;
+    }
 done:
     lethe_ddpm_sampler_free(&w);
     if (!images) free(gen);

@@ -41,6 +41,11 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
                             c->ungrad_form == LETHE_UNGRAD_MIXED ? "mixed" : "grouped");
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     if (c->diagnostics) cJSON_AddBoolToObject(o, "diagnostics", 1);
+    if (c->ddpm) {
+        cJSON_AddStringToObject(o, "task", "diffusion");
+        cJSON_AddNumberToObject(o, "ddpm_T", c->ddpm->T);
+        cJSON_AddNumberToObject(o, "p_uncond", c->p_uncond);
+    }
     if (c->audit) cJSON_AddNumberToObject(o, "audit_probe", c->audit_probe);
     return o;
 }

@@ -301,7 +301,7 @@ static void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint6
     snprintf(buf, len, "method=%s loss=%d T=%ld batch=%d lr=%.9g sched=%d mom=%.9g eps=%.9g "
              "epsb=%.9g beta=%.9g bdecay=%d lam0=%.9g D=%.9g a=%.9g gamma=%.9g l1=%.9g form=%d "
              "seed=%llu diag=%d audit=%d probe=%d data=%s:%d forget=%zu:%016llx "
-             "retain=%zu:%016llx arch=%s params=%zu theta0=%016llx",
+             "retain=%zu:%016llx arch=%s params=%zu theta0=%016llx ddpm=%d p_uncond=%.9g",
              g->method, (int)g->loss, T, g->batch, (double)g->lr, (int)g->schedule,
              (double)g->momentum, (double)g->eps, (double)g->eps_budget, (double)g->beta,
              g->beta_decay, (double)g->lambda0, (double)g->lambda_max, (double)g->neggrad_a,
@@ -310,7 +310,8 @@ static void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint6
              c->ds->name, c->ds->n, c->forget->n,
              (unsigned long long)rs_hash_ints(c->forget->idx, c->forget->n),
              r ? r->n : 0, (unsigned long long)(r ? rs_hash_ints(r->idx, r->n) : 0),
-             lethe_model_arch(c->m), c->n, (unsigned long long)theta0);
+             lethe_model_arch(c->m), c->n, (unsigned long long)theta0,
+             g->ddpm ? g->ddpm->T : 0, g->ddpm ? (double)g->p_uncond : 0.0);
 }
 
 /* The trace as (steps, TRACE_COLS) floats; conflict as −1, 0 or 1. */

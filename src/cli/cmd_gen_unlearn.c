@@ -9,6 +9,7 @@
 
 #include "cli/gen.h"
 #include "cli/report.h"
+#include "cli/signals.h"
 #include "cli/ulopts.h"
 
 static const cli_opt opts[] = {
@@ -29,6 +30,7 @@ static const cli_opt opts[] = {
     {"grid", "FILE", "PNG: a row per class, 8 samples before | 8 after (same noise)", 0},
     {"out", "FILE", "write the unlearned model here", 0},
     {"report", "FILE", "write the JSON report (config, run, trace, metrics) here", 0},
+    CLI_RUN_OPTS,
     {"quiet", NULL, "no progress on stderr", 1},
     {NULL, NULL, NULL, 0},
 };
@@ -76,9 +78,12 @@ int cmd_unlearn_diffusion(int argc, char **argv)
                          "'%s'", fspec);
     const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
     const char *grid = cli_str(&a, "grid", NULL), *cpath = cli_str(&a, "classifier", NULL);
-    if ((out && cli_check_writable("unlearn", out)) || (rep && cli_check_writable("unlearn", rep)) ||
-        (grid && cli_check_writable("unlearn", grid)))
+    if ((out && cli_check_output("unlearn", "--out", out)) ||
+        (rep && cli_check_output("unlearn", "--report", rep)) ||
+        (grid && cli_check_output("unlearn", "--grid", grid)))
         return 1;
+    cli_run run;
+    if ((r = cli_run_setup(&run, &a, out, rep))) return r;
 
     int rc = 1;
     lethe_model *m = NULL, *clf = NULL;
@@ -132,9 +137,11 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     cli_progress prog;
     cli_progress_init(&prog, cfg.method);
     int quiet = cli_flag(&a, "quiet");
-    st = lethe_unlearn(m, &sp.train, &sp.forget, &sp.retain, &cfg, &res,
-                       quiet ? NULL : cli_progress_cb, &prog);
+    cli_run_begin(&run);
+    st = lethe_unlearn_run(m, &sp.train, &sp.forget, &sp.retain, &cfg, &run.ctl, &res,
+                           quiet ? NULL : cli_progress_cb, &prog);
     if (!quiet) cli_progress_done(&prog);
+    if ((rc = cli_run_end(&run, "unlearn", st))) goto done;
     if (st != LETHE_OK) goto fail;
     if (clf) {
         fprintf(stderr, "measuring the unlearned model (%d images per class)...\n", ec.per_class);
@@ -183,10 +190,11 @@ int cmd_unlearn_diffusion(int argc, char **argv)
            cfg.method, res.steps, res.seconds, (double)res.fwd_samples / res.batch,
            (double)res.bwd_samples / res.batch, res.batch);
     if (rep && (st = report_write(rep, root)) != LETHE_OK) goto fail;
+    cli_run_finish(&run);
     rc = 0;
     goto done;
 fail:
-    rc = cli_lib_error("unlearn", st);
+    rc = cli_run_fail(&run, "unlearn", st);
 done:
     cJSON_Delete(root);
     free(gbefore);

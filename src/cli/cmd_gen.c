@@ -287,6 +287,11 @@ int cmd_sample(int argc, char **argv)
     if (st != LETHE_OK) return cli_lib_error("sample", st);
     int nclass = lethe_model_nclass(m), c, h, w, rc = 1;
     lethe_model_input_shape(m, &c, &h, &w);
+    if (sc.steps > s.T) {
+        rc = cli_error("sample", "--steps %d: %s has a schedule of T = %d steps", sc.steps, path,
+                       s.T);
+        goto out_free;
+    }
     if (cls > nclass) {
         rc = cli_error("sample", "--class %ld: the model has classes 0..%d (%d: unconditional)",
                        cls, nclass - 1, nclass);

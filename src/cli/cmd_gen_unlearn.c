@@ -98,6 +98,11 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     if (st != LETHE_OK) return cli_lib_error("unlearn", st);
     cfg.ddpm = &s;
     cfg.p_uncond = (float)pu;
+    if (ec.sample.steps > s.T) {
+        rc = cli_error("unlearn", "--steps-sample %d: %s has a schedule of T = %d steps",
+                       ec.sample.steps, path, s.T);
+        goto done;
+    }
     if ((r = cli_unlearn_config(&a, &cfg))) {
         rc = r;
         goto done;

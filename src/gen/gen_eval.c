@@ -101,6 +101,12 @@ lethe_status lethe_gen_evaluate(lethe_model *unet, const lethe_ddpm *s, lethe_mo
     if (c->per_class < 2 || c->batch < 1 || c->batch > LETHE_GEN_MAX_BATCH)
         return lethe_fail(LETHE_ERR_ARG, "need >= 2 images per class and a batch in [1, %d]",
                           LETHE_GEN_MAX_BATCH);
+    if (lethe_model_out_size(clf) != (size_t)lethe_model_nclass(clf))
+        return lethe_fail(LETHE_ERR_MISMATCH, "the classifier '%s' predicts images, not classes",
+                          lethe_model_arch(clf));
+    if (c->sample.steps > s->T)
+        return lethe_fail(LETHE_ERR_ARG, "%d sampling steps: the schedule has T = %d",
+                          c->sample.steps, s->T);
     if (lethe_model_nclass(clf) != nclass)
         return lethe_fail(LETHE_ERR_MISMATCH, "the classifier has %d classes, the generator %d",
                           lethe_model_nclass(clf), nclass);

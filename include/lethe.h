@@ -764,7 +764,7 @@ lethe_status lethe_idx_write_labels(const char *path, const int32_t *y, int n);
 
 /* Training a noise predictor ("unet") on images mapped to [−1, 1]. */
 typedef struct {
-    lethe_train_config train;   /* AdamW, lr 1e-3 cosine, batch 128, 15 epochs, no wd */
+    lethe_train_config train;   /* AdamW, lr 1e-3 cosine, batch 128, 12 epochs, no wd */
     float p_uncond;             /* label dropped to the null class (0.1) */
     float ema;                  /* θ returned = EMA of the iterates with this decay
                                    (0.999; 0: the last iterate) */

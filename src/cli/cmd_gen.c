@@ -107,7 +107,7 @@ static const cli_opt train_opts[] = {
     {"arch", "NAME", "unet (default)", 0},
     {"data", "NAME", "fmnist | mnist (default fmnist)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
-    {"epochs", "N", "epochs (default 15)", 0},
+    {"epochs", "N", "epochs (default 12)", 0},
     {"batch", "N", "batch size (default 128)", 0},
     {"lr", "X", "AdamW learning rate (default 1e-3, cosine to 0)", 0},
     {"schedule", "NAME", "cosine | constant | step (default cosine)", 0},

@@ -14,11 +14,10 @@
 
 #include "io/runstate.h"
 
-
 void lethe_diffusion_config_default(lethe_diffusion_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->train.epochs = 15;
+    c->train.epochs = 12;
     c->train.batch = 128;
     c->train.lr = 1e-3f;
     c->train.schedule = LETHE_SCHED_COSINE;

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 
 static const cli_opt opts[] = {
+    {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
     {"model", "FILE", "checkpoint to evaluate", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 (default: the checkpoint's)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
@@ -151,6 +152,10 @@ int cmd_eval(int argc, char **argv)
     cli_args a;
     int r = cli_parse(&a, "eval", "--model FILE [options]", opts, argc, argv);
     if (r) return r == 1 ? 0 : 2;
+    /* --task diffusion went to the generation commands (main.c). */
+    if (cli_str(&a, "task", NULL) && strcmp(cli_str(&a, "task", NULL), "classification") != 0)
+        return cli_error("eval", "--task: unknown '%s' (classification, diffusion)",
+                         cli_str(&a, "task", NULL));
     const char *path = cli_str(&a, "model", NULL);
     if (!path) return cli_error("eval", "--model FILE is required");
     long seed, fseed;

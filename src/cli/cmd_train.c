@@ -9,6 +9,7 @@
 #include "cli/signals.h"
 
 static const cli_opt opts[] = {
+    {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
     {"arch", "NAME", "mlp | cnn | resnet8 (default cnn)", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist)", 0},
     {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist)", 0},
@@ -35,6 +36,10 @@ int cmd_train(int argc, char **argv)
     cli_args a;
     int r = cli_parse(&a, "train", "--out FILE [options]", opts, argc, argv);
     if (r) return r == 1 ? 0 : 2;
+    /* --task diffusion went to the generation commands (main.c). */
+    if (cli_str(&a, "task", NULL) && strcmp(cli_str(&a, "task", NULL), "classification") != 0)
+        return cli_error("train", "--task: unknown '%s' (classification, diffusion)",
+                         cli_str(&a, "task", NULL));
     const char *out = cli_str(&a, "out", NULL);
     if (!out) return cli_error("train", "--out FILE is required");
     lethe_train_config cfg;

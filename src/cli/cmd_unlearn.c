@@ -10,6 +10,7 @@
 #include "cli/ulopts.h"
 
 static const cli_opt opts[] = {
+    {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
     {"model", "FILE", "the trained model (.safetensors)", 0},
     {"forget", "SPEC", "class:C[,C…] | random:P% | indices:FILE", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
@@ -106,6 +107,10 @@ int cmd_unlearn(int argc, char **argv)
     int r = cli_parse(&a, "unlearn", "--model FILE --forget SPEC --method NAME [options]", opts,
                       argc, argv);
     if (r) return r == 1 ? 0 : 2;
+    /* --task diffusion went to the generation commands (main.c). */
+    if (cli_str(&a, "task", NULL) && strcmp(cli_str(&a, "task", NULL), "classification") != 0)
+        return cli_error("unlearn", "--task: unknown '%s' (classification, diffusion)",
+                         cli_str(&a, "task", NULL));
     const char *path = cli_str(&a, "model", NULL), *fspec = cli_str(&a, "forget", NULL);
     if (!path) return cli_error("unlearn", "--model FILE is required");
     if (!fspec) return cli_error("unlearn", "--forget SPEC is required");

@@ -53,7 +53,9 @@ static void usage(FILE *f)
             "commands:\n", LETHE_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'lethe COMMAND --help' shows a command's options.\n");
+    fprintf(f, "\nGeneration: train, eval and unlearn take --task diffusion (a class-conditional\n"
+            "DDPM, the arch unet); bench takes --scenario fmnist-ddpm-cw.\n"
+            "'lethe COMMAND --help' (with --task diffusion) shows a command's options.\n");
 }
 
 int main(int argc, char **argv)

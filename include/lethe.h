@@ -119,6 +119,8 @@ void lethe_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n,
 /* An index list into a dataset. */
 typedef struct { int32_t *idx; size_t n; } lethe_subset;
 void lethe_subset_free(lethe_subset *s);
+/* s = 0, 1, …, n−1 (a whole data set); LETHE_ERR_NOMEM on failure. */
+lethe_status lethe_subset_all(lethe_subset *s, size_t n);
 
 /* What to forget: "class:0", "class:0,3", "random:10%", "random:0.1",
  * "indices:FILE" (one index per line, '#' comments). */

@@ -3,6 +3,7 @@
  * against naive reference loops, and grouped weight gradients against
  * separate per-group calls (ALGORITHM.md §2.1). */
 #include "test.h"
+#include "gradcheck.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -12,11 +13,6 @@
 #include "nn/layers.h"
 
 /* ------------------------------------------------------------- helpers */
-
-static void fill(lethe_rng *r, float *x, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * lethe_rng_uniform(r);
-}
 
 /* Uniform in ±[0.05, 1]: at least 0.05 away from the ReLU kink. */
 static void fill_away0(lethe_rng *r, float *x, size_t n)
@@ -30,23 +26,6 @@ static void fill_away0(lethe_rng *r, float *x, size_t n)
 
 static float *zalloc(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
-static double dot(const float *a, const float *b, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;   /* NaN wins */
-    }
-    return m;
-}
-
 static double max_rel_diff(const float *a, const double *ref, size_t n)
 {
     double err = 0.0, scale = 1e-6;
@@ -58,46 +37,6 @@ static double max_rel_diff(const float *a, const double *ref, size_t n)
     return err / scale;
 }
 
-static void groups(lethe_groups *g, int n0, int n1)
-{
-    memset(g, 0, sizeof *g);
-    g->n = n1 > 0 ? 2 : 1;
-    g->start[0] = 0;
-    g->start[1] = n0;
-    g->start[2] = n0 + n1;
-}
-
-typedef double (*objective)(void *ctx);
-
-/* Largest |analytic − numeric| over x, relative to the largest gradient
- * entry; each numeric entry is a central difference of f in x[i]. */
-static double fd_error(float *x, size_t n, const float *grad, objective f, void *ctx, float h)
-{
-    double err = 0.0, scale = 1e-3;
-    for (size_t i = 0; i < n; i++) {
-        float x0 = x[i];
-        float xp = x0 + h, xm = x0 - h;
-        x[i] = xp;
-        double fp = f(ctx);
-        x[i] = xm;
-        double fm = f(ctx);
-        x[i] = x0;
-        double num = (fp - fm) / ((double)xp - xm);
-        double d = fabs(num - grad[i]);
-        if (!(d <= err)) err = d;
-        if (fabs(num) > scale) scale = fabs(num);
-        if (fabs(grad[i]) > scale) scale = fabs(grad[i]);
-    }
-    return err / scale;
-}
-
-#define CHECK_FD(x, n, grad, f, ctx, h, tol)                                     \
-    do {                                                                         \
-        double e_ = fd_error((x), (n), (grad), (f), (ctx), (h));                 \
-        CHECK_MSG(e_ < (tol), "finite differences of %s: relative error %.3g", \
-                  #grad, e_);                                                    \
-    } while (0)
-
 /* -------------------------------------------------------------- linear */
 
 typedef struct { float *in, *w, *b, *out, *r; int n, in_f, out_f; } linear_ctx;
@@ -106,7 +45,7 @@ static double linear_obj(void *p)
 {
     linear_ctx *c = p;
     nn_linear_forward(c->out, c->in, c->w, c->b, c->n, c->in_f, c->out_f);
-    return dot(c->r, c->out, (size_t)c->n * c->out_f);
+    return gc_dot(c->r, c->out, (size_t)c->n * c->out_f);
 }
 
 TEST(linear_forward_matches_loops)
@@ -115,9 +54,9 @@ TEST(linear_forward_matches_loops)
     lethe_rng_seed(&rng, 1);
     int n = 3, in_f = 5, out_f = 4;
     float in[15], w[20], b[4], out[12];
-    fill(&rng, in, 15, -1, 1);
-    fill(&rng, w, 20, -1, 1);
-    fill(&rng, b, 4, -1, 1);
+    gc_fill(&rng, in, 15, -1, 1);
+    gc_fill(&rng, w, 20, -1, 1);
+    gc_fill(&rng, b, 4, -1, 1);
     nn_linear_forward(out, in, w, b, n, in_f, out_f);
     for (int i = 0; i < n; i++)
         for (int o = 0; o < out_f; o++) {
@@ -138,14 +77,14 @@ TEST(linear_gradients_finite_differences)
     enum { N = 5, IN = 7, OUT = 4 };
     float in[N * IN], w[OUT * IN], b[OUT], out[N * OUT], r[N * OUT];
     float din[N * IN] = {0}, dw[OUT * IN] = {0}, db[OUT] = {0};
-    fill(&rng, in, N * IN, -1, 1);
-    fill(&rng, w, OUT * IN, -1, 1);
-    fill(&rng, b, OUT, -1, 1);
-    fill(&rng, r, N * OUT, -1, 1);
+    gc_fill(&rng, in, N * IN, -1, 1);
+    gc_fill(&rng, w, OUT * IN, -1, 1);
+    gc_fill(&rng, b, OUT, -1, 1);
+    gc_fill(&rng, r, N * OUT, -1, 1);
     linear_ctx c = {in, w, b, out, r, N, IN, OUT};
     /* Two groups into one buffer: the sum is the whole-batch gradient. */
     lethe_groups g;
-    groups(&g, 2, 3);
+    gc_groups(&g, 2, 3);
     float *dws[2] = {dw, dw}, *dbs[2] = {db, db};
     nn_linear_backward(din, dws, dbs, r, in, w, &g, IN, OUT);
     CHECK_FD(in, N * IN, din, linear_obj, &c, 1e-2f, 1e-3);
@@ -167,14 +106,14 @@ TEST(linear_grouped_weight_gradient)
     lethe_rng_seed(&rng, 3);
     enum { N0 = 3, N1 = 5, N = 8, IN = 6, OUT = 3 };
     float in[N * IN], w[OUT * IN], dout[N * OUT];
-    fill(&rng, in, N * IN, -1, 1);
-    fill(&rng, w, OUT * IN, -1, 1);
-    fill(&rng, dout, N * OUT, -1, 1);
+    gc_fill(&rng, in, N * IN, -1, 1);
+    gc_fill(&rng, w, OUT * IN, -1, 1);
+    gc_fill(&rng, dout, N * OUT, -1, 1);
     lethe_groups g2, g1, ga, gb;
-    groups(&g2, N0, N1);
-    groups(&g1, N, 0);
-    groups(&ga, N0, 0);
-    groups(&gb, N1, 0);
+    gc_groups(&g2, N0, N1);
+    gc_groups(&g1, N, 0);
+    gc_groups(&ga, N0, 0);
+    gc_groups(&gb, N1, 0);
 
     float dw0[OUT * IN] = {0}, dw1[OUT * IN] = {0}, db0[OUT] = {0}, db1[OUT] = {0};
     float *dws[2] = {dw0, dw1}, *dbs[2] = {db0, db1};
@@ -185,25 +124,25 @@ TEST(linear_grouped_weight_gradient)
     float *pa = ea, *pb = eb, *qa = fa, *qb = fb;
     nn_linear_backward(NULL, &pa, &qa, dout, in, w, &ga, IN, OUT);
     nn_linear_backward(NULL, &pb, &qb, dout + N0 * OUT, in + N0 * IN, w, &gb, IN, OUT);
-    CHECK(max_abs_diff(dw0, ea, OUT * IN) < 1e-6);
-    CHECK(max_abs_diff(dw1, eb, OUT * IN) < 1e-6);
-    CHECK(max_abs_diff(db0, fa, OUT) < 1e-6);
-    CHECK(max_abs_diff(db1, fb, OUT) < 1e-6);
+    CHECK(gc_max_abs_diff(dw0, ea, OUT * IN) < 1e-6);
+    CHECK(gc_max_abs_diff(dw1, eb, OUT * IN) < 1e-6);
+    CHECK(gc_max_abs_diff(db0, fa, OUT) < 1e-6);
+    CHECK(gc_max_abs_diff(db1, fb, OUT) < 1e-6);
     /* The groups are really different, so the split means something. */
-    CHECK(max_abs_diff(dw0, dw1, OUT * IN) > 1e-2);
+    CHECK(gc_max_abs_diff(dw0, dw1, OUT * IN) > 1e-2);
 
     /* Sum over groups = one-group gradient. */
     float all[OUT * IN] = {0}, *pall = all;
     nn_linear_backward(NULL, &pall, NULL, dout, in, w, &g1, IN, OUT);
     float sum[OUT * IN];
     for (int i = 0; i < OUT * IN; i++) sum[i] = dw0[i] + dw1[i];
-    CHECK(max_abs_diff(sum, all, OUT * IN) < 1e-5);
+    CHECK(gc_max_abs_diff(sum, all, OUT * IN) < 1e-5);
 
     /* NULL skips a group. */
     float only1[OUT * IN] = {0};
     float *skip[2] = {NULL, only1};
     nn_linear_backward(NULL, skip, NULL, dout, in, w, &g2, IN, OUT);
-    CHECK(max_abs_diff(only1, dw1, OUT * IN) < 1e-6);
+    CHECK(gc_max_abs_diff(only1, dw1, OUT * IN) < 1e-6);
 }
 
 /* Large enough to be split over threads (with OpenBLAS on one thread):
@@ -219,10 +158,10 @@ TEST(linear_threaded_matches_definition)
     float *dw1 = zalloc(OUT * IN);
     double *rdin = calloc(N * IN, sizeof *rdin), *rw0 = calloc(OUT * IN, sizeof *rw0);
     double *rw1 = calloc(OUT * IN, sizeof *rw1), *rout = calloc(N * OUT, sizeof *rout);
-    fill(&rng, in, N * IN, -1, 1);
-    fill(&rng, w, OUT * IN, -1, 1);
-    fill(&rng, b, OUT, -1, 1);
-    fill(&rng, dout, N * OUT, -1, 1);
+    gc_fill(&rng, in, N * IN, -1, 1);
+    gc_fill(&rng, w, OUT * IN, -1, 1);
+    gc_fill(&rng, b, OUT, -1, 1);
+    gc_fill(&rng, dout, N * OUT, -1, 1);
     for (int i = 0; i < N; i++)
         for (int o = 0; o < OUT; o++) {
             double acc = b[o];
@@ -234,7 +173,7 @@ TEST(linear_threaded_matches_definition)
             rout[i * OUT + o] = acc;
         }
     lethe_groups g;
-    groups(&g, N0, N - N0);
+    gc_groups(&g, N0, N - N0);
     for (int bt = 1; bt <= 2; bt++) {
         openblas_set_num_threads(bt);
         nn_linear_forward(out, in, w, b, N, IN, OUT);
@@ -264,7 +203,7 @@ static double conv_obj(void *p)
 {
     conv_ctx *c = p;
     nn_conv2d_forward(c->out, c->in, c->w, c->b, &c->s, c->ws);
-    return dot(c->r, c->out, (size_t)c->s.n * c->s.oc * c->s.oh * c->s.ow);
+    return gc_dot(c->r, c->out, (size_t)c->s.n * c->s.oc * c->s.oh * c->s.ow);
 }
 
 /* Direct convolution in double: out (N, OC, OH, OW). */
@@ -311,9 +250,9 @@ TEST(conv2d_forward_matches_direct)
         float *in = zalloc(ni), *w = zalloc(nw), *b = zalloc(s.oc), *out = zalloc(no);
         float *ws = zalloc(nn_conv2d_workspace(&s));
         double *ref = calloc(no, sizeof *ref);
-        fill(&rng, in, ni, -1, 1);
-        fill(&rng, w, nw, -1, 1);
-        fill(&rng, b, s.oc, -1, 1);
+        gc_fill(&rng, in, ni, -1, 1);
+        gc_fill(&rng, w, nw, -1, 1);
+        gc_fill(&rng, b, s.oc, -1, 1);
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             const float *bb = with_bias ? b : NULL;
             /* Dirty workspace and output: forward must not depend on them. */
@@ -344,21 +283,21 @@ TEST(conv2d_gradients_finite_differences)
         c.in = zalloc(ni); c.w = zalloc(nw); c.b = zalloc(s->oc);
         c.out = zalloc(no); c.r = zalloc(no); c.ws = zalloc(nn_conv2d_workspace(s));
         float *din = zalloc(ni), *dw = zalloc(nw), *db = zalloc(s->oc);
-        fill(&rng, c.in, ni, -1, 1);
-        fill(&rng, c.w, nw, -1, 1);
-        fill(&rng, c.b, s->oc, -1, 1);
-        fill(&rng, c.r, no, -1, 1);
+        gc_fill(&rng, c.in, ni, -1, 1);
+        gc_fill(&rng, c.w, nw, -1, 1);
+        gc_fill(&rng, c.b, s->oc, -1, 1);
+        gc_fill(&rng, c.r, no, -1, 1);
         lethe_groups g;
-        groups(&g, 2, 0);
+        gc_groups(&g, 2, 0);
         /* Run forward first: backward must not rely on what it left in ws. */
         conv_obj(&c);
         nn_conv2d_backward(din, &dw, &db, c.r, c.in, c.w, s, &g, c.ws);
         double e;
-        e = fd_error(c.in, ni, din, conv_obj, &c, 1e-2f);
+        e = gc_fd_error(c.in, ni, din, conv_obj, &c, 1e-2f);
         CHECK_MSG(e < 1e-3, "case %d: din error %g", t, e);
-        e = fd_error(c.w, nw, dw, conv_obj, &c, 1e-2f);
+        e = gc_fd_error(c.w, nw, dw, conv_obj, &c, 1e-2f);
         CHECK_MSG(e < 1e-3, "case %d: dw error %g", t, e);
-        e = fd_error(c.b, s->oc, db, conv_obj, &c, 1e-2f);
+        e = gc_fd_error(c.b, s->oc, db, conv_obj, &c, 1e-2f);
         CHECK_MSG(e < 1e-3, "case %d: db error %g", t, e);
         free(c.in); free(c.w); free(c.b); free(c.out); free(c.r); free(c.ws);
         free(din); free(dw); free(db);
@@ -384,14 +323,14 @@ static void conv_grouped_check(int blas_threads)
     size_t nw = (size_t)s.oc * s.c * s.kh * s.kw;
     float *in = zalloc(N * plane_in), *w = zalloc(nw), *dout = zalloc(N * plane_out);
     float *ws = zalloc(nn_conv2d_workspace(&s));
-    fill(&rng, in, N * plane_in, -1, 1);
-    fill(&rng, w, nw, -1, 1);
-    fill(&rng, dout, N * plane_out, -1, 1);
+    gc_fill(&rng, in, N * plane_in, -1, 1);
+    gc_fill(&rng, w, nw, -1, 1);
+    gc_fill(&rng, dout, N * plane_out, -1, 1);
     lethe_groups g2, g1, ga, gb;
-    groups(&g2, N0, N1);
-    groups(&g1, N, 0);
-    groups(&ga, N0, 0);
-    groups(&gb, N1, 0);
+    gc_groups(&g2, N0, N1);
+    gc_groups(&g1, N, 0);
+    gc_groups(&ga, N0, 0);
+    gc_groups(&gb, N1, 0);
 
     float *dw0 = zalloc(nw), *dw1 = zalloc(nw), db0[4] = {0}, db1[4] = {0};
     float *din2 = zalloc(N * plane_in);
@@ -404,13 +343,13 @@ static void conv_grouped_check(int blas_threads)
     nn_conv2d_backward(din_a, &pa, &qa, dout, in, w, &sa, &ga, ws);
     nn_conv2d_backward(din_a + N0 * plane_in, &pb, &qb, dout + N0 * plane_out,
                        in + N0 * plane_in, w, &sb, &gb, ws);
-    CHECK(max_abs_diff(dw0, ea, nw) < 1e-5);
-    CHECK(max_abs_diff(dw1, eb, nw) < 1e-5);
-    CHECK(max_abs_diff(db0, fa, 4) < 1e-5);
-    CHECK(max_abs_diff(db1, fb, 4) < 1e-5);
-    CHECK(max_abs_diff(dw0, dw1, nw) > 1e-2);
+    CHECK(gc_max_abs_diff(dw0, ea, nw) < 1e-5);
+    CHECK(gc_max_abs_diff(dw1, eb, nw) < 1e-5);
+    CHECK(gc_max_abs_diff(db0, fa, 4) < 1e-5);
+    CHECK(gc_max_abs_diff(db1, fb, 4) < 1e-5);
+    CHECK(gc_max_abs_diff(dw0, dw1, nw) > 1e-2);
     /* Input gradients are per sample: the same either way. */
-    CHECK(max_abs_diff(din2, din_a, N * plane_in) < 1e-5);
+    CHECK(gc_max_abs_diff(din2, din_a, N * plane_in) < 1e-5);
 
     /* Sum over groups = one-group gradient, also when both alias one buffer. */
     float *all = zalloc(nw), *alias = zalloc(nw), *sum = zalloc(nw);
@@ -418,13 +357,13 @@ static void conv_grouped_check(int blas_threads)
     nn_conv2d_backward(NULL, &pall, NULL, dout, in, w, &s, &g1, ws);
     nn_conv2d_backward(NULL, al, NULL, dout, in, w, &s, &g2, ws);
     for (size_t i = 0; i < nw; i++) sum[i] = dw0[i] + dw1[i];
-    CHECK(max_abs_diff(sum, all, nw) < 1e-4);
-    CHECK(max_abs_diff(alias, all, nw) < 1e-4);
+    CHECK(gc_max_abs_diff(sum, all, nw) < 1e-4);
+    CHECK(gc_max_abs_diff(alias, all, nw) < 1e-4);
 
     /* NULL skips a group; a NULL din skips col2im but not dw. */
     float *only1 = zalloc(nw), *skip[2] = {NULL, only1};
     nn_conv2d_backward(NULL, skip, NULL, dout, in, w, &s, &g2, ws);
-    CHECK(max_abs_diff(only1, dw1, nw) < 1e-6);
+    CHECK(gc_max_abs_diff(only1, dw1, nw) < 1e-6);
 
     free(in); free(w); free(dout); free(ws); free(dw0); free(dw1); free(din2);
     free(ea); free(eb); free(din_a); free(all); free(alias); free(sum); free(only1);
@@ -486,15 +425,15 @@ TEST(conv2d_chunks_match_definition)
         double *ref = calloc(no, sizeof *ref), *rdin = calloc(ni, sizeof *rdin);
         double *rw0 = calloc(nw, sizeof *rw0), *rw1 = calloc(nw, sizeof *rw1);
         double rb0[4] = {0}, rb1[4] = {0};
-        fill(&rng, in, ni, -1, 1);
-        fill(&rng, w, nw, -1, 1);
-        fill(&rng, b, s.oc, -1, 1);
-        fill(&rng, dout, no, -1, 1);
+        gc_fill(&rng, in, ni, -1, 1);
+        gc_fill(&rng, w, nw, -1, 1);
+        gc_fill(&rng, b, s.oc, -1, 1);
+        gc_fill(&rng, dout, no, -1, 1);
         conv_naive(ref, in, w, b, &s);
         conv_naive_backward(rdin, rw0, rb0, dout, in, w, &s, 0, N0);
         conv_naive_backward(rdin, rw1, rb1, dout, in, w, &s, N0, N);
         lethe_groups g;
-        groups(&g, N0, N1);
+        gc_groups(&g, N0, N1);
         for (int bt = 1; bt <= 2; bt++) {
             openblas_set_num_threads(bt);
             nn_conv2d_forward(out, in, w, b, &s, ws);
@@ -529,7 +468,7 @@ static double pool_obj(void *p)
 {
     pool_ctx *c = p;
     nn_maxpool_forward(c->out, c->arg, c->in, c->n, c->c, c->h, c->w, c->k, c->s);
-    return dot(c->r, c->out, (size_t)c->n * c->c * c->oh * c->ow);
+    return gc_dot(c->r, c->out, (size_t)c->n * c->c * c->oh * c->ow);
 }
 
 TEST(maxpool_gradients_finite_differences)
@@ -552,7 +491,7 @@ TEST(maxpool_gradients_finite_differences)
         for (size_t i = 0; i < ni; i++) perm[i] = (int32_t)i;
         lethe_rng_shuffle(&rng, perm, ni);
         for (size_t i = 0; i < ni; i++) c.in[i] = 0.1f * (float)perm[i] - 3.0f;
-        fill(&rng, c.r, no, -1, 1);
+        gc_fill(&rng, c.r, no, -1, 1);
         pool_obj(&c);
         /* Forward picks the window maximum. */
         for (int oy = 0; oy < c.oh; oy++)
@@ -567,7 +506,7 @@ TEST(maxpool_gradients_finite_differences)
                 CHECK(c.in[c.arg[oy * c.ow + ox]] == m);
             }
         nn_maxpool_backward(din, c.r, c.arg, c.n, c.c, c.h, c.w, c.oh, c.ow);
-        double e = fd_error(c.in, ni, din, pool_obj, &c, 1e-2f);
+        double e = gc_fd_error(c.in, ni, din, pool_obj, &c, 1e-2f);
         CHECK_MSG(e < 1e-3, "case %d: din error %g", t, e);
         free(c.in); free(c.out); free(c.r); free(c.arg); free(din); free(perm);
     }
@@ -593,21 +532,21 @@ static double gap_obj(void *p)
 {
     ew_ctx *c = p;
     nn_gap_forward(c->out, c->in, c->n, c->c, c->hw);
-    return dot(c->r, c->out, (size_t)c->n * c->c);
+    return gc_dot(c->r, c->out, (size_t)c->n * c->c);
 }
 
 static double relu_obj(void *p)
 {
     ew_ctx *c = p;
     nn_relu_forward(c->out, c->in, (size_t)c->n);
-    return dot(c->r, c->out, (size_t)c->n);
+    return gc_dot(c->r, c->out, (size_t)c->n);
 }
 
 static double add_obj(void *p)
 {
     ew_ctx *c = p;
     nn_add_forward(c->out, c->in, c->in2, (size_t)c->n);
-    return dot(c->r, c->out, (size_t)c->n);
+    return gc_dot(c->r, c->out, (size_t)c->n);
 }
 
 TEST(gap_gradients_finite_differences)
@@ -616,8 +555,8 @@ TEST(gap_gradients_finite_differences)
     lethe_rng_seed(&rng, 8);
     enum { N = 2, C = 3, HW = 5 };
     float in[N * C * HW], out[N * C], r[N * C], din[N * C * HW] = {0};
-    fill(&rng, in, N * C * HW, -1, 1);
-    fill(&rng, r, N * C, -1, 1);
+    gc_fill(&rng, in, N * C * HW, -1, 1);
+    gc_fill(&rng, r, N * C, -1, 1);
     ew_ctx c = {in, NULL, out, r, N, C, HW};
     gap_obj(&c);
     double s = 0.0;
@@ -634,7 +573,7 @@ TEST(relu_gradients_finite_differences)
     enum { N = 40 };
     float in[N], out[N], r[N], din[N] = {0}, copy[N];
     fill_away0(&rng, in, N);
-    fill(&rng, r, N, -1, 1);
+    gc_fill(&rng, r, N, -1, 1);
     ew_ctx c = {in, NULL, out, r, N, 0, 0};
     relu_obj(&c);
     int pos = 0;
@@ -649,7 +588,7 @@ TEST(relu_gradients_finite_differences)
     relu_obj(&c);
     memcpy(copy, in, sizeof in);
     nn_relu_forward(copy, copy, N);
-    CHECK(max_abs_diff(copy, out, N) == 0.0);
+    CHECK(gc_max_abs_diff(copy, out, N) == 0.0);
 }
 
 TEST(add_gradients_finite_differences)
@@ -658,9 +597,9 @@ TEST(add_gradients_finite_differences)
     lethe_rng_seed(&rng, 10);
     enum { N = 20 };
     float a[N], b[N], out[N], r[N], da[N] = {0}, db[N] = {0};
-    fill(&rng, a, N, -1, 1);
-    fill(&rng, b, N, -1, 1);
-    fill(&rng, r, N, -1, 1);
+    gc_fill(&rng, a, N, -1, 1);
+    gc_fill(&rng, b, N, -1, 1);
+    gc_fill(&rng, r, N, -1, 1);
     ew_ctx c = {a, b, out, r, N, 0, 0};
     nn_add_backward(da, db, r, N);
     CHECK_FD(a, N, da, add_obj, &c, 1e-2f, 1e-3);
@@ -690,9 +629,9 @@ TEST(mse_values_and_gradient)
     lethe_rng_seed(&rng, 11);
     enum { N = 3, D = 4 };
     float p[N * D], t[N * D], w[N], losses[N], dp[N * D] = {0};
-    fill(&rng, p, N * D, -1, 1);
-    fill(&rng, t, N * D, -1, 1);
-    fill(&rng, w, N, 0.5f, 1.5f);
+    gc_fill(&rng, p, N * D, -1, 1);
+    gc_fill(&rng, t, N * D, -1, 1);
+    gc_fill(&rng, w, N, 0.5f, 1.5f);
     mse_ctx c = {p, t, w, losses, N, D};
     nn_mse(losses, dp, p, t, w, N, D);
     CHECK_FD(p, N * D, dp, mse_obj, &c, 1e-2f, 1e-3);
@@ -717,7 +656,7 @@ static double bn_obj(void *p)
     memcpy(c->rv, c->rv0, sizeof c->rv);
     nn_batchnorm_forward(c->out, c->xhat, c->istd, c->in, c->gamma, c->beta, c->rm, c->rv,
                          BN_N, BN_C, BN_HW, &c->g, c->mode, 0.1f, 1e-5f);
-    return dot(c->r, c->out, BN_SZ);
+    return gc_dot(c->r, c->out, BN_SZ);
 }
 
 TEST(batchnorm_gradients_finite_differences)
@@ -727,27 +666,27 @@ TEST(batchnorm_gradients_finite_differences)
     lethe_rng rng;
     lethe_rng_seed(&rng, 12);
     float in[BN_SZ], gamma[BN_C], beta[BN_C], rm0[BN_C], rv0[BN_C], r[BN_SZ];
-    fill(&rng, in, BN_SZ, -2, 2);
-    fill(&rng, gamma, BN_C, 0.5f, 1.5f);
-    fill(&rng, beta, BN_C, -1, 1);
-    fill(&rng, rm0, BN_C, -0.5f, 0.5f);
-    fill(&rng, rv0, BN_C, 0.5f, 2.0f);
-    fill(&rng, r, BN_SZ, -1, 1);
+    gc_fill(&rng, in, BN_SZ, -2, 2);
+    gc_fill(&rng, gamma, BN_C, 0.5f, 1.5f);
+    gc_fill(&rng, beta, BN_C, -1, 1);
+    gc_fill(&rng, rm0, BN_C, -0.5f, 0.5f);
+    gc_fill(&rng, rv0, BN_C, 0.5f, 2.0f);
+    gc_fill(&rng, r, BN_SZ, -1, 1);
     for (int m = 0; m < 3; m++) {
         bn_ctx c = {.in = in, .gamma = gamma, .beta = beta, .rm0 = rm0, .rv0 = rv0, .r = r};
         c.mode = modes[m];
-        groups(&c.g, BN_N0, BN_N1);
+        gc_groups(&c.g, BN_N0, BN_N1);
         bn_obj(&c);
         float din[BN_SZ] = {0}, dg[BN_C] = {0}, dbt[BN_C] = {0};
         float *dgs[2] = {dg, dg}, *dbs[2] = {dbt, dbt};
         nn_batchnorm_backward(din, dgs, dbs, r, c.xhat, c.istd, gamma, BN_N, BN_C, BN_HW,
                               &c.g, c.mode);
         double e;
-        e = fd_error(in, BN_SZ, din, bn_obj, &c, 1e-2f);
+        e = gc_fd_error(in, BN_SZ, din, bn_obj, &c, 1e-2f);
         CHECK_MSG(e < 2e-3, "%s: din error %g", names[m], e);
-        e = fd_error(gamma, BN_C, dg, bn_obj, &c, 1e-2f);
+        e = gc_fd_error(gamma, BN_C, dg, bn_obj, &c, 1e-2f);
         CHECK_MSG(e < 2e-3, "%s: dgamma error %g", names[m], e);
-        e = fd_error(beta, BN_C, dbt, bn_obj, &c, 1e-2f);
+        e = gc_fd_error(beta, BN_C, dbt, bn_obj, &c, 1e-2f);
         CHECK_MSG(e < 2e-3, "%s: dbeta error %g", names[m], e);
     }
 }
@@ -757,16 +696,16 @@ TEST(batchnorm_two_groups_equal_separate_calls)
     lethe_rng rng;
     lethe_rng_seed(&rng, 13);
     float in[BN_SZ], gamma[BN_C], beta[BN_C], dout[BN_SZ];
-    fill(&rng, in, BN_SZ, -2, 2);
+    gc_fill(&rng, in, BN_SZ, -2, 2);
     for (int i = BN_N0 * BN_C * BN_HW; i < BN_SZ; i++) in[i] = 3.0f * in[i] + 1.0f;
-    fill(&rng, gamma, BN_C, 0.5f, 1.5f);
-    fill(&rng, beta, BN_C, -1, 1);
-    fill(&rng, dout, BN_SZ, -1, 1);
+    gc_fill(&rng, gamma, BN_C, 0.5f, 1.5f);
+    gc_fill(&rng, beta, BN_C, -1, 1);
+    gc_fill(&rng, dout, BN_SZ, -1, 1);
     const size_t off = (size_t)BN_N0 * BN_C * BN_HW;
     lethe_groups g2, ga, gb;
-    groups(&g2, BN_N0, BN_N1);
-    groups(&ga, BN_N0, 0);
-    groups(&gb, BN_N1, 0);
+    gc_groups(&g2, BN_N0, BN_N1);
+    gc_groups(&ga, BN_N0, 0);
+    gc_groups(&gb, BN_N1, 0);
 
     for (int mode = 0; mode < 3; mode++) {
         lethe_bn_mode md = (lethe_bn_mode)mode;
@@ -779,11 +718,11 @@ TEST(batchnorm_two_groups_equal_separate_calls)
                              &ga, md, 0.1f, 1e-5f);
         nn_batchnorm_forward(out1 + off, xh1 + off, is1 + BN_C, in + off, gamma, beta, rm1,
                              rv1, BN_N1, BN_C, BN_HW, &gb, md, 0.1f, 1e-5f);
-        CHECK(max_abs_diff(out2, out1, BN_SZ) < 1e-6);
-        CHECK(max_abs_diff(xh2, xh1, BN_SZ) < 1e-6);
-        CHECK(max_abs_diff(is2, is1, 2 * BN_C) < 1e-6);
-        CHECK(max_abs_diff(rm2, rm1, BN_C) < 1e-7);
-        CHECK(max_abs_diff(rv2, rv1, BN_C) < 1e-7);
+        CHECK(gc_max_abs_diff(out2, out1, BN_SZ) < 1e-6);
+        CHECK(gc_max_abs_diff(xh2, xh1, BN_SZ) < 1e-6);
+        CHECK(gc_max_abs_diff(is2, is1, 2 * BN_C) < 1e-6);
+        CHECK(gc_max_abs_diff(rm2, rm1, BN_C) < 1e-7);
+        CHECK(gc_max_abs_diff(rv2, rv1, BN_C) < 1e-7);
 
         float din2[BN_SZ] = {0}, din1[BN_SZ] = {0};
         float g0[BN_C] = {0}, g1[BN_C] = {0}, b0[BN_C] = {0}, b1[BN_C] = {0};
@@ -794,10 +733,10 @@ TEST(batchnorm_two_groups_equal_separate_calls)
                               &ga, md);
         nn_batchnorm_backward(din1 + off, &ph1, &pc1, dout + off, xh1 + off, is1 + BN_C,
                               gamma, BN_N1, BN_C, BN_HW, &gb, md);
-        CHECK(max_abs_diff(din2, din1, BN_SZ) < 1e-6);
-        CHECK(max_abs_diff(g0, h0, BN_C) < 1e-6 && max_abs_diff(g1, h1, BN_C) < 1e-6);
-        CHECK(max_abs_diff(b0, c0, BN_C) < 1e-6 && max_abs_diff(b1, c1, BN_C) < 1e-6);
-        CHECK(max_abs_diff(g0, g1, BN_C) > 1e-3);
+        CHECK(gc_max_abs_diff(din2, din1, BN_SZ) < 1e-6);
+        CHECK(gc_max_abs_diff(g0, h0, BN_C) < 1e-6 && gc_max_abs_diff(g1, h1, BN_C) < 1e-6);
+        CHECK(gc_max_abs_diff(b0, c0, BN_C) < 1e-6 && gc_max_abs_diff(b1, c1, BN_C) < 1e-6);
+        CHECK(gc_max_abs_diff(g0, g1, BN_C) > 1e-3);
     }
 }
 
@@ -813,7 +752,7 @@ TEST(batchnorm_running_stats_by_hand)
     float gamma[2] = {2, 0.5f}, beta[2] = {1, -1};
     float rm[2] = {0, 0}, rv[2] = {1, 1}, out[16], xhat[16], istd[4];
     lethe_groups g;
-    groups(&g, 2, 2);
+    gc_groups(&g, 2, 2);
     const double m = 0.1, eps = 1e-5;
     double em[2] = {0, 0}, ev[2] = {1, 1};
     double mean[2][2], var[2][2];
@@ -845,7 +784,7 @@ TEST(batchnorm_running_stats_by_hand)
     float rm_b[2] = {0, 0}, rv_b[2] = {1, 1}, out_b[16];
     nn_batchnorm_forward(out_b, xhat, istd, in, gamma, beta, rm_b, rv_b, 4, 2, 2, &g,
                          LETHE_BN_BATCH, (float)m, (float)eps);
-    CHECK(max_abs_diff(out, out_b, 16) < 1e-6);
+    CHECK(gc_max_abs_diff(out, out_b, 16) < 1e-6);
     CHECK(rm_b[0] == 0 && rm_b[1] == 0 && rv_b[0] == 1 && rv_b[1] == 1);
 
     /* EVAL: the running stats just computed. */
@@ -910,13 +849,13 @@ TEST(loss_gradients_finite_differences)
     enum { N = 4, C = 5 };
     float z[N * C], w[N], losses[N];
     int32_t y[N] = {0, 3, 4, 1};
-    fill(&rng, z, N * C, -2, 2);
-    fill(&rng, w, N, 0.5f, 1.5f);
+    gc_fill(&rng, z, N * C, -2, 2);
+    gc_fill(&rng, w, N, 0.5f, 1.5f);
     for (int t = 0; t < 3; t++) {
         float d[N * C] = {0};
         loss_ctx c = {kinds[t], z, w, losses, y, N, C};
         lethe_loss(kinds[t], losses, d, z, y, w, N, C);
-        double e = fd_error(z, N * C, d, loss_obj, &c, 1e-2f);
+        double e = gc_fd_error(z, N * C, d, loss_obj, &c, 1e-2f);
         CHECK_MSG(e < 1e-3, "kind %d: error %g", t, e);
     }
 }

@@ -5,75 +5,13 @@
  * fixed random r, so dout = r), and grouped parameter gradients against the
  * one-group gradient (ALGORITHM.md §2.1). */
 #include "test.h"
+#include "gradcheck.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "lethe.h"
 #include "nn/layers.h"
-
-/* ------------------------------------------------------------- helpers */
-
-static void fill(lethe_rng *r, float *x, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * lethe_rng_uniform(r);
-}
-
-static double dot(const float *a, const float *b, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;   /* NaN wins */
-    }
-    return m;
-}
-
-static void groups(lethe_groups *g, int n0, int n1)
-{
-    memset(g, 0, sizeof *g);
-    g->n = n1 > 0 ? 2 : 1;
-    g->start[1] = n0;
-    g->start[2] = n0 + n1;
-}
-
-typedef double (*objective)(void *ctx);
-
-/* Largest |analytic − numeric| over x, relative to the largest gradient
- * entry; each numeric entry is a central difference of f in x[i]. */
-static double fd_error(float *x, size_t n, const float *grad, objective f, void *ctx, float h)
-{
-    double err = 0.0, scale = 1e-3;
-    for (size_t i = 0; i < n; i++) {
-        float x0 = x[i];
-        float xp = x0 + h, xm = x0 - h;
-        x[i] = xp;
-        double fp = f(ctx);
-        x[i] = xm;
-        double fm = f(ctx);
-        x[i] = x0;
-        double num = (fp - fm) / ((double)xp - xm);
-        double d = fabs(num - grad[i]);
-        if (!(d <= err)) err = d;
-        if (fabs(num) > scale) scale = fabs(num);
-        if (fabs(grad[i]) > scale) scale = fabs(grad[i]);
-    }
-    return err / scale;
-}
-
-#define CHECK_FD(x, n, grad, f, ctx, h, tol)                                     \
-    do {                                                                         \
-        double e_ = fd_error((x), (n), (grad), (f), (ctx), (h));                 \
-        CHECK_MSG(e_ < (tol), "finite differences of %s: relative error %.3g", \
-                  #grad, e_);                                                    \
-    } while (0)
 
 /* ------------------------------------------------------------- sigmoid */
 
@@ -108,7 +46,7 @@ static double gn_obj(void *p)
     gn_ctx *c = p;
     nn_groupnorm_forward(c->out, c->mean, c->istd, c->in, c->gamma, c->beta, GN_N, GN_C, GN_HW,
                          GN_G, 1e-5f, c->silu);
-    return dot(c->r, c->out, GN_SZ);
+    return gc_dot(c->r, c->out, GN_SZ);
 }
 
 TEST(gen_groupnorm_forward_matches_loops)
@@ -116,9 +54,9 @@ TEST(gen_groupnorm_forward_matches_loops)
     lethe_rng rng;
     lethe_rng_seed(&rng, 41);
     float in[GN_SZ], gamma[GN_C], beta[GN_C], out[GN_SZ], mean[GN_N * GN_G], istd[GN_N * GN_G];
-    fill(&rng, in, GN_SZ, -2, 3);
-    fill(&rng, gamma, GN_C, 0.5f, 1.5f);
-    fill(&rng, beta, GN_C, -1, 1);
+    gc_fill(&rng, in, GN_SZ, -2, 3);
+    gc_fill(&rng, gamma, GN_C, 0.5f, 1.5f);
+    gc_fill(&rng, beta, GN_C, -1, 1);
     for (int silu = 0; silu <= 1; silu++) {
         nn_groupnorm_forward(out, mean, istd, in, gamma, beta, GN_N, GN_C, GN_HW, GN_G, 1e-5f,
                              silu);
@@ -148,26 +86,26 @@ TEST(gen_groupnorm_gradients_finite_differences)
     lethe_rng rng;
     lethe_rng_seed(&rng, 42);
     float in[GN_SZ], gamma[GN_C], beta[GN_C], r[GN_SZ];
-    fill(&rng, in, GN_SZ, -2, 2);
-    fill(&rng, gamma, GN_C, 0.5f, 1.5f);
-    fill(&rng, beta, GN_C, -1, 1);
-    fill(&rng, r, GN_SZ, -1, 1);
+    gc_fill(&rng, in, GN_SZ, -2, 2);
+    gc_fill(&rng, gamma, GN_C, 0.5f, 1.5f);
+    gc_fill(&rng, beta, GN_C, -1, 1);
+    gc_fill(&rng, r, GN_SZ, -1, 1);
     for (int silu = 0; silu <= 1; silu++) {
         gn_ctx c = {.in = in, .gamma = gamma, .beta = beta, .r = r, .silu = silu};
         gn_obj(&c);
         /* Two sample groups into one buffer; din overwritten over garbage. */
         lethe_groups g;
-        groups(&g, GN_N0, GN_N1);
+        gc_groups(&g, GN_N0, GN_N1);
         float din[GN_SZ], dg[GN_C] = {0}, db[GN_C] = {0};
         for (int i = 0; i < GN_SZ; i++) din[i] = 1e3f;
         float *dgs[2] = {dg, dg}, *dbs[2] = {db, db};
         nn_groupnorm_backward(din, 0, dgs, dbs, r, in, c.mean, c.istd, gamma, beta, GN_C, GN_HW,
                               GN_G, &g, silu);
-        double e = fd_error(in, GN_SZ, din, gn_obj, &c, 1e-2f);
+        double e = gc_fd_error(in, GN_SZ, din, gn_obj, &c, 1e-2f);
         CHECK_MSG(e < 3e-3, "silu %d: din error %g", silu, e);
-        e = fd_error(gamma, GN_C, dg, gn_obj, &c, 1e-2f);
+        e = gc_fd_error(gamma, GN_C, dg, gn_obj, &c, 1e-2f);
         CHECK_MSG(e < 3e-3, "silu %d: dgamma error %g", silu, e);
-        e = fd_error(beta, GN_C, db, gn_obj, &c, 1e-2f);
+        e = gc_fd_error(beta, GN_C, db, gn_obj, &c, 1e-2f);
         CHECK_MSG(e < 3e-3, "silu %d: dbeta error %g", silu, e);
         /* din_add accumulates onto what is there. */
         float din2[GN_SZ];
@@ -184,14 +122,14 @@ TEST(gen_groupnorm_grouped_weight_gradient)
     lethe_rng_seed(&rng, 43);
     float in[GN_SZ], gamma[GN_C], beta[GN_C], dout[GN_SZ], out[GN_SZ];
     float mean[GN_N * GN_G], istd[GN_N * GN_G];
-    fill(&rng, in, GN_SZ, -2, 2);
-    fill(&rng, gamma, GN_C, 0.5f, 1.5f);
-    fill(&rng, beta, GN_C, -1, 1);
-    fill(&rng, dout, GN_SZ, -1, 1);
+    gc_fill(&rng, in, GN_SZ, -2, 2);
+    gc_fill(&rng, gamma, GN_C, 0.5f, 1.5f);
+    gc_fill(&rng, beta, GN_C, -1, 1);
+    gc_fill(&rng, dout, GN_SZ, -1, 1);
     nn_groupnorm_forward(out, mean, istd, in, gamma, beta, GN_N, GN_C, GN_HW, GN_G, 1e-5f, 1);
     lethe_groups g2, g1;
-    groups(&g2, GN_N0, GN_N1);
-    groups(&g1, GN_N, 0);
+    gc_groups(&g2, GN_N0, GN_N1);
+    gc_groups(&g1, GN_N, 0);
     float dg0[GN_C] = {0}, dg1[GN_C] = {0}, db0[GN_C] = {0}, db1[GN_C] = {0};
     float *dgs[2] = {dg0, dg1}, *dbs[2] = {db0, db1};
     float din2[GN_SZ], din1[GN_SZ];
@@ -205,19 +143,19 @@ TEST(gen_groupnorm_grouped_weight_gradient)
         sg[i] = dg0[i] + dg1[i];
         sb[i] = db0[i] + db1[i];
     }
-    CHECK(max_abs_diff(sg, ga, GN_C) < 1e-5);
-    CHECK(max_abs_diff(sb, ba, GN_C) < 1e-5);
-    CHECK(max_abs_diff(dg0, dg1, GN_C) > 1e-2);   /* the split is real */
+    CHECK(gc_max_abs_diff(sg, ga, GN_C) < 1e-5);
+    CHECK(gc_max_abs_diff(sb, ba, GN_C) < 1e-5);
+    CHECK(gc_max_abs_diff(dg0, dg1, GN_C) > 1e-2);   /* the split is real */
     /* Statistics are per sample: grouping leaves din unchanged. */
-    CHECK(max_abs_diff(din2, din1, GN_SZ) == 0.0);
+    CHECK(gc_max_abs_diff(din2, din1, GN_SZ) == 0.0);
     /* Group 1 alone, on its own samples, gives dg1. */
     lethe_groups gb;
-    groups(&gb, GN_N1, 0);
+    gc_groups(&gb, GN_N1, 0);
     float e1[GN_C] = {0}, *pe1 = e1;
     const size_t off = (size_t)GN_N0 * GN_C * GN_HW;
     nn_groupnorm_backward(NULL, 0, &pe1, NULL, dout + off, in + off, mean + GN_N0 * GN_G,
                           istd + GN_N0 * GN_G, gamma, beta, GN_C, GN_HW, GN_G, &gb, 1);
-    CHECK(max_abs_diff(e1, dg1, GN_C) < 1e-6);
+    CHECK(gc_max_abs_diff(e1, dg1, GN_C) < 1e-6);
 }
 
 /* Large enough for the threaded path: with γ = 1, β = 0 every (sample,
@@ -230,7 +168,7 @@ TEST(gen_groupnorm_large_normalises)
     float gamma[C], beta[C], mean[N * G], istd[N * G];
     lethe_rng rng;
     lethe_rng_seed(&rng, 44);
-    fill(&rng, in, sz, 1, 5);
+    gc_fill(&rng, in, sz, 1, 5);
     for (int i = 0; i < C; i++) gamma[i] = 1.0f, beta[i] = 0.0f;
     nn_groupnorm_forward(out, mean, istd, in, gamma, beta, N, C, HW, G, 1e-5f, 0);
     const size_t cnt = (size_t)(C / G) * HW;
@@ -254,7 +192,7 @@ static double silu_obj(void *p)
 {
     silu_ctx *c = p;
     nn_silu_forward(c->out, c->in, c->n);
-    return dot(c->r, c->out, c->n);
+    return gc_dot(c->r, c->out, c->n);
 }
 
 TEST(gen_silu_values_and_gradients)
@@ -263,8 +201,8 @@ TEST(gen_silu_values_and_gradients)
     lethe_rng rng;
     lethe_rng_seed(&rng, 45);
     float in[N], out[N], r[N], din[N];
-    fill(&rng, in, N, -6, 6);
-    fill(&rng, r, N, -1, 1);
+    gc_fill(&rng, in, N, -6, 6);
+    gc_fill(&rng, r, N, -1, 1);
     in[0] = 0.0f;
     in[1] = 1.0f;
     silu_ctx c = {in, out, r, N};
@@ -292,7 +230,7 @@ static double up_obj(void *p)
 {
     up_ctx *c = p;
     nn_upsample2_forward(c->out, c->in, UP_N, UP_C, UP_H, UP_W);
-    return dot(c->r, c->out, 4 * UP_SZ);
+    return gc_dot(c->r, c->out, 4 * UP_SZ);
 }
 
 TEST(gen_upsample_values_and_gradients)
@@ -300,8 +238,8 @@ TEST(gen_upsample_values_and_gradients)
     lethe_rng rng;
     lethe_rng_seed(&rng, 46);
     float in[UP_SZ], out[4 * UP_SZ], r[4 * UP_SZ], din[UP_SZ];
-    fill(&rng, in, UP_SZ, -1, 1);
-    fill(&rng, r, 4 * UP_SZ, -1, 1);
+    gc_fill(&rng, in, UP_SZ, -1, 1);
+    gc_fill(&rng, r, 4 * UP_SZ, -1, 1);
     up_ctx c = {in, out, r};
     up_obj(&c);
     for (int pl = 0; pl < UP_N * UP_C; pl++)
@@ -328,7 +266,7 @@ static double cc_obj(void *p)
 {
     cc_ctx *c = p;
     nn_concat_forward(c->out, c->a, c->b, CC_N, CC_A, CC_B, CC_HW);
-    return dot(c->r, c->out, CC_N * (CC_A + CC_B) * CC_HW);
+    return gc_dot(c->r, c->out, CC_N * (CC_A + CC_B) * CC_HW);
 }
 
 TEST(gen_concat_values_and_gradients)
@@ -337,9 +275,9 @@ TEST(gen_concat_values_and_gradients)
     lethe_rng rng;
     lethe_rng_seed(&rng, 47);
     float a[SA], b[SB], out[SO], r[SO], da[SA], db[SB];
-    fill(&rng, a, SA, -1, 1);
-    fill(&rng, b, SB, -1, 1);
-    fill(&rng, r, SO, -1, 1);
+    gc_fill(&rng, a, SA, -1, 1);
+    gc_fill(&rng, b, SB, -1, 1);
+    gc_fill(&rng, r, SO, -1, 1);
     cc_ctx c = {a, b, out, r};
     cc_obj(&c);
     for (int i = 0; i < CC_N; i++)
@@ -390,7 +328,7 @@ static double le_obj(void *p)
 {
     le_ctx *c = p;
     nn_label_embed_forward(c->out, c->y, c->table, LE_N, LE_D);
-    return dot(c->r, c->out, LE_N * LE_D);
+    return gc_dot(c->r, c->out, LE_N * LE_D);
 }
 
 TEST(gen_label_embed_values_and_grouped_gradients)
@@ -399,16 +337,16 @@ TEST(gen_label_embed_values_and_grouped_gradients)
     lethe_rng rng;
     lethe_rng_seed(&rng, 48);
     float table[LE_K * LE_D], out[LE_N * LE_D], r[LE_N * LE_D];
-    fill(&rng, table, LE_K * LE_D, -1, 1);
-    fill(&rng, r, LE_N * LE_D, -1, 1);
+    gc_fill(&rng, table, LE_K * LE_D, -1, 1);
+    gc_fill(&rng, r, LE_N * LE_D, -1, 1);
     le_ctx c = {table, out, r, y};
     le_obj(&c);
     for (int i = 0; i < LE_N; i++)
         for (int j = 0; j < LE_D; j++) CHECK(out[i * LE_D + j] == table[y[i] * LE_D + j]);
     /* Two groups summed into one buffer = the whole gradient. */
     lethe_groups g2, g1;
-    groups(&g2, 2, 4);
-    groups(&g1, LE_N, 0);
+    gc_groups(&g2, 2, 4);
+    gc_groups(&g1, LE_N, 0);
     float dt[LE_K * LE_D] = {0}, *both[2] = {dt, dt};
     nn_label_embed_backward(both, r, y, &g2, LE_D);
     CHECK_FD(table, LE_K * LE_D, dt, le_obj, &c, 1e-2f, 1e-4);
@@ -420,7 +358,7 @@ TEST(gen_label_embed_values_and_grouped_gradients)
     nn_label_embed_backward(&pa, r, y, &g1, LE_D);
     float sum[LE_K * LE_D];
     for (int i = 0; i < LE_K * LE_D; i++) sum[i] = d0[i] + d1[i];
-    CHECK(max_abs_diff(sum, da, LE_K * LE_D) < 1e-6);
+    CHECK(gc_max_abs_diff(sum, da, LE_K * LE_D) < 1e-6);
     for (int j = 0; j < LE_D; j++) {
         CHECK(d0[1 * LE_D + j] == 0.0f && d0[3 * LE_D + j] == 0.0f);
         CHECK_NEAR(d0[2 * LE_D + j], r[j], 1e-7);
@@ -429,7 +367,7 @@ TEST(gen_label_embed_values_and_grouped_gradients)
     /* A NULL group destination is skipped. */
     float dn[LE_K * LE_D] = {0}, *half[2] = {NULL, dn};
     nn_label_embed_backward(half, r, y, &g2, LE_D);
-    CHECK(max_abs_diff(dn, d1, LE_K * LE_D) == 0.0);
+    CHECK(gc_max_abs_diff(dn, d1, LE_K * LE_D) == 0.0);
 }
 
 enum { BA_N = 3, BA_C = 4, BA_HW = 6, BA_SZ = BA_N * BA_C * BA_HW };
@@ -440,7 +378,7 @@ static double ba_obj(void *p)
 {
     ba_ctx *c = p;
     nn_bcast_add_forward(c->out, c->x, c->v, BA_N, BA_C, BA_HW);
-    return dot(c->r, c->out, BA_SZ);
+    return gc_dot(c->r, c->out, BA_SZ);
 }
 
 TEST(gen_bcast_add_values_and_gradients)
@@ -448,9 +386,9 @@ TEST(gen_bcast_add_values_and_gradients)
     lethe_rng rng;
     lethe_rng_seed(&rng, 49);
     float x[BA_SZ], v[BA_N * BA_C], out[BA_SZ], r[BA_SZ], dx[BA_SZ], dv[BA_N * BA_C];
-    fill(&rng, x, BA_SZ, -1, 1);
-    fill(&rng, v, BA_N * BA_C, -1, 1);
-    fill(&rng, r, BA_SZ, -1, 1);
+    gc_fill(&rng, x, BA_SZ, -1, 1);
+    gc_fill(&rng, v, BA_N * BA_C, -1, 1);
+    gc_fill(&rng, r, BA_SZ, -1, 1);
     ba_ctx c = {x, v, out, r};
     ba_obj(&c);
     for (int i = 0; i < BA_SZ; i++) CHECK(out[i] == x[i] + v[i / BA_HW]);

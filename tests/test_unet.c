@@ -3,6 +3,7 @@
  * conditioning that matters, grouped gradients that add up, a forward
  * without conditioning refused, and a checkpoint round trip. */
 #include "test.h"
+#include "gradcheck.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +11,6 @@
 #include "lethe.h"
 
 enum { UN = 3, PX = 28 * 28 };
-
-static void fill(lethe_rng *r, float *x, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * lethe_rng_uniform(r);
-}
 
 static lethe_model *make_unet(uint64_t seed, int batch)
 {
@@ -36,16 +32,6 @@ static const float *fwd(lethe_model *m, const float *x, const int32_t *t, const 
     CHECK_OK(lethe_model_set_cond(m, t, y));
     CHECK_OK(lethe_model_forward(m, x, n, g, LETHE_BN_TRAIN, &out));
     return out;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;   /* NaN wins */
-    }
-    return m;
 }
 
 static double max_abs(const float *a, size_t n)
@@ -81,7 +67,7 @@ TEST(unet_shape_and_size)
     lethe_rng rng;
     lethe_rng_seed(&rng, 2);
     float x[UN * PX];
-    fill(&rng, x, UN * PX, -1, 1);
+    gc_fill(&rng, x, UN * PX, -1, 1);
     const float *out = fwd(m, x, T3, Y3, UN, NULL);
     CHECK(out && lethe_vec_finite(out, UN * PX) && max_abs(out, UN * PX) > 1e-3);
 
@@ -131,8 +117,8 @@ TEST(unet_gradients_finite_differences)
     lethe_rng rng;
     lethe_rng_seed(&rng, 4);
     float *x = malloc(UN * PX * sizeof(float)), *r = malloc(UN * PX * sizeof(float));
-    fill(&rng, x, UN * PX, -1, 1);
-    fill(&rng, r, UN * PX, -1, 1);
+    gc_fill(&rng, x, UN * PX, -1, 1);
+    gc_fill(&rng, r, UN * PX, -1, 1);
     fd_ctx c = {m, x, r};
     size_t n;
     float *theta = lethe_model_theta(m, &n);
@@ -181,26 +167,26 @@ TEST(unet_conditioning_changes_output)
     lethe_rng rng;
     lethe_rng_seed(&rng, 6);
     float x[UN * PX], a[UN * PX], b[UN * PX];
-    fill(&rng, x, PX, -1, 1);   /* the same image thrice */
+    gc_fill(&rng, x, PX, -1, 1);   /* the same image thrice */
     for (int i = 1; i < UN; i++) memcpy(x + i * PX, x, PX * sizeof(float));
     const int32_t t_same[UN] = {500, 500, 500}, y_diff[UN] = {0, 1, 10};
     const int32_t t_diff[UN] = {10, 500, 990}, y_same[UN] = {4, 4, 4};
     const float *out = fwd(m, x, t_same, y_diff, UN, NULL);
     if (out) memcpy(a, out, sizeof a);
     /* Same t, different labels: different predictions per sample. */
-    CHECK(max_abs_diff(a, a + PX, PX) > 1e-3);
-    CHECK(max_abs_diff(a + PX, a + 2 * PX, PX) > 1e-3);
+    CHECK(gc_max_abs_diff(a, a + PX, PX) > 1e-3);
+    CHECK(gc_max_abs_diff(a + PX, a + 2 * PX, PX) > 1e-3);
     out = fwd(m, x, t_diff, y_same, UN, NULL);
     if (out) memcpy(b, out, sizeof b);
-    CHECK(max_abs_diff(b, b + PX, PX) > 1e-3);
-    CHECK(max_abs_diff(b + PX, b + 2 * PX, PX) > 1e-3);
+    CHECK(gc_max_abs_diff(b, b + PX, PX) > 1e-3);
+    CHECK(gc_max_abs_diff(b + PX, b + 2 * PX, PX) > 1e-3);
     /* Sample independence: sample 1 alone gives what it gave in the batch
      * (group norm's statistics are per sample). */
     out = fwd(m, x, t_diff + 1, y_same + 1, 1, NULL);
-    CHECK(out && max_abs_diff(out, b + PX, PX) < 1e-5);
+    CHECK(out && gc_max_abs_diff(out, b + PX, PX) < 1e-5);
     /* Deterministic. */
     out = fwd(m, x, t_same, y_diff, UN, NULL);
-    CHECK(out && max_abs_diff(out, a, UN * PX) == 0.0);
+    CHECK(out && gc_max_abs_diff(out, a, UN * PX) == 0.0);
     lethe_model_free(m);
 }
 
@@ -241,8 +227,8 @@ TEST(unet_two_groups_sum_to_one)
     lethe_rng rng;
     lethe_rng_seed(&rng, 9);
     float *x = malloc(N * PX * sizeof(float)), *r = malloc(N * PX * sizeof(float));
-    fill(&rng, x, N * PX, -1, 1);
-    fill(&rng, r, N * PX, -1, 1);
+    gc_fill(&rng, x, N * PX, -1, 1);
+    gc_fill(&rng, r, N * PX, -1, 1);
     size_t n;
     lethe_model_theta(m, &n);
     float *g0 = calloc(n, sizeof(float)), *g1 = calloc(n, sizeof(float));
@@ -294,7 +280,7 @@ TEST(unet_checkpoint_roundtrip)
     lethe_rng rng;
     lethe_rng_seed(&rng, 11);
     float x[UN * PX], a[UN * PX];
-    fill(&rng, x, UN * PX, -1, 1);
+    gc_fill(&rng, x, UN * PX, -1, 1);
     const float *out = fwd(m, x, T3, Y3, UN, NULL);
     if (out) memcpy(a, out, sizeof a);
     const char *path = test_path("unet.safetensors");
@@ -305,11 +291,11 @@ TEST(unet_checkpoint_roundtrip)
         CHECK(strcmp(lethe_model_arch(r), "unet") == 0);
         CHECK_OK(lethe_model_reserve(r, UN));
         out = fwd(r, x, T3, Y3, UN, NULL);
-        CHECK(out && max_abs_diff(out, a, UN * PX) == 0.0);
+        CHECK(out && gc_max_abs_diff(out, a, UN * PX) == 0.0);
         /* A fresh model differs, so the load did something. */
         lethe_model *f = make_unet(12, UN);
         out = f ? fwd(f, x, T3, Y3, UN, NULL) : NULL;
-        CHECK(out && max_abs_diff(out, a, UN * PX) > 1e-3);
+        CHECK(out && gc_max_abs_diff(out, a, UN * PX) > 1e-3);
         lethe_model_free(f);
     }
     lethe_model_free(r);

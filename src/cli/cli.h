@@ -71,6 +71,16 @@ typedef struct {
 lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
                             const char *spec, uint64_t seed);
 void cli_split_free(cli_split *s);
+/* Save an unlearned model: md (the original's metadata) plus the method,
+ * the forget spec, the seed and the original's path. */
+lethe_status cli_save_unlearned(const lethe_model *m, lethe_metadata *md,
+                                const lethe_unlearn_config *cfg, const char *forgot,
+                                const char *from, const char *out);
+/* What `lethe train` trains on: D_r of `spec` (Retrain) or, spec NULL, the
+ * whole set. *sub points at retain or all; the caller frees all three. */
+lethe_status cli_training_set(const lethe_forget_spec *spec, const lethe_dataset *train,
+                              uint64_t seed, lethe_subset *all, lethe_subset *forget,
+                              lethe_subset *retain, const lethe_subset **sub);
 /* Evaluate m on the split (reserves batch 256). */
 lethe_status cli_split_metrics(cli_split *s, lethe_model *m, uint64_t seed,
                                lethe_metrics *out);

@@ -63,14 +63,13 @@ static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
     if (st != LETHE_OK) return cli_lib_error("eval", st);
     int rc = 1;
     int C = ds.nclass;
-    lethe_subset all = {malloc((size_t)ds.n * sizeof(int32_t)), (size_t)ds.n};
+    lethe_subset all = {0};
     lethe_subset cls = {malloc((size_t)ds.n * sizeof(int32_t)), 0};
     cJSON *root = cJSON_CreateObject();
-    if (!all.idx || !cls.idx || !root) {
+    if (lethe_subset_all(&all, (size_t)ds.n) != LETHE_OK || !cls.idx || !root) {
         cli_error("eval", "out of memory");
         goto done;
     }
-    for (int i = 0; i < ds.n; i++) all.idx[i] = i;
     double acc;
     if ((st = lethe_model_reserve(m, 256)) != LETHE_OK ||
         (st = lethe_eval_accuracy(m, &ds, &all, 256, &acc, NULL)) != LETHE_OK) {

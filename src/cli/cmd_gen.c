@@ -177,20 +177,9 @@ int cmd_train_diffusion(int argc, char **argv)
         (st = lethe_ddpm_init(&s, (int)T, LETHE_DDPM_BETA1, LETHE_DDPM_BETAT)) != LETHE_OK)
         goto fail;
     const lethe_subset *sub;
-    if (fspec) {
-        if ((st = lethe_forget_split(&spec, &train, (uint64_t)fseed, &forget, &retain)) != LETHE_OK)
-            goto fail;
-        sub = &retain;
-    } else {
-        all.n = (size_t)train.n;
-        all.idx = malloc(all.n * sizeof(int32_t));
-        if (!all.idx) {
-            st = lethe_fail(LETHE_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < all.n; i++) all.idx[i] = (int32_t)i;
-        sub = &all;
-    }
+    if ((st = cli_training_set(fspec ? &spec : NULL, &train, (uint64_t)fseed, &all, &forget,
+                               &retain, &sub)) != LETHE_OK)
+        goto fail;
     size_t n;
     lethe_model_theta(m, &n);
     fprintf(stderr, "training %s (%zu parameters, %.1f MFLOP per image) as a DDPM (T %d) on %s: "

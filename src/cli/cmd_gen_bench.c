@@ -51,9 +51,8 @@ static lethe_status ensure_ddpm(const char *path, const lethe_dataset *train, in
     lethe_diffusion_config_default(&cfg);
     cfg.train.epochs = epochs;
     cfg.train.seed = seed;
-    lethe_subset all = {malloc((size_t)train->n * sizeof(int32_t)), (size_t)train->n};
-    if (!all.idx) return lethe_fail(LETHE_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < all.n; i++) all.idx[i] = (int32_t)i;
+    lethe_subset all;
+    if ((st = lethe_subset_all(&all, (size_t)train->n)) != LETHE_OK) return st;
     if (!quiet)
         fprintf(stderr, "training the DDPM (unet, %d epochs; about 30 minutes on 2 cores), "
                 "cached as %s\n", epochs, path);

@@ -91,20 +91,9 @@ int cmd_train(int argc, char **argv)
     if ((st = lethe_model_create(&m, arch, train.c, train.h, train.w, train.nclass)) != LETHE_OK)
         goto fail;
     const lethe_subset *sub;
-    if (fspec) {
-        if ((st = lethe_forget_split(&spec, &train, (uint64_t)fseed, &forget, &retain)) != LETHE_OK)
-            goto fail;
-        sub = &retain;
-    } else {
-        all.n = (size_t)train.n;
-        all.idx = malloc(all.n * sizeof(int32_t));
-        if (!all.idx) {
-            st = lethe_fail(LETHE_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < all.n; i++) all.idx[i] = (int32_t)i;
-        sub = &all;
-    }
+    if ((st = cli_training_set(fspec ? &spec : NULL, &train, (uint64_t)fseed, &all, &forget,
+                               &retain, &sub)) != LETHE_OK)
+        goto fail;
     size_t n;
     lethe_model_theta(m, &n);
     fprintf(stderr, "training %s (%zu parameters) on %s: %zu images, %d epochs, batch %d, "
@@ -126,13 +115,7 @@ int cmd_train(int argc, char **argv)
     if (fspec) {
         if ((st = lethe_forget_split_test(&spec, &test, &tf, &tr)) != LETHE_OK) goto fail;
     } else {
-        tr.n = (size_t)test.n;
-        tr.idx = malloc(tr.n * sizeof(int32_t));
-        if (!tr.idx) {
-            st = lethe_fail(LETHE_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < tr.n; i++) tr.idx[i] = (int32_t)i;
+        if ((st = lethe_subset_all(&tr, (size_t)test.n)) != LETHE_OK) goto fail;
     }
     double acc_test, acc_train;
     if ((st = lethe_model_reserve(m, 256)) != LETHE_OK ||

@@ -227,15 +227,8 @@ int cmd_unlearn(int argc, char **argv)
     if (do_eval && ref && (st = cli_split_metrics(&sp, ref, cfg.seed, &mref)) != LETHE_OK)
         goto fail;
 
-    if (out) {
-        char buf[64];
-        lethe_meta_set(&md, "unlearned_by", cfg.method);
-        lethe_meta_set(&md, "forgot", sp.spec_text);
-        snprintf(buf, sizeof buf, "%lu", (unsigned long)cfg.seed);
-        lethe_meta_set(&md, "unlearn_seed", buf);
-        lethe_meta_set(&md, "unlearned_from", path);
-        if ((st = lethe_checkpoint_save(m, &md, out)) != LETHE_OK) goto fail;
-    }
+    if (out && (st = cli_save_unlearned(m, &md, &cfg, sp.spec_text, path, out)) != LETHE_OK)
+        goto fail;
     root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", path);
     cJSON_AddItemToObject(root, "config", report_config(&cfg, sp.spec_text));

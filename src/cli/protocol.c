@@ -80,14 +80,14 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
 
 lethe_status proto_ensure_original(proto_ctx *p)
 {
-    lethe_subset all = {malloc((size_t)p->sp.train.n * sizeof(int32_t)), (size_t)p->sp.train.n};
-    if (!all.idx) return lethe_fail(LETHE_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < all.n; i++) all.idx[i] = (int32_t)i;
+    lethe_subset all;
+    lethe_status st = lethe_subset_all(&all, (size_t)p->sp.train.n);
+    if (st != LETHE_OK) return st;
     char path[1024];
     double secs;
     snprintf(path, sizeof path, "%s/orig-%s-%s-e%d-s%lu.safetensors", p->cache, p->sc->arch,
              p->sc->data, p->epochs, (unsigned long)p->seed);
-    lethe_status st = ensure_model(p, path, &all, NULL, &p->orig, &secs);
+    st = ensure_model(p, path, &all, NULL, &p->orig, &secs);
     lethe_subset_free(&all);
     return st;
 }

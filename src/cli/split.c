@@ -1,4 +1,5 @@
-/* Loading a forget/retain split of a data set and evaluating a model on it. */
+/* Loading a forget/retain split of a data set and evaluating a model on it;
+ * the training set of `lethe train`; saving an unlearned model. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,4 +43,32 @@ lethe_status cli_split_metrics(cli_split *s, lethe_model *m, uint64_t seed, leth
 lethe_status cli_open_model(const char *path, lethe_model **m, lethe_metadata *md)
 {
     return lethe_checkpoint_open(m, path, md);
+}
+
+lethe_status cli_training_set(const lethe_forget_spec *spec, const lethe_dataset *train,
+                              uint64_t seed, lethe_subset *all, lethe_subset *forget,
+                              lethe_subset *retain, const lethe_subset **sub)
+{
+    lethe_status st;
+    if (spec) {
+        st = lethe_forget_split(spec, train, seed, forget, retain);
+        *sub = retain;
+    } else {
+        st = lethe_subset_all(all, (size_t)train->n);
+        *sub = all;
+    }
+    return st;
+}
+
+lethe_status cli_save_unlearned(const lethe_model *m, lethe_metadata *md,
+                                const lethe_unlearn_config *cfg, const char *forgot,
+                                const char *from, const char *out)
+{
+    char buf[64];
+    lethe_meta_set(md, "unlearned_by", cfg->method);
+    lethe_meta_set(md, "forgot", forgot);
+    snprintf(buf, sizeof buf, "%lu", (unsigned long)cfg->seed);
+    lethe_meta_set(md, "unlearn_seed", buf);
+    lethe_meta_set(md, "unlearned_from", from);
+    return lethe_checkpoint_save(m, md, out);
 }

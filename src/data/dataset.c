@@ -126,6 +126,16 @@ void lethe_dataset_free(lethe_dataset *ds)
     memset(ds, 0, sizeof *ds);
 }
 
+lethe_status lethe_subset_all(lethe_subset *s, size_t n)
+{
+    s->n = 0;
+    s->idx = malloc((n ? n : 1) * sizeof(int32_t));
+    if (!s->idx) return lethe_fail(LETHE_ERR_NOMEM, "out of memory for %zu indices", n);
+    for (size_t i = 0; i < n; i++) s->idx[i] = (int32_t)i;
+    s->n = n;
+    return LETHE_OK;
+}
+
 void lethe_subset_free(lethe_subset *s)
 {
     if (!s) return;

@@ -52,9 +52,13 @@ uint64_t rs_hash_model(lethe_model *m)
     return fnv(fnv(0xcbf29ce484222325ULL, theta, n * sizeof(float)), buf, nb * sizeof(float));
 }
 
-int rs_due(const lethe_run_control *run, long done, double now_s, double last_save_s)
+int rs_stopping(const lethe_run_control *run) { return run && run->stop && *run->stop; }
+
+int rs_due(const lethe_run_control *run, int stop, long done, long total, double now_s,
+           double last_save_s)
 {
     if (!run || !run->state_path) return 0;
+    if (stop || (run->save_final && done == total)) return 1;
     if (run->every_steps > 0 && done % run->every_steps == 0) return 1;
     return run->every_seconds > 0 && now_s - last_save_s >= run->every_seconds;
 }

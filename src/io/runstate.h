@@ -88,9 +88,15 @@ lethe_status rs_get_optim(const rs_reader *r, lethe_optim *o);
  * permutation of 0..n−1, its position at most n. */
 lethe_status rs_get_stream(const rs_reader *r, const char *prefix, lethe_stream *s);
 
-/* 1 if a periodic state is due after `done` steps (the last save at
- * last_save_s, now at now_s). */
-int rs_due(const lethe_run_control *run, long done, double now_s, double last_save_s);
+/* 1 if a stop was requested. Read it once per step and pass the value on:
+ * a signal between two reads would stop a run without its state. */
+int rs_stopping(const lethe_run_control *run);
+/* 1 if the loop must write its state after `done` of `total` steps: a
+ * state path is set and `stop` (from rs_stopping), a periodic state is due
+ * (the last save at last_save_s, now at now_s), or it is the last step and
+ * save_final is set. */
+int rs_due(const lethe_run_control *run, int stop, long done, long total, double now_s,
+           double last_save_s);
 /* LETHE_ERR_INTERRUPTED with "interrupted at step S of T; state saved to P". */
 lethe_status rs_interrupted(const lethe_run_control *run, long done, long total);
 /* FNV-1a over n indices, for configs: the same subset in the same order. */

@@ -234,9 +234,8 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
         }
         if (!run) continue;
         run->step = k.step;
-        int stop = run->stop && *run->stop;
-        if (run->state_path && (stop || rs_due(run, k.step, now, last_save) ||
-                                (run->save_final && k.step == total))) {
+        int stop = rs_stopping(run);
+        if (rs_due(run, stop, k.step, total, now, last_save)) {
             train_sums ks = k;
             ks.seconds += now - t0;
             if ((st = train_save(run->state_path, m, &opt, &stream, config, total, &ks)) !=

@@ -731,9 +731,8 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         }
         if (run) {
             run->step = t + 1;
-            int stop = run->stop && *run->stop;
-            if (run->state_path && (stop || rs_due(run, t + 1, now, last_save) ||
-                                    (run->save_final && t + 1 == T))) {
+            int stop = rs_stopping(run);
+            if (rs_due(run, stop, t + 1, T, now, last_save)) {
                 if ((st = ul_save(run->state_path, &c, meth, &audit, config, t + 1, T,
                                   seconds0 + now - t0)) != LETHE_OK)
                     goto done;

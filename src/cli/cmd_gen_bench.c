@@ -54,7 +54,7 @@ static lethe_status ensure_ddpm(const char *path, const lethe_dataset *train, in
     lethe_subset all;
     if ((st = lethe_subset_all(&all, (size_t)train->n)) != LETHE_OK) return st;
     if (!quiet)
-        fprintf(stderr, "training the DDPM (unet, %d epochs; about 30 minutes on 2 cores), "
+        fprintf(stderr, "training the DDPM (unet, %d epochs; 12 took 48 minutes on a shared 2-core machine), "
                 "cached as %s\n", epochs, path);
     cli_progress prog;
     cli_progress_init(&prog, "ddpm");

@@ -129,7 +129,6 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         }
         if ((st = sample_rows(m, &s, &ec.sample, gn, gbefore)) != LETHE_OK) goto fail;
     }
-    ec.floor_set = &sp.train;
     if (clf && cli_flag(&a, "before")) {
         fprintf(stderr, "measuring the model before unlearning (%d images per class)...\n",
                 ec.per_class);
@@ -150,6 +149,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     if (st != LETHE_OK) goto fail;
     if (clf) {
         fprintf(stderr, "measuring the unlearned model (%d images per class)...\n", ec.per_class);
+        ec.floor_set = &sp.train;   /* the FD-cls floor, once: it does not depend on the model */
         if ((st = lethe_gen_evaluate(m, &s, clf, &sp.test, spec.class_mask, &ec, &after, NULL)) !=
             LETHE_OK)
             goto fail;

@@ -56,6 +56,7 @@
  * thread ran which block, so blocks (and forward chunks) are handed out
  * dynamically and a thread slowed by another process takes fewer. */
 #include "nn/layers.h"
+#include "nn/winograd.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -68,6 +69,11 @@
 #define CONV_COLS 192               /* sgemm columns a chunk aims for */
 #define CONV_CHUNK_FLOATS (1 << 18) /* col + t + P of a multi-sample chunk: 1 MiB */
 #define ROW_MAX 1024                /* longest padded input row */
+#define WINO_TILES 256              /* Winograd tiles (product columns) a chunk aims for */
+
+static int wino_on = 1;
+
+void nn_conv_set_winograd(int on) { wino_on = on; }
 
 /* The short loops here would be turned into memcpy/memset calls by GCC,
  * which cost more than the copies themselves; keep them inline. */
@@ -109,6 +115,18 @@ void nn_conv_shape_set(nn_conv_shape *s, int n, int c, int h, int w, int oc,
 
 static size_t round16(size_t f) { return (f + 15) & ~(size_t)15; }
 
+/* Where row y of a plane starts: (y/2)·rp + (y odd)·ro. Row by row (rp =
+ * 2·stride, ro = stride), or, for Winograd, even rows then odd rows (rp =
+ * stride, ro = the even half). tl: the row length. */
+typedef struct { int tl; size_t rp, ro; } plane_lay;
+
+static inline size_t prow(const plane_lay *L, int y)
+{
+    return (size_t)(y >> 1) * L->rp + (size_t)(y & 1) * L->ro;
+}
+
+static plane_lay rows_of(int tl) { return (plane_lay){tl, 2 * (size_t)tl, (size_t)tl}; }
+
 /* How one shape is lowered: a pure function of the shape, so that sizing
  * (nn_conv2d_workspace) and running always agree. */
 typedef struct {
@@ -116,6 +134,11 @@ typedef struct {
     int padded;        /* stride 1: columns on the padded grid */
     int shift;         /* forward and dcol as KH·KW shifted products, no col */
     int shift_dw;      /* dw as KH·KW shifted products too */
+    int wino;          /* Winograd F(2×2, 3×3): 16 products per chunk (winograd.h) */
+    int th, tx;        /* tile rows and tiles per row, junk included (wino only) */
+    plane_lay tlay;    /* rows of an output plane within t */
+    plane_lay play;    /* rows of a padded input plane P (padded only) */
+    size_t vfl, mfl;   /* floats of a slot's col (V when wino) and M (wino only) */
     int wp;            /* padded width (padded only) */
     int tl;            /* row stride of an output plane within t: Wp or OW */
     int cps;           /* columns per sample: OH·tl */
@@ -137,8 +160,42 @@ static conv_geom geom(const nn_conv_shape *s)
      * OC = 64, where OpenBLAS runs the (C, OC, cps) shape poorly). */
     q.shift = q.padded && s->c >= 8;
     q.shift_dw = q.shift && s->oc <= 32;
+    /* Winograd for 3×3 pad-1 kernels wherever the shifted products would
+     * run: 2.25× fewer multiply-adds, the transforms cost a few adds per
+     * value. Its padded plane has an even number of rows and columns past
+     * the pad (whole 2×2 tiles); junk rows and columns are cut as above. */
+    q.wino = wino_on && q.shift && s->kh == 3 && s->kw == 3 && s->pad == 1 && s->ow >= 12 &&
+             s->w + 4 <= ROW_MAX;
+    if (q.wino) {
+        q.shift = q.shift_dw = 0;
+        q.th = (s->oh + 1) / 2;
+        q.tx = (s->ow + 1) / 2 + 1;
+        q.wp = 2 * q.tx;
+        q.tl = q.wp;
+        q.cps = 2 * q.th * q.tl;
+        q.tlay = (plane_lay){q.tl, (size_t)q.tl, (size_t)q.th * q.tl};
+        const size_t half = round16((size_t)(q.th + 1) * q.wp + 2);
+        q.play = (plane_lay){q.wp, (size_t)q.wp, half};
+        q.pplane = 2 * half;
+        const size_t tiles = (size_t)q.th * q.tx;
+        const size_t per = 16 * ((size_t)s->c + (size_t)s->oc) * tiles +
+                           (size_t)s->oc * q.cps + (size_t)s->c * q.pplane;
+        int nb = (int)((WINO_TILES + tiles - 1) / tiles);
+        while (nb > 1 && per * (size_t)nb > CONV_CHUNK_FLOATS) nb--;
+        if (nb > s->n) nb = s->n;
+        q.nb = nb < 1 ? 1 : nb;
+        q.cmax = (size_t)q.nb * q.cps;
+        q.vfl = round16(16 * (size_t)s->c * q.nb * tiles);
+        q.mfl = round16(16 * (size_t)s->oc * q.nb * tiles);
+        q.slot = q.vfl + q.mfl + round16((size_t)s->oc * q.cmax) +
+                 round16((size_t)q.nb * s->c * q.pplane);
+        return q;
+    }
+    q.th = q.tx = 0;
     q.tl = q.padded ? q.wp : s->ow;
     q.cps = s->oh * q.tl;
+    q.tlay = rows_of(q.tl);
+    q.play = rows_of(q.wp);
     /* Slice (c, ki, kj) of P reads up to index Hp·Wp + KW − 2: zero slack. */
     q.pplane = q.padded ? round16((size_t)(s->h + 2 * s->pad) * q.wp + (size_t)s->kw) : 0;
     const size_t per = ((size_t)q.ckk + (size_t)s->oc) * (size_t)q.cps + (size_t)s->c * q.pplane;
@@ -149,6 +206,8 @@ static conv_geom geom(const nn_conv_shape *s)
     q.cmax = (size_t)q.nb * q.cps;
     /* col (CKK, cmax) | t (OC, cmax) | P (nb, C, pplane); 16-float aligned
      * so that threads share no cache line. */
+    q.vfl = (size_t)q.ckk * q.cmax;
+    q.mfl = 0;
     q.slot = round16(((size_t)q.ckk + (size_t)s->oc) * q.cmax + (size_t)q.nb * s->c * q.pplane);
     return q;
 }
@@ -156,16 +215,18 @@ static conv_geom geom(const nn_conv_shape *s)
 static int slots(const nn_conv_shape *s) { return s->n < CONV_SLOTS ? s->n : CONV_SLOTS; }
 
 /* One block's partial gradients: db (OC doubles = 2·OC floats) | dwᵀ
- * (CKK, OC), 16-float aligned. */
+ * (CKK, OC), or dU (16, OC, C) when wino; 16-float aligned. */
 static size_t part_floats(const nn_conv_shape *s, const conv_geom *q)
 {
-    return round16(2 * (size_t)s->oc + (size_t)s->oc * q->ckk);
+    return round16(2 * (size_t)s->oc + (size_t)s->oc * (q->wino ? 16 * s->c : q->ckk));
 }
 
 /* Floats before the slots: the weights regrouped for the shifted products,
- * wk (KH·KW, OC, C), then CONV_BLOCKS partial gradients. */
+ * wk (KH·KW, OC, C), or transformed, U (16, OC, C); then CONV_BLOCKS
+ * partial gradients. */
 static size_t wk_floats(const nn_conv_shape *s, const conv_geom *q)
 {
+    if (q->wino) return round16(16 * (size_t)s->oc * s->c);
     return q->shift ? round16((size_t)s->oc * q->ckk) : 0;
 }
 
@@ -204,15 +265,17 @@ static void regroup_weights(float *restrict wk, const float *restrict w, const n
 }
 
 /* Pointers into one thread's slot. */
-typedef struct { float *col, *t, *p; } conv_slot;
+typedef struct { float *col, *m, *t, *p; } conv_slot;
 
+/* col (V when wino) | M (wino) | t | P. */
 static conv_slot slot_at(const nn_conv_shape *s, const conv_geom *q, float *ws, int id)
 {
     float *p = ws + common_floats(s, q) + (size_t)id * q->slot;
     conv_slot sl;
     sl.col = p;
-    sl.t = sl.col + (size_t)q->ckk * q->cmax;
-    sl.p = sl.t + (size_t)s->oc * q->cmax;
+    sl.m = sl.col + q->vfl;
+    sl.t = sl.m + q->mfl;
+    sl.p = sl.t + (q->wino ? round16((size_t)s->oc * q->cmax) : (size_t)s->oc * q->cmax);
     return sl;
 }
 
@@ -260,6 +323,34 @@ static NN_NO_LIBCALLS void pad_planes(float *restrict P, const float *restrict i
     }
 }
 
+/* Winograd's P (m, C, pplane) ← in zero-padded by one, even padded rows
+ * first, then odd ones, each half with zeroed slack (q->play). */
+static NN_NO_LIBCALLS void pad_planes_split(float *restrict P, const float *restrict in,
+                                            const nn_conv_shape *s, const conv_geom *q, int m)
+{
+    const int wp = q->wp, w = s->w, rows = 2 * q->th + 2;
+    const size_t half = q->play.ro;
+    for (int pl = 0; pl < m * s->c; pl++) {
+        float *d = P + (size_t)pl * q->pplane;
+        const float *src = in + (size_t)pl * s->h * w;
+        for (int y = 0; y < rows; y++) {
+            float *r = d + prow(&q->play, y);
+            if (y < 1 || y > s->h) {
+#pragma omp simd
+                for (int x = 0; x < wp; x++) r[x] = 0.0f;
+                continue;
+            }
+            const float *sy = src + (size_t)(y - 1) * w;
+            r[0] = 0.0f;
+#pragma omp simd
+            for (int x = 0; x < w; x++) r[1 + x] = sy[x];
+            for (int x = 1 + w; x < wp; x++) r[x] = 0.0f;
+        }
+        for (int hf = 0; hf < 2; hf++)
+            for (size_t x = (size_t)(q->th + 1) * wp; x < half; x++) d[hf * half + x] = 0.0f;
+    }
+}
+
 /* col (CKK, m·cps): row (c, ki, kj), sample i = P[i, c] from ki·Wp + kj. */
 static NN_NO_LIBCALLS void im2col_padded(float *restrict col, const float *restrict P,
                                          const nn_conv_shape *s, const conv_geom *q, int m)
@@ -287,7 +378,7 @@ static NN_NO_LIBCALLS void interior_put(float *restrict din, int add, const floa
         float *o = din + (size_t)c * s->h * s->w;
         const float *pl = dP + (size_t)c * q->pplane;
         for (int y = 0; y < s->h; y++) {
-            const float *r = pl + (size_t)(y + s->pad) * q->wp + s->pad;
+            const float *r = pl + prow(&q->play, y + s->pad) + s->pad;
             float *oy = o + (size_t)y * s->w;
             if (add) {
 #pragma omp simd
@@ -429,11 +520,12 @@ static int pooled(int x, int k, int st) { return (x - k) / st + 1; }
 
 /* One plane: o (OH, OW) = src (OH rows of stride tl) + bias, then the ReLU
  * if asked. o may be src when tl = OW. */
-static void plane_bias(float *o, const float *src, float bias, int relu, int oh, int ow, int tl)
+static void plane_bias(float *o, const float *src, float bias, int relu, int oh, int ow,
+                       plane_lay L)
 {
     for (int y = 0; y < oh; y++) {
         float *oy = o + (size_t)y * ow;
-        const float *sy = src + (size_t)y * tl;
+        const float *sy = src + prow(&L, y);
         if (relu) {
 #pragma omp simd
             for (int x = 0; x < ow; x++) oy[x] = relu1(sy[x] + bias);
@@ -451,10 +543,10 @@ static void plane_bias(float *o, const float *src, float bias, int relu, int oh,
  * so that it vectorises. */
 static inline __attribute__((always_inline)) void
 pool2_plane(float *restrict o, int32_t *restrict a, const float *restrict src, float bias,
-            const int relu, int ow, int tl, int ph, int pw)
+            const int relu, int ow, plane_lay L, int ph, int pw)
 {
     for (int py = 0; py < ph; py++) {
-        const float *r0 = src + (size_t)(2 * py) * tl, *r1 = r0 + tl;
+        const float *r0 = src + (size_t)py * L.rp, *r1 = r0 + L.ro;
         float *op = o + (size_t)py * pw;
         int32_t *ap = a + (size_t)py * pw;
         const int32_t base = 2 * py * ow;
@@ -485,17 +577,17 @@ pool2_plane(float *restrict o, int32_t *restrict a, const float *restrict src, f
 
 /* Any k×k, stride st pool of one plane of relu?(src + bias). */
 static void pool_plane(float *o, int32_t *a, const float *src, float bias, int relu,
-                       int ow, int tl, int k, int st, int ph, int pw)
+                       int ow, plane_lay L, int k, int st, int ph, int pw)
 {
     for (int py = 0; py < ph; py++) {
         for (int px = 0; px < pw; px++) {
             int best = py * st * ow + px * st;
-            float m = src[(size_t)py * st * tl + (size_t)px * st] + bias;
+            float m = src[prow(&L, py * st) + (size_t)px * st] + bias;
             if (relu) m = relu1(m);
             for (int ki = 0; ki < k; ki++) {
                 for (int kj = 0; kj < k; kj++) {
                     const int y = py * st + ki, x = px * st + kj;
-                    float v = src[(size_t)y * tl + x] + bias;
+                    float v = src[prow(&L, y) + x] + bias;
                     if (relu) v = relu1(v);
                     if (v > m) {
                         m = v;
@@ -528,6 +620,7 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
     const int direct = !pool && !q.padded && p.nb == 1;
     float *wk = ws;
     if (q.shift) regroup_weights(wk, w, s);
+    if (q.wino) wino_weights(wk, w, s->oc, s->c);
 #pragma omp parallel num_threads(p.threads)
     {
         const conv_slot sl = slot_at(s, &q, ws, thread_id());
@@ -539,7 +632,23 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
             const int cc = m * q.cps;
             const float *x = in + (size_t)a * in_plane;
             float *dst = direct ? out + (size_t)a * out_plane : sl.t;
-            if (q.shift) {
+            if (q.wino) {
+                /* V ← Bᵀ d B per tile, M_k = U_k · V_k for the 16
+                 * positions k, t ← Aᵀ M A. */
+                const int tiles = q.th * q.tx, nt = m * tiles;
+                pad_planes_split(sl.p, x, s, &q, m);
+                for (int i = 0; i < m; i++)
+                    wino_input(sl.col, s->c, nt, i * tiles, sl.p + (size_t)i * s->c * q.pplane,
+                               q.pplane, q.wp, q.play.ro, tiles);
+                for (int k = 0; k < 16; k++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, nt, s->c, 1.0f,
+                                wk + (size_t)k * s->oc * s->c, s->c,
+                                sl.col + (size_t)k * s->c * nt, nt, 0.0f,
+                                sl.m + (size_t)k * s->oc * nt, nt);
+                for (int i = 0; i < m; i++)
+                    wino_output(dst + (size_t)i * q.cps, (size_t)cc, q.tlay.ro, sl.m, s->oc, nt,
+                                i * tiles, tiles);
+            } else if (q.shift) {
                 /* t (OC, cps) of sample i = Σ_k wk[k] (OC, C) · P_i shifted by
                  * kernel position k (C rows of stride pplane): no col at all. */
                 pad_planes(sl.p, x, s, &q, m);
@@ -567,12 +676,13 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                     const float bias = b ? b[oc] : 0.0f;
                     if (!pool) {
                         if (b || relu || !direct)
-                            plane_bias(out + o, src, bias, relu, s->oh, s->ow, q.tl);
+                            plane_bias(out + o, src, bias, relu, s->oh, s->ow, q.tlay);
                     } else if (pk == 2 && ps == 2) {
-                        if (relu) pool2_plane(out + o, arg + o, src, bias, 1, s->ow, q.tl, ph, pw);
-                        else pool2_plane(out + o, arg + o, src, bias, 0, s->ow, q.tl, ph, pw);
+                        if (relu) pool2_plane(out + o, arg + o, src, bias, 1, s->ow, q.tlay, ph, pw);
+                        else pool2_plane(out + o, arg + o, src, bias, 0, s->ow, q.tlay, ph, pw);
                     } else {
-                        pool_plane(out + o, arg + o, src, bias, relu, s->ow, q.tl, pk, ps, ph, pw);
+                        pool_plane(out + o, arg + o, src, bias, relu, s->ow, q.tlay, pk, ps, ph,
+                                   pw);
                     }
                 }
             }
@@ -593,13 +703,14 @@ void nn_conv2d_forward(float *out, const float *in, const float *w, const float 
  * output o (both (PH, PW), or (OH, OW) without pool): pooled gradients go
  * back to their argmax, the ReLU passes where o > 0. */
 static void unpool_plane(float *restrict t, const float *restrict g, const float *restrict o,
-                         const int32_t *restrict a, int relu, int oh, int ow, int tl, int k,
-                         int st, int ph, int pw)
+                         const int32_t *restrict a, int relu, int oh, int ow, plane_lay L,
+                         int k, int st, int ph, int pw)
 {
+    const int tl = L.tl;
     if (k == 2 && st == 2) {
         /* Windows tile the plane: write every covered position once. */
         for (int py = 0; py < ph; py++) {
-            float *r0 = t + (size_t)(2 * py) * tl, *r1 = r0 + tl;
+            float *r0 = t + (size_t)py * L.rp, *r1 = r0 + L.ro;
             const int32_t base = 2 * py * ow;
             const float *gp = g + (size_t)py * pw, *opl = o + (size_t)py * pw;
             const int32_t *ap = a + (size_t)py * pw;
@@ -615,22 +726,24 @@ static void unpool_plane(float *restrict t, const float *restrict g, const float
             for (int x = 2 * pw; x < tl; x++) r0[x] = r1[x] = 0.0f;
         }
         for (int y = 2 * ph; y < oh; y++)
-            for (int x = 0; x < tl; x++) t[(size_t)y * tl + x] = 0.0f;
+            for (int x = 0; x < tl; x++) t[prow(&L, y) + x] = 0.0f;
         return;
     }
     /* Overlapping or partial windows: add in order, as nn_maxpool_backward. */
-    for (int j = 0; j < oh * tl; j++) t[j] = 0.0f;
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < tl; x++) t[prow(&L, y) + x] = 0.0f;
     for (int j = 0; j < ph * pw; j++)
-        if (!relu || o[j] > 0.0f) t[(a[j] / ow) * tl + a[j] % ow] += g[j];
+        if (!relu || o[j] > 0.0f) t[prow(&L, a[j] / ow) + a[j] % ow] += g[j];
 }
 
 /* t (OH rows of stride tl, junk zeroed) = g (OH, OW), masked by o > 0
  * when relu. */
 static void mask_plane(float *restrict t, const float *restrict g, const float *restrict o,
-                       int relu, int oh, int ow, int tl)
+                       int relu, int oh, int ow, plane_lay L)
 {
+    const int tl = L.tl;
     for (int y = 0; y < oh; y++) {
-        float *ty = t + (size_t)y * tl;
+        float *ty = t + prow(&L, y);
         const float *gy = g + (size_t)y * ow;
         if (relu) {
             const float *oy = o + (size_t)y * ow;
@@ -668,10 +781,13 @@ static const float *chunk_grad(const conv_bwd *c, const conv_slot *sl, int a, in
             float *tp = sl->t + (size_t)oc * cc + (size_t)i * c->q->cps;
             const float *op = c->out ? c->out + o : NULL;
             if (c->pk > 0)
-                unpool_plane(tp, c->dout + o, op, c->arg + o, c->relu, s->oh, s->ow, c->q->tl,
+                unpool_plane(tp, c->dout + o, op, c->arg + o, c->relu, s->oh, s->ow, c->q->tlay,
                              c->pk, c->ps, c->ph, c->pw);
             else
-                mask_plane(tp, c->dout + o, op, c->relu, s->oh, s->ow, c->q->tl);
+                mask_plane(tp, c->dout + o, op, c->relu, s->oh, s->ow, c->q->tlay);
+            /* Winograd's last tile row may pass the plane: zeros there. */
+            for (int y = s->oh; y < c->q->cps / c->q->tl; y++)
+                for (int x = 0; x < c->q->tl; x++) tp[prow(&c->q->tlay, y) + x] = 0.0f;
         }
     return sl->t;
 }
@@ -735,6 +851,44 @@ static void chunk_din(const conv_bwd *c, const conv_slot *sl, const float *tc, i
     else col2im_rows(dst, add, sl->col, s, m);
 }
 
+/* Winograd: dU (16, OC, C) += the weight gradient of samples [a, a + m)
+ * in the transformed domain (when du), din (+= when add, else =) from tc
+ * (when din). dM = A tc Aᵀ is made once for both. */
+static void chunk_wino(const conv_bwd *c, const conv_slot *sl, const float *tc, int a, int m,
+                       float *du, float *din, int add)
+{
+    const nn_conv_shape *s = c->s;
+    const conv_geom *q = c->q;
+    const int tiles = q->th * q->tx, nt = m * tiles, cc = m * q->cps;
+    for (int i = 0; i < m; i++)
+        wino_output_adjoint(sl->m, tc + (size_t)i * q->cps, (size_t)cc, q->tlay.ro, s->oc, nt,
+                            i * tiles, tiles);
+    if (du) {
+        pad_planes_split(sl->p, c->in + (size_t)a * c->in_plane, s, q, m);
+        for (int i = 0; i < m; i++)
+            wino_input(sl->col, s->c, nt, i * tiles, sl->p + (size_t)i * s->c * q->pplane,
+                       q->pplane, q->wp, q->play.ro, tiles);
+        for (int k = 0; k < 16; k++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->oc, s->c, nt, 1.0f,
+                        sl->m + (size_t)k * s->oc * nt, nt, sl->col + (size_t)k * s->c * nt, nt,
+                        1.0f, du + (size_t)k * s->oc * s->c, s->c);
+    }
+    if (din) {
+        /* dV_k = U_kᵀ · dM_k into V (dU is done with it), then B dV Bᵀ. */
+        for (int k = 0; k < 16; k++)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c, nt, s->oc, 1.0f,
+                        c->wk + (size_t)k * s->oc * s->c, s->c, sl->m + (size_t)k * s->oc * nt,
+                        nt, 0.0f, sl->col + (size_t)k * s->c * nt, nt);
+        for (int i = 0; i < m; i++) {
+            float *dP = sl->p + (size_t)i * s->c * q->pplane;
+            memset(dP, 0, sizeof(float) * (size_t)s->c * q->pplane);
+            wino_input_adjoint(dP, q->pplane, q->wp, q->play.ro, sl->col, s->c, nt, i * tiles,
+                               tiles);
+            interior_put(din + (size_t)(a + i) * c->in_plane, add, dP, s, q);
+        }
+    }
+}
+
 /* dout: gradient of the epilogue's output; out, arg: that output and the
  * pool's argmax (used when the epilogue has a ReLU or a pool). din
  * (N, C, H, W) or NULL: += when din_add, else overwritten; dw[k]
@@ -761,6 +915,7 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
     c.in_plane = (size_t)s->c * s->h * s->w;
     c.out_plane = (size_t)s->oc * c.ph * c.pw;
     if (q.shift && din) regroup_weights(ws, w, s);
+    if (q.wino && din) wino_weights(ws, w, s->oc, s->c);
 
     for (int k = 0; k < g->n;) {
         float *d = dw ? dw[k] : NULL, *e = db ? db[k] : NULL;
@@ -784,7 +939,8 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
             for (int bk = 0; bk < nblk; bk++) {
                 float *dwt = part_dwt(s, &q, ws, bk);
                 double *dbp = part_db(s, &q, ws, bk);
-                if (d) memset(dwt, 0, sizeof(float) * (size_t)s->oc * q.ckk);
+                if (d)
+                    memset(dwt, 0, sizeof(float) * (size_t)s->oc * (q.wino ? 16 * s->c : q.ckk));
                 if (e)
                     for (int oc = 0; oc < s->oc; oc++) dbp[oc] = 0.0;
                 const int c0 = (int)((long)p.chunks * bk / nblk);
@@ -802,12 +958,22 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
                             dbp[oc] += sum;
                         }
                     }
+                    if (q.wino) {
+                        chunk_wino(&c, &sl, tc, a, m, d ? dwt : NULL, din, din_add);
+                        continue;
+                    }
                     if (d) chunk_dw(&c, &sl, tc, a, m, dwt);
                     if (din) chunk_din(&c, &sl, tc, a, m, din, din_add);
                 }
             }
             /* The implicit barrier above made every partial complete. */
-            if (d) {
+            if (d && q.wino) {
+                /* dw += Gᵀ (Σ blocks dU) G. */
+#pragma omp for schedule(static)
+                for (int o = 0; o < s->oc; o++)
+                    wino_weights_adjoint(d, part_dwt(s, &q, ws, 0), part_floats(s, &q), nblk,
+                                         s->oc, s->c, o, o + 1);
+            } else if (d) {
                 const float *p0 = part_dwt(s, &q, ws, 0);
                 const size_t stride = part_floats(s, &q);
 #pragma omp for schedule(static)

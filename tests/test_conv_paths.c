@@ -1,0 +1,204 @@
+/* Every lowering of conv2d (Winograd F(2×2, 3×3), the polyphase split of
+ * stride-2 convs, shifted products, im2col) against a convolution and its
+ * gradients computed directly in double, on the shapes that select each
+ * path: odd planes, several samples a chunk, two sample groups with their
+ * own weight gradients, a fused ReLU and max pool, overwriting and
+ * accumulating input gradients. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradcheck.h"
+#include "nn/layers.h"
+#include "test.h"
+
+static float *fz(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+static double at(const float *in, const nn_conv_shape *s, int n, int c, int y, int x)
+{
+    if (y < 0 || y >= s->h || x < 0 || x >= s->w) return 0.0;
+    return in[(((size_t)n * s->c + c) * s->h + y) * s->w + x];
+}
+
+/* Reference conv output (N, OC, OH, OW) in double. */
+static void ref_forward(double *out, const float *in, const float *w, const float *b,
+                        const nn_conv_shape *s)
+{
+    for (int n = 0; n < s->n; n++)
+        for (int o = 0; o < s->oc; o++)
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    double acc = b ? b[o] : 0.0;
+                    for (int c = 0; c < s->c; c++)
+                        for (int ki = 0; ki < s->kh; ki++)
+                            for (int kj = 0; kj < s->kw; kj++)
+                                acc += at(in, s, n, c, oy * s->stride - s->pad + ki,
+                                          ox * s->stride - s->pad + kj) *
+                                       w[(((size_t)o * s->c + c) * s->kh + ki) * s->kw + kj];
+                    out[(((size_t)n * s->oc + o) * s->oh + oy) * s->ow + ox] = acc;
+                }
+}
+
+/* Reference gradients from the conv output's gradient d: din (N, C, H, W),
+ * dw[k], db[k] of samples [n0, n1) (the group k). */
+static void ref_backward(double *din, double *dw, double *db, const double *d, const float *in,
+                         const float *w, const nn_conv_shape *s, int n0, int n1)
+{
+    for (int n = n0; n < n1; n++)
+        for (int o = 0; o < s->oc; o++)
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    const double g = d[(((size_t)n * s->oc + o) * s->oh + oy) * s->ow + ox];
+                    db[o] += g;
+                    for (int c = 0; c < s->c; c++)
+                        for (int ki = 0; ki < s->kh; ki++)
+                            for (int kj = 0; kj < s->kw; kj++) {
+                                const int y = oy * s->stride - s->pad + ki;
+                                const int x = ox * s->stride - s->pad + kj;
+                                if (y < 0 || y >= s->h || x < 0 || x >= s->w) continue;
+                                const size_t wi = (((size_t)o * s->c + c) * s->kh + ki) * s->kw + kj;
+                                dw[wi] += g * at(in, s, n, c, y, x);
+                                din[(((size_t)n * s->c + c) * s->h + y) * s->w + x] += g * w[wi];
+                            }
+                }
+}
+
+static double max_rel(const float *a, const double *b, size_t n)
+{
+    double m = 0.0, e = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(b[i]) > m) m = fabs(b[i]);
+        const double d = fabs((double)a[i] - b[i]);
+        if (!(d <= e)) e = d;
+    }
+    return e / (m > 1.0 ? m : 1.0);
+}
+
+/* One shape, one epilogue, one lowering switch: forward output, argmax,
+ * and the gradients of two groups against the double reference. */
+static void check_case(const int *cs, int wino, const char *what)
+{
+    /* n0, n1, c, h, w, oc, k, stride, pad, relu, pool */
+    const int n0 = cs[0], n1 = cs[1], N = n0 + n1, relu = cs[9], pool = cs[10];
+    nn_conv_set_winograd(wino);
+    nn_conv_shape s;
+    nn_conv_shape_set(&s, N, cs[2], cs[3], cs[4], cs[5], cs[6], cs[7], cs[8]);
+    const int ph = pool ? (s.oh - 2) / 2 + 1 : s.oh, pw = pool ? (s.ow - 2) / 2 + 1 : s.ow;
+    const size_t ni = (size_t)N * s.c * s.h * s.w, nw = (size_t)s.oc * s.c * s.kh * s.kw;
+    const size_t no = (size_t)N * s.oc * s.oh * s.ow, np = (size_t)N * s.oc * ph * pw;
+    lethe_rng rng;
+    lethe_rng_seed(&rng, 77);
+    float *in = fz(ni), *w = fz(nw), *b = fz(s.oc), *out = fz(np), *g = fz(np);
+    float *ws = fz(nn_conv2d_workspace(&s));
+    int32_t *arg = calloc(np, sizeof *arg);
+    gc_fill(&rng, in, ni, -1, 1);
+    gc_fill(&rng, w, nw, -0.3f, 0.3f);
+    gc_fill(&rng, b, s.oc, -0.2f, 0.2f);
+    gc_fill(&rng, g, np, -1, 1);
+    for (size_t i = 0; i < nn_conv2d_workspace(&s); i++) ws[i] = 1e6f;  /* dirty */
+    const nn_epilogue ep = {relu, pool ? 2 : 0, pool ? 2 : 0};
+    nn_conv2d_forward_ex(out, pool ? arg : NULL, in, w, b, &s, &ep, ws);
+
+    /* Reference: conv, ReLU, pool (first maximum wins), in double. */
+    double *conv = calloc(no, sizeof *conv), *act = calloc(no, sizeof *act);
+    double *refo = calloc(np, sizeof *refo), *dconv = calloc(no, sizeof *dconv);
+    int32_t *refa = calloc(np, sizeof *refa);
+    ref_forward(conv, in, w, b, &s);
+    for (size_t i = 0; i < no; i++) act[i] = relu && conv[i] < 0 ? 0.0 : conv[i];
+    const size_t ohw = (size_t)s.oh * s.ow;
+    for (size_t pl = 0; pl < (size_t)N * s.oc; pl++)
+        for (int py = 0; py < ph; py++)
+            for (int px = 0; px < pw; px++) {
+                const size_t j = pl * ph * pw + (size_t)py * pw + px;
+                if (!pool) {
+                    refo[j] = act[j];
+                    continue;
+                }
+                int best = 2 * py * s.ow + 2 * px;
+                for (int a = 0; a < 2; a++)
+                    for (int c = 0; c < 2; c++) {
+                        const int p = (2 * py + a) * s.ow + 2 * px + c;
+                        if (act[pl * ohw + p] > act[pl * ohw + best]) best = p;
+                    }
+                refo[j] = act[pl * ohw + best];
+                refa[j] = best;
+            }
+    double e = max_rel(out, refo, np);
+    CHECK_MSG(e < 1e-5, "%s: forward error %g", what, e);
+    /* Argmax may differ only where two window values are (nearly) tied. */
+    int bad = 0;
+    for (size_t j = 0; pool && j < np; j++)
+        if (arg[j] != refa[j]) {
+            const size_t pl = j / ((size_t)ph * pw);
+            if (fabs(act[pl * ohw + arg[j]] - act[pl * ohw + refa[j]]) > 1e-5) bad++;
+        }
+    CHECK_MSG(bad == 0, "%s: %d argmax differ", what, bad);
+
+    /* The conv output's gradient, from the epilogue's (Lethe's argmax, so
+     * that ties route the same way). */
+    for (size_t pl = 0; pl < (size_t)N * s.oc; pl++)
+        for (size_t j = 0; j < (size_t)ph * pw; j++) {
+            const size_t q = pl * ph * pw + j;
+            const size_t p = pl * ohw + (pool ? (size_t)arg[q] : j);
+            if (!relu || out[q] > 0.0f) dconv[p] += g[q];
+        }
+    double *rdin = calloc(ni, sizeof *rdin), *rdw[2], *rdb[2];
+    float *dw[2], *db[2], *din = fz(ni);
+    for (int k = 0; k < 2; k++) {
+        rdw[k] = calloc(nw, sizeof(double));
+        rdb[k] = calloc(s.oc, sizeof(double));
+        dw[k] = fz(nw);
+        db[k] = fz(s.oc);
+    }
+    ref_backward(rdin, rdw[0], rdb[0], dconv, in, w, &s, 0, n0);
+    ref_backward(rdin, rdw[1], rdb[1], dconv, in, w, &s, n0, N);
+    lethe_groups gr;
+    gc_groups(&gr, n0, n1);
+    for (size_t i = 0; i < ni; i++) din[i] = 5.0f;   /* overwritten */
+    nn_conv2d_backward_ex(din, 0, dw, db, g, out, pool ? arg : NULL, in, w, &s, &ep, &gr, ws);
+    e = max_rel(din, rdin, ni);
+    CHECK_MSG(e < 1e-5, "%s: din error %g", what, e);
+    for (int k = 0; k < 2; k++) {
+        e = max_rel(dw[k], rdw[k], nw);
+        CHECK_MSG(e < 1e-5, "%s: dw[%d] error %g", what, k, e);
+        e = max_rel(db[k], rdb[k], s.oc);
+        CHECK_MSG(e < 1e-5, "%s: db[%d] error %g", what, k, e);
+    }
+    /* Accumulating: din += the same gradient, no weight gradients. */
+    nn_conv2d_backward_ex(din, 1, NULL, NULL, g, out, pool ? arg : NULL, in, w, &s, &ep, &gr, ws);
+    for (size_t i = 0; i < ni; i++) rdin[i] *= 2.0;
+    e = max_rel(din, rdin, ni);
+    CHECK_MSG(e < 1e-5, "%s: din_add error %g", what, e);
+
+    for (int k = 0; k < 2; k++) {
+        free(rdw[k]); free(rdb[k]); free(dw[k]); free(db[k]);
+    }
+    free(in); free(w); free(b); free(out); free(g); free(ws); free(arg); free(conv);
+    free(act); free(refo); free(dconv); free(refa); free(rdin); free(din);
+    nn_conv_set_winograd(1);
+}
+
+/* n0, n1, c, h, w, oc, k, stride, pad, relu, pool */
+static const int cases[][11] = {
+    {2, 3, 8, 12, 12, 5, 3, 1, 1, 0, 0},   /* Winograd, even plane */
+    {1, 4, 9, 13, 15, 6, 3, 1, 1, 1, 0},   /* odd rows and columns: partial tiles */
+    {3, 2, 16, 28, 28, 16, 3, 1, 1, 1, 0}, /* resnet8's layer1: one sample a chunk */
+    {2, 2, 8, 14, 13, 4, 3, 1, 1, 1, 1},   /* with ReLU and max pool (cnn's conv2) */
+    {2, 7, 8, 12, 12, 3, 3, 1, 1, 0, 0},   /* several samples a chunk, several chunks */
+    {2, 3, 8, 7, 7, 5, 3, 1, 1, 1, 0},     /* 7×7: shifted products */
+    {2, 3, 16, 14, 14, 8, 3, 2, 1, 1, 0},  /* stride 2 (resnet8's layer2.0.conv1) */
+    {2, 3, 8, 13, 11, 6, 3, 2, 1, 0, 0},   /* stride 2, odd planes */
+    {2, 3, 16, 14, 14, 8, 1, 2, 0, 0, 0},  /* 1×1 stride-2 shortcut */
+    {1, 2, 3, 9, 9, 4, 3, 2, 1, 1, 0},     /* stride 2, few channels */
+    {2, 2, 1, 12, 12, 4, 3, 1, 1, 1, 1},   /* one input channel (first layers) */
+};
+
+TEST(conv2d_every_lowering_matches_double_reference)
+{
+    char what[96];
+    for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++)
+        for (int wino = 1; wino >= 0; wino--) {
+            snprintf(what, sizeof what, "case %d (%s)", t, wino ? "winograd on" : "off");
+            check_case(cases[t], wino, what);
+        }
+}

@@ -80,7 +80,7 @@ static void check_case(const int *cs, int wino, const char *what)
 {
     /* n0, n1, c, h, w, oc, k, stride, pad, relu, pool */
     const int n0 = cs[0], n1 = cs[1], N = n0 + n1, relu = cs[9], pool = cs[10];
-    nn_conv_set_winograd(wino);
+    nn_conv_set_fast_paths(wino);
     nn_conv_shape s;
     nn_conv_shape_set(&s, N, cs[2], cs[3], cs[4], cs[5], cs[6], cs[7], cs[8]);
     const int ph = pool ? (s.oh - 2) / 2 + 1 : s.oh, pw = pool ? (s.ow - 2) / 2 + 1 : s.ow;
@@ -175,7 +175,7 @@ static void check_case(const int *cs, int wino, const char *what)
     }
     free(in); free(w); free(b); free(out); free(g); free(ws); free(arg); free(conv);
     free(act); free(refo); free(dconv); free(refa); free(rdin); free(din);
-    nn_conv_set_winograd(1);
+    nn_conv_set_fast_paths(1);
 }
 
 /* n0, n1, c, h, w, oc, k, stride, pad, relu, pool */
@@ -198,7 +198,7 @@ TEST(conv2d_every_lowering_matches_double_reference)
     char what[96];
     for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++)
         for (int wino = 1; wino >= 0; wino--) {
-            snprintf(what, sizeof what, "case %d (%s)", t, wino ? "winograd on" : "off");
+            snprintf(what, sizeof what, "case %d (%s)", t, wino ? "fast paths" : "plain");
             check_case(cases[t], wino, what);
         }
 }

@@ -46,11 +46,13 @@ void nn_conv_shape_set(nn_conv_shape *s, int n, int c, int h, int w, int oc,
                        int k, int stride, int pad);
 /* Scratch floats that forward and backward need for this shape. */
 size_t nn_conv2d_workspace(const nn_conv_shape *s);
-/* 3×3, stride-1, pad-1 convs with 8 or more input channels run as
- * Winograd F(2×2, 3×3) (conv_winograd.c) unless this is 0: for tests and
- * benchmarks that compare it with the direct lowering. Set it before
- * sizing workspaces (the two need different ones); not thread-safe. */
-void nn_conv_set_winograd(int on);
+/* With 8 or more input channels, 3×3 stride-1 pad-1 convs on planes at
+ * least 12 wide run as Winograd F(2×2, 3×3) (conv_winograd.c), and
+ * stride-2 convs (3×3 pad 1, 1×1 pad 0) on the input's phase planes,
+ * unless this is 0 (im2col and shifted products only): for tests and
+ * benchmarks that compare the lowerings. Set it before sizing workspaces
+ * (they differ); not thread-safe. */
+void nn_conv_set_fast_paths(int on);
 void nn_conv2d_forward(float *out, const float *in, const float *w, const float *b,
                        const nn_conv_shape *s, float *ws);
 void nn_conv2d_backward(float *din, float *const dw[], float *const db[],

@@ -96,8 +96,19 @@ static void check_case(const int *cs, int wino, const char *what)
     gc_fill(&rng, b, s.oc, -0.2f, 0.2f);
     gc_fill(&rng, g, np, -1, 1);
     for (size_t i = 0; i < nn_conv2d_workspace(&s); i++) ws[i] = 1e6f;  /* dirty */
-    const nn_epilogue ep = {relu, pool ? 2 : 0, pool ? 2 : 0};
+    float *stats = fz((size_t)N * s.oc * 3);
+    const nn_epilogue ep = {relu, pool ? 2 : 0, pool ? 2 : 0, pool ? NULL : stats};
     nn_conv2d_forward_ex(out, pool ? arg : NULL, in, w, b, &s, &ep, ws);
+    /* The epilogue's plane statistics (for a batch norm) are those of the
+     * planes it wrote. */
+    for (int pl = 0; !pool && pl < N * s.oc; pl++) {
+        float st[3];
+        nn_plane_stats(out + (size_t)pl * s.oh * s.ow, s.oh * s.ow, st);
+        CHECK_MSG(st[0] == stats[3 * pl] && st[1] == stats[3 * pl + 1] &&
+                      st[2] == stats[3 * pl + 2],
+                  "%s: plane %d statistics", what, pl);
+    }
+    free(stats);
 
     /* Reference: conv, ReLU, pool (first maximum wins), in double. */
     double *conv = calloc(no, sizeof *conv), *act = calloc(no, sizeof *act);

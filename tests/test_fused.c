@@ -72,7 +72,7 @@ TEST(conv2d_epilogue_matches_chain)
         const int *cs = cases[t], C = cs[8];
         nn_conv_shape s;
         nn_conv_shape_set(&s, N, C, cs[3], cs[4], OC, cs[0], cs[1], cs[2]);
-        const nn_epilogue ep = {cs[7], cs[5], cs[6]};
+        const nn_epilogue ep = {cs[7], cs[5], cs[6], NULL};
         const int pool = cs[5] > 0;
         const int ph = pool ? (s.oh - cs[5]) / cs[6] + 1 : s.oh;
         const int pw = pool ? (s.ow - cs[5]) / cs[6] + 1 : s.ow;
@@ -198,9 +198,27 @@ TEST(batchnorm_ex_matches_xhat_form)
             if (relu) nn_relu_forward(act, ref, n);
             else memcpy(act, ref, n * sizeof(float));
             nn_batchnorm_forward_ex(out, mean, istd, in, gamma, beta, rm, rv, N, C, HW, &g2,
-                                    modes[mi], 0.1f, 1e-5f, relu);
+                                    modes[mi], 0.1f, 1e-5f, relu, NULL);
             CHECK_MSG(max_abs_diff(out, act, n) == 0.0, "mode %d relu %d: forward", mi, relu);
             CHECK(max_abs_diff(rm, rm_r, C) == 0.0 && max_abs_diff(rv, rv_r, C) == 0.0);
+            /* With the planes' statistics given (as a conv's epilogue
+             * computes them): the same output and running averages. */
+            {
+                float *pst = zalloc((size_t)N * C * 3), *out2 = zalloc(n), rm2[C], rv2[C];
+                for (int pl = 0; pl < N * C; pl++)
+                    nn_plane_stats(in + (size_t)pl * HW, HW, pst + (size_t)pl * 3);
+                for (int c = 0; c < C; c++) {
+                    rm2[c] = 0.1f * (float)c;
+                    rv2[c] = 1.0f + 0.2f * (float)c;
+                }
+                nn_batchnorm_forward_ex(out2, mean, istd, in, gamma, beta, rm2, rv2, N, C, HW,
+                                        &g2, modes[mi], 0.1f, 1e-5f, relu, pst);
+                CHECK_MSG(max_abs_diff(out2, act, n) == 0.0, "mode %d relu %d: with stats", mi,
+                          relu);
+                CHECK(max_abs_diff(rm2, rm_r, C) == 0.0 && max_abs_diff(rv2, rv_r, C) == 0.0);
+                free(pst);
+                free(out2);
+            }
 
             float dg_r[2][C], dbt_r[2][C], dg[2][C], dbt[2][C];
             memset(dg_r, 0, sizeof dg_r); memset(dbt_r, 0, sizeof dbt_r);

@@ -18,16 +18,38 @@
 #include <math.h>
 #include <string.h>
 
-/* Sum of x over samples [s, e) of channel ch: x (N, C, HW). */
-static double chan_sum(const float *x, int s, int e, int c, int hw, int ch)
+#define LANES 16
+
+/* Mean and sum of squared deviations M2 of the values of channel ch over
+ * samples [s, e) of x (N, C, HW), from each plane's nn_plane_stats (two
+ * passes over a plane in cache: no E[x²] − μ² cancellation), given in
+ * pst (N, C, 3) or computed here, merged in double (Chan et al.): one pass
+ * over memory at most, float arithmetic, errors of one plane's size
+ * (≤ 10³ values), not the batch's. */
+static void chan_stats(const float *x, const float *pst, int s, int e, int c, int hw, int ch,
+                       double *mean, double *m2)
 {
-    double sum = 0.0;
+    double n = 0.0, mu = 0.0, q = 0.0;
     for (int i = s; i < e; i++) {
-        const float *p = x + ((size_t)i * c + ch) * hw;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < hw; j++) sum += p[j];
+        float st[3];
+        if (pst) {
+            st[0] = pst[((size_t)i * c + ch) * 3];
+            st[1] = pst[((size_t)i * c + ch) * 3 + 1];
+            st[2] = pst[((size_t)i * c + ch) * 3 + 2];
+        } else {
+            nn_plane_stats(x + ((size_t)i * c + ch) * hw, hw, st);
+        }
+        const float pm = st[0], s1 = st[1], s2 = st[2];
+        /* This plane: mean pm + s1/hw, M2 = s2 − s1²/hw (exact for the pm used). */
+        const double nb = hw, mb = (double)pm + (double)s1 / nb;
+        const double qb = (double)s2 - (double)s1 * (double)s1 / nb;
+        const double tot = n + nb, delta = mb - mu;
+        mu += delta * nb / tot;
+        q += qb + delta * delta * n * nb / tot;
+        n = tot;
     }
-    return sum;
+    *mean = mu;
+    *m2 = q > 0.0 ? q : 0.0;
 }
 
 /* out (N, C, HW); xhat (N, C, HW) or NULL; mean, istd (G, C) (mean may be
@@ -37,7 +59,7 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
                        const float *in, const float *gamma, const float *beta,
                        float *run_mean, float *run_var, int n, int c, int hw,
                        const lethe_groups *g, lethe_bn_mode mode, float momentum, float eps,
-                       int relu)
+                       int relu, const float *pstats)
 {
     /* n only sizes the threading: the groups say which samples exist. */
     (void)n;
@@ -59,13 +81,8 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
                     if (mean_out) mean_out[(size_t)k * c + ch] = 0.0f;
                     continue;
                 }
-                mean = chan_sum(in, s, e, c, hw, ch) / (double)cnt;
-                double ss = 0.0;   /* two passes: no cancellation in E[x²] − μ² */
-                for (int i = s; i < e; i++) {
-                    const float *p = in + ((size_t)i * c + ch) * hw;
-#pragma omp simd reduction(+ : ss)
-                    for (int j = 0; j < hw; j++) ss += ((double)p[j] - mean) * ((double)p[j] - mean);
-                }
+                double ss;
+                chan_stats(in, pstats, s, e, c, hw, ch, &mean, &ss);
                 double var = ss / (double)cnt;
                 is = 1.0 / sqrt(var + eps);
                 if (mode == LETHE_BN_TRAIN) {
@@ -112,17 +129,18 @@ void nn_batchnorm_forward(float *out, float *xhat, float *istd,
                           lethe_bn_mode mode, float momentum, float eps)
 {
     bn_forward(out, xhat, NULL, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
-               momentum, eps, 0);
+               momentum, eps, 0, NULL);
 }
 
 void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
                              const float *in, const float *gamma, const float *beta,
                              float *run_mean, float *run_var,
                              int n, int c, int hw, const lethe_groups *g,
-                             lethe_bn_mode mode, float momentum, float eps, int relu)
+                             lethe_bn_mode mode, float momentum, float eps, int relu,
+                             const float *pstats)
 {
     bn_forward(out, NULL, mean, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
-               momentum, eps, relu);
+               momentum, eps, relu, pstats);
 }
 
 /* The gradient reaching the normalisation: dout, masked by out > 0 when a
@@ -141,31 +159,31 @@ static inline float bn_dy_at(const float *dy, const float *ro, int j, const int 
 }
 #define bn_dy(dy, ro, j) bn_dy_at(dy, ro, j, relu)
 
-/* *sdy += Σ dy, *sdyx += Σ dy·xhat over hw values, xhat = (p − μ)·istd,
- * dy masked when relu. Eight double lanes in a fixed-length inner loop
- * (GCC vectorises it; an omp simd reduction over doubles it does not),
- * added up in lane order: deterministic. */
+/* *sdy += Σ dy, *sdyx += Σ dy·xhat over one plane's hw values, xhat =
+ * (p − μ)·istd, dy masked when relu. Float lanes in a fixed-length inner
+ * loop (GCC vectorises it), added up in lane order (deterministic); the
+ * planes are added in double. */
 static inline __attribute__((always_inline)) void
 bn_sums(const float *dy, const float *ro, const float *p, float mf, float isf, int hw,
         double *sdy, double *sdyx, const int relu)
 {
-    double a[8] = {0}, b[8] = {0};
+    float a[LANES] = {0}, b[LANES] = {0};
     int j = 0;
-    for (; j + 8 <= hw; j += 8)
-        for (int l = 0; l < 8; l++) {
+    for (; j + LANES <= hw; j += LANES)
+        for (int l = 0; l < LANES; l++) {
             const float d = bn_dy_at(dy, ro, j + l, relu);
             a[l] += d;
-            b[l] += (double)d * ((p[j + l] - mf) * isf);
+            b[l] += d * ((p[j + l] - mf) * isf);
         }
-    double sa = 0.0, sb = 0.0;
-    for (int l = 0; l < 8; l++) {
+    float sa = 0.0f, sb = 0.0f;
+    for (int l = 0; l < LANES; l++) {
         sa += a[l];
         sb += b[l];
     }
     for (; j < hw; j++) {
         const float d = bn_dy_at(dy, ro, j, relu);
         sa += d;
-        sb += (double)d * ((p[j] - mf) * isf);
+        sb += d * ((p[j] - mf) * isf);
     }
     *sdy += sa;
     *sdyx += sb;

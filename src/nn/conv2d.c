@@ -777,6 +777,10 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                     if (!pool) {
                         if (b || relu || !direct)
                             plane_bias(out + o, src, bias, relu, s->oh, s->ow, q.tlay);
+                        /* While the plane is in cache: a batch norm's statistics. */
+                        if (ep && ep->stats)
+                            nn_plane_stats(out + o, phw,
+                                           ep->stats + ((size_t)(a + i) * s->oc + oc) * 3);
                     } else if (pk == 2 && ps == 2) {
                         if (relu) pool2_plane(out + o, arg + o, src, bias, 1, s->ow, q.tlay, ph, pw);
                         else pool2_plane(out + o, arg + o, src, bias, 0, s->ow, q.tlay, ph, pw);

@@ -23,7 +23,50 @@ int nn_outer_threads(void);
  * (graph fusion, model.c): a ReLU, and for conv then a k×k max pool with
  * stride s (pool_k = 0: none), as nn_relu_forward and nn_maxpool_forward
  * would, with the same float operations. */
-typedef struct { int relu; int pool_k, pool_s; } nn_epilogue;
+typedef struct {
+    int relu;
+    int pool_k, pool_s;
+    float *stats;   /* conv without pool, or NULL: (N, OC, 3) nn_plane_stats of each
+                       output plane, for a batch norm that reads it */
+} nn_epilogue;
+
+/* Statistics of one plane of hw floats, as batch norm merges them: pm = its
+ * sum over hw (16 float lanes, added in lane order), s1 = Σ (x − pm), s2 =
+ * Σ (x − pm)², both in lanes again (a second pass over a plane still in
+ * cache). The same code wherever it runs, so the values are the same
+ * whether a conv's epilogue or the batch norm computes them. */
+static inline void nn_plane_stats(const float *p, int hw, float st[3])
+{
+    enum { L = 16 };
+    float a[L] = {0}, b[L] = {0};
+    int j = 0;
+    for (; j + L <= hw; j += L)
+        for (int l = 0; l < L; l++) a[l] += p[j + l];
+    float sum = 0.0f;
+    for (int l = 0; l < L; l++) sum += a[l];
+    for (; j < hw; j++) sum += p[j];
+    const float pm = sum / (float)hw;
+    for (int l = 0; l < L; l++) a[l] = 0.0f;
+    for (j = 0; j + L <= hw; j += L)
+        for (int l = 0; l < L; l++) {
+            const float d = p[j + l] - pm;
+            a[l] += d;
+            b[l] += d * d;
+        }
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int l = 0; l < L; l++) {
+        s1 += a[l];
+        s2 += b[l];
+    }
+    for (; j < hw; j++) {
+        const float d = p[j] - pm;
+        s1 += d;
+        s2 += d * d;
+    }
+    st[0] = pm;
+    st[1] = s1;
+    st[2] = s2;
+}
 
 /* linear: in (N, IN), w (OUT, IN), b (OUT) or NULL, out (N, OUT). */
 void nn_linear_forward(float *out, const float *in, const float *w, const float *b,
@@ -121,12 +164,15 @@ void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta
 /* The model's form: saves mean (G, C) and istd (G, C) instead of xhat and
  * recomputes xhat from `in` in backward (the same values); relu fuses a
  * following ReLU (backward: relu_out is that output, NULL without ReLU);
- * din is overwritten unless din_add. */
+ * din is overwritten unless din_add. pstats (N, C, 3), or NULL: the
+ * nn_plane_stats of every plane of `in`, already computed by the conv that
+ * wrote it, so that batch statistics need no pass over `in`. */
 void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
                              const float *in, const float *gamma, const float *beta,
                              float *run_mean, float *run_var,
                              int n, int c, int hw, const lethe_groups *g,
-                             lethe_bn_mode mode, float momentum, float eps, int relu);
+                             lethe_bn_mode mode, float momentum, float eps, int relu,
+                             const float *pstats);
 void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
                               float *const dbeta[], const float *dout, const float *relu_out,
                               const float *in, const float *mean, const float *istd,

@@ -433,6 +433,18 @@ static int dout_alias(const lethe_model *m, int h)
     return m->nodes[a].head;
 }
 
+/* A conv whose output only a batch norm reads (no ReLU or pool fused):
+ * its epilogue computes the statistics the batch norm needs while each
+ * output plane is in cache (nn_plane_stats), which spares the batch norm
+ * a pass over the tensor. */
+static int conv_feeds_bn(const lethe_model *m, int i)
+{
+    const nn_node *nd = &m->nodes[i];
+    if (nd->op != NN_CONV || nd->fold >= 0 || nd->relu || nd->pool >= 0) return 0;
+    const int j = sole_consumer(m, i);
+    return j >= 0 && m->nodes[j].op == NN_BN && m->nodes[j].in0 == i;
+}
+
 /* Floats of activation storage for node i at batch N (its group's buffers
  * are counted at the producer; folded nodes own nothing). The last node
  * has no dout: backward reads the caller's dlogits; nor has a head whose
@@ -446,6 +458,7 @@ static size_t node_floats(const lethe_model *m, int i, size_t N)
     size_t f = N * h->size * (own_dout ? 2 : 1);                      /* out, dout */
     if (h->op == NN_MAXPOOL) f += N * h->size;                      /* arg */
     if (nd->op == NN_BN) f += 2 * (size_t)LETHE_MAX_GROUPS * nd->c; /* mean, istd */
+    if (conv_feeds_bn(m, i)) f += 3 * N * (size_t)nd->c;           /* plane stats */
     if (nd->op == NN_GN) f += 2 * N * (size_t)nd->ng;               /* mean, istd */
     if (nd->op == NN_LEMB) f += N;                                  /* labels */
     return f;
@@ -486,6 +499,7 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
         nd->out = nd->dout = NULL;
         nd->arg = NULL;
         nd->mean = nd->istd = NULL;
+        nd->stats = NULL;
     }
     for (int i = 0; i < m->nnodes; i++) {
         nn_node *nd = &m->nodes[i];
@@ -506,6 +520,7 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
             nd->istd = p; p += N * nd->ng;
         }
         if (nd->op == NN_LEMB) { nd->arg = (int32_t *)p; p += N; }
+        if (conv_feeds_bn(m, i)) { nd->stats = p; p += 3 * N * (size_t)nd->c; }
     }
     /* Sums come after their inputs: point the aliased gradients now. */
     for (int i = 0; i < m->nnodes; i++) {
@@ -696,7 +711,7 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
             break;
         case NN_CONV: {
             nn_conv_shape s = conv_shape(m, nd, n);
-            nn_epilogue ep = {nd->relu, 0, 0};
+            nn_epilogue ep = {nd->relu, 0, 0, mode != LETHE_BN_EVAL ? nd->stats : NULL};
             if (nd->pool >= 0) {
                 ep.pool_k = m->nodes[nd->pool].k;
                 ep.pool_s = m->nodes[nd->pool].stride;
@@ -726,7 +741,8 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
             nn_batchnorm_forward_ex(h->out, nd->mean, nd->istd, in, tdata(m, nd->t_w),
                                     tdata(m, nd->t_b), tdata(m, nd->t_rm), tdata(m, nd->t_rv),
                                     n, nd->c, nd->h * nd->w, g, mode, BN_MOMENTUM, BN_EPS,
-                                    nd->relu);
+                                    nd->relu,
+                                    mode != LETHE_BN_EVAL ? m->nodes[nd->in0].stats : NULL);
             if (mode == LETHE_BN_TRAIN) tdata(m, nd->t_nb)[0] += (float)g->n;
             break;
         }
@@ -835,7 +851,7 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
             break;
         case NN_CONV: {
             nn_conv_shape s = conv_shape(m, nd, n);
-            nn_epilogue ep = {nd->relu, 0, 0};
+            nn_epilogue ep = {nd->relu, 0, 0, NULL};
             if (nd->pool >= 0) {
                 ep.pool_k = m->nodes[nd->pool].k;
                 ep.pool_s = m->nodes[nd->pool].stride;

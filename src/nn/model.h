@@ -51,6 +51,8 @@ typedef struct {
                                    embedding: the labels of the forward (N) */
     float *mean, *istd;         /* BN μ and 1/σ per group (G, c); GN per
                                    sample and channel group (N, ng) */
+    float *stats;               /* conv read only by a batch norm: its output
+                                   planes' statistics (N, c, 3), or NULL */
     int dirty;                  /* dout holds gradient of this backward */
 } nn_node;
 

@@ -232,8 +232,8 @@ TEST(batchnorm_ex_matches_xhat_form)
                                   modes[mi]);
             for (size_t i = 0; i < n; i++) din[i] = 1e6f;
             float *pg[2] = {dg[0], dg[1]}, *pb[2] = {dbt[0], dbt[1]};
-            nn_batchnorm_backward_ex(din, 0, pg, pb, g, relu ? out : NULL, in, mean, istd, gamma,
-                                     N, C, HW, &g2, modes[mi]);
+            nn_batchnorm_backward_ex(din, 0, pg, pb, g, relu, in, mean, istd, gamma, beta, N, C,
+                                     HW, &g2, modes[mi]);
             CHECK_MSG(rel_diff(din, dref, n) < 1e-5, "mode %d relu %d: din %g", mi, relu,
                       rel_diff(din, dref, n));
             CHECK_MSG(rel_diff(dg[0], dg_r[0], C) < 1e-5 && rel_diff(dg[1], dg_r[1], C) < 1e-5,

@@ -144,34 +144,39 @@ void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
 }
 
 /* The gradient reaching the normalisation: dout, masked by out > 0 when a
- * ReLU was fused (relu is a constant in each instance of bn_backward). */
-static inline float bn_dy_at(const float *dy, const float *ro, int j, const int relu)
+ * ReLU was fused (relu is a constant in each instance of bn_backward).
+ * The output is not read: its sign is recomputed from the input p with the
+ * forward's very operations (bn_forward), which costs a few flops on a
+ * value already loaded instead of a pass over a tensor. */
+static inline float bn_dy_at(const float *dy, const float *p, int j, float ga, float mf,
+                             float isf, float be, const int relu)
 {
     if (!relu) return dy[j];
-    /* ro > 0 ? dy : +0 as a bit mask: GCC vectorises this in a reduction,
+    const float v = ga * ((p[j] - mf) * isf) + be;
+    /* v > 0 ? dy : +0 as a bit mask: GCC vectorises this in a reduction,
      * the conditional it does not. */
-    uint32_t bits, m = ro[j] > 0.0f ? 0xffffffffu : 0u;
+    uint32_t bits, m = v > 0.0f ? 0xffffffffu : 0u;
     float d = dy[j];
     memcpy(&bits, &d, sizeof bits);
     bits &= m;
     memcpy(&d, &bits, sizeof d);
     return d;
 }
-#define bn_dy(dy, ro, j) bn_dy_at(dy, ro, j, relu)
+#define bn_dy(dy, p, j) bn_dy_at(dy, p, j, ga, mf, isf, be, relu)
 
 /* *sdy += Σ dy, *sdyx += Σ dy·xhat over one plane's hw values, xhat =
  * (p − μ)·istd, dy masked when relu. Float lanes in a fixed-length inner
  * loop (GCC vectorises it), added up in lane order (deterministic); the
  * planes are added in double. */
 static inline __attribute__((always_inline)) void
-bn_sums(const float *dy, const float *ro, const float *p, float mf, float isf, int hw,
+bn_sums(const float *dy, const float *p, float ga, float mf, float isf, float be, int hw,
         double *sdy, double *sdyx, const int relu)
 {
     float a[LANES] = {0}, b[LANES] = {0};
     int j = 0;
     for (; j + LANES <= hw; j += LANES)
         for (int l = 0; l < LANES; l++) {
-            const float d = bn_dy_at(dy, ro, j + l, relu);
+            const float d = bn_dy_at(dy, p, j + l, ga, mf, isf, be, relu);
             a[l] += d;
             b[l] += d * ((p[j + l] - mf) * isf);
         }
@@ -181,7 +186,7 @@ bn_sums(const float *dy, const float *ro, const float *p, float mf, float isf, i
         sb += b[l];
     }
     for (; j < hw; j++) {
-        const float d = bn_dy_at(dy, ro, j, relu);
+        const float d = bn_dy_at(dy, p, j, ga, mf, isf, be, relu);
         sa += d;
         sb += d * ((p[j] - mf) * isf);
     }
@@ -190,7 +195,8 @@ bn_sums(const float *dy, const float *ro, const float *p, float mf, float isf, i
 }
 
 /* din (N, C, HW) or NULL (+= when din_add, else =); dgamma[k], dbeta[k]
- * (C) per group, NULL skips; dout (N, C, HW); relu_out (N, C, HW) or NULL;
+ * (C) per group, NULL skips; dout (N, C, HW); relu: a ReLU was fused
+ * (then in, mean and beta (C, or NULL: 0) give its mask);
  * xhat (N, C, HW), or NULL to recompute it from in (N, C, HW) and mean
  * (G, C); istd (G, C); gamma (C) or NULL (1).
  * With batch statistics, μ and σ depend on every sample of the group:
@@ -198,13 +204,13 @@ bn_sums(const float *dy, const float *ro, const float *p, float mf, float isf, i
  * In EVAL mode they are constants and din = γ·istd·dout. */
 static inline __attribute__((always_inline)) void
 bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const dbeta[],
-                    const float *dout, const float *relu_out, const float *xhat,
-                    const float *in, const float *mean, const float *istd,
-                    const float *gamma, int c, int hw,
+                    const float *dout, const float *xhat, const float *in,
+                    const float *mean, const float *istd, const float *gamma,
+                    const float *beta, int c, int hw,
                     const lethe_groups *g, lethe_bn_mode mode, int ch, const int relu)
 {
     {
-        const float ga = gamma ? gamma[ch] : 1.0f;
+        const float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
         /* Aliased dgamma[k] of one channel are all written by this thread. */
         for (int k = 0; k < g->n; k++) {
             const int s = g->start[k], e = g->start[k + 1];
@@ -223,8 +229,7 @@ bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const
                         sdyx += (double)dy[j] * xh[j];
                     }
                 } else {
-                    bn_sums(dout + o, relu_out ? relu_out + o : NULL, in + o, mf, isf, hw,
-                            &sdy, &sdyx, relu);
+                    bn_sums(dout + o, in + o, ga, mf, isf, be, hw, &sdy, &sdyx, relu);
                 }
             }
             if (dgamma && dgamma[k]) dgamma[k][ch] += (float)sdyx;
@@ -235,30 +240,28 @@ bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const
             const float mdyx = mode == LETHE_BN_EVAL ? 0.0f : (float)(sdyx / (double)cnt);
             for (int i = s; i < e; i++) {
                 const size_t o = ((size_t)i * c + ch) * hw;
-                const float *dy = dout + o, *ro = relu_out ? relu_out + o : NULL;
+                const float *dy = dout + o, *p = in ? in + o : NULL;
                 float *dx = din + o;
                 if (mode == LETHE_BN_EVAL) {
                     if (din_add) {
 #pragma omp simd
-                        for (int j = 0; j < hw; j++) dx[j] += scale * bn_dy(dy, ro, j);
+                        for (int j = 0; j < hw; j++) dx[j] += scale * bn_dy(dy, p, j);
                     } else {
 #pragma omp simd
-                        for (int j = 0; j < hw; j++) dx[j] = scale * bn_dy(dy, ro, j);
+                        for (int j = 0; j < hw; j++) dx[j] = scale * bn_dy(dy, p, j);
                     }
                 } else if (xhat) {
                     const float *xh = xhat + o;
 #pragma omp simd
                     for (int j = 0; j < hw; j++) dx[j] += scale * (dy[j] - mdy - xh[j] * mdyx);
                 } else if (din_add) {
-                    const float *p = in + o;
 #pragma omp simd
                     for (int j = 0; j < hw; j++)
-                        dx[j] += scale * (bn_dy(dy, ro, j) - mdy - ((p[j] - mf) * isf) * mdyx);
+                        dx[j] += scale * (bn_dy(dy, p, j) - mdy - ((p[j] - mf) * isf) * mdyx);
                 } else {
-                    const float *p = in + o;
 #pragma omp simd
                     for (int j = 0; j < hw; j++)
-                        dx[j] = scale * (bn_dy(dy, ro, j) - mdy - ((p[j] - mf) * isf) * mdyx);
+                        dx[j] = scale * (bn_dy(dy, p, j) - mdy - ((p[j] - mf) * isf) * mdyx);
                 }
             }
         }
@@ -266,24 +269,24 @@ bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const
 }
 
 static void bn_backward(float *din, int din_add, float *const dgamma[], float *const dbeta[],
-                        const float *dout, const float *relu_out, const float *xhat,
-                        const float *in, const float *mean, const float *istd,
-                        const float *gamma, int n, int c, int hw,
-                        const lethe_groups *g, lethe_bn_mode mode)
+                        const float *dout, int relu, const float *xhat, const float *in,
+                        const float *mean, const float *istd, const float *gamma,
+                        const float *beta, int n, int c, int hw, const lethe_groups *g,
+                        lethe_bn_mode mode)
 {
     /* Two loops, so that each outlined parallel body sees relu as a
      * constant (OpenMP outlines before inlining). */
     (void)n;
-    if (relu_out) {
+    if (relu) {
 #pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
         for (int ch = 0; ch < c; ch++)
-            bn_backward_channel(din, din_add, dgamma, dbeta, dout, relu_out, xhat, in, mean,
-                                istd, gamma, c, hw, g, mode, ch, 1);
+            bn_backward_channel(din, din_add, dgamma, dbeta, dout, xhat, in, mean, istd, gamma,
+                                beta, c, hw, g, mode, ch, 1);
     } else {
 #pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
         for (int ch = 0; ch < c; ch++)
-            bn_backward_channel(din, din_add, dgamma, dbeta, dout, NULL, xhat, in, mean, istd,
-                                gamma, c, hw, g, mode, ch, 0);
+            bn_backward_channel(din, din_add, dgamma, dbeta, dout, xhat, in, mean, istd, gamma,
+                                beta, c, hw, g, mode, ch, 0);
     }
 }
 
@@ -292,16 +295,16 @@ void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta
                            const float *gamma, int n, int c, int hw,
                            const lethe_groups *g, lethe_bn_mode mode)
 {
-    bn_backward(din, 1, dgamma, dbeta, dout, NULL, xhat, NULL, NULL, istd, gamma, n, c, hw, g,
-                mode);
+    bn_backward(din, 1, dgamma, dbeta, dout, 0, xhat, NULL, NULL, istd, gamma, NULL, n, c, hw,
+                g, mode);
 }
 
 void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
-                              float *const dbeta[], const float *dout, const float *relu_out,
+                              float *const dbeta[], const float *dout, int relu,
                               const float *in, const float *mean, const float *istd,
-                              const float *gamma, int n, int c, int hw,
+                              const float *gamma, const float *beta, int n, int c, int hw,
                               const lethe_groups *g, lethe_bn_mode mode)
 {
-    bn_backward(din, din_add, dgamma, dbeta, dout, relu_out, NULL, in, mean, istd, gamma, n, c,
-                hw, g, mode);
+    bn_backward(din, din_add, dgamma, dbeta, dout, relu, NULL, in, mean, istd, gamma, beta, n,
+                c, hw, g, mode);
 }

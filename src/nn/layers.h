@@ -163,8 +163,9 @@ void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta
                            const lethe_groups *g, lethe_bn_mode mode);
 /* The model's form: saves mean (G, C) and istd (G, C) instead of xhat and
  * recomputes xhat from `in` in backward (the same values); relu fuses a
- * following ReLU (backward: relu_out is that output, NULL without ReLU);
- * din is overwritten unless din_add. pstats (N, C, 3), or NULL: the
+ * following ReLU (backward: relu says so, and the ReLU's mask is
+ * recomputed from in, mean, istd, gamma and beta, not read from the
+ * output); din is overwritten unless din_add. pstats (N, C, 3), or NULL: the
  * nn_plane_stats of every plane of `in`, already computed by the conv that
  * wrote it, so that batch statistics need no pass over `in`. */
 void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
@@ -174,9 +175,9 @@ void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
                              lethe_bn_mode mode, float momentum, float eps, int relu,
                              const float *pstats);
 void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
-                              float *const dbeta[], const float *dout, const float *relu_out,
+                              float *const dbeta[], const float *dout, int relu,
                               const float *in, const float *mean, const float *istd,
-                              const float *gamma, int n, int c, int hw,
+                              const float *gamma, const float *beta, int n, int c, int hw,
                               const lethe_groups *g, lethe_bn_mode mode);
 
 /* Mean squared error per sample over d values: losses[i] = mean_j (p−t)²;

@@ -888,8 +888,8 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
         }
         case NN_BN: {
             float *din = grad_of(m, nd->in0, &add);
-            nn_batchnorm_backward_ex(din, add, dw, db, gin, nd->relu ? h->out : NULL, in,
-                                     nd->mean, nd->istd, tdata(m, nd->t_w), n, nd->c,
+            nn_batchnorm_backward_ex(din, add, dw, db, gin, nd->relu, in, nd->mean, nd->istd,
+                                     tdata(m, nd->t_w), tdata(m, nd->t_b), n, nd->c,
                                      nd->h * nd->w, g, m->last_mode);
             break;
         }

@@ -56,6 +56,7 @@
  * thread ran which block, so blocks (and forward chunks) are handed out
  * dynamically and a thread slowed by another process takes fewer. */
 #include "nn/layers.h"
+#include "nn/conv_direct.h"
 #include "nn/winograd.h"
 
 #include <cblas.h>
@@ -70,6 +71,7 @@
 #define CONV_CHUNK_FLOATS (1 << 18) /* col + t + P of a multi-sample chunk: 1 MiB */
 #define ROW_MAX 1024                /* longest padded input row */
 #define WINO_TILES 256              /* Winograd tiles (product columns) a chunk aims for */
+#define KK_MAX 49                   /* largest kernel (positions) of the direct kernel */
 
 static int fast_on = 1;
 
@@ -137,6 +139,11 @@ typedef struct {
     int wino;          /* Winograd F(2×2, 3×3): 16 products per chunk (winograd.h) */
     int poly;          /* stride 2 on four phase planes, as shifted products */
     size_t pps;        /* floats of P per sample (padded only) */
+    /* Shifted products' input gradient (chunk_din): dP[j], j < dn (a plane
+     * without slack), gathers the output gradient at j − shift, read from
+     * a copy with dfront zeros before each row (the largest shift) and
+     * zeros after, dlen floats a row. */
+    size_t dn, dfront, dlen;
     int th, tx;        /* tile rows and tiles per row, junk included (wino only) */
     plane_lay tlay;    /* rows of an output plane within t */
     plane_lay play;    /* rows of a padded input plane P (padded only) */
@@ -160,7 +167,7 @@ static conv_geom geom(const nn_conv_shape *s)
     /* Shifted products have K = C: worth it from 8 channels (measured: fwd
      * 15-35% faster, dcol 25-60%, dw 10-35% when OC ≤ 32 but 60% slower at
      * OC = 64, where OpenBLAS runs the (C, OC, cps) shape poorly). */
-    q.shift = q.padded && s->c >= 8;
+    q.shift = q.padded && s->c >= 8 && s->kh * s->kw <= KK_MAX;
     q.shift_dw = q.shift && s->oc <= 32;
     /* Winograd for 3×3 pad-1 kernels wherever the shifted products would
      * run: 2.25× fewer multiply-adds, the transforms cost a few adds per
@@ -220,6 +227,12 @@ static conv_geom geom(const nn_conv_shape *s)
     if (q.poly) q.pplane = round16((size_t)(s->oh + 1) * q.wp + 1);
     else q.pplane = q.padded ? round16((size_t)(s->h + 2 * s->pad) * q.wp + (size_t)s->kw) : 0;
     q.pps = (size_t)(q.poly ? 4 : 1) * s->c * q.pplane;
+    q.dn = q.dfront = q.dlen = 0;
+    if (q.shift) {
+        q.dn = q.poly ? (size_t)(s->oh + 1) * q.wp : (size_t)(s->h + 2 * s->pad) * q.wp;
+        q.dfront = q.poly ? (size_t)q.wp + 1 : (size_t)(s->kh - 1) * q.wp + (size_t)(s->kw - 1);
+        q.dlen = round16(q.dn + q.dfront);
+    }
     const size_t per = ((size_t)q.ckk + (size_t)s->oc) * (size_t)q.cps + q.pps;
     int nb = q.cps > 0 ? (CONV_COLS + q.cps - 1) / q.cps : 1;
     while (nb > 1 && per * (size_t)nb > CONV_CHUNK_FLOATS) nb--;
@@ -229,8 +242,9 @@ static conv_geom geom(const nn_conv_shape *s)
     /* col (CKK, cmax) | t (OC, cmax) | P (nb, C, pplane); 16-float aligned
      * so that threads share no cache line. */
     q.vfl = (size_t)q.ckk * q.cmax;
+    if ((size_t)s->oc * q.dlen > q.vfl) q.vfl = (size_t)s->oc * q.dlen;  /* col or T' */
     q.mfl = 0;
-    q.slot = round16(((size_t)q.ckk + (size_t)s->oc) * q.cmax + (size_t)q.nb * q.pps);
+    q.slot = round16(q.vfl + (size_t)s->oc * q.cmax + (size_t)q.nb * q.pps);
     return q;
 }
 
@@ -284,6 +298,16 @@ static void regroup_weights(float *restrict wk, const float *restrict w, const n
         for (int o = 0; o < s->oc; o++)
             for (int c = 0; c < s->c; c++)
                 wk[((size_t)k * s->oc + o) * s->c + c] = w[((size_t)o * s->c + c) * kk + k];
+}
+
+/* wt (KH·KW, C, OC) ← w: the direct kernel's forward weights. */
+static void regroup_weights_t(float *restrict wt, const float *restrict w, const nn_conv_shape *s)
+{
+    const int kk = s->kh * s->kw;
+    for (int k = 0; k < kk; k++)
+        for (int c = 0; c < s->c; c++)
+            for (int o = 0; o < s->oc; o++)
+                wt[((size_t)k * s->c + c) * s->oc + o] = w[((size_t)o * s->c + c) * kk + k];
 }
 
 /* Pointers into one thread's slot. */
@@ -377,14 +401,26 @@ static NN_NO_LIBCALLS void pad_planes_split(float *restrict P, const float *rest
  * c at + c·pplane): its padded plane at ki·Wp + kj, or for stride 2 its
  * phase plane (row parity of ki − pad, column parity of kj − pad) at
  * ⌊(ki − pad)/2⌋ + 1 rows and ⌊(kj − pad)/2⌋ + 1 columns. */
-static size_t tap_off(const nn_conv_shape *s, const conv_geom *q, int k)
+static int tap_phase(const nn_conv_shape *s, const conv_geom *q, int k)
+{
+    if (!q->poly) return 0;
+    const int r = k / s->kw - s->pad + 2, c = k % s->kw - s->pad + 2;  /* + 2: ≥ 0 */
+    return 2 * (r & 1) + (c & 1);
+}
+
+/* The shift of kernel position k within its (phase) plane. */
+static size_t tap_in(const nn_conv_shape *s, const conv_geom *q, int k)
 {
     const int ki = k / s->kw, kj = k % s->kw;
     if (!q->poly) return (size_t)ki * q->wp + kj;
-    const int r = ki - s->pad + 2, c = kj - s->pad + 2;   /* + 2: non-negative */
-    const int phase = 2 * (r & 1) + (c & 1);
-    return (size_t)phase * s->c * q->pplane + (size_t)(r / 2) * q->wp + (size_t)(c / 2);
+    return (size_t)((ki - s->pad + 2) / 2) * q->wp + (size_t)((kj - s->pad + 2) / 2);
 }
+
+static size_t tap_off(const nn_conv_shape *s, const conv_geom *q, int k)
+{
+    return (size_t)tap_phase(s, q, k) * s->c * q->pplane + tap_in(s, q, k);
+}
+
 
 /* Stride 2: P (m, 4, C, pplane) ← the phase planes of in, phase
  * 2·(row parity) + column parity: row a + 1, column b + 1 of phase (pr, pc)
@@ -720,8 +756,14 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
     /* One sample, no pool, no junk columns: t's layout is the output's. */
     const int direct = !pool && !q.padded && p.nb == 1;
     float *wk = ws;
-    if (q.shift) regroup_weights(wk, w, s);
+    if (q.shift) regroup_weights_t(wk, w, s);
     if (q.wino) wino_weights(wk, w, s->oc, s->c);
+    size_t toff[KK_MAX];
+    const float *wtap[KK_MAX];
+    for (int k = 0; q.shift && k < s->kh * s->kw; k++) {
+        toff[k] = tap_off(s, &q, k);
+        wtap[k] = wk + (size_t)k * s->c * s->oc;
+    }
 #pragma omp parallel num_threads(p.threads)
     {
         const conv_slot sl = slot_at(s, &q, ws, thread_id());
@@ -750,15 +792,14 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                     wino_output(dst + (size_t)i * q.cps, (size_t)cc, q.tlay.ro, sl.m, s->oc, nt,
                                 i * tiles, tiles);
             } else if (q.shift) {
-                /* t (OC, cps) of sample i = Σ_k wk[k] (OC, C) · P_i shifted by
-                 * kernel position k (C rows of stride pplane): no col at all. */
+                /* t (OC, cps) of sample i = Σ_k wt[k]ᵀ · P_i shifted by kernel
+                 * position k (C rows of stride pplane), in one direct kernel:
+                 * no col at all. */
                 fill_p(sl.p, x, s, &q, m);
                 for (int i = 0; i < m; i++)
-                    for (int k = 0; k < s->kh * s->kw; k++)
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, q.cps, s->c,
-                                    1.0f, wk + (size_t)k * s->oc * s->c, s->c,
-                                    sl.p + (size_t)i * q.pps + tap_off(s, &q, k),
-                                    (int)q.pplane, k ? 1.0f : 0.0f, dst + (size_t)i * q.cps, cc);
+                    conv_direct(dst + (size_t)i * q.cps, (size_t)cc, s->oc, q.cps,
+                                sl.p + (size_t)i * q.pps, q.pplane, s->c, toff, wtap,
+                                s->kh * s->kw);
             } else {
                 if (q.padded) {
                     fill_p(sl.p, x, s, &q, m);
@@ -934,15 +975,32 @@ static void chunk_din(const conv_bwd *c, const conv_slot *sl, const float *tc, i
     const int cc = m * q->cps, kk = s->kh * s->kw;
     float *dst = din + (size_t)a * c->in_plane;
     if (q->shift) {
-        /* dP_i (C padded planes, over P_i) += wk[k]ᵀ · t_i at the shift of
-         * k: the products add straight into the padded gradient. */
+        /* dP_i[j] (C padded planes, over P_i) = Σ_k wk[k]ᵀ · t_i[j − shift
+         * of k]: the direct kernel over T' (t_i with dfront zeros before
+         * each row), shifts dfront − shift; one call per phase plane (its
+         * kernel positions) for stride 2. */
+        float *tp = sl->col;
         for (int i = 0; i < m; i++) {
+            for (int o = 0; o < s->oc; o++) {
+                float *r = tp + (size_t)o * q->dlen;
+                const float *src = tc + (size_t)o * cc + (size_t)i * q->cps;
+                for (size_t j = 0; j < q->dfront; j++) r[j] = 0.0f;
+                memcpy(r + q->dfront, src, sizeof(float) * (size_t)q->cps);
+                for (size_t j = q->dfront + (size_t)q->cps; j < q->dlen; j++) r[j] = 0.0f;
+            }
             float *dP = sl->p + (size_t)i * q->pps;
-            memset(dP, 0, sizeof(float) * q->pps);
-            for (int k = 0; k < kk; k++)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c, q->cps, s->oc, 1.0f,
-                            c->wk + (size_t)k * s->oc * s->c, s->c, tc + (size_t)i * q->cps, cc,
-                            1.0f, dP + tap_off(s, q, k), (int)q->pplane);
+            for (int ph = 0; ph < (q->poly ? 4 : 1); ph++) {
+                size_t toff[KK_MAX];
+                const float *wtap[KK_MAX];
+                int n = 0;
+                for (int k = 0; k < kk; k++)
+                    if (tap_phase(s, q, k) == ph) {
+                        toff[n] = q->dfront - tap_in(s, q, k);
+                        wtap[n++] = c->wk + (size_t)k * s->oc * s->c;
+                    }
+                conv_direct(dP + (size_t)ph * s->c * q->pplane, q->pplane, s->c, (int)q->dn, tp,
+                            q->dlen, s->oc, toff, wtap, n);
+            }
             if (q->poly) phases_put(dst + (size_t)i * c->in_plane, add, dP, s, q);
             else interior_put(dst + (size_t)i * c->in_plane, add, dP, s, q);
         }

@@ -1,0 +1,19 @@
+/*
+ * Direct convolution on a padded grid, one register-tiled kernel
+ * (conv_direct.c): for o < nout, j < n
+ *     out[o·ocs + j] = Σ_{c < nin} Σ_{k < kk} wtap[k][c·nout + o] · in[c·ics + toff[k] + j]
+ * (overwrites out). conv2d.c runs a stride-1 conv's forward on its padded
+ * planes this way (toff: the kernel positions' shifts), a stride-2 conv's
+ * on its phase planes, and the input gradient as the same sum over the
+ * output gradient with the shifts reversed. in must be readable at every
+ * index the sum names.
+ */
+#ifndef LETHE_NN_CONV_DIRECT_H
+#define LETHE_NN_CONV_DIRECT_H
+
+#include <stddef.h>
+
+void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,
+                 const size_t *toff, const float *const *wtap, int kk);
+
+#endif

@@ -35,28 +35,48 @@ typedef struct {
  * Σ (x − pm)², both in lanes again (a second pass over a plane still in
  * cache). The same code wherever it runs, so the values are the same
  * whether a conv's epilogue or the batch norm computes them. */
+typedef float nn_v8f __attribute__((vector_size(32)));
+
+static inline nn_v8f nn_v8_load(const float *p)
+{
+    nn_v8f v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
 static inline void nn_plane_stats(const float *p, int hw, float st[3])
 {
-    enum { L = 16 };
-    float a[L] = {0}, b[L] = {0};
+    /* Lanes 0–7 in a0, 8–15 in a1: registers, not an array in memory. */
+    nn_v8f a0 = {0}, a1 = {0};
     int j = 0;
-    for (; j + L <= hw; j += L)
-        for (int l = 0; l < L; l++) a[l] += p[j + l];
+    for (; j + 16 <= hw; j += 16) {
+        a0 += nn_v8_load(p + j);
+        a1 += nn_v8_load(p + j + 8);
+    }
     float sum = 0.0f;
-    for (int l = 0; l < L; l++) sum += a[l];
+    for (int l = 0; l < 8; l++) sum += a0[l];
+    for (int l = 0; l < 8; l++) sum += a1[l];
     for (; j < hw; j++) sum += p[j];
     const float pm = sum / (float)hw;
-    for (int l = 0; l < L; l++) a[l] = 0.0f;
-    for (j = 0; j + L <= hw; j += L)
-        for (int l = 0; l < L; l++) {
-            const float d = p[j + l] - pm;
-            a[l] += d;
-            b[l] += d * d;
-        }
+    const nn_v8f m = {pm, pm, pm, pm, pm, pm, pm, pm};
+    nn_v8f b0 = {0}, b1 = {0};
+    a0 = (nn_v8f){0};
+    a1 = (nn_v8f){0};
+    for (j = 0; j + 16 <= hw; j += 16) {
+        const nn_v8f d0 = nn_v8_load(p + j) - m, d1 = nn_v8_load(p + j + 8) - m;
+        a0 += d0;
+        a1 += d1;
+        b0 += d0 * d0;
+        b1 += d1 * d1;
+    }
     float s1 = 0.0f, s2 = 0.0f;
-    for (int l = 0; l < L; l++) {
-        s1 += a[l];
-        s2 += b[l];
+    for (int l = 0; l < 8; l++) {
+        s1 += a0[l];
+        s2 += b0[l];
+    }
+    for (int l = 0; l < 8; l++) {
+        s1 += a1[l];
+        s2 += b1[l];
     }
     for (; j < hw; j++) {
         const float d = p[j] - pm;

@@ -172,19 +172,27 @@ static inline __attribute__((always_inline)) void
 bn_sums(const float *dy, const float *p, float ga, float mf, float isf, float be, int hw,
         double *sdy, double *sdyx, const int relu)
 {
-    float a[LANES] = {0}, b[LANES] = {0};
+    /* Lanes 0–7 and 8–15 in registers (an array of lanes stays in memory). */
+    typedef int32_t v8i __attribute__((vector_size(32)));
+    const nn_v8f vm = {mf, mf, mf, mf, mf, mf, mf, mf}, vi = {isf, isf, isf, isf, isf, isf, isf, isf};
+    const nn_v8f vg = {ga, ga, ga, ga, ga, ga, ga, ga}, vb = {be, be, be, be, be, be, be, be};
+    const nn_v8f zero = {0};
+    nn_v8f a[2] = {{0}, {0}}, b[2] = {{0}, {0}};
     int j = 0;
     for (; j + LANES <= hw; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            const float d = bn_dy_at(dy, p, j + l, ga, mf, isf, be, relu);
-            a[l] += d;
-            b[l] += d * ((p[j + l] - mf) * isf);
+        for (int h = 0; h < 2; h++) {
+            const nn_v8f xh = (nn_v8_load(p + j + 8 * h) - vm) * vi;
+            nn_v8f d = nn_v8_load(dy + j + 8 * h);
+            if (relu) d = (nn_v8f)((v8i)d & (vg * xh + vb > zero));   /* as bn_dy_at */
+            a[h] += d;
+            b[h] += d * xh;
         }
     float sa = 0.0f, sb = 0.0f;
-    for (int l = 0; l < LANES; l++) {
-        sa += a[l];
-        sb += b[l];
-    }
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 8; l++) {
+            sa += a[h][l];
+            sb += b[h][l];
+        }
     for (; j < hw; j++) {
         const float d = bn_dy_at(dy, p, j, ga, mf, isf, be, relu);
         sa += d;

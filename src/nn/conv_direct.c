@@ -2,59 +2,108 @@
  * one kernel): out[o][j] = Σ_c Σ_k wtap[k][c][o] · in[c][j + toff[k]].
  *
  * The shifted products ran KH·KW sgemm calls with K = C (16–64), each
- * reading and writing the whole output block; here a register tile of 8
- * output channels × 48 output columns is accumulated over every channel
- * and kernel position and written once. Per (c, k): two input vectors
- * loaded, eight weights broadcast, 16 FMAs — FMA-bound, not load-bound;
- * 32 columns, so that a 7×7 plane (63 columns on its padded grid) wastes
- * one.
- * The output stays in NCHW planes (vectors run along a plane's columns),
- * so nothing is transposed. Each output value is one chain of FMAs in a
- * fixed order (c, then k): deterministic. Without AVX-512 a plain loop
- * nest does the same sums (GCC vectorises its inner loop). */
+ * reading and writing the whole output block; here a register tile of
+ * output channels × output columns is accumulated over every channel and
+ * kernel position and written once. With AVX-512: 8 channels × 32 columns
+ * (two vectors), per (c, k) two input vectors loaded, eight weights
+ * broadcast, 16 FMAs — FMA-bound, not load-bound; 32 columns, so that a
+ * 7×7 plane (63 columns on its padded grid) wastes one. With AVX2 and FMA:
+ * 4 channels × 24 columns (12 of the 16 registers). The output stays in
+ * NCHW planes (vectors run along a plane's columns), so nothing is
+ * transposed. Each output value is one chain of FMAs in a fixed order
+ * (c, then k): deterministic. Without either, a plain loop nest does the
+ * same sums (GCC vectorises its inner loop). */
 #include "nn/conv_direct.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
+/* 8 channels × 2 vectors of 16: 16 accumulators of the 32 registers. */
 #define ROWS 8
 #define VECS 2
-#define COLS (16 * VECS)
-
-/* Rows [o0, o0 + r) × columns [j0, j0 + COLS) of out, the columns past n
- * masked off. r is a constant in each inlined copy. */
-static inline __attribute__((always_inline)) void
-tile(const int r, float *out, size_t ocs, int n, const float *in, size_t ics, int nin,
-     const size_t *toff, const float *const *wtap, int kk, int nout, int o0, int j0)
+#define VW 16
+typedef __m512 vec;
+typedef __mmask16 vmask;
+static inline vmask vmask_of(int left)
 {
-    __mmask16 mk[VECS];
-    for (int v = 0; v < VECS; v++) {
-        const int left = n - j0 - 16 * v;
-        mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-    }
-    __m512 acc[ROWS][VECS];
+    return left >= 16 ? (vmask)0xffff : left <= 0 ? 0 : (vmask)((1u << left) - 1);
+}
+#define vzero() _mm512_setzero_ps()
+#define vload(m, p) _mm512_maskz_loadu_ps((m), (p))
+#define vstore(m, p, v) _mm512_mask_storeu_ps((p), (m), (v))
+#define vloadu(p) _mm512_loadu_ps(p)
+#define vstoreu(p, v) _mm512_storeu_ps((p), (v))
+#define vbcast(x) _mm512_set1_ps(x)
+#define vfma(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define HAVE_TILE 1
+
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+/* 4 channels × 3 vectors of 8: 12 accumulators of the 16 registers. */
+#define ROWS 4
+#define VECS 3
+#define VW 8
+typedef __m256 vec;
+typedef __m256i vmask;
+static inline vmask vmask_of(int left)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define vzero() _mm256_setzero_ps()
+#define vload(m, p) _mm256_maskload_ps((p), (m))
+#define vstore(m, p, v) _mm256_maskstore_ps((p), (m), (v))
+#define vloadu(p) _mm256_loadu_ps(p)
+#define vstoreu(p, v) _mm256_storeu_ps((p), (v))
+#define vbcast(x) _mm256_set1_ps(x)
+#define vfma(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define HAVE_TILE 1
+#endif
+
+#ifdef HAVE_TILE
+#define COLS (VW * VECS)
+
+/* Rows [o0, o0 + r) × columns [j0, j0 + COLS) of out; in the last tile
+ * (!full) the columns past n are masked off (not loaded, not stored:
+ * masked moves cost more, AVX2's especially, so only there). r and full
+ * are constants in each inlined copy: the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void
+tile(const int r, const int full, float *out, size_t ocs, int n, const float *in, size_t ics,
+     int nin, const size_t *toff, const float *const *wtap, int kk, int nout, int o0, int j0)
+{
+    vmask mk[VECS];
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; v++) mk[v] = vmask_of(n - j0 - VW * v);
+    vec acc[ROWS][VECS];
 #pragma GCC unroll 8
     for (int i = 0; i < r; i++)
-        for (int v = 0; v < VECS; v++) acc[i][v] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int v = 0; v < VECS; v++) acc[i][v] = vzero();
     for (int c = 0; c < nin; c++) {
         const float *pc = in + (size_t)c * ics + j0;
         const size_t wc = (size_t)c * nout + (size_t)o0;
         for (int k = 0; k < kk; k++) {
             const float *p = pc + toff[k];
-            __m512 x[VECS];
-            for (int v = 0; v < VECS; v++) x[v] = _mm512_maskz_loadu_ps(mk[v], p + 16 * v);
+            vec x[VECS];
+#pragma GCC unroll 4
+            for (int v = 0; v < VECS; v++) x[v] = full ? vloadu(p + VW * v) : vload(mk[v], p + VW * v);
             const float *w = wtap[k] + wc;
 #pragma GCC unroll 8
             for (int i = 0; i < r; i++) {
-                const __m512 b = _mm512_set1_ps(w[i]);
-                for (int v = 0; v < VECS; v++) acc[i][v] = _mm512_fmadd_ps(b, x[v], acc[i][v]);
+                const vec b = vbcast(w[i]);
+#pragma GCC unroll 4
+                for (int v = 0; v < VECS; v++) acc[i][v] = vfma(b, x[v], acc[i][v]);
             }
         }
     }
 #pragma GCC unroll 8
     for (int i = 0; i < r; i++) {
         float *o = out + (size_t)(o0 + i) * ocs + j0;
-        for (int v = 0; v < VECS; v++) _mm512_mask_storeu_ps(o + 16 * v, mk[v], acc[i][v]);
+#pragma GCC unroll 4
+        for (int v = 0; v < VECS; v++) {
+            if (full) vstoreu(o + VW * v, acc[i][v]);
+            else vstore(mk[v], o + VW * v, acc[i][v]);
+        }
     }
 }
 
@@ -63,12 +112,19 @@ void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_
 {
     for (int j0 = 0; j0 < n; j0 += COLS) {
         int o0 = 0;
-        for (; o0 + ROWS <= nout; o0 += ROWS)
-            tile(ROWS, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
-        for (; o0 < nout; o0++) tile(1, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
+        if (j0 + COLS <= n) {
+            for (; o0 + ROWS <= nout; o0 += ROWS)
+                tile(ROWS, 1, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
+            for (; o0 < nout; o0++)
+                tile(1, 1, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
+        } else {
+            for (; o0 + ROWS <= nout; o0 += ROWS)
+                tile(ROWS, 0, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
+            for (; o0 < nout; o0++)
+                tile(1, 0, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
+        }
     }
 }
-
 #else
 
 void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,

@@ -181,8 +181,10 @@ bn_sums(const float *dy, const float *p, float ga, float mf, float isf, float be
     int j = 0;
     for (; j + LANES <= hw; j += LANES)
         for (int h = 0; h < 2; h++) {
-            const nn_v8f xh = (nn_v8_load(p + j + 8 * h) - vm) * vi;
-            nn_v8f d = nn_v8_load(dy + j + 8 * h);
+            nn_v8f x, d;
+            NN_V8_LOAD(x, p + j + 8 * h);
+            NN_V8_LOAD(d, dy + j + 8 * h);
+            const nn_v8f xh = (x - vm) * vi;
             if (relu) d = (nn_v8f)((v8i)d & (vg * xh + vb > zero));   /* as bn_dy_at */
             a[h] += d;
             b[h] += d * xh;

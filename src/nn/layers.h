@@ -37,12 +37,9 @@ typedef struct {
  * whether a conv's epilogue or the batch norm computes them. */
 typedef float nn_v8f __attribute__((vector_size(32)));
 
-static inline nn_v8f nn_v8_load(const float *p)
-{
-    nn_v8f v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
+/* v ← 8 floats at p, unaligned (a macro: a function returning a 32-byte
+ * vector has another ABI without AVX). */
+#define NN_V8_LOAD(v, p) __builtin_memcpy(&(v), (p), sizeof(nn_v8f))
 
 static inline void nn_plane_stats(const float *p, int hw, float st[3])
 {
@@ -50,8 +47,11 @@ static inline void nn_plane_stats(const float *p, int hw, float st[3])
     nn_v8f a0 = {0}, a1 = {0};
     int j = 0;
     for (; j + 16 <= hw; j += 16) {
-        a0 += nn_v8_load(p + j);
-        a1 += nn_v8_load(p + j + 8);
+        nn_v8f x0, x1;
+        NN_V8_LOAD(x0, p + j);
+        NN_V8_LOAD(x1, p + j + 8);
+        a0 += x0;
+        a1 += x1;
     }
     float sum = 0.0f;
     for (int l = 0; l < 8; l++) sum += a0[l];
@@ -63,7 +63,11 @@ static inline void nn_plane_stats(const float *p, int hw, float st[3])
     a0 = (nn_v8f){0};
     a1 = (nn_v8f){0};
     for (j = 0; j + 16 <= hw; j += 16) {
-        const nn_v8f d0 = nn_v8_load(p + j) - m, d1 = nn_v8_load(p + j + 8) - m;
+        nn_v8f d0, d1;
+        NN_V8_LOAD(d0, p + j);
+        NN_V8_LOAD(d1, p + j + 8);
+        d0 -= m;
+        d1 -= m;
         a0 += d0;
         a1 += d1;
         b0 += d0 * d0;

@@ -19,12 +19,25 @@
  * per sample: most of the time of the conv besides sgemm). Other strides
  * use the same layout without junk (t rows of OW), copied row by row.
  *
- * With 8 or more input channels even col is skipped: B of kernel position
- * k = (ki, kj) is P itself at offset ki·Wp + kj (C rows of stride the
- * plane), so the forward is KH·KW products t += wk[k] · P_k with K = C,
- * the input gradient KH·KW products dP_k += wk[k]ᵀ · t adding straight
- * into a padded dP (no dcol, no col2im), and, for OC ≤ 32, the weight
- * gradient KH·KW products too (wk: the weights regrouped (KH·KW, OC, C)).
+ * With 8 or more input channels even col is skipped: kernel position
+ * k = (ki, kj) reads P itself at offset ki·Wp + kj (C rows of stride the
+ * plane), so the forward is t = Σ_k wk[k] · P_k, computed by one direct
+ * kernel (conv_direct.c: a register tile of output channels × columns
+ * summed over every channel and position, written once); the input
+ * gradient is the same kernel gathering t at the reversed shifts into a
+ * padded dP (no dcol, no col2im); and, for OC ≤ 32, the weight gradient
+ * is KH·KW sgemm products P_k · tᵀ (wk: the weights regrouped).
+ *
+ * Stride 2 (3×3, pad 1) does the same on the input's four phase planes
+ * (even/odd rows × even/odd columns, pad_phases): each kernel position
+ * reads one phase plane at a fixed shift, as if the stride were 1.
+ *
+ * 3×3 stride-1 convs with planes at least 12 wide run as Winograd
+ * F(2×2, 3×3) (winograd.h, conv_winograd.c): 16 products per chunk with
+ * 2.25× fewer multiply-adds, the forward, input and weight gradients all
+ * as the adjoints of the same linear maps. nn_conv_set_fast_paths(0)
+ * turns Winograd and the phase planes off (stride 1 then runs the direct
+ * kernel, stride 2 im2col), for tests and benchmarks.
  *
  * Why chunks and not one im2col of the whole batch: col of a whole batch is
  * CKK/OC times larger than the output (75 MB for 16→16 channels, 32×32,

@@ -116,7 +116,7 @@ size_t nn_conv2d_workspace(const nn_conv_shape *s);
 /* With 8 or more input channels, 3×3 stride-1 pad-1 convs on planes at
  * least 12 wide run as Winograd F(2×2, 3×3) (conv_winograd.c), and
  * stride-2 convs (3×3 pad 1, 1×1 pad 0) on the input's phase planes,
- * unless this is 0 (im2col and shifted products only): for tests and
+ * unless this is 0 (the padded grid's direct kernel and im2col only): for tests and
  * benchmarks that compare the lowerings. Set it before sizing workspaces
  * (they differ); not thread-safe. */
 void nn_conv_set_fast_paths(int on);

@@ -1,0 +1,161 @@
+/* Whole-model gradients against finite differences, through every fused
+ * and specialised kernel a real batch reaches: for resnet8 at 28×28,
+ * Winograd (layer1, layer2.0.conv2), phase-plane stride 2 (layer2.0.conv1,
+ * layer3.0.conv1), the direct kernel on 7×7 planes (layer3.0.conv2),
+ * im2col (conv1, the shortcuts), batch norm fed by its conv's plane
+ * statistics with the ReLU mask recomputed in backward, and the residual
+ * sums; for cnn the conv+ReLU+pool epilogue on Winograd. Two sample
+ * groups, so batch norm normalises each alone and each group's gradient
+ * goes to its own vector: the objective is Σ r·logits over both, and
+ * grads[0] + grads[1] must match its finite differences.
+ *
+ * A central difference over a ReLU or pool kink is off by up to the
+ * change of slope (the engine of the previous release gives the same
+ * analytic values and the same misses), so: 90% of the entries within 2%
+ * of the tensor's largest gradient, all within 10% — a wrong term, sign,
+ * scale or group misses far more. The second test compares the fast
+ * lowerings with the plain ones entry by entry. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "gradcheck.h"
+#include "nn/layers.h"
+#include "test.h"
+
+enum { NB = 6, N0 = 2 };
+
+typedef struct {
+    lethe_model *m;
+    const float *x, *r;
+    const lethe_groups *g;
+    int nclass;
+} obj_ctx;
+
+static double objective(obj_ctx *c)
+{
+    const float *lg = NULL;
+    if (lethe_model_forward(c->m, c->x, NB, c->g, LETHE_BN_BATCH, &lg) != LETHE_OK) return NAN;
+    double s = 0.0;
+    for (int i = 0; i < NB * c->nclass; i++) s += (double)c->r[i] * lg[i];
+    return s;
+}
+
+static void model_fd(const char *arch)
+{
+    const int nclass = 10;
+    lethe_model *m = NULL;
+    CHECK_OK(lethe_model_create(&m, arch, 1, 28, 28, nclass));
+    if (!m) return;
+    CHECK_OK(lethe_model_reserve(m, NB));
+    lethe_rng rng;
+    lethe_rng_seed(&rng, 11);
+    lethe_model_init(m, &rng);
+    float *x = malloc(NB * 784 * sizeof(float)), *r = malloc(NB * nclass * sizeof(float));
+    gc_fill(&rng, x, NB * 784, -1, 1);
+    gc_fill(&rng, r, NB * nclass, -1, 1);
+    lethe_groups g;
+    gc_groups(&g, N0, NB - N0);
+    obj_ctx c = {m, x, r, &g, nclass};
+    size_t n;
+    float *theta = lethe_model_theta(m, &n);
+    float *g0 = calloc(n, sizeof(float)), *g1 = calloc(n, sizeof(float));
+    objective(&c);
+    float *gs[2] = {g0, g1};
+    CHECK_OK(lethe_model_backward(m, r, &g, gs));
+    int checked = 0, tensors = 0, close = 0;
+    for (int k = 0; k < lethe_model_ntensors(m); k++) {
+        const lethe_tensor *t = lethe_model_tensor(m, k);
+        if (!t->trainable) continue;
+        tensors++;
+        /* The entry with the largest gradient, and two others, fixed. */
+        size_t best = 0;
+        for (size_t j = 1; j < t->numel; j++)
+            if (fabsf(g0[t->offset + j] + g1[t->offset + j]) >
+                fabsf(g0[t->offset + best] + g1[t->offset + best]))
+                best = j;
+        const double scale = fabsf(g0[t->offset + best] + g1[t->offset + best]);
+        CHECK_MSG(scale > 1e-4, "%s %s: largest gradient %g", arch, t->name, scale);
+        const size_t picks[3] = {best, (best + t->numel / 2 + 1) % t->numel,
+                                 (best + t->numel / 3 + 2) % t->numel};
+        for (int p = 0; p < 3; p++) {
+            const size_t i = t->offset + picks[p];
+            /* A small step: ReLUs and pools have kinks a large one crosses. */
+            const float w0 = theta[i], h = 1e-3f;
+            theta[i] = w0 + h;
+            const double fp = objective(&c);
+            theta[i] = w0 - h;
+            const double fm = objective(&c);
+            theta[i] = w0;
+            const double num = (fp - fm) / (2.0 * h), ana = (double)g0[i] + g1[i];
+            CHECK_MSG(fabs(num - ana) < 0.1 * scale + 1e-3,
+                      "%s %s[%zu]: analytic %.6g, numeric %.6g (largest %.3g)", arch, t->name,
+                      picks[p], ana, num, scale);
+            close += fabs(num - ana) < 0.02 * scale + 1e-3;
+            checked++;
+        }
+    }
+    CHECK(tensors >= 8 && checked == 3 * tensors);
+    CHECK_MSG(close >= 0.9 * checked, "%s: %d of %d entries within 2%%", arch, close, checked);
+    free(g0);
+    free(g1);
+    free(x);
+    free(r);
+    lethe_model_free(m);
+}
+
+TEST(model_gradients_finite_differences_resnet8) { model_fd("resnet8"); }
+TEST(model_gradients_finite_differences_cnn) { model_fd("cnn"); }
+
+/* The logits and both groups' gradients with the fast lowerings
+ * (Winograd, phase planes) against the plain ones (direct kernel, im2col),
+ * same model and batch: equal up to float rounding. */
+static void fast_vs_plain(const char *arch)
+{
+    const int nclass = 10;
+    float *lg[2], *gr[2][2];
+    size_t n = 0;
+    lethe_rng rng;
+    lethe_rng_seed(&rng, 12);
+    float *x = malloc(NB * 784 * sizeof(float)), *r = malloc(NB * nclass * sizeof(float));
+    gc_fill(&rng, x, NB * 784, -1, 1);
+    gc_fill(&rng, r, NB * nclass, -1, 1);
+    lethe_groups g;
+    gc_groups(&g, N0, NB - N0);
+    for (int fast = 0; fast < 2; fast++) {
+        nn_conv_set_fast_paths(fast);
+        lethe_model *m = NULL;
+        CHECK_OK(lethe_model_create(&m, arch, 1, 28, 28, nclass));
+        CHECK_OK(lethe_model_reserve(m, NB));
+        lethe_rng_seed(&rng, 13);
+        lethe_model_init(m, &rng);
+        lethe_model_theta(m, &n);
+        const float *out = NULL;
+        CHECK_OK(lethe_model_forward(m, x, NB, &g, LETHE_BN_TRAIN, &out));
+        lg[fast] = malloc(NB * nclass * sizeof(float));
+        for (int i = 0; i < NB * nclass; i++) lg[fast][i] = out[i];
+        gr[fast][0] = calloc(n, sizeof(float));
+        gr[fast][1] = calloc(n, sizeof(float));
+        CHECK_OK(lethe_model_backward(m, r, &g, gr[fast]));
+        lethe_model_free(m);
+    }
+    nn_conv_set_fast_paths(1);
+    double e = gc_max_abs_diff(lg[0], lg[1], NB * nclass);
+    CHECK_MSG(e < 1e-4, "%s: logits differ by %g", arch, e);
+    for (int k = 0; k < 2; k++) {
+        double big = 0.0;
+        for (size_t i = 0; i < n; i++)
+            if (fabs(gr[0][k][i]) > big) big = fabs(gr[0][k][i]);
+        e = gc_max_abs_diff(gr[0][k], gr[1][k], n);
+        CHECK_MSG(big > 1e-3 && e < 1e-4 * big, "%s: group %d gradients differ by %g (largest %g)",
+                  arch, k, e, big);
+        free(gr[0][k]);
+        free(gr[1][k]);
+    }
+    free(lg[0]);
+    free(lg[1]);
+    free(x);
+    free(r);
+}
+
+TEST(model_fast_lowerings_match_plain_resnet8) { fast_vs_plain("resnet8"); }
+TEST(model_fast_lowerings_match_plain_cnn) { fast_vs_plain("cnn"); }

@@ -72,7 +72,7 @@ TEST(conv2d_epilogue_matches_chain)
         const int *cs = cases[t], C = cs[8];
         nn_conv_shape s;
         nn_conv_shape_set(&s, N, C, cs[3], cs[4], OC, cs[0], cs[1], cs[2]);
-        const nn_epilogue ep = {cs[7], cs[5], cs[6], NULL};
+        const nn_epilogue ep = {cs[7], cs[5], cs[6], NULL, NULL};
         const int pool = cs[5] > 0;
         const int ph = pool ? (s.oh - cs[5]) / cs[6] + 1 : s.oh;
         const int pw = pool ? (s.ow - cs[5]) / cs[6] + 1 : s.ow;
@@ -265,10 +265,12 @@ TEST(add_and_gap_overwrite_or_add)
 
 /* ---------------------------------------------------------- the graph */
 
-/* Undo nn_fuse, so that every ReLU and pool runs as its own node. */
+/* Undo nn_fuse, so that every ReLU and pool runs as its own node and every
+ * batch norm's backward makes its own input gradient. */
 static void unfuse(lethe_model *m)
 {
     for (int i = 0; i < m->nnodes; i++) {
+        m->nodes[i].bn_defer = 0;
         m->nodes[i].relu = 0;
         m->nodes[i].pool = -1;
         m->nodes[i].fold = -1;
@@ -286,6 +288,13 @@ static void graph_case(const char *arch, int hw)
     int folded = 0;
     for (int i = 0; i < a->nnodes; i++) folded += a->nodes[i].fold >= 0;
     CHECK_MSG(folded > 0, "%s: nothing fused", arch);
+    int deferred = 0, bns = 0;
+    for (int i = 0; i < a->nnodes; i++) {
+        deferred += a->nodes[i].bn_defer;
+        bns += a->nodes[i].op == NN_BN;
+    }
+    CHECK_MSG(deferred == bns, "%s: %d of %d batch norms leave their last pass to the conv",
+              arch, deferred, bns);
     unfuse(b);
     CHECK_OK(lethe_model_reserve(a, N));
     CHECK_OK(lethe_model_reserve(b, N));

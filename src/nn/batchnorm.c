@@ -216,7 +216,7 @@ static inline __attribute__((always_inline)) void
 bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const dbeta[],
                     const float *dout, const float *xhat, const float *in,
                     const float *mean, const float *istd, const float *gamma,
-                    const float *beta, int c, int hw,
+                    const float *beta, float *sums, int c, int hw,
                     const lethe_groups *g, lethe_bn_mode mode, int ch, const int relu)
 {
     {
@@ -244,34 +244,36 @@ bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const
             }
             if (dgamma && dgamma[k]) dgamma[k][ch] += (float)sdyx;
             if (dbeta && dbeta[k]) dbeta[k][ch] += (float)sdy;
-            if (!din) continue;
             const float scale = ga * isf;
             const float mdy = mode == LETHE_BN_EVAL ? 0.0f : (float)(sdy / (double)cnt);
             const float mdyx = mode == LETHE_BN_EVAL ? 0.0f : (float)(sdyx / (double)cnt);
+            if (sums) {
+                sums[((size_t)k * c + ch) * 2] = mdy;
+                sums[((size_t)k * c + ch) * 2 + 1] = mdyx;
+            }
+            if (!din) continue;
             for (int i = s; i < e; i++) {
                 const size_t o = ((size_t)i * c + ch) * hw;
                 const float *dy = dout + o, *p = in ? in + o : NULL;
                 float *dx = din + o;
-                if (mode == LETHE_BN_EVAL) {
-                    if (din_add) {
+                const int eval = mode == LETHE_BN_EVAL;
+                if (xhat && eval) {
 #pragma omp simd
-                        for (int j = 0; j < hw; j++) dx[j] += scale * bn_dy(dy, p, j);
-                    } else {
-#pragma omp simd
-                        for (int j = 0; j < hw; j++) dx[j] = scale * bn_dy(dy, p, j);
-                    }
+                    for (int j = 0; j < hw; j++) dx[j] += scale * dy[j];
                 } else if (xhat) {
                     const float *xh = xhat + o;
 #pragma omp simd
                     for (int j = 0; j < hw; j++) dx[j] += scale * (dy[j] - mdy - xh[j] * mdyx);
                 } else if (din_add) {
+                    /* nn_bn_dx: the very operations a conv runs when this
+                     * pass is left to it (nn_bn_grad). */
 #pragma omp simd
                     for (int j = 0; j < hw; j++)
-                        dx[j] += scale * (bn_dy(dy, p, j) - mdy - ((p[j] - mf) * isf) * mdyx);
+                        dx[j] += nn_bn_dx(dy[j], p[j], ga, be, mf, isf, scale, mdy, mdyx, relu, eval);
                 } else {
 #pragma omp simd
                     for (int j = 0; j < hw; j++)
-                        dx[j] = scale * (bn_dy(dy, p, j) - mdy - ((p[j] - mf) * isf) * mdyx);
+                        dx[j] = nn_bn_dx(dy[j], p[j], ga, be, mf, isf, scale, mdy, mdyx, relu, eval);
                 }
             }
         }
@@ -281,8 +283,8 @@ bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const
 static void bn_backward(float *din, int din_add, float *const dgamma[], float *const dbeta[],
                         const float *dout, int relu, const float *xhat, const float *in,
                         const float *mean, const float *istd, const float *gamma,
-                        const float *beta, int n, int c, int hw, const lethe_groups *g,
-                        lethe_bn_mode mode)
+                        const float *beta, float *sums, int n, int c, int hw,
+                        const lethe_groups *g, lethe_bn_mode mode)
 {
     /* Two loops, so that each outlined parallel body sees relu as a
      * constant (OpenMP outlines before inlining). */
@@ -291,12 +293,12 @@ static void bn_backward(float *din, int din_add, float *const dgamma[], float *c
 #pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
         for (int ch = 0; ch < c; ch++)
             bn_backward_channel(din, din_add, dgamma, dbeta, dout, xhat, in, mean, istd, gamma,
-                                beta, c, hw, g, mode, ch, 1);
+                                beta, sums, c, hw, g, mode, ch, 1);
     } else {
 #pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
         for (int ch = 0; ch < c; ch++)
             bn_backward_channel(din, din_add, dgamma, dbeta, dout, xhat, in, mean, istd, gamma,
-                                beta, c, hw, g, mode, ch, 0);
+                                beta, sums, c, hw, g, mode, ch, 0);
     }
 }
 
@@ -305,8 +307,8 @@ void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta
                            const float *gamma, int n, int c, int hw,
                            const lethe_groups *g, lethe_bn_mode mode)
 {
-    bn_backward(din, 1, dgamma, dbeta, dout, 0, xhat, NULL, NULL, istd, gamma, NULL, n, c, hw,
-                g, mode);
+    bn_backward(din, 1, dgamma, dbeta, dout, 0, xhat, NULL, NULL, istd, gamma, NULL, NULL, n, c,
+                hw, g, mode);
 }
 
 void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
@@ -315,6 +317,16 @@ void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
                               const float *gamma, const float *beta, int n, int c, int hw,
                               const lethe_groups *g, lethe_bn_mode mode)
 {
-    bn_backward(din, din_add, dgamma, dbeta, dout, relu, NULL, in, mean, istd, gamma, beta, n,
+    bn_backward(din, din_add, dgamma, dbeta, dout, relu, NULL, in, mean, istd, gamma, beta, NULL,
+                n, c, hw, g, mode);
+}
+
+void nn_batchnorm_backward_sums(float *const dgamma[], float *const dbeta[], float *sums,
+                                const float *dout, int relu, const float *in,
+                                const float *mean, const float *istd, const float *gamma,
+                                const float *beta, int n, int c, int hw, const lethe_groups *g,
+                                lethe_bn_mode mode)
+{
+    bn_backward(NULL, 0, dgamma, dbeta, dout, relu, NULL, in, mean, istd, gamma, beta, sums, n,
                 c, hw, g, mode);
 }

@@ -929,7 +929,37 @@ typedef struct {
     int relu, pk, ps, ph, pw;   /* the epilogue: ReLU, pool k and stride, pooled size */
     int direct;                 /* dout already has t's layout: used as is */
     size_t in_plane, out_plane; /* floats per sample of in and of dout */
+    const nn_bn_grad *bn;       /* dout made from a batch norm's backward, or NULL */
 } conv_bwd;
+
+/* t (OH rows laid out as L, junk zeroed) = the input gradient of the batch
+ * norm after this conv, for one plane (sample i, channel oc): its last
+ * pass (nn_bn_dx) done here, while the plane is built, instead of over
+ * the whole tensor. */
+static void bn_plane(float *restrict t, const nn_bn_grad *b, int i, int oc, int nc, int oh,
+                     int ow, plane_lay L)
+{
+    int k = 0;
+    while (k + 1 < b->g->n && i >= b->g->start[k + 1]) k++;
+    const size_t gk = (size_t)k * nc + oc, o = ((size_t)i * nc + oc) * oh * ow;
+    const float ga = b->gamma ? b->gamma[oc] : 1.0f, be = b->beta ? b->beta[oc] : 0.0f;
+    const float mf = b->mean[gk], isf = b->istd[gk], scale = ga * isf;
+    const float mdy = b->sums[2 * gk], mdyx = b->sums[2 * gk + 1];
+    for (int y = 0; y < oh; y++) {
+        float *ty = t + prow(&L, y);
+        const float *dy = b->dy + o + (size_t)y * ow, *p = b->x + o + (size_t)y * ow;
+        if (b->relu) {
+#pragma omp simd
+            for (int x = 0; x < ow; x++)
+                ty[x] = nn_bn_dx(dy[x], p[x], ga, be, mf, isf, scale, mdy, mdyx, 1, b->eval);
+        } else {
+#pragma omp simd
+            for (int x = 0; x < ow; x++)
+                ty[x] = nn_bn_dx(dy[x], p[x], ga, be, mf, isf, scale, mdy, mdyx, 0, b->eval);
+        }
+        for (int x = ow; x < L.tl; x++) ty[x] = 0.0f;
+    }
+}
 
 /* tc (OC, cc): the gradient of the conv output of samples [a, a + m), in
  * t's layout; dout itself when it already has it. */
@@ -943,7 +973,9 @@ static const float *chunk_grad(const conv_bwd *c, const conv_slot *sl, int a, in
             const size_t o = (size_t)(a + i) * c->out_plane + (size_t)oc * phw;
             float *tp = sl->t + (size_t)oc * cc + (size_t)i * c->q->cps;
             const float *op = c->out ? c->out + o : NULL;
-            if (c->pk > 0)
+            if (c->bn)
+                bn_plane(tp, c->bn, a + i, oc, s->oc, s->oh, s->ow, c->q->tlay);
+            else if (c->pk > 0)
                 unpool_plane(tp, c->dout + o, op, c->arg + o, c->relu, s->oh, s->ow, c->q->tlay,
                              c->pk, c->ps, c->ph, c->pw);
             else
@@ -1081,7 +1113,7 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
     if (s->n <= 0 || s->oh <= 0 || s->ow <= 0 || s->oc <= 0) return;
     const conv_geom q = geom(s);
     conv_bwd c = {.s = s, .q = &q, .dout = dout, .out = out, .in = in, .w = w, .wk = ws,
-                  .arg = arg, .relu = ep && ep->relu};
+                  .arg = arg, .relu = ep && ep->relu, .bn = ep ? ep->bn : NULL};
     const int pk = ep ? ep->pool_k : 0, ps = ep ? ep->pool_s : 0;
     if (pk > 0 && ps > 0 && s->oh >= pk && s->ow >= pk) {
         c.pk = pk;
@@ -1106,7 +1138,7 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
         if ((!d && !e && !din) || r1 <= r0) continue;
         const conv_plan p = plan(s, &q, r1 - r0);
         /* dout's layout is t's: one sample a chunk, no pool, no ReLU, no junk. */
-        c.direct = !c.pk && !c.relu && !q.padded && p.nb == 1;
+        c.direct = !c.pk && !c.relu && !c.bn && !q.padded && p.nb == 1;
         /* Fixed blocks of chunks, each summing into its own partial, taken
          * by whichever thread is free and added up in block order: the
          * result does not depend on which thread ran what (deterministic),

@@ -23,12 +23,38 @@ int nn_outer_threads(void);
  * (graph fusion, model.c): a ReLU, and for conv then a k×k max pool with
  * stride s (pool_k = 0: none), as nn_relu_forward and nn_maxpool_forward
  * would, with the same float operations. */
+/* A batch norm's backward whose last pass (din from dout and the sums) a
+ * conv runs as it builds its own output gradient: the conv's output x is
+ * the batch norm's input, dy the batch norm's output gradient. mean, istd
+ * (G, C) and sums (G, C, 2: mean(dy), mean(dy·xhat), as
+ * nn_batchnorm_backward_sums leaves them) per group of g; gamma, beta (C)
+ * or NULL; relu: a ReLU fused after the batch norm; eval: running
+ * statistics were used (din = γ·istd·dy). */
+typedef struct {
+    const float *dy, *x, *mean, *istd, *sums, *gamma, *beta;
+    const lethe_groups *g;
+    int relu, eval;
+} nn_bn_grad;
+
 typedef struct {
     int relu;
     int pool_k, pool_s;
     float *stats;   /* conv without pool, or NULL: (N, OC, 3) nn_plane_stats of each
                        output plane, for a batch norm that reads it */
+    const nn_bn_grad *bn;  /* backward, conv without ReLU or pool, or NULL: dout is
+                              not given but made from this batch norm's backward */
 } nn_epilogue;
+
+/* One value of batch norm's input gradient, the operations of
+ * nn_batchnorm_backward_ex's last pass: d the output gradient at input
+ * value p, scale = γ·istd, mdy and mdyx the group's means. */
+static inline float nn_bn_dx(float d, float p, float ga, float be, float mf, float isf,
+                             float scale, float mdy, float mdyx, const int relu, const int eval)
+{
+    const float xh = (p - mf) * isf;
+    if (relu) d = ga * xh + be > 0.0f ? d : 0.0f;
+    return eval ? scale * d : scale * (d - mdy - xh * mdyx);
+}
 
 /* Statistics of one plane of hw floats, as batch norm merges them: pm = its
  * sum over hw (16 float lanes, added in lane order), s1 = Σ (x − pm), s2 =
@@ -203,6 +229,14 @@ void nn_batchnorm_backward_ex(float *din, int din_add, float *const dgamma[],
                               const float *in, const float *mean, const float *istd,
                               const float *gamma, const float *beta, int n, int c, int hw,
                               const lethe_groups *g, lethe_bn_mode mode);
+/* The same without the last pass: dgamma, dbeta as above, and sums
+ * (G, C, 2) ← mean(dy) and mean(dy·xhat) per group and channel (0 in
+ * EVAL mode), for the conv that makes din (nn_bn_grad). */
+void nn_batchnorm_backward_sums(float *const dgamma[], float *const dbeta[], float *sums,
+                                const float *dout, int relu, const float *in,
+                                const float *mean, const float *istd, const float *gamma,
+                                const float *beta, int n, int c, int hw, const lethe_groups *g,
+                                lethe_bn_mode mode);
 
 /* Mean squared error per sample over d values: losses[i] = mean_j (p−t)²;
  * dpred (+=) w[i]·2(p−t)/d. w NULL means 1. */

@@ -259,6 +259,8 @@ static int sole_consumer(const lethe_model *m, int i)
  * reader of a conv's ReLU folds in too, so the conv's full-size output is
  * never stored. The last node is never folded: its gradient is the
  * caller's dlogits, which backward must not write. */
+static int conv_feeds_bn(const lethe_model *m, int i);
+
 void nn_fuse(lethe_model *m)
 {
     const int last = m->nnodes - 1;
@@ -280,6 +282,14 @@ void nn_fuse(lethe_model *m)
     }
     for (int i = 0; i < m->nnodes; i++)
         if (m->nodes[i].fold >= 0) m->nodes[i].head = m->nodes[m->nodes[i].fold].head;
+    /* A batch norm whose input only a conv writes and only it reads: the
+     * conv makes the batch norm's input gradient as it builds its own
+     * output gradient (nn_bn_grad), which spares a pass writing that
+     * gradient and one reading it. */
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].op == NN_BN && m->nodes[i].in0 >= 0 &&
+            m->nodes[i].head != m->nnodes - 1 && conv_feeds_bn(m, m->nodes[i].in0))
+            m->nodes[i].bn_defer = 1;
 }
 
 /* ------------------------------------------------------------- create */
@@ -457,7 +467,7 @@ static size_t node_floats(const lethe_model *m, int i, size_t N)
     const int own_dout = nd->head != m->nnodes - 1 && dout_alias(m, nd->head) < 0;
     size_t f = N * h->size * (own_dout ? 2 : 1);                      /* out, dout */
     if (h->op == NN_MAXPOOL) f += N * h->size;                      /* arg */
-    if (nd->op == NN_BN) f += 2 * (size_t)LETHE_MAX_GROUPS * nd->c; /* mean, istd */
+    if (nd->op == NN_BN) f += 4 * (size_t)LETHE_MAX_GROUPS * nd->c; /* mean, istd, bsum */
     if (conv_feeds_bn(m, i)) f += 3 * N * (size_t)nd->c;           /* plane stats */
     if (nd->op == NN_GN) f += 2 * N * (size_t)nd->ng;               /* mean, istd */
     if (nd->op == NN_LEMB) f += N;                                  /* labels */
@@ -500,6 +510,7 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
         nd->arg = NULL;
         nd->mean = nd->istd = NULL;
         nd->stats = NULL;
+        nd->bsum = NULL;
     }
     for (int i = 0; i < m->nnodes; i++) {
         nn_node *nd = &m->nodes[i];
@@ -514,6 +525,7 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
         if (nd->op == NN_BN) {
             nd->mean = p; p += LETHE_MAX_GROUPS * nd->c;
             nd->istd = p; p += LETHE_MAX_GROUPS * nd->c;
+            nd->bsum = p; p += 2 * LETHE_MAX_GROUPS * nd->c;
         }
         if (nd->op == NN_GN) {
             nd->mean = p; p += N * nd->ng;
@@ -711,7 +723,7 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
             break;
         case NN_CONV: {
             nn_conv_shape s = conv_shape(m, nd, n);
-            nn_epilogue ep = {nd->relu, 0, 0, mode != LETHE_BN_EVAL ? nd->stats : NULL};
+            nn_epilogue ep = {nd->relu, 0, 0, mode != LETHE_BN_EVAL ? nd->stats : NULL, NULL};
             if (nd->pool >= 0) {
                 ep.pool_k = m->nodes[nd->pool].k;
                 ep.pool_s = m->nodes[nd->pool].stride;
@@ -851,10 +863,23 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
             break;
         case NN_CONV: {
             nn_conv_shape s = conv_shape(m, nd, n);
-            nn_epilogue ep = {nd->relu, 0, 0, NULL};
+            nn_epilogue ep = {nd->relu, 0, 0, NULL, NULL};
             if (nd->pool >= 0) {
                 ep.pool_k = m->nodes[nd->pool].k;
                 ep.pool_s = m->nodes[nd->pool].stride;
+            }
+            /* The batch norm after it left its last pass to this conv. */
+            const int b = sole_consumer(m, i);
+            nn_bn_grad bg;
+            if (b >= 0 && m->nodes[b].bn_defer) {
+                const nn_node *bn = &m->nodes[b];
+                bg = (nn_bn_grad){.dy = m->nodes[bn->head].dout, .x = h->out, .mean = bn->mean,
+                                  .istd = bn->istd, .sums = bn->bsum,
+                                  .gamma = tdata(m, bn->t_w), .beta = tdata(m, bn->t_b),
+                                  .g = g, .relu = bn->relu,
+                                  .eval = m->last_mode == LETHE_BN_EVAL};
+                ep.bn = &bg;
+                gin = NULL;
             }
             float *din = grad_of(m, nd->in0, &add);
             nn_conv2d_backward_ex(din, add, dw, db, gin, h->out, h->arg, in, tdata(m, nd->t_w),
@@ -888,6 +913,13 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
         }
         case NN_BN: {
             float *din = grad_of(m, nd->in0, &add);
+            if (nd->bn_defer) {   /* its conv is its input's only writer: add is 0 */
+                /* Only the sums: the conv before runs the last pass. */
+                nn_batchnorm_backward_sums(dw, db, nd->bsum, gin, nd->relu, in, nd->mean,
+                                           nd->istd, tdata(m, nd->t_w), tdata(m, nd->t_b), n,
+                                           nd->c, nd->h * nd->w, g, m->last_mode);
+                break;
+            }
             nn_batchnorm_backward_ex(din, add, dw, db, gin, nd->relu, in, nd->mean, nd->istd,
                                      tdata(m, nd->t_w), tdata(m, nd->t_b), n, nd->c,
                                      nd->h * nd->w, g, m->last_mode);

@@ -53,6 +53,9 @@ typedef struct {
                                    sample and channel group (N, ng) */
     float *stats;               /* conv read only by a batch norm: its output
                                    planes' statistics (N, c, 3), or NULL */
+    int bn_defer;               /* batch norm (nn_fuse): the last pass of its
+                                   backward runs in the conv before it */
+    float *bsum;                /* batch norm: mean(dy), mean(dy·xhat) (G, c, 2) */
     int dirty;                  /* dout holds gradient of this backward */
 } nn_node;
 

@@ -97,7 +97,8 @@ static void check_case(const int *cs, int wino, const char *what)
     gc_fill(&rng, g, np, -1, 1);
     for (size_t i = 0; i < nn_conv2d_workspace(&s); i++) ws[i] = 1e6f;  /* dirty */
     float *stats = fz((size_t)N * s.oc * 3);
-    const nn_epilogue ep = {relu, pool ? 2 : 0, pool ? 2 : 0, pool ? NULL : stats, NULL};
+    const nn_epilogue ep = {.relu = relu, .pool_k = pool ? 2 : 0, .pool_s = pool ? 2 : 0,
+                            .stats = pool ? NULL : stats};
     nn_conv2d_forward_ex(out, pool ? arg : NULL, in, w, b, &s, &ep, ws);
     /* The epilogue's plane statistics (for a batch norm) are those of the
      * planes it wrote. */

@@ -72,7 +72,7 @@ TEST(conv2d_epilogue_matches_chain)
         const int *cs = cases[t], C = cs[8];
         nn_conv_shape s;
         nn_conv_shape_set(&s, N, C, cs[3], cs[4], OC, cs[0], cs[1], cs[2]);
-        const nn_epilogue ep = {cs[7], cs[5], cs[6], NULL, NULL};
+        const nn_epilogue ep = {.relu = cs[7], .pool_k = cs[5], .pool_s = cs[6]};
         const int pool = cs[5] > 0;
         const int ph = pool ? (s.oh - cs[5]) / cs[6] + 1 : s.oh;
         const int pw = pool ? (s.ow - cs[5]) / cs[6] + 1 : s.ow;
@@ -271,6 +271,7 @@ static void unfuse(lethe_model *m)
 {
     for (int i = 0; i < m->nnodes; i++) {
         m->nodes[i].bn_defer = 0;
+        m->nodes[i].bn_to_conv = 0;
         m->nodes[i].relu = 0;
         m->nodes[i].pool = -1;
         m->nodes[i].fold = -1;
@@ -288,13 +289,17 @@ static void graph_case(const char *arch, int hw)
     int folded = 0;
     for (int i = 0; i < a->nnodes; i++) folded += a->nodes[i].fold >= 0;
     CHECK_MSG(folded > 0, "%s: nothing fused", arch);
-    int deferred = 0, bns = 0;
+    int deferred = 0, to_conv = 0, bns = 0;
     for (int i = 0; i < a->nnodes; i++) {
         deferred += a->nodes[i].bn_defer;
+        to_conv += a->nodes[i].bn_to_conv;
         bns += a->nodes[i].op == NN_BN;
     }
     CHECK_MSG(deferred == bns, "%s: %d of %d batch norms leave their last pass to the conv",
               arch, deferred, bns);
+    /* resnet8: bn1 feeds a conv and a sum; each of the three blocks' bn1 only its conv2. */
+    CHECK_MSG(!strcmp(arch, "resnet8") ? to_conv == 3 : to_conv == 0,
+              "%s: %d batch norms left to the conv after", arch, to_conv);
     unfuse(b);
     CHECK_OK(lethe_model_reserve(a, N));
     CHECK_OK(lethe_model_reserve(b, N));

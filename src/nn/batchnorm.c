@@ -95,7 +95,7 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
             const float mf = (float)mean, isf = (float)is;
             istd[(size_t)k * c + ch] = isf;
             if (mean_out) mean_out[(size_t)k * c + ch] = mf;
-            for (int i = s; i < e; i++) {
+            for (int i = s; out && i < e; i++) {
                 const size_t o = ((size_t)i * c + ch) * hw;
                 const float *p = in + o;
                 float *q = out + o;

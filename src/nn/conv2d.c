@@ -364,21 +364,62 @@ static conv_plan plan(const nn_conv_shape *s, const conv_geom *q, int n)
 
 /* ----------------------------------------------------- padded lowering */
 
+/* The affine map (and ReLU) of one input plane, or none. */
+typedef struct { int on, relu; float ga, be, mf, isf; } aff1;
+
+static aff1 aff_of(const nn_affine *af, int sample, int c, int nc)
+{
+    aff1 A = {0, 0, 1.0f, 0.0f, 0.0f, 1.0f};
+    if (!af) return A;
+    int k = 0;
+    while (k + 1 < af->g->n && sample >= af->g->start[k + 1]) k++;
+    A.on = 1;
+    A.relu = af->relu;
+    A.ga = af->gamma ? af->gamma[c] : 1.0f;
+    A.be = af->beta ? af->beta[c] : 0.0f;
+    A.mf = af->mean[(size_t)k * nc + c];
+    A.isf = af->istd[(size_t)k * nc + c];
+    return A;
+}
+
+/* d[x] = A(s[x·st]) for x < n: a copy, or batch norm's very operations. */
+static inline void copy_row(float *restrict d, const float *restrict s, int n, int st,
+                            const aff1 *A)
+{
+    if (!A->on) {
+#pragma omp simd
+        for (int x = 0; x < n; x++) d[x] = s[x * st];
+        return;
+    }
+    const float ga = A->ga, be = A->be, mf = A->mf, isf = A->isf;
+    if (A->relu) {
+#pragma omp simd
+        for (int x = 0; x < n; x++) {
+            const float v = ga * ((s[x * st] - mf) * isf) + be;
+            d[x] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+#pragma omp simd
+        for (int x = 0; x < n; x++) d[x] = ga * ((s[x * st] - mf) * isf) + be;
+    }
+}
+
 /* P (m, C, pplane) ← in (m, C, H, W) zero-padded, with zeroed slack. */
 static NN_NO_LIBCALLS void pad_planes(float *restrict P, const float *restrict in,
-                                      const nn_conv_shape *s, const conv_geom *q, int m)
+                                      const nn_conv_shape *s, const conv_geom *q, int m,
+                                      const nn_affine *af, int a)
 {
     const int wp = q->wp, pad = s->pad, w = s->w;
     for (int pl = 0; pl < m * s->c; pl++) {
         float *d = P + (size_t)pl * q->pplane;
         const float *src = in + (size_t)pl * s->h * w;
+        const aff1 A = aff_of(af, a + pl / s->c, pl % s->c, s->c);
 #pragma omp simd
         for (int x = 0; x < pad * wp; x++) d[x] = 0.0f;
         float *r = d + (size_t)pad * wp;
         for (int y = 0; y < s->h; y++, r += wp) {
             for (int x = 0; x < pad; x++) r[x] = 0.0f;
-#pragma omp simd
-            for (int x = 0; x < w; x++) r[pad + x] = src[(size_t)y * w + x];
+            copy_row(r + pad, src + (size_t)y * w, w, 1, &A);
             for (int x = pad + w; x < wp; x++) r[x] = 0.0f;
         }
         const int tail = (int)(d + q->pplane - r);
@@ -390,13 +431,15 @@ static NN_NO_LIBCALLS void pad_planes(float *restrict P, const float *restrict i
 /* Winograd's P (m, C, pplane) ← in zero-padded by one, even padded rows
  * first, then odd ones, each half with zeroed slack (q->play). */
 static NN_NO_LIBCALLS void pad_planes_split(float *restrict P, const float *restrict in,
-                                            const nn_conv_shape *s, const conv_geom *q, int m)
+                                            const nn_conv_shape *s, const conv_geom *q, int m,
+                                            const nn_affine *af, int a)
 {
     const int wp = q->wp, w = s->w, rows = 2 * q->th + 2;
     const size_t half = q->play.ro;
     for (int pl = 0; pl < m * s->c; pl++) {
         float *d = P + (size_t)pl * q->pplane;
         const float *src = in + (size_t)pl * s->h * w;
+        const aff1 A = aff_of(af, a + pl / s->c, pl % s->c, s->c);
         for (int y = 0; y < rows; y++) {
             float *r = d + prow(&q->play, y);
             if (y < 1 || y > s->h) {
@@ -404,10 +447,8 @@ static NN_NO_LIBCALLS void pad_planes_split(float *restrict P, const float *rest
                 for (int x = 0; x < wp; x++) r[x] = 0.0f;
                 continue;
             }
-            const float *sy = src + (size_t)(y - 1) * w;
             r[0] = 0.0f;
-#pragma omp simd
-            for (int x = 0; x < w; x++) r[1 + x] = sy[x];
+            copy_row(r + 1, src + (size_t)(y - 1) * w, w, 1, &A);
             for (int x = 1 + w; x < wp; x++) r[x] = 0.0f;
         }
         for (int hf = 0; hf < 2; hf++)
@@ -445,7 +486,8 @@ static size_t tap_off(const nn_conv_shape *s, const conv_geom *q, int k)
  * holds in[2a + pr][2b + pc]; the top row, the left column, rows and
  * columns past the input and the slack are zero. */
 static NN_NO_LIBCALLS void pad_phases(float *restrict P, const float *restrict in,
-                                      const nn_conv_shape *s, const conv_geom *q, int m)
+                                      const nn_conv_shape *s, const conv_geom *q, int m,
+                                      const nn_affine *af, int a0)
 {
     const int wp = q->wp, rows = s->oh + 1;
     for (int i = 0; i < m; i++)
@@ -455,6 +497,7 @@ static NN_NO_LIBCALLS void pad_phases(float *restrict P, const float *restrict i
             for (int c = 0; c < s->c; c++) {
                 float *d = P + (size_t)i * q->pps + ((size_t)ph * s->c + c) * q->pplane;
                 const float *src = in + ((size_t)i * s->c + c) * s->h * s->w;
+                const aff1 A = aff_of(af, a0 + i, c, s->c);
                 for (int x = 0; x < wp; x++) d[x] = 0.0f;
                 for (int a = 0; a < rows - 1; a++) {
                     float *r = d + (size_t)(a + 1) * wp;
@@ -462,10 +505,8 @@ static NN_NO_LIBCALLS void pad_phases(float *restrict P, const float *restrict i
                         for (int x = 0; x < wp; x++) r[x] = 0.0f;
                         continue;
                     }
-                    const float *sr = src + (size_t)(2 * a + pr) * s->w + pc;
                     r[0] = 0.0f;
-#pragma omp simd
-                    for (int b = 0; b < nc; b++) r[1 + b] = sr[2 * b];
+                    copy_row(r + 1, src + (size_t)(2 * a + pr) * s->w + pc, nc, 2, &A);
                     for (int x = 1 + nc; x < wp; x++) r[x] = 0.0f;
                 }
                 for (size_t x = (size_t)rows * wp; x < q->pplane; x++) d[x] = 0.0f;
@@ -499,11 +540,19 @@ static NN_NO_LIBCALLS void phases_put(float *restrict din, int add, const float 
     }
 }
 
-/* P of m samples, as the lowering reads it. */
-static void fill_p(float *P, const float *in, const nn_conv_shape *s, const conv_geom *q, int m)
+/* P of samples [a, a + m) (in points at sample a), as the lowering reads
+ * it, normalised on the way when af. */
+static void fill_p(float *P, const float *in, const nn_conv_shape *s, const conv_geom *q, int m,
+                   const nn_affine *af, int a)
 {
-    if (q->poly) pad_phases(P, in, s, q, m);
-    else pad_planes(P, in, s, q, m);
+    if (q->wino) pad_planes_split(P, in, s, q, m, af, a);
+    else if (q->poly) pad_phases(P, in, s, q, m, af, a);
+    else pad_planes(P, in, s, q, m, af, a);
+}
+
+int nn_conv2d_takes_affine(const nn_conv_shape *s)
+{
+    return s->n > 0 && s->oh > 0 && s->ow > 0 && geom(s).padded;
 }
 
 /* col (CKK, m·cps): row (c, ki, kj), sample i = P[i, c] from ki·Wp + kj. */
@@ -771,6 +820,7 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
     const int phw = ph * pw;
     const size_t in_plane = (size_t)s->c * s->h * s->w, out_plane = (size_t)s->oc * phw;
     const conv_plan p = plan(s, &q, s->n);
+    const nn_affine *af = ep ? ep->in_affine : NULL;   /* needs q.padded (the caller's word) */
     /* One sample, no pool, no junk columns: t's layout is the output's. */
     const int direct = !pool && !q.padded && p.nb == 1;
     float *wk = ws;
@@ -797,7 +847,7 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                 /* V ← Bᵀ d B per tile, M_k = U_k · V_k for the 16
                  * positions k, t ← Aᵀ M A. */
                 const int tiles = q.th * q.tx, nt = m * tiles;
-                pad_planes_split(sl.p, x, s, &q, m);
+                fill_p(sl.p, x, s, &q, m, af, a);
                 for (int i = 0; i < m; i++)
                     wino_input(sl.col, s->c, nt, i * tiles, sl.p + (size_t)i * s->c * q.pplane,
                                q.pplane, q.wp, q.play.ro, tiles);
@@ -813,14 +863,14 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                 /* t (OC, cps) of sample i = Σ_k wt[k]ᵀ · P_i shifted by kernel
                  * position k (C rows of stride pplane), in one direct kernel:
                  * no col at all. */
-                fill_p(sl.p, x, s, &q, m);
+                fill_p(sl.p, x, s, &q, m, af, a);
                 for (int i = 0; i < m; i++)
                     conv_direct(dst + (size_t)i * q.cps, (size_t)cc, s->oc, q.cps,
                                 sl.p + (size_t)i * q.pps, q.pplane, s->c, toff, wtap,
                                 s->kh * s->kw);
             } else {
                 if (q.padded) {
-                    fill_p(sl.p, x, s, &q, m);
+                    fill_p(sl.p, x, s, &q, m, af, a);
                     im2col_padded(sl.col, sl.p, s, &q, m);
                 } else {
                     im2col_rows(sl.col, x, s, m);
@@ -930,6 +980,7 @@ typedef struct {
     int direct;                 /* dout already has t's layout: used as is */
     size_t in_plane, out_plane; /* floats per sample of in and of dout */
     const nn_bn_grad *bn;       /* dout made from a batch norm's backward, or NULL */
+    const nn_affine *af;        /* in normalised as it is copied, or NULL */
 } conv_bwd;
 
 /* t (OH rows laid out as L, junk zeroed) = the input gradient of the batch
@@ -996,7 +1047,7 @@ static void chunk_dw(const conv_bwd *c, const conv_slot *sl, const float *tc, in
     const conv_geom *q = c->q;
     const int cc = m * q->cps, kk = s->kh * s->kw;
     const float *x = c->in + (size_t)a * c->in_plane;
-    if (q->padded) fill_p(sl->p, x, s, q, m);
+    if (q->padded) fill_p(sl->p, x, s, q, m, c->af, a);
     if (q->shift_dw) {
         /* Rows c·KK + k of dwᵀ (stride KK·OC) += P_i at shift k · t_iᵀ. */
         for (int i = 0; i < m; i++)
@@ -1076,7 +1127,7 @@ static void chunk_wino(const conv_bwd *c, const conv_slot *sl, const float *tc, 
         wino_output_adjoint(sl->m, tc + (size_t)i * q->cps, (size_t)cc, q->tlay.ro, s->oc, nt,
                             i * tiles, tiles);
     if (du) {
-        pad_planes_split(sl->p, c->in + (size_t)a * c->in_plane, s, q, m);
+        fill_p(sl->p, c->in + (size_t)a * c->in_plane, s, q, m, c->af, a);
         for (int i = 0; i < m; i++)
             wino_input(sl->col, s->c, nt, i * tiles, sl->p + (size_t)i * s->c * q->pplane,
                        q->pplane, q->wp, q->play.ro, tiles);
@@ -1113,7 +1164,8 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
     if (s->n <= 0 || s->oh <= 0 || s->ow <= 0 || s->oc <= 0) return;
     const conv_geom q = geom(s);
     conv_bwd c = {.s = s, .q = &q, .dout = dout, .out = out, .in = in, .w = w, .wk = ws,
-                  .arg = arg, .relu = ep && ep->relu, .bn = ep ? ep->bn : NULL};
+                  .arg = arg, .relu = ep && ep->relu, .bn = ep ? ep->bn : NULL,
+                  .af = ep ? ep->in_affine : NULL};
     const int pk = ep ? ep->pool_k : 0, ps = ep ? ep->pool_s : 0;
     if (pk > 0 && ps > 0 && s->oh >= pk && s->ow >= pk) {
         c.pk = pk;

@@ -36,9 +36,22 @@ typedef struct {
     int relu, eval;
 } nn_bn_grad;
 
+/* A batch norm (and ReLU) applied to a conv's input as the conv copies it
+ * into its padded planes, so that the normalised tensor is never written:
+ * in = relu?(γ·((x − μ)·istd) + β) with μ, istd (G, C) of each sample's
+ * group of g, the operations of nn_batchnorm_forward_ex. Only for convs
+ * that copy their input (nn_conv2d_takes_affine). */
+typedef struct {
+    const float *mean, *istd, *gamma, *beta;
+    const lethe_groups *g;
+    int relu;
+} nn_affine;
+
 typedef struct {
     int relu;
     int pool_k, pool_s;
+    const nn_affine *in_affine;  /* forward and backward, or NULL: `in` is the
+                                    batch norm's input, normalised on the way */
     float *stats;   /* conv without pool, or NULL: (N, OC, 3) nn_plane_stats of each
                        output plane, for a batch norm that reads it */
     const nn_bn_grad *bn;  /* backward, conv without ReLU or pool, or NULL: dout is
@@ -139,6 +152,9 @@ void nn_conv_shape_set(nn_conv_shape *s, int n, int c, int h, int w, int oc,
                        int k, int stride, int pad);
 /* Scratch floats that forward and backward need for this shape. */
 size_t nn_conv2d_workspace(const nn_conv_shape *s);
+/* 1 when this conv's lowering copies its input into padded planes (and
+ * so can apply an nn_affine on the way). */
+int nn_conv2d_takes_affine(const nn_conv_shape *s);
 /* With 8 or more input channels, 3×3 stride-1 pad-1 convs on planes at
  * least 12 wide run as Winograd F(2×2, 3×3) (conv_winograd.c), and
  * stride-2 convs (3×3 pad 1, 1×1 pad 0) on the input's phase planes,
@@ -217,7 +233,8 @@ void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta
  * recomputed from in, mean, istd, gamma and beta, not read from the
  * output); din is overwritten unless din_add. pstats (N, C, 3), or NULL: the
  * nn_plane_stats of every plane of `in`, already computed by the conv that
- * wrote it, so that batch statistics need no pass over `in`. */
+ * wrote it, so that batch statistics need no pass over `in`. out NULL:
+ * statistics only (the conv after applies them, nn_affine). */
 void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
                              const float *in, const float *gamma, const float *beta,
                              float *run_mean, float *run_var,

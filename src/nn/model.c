@@ -290,6 +290,28 @@ void nn_fuse(lethe_model *m)
         if (m->nodes[i].op == NN_BN && m->nodes[i].in0 >= 0 &&
             m->nodes[i].head != m->nnodes - 1 && conv_feeds_bn(m, m->nodes[i].in0))
             m->nodes[i].bn_defer = 1;
+    /* A batch norm (with its ReLU) read only by a conv: the conv may apply
+     * it as it copies its input (nn_affine), so that the normalised tensor
+     * is never written (decided per forward: the conv's lowering must copy
+     * its input). */
+    for (int i = 0; i < m->nnodes; i++) {
+        nn_node *nd = &m->nodes[i];
+        if (nd->op != NN_BN || nd->head == m->nnodes - 1) continue;
+        const int j = sole_consumer(m, nd->head);
+        if (j >= 0 && m->nodes[j].op == NN_CONV && m->nodes[j].in0 == nd->head)
+            nd->bn_to_conv = 1;
+    }
+}
+
+/* The batch norm whose normalisation conv node i applies to its input in
+ * this forward, or NULL. */
+static const nn_node *bn_in(const lethe_model *m, int i)
+{
+    const int src = m->nodes[i].in0;
+    if (src < 0) return NULL;
+    const int b = m->nodes[src].fold >= 0 ? m->nodes[src].fold : src;
+    const nn_node *bn = &m->nodes[b];
+    return bn->op == NN_BN && bn->bn_unwritten ? bn : NULL;
 }
 
 /* ------------------------------------------------------------- create */
@@ -723,10 +745,18 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
             break;
         case NN_CONV: {
             nn_conv_shape s = conv_shape(m, nd, n);
-            nn_epilogue ep = {nd->relu, 0, 0, mode != LETHE_BN_EVAL ? nd->stats : NULL, NULL};
+            nn_epilogue ep = {.relu = nd->relu, .stats = mode != LETHE_BN_EVAL ? nd->stats : NULL};
             if (nd->pool >= 0) {
                 ep.pool_k = m->nodes[nd->pool].k;
                 ep.pool_s = m->nodes[nd->pool].stride;
+            }
+            nn_affine af;
+            const nn_node *bn = bn_in(m, i);
+            if (bn) {   /* the batch norm before left its output to this conv */
+                af = (nn_affine){bn->mean, bn->istd, tdata(m, bn->t_w), tdata(m, bn->t_b), g,
+                                 bn->relu};
+                ep.in_affine = &af;
+                in = node_out(m, bn->in0);
             }
             nn_conv2d_forward_ex(h->out, h->arg, in, tdata(m, nd->t_w), tdata(m, nd->t_b), &s,
                                  &ep, m->ws);
@@ -750,7 +780,16 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
             break;
         }
         case NN_BN: {
-            nn_batchnorm_forward_ex(h->out, nd->mean, nd->istd, in, tdata(m, nd->t_w),
+            /* Read only by a conv that copies its input: it normalises as
+             * it copies, and the output is not written here. */
+            nd->bn_unwritten = 0;
+            if (nd->bn_to_conv) {
+                const int j = sole_consumer(m, nd->head);
+                const nn_conv_shape cs = conv_shape(m, &m->nodes[j], n);
+                nd->bn_unwritten = nn_conv2d_takes_affine(&cs);
+            }
+            nn_batchnorm_forward_ex(nd->bn_unwritten ? NULL : h->out, nd->mean, nd->istd, in,
+                                    tdata(m, nd->t_w),
                                     tdata(m, nd->t_b), tdata(m, nd->t_rm), tdata(m, nd->t_rv),
                                     n, nd->c, nd->h * nd->w, g, mode, BN_MOMENTUM, BN_EPS,
                                     nd->relu,
@@ -863,10 +902,18 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
             break;
         case NN_CONV: {
             nn_conv_shape s = conv_shape(m, nd, n);
-            nn_epilogue ep = {nd->relu, 0, 0, NULL, NULL};
+            nn_epilogue ep = {.relu = nd->relu};
             if (nd->pool >= 0) {
                 ep.pool_k = m->nodes[nd->pool].k;
                 ep.pool_s = m->nodes[nd->pool].stride;
+            }
+            nn_affine af;
+            const nn_node *bni = bn_in(m, i);
+            if (bni) {   /* as in forward: its input is normalised as it is copied */
+                af = (nn_affine){bni->mean, bni->istd, tdata(m, bni->t_w), tdata(m, bni->t_b), g,
+                                 bni->relu};
+                ep.in_affine = &af;
+                in = node_out(m, bni->in0);
             }
             /* The batch norm after it left its last pass to this conv. */
             const int b = sole_consumer(m, i);

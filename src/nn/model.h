@@ -56,6 +56,9 @@ typedef struct {
     int bn_defer;               /* batch norm (nn_fuse): the last pass of its
                                    backward runs in the conv before it */
     float *bsum;                /* batch norm: mean(dy), mean(dy·xhat) (G, c, 2) */
+    int bn_to_conv;             /* batch norm (nn_fuse): its group's only reader is
+                                   a conv, which may normalise as it copies */
+    int bn_unwritten;           /* batch norm: the last forward left it to the conv */
     int dirty;                  /* dout holds gradient of this backward */
 } nn_node;
 

@@ -214,3 +214,65 @@ TEST(conv2d_every_lowering_matches_double_reference)
             check_case(cases[t], wino, what);
         }
 }
+
+/* A batch norm applied by the conv as it copies its input (nn_affine)
+ * against the same conv on the normalised tensor, for every lowering that
+ * copies (Winograd, phase planes, padded grid, first-layer im2col on the
+ * padded grid): bitwise the same output and weight gradient. */
+TEST(conv2d_input_affine_equals_normalised_input)
+{
+    /* n0, n1, c, h, w, oc, k, stride, pad */
+    static const int shapes[][9] = {
+        {2, 3, 8, 12, 12, 5, 3, 1, 1}, {1, 4, 9, 13, 15, 6, 3, 1, 1}, {2, 3, 8, 7, 7, 5, 3, 1, 1},
+        {2, 3, 16, 14, 14, 8, 3, 2, 1}, {2, 3, 8, 13, 11, 6, 3, 2, 1}, {2, 2, 3, 9, 10, 4, 3, 1, 1},
+    };
+    for (int t = 0; t < (int)(sizeof shapes / sizeof shapes[0]); t++)
+        for (int relu = 0; relu < 2; relu++) {
+            const int *cs = shapes[t], N = cs[0] + cs[1];
+            nn_conv_shape s;
+            nn_conv_shape_set(&s, N, cs[2], cs[3], cs[4], cs[5], cs[6], cs[7], cs[8]);
+            CHECK_MSG(nn_conv2d_takes_affine(&s), "shape %d: its lowering copies its input", t);
+            const size_t hw = (size_t)s.h * s.w, ni = (size_t)N * s.c * hw;
+            const size_t no = (size_t)N * s.oc * s.oh * s.ow, nw = (size_t)s.oc * s.c * s.kh * s.kw;
+            lethe_rng rng;
+            lethe_rng_seed(&rng, 90 + t);
+            float *x = fz(ni), *xn = fz(ni), *w = fz(nw), *g = fz(no), *ws = fz(nn_conv2d_workspace(&s));
+            float *o1 = fz(no), *o2 = fz(no), *dw1 = fz(nw), *dw2 = fz(nw);
+            float mean[2 * 16], istd[2 * 16], gamma[16], beta[16];
+            gc_fill(&rng, x, ni, -2, 3);
+            gc_fill(&rng, w, nw, -0.3f, 0.3f);
+            gc_fill(&rng, g, no, -1, 1);
+            gc_fill(&rng, mean, 2 * 16, -0.5f, 0.5f);
+            gc_fill(&rng, istd, 2 * 16, 0.5f, 1.5f);
+            gc_fill(&rng, gamma, 16, 0.5f, 1.5f);
+            gc_fill(&rng, beta, 16, -0.5f, 0.5f);
+            lethe_groups gr;
+            gc_groups(&gr, cs[0], cs[1]);
+            /* The batch norm's own operations (nn_batchnorm_forward_ex). */
+            for (int i = 0; i < N; i++)
+                for (int c = 0; c < s.c; c++) {
+                    const int k = i >= cs[0];
+                    const float ga = gamma[c], be = beta[c], mf = mean[k * s.c + c];
+                    const float isf = istd[k * s.c + c];
+                    for (size_t j = 0; j < hw; j++) {
+                        const size_t q = ((size_t)i * s.c + c) * hw + j;
+                        const float v = ga * ((x[q] - mf) * isf) + be;
+                        xn[q] = relu && !(v > 0.0f) ? 0.0f : v;
+                    }
+                }
+            const nn_affine af = {mean, istd, gamma, beta, &gr, relu};
+            const nn_epilogue e1 = {.in_affine = &af}, e2 = {0};
+            nn_conv2d_forward_ex(o1, NULL, x, w, NULL, &s, &e1, ws);
+            nn_conv2d_forward_ex(o2, NULL, xn, w, NULL, &s, &e2, ws);
+            CHECK_MSG(gc_max_abs_diff(o1, o2, no) == 0.0, "shape %d relu %d: forward differs by %g",
+                      t, relu, gc_max_abs_diff(o1, o2, no));
+            float *d1[1] = {dw1}, *d2[1] = {dw2};
+            lethe_groups one;
+            gc_groups(&one, N, 0);
+            nn_conv2d_backward_ex(NULL, 0, d1, NULL, g, o1, NULL, x, w, &s, &e1, &one, ws);
+            nn_conv2d_backward_ex(NULL, 0, d2, NULL, g, o2, NULL, xn, w, &s, &e2, &one, ws);
+            CHECK_MSG(gc_max_abs_diff(dw1, dw2, nw) == 0.0, "shape %d relu %d: dw differs by %g", t,
+                      relu, gc_max_abs_diff(dw1, dw2, nw));
+            free(x); free(xn); free(w); free(g); free(ws); free(o1); free(o2); free(dw1); free(dw2);
+        }
+}

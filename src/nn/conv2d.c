@@ -178,15 +178,20 @@ static conv_geom geom(const nn_conv_shape *s)
     q.ohw = s->oh * s->ow;
     q.wp = s->w + 2 * s->pad;
     q.padded = s->stride == 1 && q.wp <= ROW_MAX;
-    /* Shifted products have K = C: worth it from 8 channels (measured: fwd
-     * 15-35% faster, dcol 25-60%, dw 10-35% when OC ≤ 32 but 60% slower at
-     * OC = 64, where OpenBLAS runs the (C, OC, cps) shape poorly). */
+    /* Reading P at the kernel positions' shifts (the direct kernel for the
+     * forward and the input gradient) from 8 channels; fewer (a network's
+     * first layer) measured faster as im2col and one sgemm. The weight
+     * gradient as shifted sgemm products only up to 32 output channels:
+     * 10-35% faster than im2col there, 60% slower at OC = 64, where
+     * OpenBLAS runs the (C, OC, cps) shape poorly. */
     q.shift = q.padded && s->c >= 8 && s->kh * s->kw <= KK_MAX;
     q.shift_dw = q.shift && s->oc <= 32;
-    /* Winograd for 3×3 pad-1 kernels wherever the shifted products would
-     * run: 2.25× fewer multiply-adds, the transforms cost a few adds per
-     * value. Its padded plane has an even number of rows and columns past
-     * the pad (whole 2×2 tiles); junk rows and columns are cut as above. */
+    /* Winograd for 3×3 pad-1 kernels wherever the shifts would be read and
+     * planes are at least 12 wide: 2.25× fewer multiply-adds, the
+     * transforms cost a few adds per value (on 7×7 planes, 20 tiles for
+     * 12¼ of output, it measured no faster than the direct kernel). Its
+     * padded plane has whole 2×2 tiles; junk rows and columns are cut as
+     * above. */
     q.wino = fast_on && q.shift && s->kh == 3 && s->kw == 3 && s->pad == 1 && s->ow >= 12 &&
              s->w + 4 <= ROW_MAX;
     if (q.wino) {
@@ -212,6 +217,7 @@ static conv_geom geom(const nn_conv_shape *s)
         q.mfl = round16(16 * (size_t)s->oc * q.nb * tiles);
         q.pps = (size_t)s->c * q.pplane;
         q.poly = 0;
+        q.d0 = q.dn = q.dfront = q.dlen = 0;
         q.slot = q.vfl + q.mfl + round16((size_t)s->oc * q.cmax) + round16((size_t)q.nb * q.pps);
         return q;
     }

@@ -4,15 +4,19 @@
  * that one backward pass yields each group's exact gradient.
  *     xhat = (x − μ_k)·istd_k,  istd_k = 1/√(σ²_k + eps),  out = γ·xhat + β
  * σ²_k is the biased variance; the running variance gets the unbiased one
- * (PyTorch). Statistics are summed in double: a channel of a large batch
- * has 10⁵ values. The element loops are marked simd: out may be in (same
- * index read, then written), nothing else overlaps.
+ * (PyTorch). Statistics: each plane (≤ 10³ values) is summed in float
+ * lanes, the planes merged in double (a channel of a large batch has 10⁵
+ * values; chan_stats). The element loops are marked simd: out may be in
+ * (same index read, then written), nothing else overlaps.
  *
  * The model's path (_ex) saves μ and istd per group instead of xhat and
  * recomputes xhat = (x − μ)·istd in backward with the same float
  * operations, so the values are the same and a full-size tensor is neither
- * written nor kept; a following ReLU is fused in (out = max(·, 0), and
- * backward masks dout by out > 0 as it reads it). */
+ * written nor kept; a following ReLU is fused in (out = max(·, 0); backward
+ * masks dout where γ·xhat + β ≤ 0, recomputed from the input). The model
+ * may also take the plane statistics from the conv before, leave the
+ * normalisation to the conv after (out NULL) and the backward's last pass
+ * to the conv before (nn_batchnorm_backward_sums, nn_bn_dx). */
 #include "nn/layers.h"
 
 #include <math.h>

@@ -1,5 +1,5 @@
 /* Every lowering of conv2d (Winograd F(2×2, 3×3), the polyphase split of
- * stride-2 convs, shifted products, im2col) against a convolution and its
+ * stride-2 convs, the direct kernels on the padded grid, im2col) against a convolution and its
  * gradients computed directly in double, on the shapes that select each
  * path: odd planes, several samples a chunk, two sample groups with their
  * own weight gradients, a fused ReLU and max pool, overwriting and
@@ -203,6 +203,8 @@ static const int cases[][11] = {
     {2, 3, 16, 14, 14, 8, 1, 2, 0, 0, 0},  /* 1×1 stride-2 shortcut */
     {1, 2, 3, 9, 9, 4, 3, 2, 1, 1, 0},     /* stride 2, few channels */
     {2, 2, 1, 12, 12, 4, 3, 1, 1, 1, 1},   /* one input channel (first layers) */
+    {2, 3, 3, 11, 10, 5, 5, 1, 2, 1, 0},   /* 5×5, few channels: direct dW over 25 positions */
+    {2, 2, 2, 9, 8, 7, 1, 1, 0, 0, 0},     /* 1×1 stride 1, few channels */
 };
 
 TEST(conv2d_every_lowering_matches_double_reference)

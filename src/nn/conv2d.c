@@ -1064,6 +1064,18 @@ static void chunk_dw(const conv_bwd *c, const conv_slot *sl, const float *tc, in
                             dwt + (size_t)k * s->oc, kk * s->oc);
         return;
     }
+    if (q->padded && s->c < 8 && kk <= KK_MAX) {
+        /* Few channels (a first layer): dwᵀ is a long, thin product (K =
+         * the whole plane, N = C·KH·KW ≤ 7·49), which OpenBLAS runs at a
+         * tenth of its speed; the direct kernel sums it in registers
+         * straight from P. */
+        size_t toff[KK_MAX];
+        for (int k = 0; k < kk; k++) toff[k] = tap_off(s, q, k);
+        for (int i = 0; i < m; i++)
+            conv_direct_dw(dwt, s->oc, q->cps, sl->p + (size_t)i * q->pps, q->pplane, s->c, toff,
+                           kk, tc + (size_t)i * q->cps, (size_t)cc);
+        return;
+    }
     /* dwᵀ += col·tᵀ: OpenBLAS runs this shape ~15% faster than t·colᵀ when
      * OC is small. */
     if (q->padded) im2col_padded(sl->col, sl->p, s, q, m);

@@ -125,6 +125,91 @@ void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_
         }
     }
 }
+
+/* Weight gradient: a tile of DO output channels × DK kernel positions,
+ * each a vector of partial sums over columns, reduced at the end. Per
+ * column vector: DO + DK loads for DO·DK FMAs. */
+#if VW == 16
+#define DO 3
+#define DK 9
+static inline float vsum(vec v) { return _mm512_reduce_add_ps(v); }
+#else
+#define DO 3
+#define DK 3
+static inline float vsum(vec v)
+{
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+#endif
+
+static inline __attribute__((always_inline)) void
+dw_tile(const int ro, const int rk, float *dwt, int nout, int n, const float *pc,
+        const size_t *toff, int kk, const float *t, size_t ocs, int c, int o0, int k0)
+{
+    vec acc[DO][DK];
+#pragma GCC unroll 9
+    for (int a = 0; a < ro; a++)
+#pragma GCC unroll 9
+        for (int b = 0; b < rk; b++) acc[a][b] = vzero();
+    int j = 0;
+    for (; j + VW <= n; j += VW) {
+        vec tv[DO];
+#pragma GCC unroll 9
+        for (int a = 0; a < ro; a++) tv[a] = vloadu(t + (size_t)(o0 + a) * ocs + j);
+#pragma GCC unroll 9
+        for (int b = 0; b < rk; b++) {
+            const vec x = vloadu(pc + toff[k0 + b] + j);
+#pragma GCC unroll 9
+            for (int a = 0; a < ro; a++) acc[a][b] = vfma(x, tv[a], acc[a][b]);
+        }
+    }
+    if (j < n) {
+        const vmask mk = vmask_of(n - j);
+        vec tv[DO];
+#pragma GCC unroll 9
+        for (int a = 0; a < ro; a++) tv[a] = vload(mk, t + (size_t)(o0 + a) * ocs + j);
+#pragma GCC unroll 9
+        for (int b = 0; b < rk; b++) {
+            const vec x = vload(mk, pc + toff[k0 + b] + j);
+#pragma GCC unroll 9
+            for (int a = 0; a < ro; a++) acc[a][b] = vfma(x, tv[a], acc[a][b]);
+        }
+    }
+#pragma GCC unroll 9
+    for (int a = 0; a < ro; a++)
+#pragma GCC unroll 9
+        for (int b = 0; b < rk; b++)
+            dwt[((size_t)c * kk + k0 + b) * nout + o0 + a] += vsum(acc[a][b]);
+}
+
+void conv_direct_dw(float *dwt, int nout, int n, const float *in, size_t ics, int nin,
+                    const size_t *toff, int kk, const float *t, size_t ocs)
+{
+    for (int c = 0; c < nin; c++) {
+        const float *pc = in + (size_t)c * ics;
+        for (int k0 = 0; k0 < kk; k0 += DK) {
+            const int rk = kk - k0 < DK ? kk - k0 : DK;
+            int o0 = 0;
+            if (rk == DK) {
+                for (; o0 + DO <= nout; o0 += DO)
+                    dw_tile(DO, DK, dwt, nout, n, pc, toff, kk, t, ocs, c, o0, k0);
+                for (; o0 < nout; o0++)
+                    dw_tile(1, DK, dwt, nout, n, pc, toff, kk, t, ocs, c, o0, k0);
+            } else {   /* the last rk < DK positions, one at a time */
+                for (int b = 0; b < rk; b++) {
+                    for (o0 = 0; o0 + DO <= nout; o0 += DO)
+                        dw_tile(DO, 1, dwt, nout, n, pc, toff, kk, t, ocs, c, o0, k0 + b);
+                    for (; o0 < nout; o0++)
+                        dw_tile(1, 1, dwt, nout, n, pc, toff, kk, t, ocs, c, o0, k0 + b);
+                }
+            }
+        }
+    }
+}
+
 #else
 
 void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,
@@ -141,6 +226,19 @@ void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_
                 for (int j = 0; j < n; j++) dst[j] += w * p[j];
             }
     }
+}
+
+void conv_direct_dw(float *dwt, int nout, int n, const float *in, size_t ics, int nin,
+                    const size_t *toff, int kk, const float *t, size_t ocs)
+{
+    for (int c = 0; c < nin; c++)
+        for (int k = 0; k < kk; k++)
+            for (int o = 0; o < nout; o++) {
+                const float *p = in + (size_t)c * ics + toff[k], *g = t + (size_t)o * ocs;
+                float sum = 0.0f;
+                for (int j = 0; j < n; j++) sum += p[j] * g[j];
+                dwt[((size_t)c * kk + k) * nout + o] += sum;
+            }
 }
 
 #endif

@@ -16,4 +16,12 @@
 void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,
                  const size_t *toff, const float *const *wtap, int kk);
 
+/* The weight gradient the same way, for convs with few input channels
+ * (a network's first layer, where it is a long, thin product):
+ *     dwt[(c·kk + k)·nout + o] += Σ_{j < n} in[c·ics + toff[k] + j] · t[o·ocs + j]
+ * for c < nin, k < kk, o < nout: each sum accumulated in registers over j,
+ * then added in a fixed order. */
+void conv_direct_dw(float *dwt, int nout, int n, const float *in, size_t ics, int nin,
+                    const size_t *toff, int kk, const float *t, size_t ocs);
+
 #endif

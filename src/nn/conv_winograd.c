@@ -6,8 +6,7 @@
  * each 2-D transform is the 1-D one on the rows, then on the columns. */
 #include "nn/winograd.h"
 
-
-/* 1-D maps on four (or three, two) values. */
+/* Bᵀ applied to four values. */
 #define BT(d0, d1, d2, d3, o0, o1, o2, o3) \
     do {                                   \
         o0 = (d0) - (d2);                  \

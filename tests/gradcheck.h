@@ -5,6 +5,7 @@
 #define LETHE_TEST_GRADCHECK_H
 
 #include "lethe.h"
+#include "nn/layers.h"
 #include "test.h"
 
 /* x (n) uniform in [lo, hi). */
@@ -17,9 +18,21 @@ double gc_max_abs_diff(const float *a, const float *b, size_t n);
 void gc_groups(lethe_groups *g, int n0, int n1);
 
 typedef double (*gc_objective)(void *ctx);
+/* The central difference of f in x[i] with step h (x[i] restored). */
+double gc_fd_one(float *x, size_t i, gc_objective f, void *ctx, float h);
 /* Largest |analytic − numeric| over x, relative to the largest gradient
  * entry; each numeric entry is a central difference of f in x[i]. */
 double gc_fd_error(float *x, size_t n, const float *grad, gc_objective f, void *ctx, float h);
+
+/* A convolution by its definition, in double: out (N, OC, OH, OW) from
+ * in, w and b (or NULL). */
+void gc_conv_ref(double *out, const float *in, const float *w, const float *b,
+                 const nn_conv_shape *s);
+/* Its backward by definition, for samples [n0, n1): din (N, C, H, W) of
+ * those samples, dw (OC, C, KH, KW), db (OC), all +=, from dout. */
+void gc_conv_ref_backward(double *din, double *dw, double *db, const float *dout,
+                          const float *in, const float *w, const nn_conv_shape *s, int n0,
+                          int n1);
 
 #define CHECK_FD(x, n, grad, f, ctx, h, tol)                                     \
     do {                                                                         \

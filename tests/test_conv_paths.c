@@ -14,55 +14,6 @@
 
 static float *fz(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
-static double at(const float *in, const nn_conv_shape *s, int n, int c, int y, int x)
-{
-    if (y < 0 || y >= s->h || x < 0 || x >= s->w) return 0.0;
-    return in[(((size_t)n * s->c + c) * s->h + y) * s->w + x];
-}
-
-/* Reference conv output (N, OC, OH, OW) in double. */
-static void ref_forward(double *out, const float *in, const float *w, const float *b,
-                        const nn_conv_shape *s)
-{
-    for (int n = 0; n < s->n; n++)
-        for (int o = 0; o < s->oc; o++)
-            for (int oy = 0; oy < s->oh; oy++)
-                for (int ox = 0; ox < s->ow; ox++) {
-                    double acc = b ? b[o] : 0.0;
-                    for (int c = 0; c < s->c; c++)
-                        for (int ki = 0; ki < s->kh; ki++)
-                            for (int kj = 0; kj < s->kw; kj++)
-                                acc += at(in, s, n, c, oy * s->stride - s->pad + ki,
-                                          ox * s->stride - s->pad + kj) *
-                                       w[(((size_t)o * s->c + c) * s->kh + ki) * s->kw + kj];
-                    out[(((size_t)n * s->oc + o) * s->oh + oy) * s->ow + ox] = acc;
-                }
-}
-
-/* Reference gradients from the conv output's gradient d: din (N, C, H, W),
- * dw[k], db[k] of samples [n0, n1) (the group k). */
-static void ref_backward(double *din, double *dw, double *db, const double *d, const float *in,
-                         const float *w, const nn_conv_shape *s, int n0, int n1)
-{
-    for (int n = n0; n < n1; n++)
-        for (int o = 0; o < s->oc; o++)
-            for (int oy = 0; oy < s->oh; oy++)
-                for (int ox = 0; ox < s->ow; ox++) {
-                    const double g = d[(((size_t)n * s->oc + o) * s->oh + oy) * s->ow + ox];
-                    db[o] += g;
-                    for (int c = 0; c < s->c; c++)
-                        for (int ki = 0; ki < s->kh; ki++)
-                            for (int kj = 0; kj < s->kw; kj++) {
-                                const int y = oy * s->stride - s->pad + ki;
-                                const int x = ox * s->stride - s->pad + kj;
-                                if (y < 0 || y >= s->h || x < 0 || x >= s->w) continue;
-                                const size_t wi = (((size_t)o * s->c + c) * s->kh + ki) * s->kw + kj;
-                                dw[wi] += g * at(in, s, n, c, y, x);
-                                din[(((size_t)n * s->c + c) * s->h + y) * s->w + x] += g * w[wi];
-                            }
-                }
-}
-
 static double max_rel(const float *a, const double *b, size_t n)
 {
     double m = 0.0, e = 0.0;
@@ -113,9 +64,10 @@ static void check_case(const int *cs, int wino, const char *what)
 
     /* Reference: conv, ReLU, pool (first maximum wins), in double. */
     double *conv = calloc(no, sizeof *conv), *act = calloc(no, sizeof *act);
-    double *refo = calloc(np, sizeof *refo), *dconv = calloc(no, sizeof *dconv);
+    double *refo = calloc(np, sizeof *refo);
+    float *dconv = fz(no);
     int32_t *refa = calloc(np, sizeof *refa);
-    ref_forward(conv, in, w, b, &s);
+    gc_conv_ref(conv, in, w, b, &s);
     for (size_t i = 0; i < no; i++) act[i] = relu && conv[i] < 0 ? 0.0 : conv[i];
     const size_t ohw = (size_t)s.oh * s.ow;
     for (size_t pl = 0; pl < (size_t)N * s.oc; pl++)
@@ -162,8 +114,8 @@ static void check_case(const int *cs, int wino, const char *what)
         dw[k] = fz(nw);
         db[k] = fz(s.oc);
     }
-    ref_backward(rdin, rdw[0], rdb[0], dconv, in, w, &s, 0, n0);
-    ref_backward(rdin, rdw[1], rdb[1], dconv, in, w, &s, n0, N);
+    gc_conv_ref_backward(rdin, rdw[0], rdb[0], dconv, in, w, &s, 0, n0);
+    gc_conv_ref_backward(rdin, rdw[1], rdb[1], dconv, in, w, &s, n0, N);
     lethe_groups gr;
     gc_groups(&gr, n0, n1);
     for (size_t i = 0; i < ni; i++) din[i] = 5.0f;   /* overwritten */

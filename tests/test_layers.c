@@ -206,27 +206,6 @@ static double conv_obj(void *p)
     return gc_dot(c->r, c->out, (size_t)c->s.n * c->s.oc * c->s.oh * c->s.ow);
 }
 
-/* Direct convolution in double: out (N, OC, OH, OW). */
-static void conv_naive(double *out, const float *in, const float *w, const float *b,
-                       const nn_conv_shape *s)
-{
-    for (int n = 0; n < s->n; n++)
-        for (int o = 0; o < s->oc; o++)
-            for (int oy = 0; oy < s->oh; oy++)
-                for (int ox = 0; ox < s->ow; ox++) {
-                    double acc = b ? b[o] : 0.0;
-                    for (int c = 0; c < s->c; c++)
-                        for (int ki = 0; ki < s->kh; ki++)
-                            for (int kj = 0; kj < s->kw; kj++) {
-                                int iy = oy * s->stride - s->pad + ki;
-                                int ix = ox * s->stride - s->pad + kj;
-                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
-                                acc += (double)in[((n * s->c + c) * s->h + iy) * s->w + ix]
-                                     * w[((o * s->c + c) * s->kh + ki) * s->kw + kj];
-                            }
-                    out[((n * s->oc + o) * s->oh + oy) * s->ow + ox] = acc;
-                }
-}
 
 /* k, stride, pad, h, w: 3×3 same, strided, 1×1, 1×1 strided (ResNet
  * shortcut), 5×5 strided with padding, 2×2 with no padding, odd sizes. */
@@ -259,7 +238,7 @@ TEST(conv2d_forward_matches_direct)
             for (size_t i = 0; i < nn_conv2d_workspace(&s); i++) ws[i] = 1e6f;
             for (size_t i = 0; i < no; i++) out[i] = -7.0f;
             nn_conv2d_forward(out, in, w, bb, &s, ws);
-            conv_naive(ref, in, w, bb, &s);
+            gc_conv_ref(ref, in, w, bb, &s);
             double err = 0.0;
             for (size_t i = 0; i < no; i++)
                 if (fabs(out[i] - ref[i]) > err) err = fabs(out[i] - ref[i]);
@@ -376,32 +355,6 @@ TEST(conv2d_grouped_weight_gradient)
     conv_grouped_check(2);
 }
 
-/* Backward by definition, in double, for samples [n0, n1): din (N, C, H, W)
- * of those samples, dw (OC, C, KH, KW), db (OC). */
-static void conv_naive_backward(double *din, double *dw, double *db, const float *dout,
-                                const float *in, const float *w, const nn_conv_shape *s,
-                                int n0, int n1)
-{
-    for (int n = n0; n < n1; n++)
-        for (int o = 0; o < s->oc; o++)
-            for (int oy = 0; oy < s->oh; oy++)
-                for (int ox = 0; ox < s->ow; ox++) {
-                    double go = dout[((n * s->oc + o) * s->oh + oy) * s->ow + ox];
-                    db[o] += go;
-                    for (int c = 0; c < s->c; c++)
-                        for (int ki = 0; ki < s->kh; ki++)
-                            for (int kj = 0; kj < s->kw; kj++) {
-                                int iy = oy * s->stride - s->pad + ki;
-                                int ix = ox * s->stride - s->pad + kj;
-                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
-                                size_t ii = ((size_t)(n * s->c + c) * s->h + iy) * s->w + ix;
-                                size_t wi = ((size_t)(o * s->c + c) * s->kh + ki) * s->kw + kj;
-                                din[ii] += go * w[wi];
-                                dw[wi] += go * in[ii];
-                            }
-                }
-}
-
 /* Larger planes, so that chunks hold one sample (32 channels, 32×32) or a
  * few (8 channels, 26×26): forward and grouped backward by definition,
  * with OpenBLAS on one and on two threads. */
@@ -429,9 +382,9 @@ TEST(conv2d_chunks_match_definition)
         gc_fill(&rng, w, nw, -1, 1);
         gc_fill(&rng, b, s.oc, -1, 1);
         gc_fill(&rng, dout, no, -1, 1);
-        conv_naive(ref, in, w, b, &s);
-        conv_naive_backward(rdin, rw0, rb0, dout, in, w, &s, 0, N0);
-        conv_naive_backward(rdin, rw1, rb1, dout, in, w, &s, N0, N);
+        gc_conv_ref(ref, in, w, b, &s);
+        gc_conv_ref_backward(rdin, rw0, rb0, dout, in, w, &s, 0, N0);
+        gc_conv_ref_backward(rdin, rw1, rb1, dout, in, w, &s, N0, N);
         lethe_groups g;
         gc_groups(&g, N0, N1);
         for (int bt = 1; bt <= 2; bt++) {

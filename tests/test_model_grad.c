@@ -31,8 +31,9 @@ typedef struct {
     int nclass;
 } obj_ctx;
 
-static double objective(obj_ctx *c)
+static double objective(void *ctx)
 {
+    obj_ctx *c = ctx;
     const float *lg = NULL;
     if (lethe_model_forward(c->m, c->x, NB, c->g, LETHE_BN_BATCH, &lg) != LETHE_OK) return NAN;
     double s = 0.0;
@@ -80,13 +81,8 @@ static void model_fd(const char *arch)
         for (int p = 0; p < 3; p++) {
             const size_t i = t->offset + picks[p];
             /* A small step: ReLUs and pools have kinks a large one crosses. */
-            const float w0 = theta[i], h = 1e-3f;
-            theta[i] = w0 + h;
-            const double fp = objective(&c);
-            theta[i] = w0 - h;
-            const double fm = objective(&c);
-            theta[i] = w0;
-            const double num = (fp - fm) / (2.0 * h), ana = (double)g0[i] + g1[i];
+            const double num = gc_fd_one(theta, i, objective, &c, 1e-3f);
+            const double ana = (double)g0[i] + g1[i];
             CHECK_MSG(fabs(num - ana) < 0.1 * scale + 1e-3,
                       "%s %s[%zu]: analytic %.6g, numeric %.6g (largest %.3g)", arch, t->name,
                       picks[p], ana, num, scale);

@@ -95,8 +95,9 @@ TEST(unet_shape_and_size)
 
 typedef struct { lethe_model *m; const float *x, *r; } fd_ctx;
 
-static double fd_obj(fd_ctx *c)
+static double fd_obj(void *ctx)
 {
+    fd_ctx *c = ctx;
     const float *out = fwd(c->m, c->x, T3, Y3, UN, NULL);
     double s = 0.0;
     for (int i = 0; out && i < UN * PX; i++) s += (double)c->r[i] * out[i];
@@ -140,13 +141,7 @@ TEST(unet_gradients_finite_differences)
                   grad[t->offset + best]);
         for (int p = 0; p < 2; p++) {
             const size_t i = t->offset + picks[p];
-            const float w0 = theta[i], h = 1e-2f;
-            theta[i] = w0 + h;
-            const double fp = fd_obj(&c);
-            theta[i] = w0 - h;
-            const double fm = fd_obj(&c);
-            theta[i] = w0;
-            const double num = (fp - fm) / (2.0 * h);
+            const double num = gc_fd_one(theta, i, fd_obj, &c, 1e-2f);
             const double scale = fabs(grad[t->offset + best]);
             CHECK_MSG(fabs(num - grad[i]) < 5e-3 * scale + 1e-4,
                       "%s[%zu]: analytic %.6g, numeric %.6g", names[k], picks[p], grad[i], num);

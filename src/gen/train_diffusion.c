@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "io/runstate.h"
 
@@ -37,13 +36,6 @@ void lethe_dataset_unit_view(lethe_dataset *view, const lethe_dataset *ds)
         view->mean[k] = 0.5f;
         view->std[k] = 0.5f;
     }
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 float lethe_denoise_loss(float *losses, float *dpred, const float *pred, const float *target,
@@ -217,7 +209,7 @@ lethe_status lethe_train_diffusion_run(lethe_model *m, const lethe_dataset *ds,
     p.epochs = tc->epochs;
     p.lambda = NAN;
     p.acc = NAN;
-    double t0 = now_s(), last_save = t0;
+    double t0 = rs_now(), last_save = t0;
     for (long s = k.step; s < total; s++) {
         if (s % per_epoch == 0) {
             k.loss_sum = 0.0;
@@ -260,14 +252,12 @@ lethe_status lethe_train_diffusion_run(lethe_model *m, const lethe_dataset *ds,
         }
         k.step = s + 1;
         k.images += nb;
-        double now = now_s();
+        double now = rs_now();
         if (cb) {
             p.step = k.step;
             p.epoch = (int)(s / per_epoch) + 1;
             p.loss = k.loss_sum / (double)k.seen;
-            p.elapsed_s = k.seconds + now - t0;
-            p.images_per_s = (double)k.images / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
-            p.eta_s = p.elapsed_s / (double)p.step * (double)(p.total - p.step);
+            rs_progress_times(&p, k.seconds + now - t0, (double)k.images, p.step, p.total);
             cb(&p, ctx);
         }
         if (!run) continue;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -19,6 +20,21 @@ void lethe_run_control_default(lethe_run_control *r)
 {
     memset(r, 0, sizeof *r);
     r->saved_step = -1;
+}
+
+double rs_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void rs_progress_times(lethe_progress *p, double elapsed_s, double samples, long done,
+                       long total)
+{
+    p->elapsed_s = elapsed_s;
+    p->images_per_s = samples / (elapsed_s > 0 ? elapsed_s : 1e-9);
+    p->eta_s = done > 0 ? elapsed_s / (double)done * (double)(total - done) : 0.0;
 }
 
 int rs_threads(void)

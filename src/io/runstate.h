@@ -106,4 +106,11 @@ uint64_t rs_hash_model(lethe_model *m);
 /* OpenMP threads this process would use (1 without OpenMP). */
 int rs_threads(void);
 
+/* Seconds on the monotonic clock: the loops' timings. */
+double rs_now(void);
+/* p's elapsed_s, images_per_s (samples / elapsed) and eta_s after `done`
+ * of `total` steps: the same arithmetic for every loop's progress line. */
+void rs_progress_times(lethe_progress *p, double elapsed_s, double samples, long done,
+                       long total);
+
 #endif

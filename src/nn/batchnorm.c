@@ -114,12 +114,12 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
                 } else if (relu) {
 #pragma omp simd
                     for (int j = 0; j < hw; j++) {
-                        float v = ga * ((p[j] - mf) * isf) + be;
+                        float v = nn_bn_y(p[j], ga, be, mf, isf);
                         q[j] = v > 0.0f ? v : 0.0f;
                     }
                 } else {
 #pragma omp simd
-                    for (int j = 0; j < hw; j++) q[j] = ga * ((p[j] - mf) * isf) + be;
+                    for (int j = 0; j < hw; j++) q[j] = nn_bn_y(p[j], ga, be, mf, isf);
                 }
             }
         }
@@ -156,7 +156,7 @@ static inline float bn_dy_at(const float *dy, const float *p, int j, float ga, f
                              float isf, float be, const int relu)
 {
     if (!relu) return dy[j];
-    const float v = ga * ((p[j] - mf) * isf) + be;
+    const float v = nn_bn_y(p[j], ga, be, mf, isf);
     /* v > 0 ? dy : +0 as a bit mask: GCC vectorises this in a reduction,
      * the conditional it does not. */
     uint32_t bits, m = v > 0.0f ? 0xffffffffu : 0u;

@@ -313,25 +313,19 @@ size_t nn_conv2d_workspace(const nn_conv_shape *s)
     return common_floats(s, &q) + (size_t)slots(s) * q.slot;
 }
 
-/* wk (KH·KW, OC, C) ← w (OC, C, KH, KW): slice k is the (OC, C) matrix of
- * kernel position k. */
-static void regroup_weights(float *restrict wk, const float *restrict w, const nn_conv_shape *s)
+/* w (OC, C, KH, KW) regrouped by kernel position: slice k is the (OC, C)
+ * matrix of position k (wk, the shifted products' and the input
+ * gradient's), or with by_c its transpose (C, OC) (the direct kernel's
+ * forward weights). */
+static void regroup_weights(float *restrict wk, const float *restrict w, const nn_conv_shape *s,
+                            int by_c)
 {
     const int kk = s->kh * s->kw;
     for (int k = 0; k < kk; k++)
         for (int o = 0; o < s->oc; o++)
             for (int c = 0; c < s->c; c++)
-                wk[((size_t)k * s->oc + o) * s->c + c] = w[((size_t)o * s->c + c) * kk + k];
-}
-
-/* wt (KH·KW, C, OC) ← w: the direct kernel's forward weights. */
-static void regroup_weights_t(float *restrict wt, const float *restrict w, const nn_conv_shape *s)
-{
-    const int kk = s->kh * s->kw;
-    for (int k = 0; k < kk; k++)
-        for (int c = 0; c < s->c; c++)
-            for (int o = 0; o < s->oc; o++)
-                wt[((size_t)k * s->c + c) * s->oc + o] = w[((size_t)o * s->c + c) * kk + k];
+                wk[by_c ? ((size_t)k * s->c + c) * s->oc + o : ((size_t)k * s->oc + o) * s->c + c] =
+                    w[((size_t)o * s->c + c) * kk + k];
 }
 
 /* Pointers into one thread's slot. */
@@ -401,12 +395,12 @@ static inline void copy_row(float *restrict d, const float *restrict s, int n, i
     if (A->relu) {
 #pragma omp simd
         for (int x = 0; x < n; x++) {
-            const float v = ga * ((s[x * st] - mf) * isf) + be;
+            const float v = nn_bn_y(s[x * st], ga, be, mf, isf);
             d[x] = v > 0.0f ? v : 0.0f;
         }
     } else {
 #pragma omp simd
-        for (int x = 0; x < n; x++) d[x] = ga * ((s[x * st] - mf) * isf) + be;
+        for (int x = 0; x < n; x++) d[x] = nn_bn_y(s[x * st], ga, be, mf, isf);
     }
 }
 
@@ -830,7 +824,7 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
     /* One sample, no pool, no junk columns: t's layout is the output's. */
     const int direct = !pool && !q.padded && p.nb == 1;
     float *wk = ws;
-    if (q.shift) regroup_weights_t(wk, w, s);
+    if (q.shift) regroup_weights(wk, w, s, 1);
     if (q.wino) wino_weights(wk, w, s->oc, s->c);
     size_t toff[KK_MAX];
     const float *wtap[KK_MAX];
@@ -1196,7 +1190,7 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
     }
     c.in_plane = (size_t)s->c * s->h * s->w;
     c.out_plane = (size_t)s->oc * c.ph * c.pw;
-    if (q.shift && din) regroup_weights(ws, w, s);
+    if (q.shift && din) regroup_weights(ws, w, s, 0);
     if (q.wino && din) wino_weights(ws, w, s->oc, s->c);
 
     for (int k = 0; k < g->n;) {

@@ -58,14 +58,22 @@ typedef struct {
                               not given but made from this batch norm's backward */
 } nn_epilogue;
 
+/* One value of batch norm's output before its ReLU: γ·((x − μ)·istd) + β.
+ * Every place that normalises, or recomputes the ReLU's mask, uses it, so
+ * that the values agree bit for bit wherever they are made. */
+static inline float nn_bn_y(float x, float ga, float be, float mf, float isf)
+{
+    return ga * ((x - mf) * isf) + be;
+}
+
 /* One value of batch norm's input gradient, the operations of
  * nn_batchnorm_backward_ex's last pass: d the output gradient at input
  * value p, scale = γ·istd, mdy and mdyx the group's means. */
 static inline float nn_bn_dx(float d, float p, float ga, float be, float mf, float isf,
                              float scale, float mdy, float mdyx, const int relu, const int eval)
 {
+    if (relu) d = nn_bn_y(p, ga, be, mf, isf) > 0.0f ? d : 0.0f;
     const float xh = (p - mf) * isf;
-    if (relu) d = ga * xh + be > 0.0f ? d : 0.0f;
     return eval ? scale * d : scale * (d - mdy - xh * mdyx);
 }
 

@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "io/runstate.h"
 
@@ -28,13 +27,6 @@ void lethe_train_config_default(lethe_train_config *c)
     c->nesterov = 0;
     c->seed = 0;
     c->init = 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* What a state holds beyond θ, the optimiser and the stream. */
@@ -181,7 +173,7 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     p.total = total;
     p.epochs = cfg->epochs;
     p.lambda = NAN;
-    double t0 = now_s(), last_save = t0;
+    double t0 = rs_now(), last_save = t0;
     for (long s = k.step; s < total; s++) {
         int e = (int)(s / per_epoch);
         if (s % per_epoch == 0) {
@@ -221,15 +213,13 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
         }
         k.step = s + 1;
         k.images += nb;
-        double now = now_s();
+        double now = rs_now();
         if (cb) {
             p.step = k.step;
             p.epoch = e + 1;
             p.loss = k.loss_sum / (double)k.seen;
             p.acc = 100.0 * (double)k.correct / (double)k.seen;
-            p.elapsed_s = k.seconds + now - t0;
-            p.images_per_s = (double)k.images / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
-            p.eta_s = p.elapsed_s / (double)p.step * (double)(p.total - p.step);
+            rs_progress_times(&p, k.seconds + now - t0, (double)k.images, p.step, p.total);
             cb(&p, ctx);
         }
         if (!run) continue;

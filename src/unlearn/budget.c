@@ -20,8 +20,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "io/runstate.h"
 #include "nn/model.h"
 #include "unlearn/method.h"
 
@@ -130,13 +130,6 @@ static lethe_status clone_model(lethe_model **out, const lethe_model *m)
     return st;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
                                   const lethe_subset *forget, const lethe_subset *retain,
                                   const lethe_unlearn_config *cfg,
@@ -181,7 +174,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
         return lethe_unlearn(m, ds, forget, retain, &c, res, cb, cbctx);
     }
 
-    double t0 = now_s();
+    double t0 = rs_now();
     lethe_model *work = NULL, *best = NULL;
     lethe_subset rest = {0};
     lethe_unlearn_result cur = {0}, keep = {0};
@@ -236,7 +229,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
         }
     }
 #undef TRY
-    br->seconds = now_s() - t0;
+    br->seconds = rs_now() - t0;
     if (!have_kept) {
         br->feasible = 0;
         br->eps = 0.0f;

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "io/runstate.h"
 #include "nn/model.h"
@@ -193,13 +192,6 @@ lethe_status ul_check(long t, const char *what, double v)
 }
 
 /* ----------------------------------------------------------- driver */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const ul_method *const registry[] = {
     &ul_eupmu, &ul_eupmu_fast, &ul_eupmu_lookahead, &ul_ungrad, &ul_ungrad_mixed,
@@ -671,7 +663,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         goto done;
     c.igs.beta_decay = cfg->beta_decay;
 
-    double t0 = now_s(), seconds0 = 0.0;
+    double t0 = rs_now(), seconds0 = 0.0;
     uint64_t theta0 = run ? rs_hash_model(m) : 0;
     /* A resumed run initialises as a fresh one (the audit's probe, SalUn's
      * mask: the same passes over the data, so nothing is left half set up),
@@ -718,15 +710,13 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
             goto done;
         if (cfg->audit && (st = ul_audit_step(&audit, &c, t, tr, meth->uses_eps)) != LETHE_OK)
             goto done;
-        double now = now_s();
+        double now = rs_now();
         if (cb) {
             p.step = t + 1;
             p.loss = meth->uses_forget ? tr->loss_u : tr->loss_r_before;
             p.lambda = tr->lambda;
             p.acc = NAN;
-            p.elapsed_s = seconds0 + now - t0;
-            p.images_per_s = (double)(res->fwd_samples) / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
-            p.eta_s = p.elapsed_s / (double)(t + 1) * (double)(T - t - 1);
+            rs_progress_times(&p, seconds0 + now - t0, (double)res->fwd_samples, t + 1, T);
             cb(&p, cbctx);
         }
         if (run) {
@@ -753,7 +743,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     if (!lethe_vec_finite(c.theta, c.n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after unlearning; "
                         "no model written");
-    res->seconds = seconds0 + now_s() - t0;
+    res->seconds = seconds0 + rs_now() - t0;
     if (diag) ul_diag_summarise(res);
 done:
     if (meth->finish) meth->finish(&c);

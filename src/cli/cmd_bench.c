@@ -1,12 +1,14 @@
 /* lethe bench: the whole protocol of a scenario in one command — the
  * original and Retrain models (trained once, then cached), every method
  * with its tuned settings, the table of PROTOCOL.md and a JSON file. */
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/protocol.h"
 #include "cli/report.h"
+#include "io/paths.h"
 
 static const cli_opt opts[] = {
     {"scenario", "NAME", "fmnist-cw | fmnist-rnd", 0},
@@ -59,7 +61,8 @@ int cmd_bench(int argc, char **argv)
         if (st == LETHE_OK) st = lethe_unlearn_validate(&cfg);
         if (st != LETHE_OK) return cli_lib_error("bench", st);
     }
-    if (strncmp(json, "runs/", 5) == 0) (void)!system("mkdir -p runs");
+    if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
+        return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
     if (cli_check_writable("bench", json)) return 1;
 
     proto_ctx p;

@@ -13,6 +13,7 @@
 #include "cli/gen.h"
 #include "cli/protocol.h"
 #include "cli/report.h"
+#include "io/paths.h"
 
 static const cli_opt opts[] = {
     {"scenario", "NAME", "fmnist-ddpm-cw", 0},
@@ -139,9 +140,9 @@ int cmd_bench_diffusion(int argc, char **argv)
         if (st == LETHE_OK) st = lethe_unlearn_validate(&cfg);
         if (st != LETHE_OK) return cli_lib_error("bench", st);
     }
-    if (strncmp(json, "runs/", 5) == 0 || strncmp(grids, "runs/", 5) == 0)
-        (void)!system("mkdir -p runs");
-    if (mkdir(grids, 0755) != 0 && errno != EEXIST)
+    if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
+        return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
+    if (io_mkdir_p(grids) != 0)
         return cli_error("bench", "%s: cannot create the folder: %s", grids, strerror(errno));
     if (cli_check_writable("bench", json)) return 1;
 
@@ -158,8 +159,9 @@ int cmd_bench_diffusion(int argc, char **argv)
     lethe_ddpm s = {0};
     cJSON *root = NULL, *runs = NULL;
     lethe_status st;
-    if (mkdir(cache, 0755) != 0 && errno != EEXIST) {
-        st = lethe_fail(LETHE_ERR_IO, "%s: cannot create the cache folder", cache);
+    if (io_mkdir_p(cache) != 0) {
+        st = lethe_fail(LETHE_ERR_IO, "%s: cannot create the cache folder: %s", cache,
+                        strerror(errno));
         goto fail;
     }
     if ((st = cli_split_load(&p.sp, "fmnist", cli_str(&a, "data-dir", NULL), "class:0",

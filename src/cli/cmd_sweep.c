@@ -14,6 +14,7 @@
 #include "cli/plot.h"
 #include "cli/protocol.h"
 #include "cli/report.h"
+#include "io/paths.h"
 #include "cli/ulopts.h"
 
 static const cli_opt opts[] = {
@@ -163,8 +164,8 @@ int cmd_sweep(int argc, char **argv)
     if (k > 5 && strcmp(pdef + k - 5, ".json") == 0) pdef[k - 5] = 0;
     const char *prefix = cli_str(&a, "plot", pdef);
     int do_plot = !cli_flag(&a, "no-plot");
-    if (strncmp(json, "runs/", 5) == 0 && mkdir("runs", 0755) != 0 && errno != EEXIST)
-        return cli_error("sweep", "runs: cannot create the folder: %s", strerror(errno));
+    if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
+        return cli_error("sweep", "%s: cannot create its folder: %s", json, strerror(errno));
     char png[600];
     snprintf(png, sizeof png, "%s.png", prefix);
     if (cli_check_writable("sweep", json) || (do_plot && cli_check_writable("sweep", png))) return 1;

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/protocol.h"
+#include "io/paths.h"
 
 static const proto_scenario scenarios[] = {
     {"fmnist-cw", "class:0", "cnn", "fmnist"},
@@ -102,7 +103,7 @@ lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cach
     p->epochs = epochs;
     p->seed = seed;
     p->quiet = quiet;
-    if (mkdir(cache, 0755) != 0 && errno != EEXIST)
+    if (io_mkdir_p(cache) != 0)
         return lethe_fail(LETHE_ERR_IO, "%s: cannot create the cache folder: %s", cache,
                           strerror(errno));
     lethe_status st = cli_split_load(&p->sp, sc->data, data_dir, sc->forget, seed);

@@ -388,16 +388,32 @@ lethe_status lethe_runstate_read_meta(const char *path, lethe_metadata *md);
  *     δ_t = (ℓ_r(θ_t) − ℓ_r(θ_{t+1})) / α_t + ε_t
  *     λ_{t+1} = clip(λ_t − β_t δ_t, 0, D)
  * with β_t = β0·α_t·(t+1)^(−1/3) (beta_decay = 1) or β0 (beta_decay = 0). */
+typedef enum {
+    LETHE_LAMBDA_PAPER,     /* §3: λ by online gradient descent on δ_t */
+    LETHE_LAMBDA_LOG        /* §7, the authors' code: a weight w trained by Adam */
+} lethe_lambda_form;
 typedef struct {
     float eps;          /* ε_t, the tolerated retain-loss increase rate */
     float beta0;
     int beta_decay;     /* 1: β_t = β0·α_t·(t+1)^(-1/3); 0: constant β0 */
-    float lambda, lambda_max;
+    float lambda, lambda_max;   /* the log form: lambda holds w (any sign) */
     long t;
-    float last_delta;   /* δ of the last observe */
+    float last_delta;   /* δ of the last observe (log form: Adam's gradient of w) */
+    /* The log form (lethe_igs_set_log): w's own Adam, L2 weight decay as
+     * torch.optim.Adam's (added to the gradient). */
+    lethe_lambda_form form;
+    float w_lr, w_decay;
+    double w_m, w_v;
 } lethe_igs;
 lethe_status lethe_igs_init(lethe_igs *c, float eps, float beta0, float lambda0,
                             float lambda_max);
+/* Switch an initialised controller to the authors' log form (ALGORITHM.md
+ * §7): the loss is w⁺·log ℓ_r + log ℓ_u with w⁺ = max(w, 0), and observe
+ * takes one Adam step (β 0.9, 0.999, eps 1e-8) of w on the gradient
+ *     g_t = log ℓ_r(θ_t) − log ℓ_r(θ_{t+1}) − ε
+ * (ε as §7 writes it: with ε > 0 it pushes w up, unlike §3's tolerance).
+ * lethe_igs_weight then returns w⁺; the step size lr of observe is unused. */
+lethe_status lethe_igs_set_log(lethe_igs *c, float w0, float w_lr, float w_decay);
 float lethe_igs_weight(const lethe_igs *c);
 /* Update from ℓ_r before and after the step taken with learning rate lr.
  * Returns LETHE_ERR_NUMERIC if a loss or λ is not finite. */
@@ -467,6 +483,10 @@ typedef enum {
 } lethe_ul_loss;
 lethe_status lethe_ul_loss_parse(lethe_ul_loss *l, const char *name);
 const char *lethe_ul_loss_name(lethe_ul_loss l);
+/* "sgd" | "adam" (also "adamw": Adam with decoupled weight decay). */
+lethe_status lethe_unlearn_optim_parse(lethe_opt_kind *k, const char *name);
+/* "paper" | "log". */
+lethe_status lethe_lambda_form_parse(lethe_lambda_form *f, const char *name);
 
 /* UNGrad's two forms (ALGORITHM.md §2.1, §3). */
 typedef enum {
@@ -513,6 +533,25 @@ typedef struct {
      * prediction for a random other class) or `ga` (−denoising loss). */
     const struct lethe_ddpm *ddpm;  /* NULL: classification */
     float p_uncond;                 /* 0.1 */
+    /* The optimiser of the unlearning steps: SGD (with `momentum`, the
+     * theory's) or Adam (decoupled weight decay, AdamW's, when
+     * weight_decay > 0). λ's rule does not change: δ_t comes from the loss
+     * values before and after the step, whatever the step was. */
+    lethe_opt_kind optim;           /* LETHE_OPT_SGD */
+    float adam_beta1, adam_beta2;   /* 0.9, 0.999 */
+    float weight_decay;             /* 0 */
+    /* > 0: the step direction (after SalUn's mask) is scaled to this
+     * Euclidean norm when longer, as torch.nn.utils.clip_grad_norm_. 0: off. */
+    float clip_grad;
+    /* λ of the EUPMU family: the paper's rule (§3) or the authors' log
+     * form (§7) with w0, and w's Adam learning rate and weight decay. */
+    lethe_lambda_form lambda_form;  /* LETHE_LAMBDA_PAPER */
+    float w0, w_lr, w_decay;        /* 0, 0.025, 0.01 */
+    /* Diffusion: ℓ_r is a·(mean squared denoising error per value), in
+     * every method and in λ's rule (1). */
+    float retain_weight;
+    /* ESD (diffusion): the target of ε_θ(x_t, c_f) is sg[ε_∅ − η(ε_c − ε_∅)] (1). */
+    float esd_eta;
 } lethe_unlearn_config;
 void lethe_unlearn_config_default(lethe_unlearn_config *c);
 
@@ -580,6 +619,9 @@ lethe_status lethe_unlearn_run(lethe_model *m, const lethe_dataset *ds,
 /* 1 if the method has an ε (eupmu*, ungrad*): the audit's bound and the
  * utility-budget search apply to it. 0 for other or unknown names. */
 int lethe_method_uses_eps(const char *method);
+/* 1 if the method runs on classifiers; 0 for generation-only ones (esd,
+ * whose target needs an unconditional prediction) and unknown names. */
+int lethe_method_classifies(const char *method);
 
 /* ε from a utility budget: the largest ε whose run keeps the accuracy on a
  * held-out part of D_r within `budget` points of the original model's.
@@ -812,6 +854,9 @@ typedef struct {
      * per_class of each retained class stand in for the generated ones,
      * giving FD-cls's floor at this sample size (fd_cls_real). */
     const lethe_dataset *floor_set;
+    /* Generated images of each forgotten class for UA_gen (0: per_class);
+     * per_class is then the count of every retained class. */
+    int per_forget;
 } lethe_gen_eval_config;
 void lethe_gen_eval_config_default(lethe_gen_eval_config *c);
 
@@ -821,6 +866,8 @@ typedef struct {
     uint64_t forget_mask;
     double acc[LETHE_GEN_MAX_CLASSES]; /* classifier accuracy on each class's generated images */
     double ua_gen;              /* 100 − mean acc over the forgotten classes */
+    double ua_gen_lo, ua_gen_hi;/* its 95% Wilson interval (binomial, n_forget images) */
+    int n_forget;               /* generated images per forgotten class */
     double acc_retained;        /* mean acc over the retained classes */
     double fd_cls;              /* Fréchet distance of the classifier's penultimate
                                    features: real (n_real) vs generated retained images */
@@ -829,11 +876,15 @@ typedef struct {
                                    generated ones (NaN without a floor set) */
     int n_floor;                /* real images in that floor */
 } lethe_gen_metrics;
-/* Generate per_class images of every class with unet, classify them with
- * clf (a classifier of the same classes) after quantising to bytes, and
- * compare features with the retained-class images of `real` (e.g. the
- * test split). images: NULL, or (nclass·per_class, d) receiving the
- * generated images class by class. */
+/* Wilson's 95% score interval of a binomial share k/n, as fractions in
+ * [0, 1]; NaN for n ≤ 0 or k outside [0, n]. */
+void lethe_wilson95(long k, long n, double *lo, double *hi);
+/* Generate per_class images of every retained class and per_forget of
+ * every forgotten one with unet, classify them with clf (a classifier of
+ * the same classes) after quantising to bytes, and compare features with
+ * the retained-class images of `real` (e.g. the test split). images: NULL,
+ * or (nclass·per_class, d) receiving the generated images class by class
+ * (then per_forget must be 0 or per_class). */
 lethe_status lethe_gen_evaluate(lethe_model *unet, const lethe_ddpm *s, lethe_model *clf,
                                 const lethe_dataset *real, uint64_t forget_mask,
                                 const lethe_gen_eval_config *c, lethe_gen_metrics *out,

@@ -85,6 +85,7 @@ static int bare_make(bare *b, dtoy *t, uint64_t seed)
     c->nclass = 3;
     c->nf = NF;
     c->nr = NR;
+    c->cur_nf = NF;             /* as ul_draw leaves it after drawing both sets */
     c->px = D;
     c->dout = D;
     c->x = b->x;

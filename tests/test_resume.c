@@ -847,8 +847,8 @@ TEST(resume_cli_signal_then_resume)
 
     snprintf(common, sizeof common, "--model %s --data-dir %s --forget class:3 --method salun "
              "--steps 400 --batch 8 --seed 2 --quiet --no-eval", model, data);
-    rc = run_args_with("uref", words(&a, "unlearn %s --out %s --report %s", common, ref, refr),
-                       &err, SP_ONE_THREAD);
+    rc = run_args_with("uref", words(&a, "unlearn %s --force --out %s --report %s", common, ref,
+                                     refr), &err, SP_ONE_THREAD);
     CHECK_MSG(rc == 0, "unlearn exited %d: %s", rc, err ? err : "");
     free(err);
     interrupt_and_resume("unlearn", common, out, rep, ref, refr, SIGTERM);
@@ -868,7 +868,7 @@ TEST(resume_cli_same_command_same_files)
         for (int i = 0; i < 2; i++) {
             args_t a;
             char *err = NULL;
-            int rc = run_args("same", words(&a, "%s --data-dir %s %s %s --quiet --out %s "
+            int rc = run_args("same", words(&a, "%s --data-dir %s %s %s --quiet --force --out %s "
                                            "--report %s", cmds[k], data, k ? "--model" : "",
                                            k ? model : "", out[i], rep[i]), &err);
             CHECK_MSG(rc == 0, "%s: exit %d: %s", cmds[k], rc, err ? err : "");
@@ -953,8 +953,8 @@ TEST(resume_cli_numeric_fault_keeps_files)
         remove(state);
         args_t a;
         char *err = NULL;
-        int rc = run_args("fault", words(&a, "%s --data-dir %s %s %s --quiet --out %s --state %s "
-                                         "--checkpoint-every 1", cmds[k], data,
+        int rc = run_args("fault", words(&a, "%s --data-dir %s %s %s --quiet --force --out %s "
+                                         "--state %s --checkpoint-every 1", cmds[k], data,
                                          k ? "--model" : "", k ? model : "", out, state), &err);
         const char *line = last_line(err);
         long step = -1;
@@ -1054,7 +1054,7 @@ TEST(resume_cli_pending_signal)
         snprintf(ref_rep, sizeof ref_rep, "%s.ref.json", ref);
         /* The reference runs as the others do: under valgrind, OpenBLAS
          * sees another CPU (no AVX-512) and picks other kernels. */
-        CHECK(spawn(&c, "pref", words(&a, "%s --out %s --report %s", common, ref, ref_rep),
+        CHECK(spawn(&c, "pref", words(&a, "%s --force --out %s --report %s", common, ref, ref_rep),
                     vg ? SP_VALGRIND : 0, -1));
         int rc = reap(&c);
         CHECK(rc == 0);
@@ -1063,8 +1063,8 @@ TEST(resume_cli_pending_signal)
         const char *tags[3] = {"p1", "p2", "p3"};
         /* Stopped at step 1, then (resumed) at step 2, then run to the end. */
         for (int i = 0; i < 3; i++) {
-            CHECK(spawn(&c, tags[i], words(&a, "%s --out %s --report %s --state %s %s%s", common,
-                                           out, rep, state, i ? "--resume " : "",
+            CHECK(spawn(&c, tags[i], words(&a, "%s --force --out %s --report %s --state %s %s%s",
+                                           common, out, rep, state, i ? "--resume " : "",
                                            i ? state : ""),
                         (i < 2 ? SP_BLOCK : 0) | (vg ? SP_VALGRIND : 0), -1));
             if (i < 2) kill(c.pid, sigs[i]);

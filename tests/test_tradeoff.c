@@ -725,7 +725,7 @@ TEST(tradeoff_cli_utility_budget)
         snprintf(args, sizeof args,
                  "unlearn --model '%s' --data-dir '%s' --forget class:0 --method eupmu --steps 4 "
                  "--batch 16 --utility-budget %s --budget-holdout 50 --budget-iters 2 --quiet "
-                 "--no-eval --report '%s'", f.model, f.dir, zero ? "0" : "3", rep);
+                 "--no-eval --force --report '%s'", f.model, f.dir, zero ? "0" : "3", rep);
         int rc = run_lethe(args, &o, &e);
         CHECK_MSG(rc == 0, "unlearn --utility-budget exited %d: %s", rc, e ? e : "");
         CHECK_MSG(o && (zero ? strstr(o, "eps = 0, no search") != NULL

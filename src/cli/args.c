@@ -1,4 +1,7 @@
-/* Option parsing for every subcommand: "--name value" and "--flag". */
+/* Option parsing for every subcommand: "--name value", "--name=value",
+ * "--flag"; unknown options, short options and stray arguments are usage
+ * errors (exit 2) that suggest the nearest valid name. Also the checks of
+ * output paths (cli_check_named_output: --force) and "-" for stdout. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -9,6 +12,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/signals.h"
+#include "io/outpath.h"
 
 int cli_error(const char *cmd, const char *fmt, ...)
 {
@@ -27,6 +32,17 @@ int cli_lib_error(const char *cmd, lethe_status st)
     return cli_error(cmd, "%s", lethe_last_error());
 }
 
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "lethe %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 2;
+}
+
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
 {
     printf("usage: lethe %s %s\n\noptions:\n", cmd, usage);
@@ -36,40 +52,191 @@ static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
                  o->flag ? "" : (o->arg ? o->arg : "X"));
         printf("  %-26s %s\n", left, o->help);
     }
+    printf("  %-26s %s\n", "--force", "replace output files you name that already exist");
     printf("  %-26s %s\n", "--help", "show this help");
+    printf("\n--name=value is the same as --name value. Exit status: 0 success, 1 runtime "
+           "error,\n2 usage error, 130/143 interrupted (SIGINT/SIGTERM).\n");
+}
+
+/* Optimal string alignment distance (Levenshtein plus the swap of two
+ * neighbours, so that "trian" is one edit from "train"); 99 when either
+ * word is too long to be a name. */
+static int edit_distance(const char *a, const char *b)
+{
+    enum { MAXW = 48 };
+    size_t n = strlen(a), m = strlen(b);
+    if (n >= MAXW || m >= MAXW) return 99;
+    int d[MAXW][MAXW];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int c = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + c < v) v = d[i - 1][j - 1] + c;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[n][m];
+}
+
+const char *cli_nearest(const char *word, const char *const *names, int n)
+{
+    size_t len = strlen(word);
+    /* A typo, not another word: one edit in a short name, two or three in
+     * a long one. */
+    int best_d = len <= 3 ? 2 : len <= 6 ? 3 : 4;
+    const char *best = NULL;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(word, names[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
+/* Names every command accepts besides its own table. */
+static const char *const common_names[] = {"force", "help"};
+
+static const cli_opt *find_opt(const cli_opt *opts, const char *name, size_t len)
+{
+    for (const cli_opt *o = opts; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o;
+    return NULL;
+}
+
+/* The option names of a command (its table, --force, --help) into names. */
+static int all_names(const cli_opt *opts, const char **names, int cap)
+{
+    int n = 0;
+    for (const cli_opt *o = opts; o->name && n < cap; o++) names[n++] = o->name;
+    for (size_t i = 0; i < sizeof common_names / sizeof common_names[0] && n < cap; i++)
+        if (!find_opt(opts, common_names[i], strlen(common_names[i])))
+            names[n++] = common_names[i];
+    return n;
+}
+
+/* The long option meant by the short (or single-dash) option s, or NULL. */
+static const char *long_form(const cli_opt *opts, const char *s)
+{
+    const char *names[CLI_MAX_ARGS * 2];
+    int n = all_names(opts, names, CLI_MAX_ARGS * 2);
+    if (s[2]) {                 /* "-out": one dash too few */
+        for (int i = 0; i < n; i++)
+            if (strcmp(names[i], s + 1) == 0) return names[i];
+        return cli_nearest(s + 1, names, n);
+    }
+    /* The letters other tools use, then the one option with that initial. */
+    static const struct { char c; const char *name; } usual[] = {
+        {'q', "quiet"}, {'o', "out"}, {'f', "force"}, {'m', "model"}};
+    for (size_t i = 0; i < sizeof usual / sizeof usual[0]; i++)
+        if (usual[i].c == s[1])
+            for (int k = 0; k < n; k++)
+                if (strcmp(names[k], usual[i].name) == 0) return names[k];
+    const char *only = NULL;
+    for (int k = 0; k < n; k++)
+        if (names[k][0] == s[1]) {
+            if (only) return NULL;
+            only = names[k];
+        }
+    return only;
+}
+
+static int unknown_option(const char *cmd, const cli_opt *opts, const char *s, size_t len)
+{
+    const char *guess;
+    if (s[1] != '-') {
+        guess = long_form(opts, s);
+    } else {
+        char word[64];
+        size_t wl = len - 2 < sizeof word ? len - 2 : sizeof word - 1;
+        snprintf(word, sizeof word, "%.*s", (int)wl, s + 2);
+        const char *names[CLI_MAX_ARGS * 2];
+        guess = cli_nearest(word, names, all_names(opts, names, CLI_MAX_ARGS * 2));
+    }
+    if (guess)
+        return cli_usage_error(cmd, "unknown option %.*s (did you mean --%s? see lethe %s --help)",
+                               (int)len, s, guess, cmd);
+    return cli_usage_error(cmd, "unknown option %.*s (see lethe %s --help)", (int)len, s, cmd);
+}
+
+int cli_check_method(const char *cmd, const char *opt, const char *name)
+{
+    int n;
+    const char *const *names = lethe_methods(&n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return 0;
+    char list[1024] = "";
+    size_t k = 0;
+    for (int i = 0; i < n && k < sizeof list; i++)
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", names[i]);
+    const char *guess = cli_nearest(name, names, n);
+    if (guess)
+        return cli_usage_error(cmd, "%s: unknown method '%s' (did you mean '%s'? known: %s)", opt,
+                               name, guess, list);
+    return cli_usage_error(cmd, "%s: unknown method '%s' (known: %s)", opt, name, list);
 }
 
 int cli_parse(cli_args *a, const char *cmd, const char *usage, const cli_opt *opts,
               int argc, char **argv)
 {
+    return cli_parse_pos(a, cmd, usage, opts, 0, argc, argv);
+}
+
+int cli_parse_pos(cli_args *a, const char *cmd, const char *usage, const cli_opt *opts,
+                  int maxpos, int argc, char **argv)
+{
+    static const cli_opt force = {"force", NULL, "replace output files that already exist", 1};
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
+    int only_pos = 0;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
-        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+        if (!only_pos && (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)) {
             print_help(cmd, usage, opts);
             return 1;
         }
-        if (strncmp(s, "--", 2) != 0) {
-            if (a->npos >= CLI_MAX_ARGS) return 2 + 0 * cli_error(cmd, "too many arguments");
+        if (!only_pos && strcmp(s, "--") == 0) {    /* the rest are arguments */
+            only_pos = 1;
+            continue;
+        }
+        if (only_pos || s[0] != '-' || s[1] == '\0') {     /* "-" is standard output */
+            if (a->npos >= maxpos) {
+                if (maxpos == 0)
+                    return cli_usage_error(cmd, "unexpected argument '%s': lethe %s takes only "
+                                           "options (see lethe %s --help)", s, cmd, cmd);
+                return cli_usage_error(cmd, "unexpected argument '%s': lethe %s takes at most "
+                                       "%d argument%s (see lethe %s --help)", s, cmd, maxpos,
+                                       maxpos == 1 ? "" : "s", cmd);
+            }
             a->pos[a->npos++] = s;
             continue;
         }
-        const cli_opt *o = opts;
-        while (o->name && strcmp(o->name, s + 2) != 0) o++;
-        if (!o->name) {
-            cli_error(cmd, "unknown option %s (see lethe %s --help)", s, cmd);
-            return 2;
-        }
-        if (a->n >= CLI_MAX_ARGS) return 2 + 0 * cli_error(cmd, "too many options");
+        /* "--name", "--name=value"; a single dash is no option of ours. */
+        const char *eq = s[1] == '-' ? strchr(s, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - s) : strlen(s);
+        const cli_opt *o = s[1] == '-' ? find_opt(opts, s + 2, len - 2) : NULL;
+        if (!o && s[1] == '-' && len - 2 == 5 && strncmp(s + 2, "force", 5) == 0) o = &force;
+        if (!o && s[1] == '-' && len - 2 == 4 && strncmp(s + 2, "help", 4) == 0)
+            return cli_usage_error(cmd, "option --help takes no value");
+        if (!o) return unknown_option(cmd, opts, s, len);
+        if (a->n >= CLI_MAX_ARGS) return cli_usage_error(cmd, "too many options");
         a->key[a->n] = o->name;
         if (o->flag) {
+            if (eq) return cli_usage_error(cmd, "option --%s takes no value (got '%s')",
+                                           o->name, s);
             a->val[a->n++] = "1";
+        } else if (eq) {
+            a->val[a->n++] = eq + 1;
         } else {
-            if (i + 1 >= argc) {
-                cli_error(cmd, "option %s needs a value (%s)", s, o->arg ? o->arg : "X");
-                return 2;
-            }
+            if (i + 1 >= argc)
+                return cli_usage_error(cmd, "option %s needs a value (%s)", s,
+                                       o->arg ? o->arg : "X");
             a->val[a->n++] = argv[++i];
         }
     }
@@ -130,14 +297,58 @@ double cli_now(void)
 
 int cli_check_writable(const char *cmd, const char *path)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) dir[1] = 0;
-    else if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    if (access(dir, W_OK) != 0)
-        return cli_error(cmd, "%s: cannot write into folder %s", path, dir);
+    return cli_check_output(cmd, NULL, path);
+}
+
+/* Standard output given to an output file ("-"): until that file is
+ * written, what the command prints for people goes to stderr, so that
+ * stdout carries the file alone. After the signal flag of signals.c, the
+ * program's other piece of global state: the descriptor that holds the
+ * real standard output meanwhile (-1: none held), and whether an output
+ * has claimed it (one may). */
+static struct {
+    int fd;
+    int claimed;
+} held_stdout = {-1, 0};
+
+static int hold_stdout(const char *cmd)
+{
+    fflush(stdout);
+    int fd = dup(STDOUT_FILENO);
+    if (fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        if (fd >= 0) close(fd);
+        return cli_error(cmd, "cannot set standard output aside: %s", strerror(errno));
+    }
+    held_stdout.fd = fd;
+    return 0;
+}
+
+void cli_stdout_restore(const char *path)
+{
+    if (held_stdout.fd < 0 || io_out_fd(path) != STDOUT_FILENO) return;
+    fflush(stdout);
+    dup2(held_stdout.fd, STDOUT_FILENO);
+    close(held_stdout.fd);
+    held_stdout.fd = -1;
+}
+
+int cli_check_named_output(const cli_args *a, const char *opt, const char *path)
+{
+    while (opt && *opt == '-') opt++;
+    if (cli_check_output(a->cmd, opt, path)) return 1;
+    if (io_out_fd(path) == STDOUT_FILENO) {
+        if (held_stdout.claimed)
+            return cli_usage_error(a->cmd, "--%s %s: standard output is already taken by "
+                                   "another output", opt, path);
+        held_stdout.claimed = 1;
+        return hold_stdout(a->cmd);
+    }
+    /* A resumed run writes the outputs its first start was allowed to. */
+    if (cli_flag(a, "force") || cli_str(a, "resume", NULL)) return 0;
+    char target[PATH_MAX];
+    if (io_out_resolve(path, target, sizeof target) == IO_OUT_FILE)
+        return cli_usage_error(a->cmd, "--%s %s: the file exists; add --force to replace it",
+                               opt, path);
     return 0;
 }
 

@@ -20,10 +20,24 @@ typedef struct {
     const char *pos[CLI_MAX_ARGS];
 } cli_args;
 
-/* Parse argv (after the subcommand). Returns 0 to go on, 1 when --help was
- * printed (exit 0), 2 on a usage error (already printed to stderr). */
+/* Parse argv (after the subcommand): "--name value", "--name=value",
+ * "--flag", "--" (the rest are arguments), and --force, which every
+ * command takes without listing it (see cli_check_named_output). A short
+ * option ("-q"), an unknown option or an argument that is not an option
+ * is a usage error that names the nearest valid option. cli_parse takes
+ * no arguments besides options; cli_parse_pos up to maxpos (in a->pos).
+ * Returns 0 to go on, 1 when --help was printed (exit 0), 2 on a usage
+ * error (already printed to stderr). */
 int cli_parse(cli_args *a, const char *cmd, const char *usage, const cli_opt *opts,
               int argc, char **argv);
+int cli_parse_pos(cli_args *a, const char *cmd, const char *usage, const cli_opt *opts,
+                  int maxpos, int argc, char **argv);
+/* 0 if `name` is a registered unlearning method; else 2 after one line
+ * "lethe CMD: OPT: unknown method 'x' (did you mean 'y'? known: …)". */
+int cli_check_method(const char *cmd, const char *opt, const char *name);
+/* The name among names[0..n) nearest to word (edit distance, a swap of
+ * neighbours counted as one), or NULL if none is a likely typo of it. */
+const char *cli_nearest(const char *word, const char *const *names, int n);
 const char *cli_str(const cli_args *a, const char *name, const char *def);
 int cli_flag(const cli_args *a, const char *name);
 /* Numeric getters print "lethe CMD: --name: ..." and return non-zero on
@@ -32,8 +46,13 @@ int cli_int(const cli_args *a, const char *name, long def, long lo, long hi, lon
 int cli_float(const cli_args *a, const char *name, double def, double lo, double hi,
               double *out);
 
+/* Exit statuses: 0 success, 1 runtime error (cli_error), 2 usage error:
+ * the command line must change (cli_usage_error), 128 + signal when
+ * interrupted (130 SIGINT, 143 SIGTERM; see signals.h). */
 /* "lethe CMD: message" on stderr; returns 1 (the exit status). */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same message; returns 2, for a usage error. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same with lethe_last_error() appended. */
 int cli_lib_error(const char *cmd, lethe_status st);
 
@@ -44,8 +63,27 @@ void cli_progress_init(cli_progress *p, const char *what);
 void cli_progress_cb(const lethe_progress *p, void *ctx);
 void cli_progress_done(cli_progress *p);
 
-/* Output files: fail early if the folder of `path` is not writable. */
+/* Output files: fail early (1, after one line) if `path` cannot be
+ * written: cli_check_output of signals.h without an option name. "-" and
+ * an existing character device or FIFO are accepted as they are. */
 int cli_check_writable(const char *cmd, const char *path);
+
+/* An output the user named with --opt (opt without the dashes, e.g.
+ * "out"): the checks of cli_check_output, then the rule of outputs: a
+ * regular file that exists already (perhaps through a symbolic link) is
+ * refused, "lethe CMD: --opt PATH: the file exists; add --force to replace
+ * it", unless --force or --resume (a resumed run writes its own outputs)
+ * was given. "-" (or /dev/stdout) is standard output: one output may take
+ * it, and until it is written (report_write, or cli_stdout_restore(path)
+ * before writing it otherwise) what the command prints on stdout goes to
+ * stderr. A device or a FIFO is written through, never replaced. Call it only for paths the
+ * user named (cli_str(a, opt, NULL) non-NULL), not for defaults Lethe
+ * chooses. Returns 0, or the exit status after one line: 1 when the path
+ * cannot be written, 2 when the command line must change. */
+int cli_check_named_output(const cli_args *a, const char *opt, const char *path);
+/* Give standard output back before writing `path`, if `path` names it
+ * ("-", /dev/stdout) and cli_check_named_output held it; else a no-op. */
+void cli_stdout_restore(const char *path);
 
 /* Load the train and test splits of --data/--data-dir. */
 lethe_status cli_load_data(const char *name, const char *dir, lethe_dataset *train,

@@ -34,9 +34,10 @@ int cmd_bench(int argc, char **argv)
     int r = cli_parse(&a, "bench", "--scenario NAME [options]", opts, argc, argv);
     if (r) return r == 1 ? 0 : 2;
     const char *scn = cli_str(&a, "scenario", NULL);
-    if (!scn) return cli_error("bench", "--scenario NAME is required (fmnist-cw, fmnist-rnd)");
+    if (!scn)
+        return cli_usage_error("bench", "--scenario NAME is required (fmnist-cw, fmnist-rnd)");
     const proto_scenario *sc = proto_find(scn);
-    if (!sc) return cli_error("bench", "unknown scenario '%s' (fmnist-cw, fmnist-rnd)", scn);
+    if (!sc) return cli_usage_error("bench", "unknown scenario '%s' (fmnist-cw, fmnist-rnd)", scn);
     long epochs, seed, steps;
     if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
         cli_int(&a, "steps", 0, 0, 10000000, &steps))
@@ -57,13 +58,19 @@ int cmd_bench(int argc, char **argv)
         lethe_unlearn_config cfg;
         lethe_unlearn_config_default(&cfg);
         cfg.method = tok;
+        if ((r = cli_check_method("bench", "--methods", tok))) return r;
+        /* A broken settings file is a runtime error (1); an unknown method
+         * or setting, the command line's (2). */
         lethe_status st = proto_tuned(tuned, scn, tok, &cfg);
-        if (st == LETHE_OK) st = lethe_unlearn_validate(&cfg);
         if (st != LETHE_OK) return cli_lib_error("bench", st);
+        if ((st = lethe_unlearn_validate(&cfg)) != LETHE_OK)
+            return cli_lib_error("bench", st) + 1;
     }
     if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
         return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
-    if (cli_check_writable("bench", json)) return 1;
+    if (cli_str(&a, "json", NULL) ? (r = cli_check_named_output(&a, "json", json)) != 0
+                                  : (r = cli_check_writable("bench", json)) != 0)
+        return r;
 
     proto_ctx p;
     int quiet = cli_flag(&a, "quiet");
@@ -97,7 +104,7 @@ int cmd_bench(int argc, char **argv)
         cfg.seed = (uint64_t)seed;
         proto_tuned(tuned, scn, tok, &cfg);
         if (steps) cfg.steps = steps;
-        cfg.diagnostics = cli_flag(&a, "diagnostics") && lethe_method_uses_eps(tok);
+        cfg.diagnostics = cli_flag(&a, "diagnostics") && lethe_method_uses_eps(cfg.method);
         proto_run run;
         if ((st = proto_run_method(&p, &cfg, &run)) != LETHE_OK) {
             /* A diverging baseline (GA is unbounded below) is a result, not

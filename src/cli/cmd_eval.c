@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/report.h"
 
 static const cli_opt opts[] = {
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
@@ -45,19 +46,14 @@ static void print_row(const char *name, const lethe_metrics *m, const lethe_metr
 
 static int write_json(const char *path, cJSON *root)
 {
-    char *text = cJSON_Print(root);
-    if (!text) return cli_error("eval", "out of memory writing JSON");
-    lethe_status st = lethe_write_file_atomic(path, text, strlen(text));
-    free(text);
+    lethe_status st = report_write(path, root);
     return st == LETHE_OK ? 0 : cli_lib_error("eval", st);
 }
 
 static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
 {
     lethe_dataset ds = {0};
-    const char *split = cli_str(a, "split", "test");
-    if (strcmp(split, "train") && strcmp(split, "test"))
-        return cli_error("eval", "--split: expected train or test, got '%s'", split);
+    const char *split = cli_str(a, "split", "test");    /* checked by cmd_eval */
     lethe_status st = lethe_dataset_load(&ds, data, cli_str(a, "data-dir", NULL),
                                          strcmp(split, "train") == 0);
     if (st != LETHE_OK) return cli_lib_error("eval", st);
@@ -153,16 +149,23 @@ int cmd_eval(int argc, char **argv)
     if (r) return r == 1 ? 0 : 2;
     /* --task diffusion went to the generation commands (main.c). */
     if (cli_str(&a, "task", NULL) && strcmp(cli_str(&a, "task", NULL), "classification") != 0)
-        return cli_error("eval", "--task: unknown '%s' (classification, diffusion)",
-                         cli_str(&a, "task", NULL));
+        return cli_usage_error("eval", "--task: unknown '%s' (classification, diffusion)",
+                               cli_str(&a, "task", NULL));
     const char *path = cli_str(&a, "model", NULL);
-    if (!path) return cli_error("eval", "--model FILE is required");
+    if (!path) return cli_usage_error("eval", "--model FILE is required");
+    const char *split = cli_str(&a, "split", "test");
+    if (strcmp(split, "train") && strcmp(split, "test"))
+        return cli_usage_error("eval", "--split: expected train or test, got '%s'", split);
     long seed, fseed;
     if (cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
         cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed))
         return 2;
+    lethe_forget_spec spec;
+    if (cli_str(&a, "forget", NULL) &&
+        lethe_forget_parse(&spec, cli_str(&a, "forget", NULL)) != LETHE_OK)
+        return cli_lib_error("eval", LETHE_ERR_ARG) + 1;
     const char *json = cli_str(&a, "json", NULL);
-    if (json && cli_check_writable("eval", json)) return 1;
+    if (json && (r = cli_check_named_output(&a, "json", json))) return r;
     lethe_model *m;
     lethe_metadata md = {0};
     lethe_status st = cli_open_model(path, &m, &md);

@@ -162,7 +162,7 @@ int cmd_train_diffusion(int argc, char **argv)
     lethe_forget_spec spec;
     if (fspec && lethe_forget_parse(&spec, fspec) != LETHE_OK)
         return cli_lib_error("train", LETHE_ERR_ARG);
-    if (cli_check_output("train", "--out", out)) return 1;
+    if ((r = cli_check_named_output(&a, "out", out))) return r;
     cli_run run;
     if ((r = cli_run_setup(&run, &a, out, NULL))) return r;
 
@@ -267,8 +267,9 @@ int cmd_sample(int argc, char **argv)
         cli_int(&a, "batch", 100, 1, LETHE_GEN_MAX_BATCH, &batch) ||
         cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;
-    if ((out && cli_check_writable("sample", out)) || (raw && cli_check_writable("sample", raw)))
-        return 1;
+    if ((out && (r = cli_check_named_output(&a, "out", out))) ||
+        (raw && (r = cli_check_named_output(&a, "raw", raw))))
+        return r;
     lethe_model *m = NULL;
     lethe_metadata md;
     lethe_ddpm s;
@@ -348,6 +349,7 @@ static const cli_opt eval_opts[] = {
     {"classifier", "FILE", "classifier of the same classes (e.g. the cnn of 'lethe train')", 0},
     {"forget", "SPEC", "forgotten classes, class:C[,C…]: UA_gen, and FD-cls on the others", 0},
     {"n", "N", "generated images per class (default 100)", 0},
+    {"n-forget", "N", "generated images of each forgotten class, for UA_gen (default: --n)", 0},
     {"batch", "N", "images per forward (default 100)", 0},
     {"sampler", "NAME", "ddim | ancestral (default ddim)", 0},
     {"steps", "N", "sampling steps (default 50)", 0},
@@ -365,8 +367,15 @@ cJSON *gen_metrics_json(const lethe_gen_metrics *g, const lethe_gen_eval_config 
     cJSON *o = cJSON_CreateObject();
     cJSON *acc = cJSON_AddArrayToObject(o, "acc_per_class");
     for (int k = 0; k < g->nclass; k++) cJSON_AddItemToArray(acc, cJSON_CreateNumber(g->acc[k]));
-    if (isfinite(g->ua_gen)) cJSON_AddNumberToObject(o, "ua_gen", g->ua_gen);
-    else cJSON_AddNullToObject(o, "ua_gen");
+    if (isfinite(g->ua_gen)) {
+        cJSON_AddNumberToObject(o, "ua_gen", g->ua_gen);
+        cJSON *ci = cJSON_AddArrayToObject(o, "ua_gen_ci95");
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(g->ua_gen_lo));
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(g->ua_gen_hi));
+        cJSON_AddNumberToObject(o, "n_forget", g->n_forget);
+    } else {
+        cJSON_AddNullToObject(o, "ua_gen");
+    }
     cJSON_AddNumberToObject(o, "acc_retained", g->acc_retained);
     cJSON_AddNumberToObject(o, "fd_cls", g->fd_cls);
     if (isfinite(g->fd_cls_real)) {
@@ -400,7 +409,7 @@ lethe_status gen_write_grid(const char *path, const float *images, int nclass, i
 
 void gen_print_header(int nclass)
 {
-    printf("| model | UA_gen | acc on retained | FD-cls |");
+    printf("| model | UA_gen (95%% CI) | acc on retained | FD-cls |");
     for (int k = 0; k < nclass; k++) printf(" acc %d |", k);
     printf("\n|---|---|---|---|");
     for (int k = 0; k < nclass; k++) printf("---|");
@@ -410,7 +419,7 @@ void gen_print_header(int nclass)
 void gen_print_row(const char *label, const lethe_gen_metrics *g)
 {
     printf("| %s | ", label);
-    if (isfinite(g->ua_gen)) printf("%.2f |", g->ua_gen);
+    if (isfinite(g->ua_gen)) printf("%.2f (%.1f–%.1f) |", g->ua_gen, g->ua_gen_lo, g->ua_gen_hi);
     else printf("– |");
     printf(" %.2f | %.2f |", g->acc_retained, g->fd_cls);
     for (int k = 0; k < g->nclass; k++) printf(" %.0f |", g->acc[k]);
@@ -428,14 +437,16 @@ void gen_print_floor(const lethe_gen_metrics *g)
 int gen_eval_opts(const cli_args *a, const char *cmd, lethe_gen_eval_config *ec)
 {
     lethe_gen_eval_config_default(ec);
-    long n, batch, seed;
+    long n, nf, batch, seed;
     int r = gen_sample_opts(a, cmd, &ec->sample);
     if (r) return r;
     if (cli_int(a, "n", ec->per_class, 2, 100000, &n) ||
+        cli_int(a, "n-forget", 0, 2, 100000, &nf) ||
         cli_int(a, "batch", ec->batch, 1, LETHE_GEN_MAX_BATCH, &batch) ||
         cli_int(a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;
     ec->per_class = (int)n;
+    ec->per_forget = (int)nf;
     ec->batch = (int)batch;
     ec->seed = (uint64_t)seed;
     return 0;
@@ -462,8 +473,9 @@ int cmd_eval_diffusion(int argc, char **argv)
                              fspec);
         mask = spec.class_mask;
     }
-    if ((grid && cli_check_writable("eval", grid)) || (rep && cli_check_writable("eval", rep)))
-        return 1;
+    if ((grid && (r = cli_check_named_output(&a, "grid", grid))) ||
+        (rep && (r = cli_check_named_output(&a, "report", rep))))
+        return r;
     int rc = 1;
     lethe_model *m = NULL, *clf = NULL;
     lethe_metadata md, cmd_;
@@ -479,8 +491,15 @@ int cmd_eval_diffusion(int argc, char **argv)
         goto fail;
     int c, h, w;
     lethe_model_input_shape(m, &c, &h, &w);
-    images = malloc((size_t)lethe_model_nclass(m) * ec.per_class * c * h * w * sizeof(float));
-    if (!images) {
+    /* The grid shows the first images of each class: kept only for it, and
+     * only with one count for every class. */
+    if (grid && ec.per_forget && ec.per_forget != ec.per_class) {
+        rc = cli_error("eval", "--grid needs as many images of every class: drop --n-forget");
+        goto done;
+    }
+    if (grid)
+        images = malloc((size_t)lethe_model_nclass(m) * ec.per_class * c * h * w * sizeof(float));
+    if (grid && !images) {
         st = lethe_fail(LETHE_ERR_NOMEM, "out of memory for the samples");
         goto fail;
     }

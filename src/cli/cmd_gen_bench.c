@@ -5,6 +5,7 @@
  * table on stdout, JSON, and a grid of samples per method. */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,16 +18,19 @@
 
 static const cli_opt opts[] = {
     {"scenario", "NAME", "fmnist-ddpm-cw", 0},
-    {"methods", "LIST", "comma-separated (default: eupmu,eupmu-fast,ungrad,ga,rl,salun,ft)", 0},
+    {"methods", "LIST", "comma-separated methods or tuned variants (default: "
+                        "eupmu,eupmu-log,eupmu-fast,ungrad,rl,salun,esd,ga,ft)", 0},
     {"tuned", "FILE", "tuned settings (default configs/tuned.json)", 0},
     {"cache", "DIR", "cached models (default runs/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
-    {"ddpm-epochs", "N", "epochs of the DDPM recipe (default 12)", 0},
-    {"steps", "N", "unlearning steps of every method (default 100)", 0},
-    {"batch", "N", "images per set and step (default 64)", 0},
-    {"n", "N", "generated images per class for the metrics (default 50)", 0},
+    {"ddpm-epochs", "N", "epochs of the DDPM recipe, Original and Retrain (default 12)", 0},
+    {"steps", "N", "unlearning steps of every method (default: the scenario's budget)", 0},
+    {"batch", "N", "images per set and step (default: the scenario's budget)", 0},
+    {"n", "N", "generated images per retained class (default 200)", 0},
+    {"n-forget", "N", "generated images of the forgotten class, for UA_gen (default 500)", 0},
     {"steps-sample", "N", "DDIM steps (default 25)", 0},
     {"guidance", "W", "classifier-free guidance (default 2)", 0},
+    {"no-retrain", NULL, "skip the Retrain DDPM (trained when not cached: ~45 min)", 1},
     {"seed", "N", "seed (default 0)", 0},
     {"json", "FILE", "results as JSON (default runs/bench-fmnist-ddpm-cw.json)", 0},
     {"grids", "DIR", "a PNG of samples per method here (default runs/ddpm-grids)", 0},
@@ -34,10 +38,15 @@ static const cli_opt opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
-static const char *default_methods = "eupmu,eupmu-fast,ungrad,ga,rl,salun,ft";
+static const char *default_methods = "eupmu,eupmu-log,eupmu-fast,ungrad,rl,salun,esd,ga,ft";
 
-/* The cached DDPM, trained when missing (about half an hour on 2 cores). */
-static lethe_status ensure_ddpm(const char *path, const lethe_dataset *train, int epochs,
+/* The unlearning budget of every method (iterations × batch), the same for
+ * all; "budget" in the scenario's tuned entries, else these. */
+#define BUDGET_STEPS 200
+#define BUDGET_BATCH 64
+
+lethe_status gen_ensure_ddpm(const char *path, const lethe_dataset *train,
+                                const lethe_subset *sub, const char *without, int epochs,
                                 uint64_t seed, int quiet, lethe_model **m, lethe_ddpm *s)
 {
     lethe_metadata md;
@@ -52,23 +61,22 @@ static lethe_status ensure_ddpm(const char *path, const lethe_dataset *train, in
     lethe_diffusion_config_default(&cfg);
     cfg.train.epochs = epochs;
     cfg.train.seed = seed;
-    lethe_subset all;
-    if ((st = lethe_subset_all(&all, (size_t)train->n)) != LETHE_OK) return st;
     if (!quiet)
-        fprintf(stderr, "training the DDPM (unet, %d epochs; 12 took 48 minutes on a shared 2-core machine), "
-                "cached as %s\n", epochs, path);
+        fprintf(stderr, "training the %s DDPM (unet, %d epochs on %zu images; 12 epochs on all "
+                "60,000 take about 30 minutes on 2 cores), cached as %s\n",
+                without ? "Retrain" : "original", epochs, sub->n, path);
     cli_progress prog;
-    cli_progress_init(&prog, "ddpm");
-    st = lethe_train_diffusion(*m, train, &all, s, &cfg, quiet ? NULL : cli_progress_cb, &prog);
+    cli_progress_init(&prog, without ? "retrain ddpm" : "ddpm");
+    st = lethe_train_diffusion(*m, train, sub, s, &cfg, quiet ? NULL : cli_progress_cb, &prog);
     if (!quiet) cli_progress_done(&prog);
-    lethe_subset_free(&all);
-    if (st == LETHE_OK) st = gen_save(*m, s, train, &cfg, NULL, path);
+    if (st == LETHE_OK) st = gen_save(*m, s, train, &cfg, without, path);
     return st;
 }
 
 static void row(const char *name, const lethe_gen_metrics *g, const lethe_unlearn_result *r)
 {
-    printf("| %s | %.2f | %.2f | %.2f |", name, g->ua_gen, g->acc_retained, g->fd_cls);
+    printf("| %s | %.2f (%.1f–%.1f) | %.2f | %.2f |", name, g->ua_gen, g->ua_gen_lo,
+           g->ua_gen_hi, g->acc_retained, g->fd_cls);
     if (r)
         printf(" %.1f | %.0f/%.0f |\n", r->seconds, (double)r->fwd_samples / r->batch,
                (double)r->bwd_samples / r->batch);
@@ -97,39 +105,84 @@ static lethe_status write_grid(const char *dir, const char *name, lethe_model *m
     return st;
 }
 
+/* Measure one model's samples, draw its grid, print its row, add its JSON. */
+static lethe_status measure(const char *label, lethe_model *m, const lethe_ddpm *s,
+                            proto_ctx *p, lethe_gen_eval_config *ec, const char *grids,
+                            const lethe_unlearn_result *res, const lethe_unlearn_config *cfg,
+                            cJSON *arr, lethe_gen_metrics *g)
+{
+    lethe_status st = lethe_gen_evaluate(m, s, p->orig, &p->sp.test, p->sp.spec.class_mask, ec,
+                                         g, NULL);
+    if (st == LETHE_OK) st = write_grid(grids, label, m, s, &ec->sample);
+    if (st != LETHE_OK) return st;
+    row(label, g, res);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "method", label);
+    if (cfg) cJSON_AddItemToObject(o, "config", report_config(cfg, p->sp.spec_text));
+    if (res) cJSON_AddItemToObject(o, "run", report_run(res, 0));
+    cJSON_AddItemToObject(o, "metrics", gen_metrics_json(g, ec));
+    cJSON_AddItemToArray(arr, o);
+    return LETHE_OK;
+}
+
+/* Where the bench stands: rows done of all, elapsed, and time left at the
+ * mean time per row so far. */
+static void bench_progress(int quiet, int done, int total, double t0)
+{
+    if (quiet || done <= 0) return;
+    double el = cli_now() - t0, left = el / done * (total - done);
+    fprintf(stderr, "bench: %d/%d rows, %.0f:%02.0f elapsed, about %.0f:%02.0f left\n", done,
+            total, floor(el / 60), fmod(el, 60), floor(left / 60), fmod(left, 60));
+}
+
 int cmd_bench_diffusion(int argc, char **argv)
 {
     cli_args a;
     int r = cli_parse(&a, "bench", "--scenario fmnist-ddpm-cw [options]", opts, argc, argv);
     if (r) return r == 1 ? 0 : 2;
+    const char *scn = "fmnist-ddpm-cw";
+    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
+    if (cli_str(&a, "tuned", NULL) && access(tuned, R_OK) != 0)
+        return cli_error("bench", "--tuned %s: %s", tuned, strerror(errno));
+    /* The budget: the scenario's, unless given. */
+    lethe_unlearn_config bud;
+    lethe_unlearn_config_default(&bud);
+    bud.steps = BUDGET_STEPS;
+    bud.batch = BUDGET_BATCH;
+    lethe_ddpm probe_s = {0};
+    bud.ddpm = &probe_s;
+    bud.method = "ft";
+    lethe_status st0 = proto_tuned(tuned, scn, "budget", &bud);
+    if (st0 != LETHE_OK) return cli_lib_error("bench", st0);
     long depochs, steps, batch, seed;
     if (cli_int(&a, "ddpm-epochs", 12, 1, 1000, &depochs) ||
-        cli_int(&a, "steps", 100, 1, 10000000, &steps) ||
-        cli_int(&a, "batch", 64, 1, 1024, &batch) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
+        cli_int(&a, "steps", bud.steps, 1, 10000000, &steps) ||
+        cli_int(&a, "batch", bud.batch, 1, 1024, &batch) ||
+        cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;
     lethe_gen_eval_config ec;
-    long ssteps, n;
+    long ssteps, n, nf;
     double gw;
     lethe_gen_eval_config_default(&ec);
-    if (cli_int(&a, "n", 50, 2, 100000, &n) || cli_int(&a, "steps-sample", 25, 1, 1000, &ssteps) ||
+    if (cli_int(&a, "n", 200, 2, 100000, &n) || cli_int(&a, "n-forget", 500, 2, 100000, &nf) ||
+        cli_int(&a, "steps-sample", 25, 1, 1000, &ssteps) ||
         cli_float(&a, "guidance", 2.0, 0, 100, &gw))
         return 2;
     ec.per_class = (int)n;
+    ec.per_forget = (int)nf;
     ec.sample.steps = (int)ssteps;
     ec.sample.guidance = (float)gw;
     ec.seed = (uint64_t)seed;
-    const char *scn = "fmnist-ddpm-cw";
-    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
     const char *json = cli_str(&a, "json", "runs/bench-fmnist-ddpm-cw.json");
     const char *grids = cli_str(&a, "grids", "runs/ddpm-grids");
     const char *cache = cli_str(&a, "cache", "runs/cache");
     char mlist[1024];
     snprintf(mlist, sizeof mlist, "%s", cli_str(&a, "methods", default_methods));
-    int quiet = cli_flag(&a, "quiet");
+    int quiet = cli_flag(&a, "quiet"), with_retrain = !cli_flag(&a, "no-retrain");
 
     /* Every method's settings, checked before any work. */
-    lethe_ddpm probe_s = {0};
     char *save, *tok, tmp[1024];
+    int nmeth = 0;
     snprintf(tmp, sizeof tmp, "%s", mlist);
     for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         lethe_unlearn_config cfg;
@@ -138,13 +191,19 @@ int cmd_bench_diffusion(int argc, char **argv)
         cfg.ddpm = &probe_s;
         lethe_status st = proto_tuned(tuned, scn, tok, &cfg);
         if (st == LETHE_OK) st = lethe_unlearn_validate(&cfg);
-        if (st != LETHE_OK) return cli_lib_error("bench", st);
+        if (st != LETHE_OK) {
+            cli_lib_error("bench", st);
+            return 2;
+        }
+        nmeth++;
     }
     if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
         return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
     if (io_mkdir_p(grids) != 0)
         return cli_error("bench", "%s: cannot create the folder: %s", grids, strerror(errno));
-    if (cli_check_writable("bench", json)) return 1;
+    if (cli_str(&a, "json", NULL) ? (r = cli_check_named_output(&a, "json", json)) != 0
+                                  : (r = cli_check_writable("bench", json)) != 0)
+        return r;
 
     /* The classifier is fmnist-cw's original cnn (same cache, same recipe). */
     proto_ctx p;
@@ -155,9 +214,10 @@ int cmd_bench_diffusion(int argc, char **argv)
     p.seed = (uint64_t)seed;
     p.quiet = quiet;
     int rc = 1;
-    lethe_model *ddpm = NULL, *work = NULL;
-    lethe_ddpm s = {0};
+    lethe_model *ddpm = NULL, *work = NULL, *retrain = NULL;
+    lethe_ddpm s = {0}, s_re = {0};
     cJSON *root = NULL, *runs = NULL;
+    lethe_subset all = {0};
     lethe_status st;
     if (io_mkdir_p(cache) != 0) {
         st = lethe_fail(LETHE_ERR_IO, "%s: cannot create the cache folder: %s", cache,
@@ -168,11 +228,18 @@ int cmd_bench_diffusion(int argc, char **argv)
                              (uint64_t)seed)) != LETHE_OK ||
         (st = proto_ensure_original(&p)) != LETHE_OK)
         goto fail;
-    char path[1024];
+    char path[1024], rpath[1024];
     snprintf(path, sizeof path, "%s/ddpm-unet-fmnist-e%ld-s%lu.safetensors", cache, depochs,
              (unsigned long)seed);
-    if ((st = ensure_ddpm(path, &p.sp.train, (int)depochs, (uint64_t)seed, quiet, &ddpm, &s)) !=
-        LETHE_OK)
+    snprintf(rpath, sizeof rpath, "%s/retrain-ddpm-unet-fmnist-class0-e%ld-s%lu.safetensors",
+             cache, depochs, (unsigned long)seed);
+    if ((st = lethe_subset_all(&all, (size_t)p.sp.train.n)) != LETHE_OK ||
+        (st = gen_ensure_ddpm(path, &p.sp.train, &all, NULL, (int)depochs, (uint64_t)seed, quiet,
+                          &ddpm, &s)) != LETHE_OK)
+        goto fail;
+    if (with_retrain &&
+        (st = gen_ensure_ddpm(rpath, &p.sp.train, &p.sp.retain, p.sp.spec_text, (int)depochs,
+                          (uint64_t)seed, quiet, &retrain, &s_re)) != LETHE_OK)
         goto fail;
     lethe_dataset *tr = &p.sp.train;
     if ((st = lethe_model_create(&work, "unet", tr->c, tr->h, tr->w, tr->nclass)) != LETHE_OK)
@@ -182,35 +249,51 @@ int cmd_bench_diffusion(int argc, char **argv)
     cJSON_AddStringToObject(root, "scenario", scn);
     cJSON_AddStringToObject(root, "forget", p.sp.spec_text);
     cJSON_AddStringToObject(root, "model", path);
-    if (!quiet) fprintf(stderr, "measuring the original DDPM (%d images per class)...\n", ec.per_class);
-    lethe_gen_metrics g0;
-    ec.floor_set = &p.sp.train;   /* once, for the original's row */
-    st = lethe_gen_evaluate(ddpm, &s, p.orig, &p.sp.test, p.sp.spec.class_mask, &ec, &g0, NULL);
-    ec.floor_set = NULL;
-    if (st != LETHE_OK ||
-        (st = write_grid(grids, "original", ddpm, &s, &ec.sample)) != LETHE_OK)
-        goto fail;
-    cJSON_AddItemToObject(root, "original", gen_metrics_json(&g0, &ec));
+    if (with_retrain) cJSON_AddStringToObject(root, "retrain", rpath);
+    cJSON_AddNumberToObject(root, "steps", (double)steps);
+    cJSON_AddNumberToObject(root, "batch", (double)batch);
     runs = cJSON_AddArrayToObject(root, "methods");
-    printf("Forgetting class 0 of a class-conditional DDPM (fmnist-ddpm-cw): %d generated images "
-           "per class, DDIM %d steps, guidance %g; FD-cls against %d real test images\n\n",
-           ec.per_class, ec.sample.steps, (double)ec.sample.guidance, g0.n_real);
-    printf("| method | UA_gen | acc on retained | FD-cls | RTE (s) | fwd/bwd passes |\n");
+    printf("Forgetting class 0 of a class-conditional DDPM (fmnist-ddpm-cw). Every method: %ld "
+           "steps of %ld forgetting + %ld retaining images from the same DDPM. Metrics: DDIM %d "
+           "steps, guidance %g ((1 + w)·ε_c − w·ε_∅ with w = %g), %d generated images of class 0 "
+           "(UA_gen, Wilson 95%% interval) and %d of each of classes 1-9 (accuracy, FD-cls "
+           "against the %s real test images of classes 1-9), classified by the fmnist-cw cnn; "
+           "the same starting noise for every model.\n\n",
+           steps, batch, batch, ec.sample.steps, (double)ec.sample.guidance,
+           (double)ec.sample.guidance - 1.0, ec.per_forget, ec.per_class, "9,000");
+    printf("| method | UA_gen (95%% CI) | acc on retained | FD-cls | RTE (s) | fwd/bwd passes |\n");
     printf("|---|---|---|---|---|---|\n");
-    row("Original", &g0, NULL);
+    fflush(stdout);
+    int total = nmeth + 1 + with_retrain, done_rows = 0;
+    double t0 = cli_now();
+    if (!quiet)
+        fprintf(stderr, "measuring the original DDPM (%d + %d×9 images)...\n", ec.per_forget,
+                ec.per_class);
+    lethe_gen_metrics g0, g;
+    ec.floor_set = &p.sp.train;   /* once, for the original's row */
+    st = measure("Original", ddpm, &s, &p, &ec, grids, NULL, NULL, runs, &g0);
+    ec.floor_set = NULL;
+    if (st != LETHE_OK) goto fail;
+    bench_progress(quiet, ++done_rows, total, t0);
+    if (with_retrain) {
+        if ((st = measure("Retrain", retrain, &s_re, &p, &ec, grids, NULL, NULL, runs, &g)) !=
+            LETHE_OK)
+            goto fail;
+        bench_progress(quiet, ++done_rows, total, t0);
+    }
     snprintf(tmp, sizeof tmp, "%s", mlist);
     for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         lethe_unlearn_config cfg;
         lethe_unlearn_config_default(&cfg);
         cfg.method = tok;
-        cfg.steps = steps;
-        cfg.batch = (int)batch;
-        cfg.seed = (uint64_t)seed;
         cfg.ddpm = &s;
         cfg.p_uncond = 0.1f;
+        cfg.seed = (uint64_t)seed;
         if ((st = proto_tuned(tuned, scn, tok, &cfg)) != LETHE_OK ||
             (st = lethe_model_copy(work, ddpm)) != LETHE_OK)
             goto fail;
+        cfg.steps = steps;              /* the same budget for every method */
+        cfg.batch = (int)batch;
         cli_progress prog;
         cli_progress_init(&prog, tok);
         lethe_unlearn_result res;
@@ -226,33 +309,21 @@ int cmd_bench_diffusion(int argc, char **argv)
             cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
             cJSON_AddStringToObject(o, "error", lethe_last_error());
             cJSON_AddItemToArray(runs, o);
+            bench_progress(quiet, ++done_rows, total, t0);
             continue;
         }
-        if (st != LETHE_OK) {
-            lethe_unlearn_result_free(&res);
-            goto fail;
-        }
-        lethe_gen_metrics g;
-        if ((st = lethe_gen_evaluate(work, &s, p.orig, &p.sp.test, p.sp.spec.class_mask, &ec, &g,
-                                     NULL)) != LETHE_OK ||
-            (st = write_grid(grids, tok, work, &s, &ec.sample)) != LETHE_OK) {
-            lethe_unlearn_result_free(&res);
-            goto fail;
-        }
-        row(tok, &g, &res);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "method", tok);
-        cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
-        cJSON_AddItemToObject(o, "run", report_run(&res, 0));
-        cJSON_AddItemToObject(o, "metrics", gen_metrics_json(&g, &ec));
-        cJSON_AddItemToArray(runs, o);
+        if (st != LETHE_OK) goto fail;
+        st = measure(tok, work, &s, &p, &ec, grids, &res, &cfg, runs, &g);
         lethe_unlearn_result_free(&res);
+        if (st != LETHE_OK) goto fail;
+        bench_progress(quiet, ++done_rows, total, t0);
     }
     if ((st = report_write(json, root)) != LETHE_OK) goto fail;
     gen_print_floor(&g0);
     printf("\nUA_gen = share of class-0 samples the cnn does not call class 0; acc on retained = "
            "its accuracy on samples of classes 1-9;\nFD-cls = Frechet distance of its penultimate "
-           "features, real vs generated (classes 1-9); not the Inception FID.\n");
+           "features, real vs generated (classes 1-9); not the Inception FID. RTE: unlearning "
+           "time on this machine; passes in batches of %ld.\n", batch);
     fprintf(stderr, "wrote %s and the sample grids in %s\n", json, grids);
     rc = 0;
     goto done;
@@ -260,9 +331,12 @@ fail:
     rc = cli_lib_error("bench", st);
 done:
     cJSON_Delete(root);
+    lethe_subset_free(&all);
     lethe_model_free(ddpm);
+    lethe_model_free(retrain);
     lethe_model_free(work);
     lethe_ddpm_free(&s);
+    lethe_ddpm_free(&s_re);
     lethe_model_free(p.orig);
     cli_split_free(&p.sp);
     return rc;

@@ -2,12 +2,15 @@
  * classes (ℓ_r the denoising loss on the other classes, ℓ_u `rl` or `ga`,
  * ALGORITHM.md §5), then measure it with a classifier (UA_gen, accuracy on
  * the retained classes, FD-cls) and draw before/after samples. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/gen.h"
+#include "cli/protocol.h"
 #include "cli/report.h"
 #include "cli/signals.h"
 #include "cli/ulopts.h"
@@ -22,7 +25,10 @@ static const cli_opt opts[] = {
     {"p-uncond", "X", "retain rows trained without their class, as in training (default 0.1)", 0},
     {"classifier", "FILE", "classifier for the metrics (without it: no metrics)", 0},
     {"before", NULL, "also measure the model before unlearning", 1},
-    {"n", "N", "generated images per class for the metrics (default 100)", 0},
+    {"n", "N", "generated images per retained class for the metrics (default 200)", 0},
+    {"n-forget", "N", "generated images of each forgotten class, for UA_gen (default 500)", 0},
+    {"tuned", "FILE", "defaults from this file's fmnist-ddpm-cw entries (default "
+                      "configs/tuned.json; 'none': the library's)", 0},
     {"sampler", "NAME", "ddim | ancestral (default ddim)", 0},
     {"steps-sample", "N", "sampling steps (default 50)", 0},
     {"eta", "X", "DDIM noise (default 0)", 0},
@@ -62,6 +68,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     if (!fspec) return cli_error("unlearn", "--forget class:C is required");
     lethe_unlearn_config cfg;
     lethe_unlearn_config_default(&cfg);
+    const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
     long epochs, ssteps;
     double pu;
     if (cli_int(&a, "epochs", 0, 0, 100000, &epochs) ||
@@ -71,17 +78,19 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     lethe_gen_eval_config ec;
     if ((r = gen_eval_opts(&a, "unlearn", &ec)) != 0) return r;
     ec.sample.steps = (int)ssteps;
+    /* Counts that can tell (issue 13): UA_gen on 500 images, ±2 points. */
+    if (!cli_str(&a, "n", NULL)) ec.per_class = 200;
+    if (!cli_str(&a, "n-forget", NULL)) ec.per_forget = 500;
     lethe_forget_spec spec;
     if (lethe_forget_parse(&spec, fspec) != LETHE_OK) return cli_lib_error("unlearn", LETHE_ERR_ARG);
     if (spec.kind != LETHE_FORGET_CLASS)
         return cli_error("unlearn", "--forget: a diffusion model forgets classes (class:C), not "
                          "'%s'", fspec);
-    const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
     const char *grid = cli_str(&a, "grid", NULL), *cpath = cli_str(&a, "classifier", NULL);
-    if ((out && cli_check_output("unlearn", "--out", out)) ||
-        (rep && cli_check_output("unlearn", "--report", rep)) ||
-        (grid && cli_check_output("unlearn", "--grid", grid)))
-        return 1;
+    if ((out && (r = cli_check_named_output(&a, "out", out))) ||
+        (rep && (r = cli_check_named_output(&a, "report", rep))) ||
+        (grid && (r = cli_check_named_output(&a, "grid", grid))))
+        return r;
     cli_run run;
     if ((r = cli_run_setup(&run, &a, out, rep))) return r;
 
@@ -103,8 +112,33 @@ int cmd_unlearn_diffusion(int argc, char **argv)
                        ec.sample.steps, path, s.T);
         goto done;
     }
+    /* The tuned settings of the diffusion scenario are the defaults; every
+     * option given overrides them. */
+    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
+    cfg.method = cli_str(&a, "method", cfg.method);
+    if (strcmp(tuned, "none") != 0) {
+        if (access(tuned, R_OK) != 0 && cli_str(&a, "tuned", NULL)) {
+            rc = cli_error("unlearn", "--tuned %s: %s", tuned, strerror(errno));
+            goto done;
+        }
+        if (access(tuned, R_OK) == 0) {
+            if ((st = proto_tuned(tuned, "fmnist-ddpm-cw", cfg.method, &cfg)) != LETHE_OK) {
+                rc = cli_lib_error("unlearn", st);
+                goto done;
+            }
+            fprintf(stderr, "defaults of %s from %s (fmnist-ddpm-cw)\n", cfg.method, tuned);
+        } else {
+            fprintf(stderr, "no %s here: the library's defaults for %s\n", tuned, cfg.method);
+        }
+    }
     if ((r = cli_unlearn_config(&a, &cfg))) {
         rc = r;
+        goto done;
+    }
+    if (!out && !rep) {
+        cli_error("unlearn", "nothing would be kept of this run: name --out FILE (the model) "
+                  "or --report FILE (the metrics; - for stdout), or both");
+        rc = 2;
         goto done;
     }
     const char *data = lethe_meta_get(&md, "dataset");
@@ -162,11 +196,13 @@ int cmd_unlearn_diffusion(int argc, char **argv)
             memcpy(tiles + ((size_t)k * 2 + 1) * gn * d, gafter + (size_t)k * gn * d,
                    (size_t)gn * d * sizeof(float));
         }
+        cli_stdout_restore(grid);
         if ((st = lethe_png_write_grid(grid, tiles, nclass * 2 * gn, h, w, 2 * gn, -1.0f, 1.0f)) !=
             LETHE_OK)
             goto fail;
         fprintf(stderr, "wrote %s (a row per class: 8 before | 8 after, same noise)\n", grid);
     }
+    if (out) cli_stdout_restore(out);
     if (out && (st = cli_save_unlearned(m, &md, &cfg, sp.spec_text, path, out)) != LETHE_OK)
         goto fail;
     root = cJSON_CreateObject();

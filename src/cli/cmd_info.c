@@ -9,9 +9,9 @@ static const cli_opt opts[] = {{NULL, NULL, NULL, 0}};
 int cmd_info(int argc, char **argv)
 {
     cli_args a;
-    int r = cli_parse(&a, "info", "MODEL.safetensors", opts, argc, argv);
+    int r = cli_parse_pos(&a, "info", "MODEL.safetensors", opts, 1, argc, argv);
     if (r) return r == 1 ? 0 : 2;
-    if (a.npos != 1) return cli_error("info", "expected one checkpoint file");
+    if (a.npos != 1) return cli_usage_error("info", "expected one checkpoint file");
     lethe_model *m;
     lethe_metadata md = {0};
     /* A run state (--state of train/unlearn) is a safetensors file too. */

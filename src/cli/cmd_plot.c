@@ -380,12 +380,12 @@ static const cli_opt opts[] = {
 int cmd_plot(int argc, char **argv)
 {
     cli_args a;
-    int r = cli_parse(&a, "plot", "REPORT.json [REPORT2.json …] [--lambda] [--out PREFIX]", opts,
-                      argc, argv);
+    int r = cli_parse_pos(&a, "plot", "REPORT.json [REPORT2.json …] [--lambda] [--out PREFIX]",
+                          opts, MAX_FILES, argc, argv);
     if (r) return r == 1 ? 0 : 2;
-    if (a.npos < 1 || a.npos > MAX_FILES)
-        return cli_error("plot", "expected 1 to %d JSON files (unlearn reports, or the results "
-                         "of sweep or bench)", MAX_FILES);
+    if (a.npos < 1)
+        return cli_usage_error("plot", "expected 1 to %d JSON files (unlearn reports, or the "
+                               "results of sweep or bench)", MAX_FILES);
     int compare = a.npos > 1 || cli_flag(&a, "lambda");
     const char *path = a.pos[0];
     char prefix[4096];
@@ -395,9 +395,15 @@ int cmd_plot(int argc, char **argv)
         if (k > 5 && strcmp(prefix + k - 5, ".json") == 0) prefix[k - 5] = 0;
         if (compare) strncat(prefix, "-lambda", sizeof prefix - strlen(prefix) - 1);
     }
-    char png[4200];
+    char png[4200], svg[4200];
     snprintf(png, sizeof png, "%s.png", prefix);
-    if (cli_check_writable("plot", png)) return 1;
+    snprintf(svg, sizeof svg, "%s.svg", prefix);
+    /* A prefix the user named follows the rule of outputs (--force); the
+     * default, named after the input, is replaced freely. */
+    if (cli_str(&a, "out", NULL) ? ((r = cli_check_named_output(&a, "out", png)) ||
+                                    (r = cli_check_named_output(&a, "out", svg)))
+                                 : (r = cli_check_writable("plot", png)) != 0)
+        return r;
     cJSON *root[MAX_FILES] = {0};
     lethe_status st = LETHE_OK;
     int nf = 0;

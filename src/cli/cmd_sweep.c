@@ -54,11 +54,12 @@ static int parse_values(const char *text, double *v, int *n)
         char *end;
         double x = strtod(tok, &end);
         if (end == tok || *end || !isfinite(x))
-            return cli_error("sweep", "--values: '%s' is not a number", tok);
-        if (*n >= MAX_VALUES) return cli_error("sweep", "--values: more than %d values", MAX_VALUES);
+            return cli_usage_error("sweep", "--values: '%s' is not a number", tok);
+        if (*n >= MAX_VALUES)
+            return cli_usage_error("sweep", "--values: more than %d values", MAX_VALUES);
         v[(*n)++] = x;
     }
-    return *n ? 0 : cli_error("sweep", "--values: no values");
+    return *n ? 0 : cli_usage_error("sweep", "--values: no values");
 }
 
 /* Settings shared by every run of the sweep: budget, seed, instruments. */
@@ -104,16 +105,20 @@ int cmd_sweep(int argc, char **argv)
     const char *scn = cli_str(&a, "scenario", NULL), *mpath = cli_str(&a, "model", NULL);
     const char *param = cli_str(&a, "param", NULL), *vtext = cli_str(&a, "values", NULL);
     const char *method = cli_str(&a, "method", NULL);
-    if (!scn == !mpath) return cli_error("sweep", "give either --scenario NAME or --model FILE");
+    if (!scn == !mpath)
+        return cli_usage_error("sweep", "give either --scenario NAME or --model FILE");
     if (mpath && !cli_str(&a, "forget", NULL))
-        return cli_error("sweep", "--model needs --forget SPEC");
-    if (!method) return cli_error("sweep", "--method NAME is required");
-    if (!param || !vtext) return cli_error("sweep", "--param NAME and --values LIST are required");
+        return cli_usage_error("sweep", "--model needs --forget SPEC");
+    if (!method) return cli_usage_error("sweep", "--method NAME is required");
+    if ((r = cli_check_method("sweep", "--method", method))) return r;
+    if (!param || !vtext)
+        return cli_usage_error("sweep", "--param NAME and --values LIST are required");
     const proto_scenario *sc = scn ? proto_find(scn) : NULL;
-    if (scn && !sc) return cli_error("sweep", "unknown scenario '%s' (fmnist-cw, fmnist-rnd)", scn);
+    if (scn && !sc)
+        return cli_usage_error("sweep", "unknown scenario '%s' (fmnist-cw, fmnist-rnd)", scn);
     double values[MAX_VALUES];
     int nv;
-    if (parse_values(vtext, values, &nv)) return 1;
+    if ((r = parse_values(vtext, values, &nv))) return r;
     long epochs, fseed;
     if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) ||
         cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed))
@@ -140,7 +145,7 @@ int cmd_sweep(int argc, char **argv)
         lethe_unlearn_config c = base;
         if ((st = proto_set_param(&c, param, values[i])) != LETHE_OK ||
             (st = lethe_unlearn_validate(&c)) != LETHE_OK)
-            return cli_error("sweep", "%s = %g: %s", param, values[i], lethe_last_error());
+            return cli_usage_error("sweep", "%s = %g: %s", param, values[i], lethe_last_error());
     }
     char clist[1024] = "";
     snprintf(clist, sizeof clist, "%s", cli_str(&a, "compare", ""));
@@ -150,25 +155,41 @@ int cmd_sweep(int argc, char **argv)
         lethe_unlearn_config c;
         lethe_unlearn_config_default(&c);
         c.method = tok;
+        if ((r = cli_check_method("sweep", "--compare", tok))) return r;
         st = scn ? proto_tuned(tuned, scn, tok, &c) : LETHE_OK;
-        common(&c, &base, steps_given, batch_given, diag, audit);
-        if (st == LETHE_OK) st = lethe_unlearn_validate(&c);
         if (st != LETHE_OK) return cli_error("sweep", "--compare %s: %s", tok, lethe_last_error());
+        common(&c, &base, steps_given, batch_given, diag, audit);
+        if ((st = lethe_unlearn_validate(&c)) != LETHE_OK)
+            return cli_usage_error("sweep", "--compare %s: %s", tok, lethe_last_error());
     }
 
     char jdef[512], pdef[512];
     snprintf(jdef, sizeof jdef, "runs/sweep-%s-%s-%s.json", scn ? scn : "custom", method, param);
     const char *json = cli_str(&a, "json", jdef);
-    snprintf(pdef, sizeof pdef, "%s", json);
+    /* The plot is named after the JSON, or after the default name when the
+     * JSON goes to standard output. */
+    snprintf(pdef, sizeof pdef, "%s", strcmp(json, "-") == 0 ? jdef : json);
     size_t k = strlen(pdef);
     if (k > 5 && strcmp(pdef + k - 5, ".json") == 0) pdef[k - 5] = 0;
     const char *prefix = cli_str(&a, "plot", pdef);
     int do_plot = !cli_flag(&a, "no-plot");
-    if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
-        return cli_error("sweep", "%s: cannot create its folder: %s", json, strerror(errno));
-    char png[600];
+    char png[600], svg[600];
     snprintf(png, sizeof png, "%s.png", prefix);
-    if (cli_check_writable("sweep", json) || (do_plot && cli_check_writable("sweep", png))) return 1;
+    snprintf(svg, sizeof svg, "%s.svg", prefix);
+    if ((strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0) ||
+        (do_plot && strncmp(png, "runs/", 5) == 0 && io_mkdir_parent(png) != 0))
+        return cli_error("sweep", "%s: cannot create its folder: %s",
+                         strncmp(json, "runs/", 5) == 0 ? json : png, strerror(errno));
+    /* Paths the user named follow the rule of outputs (--force); the
+     * defaults are Lethe's own and replaced freely. */
+    int named_plot = cli_str(&a, "plot", NULL) || (cli_str(&a, "json", NULL) && strcmp(json, "-"));
+    if (cli_str(&a, "json", NULL) ? (r = cli_check_named_output(&a, "json", json)) != 0
+                                  : (r = cli_check_writable("sweep", json)) != 0)
+        return r;
+    if (do_plot && named_plot && ((r = cli_check_named_output(&a, "plot", png)) ||
+                                  (r = cli_check_named_output(&a, "plot", svg))))
+        return r;
+    if (do_plot && !named_plot && (r = cli_check_writable("sweep", png))) return r;
 
     proto_ctx p;
     int quiet = cli_flag(&a, "quiet");

@@ -220,12 +220,15 @@ static const cli_opt opts[] = {
 int cmd_table(int argc, char **argv)
 {
     cli_args a;
-    int r = cli_parse(&a, "table", "RESULTS.json [--format markdown|latex|csv]", opts, argc, argv);
+    int r = cli_parse_pos(&a, "table", "RESULTS.json [--format markdown|latex|csv]", opts, 1,
+                          argc, argv);
     if (r) return r == 1 ? 0 : 2;
-    if (a.npos != 1) return cli_error("table", "expected one JSON file (results of bench or sweep)");
+    if (a.npos != 1)
+        return cli_usage_error("table", "expected one JSON file (results of bench or sweep)");
     const char *format = cli_str(&a, "format", "markdown");
     if (strcmp(format, "markdown") && strcmp(format, "latex") && strcmp(format, "csv"))
-        return cli_error("table", "--format: expected markdown, latex or csv, got '%s'", format);
+        return cli_usage_error("table", "--format: expected markdown, latex or csv, got '%s'",
+                               format);
     cJSON *root;
     lethe_status st = plot_read_json(a.pos[0], &root);
     if (st != LETHE_OK) return cli_lib_error("table", st);

@@ -38,10 +38,10 @@ int cmd_train(int argc, char **argv)
     if (r) return r == 1 ? 0 : 2;
     /* --task diffusion went to the generation commands (main.c). */
     if (cli_str(&a, "task", NULL) && strcmp(cli_str(&a, "task", NULL), "classification") != 0)
-        return cli_error("train", "--task: unknown '%s' (classification, diffusion)",
-                         cli_str(&a, "task", NULL));
+        return cli_usage_error("train", "--task: unknown '%s' (classification, diffusion)",
+                               cli_str(&a, "task", NULL));
     const char *out = cli_str(&a, "out", NULL);
-    if (!out) return cli_error("train", "--out FILE is required");
+    if (!out) return cli_usage_error("train", "--out FILE is required");
     lethe_train_config cfg;
     lethe_train_config_default(&cfg);
     long epochs, batch, seed, fseed;
@@ -63,21 +63,22 @@ int cmd_train(int argc, char **argv)
     cfg.nesterov = cli_flag(&a, "nesterov");
     lethe_schedule sch;
     if (lethe_schedule_parse(&sch, cli_str(&a, "schedule", "cosine")) != LETHE_OK)
-        return cli_lib_error("train", LETHE_ERR_ARG);
+        return cli_lib_error("train", LETHE_ERR_ARG) + 1;
     cfg.schedule = sch.kind;
     const char *optn = cli_str(&a, "optimizer", "sgd");
     if (strcmp(optn, "sgd") == 0) cfg.optimizer = LETHE_OPT_SGD;
     else if (strcmp(optn, "adamw") == 0) cfg.optimizer = LETHE_OPT_ADAMW;
-    else return cli_error("train", "--optimizer: unknown '%s' (sgd, adamw)", optn);
+    else return cli_usage_error("train", "--optimizer: unknown '%s' (sgd, adamw)", optn);
     const char *arch = cli_str(&a, "arch", "cnn");
     const char *data = cli_str(&a, "data", "fmnist");
     const char *fspec = cli_str(&a, "forget", NULL);
     lethe_forget_spec spec;
     if (fspec && lethe_forget_parse(&spec, fspec) != LETHE_OK)
-        return cli_lib_error("train", LETHE_ERR_ARG);
+        return cli_lib_error("train", LETHE_ERR_ARG) + 1;
     const char *rep = cli_str(&a, "report", NULL);
-    if (cli_check_output("train", "out", out) || (rep && cli_check_output("train", "report", rep)))
-        return 1;
+    if ((r = cli_check_named_output(&a, "out", out)) ||
+        (rep && (r = cli_check_named_output(&a, "report", rep))))
+        return r;
     cli_run run;
     if ((r = cli_run_setup(&run, &a, out, rep))) return r;
 
@@ -145,6 +146,12 @@ int cmd_train(int argc, char **argv)
     }
     snprintf(buf, sizeof buf, "%.2f", acc_test);
     lethe_meta_set(&md, "test_accuracy", buf);
+    /* The table first: an output "-" then has standard output to itself. */
+    printf("| arch | data | images | epochs | train acc | test acc | time (s) |\n");
+    printf("|---|---|---|---|---|---|---|\n");
+    printf("| %s | %s | %zu | %d | %.2f | %.2f | %.1f |\n", arch, train.name, sub->n,
+           cfg.epochs, acc_train, acc_test, secs);
+    cli_stdout_restore(out);
     if ((st = lethe_checkpoint_save(m, &md, out)) != LETHE_OK) goto fail;
     if (rep) {
         /* Everything but "timing" is the same for the same command, seed and threads. */
@@ -171,11 +178,6 @@ int cmd_train(int argc, char **argv)
         if ((st = report_write(rep, root)) != LETHE_OK) goto fail;
     }
     cli_run_finish(&run);
-
-    printf("| arch | data | images | epochs | train acc | test acc | time (s) |\n");
-    printf("|---|---|---|---|---|---|---|\n");
-    printf("| %s | %s | %zu | %d | %.2f | %.2f | %.1f |\n", arch, train.name, sub->n,
-           cfg.epochs, acc_train, acc_test, secs);
     fprintf(stderr, "wrote %s\n", out);
     rc = 0;
     goto done;

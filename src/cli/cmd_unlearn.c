@@ -109,11 +109,11 @@ int cmd_unlearn(int argc, char **argv)
     if (r) return r == 1 ? 0 : 2;
     /* --task diffusion went to the generation commands (main.c). */
     if (cli_str(&a, "task", NULL) && strcmp(cli_str(&a, "task", NULL), "classification") != 0)
-        return cli_error("unlearn", "--task: unknown '%s' (classification, diffusion)",
-                         cli_str(&a, "task", NULL));
+        return cli_usage_error("unlearn", "--task: unknown '%s' (classification, diffusion)",
+                               cli_str(&a, "task", NULL));
     const char *path = cli_str(&a, "model", NULL), *fspec = cli_str(&a, "forget", NULL);
-    if (!path) return cli_error("unlearn", "--model FILE is required");
-    if (!fspec) return cli_error("unlearn", "--forget SPEC is required");
+    if (!path) return cli_usage_error("unlearn", "--model FILE is required");
+    if (!fspec) return cli_usage_error("unlearn", "--forget SPEC is required");
     lethe_unlearn_config cfg;
     lethe_unlearn_config_default(&cfg);
     cfg.diagnostics = cli_flag(&a, "diagnostics");
@@ -146,20 +146,22 @@ int cmd_unlearn(int argc, char **argv)
     bc.early_from = bearly;
     bc.trial_steps = bsteps;
     if (use_budget && !lethe_method_uses_eps(cfg.method))
-        return cli_error("unlearn", "--utility-budget: method %s has no eps to choose (eupmu, "
-                         "eupmu-fast, eupmu-lookahead, ungrad, ungrad-mixed)", cfg.method);
+        return cli_usage_error("unlearn", "--utility-budget: method %s has no eps to choose "
+                               "(eupmu, eupmu-fast, eupmu-lookahead, ungrad, ungrad-mixed)",
+                               cfg.method);
     if (use_budget && !(bc.eps_lo < bc.eps_hi))
-        return cli_error("unlearn", "--budget-eps-min %g must be below --budget-eps-max %g",
-                         (double)bc.eps_lo, (double)bc.eps_hi);
+        return cli_usage_error("unlearn", "--budget-eps-min %g must be below --budget-eps-max %g",
+                               (double)bc.eps_lo, (double)bc.eps_hi);
     if (use_budget && cfg.eps_budget > 0)
-        return cli_error("unlearn", "--utility-budget chooses eps: drop --eps-budget");
+        return cli_usage_error("unlearn", "--utility-budget chooses eps: drop --eps-budget");
     lethe_forget_spec spec;
-    if (lethe_forget_parse(&spec, fspec) != LETHE_OK) return cli_lib_error("unlearn", LETHE_ERR_ARG);
+    if (lethe_forget_parse(&spec, fspec) != LETHE_OK)
+        return cli_lib_error("unlearn", LETHE_ERR_ARG) + 1;
     const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
     const char *refpath = cli_str(&a, "reference", NULL);
-    if ((out && cli_check_output("unlearn", "out", out)) ||
-        (rep && cli_check_output("unlearn", "report", rep)))
-        return 1;
+    if ((out && (r = cli_check_named_output(&a, "out", out))) ||
+        (rep && (r = cli_check_named_output(&a, "report", rep))))
+        return r;
     /* The ε search runs many trials: it is not checkpointed. */
     cli_run run;
     if ((r = use_budget ? cli_run_off(&run, &a, "--utility-budget runs")
@@ -179,6 +181,15 @@ int cmd_unlearn(int argc, char **argv)
     if (lethe_model_out_size(m) != (size_t)lethe_model_nclass(m)) {
         cli_error("unlearn", "%s: a diffusion model (%s): use lethe unlearn --task diffusion",
                   path, lethe_model_arch(m));
+        goto done;
+    }
+    /* A run that keeps nothing is a command line to change, not work to do
+     * (checked once the model is known: a diffusion model is the first
+     * thing to say). */
+    if (!out && !rep) {
+        rc = cli_usage_error("unlearn", "nothing would be kept of this run: name --out FILE "
+                             "(the unlearned model) or --report FILE (the JSON report; - for "
+                             "stdout)");
         goto done;
     }
     const char *data = cli_str(&a, "data", lethe_meta_get(&md, "dataset"));
@@ -227,8 +238,6 @@ int cmd_unlearn(int argc, char **argv)
     if (do_eval && ref && (st = cli_split_metrics(&sp, ref, cfg.seed, &mref)) != LETHE_OK)
         goto fail;
 
-    if (out && (st = cli_save_unlearned(m, &md, &cfg, sp.spec_text, path, out)) != LETHE_OK)
-        goto fail;
     root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", path);
     cJSON_AddItemToObject(root, "config", report_config(&cfg, sp.spec_text));
@@ -252,6 +261,11 @@ int cmd_unlearn(int argc, char **argv)
                (double)res.bwd_samples / res.batch);
     }
     print_diagnostics(&res);
+    /* An output "-" has standard output to itself: the table goes to stderr
+     * until the file is written (cli_check_named_output). */
+    if (out) cli_stdout_restore(out);
+    if (out && (st = cli_save_unlearned(m, &md, &cfg, sp.spec_text, path, out)) != LETHE_OK)
+        goto fail;
     if (rep && (st = report_write(rep, root)) != LETHE_OK) goto fail;
     cli_run_finish(&run);
     rc = 0;

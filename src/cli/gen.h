@@ -32,6 +32,12 @@ void gen_print_header(int nclass);
 void gen_print_row(const char *label, const lethe_gen_metrics *g);
 /* The FD-cls floor line, when the metrics have one. */
 void gen_print_floor(const lethe_gen_metrics *g);
+/* A cached DDPM, trained when missing on `sub` of train (all of it for the
+ * Original; D_r for Retrain, `without` naming the forget set). */
+lethe_status gen_ensure_ddpm(const char *path, const lethe_dataset *train,
+                             const lethe_subset *sub, const char *without, int epochs,
+                             uint64_t seed, int quiet, lethe_model **m, lethe_ddpm *s);
+int cmd_tune_diffusion(int argc, char **argv);
 /* --n, --batch, --seed and the sampler options into ec; 0 or the exit status. */
 int gen_eval_opts(const cli_args *a, const char *cmd, lethe_gen_eval_config *ec);
 

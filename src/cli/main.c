@@ -36,15 +36,27 @@ static const struct {
     {"eval", cmd_eval_diffusion},
     {"unlearn", cmd_unlearn_diffusion},
     {"bench", cmd_bench_diffusion},
+    {"tune", cmd_tune_diffusion},
 };
+
+/* The value of --name in argv ("--name V" or "--name=V"), or NULL. */
+static const char *option_value(int argc, char **argv, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strncmp(argv[i], name, n) != 0) continue;
+        if (argv[i][n] == '=') return argv[i] + n + 1;
+        if (argv[i][n] == '\0' && i + 1 < argc) return argv[i + 1];
+    }
+    return NULL;
+}
 
 static int wants_diffusion(int argc, char **argv)
 {
-    for (int i = 0; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "--task") == 0) return strcmp(argv[i + 1], "diffusion") == 0;
-        if (strcmp(argv[i], "--scenario") == 0) return strcmp(argv[i + 1], "fmnist-ddpm-cw") == 0;
-    }
-    return 0;
+    const char *task = option_value(argc, argv, "--task");
+    const char *scn = option_value(argc, argv, "--scenario");
+    return (task && strcmp(task, "diffusion") == 0) || (scn && strcmp(scn, "fmnist-ddpm-cw") == 0);
 }
 
 static void usage(FILE *f)
@@ -54,8 +66,13 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nGeneration: train, eval and unlearn take --task diffusion (a class-conditional\n"
-            "DDPM, the arch unet); bench takes --scenario fmnist-ddpm-cw.\n"
-            "'lethe COMMAND --help' (with --task diffusion) shows a command's options.\n");
+            "DDPM, the arch unet); bench and tune take --scenario fmnist-ddpm-cw.\n"
+            "'lethe COMMAND --help' (with --task diffusion) shows a command's options.\n"
+            "\nAn output file you name that exists already is replaced only with --force;\n"
+            "'-' is standard output; a device or a FIFO is written through, never replaced.\n"
+            "\nexit status: 0 success, 1 runtime error (a file, the data, a failed run),\n"
+            "2 usage error (change the command line), 130 or 143 interrupted by SIGINT or\n"
+            "SIGTERM (the run state is kept for --resume).\n");
 }
 
 int main(int argc, char **argv)
@@ -79,6 +96,13 @@ int main(int argc, char **argv)
                 return diffusion_forms[i].run(argc - 2, argv + 2);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
-    fprintf(stderr, "lethe: unknown command '%s' (see lethe --help)\n", argv[1]);
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) names[i] = commands[i].name;
+    const char *guess = cli_nearest(argv[1], names, (int)(sizeof names / sizeof names[0]));
+    if (guess)
+        fprintf(stderr, "lethe: unknown command '%s' (did you mean '%s'? see lethe --help)\n",
+                argv[1], guess);
+    else
+        fprintf(stderr, "lethe: unknown command '%s' (see lethe --help)\n", argv[1]);
     return 2;
 }

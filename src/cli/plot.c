@@ -1,6 +1,7 @@
 /* The gnuplot driver: one generated script per figure, data inline as
- * datablocks, rendered twice (pngcairo, svg) to temporary names that are
- * renamed into place only when gnuplot succeeded. */
+ * datablocks, rendered twice (pngcairo, svg) to temporary files that are
+ * put in place (io_out_copy: a regular file renamed over, a device or a
+ * FIFO written through) only when gnuplot succeeded. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/plot.h"
+#include "io/outpath.h"
 
 /* Text for a double-quoted gnuplot string: no quotes, backslashes or line
  * breaks (the terminals run noenhanced, so _ and ^ are literal). */
@@ -206,16 +208,18 @@ lethe_status plot_render(const plot_figure *fig, const char *prefix)
     if (fig->npanels < 1 || fig->npanels > PLOT_MAX_PANELS || fig->rows * fig->cols < fig->npanels)
         return lethe_fail(LETHE_ERR_ARG, "plot: %d panels do not fit a %dx%d grid", fig->npanels,
                           fig->rows, fig->cols);
-    char png[4096], svg[4096], tpng[4200], tsvg[4200];
+    char png[4096], svg[4096];
     if (snprintf(png, sizeof png, "%s.png", prefix) >= (int)sizeof png ||
         snprintf(svg, sizeof svg, "%s.svg", prefix) >= (int)sizeof svg)
         return lethe_fail(LETHE_ERR_ARG, "%s: plot path too long", prefix);
-    snprintf(tpng, sizeof tpng, "%s.tmp.%ld", png, (long)getpid());
-    snprintf(tsvg, sizeof tsvg, "%s.tmp.%ld", svg, (long)getpid());
-    char script[] = "/tmp/lethe-plot-XXXXXX", errpath[64];
+    /* gnuplot draws into files beside its script; io_out_copy then puts
+     * them in place by the rule of every output (io/outpath.h). */
+    char script[] = "/tmp/lethe-plot-XXXXXX", errpath[64], tpng[64], tsvg[64];
     int fd = mkstemp(script);
     if (fd < 0) return lethe_fail(LETHE_ERR_IO, "cannot create a plot script: %s", strerror(errno));
     snprintf(errpath, sizeof errpath, "%s.err", script);
+    snprintf(tpng, sizeof tpng, "%s.png", script);
+    snprintf(tsvg, sizeof tsvg, "%s.svg", script);
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
@@ -244,13 +248,10 @@ lethe_status plot_render(const plot_figure *fig, const char *prefix)
     if (fclose(f) != 0 && st == LETHE_OK)
         st = lethe_fail(LETHE_ERR_IO, "cannot write the plot script %s", script);
     if (st == LETHE_OK) st = run_gnuplot(script, errpath);
-    if (st == LETHE_OK && (rename(tpng, png) != 0 || rename(tsvg, svg) != 0))
-        st = lethe_fail(LETHE_ERR_IO, "%s: cannot rename the plot into place: %s", prefix,
-                        strerror(errno));
-    if (st != LETHE_OK) {
-        remove(tpng);
-        remove(tsvg);
-    }
+    if (st == LETHE_OK) st = io_out_copy(tpng, png);
+    if (st == LETHE_OK) st = io_out_copy(tsvg, svg);
+    remove(tpng);
+    remove(tsvg);
     if (!getenv("LETHE_KEEP_PLOT_SCRIPT")) remove(script);
     remove(errpath);
     return st;

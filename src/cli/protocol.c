@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/protocol.h"
+#include "cli/report.h"
 #include "io/paths.h"
 
 static const proto_scenario scenarios[] = {
@@ -181,6 +182,21 @@ lethe_status proto_set_param(lethe_unlearn_config *c, const char *name, double v
     else if (strcmp(name, "lambda0") == 0) c->lambda0 = (float)v;
     else if (strcmp(name, "lambda_max") == 0 || strcmp(name, "lambda-max") == 0) c->lambda_max = (float)v;
     else if (strcmp(name, "momentum") == 0) c->momentum = (float)v;
+    else if (strcmp(name, "clip_grad") == 0 || strcmp(name, "clip-grad") == 0) c->clip_grad = (float)v;
+    else if (strcmp(name, "retain_weight") == 0 || strcmp(name, "retain-weight") == 0)
+        c->retain_weight = (float)v;
+    else if (strcmp(name, "wd") == 0 || strcmp(name, "weight_decay") == 0) c->weight_decay = (float)v;
+    else if (strcmp(name, "adam_beta1") == 0) c->adam_beta1 = (float)v;
+    else if (strcmp(name, "adam_beta2") == 0) c->adam_beta2 = (float)v;
+    else if (strcmp(name, "w0") == 0) c->w0 = (float)v;
+    else if (strcmp(name, "w_lr") == 0 || strcmp(name, "w-lr") == 0) c->w_lr = (float)v;
+    else if (strcmp(name, "w_decay") == 0 || strcmp(name, "w-decay") == 0) c->w_decay = (float)v;
+    else if (strcmp(name, "eta") == 0) c->esd_eta = (float)v;
+    else if (strcmp(name, "batch") == 0) {
+        if (!(v >= 1 && v <= 4096) || v != floor(v))
+            return lethe_fail(LETHE_ERR_ARG, "batch must be a whole number in 1..4096, got %g", v);
+        c->batch = (int)v;
+    }
     else if (strcmp(name, "beta_decay") == 0) {
         if (v != 0 && v != 1)
             return lethe_fail(LETHE_ERR_ARG, "beta_decay must be 0 (constant β) or 1, got %g", v);
@@ -193,7 +209,9 @@ lethe_status proto_set_param(lethe_unlearn_config *c, const char *name, double v
     }
     else
         return lethe_fail(LETHE_ERR_ARG, "unknown parameter '%s' (lr, eps, eps_budget, beta, a, "
-                          "gamma, l1, lambda0, lambda_max, momentum, steps)", name);
+                          "gamma, l1, lambda0, lambda_max, momentum, steps, batch, clip_grad, "
+                          "retain_weight, wd, adam_beta1, adam_beta2, w0, w_lr, w_decay, eta)",
+                          name);
     return LETHE_OK;
 }
 
@@ -229,12 +247,28 @@ lethe_status proto_tuned(const char *path, const char *scenario, const char *met
         const cJSON *it;
         cJSON_ArrayForEach(it, m) {
             if (it->string[0] == '_') continue;    /* comments like "_note" */
-            if (strcmp(it->string, "loss") == 0 && cJSON_IsString(it)) {
+            if (strcmp(it->string, "method") == 0 && cJSON_IsString(it)) {
+                /* A named variant ("eupmu-log": {"method": "eupmu", ...}):
+                 * the registry's own name, which outlives this JSON. */
+                int nm;
+                const char *const *names = lethe_methods(&nm);
+                int k = 0;
+                while (k < nm && strcmp(names[k], it->valuestring) != 0) k++;
+                if (k == nm)
+                    st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s: unknown method '%s'", path,
+                                    scenario, method, it->valuestring);
+                else
+                    cfg->method = names[k];
+            } else if (strcmp(it->string, "loss") == 0 && cJSON_IsString(it)) {
                 st = lethe_ul_loss_parse(&cfg->loss, it->valuestring);
             } else if (strcmp(it->string, "schedule") == 0 && cJSON_IsString(it)) {
                 lethe_schedule s;
                 st = lethe_schedule_parse(&s, it->valuestring);
                 if (st == LETHE_OK) cfg->schedule = s.kind;
+            } else if (strcmp(it->string, "optim") == 0 && cJSON_IsString(it)) {
+                st = lethe_unlearn_optim_parse(&cfg->optim, it->valuestring);
+            } else if (strcmp(it->string, "lambda_form") == 0 && cJSON_IsString(it)) {
+                st = lethe_lambda_form_parse(&cfg->lambda_form, it->valuestring);
             } else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
                 st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s.%s must be a number", path, scenario,
                                 method, it->string);
@@ -293,4 +327,63 @@ void proto_print_row(const char *name, const lethe_metrics *m, double gap, doubl
     else if (secs >= 0) printf(" %.1f | – |\n", secs);
     else printf(" – | – |\n");
     fflush(stdout);
+}
+
+lethe_status proto_parse_grid(const char *text, proto_grid *g)
+{
+    memset(g, 0, sizeof *g);
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", text);
+    char *s1, *s2;
+    for (char *part = strtok_r(buf, ";", &s1); part; part = strtok_r(NULL, ";", &s1)) {
+        char *eq = strchr(part, '=');
+        if (!eq || g->np >= PROTO_GRID_PARAMS)
+            return lethe_fail(LETHE_ERR_ARG, "--grid: expected 'name=v1,v2;name=…', got '%s'", part);
+        *eq = 0;
+        snprintf(g->name[g->np], sizeof g->name[0], "%s", part);
+        lethe_unlearn_config probe;
+        lethe_unlearn_config_default(&probe);
+        if (proto_set_param(&probe, part, 1.0) != LETHE_OK) return LETHE_ERR_ARG;
+        for (char *v = strtok_r(eq + 1, ",", &s2); v; v = strtok_r(NULL, ",", &s2)) {
+            char *end;
+            double x = strtod(v, &end);
+            if (end == v || *end || !isfinite(x) || g->nv[g->np] >= PROTO_GRID_VALUES)
+                return lethe_fail(LETHE_ERR_ARG, "--grid: bad value '%s' for %s", v, part);
+            g->v[g->np][g->nv[g->np]++] = x;
+        }
+        if (!g->nv[g->np]) return lethe_fail(LETHE_ERR_ARG, "--grid: no values for %s", part);
+        g->np++;
+    }
+    return g->np ? LETHE_OK : lethe_fail(LETHE_ERR_ARG, "--grid: empty");
+}
+
+lethe_status proto_write_best(const char *path, const char *scn, const char *method,
+                              const proto_grid *g, const int *best)
+{
+    cJSON *root = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char *buf = malloc(1 << 20);
+        size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+        fclose(f);
+        if (buf) {
+            buf[n] = 0;
+            root = cJSON_Parse(buf);
+            free(buf);
+        }
+        if (!root) return lethe_fail(LETHE_ERR_FORMAT, "%s: not valid JSON, not overwriting", path);
+    } else {
+        root = cJSON_CreateObject();
+    }
+    cJSON *sc = cJSON_GetObjectItemCaseSensitive(root, scn);
+    if (!sc) sc = cJSON_AddObjectToObject(root, scn);
+    cJSON *m = cJSON_GetObjectItemCaseSensitive(sc, method);
+    if (!m) m = cJSON_AddObjectToObject(sc, method);
+    for (int k = 0; k < g->np; k++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m, g->name[k]);
+        cJSON_AddNumberToObject(m, g->name[k], g->v[k][best[k]]);
+    }
+    lethe_status st = report_write(path, root);
+    cJSON_Delete(root);
+    return st;
 }

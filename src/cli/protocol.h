@@ -45,11 +45,29 @@ lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char 
                                const char *data_dir, uint64_t seed, int quiet);
 
 /* Settings of `method` for the scenario from the tuned file (defaults when
- * absent). Errors on a malformed file. */
+ * absent). Errors on a malformed file. An entry may be a named variant of
+ * a method ("eupmu-adam": {"method": "eupmu", "optim": "adam", ...}): cfg's
+ * method then becomes the registry's name; the caller keeps the variant's
+ * name as the row's label. */
 lethe_status proto_tuned(const char *path, const char *scenario, const char *method,
                          lethe_unlearn_config *cfg);
 /* Set one named parameter (lr, eps, beta, a, gamma, l1, lambda0) from a value. */
 lethe_status proto_set_param(lethe_unlearn_config *cfg, const char *name, double v);
+
+/* A search grid: "name=v1,v2;name=…" over proto_set_param's names. */
+#define PROTO_GRID_PARAMS 4
+#define PROTO_GRID_VALUES 16
+typedef struct {
+    int np;
+    char name[PROTO_GRID_PARAMS][32];
+    int nv[PROTO_GRID_PARAMS];
+    double v[PROTO_GRID_PARAMS][PROTO_GRID_VALUES];
+} proto_grid;
+lethe_status proto_parse_grid(const char *text, proto_grid *g);
+/* Store the grid's values best[k] of each parameter as scenario.method's
+ * settings in the tuned file (created if missing; other entries kept). */
+lethe_status proto_write_best(const char *path, const char *scn, const char *method,
+                              const proto_grid *g, const int *best);
 
 typedef struct {
     lethe_metrics m;

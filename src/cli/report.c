@@ -1,8 +1,11 @@
-/* JSON reports of unlearning runs (cJSON), written atomically. */
+/* JSON reports of unlearning runs (cJSON), written atomically (a regular
+ * file) or in place (a device, a FIFO, "-" for standard output). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/report.h"
 
 cJSON *report_metrics(const lethe_metrics *m)
@@ -14,6 +17,18 @@ cJSON *report_metrics(const lethe_metrics *m)
     if (m->has_ta_forget) cJSON_AddNumberToObject(o, "TA_forget", m->ta_forget);
     cJSON_AddNumberToObject(o, "MIA", m->mia);
     return o;
+}
+
+/* A float as the shortest decimal that reads back to it: 0.01, not
+ * 0.00999999977648258 (the double nearest the float). */
+static cJSON *fnum(float v)
+{
+    char buf[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    return cJSON_CreateNumber(strtod(buf, NULL));
 }
 
 cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
@@ -40,11 +55,29 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
     cJSON_AddStringToObject(o, "ungrad_form",
                             c->ungrad_form == LETHE_UNGRAD_MIXED ? "mixed" : "grouped");
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
+    cJSON_AddStringToObject(o, "optim", c->optim == LETHE_OPT_ADAMW ? "adam" : "sgd");
+    if (c->optim == LETHE_OPT_ADAMW) {
+        cJSON_AddItemToObject(o, "adam_beta1", fnum(c->adam_beta1));
+        cJSON_AddItemToObject(o, "adam_beta2", fnum(c->adam_beta2));
+    }
+    cJSON_AddItemToObject(o, "wd", fnum(c->weight_decay));
+    cJSON_AddItemToObject(o, "clip_grad", fnum(c->clip_grad));
+    if (lethe_method_uses_eps(c->method)) {
+        cJSON_AddStringToObject(o, "lambda_form",
+                                c->lambda_form == LETHE_LAMBDA_LOG ? "log" : "paper");
+        if (c->lambda_form == LETHE_LAMBDA_LOG) {
+            cJSON_AddItemToObject(o, "w0", fnum(c->w0));
+            cJSON_AddItemToObject(o, "w_lr", fnum(c->w_lr));
+            cJSON_AddItemToObject(o, "w_decay", fnum(c->w_decay));
+        }
+    }
+    if (strcmp(c->method, "esd") == 0) cJSON_AddItemToObject(o, "eta", fnum(c->esd_eta));
     if (c->diagnostics) cJSON_AddBoolToObject(o, "diagnostics", 1);
     if (c->ddpm) {
         cJSON_AddStringToObject(o, "task", "diffusion");
         cJSON_AddNumberToObject(o, "ddpm_T", c->ddpm->T);
         cJSON_AddNumberToObject(o, "p_uncond", c->p_uncond);
+        cJSON_AddItemToObject(o, "retain_weight", fnum(c->retain_weight));
     }
     if (c->audit) cJSON_AddNumberToObject(o, "audit_probe", c->audit_probe);
     return o;
@@ -177,6 +210,7 @@ lethe_status report_write(const char *path, const cJSON *root)
     if (!text) return lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory formatting JSON", path);
     size_t len = strlen(text);
     text[len] = '\n';   /* cJSON_Print's buffer ends in a NUL we may overwrite */
+    cli_stdout_restore(path);   /* stdout held for this file ("-") */
     lethe_status st = lethe_write_file_atomic(path, text, len + 1);
     free(text);
     return st;

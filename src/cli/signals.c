@@ -17,6 +17,7 @@
 #endif
 
 #include "cli/signals.h"
+#include "io/outpath.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -38,31 +39,67 @@ static int cli_threads(void)
 int cli_check_output(const char *cmd, const char *opt, const char *path)
 {
     struct stat sb;
-    if (!*path) return cli_error(cmd, "--%s: empty path", opt);
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_error(cmd, "--%s %s: is a folder, not a file", opt, path);
+    char what[PATH_MAX + 64], target[PATH_MAX];
+    while (opt && *opt == '-') opt++;       /* "out" or "--out" */
+    if (opt && *opt) snprintf(what, sizeof what, "--%s %s", opt, path);
+    else snprintf(what, sizeof what, "%s", path);
+    if (!*path) return opt && *opt ? cli_error(cmd, "--%s: empty path", opt)
+                                   : cli_error(cmd, "empty output path");
+    switch (io_out_resolve(path, target, sizeof target)) {
+    case IO_OUT_FD: {       /* "-", /dev/stdout: the descriptor must take writes */
+        int fl = fcntl(io_out_fd(path), F_GETFL);
+        if ((fl & O_ACCMODE) == O_RDONLY)
+            return cli_error(cmd, "%s: not open for writing", what);
+        return 0;
+    }
+    case IO_OUT_STREAM:     /* written in place: no folder entry is made */
+        if (access(path, W_OK) != 0)
+            return cli_error(cmd, "%s: cannot write: %s", what, strerror(errno));
+        return 0;
+    case IO_OUT_BAD:
+        if (errno == EISDIR) return cli_error(cmd, "%s: is a folder, not a file", what);
+        if (errno == ENODEV)
+            return cli_error(cmd, "%s: not a regular file, a character device or a FIFO", what);
+        return cli_error(cmd, "%s: %s", what, strerror(errno));
+    default:
+        break;
+    }
+    /* A file (or a link to one) is replaced through a temporary beside
+     * the link's target: that folder must take a new file. */
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
+    snprintf(dir, sizeof dir, "%s", target);
     char *slash = strrchr(dir, '/');
     if (slash == dir) dir[1] = '\0';
     else if (slash) *slash = '\0';
     else snprintf(dir, sizeof dir, ".");
-    if (stat(dir, &sb) != 0)
-        return cli_error(cmd, "--%s %s: folder %s: %s", opt, path, dir, strerror(errno));
-    if (!S_ISDIR(sb.st_mode)) return cli_error(cmd, "--%s %s: %s is not a folder", opt, path, dir);
+    if (stat(dir, &sb) != 0) return cli_error(cmd, "%s: folder %s: %s", what, dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return cli_error(cmd, "%s: %s is not a folder", what, dir);
     /* The one sure test: make a file there (not the writer's temporary
      * name, which a later write may find in use) and remove it. */
     char probe[PATH_MAX + 64];
-    if (snprintf(probe, sizeof probe, "%s.tmp.probe.%ld", path, (long)getpid()) >=
+    if (snprintf(probe, sizeof probe, "%s.tmp.probe.%ld", target, (long)getpid()) >=
         (int)sizeof probe)
-        return cli_error(cmd, "--%s %s: path too long", opt, path);
+        return cli_error(cmd, "%s: path too long", what);
     int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0)
-        return cli_error(cmd, "--%s %s: cannot write into folder %s: %s", opt, path, dir,
-                         strerror(errno));
+        return cli_error(cmd, "%s: cannot write into folder %s: %s", what, dir, strerror(errno));
     close(fd);
     unlink(probe);
     return 0;
+}
+
+/* The default run state is named after the first output that is a file
+ * (or nothing yet): never "-.state" or "/dev/null.state". */
+static const char *state_base(const char *out, const char *report)
+{
+    const char *cand[2] = {out, report};
+    char target[PATH_MAX];
+    for (int i = 0; i < 2; i++) {
+        if (!cand[i]) continue;
+        io_out_kind k = io_out_resolve(cand[i], target, sizeof target);
+        if (k == IO_OUT_FILE || k == IO_OUT_NEW) return cand[i];
+    }
+    return NULL;
 }
 
 int cli_run_setup(cli_run *r, const cli_args *a, const char *out, const char *report)
@@ -82,13 +119,13 @@ int cli_run_setup(cli_run *r, const cli_args *a, const char *out, const char *re
      * output is written: an interrupted evaluation or a full disk loses
      * no training. */
     r->ctl.save_final = every != 0;
-    const char *state = cli_str(a, "state", NULL), *base = out ? out : report;
+    const char *state = cli_str(a, "state", NULL), *base = state_base(out, report);
     if (state) snprintf(r->state, sizeof r->state, "%s", state);
     else if (base && snprintf(r->state, sizeof r->state, "%s.state", base) >= (int)sizeof r->state)
         return cli_error(cmd, "%s: path too long", base);
     if (r->state[0]) {
         if ((out && strcmp(r->state, out) == 0) || (report && strcmp(r->state, report) == 0))
-            return cli_error(cmd, "--state %s: the same file as an output", r->state);
+            return cli_usage_error(cmd, "--state %s: the same file as an output", r->state);
         if (cli_check_output(cmd, "state", r->state)) return 1;
         r->ctl.state_path = r->state;
     }
@@ -120,8 +157,8 @@ int cli_run_off(cli_run *r, const cli_args *a, const char *what)
     lethe_run_control_default(&r->ctl);
     if (cli_str(a, "resume", NULL) || cli_str(a, "state", NULL) ||
         cli_str(a, "checkpoint-every", NULL))
-        return cli_error(a->cmd, "%s are not checkpointed: drop --resume, --state and "
-                         "--checkpoint-every", what);
+        return cli_usage_error(a->cmd, "%s are not checkpointed: drop --resume, --state and "
+                               "--checkpoint-every", what);
     return 0;
 }
 
@@ -175,7 +212,7 @@ int cli_run_end(cli_run *r, const char *cmd, lethe_status st)
                   c->step, c->state_path, c->state_path);
     else
         cli_error(cmd, "interrupted at step %ld; no state saved%s", c->step,
-                  c->state_path ? "" : " (no --out or --state to name it)");
+                  c->state_path ? "" : " (no --state, and no output file to name it after)");
     return 128 + (sig ? sig : SIGINT);
 }
 
@@ -192,6 +229,9 @@ void cli_run_finish(const cli_run *r)
 {
     const lethe_run_control *c = &r->ctl;
     if (!c->state_path) return;
-    if (c->saved_step >= 0 || (r->resume && strcmp(r->resume, c->state_path) == 0))
-        unlink(c->state_path);
+    if (c->saved_step < 0 && !(r->resume && strcmp(r->resume, c->state_path) == 0)) return;
+    /* Only a regular file is removed (the end of a link, where it was
+     * written): --state /dev/null stays. */
+    char target[PATH_MAX];
+    if (io_out_resolve(c->state_path, target, sizeof target) == IO_OUT_FILE) unlink(target);
 }

@@ -8,7 +8,8 @@ int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c)
 {
     const char *cmd = a->cmd;
     long steps, batch, seed;
-    double lr, mom, eps, budget, beta, lam0, lmax, na, gam, l1;
+    double lr, mom, eps, budget, beta, lam0, lmax, na, gam, l1, b1, b2, wd, clip, w0, wlr, wdec,
+        rw, eta;
     lethe_unlearn_config d;
     lethe_unlearn_config_default(&d);
     if (cli_int(a, "steps", d.steps, 0, 100000000, &steps) ||
@@ -23,8 +24,26 @@ int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c)
         cli_float(a, "lambda-max", c->lambda_max, 1e-12, 1e6, &lmax) ||
         cli_float(a, "a", c->neggrad_a, 1e-9, 1 - 1e-9, &na) ||
         cli_float(a, "gamma", c->salun_gamma, 1e-9, 1, &gam) ||
-        cli_float(a, "l1", c->l1, 0, 10, &l1))
+        cli_float(a, "l1", c->l1, 0, 10, &l1) ||
+        cli_float(a, "adam-beta1", c->adam_beta1, 0, 0.999999, &b1) ||
+        cli_float(a, "adam-beta2", c->adam_beta2, 0, 0.999999999, &b2) ||
+        cli_float(a, "wd", c->weight_decay, 0, 10, &wd) ||
+        cli_float(a, "clip-grad", c->clip_grad, 0, 1e9, &clip) ||
+        cli_float(a, "w0", c->w0, -1e6, 1e6, &w0) ||
+        cli_float(a, "w-lr", c->w_lr, 1e-12, 1e3, &wlr) ||
+        cli_float(a, "w-decay", c->w_decay, 0, 1e3, &wdec) ||
+        cli_float(a, "retain-weight", c->retain_weight, 1e-12, 1e9, &rw) ||
+        cli_float(a, "eta", c->esd_eta, 0, 1e3, &eta))
         return 2;
+    c->adam_beta1 = (float)b1;
+    c->adam_beta2 = (float)b2;
+    c->weight_decay = (float)wd;
+    c->clip_grad = (float)clip;
+    c->w0 = (float)w0;
+    c->w_lr = (float)wlr;
+    c->w_decay = (float)wdec;
+    c->retain_weight = (float)rw;
+    c->esd_eta = (float)eta;
     c->method = cli_str(a, "method", c->method);
     c->steps = steps;
     c->batch = (int)batch;
@@ -52,6 +71,11 @@ int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c)
         else if (strcmp(v, "constant") == 0) c->beta_decay = 0;
         else return cli_error(cmd, "--beta-schedule: expected decay or constant, got '%s'", v) + 1;
     }
+    if ((v = cli_str(a, "optim", NULL)) && lethe_unlearn_optim_parse(&c->optim, v) != LETHE_OK)
+        return cli_error(cmd, "--optim: %s", lethe_last_error()) + 1;
+    if ((v = cli_str(a, "lambda-form", NULL)) &&
+        lethe_lambda_form_parse(&c->lambda_form, v) != LETHE_OK)
+        return cli_error(cmd, "--lambda-form: %s", lethe_last_error()) + 1;
     if ((v = cli_str(a, "ungrad-form", NULL))) {
         if (strcmp(v, "grouped") == 0) c->ungrad_form = LETHE_UNGRAD_GROUPED;
         else if (strcmp(v, "mixed") == 0) c->ungrad_form = LETHE_UNGRAD_MIXED;

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "io/outpath.h"
+
 #define IDX_MAGIC_IMAGES 0x00000803u
 #define IDX_MAGIC_LABELS 0x00000801u
 #define IDX_MAX_N        10000000u          /* images or labels in one file */
@@ -185,8 +187,10 @@ lethe_status lethe_idx_read_labels(const char *path, uint8_t **out, int *n)
     return LETHE_OK;
 }
 
-/* Uncompressed, written to PATH.tmp, synced, then renamed over PATH, so a
- * crash leaves either the old file or the whole new one. */
+/* Uncompressed, through io_out_write: a regular file is written to
+ * PATH.tmp.PID, synced, then renamed over PATH, so a crash leaves either
+ * the old file or the whole new one; a device or a FIFO is written in
+ * place. */
 lethe_status lethe_idx_write_images(const char *path, const uint8_t *px,
                                     int n, int rows, int cols)
 {
@@ -198,35 +202,11 @@ lethe_status lethe_idx_write_images(const char *path, const uint8_t *px,
     if (total > IDX_MAX_BYTES)
         return lethe_fail(LETHE_ERR_ARG, "%s: %llu bytes of pixels exceed the IDX limit",
                           path, (unsigned long long)total);
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return lethe_fail(LETHE_ERR_ARG, "%s: path too long", path);
-
     uint8_t head[16]; /* magic, n, rows, cols */
     put_be32(head, IDX_MAGIC_IMAGES);
     put_be32(head + 4, (uint32_t)n);
     put_be32(head + 8, (uint32_t)rows);
     put_be32(head + 12, (uint32_t)cols);
-
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lethe_fail(LETHE_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fwrite(head, 1, sizeof head, f) == sizeof head &&
-             (total == 0 || fwrite(px, 1, (size_t)total, f) == (size_t)total) &&
-             fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return lethe_fail(LETHE_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        unlink(tmp);
-        return lethe_fail(LETHE_ERR_IO, "%s: cannot rename from %s: %s", path, tmp,
-                          strerror(e));
-    }
-    return LETHE_OK;
+    io_piece pc[2] = {{head, sizeof head}, {px, (size_t)total}};
+    return io_out_write(path, pc, 2);
 }

@@ -20,6 +20,20 @@ void lethe_gen_eval_config_default(lethe_gen_eval_config *c)
     c->seed = 0;
 }
 
+void lethe_wilson95(long k, long n, double *lo, double *hi)
+{
+    if (n <= 0 || k < 0 || k > n) {
+        *lo = *hi = NAN;
+        return;
+    }
+    const double z = 1.959963984540054;     /* the 97.5% normal quantile */
+    double nn = (double)n, p = (double)k / nn, z2 = z * z;
+    double den = 1.0 + z2 / nn, mid = (p + z2 / (2.0 * nn)) / den;
+    double half = z * sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn * nn)) / den;
+    *lo = mid - half > 0.0 ? mid - half : 0.0;
+    *hi = mid + half < 1.0 ? mid + half : 1.0;
+}
+
 lethe_status lethe_unet_eps(void *ctx, const float *x, const int32_t *t, const int32_t *y,
                             int n, float *eps_out)
 {
@@ -136,11 +150,18 @@ lethe_status lethe_gen_evaluate(lethe_model *unet, const lethe_ddpm *s, lethe_mo
                               lethe_model_arch(clf));
     }
     int pc = c->per_class, nkeep = 0;
+    int pf = c->per_forget > 0 ? c->per_forget : pc;   /* images of each forgotten class */
+    if (pf < 2) return lethe_fail(LETHE_ERR_ARG, "need >= 2 images per forgotten class");
+    if (images && pf != pc)
+        return lethe_fail(LETHE_ERR_ARG, "images are returned only with as many images of "
+                          "every class (per_forget %d, per_class %d)", pf, pc);
     for (int k = 0; k < nclass; k++) nkeep += !((forget_mask >> k) & 1);
     size_t nreal_max = (size_t)real->n;
-    float *gen = images ? images : malloc((size_t)pc * nclass * d * sizeof(float)); /* (C·pc, d) */
+    int pmax = pf > pc ? pf : pc;
+    /* (one class at a time, pmax, d); with images: (C·pc, d), class by class */
+    float *gen = images ? images : malloc((size_t)pmax * d * sizeof(float));
     float *xin = malloc((size_t)bs * d * sizeof(float));            /* (bs, d) */
-    int32_t *pred = malloc((size_t)(bs > pc ? bs : pc) * sizeof(int32_t));
+    int32_t *pred = malloc((size_t)(bs > pmax ? bs : pmax) * sizeof(int32_t));
     float *fgen = malloc((size_t)pc * nkeep * dim * sizeof(float));  /* (pc·kept, dim) */
     float *freal = malloc(nreal_max * dim * sizeof(float));          /* (≤ N, dim) */
     float *fb = malloc((size_t)bs * dim * sizeof(float));            /* (bs, dim) */
@@ -155,15 +176,16 @@ lethe_status lethe_gen_evaluate(lethe_model *unet, const lethe_ddpm *s, lethe_mo
 
     int kept_rows = 0;
     double acc_keep = 0.0, acc_forget = 0.0;
-    int nforget = 0;
+    int nforget = 0, correct_forget = 0;
     for (int k = 0; k < nclass; k++) {
-        float *gk = gen + (size_t)k * pc * d;
-        if ((st = lethe_gen_sample_class(unet, s, &c->sample, &w, k, pc, c->seed, gk)) != LETHE_OK)
+        int forgotten = (forget_mask >> k) & 1, nk = forgotten ? pf : pc;
+        float *gk = images ? gen + (size_t)k * pc * d : gen;
+        if ((st = lethe_gen_sample_class(unet, s, &c->sample, &w, k, nk, c->seed, gk)) != LETHE_OK)
             goto done;
-        out->fwd_samples += (long)pc * c->sample.steps * (c->sample.guidance != 1.0f ? 2 : 1);
+        out->fwd_samples += (long)nk * c->sample.steps * (c->sample.guidance != 1.0f ? 2 : 1);
         int correct = 0;
-        for (int o = 0; o < pc; o += bs) {
-            int b = pc - o < bs ? pc - o : bs;
+        for (int o = 0; o < nk; o += bs) {
+            int b = nk - o < bs ? nk - o : bs;
             to_classifier_input(xin, gk + (size_t)o * d, (size_t)b * d, real);
             if ((st = classify(clf, xin, b, pred, fb, dim)) != LETHE_OK) goto done;
             for (int i = 0; i < b; i++) correct += pred[i] == k;
@@ -172,9 +194,10 @@ lethe_status lethe_gen_evaluate(lethe_model *unet, const lethe_ddpm *s, lethe_mo
                 kept_rows += b;
             }
         }
-        out->acc[k] = 100.0 * correct / pc;
-        if ((forget_mask >> k) & 1) {
+        out->acc[k] = 100.0 * correct / nk;
+        if (forgotten) {
             acc_forget += out->acc[k];
+            correct_forget += correct;
             nforget++;
         } else {
             acc_keep += out->acc[k];
@@ -184,6 +207,16 @@ lethe_status lethe_gen_evaluate(lethe_model *unet, const lethe_ddpm *s, lethe_mo
     out->per_class = pc;
     out->forget_mask = forget_mask;
     out->ua_gen = nforget ? 100.0 - acc_forget / nforget : NAN;
+    out->n_forget = nforget ? pf : 0;
+    out->ua_gen_lo = out->ua_gen_hi = NAN;
+    if (nforget) {
+        /* Wilson's 95% interval of the share not assigned to its class,
+         * over all forgotten classes' images together. */
+        long n = (long)pf * nforget;
+        lethe_wilson95(n - correct_forget, n, &out->ua_gen_lo, &out->ua_gen_hi);
+        out->ua_gen_lo *= 100.0;
+        out->ua_gen_hi *= 100.0;
+    }
     out->acc_retained = acc_keep / nkeep;
 
     /* Real retained-class images of the reference split. */

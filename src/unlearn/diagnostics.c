@@ -15,8 +15,46 @@
 
 #include "unlearn/method.h"
 
+/* Multiply the loss gradients of rows [from, from + count) by s. */
+static void scale_rows(ul_ctx *c, int from, int count, float s)
+{
+    float *g = c->dlogits + (size_t)from * c->dout;
+    for (size_t i = 0; i < (size_t)count * c->dout; i++) g[i] *= s;
+}
+
+/* The authors' log form (§7): ∇(w⁺·log ℓ_r + log ℓ_u) = ∇ℓ_u/ℓ_u + w⁺·∇ℓ_r/ℓ_r,
+ * or with plain losses (their fast variant) ∇ℓ_u/(1 + w⁺) + w⁺/(1 + w⁺)·∇ℓ_r.
+ * The same one backward: the weights are known once the losses are, so each
+ * group's loss gradient is scaled before it is backpropagated. */
+static lethe_status log_backward(ul_ctx *c, float w, lethe_trace_step *tr)
+{
+    float lu = ul_forget_loss(c, 1.0f / (float)c->nf);
+    float lr = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 1.0f / (float)c->nr);
+    tr->loss_u = lu;
+    tr->loss_r_before = lr;
+    tr->lambda = w;
+    if (!c->log_plain && !(lu > 0.0f && lr > 0.0f))
+        return lethe_fail(LETHE_ERR_NUMERIC, "the log form needs positive losses (ℓ_u %g, "
+                          "ℓ_r %g)", (double)lu, (double)lr);
+    float su = c->log_plain ? 1.0f / (1.0f + w) : 1.0f / lu;
+    float sr = c->log_plain ? w / (1.0f + w) : w / lr;
+    if (!c->cfg->diagnostics) {
+        scale_rows(c, 0, c->nf, su);
+        scale_rows(c, c->nf, c->nr, sr);
+        return ul_backward(c, c->grad, c->grad);
+    }
+    lethe_status st = ul_backward(c, c->g_u, c->g_r);
+    if (st != LETHE_OK) return st;
+    const float *gu = c->g_u, *gr = c->g_r;
+    float *d = c->grad;
+    for (size_t i = 0; i < c->n; i++) d[i] = su * gu[i] + sr * gr[i];
+    ul_diag_record(c, tr, lethe_vec_dot(gu, gr, c->n), lethe_vec_norm2(gr, c->n), 1);
+    return LETHE_OK;
+}
+
 lethe_status ul_composite_backward(ul_ctx *c, float lam, lethe_trace_step *tr)
 {
+    if (c->cfg->lambda_form == LETHE_LAMBDA_LOG) return log_backward(c, lam, tr);
     tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
     tr->lambda = lam;
     if (!c->cfg->diagnostics) {

@@ -61,7 +61,7 @@ lethe_status ul_diff_noise(ul_ctx *c, int from, int count, int rl)
     size_t d = df->d, off = (size_t)from * d;
     memcpy(df->x0 + off, c->x + off, (size_t)count * d * sizeof(float));
     /* Forgetting rows keep their class: it is the class to forget. */
-    float pu = from < c->nf ? 0.0f : df->p_uncond;
+    float pu = from < c->cur_nf ? 0.0f : df->p_uncond;
     lethe_status st = lethe_ddpm_train_batch(df->s, &df->rng, df->x0 + off, c->y + from, count,
                                              (int)d, c->nclass, pu, c->x + off,
                                              df->target + off, df->t + from, df->yc + from);
@@ -85,10 +85,13 @@ float ul_diff_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weig
     if (count <= 0) return 0.0f;
     size_t d = c->diff->d, off = (size_t)from * d;
     float sign = k == LETHE_LOSS_NEG_CE ? -1.0f : 1.0f;
+    /* Retain rows: ℓ_r = a·MSE (retain_weight; 1 leaves every bit as before). */
+    float a = from >= c->cur_nf ? c->cfg->retain_weight : 1.0f;
+    if (a != 1.0f) weight *= a;
     float mean = lethe_denoise_loss(c->losses + from, grad ? c->dlogits + off : NULL,
                                     c->logits + off, c->diff->target + off, sign * weight,
                                     count, (int)d);
-    if (sign < 0.0f)
-        for (int i = 0; i < count; i++) c->losses[from + i] = -c->losses[from + i];
-    return sign * mean;
+    if (sign < 0.0f || a != 1.0f)
+        for (int i = 0; i < count; i++) c->losses[from + i] *= sign * a;
+    return sign * mean * a;
 }

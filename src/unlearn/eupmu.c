@@ -42,5 +42,6 @@ const ul_method ul_eupmu = {
     .uses_forget = 1,
     .uses_retain = 1,
     .uses_eps = 1,
+    .has_lambda_form = 1,
     .step = eupmu_step,
 };

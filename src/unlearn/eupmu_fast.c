@@ -14,6 +14,8 @@ typedef struct { float prev_before, prev_lr; int have_prev; } fast_state;
 static lethe_status fast_init(ul_ctx *c)
 {
     c->state = calloc(1, sizeof(fast_state));
+    /* The authors' fast variant weighs the plain losses by w⁺/(1 + w⁺) (§7). */
+    c->log_plain = c->cfg->lambda_form == LETHE_LAMBDA_LOG;
     return c->state ? LETHE_OK : lethe_fail(LETHE_ERR_NOMEM, "out of memory");
 }
 
@@ -55,6 +57,7 @@ const ul_method ul_eupmu_fast = {
     .uses_forget = 1,
     .uses_retain = 1,
     .uses_eps = 1,
+    .has_lambda_form = 1,
     .state_size = sizeof(fast_state),
     .init = fast_init,
     .step = fast_step,

@@ -70,6 +70,7 @@ const ul_method ul_eupmu_lookahead = {
     .uses_forget = 1,
     .uses_retain = 1,
     .uses_eps = 1,
+    .has_lambda_form = 1,
     .state_size = sizeof(ahead_state),
     .init = ahead_init,
     .step = ahead_step,

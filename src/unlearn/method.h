@@ -36,6 +36,9 @@ typedef struct ul_ctx {
     size_t n;
     float *g_u, *g_r;           /* (n) per-group gradients (if requested) */
     uint8_t *mask;              /* (n) SalUn: 1 = may move; NULL = all */
+    float *dclip;               /* (n) the clipped direction (clip_grad > 0), else NULL */
+    float last_norm;            /* ‖d‖ of the last clipped step */
+    int log_plain;              /* log λ form with plain losses, w⁺/(1+w⁺) (EUPMU-fast, §7) */
     lethe_optim opt;
     lethe_schedule sched;
     lethe_igs igs;
@@ -54,6 +57,7 @@ typedef struct ul_ctx {
     float *dlogits;             /* (nf + nr, C) */
     const float *logits;        /* of the last forward, model-owned */
     lethe_groups g;             /* [0, nf), [nf, nf + nr) */
+    int cur_nf;                 /* forgetting rows of the current draw (0 when only B_r) */
     float lr;                   /* α_t of the current step */
     float eps;                  /* ε_t */
     void *state;                /* method's own (owned by the method) */
@@ -67,6 +71,8 @@ typedef struct {
     int uses_forget, uses_retain;  /* which batches a step draws */
     int needs_group_grads;         /* allocate g_u and g_r */
     int uses_eps;                  /* has an ε: the audit bound and budget search apply */
+    int has_lambda_form;           /* λ learnt by lethe_igs: --lambda-form applies */
+    int diffusion_only;            /* needs an unconditional prediction (ESD) */
     size_t state_size;             /* bytes of c->state (plain data, no pointers): saved
                                       as is in run states; 0: none */
     lethe_status (*init)(ul_ctx *c);            /* may be NULL */
@@ -162,6 +168,6 @@ float ul_diff_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weig
 lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);
 
 extern const ul_method ul_eupmu, ul_eupmu_fast, ul_eupmu_lookahead, ul_ungrad, ul_ungrad_mixed,
-    ul_ft, ul_ga, ul_rl, ul_neggrad, ul_salun, ul_l1sparse;
+    ul_ft, ul_ga, ul_rl, ul_neggrad, ul_salun, ul_l1sparse, ul_esd;
 
 #endif

@@ -35,6 +35,7 @@ static lethe_status salun_init(ul_ctx *c)
         lethe_dataset_batch(c->ds, c->forget->idx + b, cnt, c->x, c->y);
         memcpy(c->yt, c->y, (size_t)cnt * sizeof(int32_t));
         lethe_groups_one(&c->g, cnt);
+        c->cur_nf = cnt;
         /* Diffusion: the saliency of the denoising loss on D_f (SalUn's). */
         if (c->diff && (st = ul_diff_noise(c, 0, cnt, 0)) != LETHE_OK) goto done;
         if ((st = ul_forward(c, LETHE_BN_EVAL)) != LETHE_OK) goto done;

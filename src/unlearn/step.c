@@ -6,6 +6,7 @@
  * gradient or parameter; and the run states of lethe_unlearn_run (what a
  * stopped run needs to go on to the bitwise-same result).
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,33 @@ void lethe_unlearn_config_default(lethe_unlearn_config *c)
     c->audit_probe = 512;
     c->ddpm = NULL;
     c->p_uncond = 0.1f;
+    c->optim = LETHE_OPT_SGD;
+    c->adam_beta1 = 0.9f;
+    c->adam_beta2 = 0.999f;
+    c->weight_decay = 0.0f;
+    c->clip_grad = 0.0f;
+    c->lambda_form = LETHE_LAMBDA_PAPER;
+    c->w0 = 0.0f;
+    c->w_lr = 0.025f;
+    c->w_decay = 0.01f;
+    c->retain_weight = 1.0f;
+    c->esd_eta = 1.0f;
+}
+
+lethe_status lethe_unlearn_optim_parse(lethe_opt_kind *k, const char *name)
+{
+    if (strcmp(name, "sgd") == 0) *k = LETHE_OPT_SGD;
+    else if (strcmp(name, "adam") == 0 || strcmp(name, "adamw") == 0) *k = LETHE_OPT_ADAMW;
+    else return lethe_fail(LETHE_ERR_ARG, "unknown optimiser '%s' (sgd, adam)", name);
+    return LETHE_OK;
+}
+
+lethe_status lethe_lambda_form_parse(lethe_lambda_form *f, const char *name)
+{
+    if (strcmp(name, "paper") == 0) *f = LETHE_LAMBDA_PAPER;
+    else if (strcmp(name, "log") == 0) *f = LETHE_LAMBDA_LOG;
+    else return lethe_fail(LETHE_ERR_ARG, "unknown lambda form '%s' (paper, log)", name);
+    return LETHE_OK;
 }
 
 void lethe_unlearn_result_free(lethe_unlearn_result *r)
@@ -90,6 +118,7 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
         lethe_dataset_batch(c->ds, c->idx, nr, c->x + (size_t)nf * c->px, c->y + nf);
         memcpy(c->yt + nf, c->y + nf, (size_t)nr * sizeof(int32_t));
     }
+    c->cur_nf = nf;
     lethe_groups_two(&c->g, nf, nr);
     if (!nf || !nr) lethe_groups_one(&c->g, nf + nr);
     if (c->diff) {
@@ -156,6 +185,20 @@ lethe_status ul_backward(ul_ctx *c, float *g_forget, float *g_retain)
 
 void ul_apply(ul_ctx *c, const float *d)
 {
+    if (c->dclip) {
+        /* clip_grad_norm_ over what moves: SalUn's frozen weights do not
+         * count (the direction is masked first). */
+        double s2 = 0.0;
+        for (size_t i = 0; i < c->n; i++)
+            if (!c->mask || c->mask[i]) s2 += (double)d[i] * d[i];
+        double norm = sqrt(s2), clip = c->cfg->clip_grad;
+        c->last_norm = (float)norm;
+        if (norm > clip) {
+            float sc = (float)(clip / (norm + 1e-6));   /* torch's 1e-6 */
+            for (size_t i = 0; i < c->n; i++) c->dclip[i] = d[i] * sc;
+            d = c->dclip;
+        }
+    }
     lethe_optim_step(&c->opt, c->theta, d, c->mask, c->lr);
 }
 
@@ -174,6 +217,7 @@ lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
         size_t off = (size_t)from * c->diff->d;
         *loss = lethe_denoise_loss(c->losses + from, NULL, logits, c->diff->target + off, 0.0f,
                                    count, (int)c->diff->d);
+        if (from >= c->cur_nf && c->cfg->retain_weight != 1.0f) *loss *= c->cfg->retain_weight;
         return LETHE_OK;
     }
     lethe_loss(LETHE_LOSS_CE, c->losses + from, NULL, logits, c->yt + from, NULL, count,
@@ -195,7 +239,7 @@ lethe_status ul_check(long t, const char *what, double v)
 
 static const ul_method *const registry[] = {
     &ul_eupmu, &ul_eupmu_fast, &ul_eupmu_lookahead, &ul_ungrad, &ul_ungrad_mixed,
-    &ul_ft, &ul_ga, &ul_rl, &ul_neggrad, &ul_salun, &ul_l1sparse,
+    &ul_ft, &ul_ga, &ul_rl, &ul_neggrad, &ul_salun, &ul_l1sparse, &ul_esd,
 };
 #define NMETHODS ((int)(sizeof registry / sizeof registry[0]))
 
@@ -247,7 +291,48 @@ lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
     if (!(c->l1 >= 0.0f)) return lethe_fail(LETHE_ERR_ARG, "l1 must be >= 0");
     if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
         return lethe_fail(LETHE_ERR_ARG, "momentum must be in [0, 1)");
+    if (c->optim != LETHE_OPT_SGD && c->optim != LETHE_OPT_ADAMW)
+        return lethe_fail(LETHE_ERR_ARG, "unknown optimiser %d (sgd, adam)", (int)c->optim);
+    if (c->optim == LETHE_OPT_ADAMW && c->momentum != 0.0f)
+        return lethe_fail(LETHE_ERR_ARG, "momentum is SGD's; Adam has beta1 (got momentum %g)",
+                          (double)c->momentum);
+    if (!(c->adam_beta1 >= 0.0f && c->adam_beta1 < 1.0f) ||
+        !(c->adam_beta2 >= 0.0f && c->adam_beta2 < 1.0f))
+        return lethe_fail(LETHE_ERR_ARG, "Adam betas must be in [0, 1), got %g and %g",
+                          (double)c->adam_beta1, (double)c->adam_beta2);
+    if (!(c->weight_decay >= 0.0f) || !isfinite(c->weight_decay))
+        return lethe_fail(LETHE_ERR_ARG, "weight decay must be >= 0, got %g",
+                          (double)c->weight_decay);
+    if (!(c->clip_grad >= 0.0f) || !isfinite(c->clip_grad))
+        return lethe_fail(LETHE_ERR_ARG, "the gradient clip must be >= 0 (0: off), got %g",
+                          (double)c->clip_grad);
+    if (!(c->retain_weight > 0.0f) || !isfinite(c->retain_weight))
+        return lethe_fail(LETHE_ERR_ARG, "the retain weight must be > 0, got %g",
+                          (double)c->retain_weight);
+    if (!(c->esd_eta >= 0.0f) || !isfinite(c->esd_eta))
+        return lethe_fail(LETHE_ERR_ARG, "ESD's eta must be >= 0, got %g", (double)c->esd_eta);
     const ul_method *meth = find_method(c->method);
+    if (c->lambda_form != LETHE_LAMBDA_PAPER && c->lambda_form != LETHE_LAMBDA_LOG)
+        return lethe_fail(LETHE_ERR_ARG, "unknown lambda form %d (paper, log)",
+                          (int)c->lambda_form);
+    if (c->lambda_form == LETHE_LAMBDA_LOG) {
+        if (!meth->has_lambda_form)
+            return lethe_fail(LETHE_ERR_ARG, "the log lambda form applies to the EUPMU "
+                              "family (a learnt λ), not to %s", c->method);
+        if (c->loss == LETHE_UL_GA)
+            return lethe_fail(LETHE_ERR_ARG, "the log lambda form takes log ℓ_u, which needs "
+                              "a positive unlearning loss (rl or nc), not ga");
+        if (!isfinite(c->w0) || !(c->w_lr > 0.0f) || !isfinite(c->w_lr) ||
+            !(c->w_decay >= 0.0f) || !isfinite(c->w_decay))
+            return lethe_fail(LETHE_ERR_ARG, "log form: w0 must be finite, w's learning rate "
+                              "> 0 and its weight decay >= 0 (got %g, %g, %g)", (double)c->w0,
+                              (double)c->w_lr, (double)c->w_decay);
+    }
+    if (!c->ddpm && c->retain_weight != 1.0f)
+        return lethe_fail(LETHE_ERR_ARG, "the retain weight applies to the diffusion task");
+    if (!c->ddpm && meth->diffusion_only)
+        return lethe_fail(LETHE_ERR_ARG, "%s is a diffusion method (negative guidance); "
+                          "classification has no unconditional prediction", c->method);
     if (c->diagnostics && !meth->needs_group_grads && !meth->uses_eps)
         return lethe_fail(LETHE_ERR_ARG, "diagnostics apply to eupmu, eupmu-fast, "
                           "eupmu-lookahead, ungrad and ungrad-mixed, not to %s", c->method);
@@ -273,6 +358,12 @@ int lethe_method_uses_eps(const char *method)
 {
     const ul_method *m = method ? find_method(method) : NULL;
     return m ? m->uses_eps : 0;
+}
+
+int lethe_method_classifies(const char *method)
+{
+    const ul_method *m = method ? find_method(method) : NULL;
+    return m ? !m->diffusion_only : 0;
 }
 
 long ul_steps(const lethe_unlearn_config *cfg, size_t nf)
@@ -304,6 +395,31 @@ static void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint6
              r ? r->n : 0, (unsigned long long)(r ? rs_hash_ints(r->idx, r->n) : 0),
              lethe_model_arch(c->m), c->n, (unsigned long long)theta0,
              g->ddpm ? g->ddpm->T : 0, g->ddpm ? (double)g->p_uncond : 0.0);
+    /* Settings added later are written only when set, so that states of
+     * earlier runs keep their text and stay resumable; as a hash, so the
+     * text stays within a metadata value. */
+    char more[256] = "";
+    size_t k = 0;
+    if (g->optim != LETHE_OPT_SGD)
+        k += (size_t)snprintf(more + k, sizeof more - k, " adam=%.9g,%.9g",
+                              (double)g->adam_beta1, (double)g->adam_beta2);
+    if (k < sizeof more && g->weight_decay != 0.0f)
+        k += (size_t)snprintf(more + k, sizeof more - k, " wd=%.9g", (double)g->weight_decay);
+    if (k < sizeof more && g->clip_grad > 0.0f)
+        k += (size_t)snprintf(more + k, sizeof more - k, " clip=%.9g", (double)g->clip_grad);
+    if (k < sizeof more && g->lambda_form == LETHE_LAMBDA_LOG)
+        k += (size_t)snprintf(more + k, sizeof more - k, " log=%.9g,%.9g,%.9g", (double)g->w0,
+                              (double)g->w_lr, (double)g->w_decay);
+    if (k < sizeof more && g->retain_weight != 1.0f)
+        k += (size_t)snprintf(more + k, sizeof more - k, " rw=%.9g", (double)g->retain_weight);
+    if (k < sizeof more && strcmp(g->method, "esd") == 0)
+        k += (size_t)snprintf(more + k, sizeof more - k, " eta=%.9g", (double)g->esd_eta);
+    if (k) {
+        uint64_t h = 0xcbf29ce484222325ULL;     /* FNV-1a */
+        for (const char *p = more; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+        size_t at = strlen(buf);
+        if (at < len) snprintf(buf + at, len - at, " more=%016llx", (unsigned long long)h);
+    }
 }
 
 /* The trace as (steps, TRACE_COLS) floats; conflict as −1, 0 or 1. */
@@ -370,6 +486,10 @@ static lethe_status ul_save(const char *path, ul_ctx *c, const ul_method *meth,
     if (c->diff) rs_set_words(&w, "noise.rng", c->diff->rng.s, 4);
     uint64_t igs[3] = {dbits(c->igs.lambda), (uint64_t)c->igs.t, dbits(c->igs.last_delta)};
     rs_set_words(&w, "igs", igs, 3);
+    if (c->igs.form == LETHE_LAMBDA_LOG) {
+        uint64_t lg[2] = {dbits(c->igs.w_m), dbits(c->igs.w_v)};
+        rs_set_words(&w, "igs.log", lg, 2);
+    }
     uint64_t samples[3] = {(uint64_t)res->fwd_samples, (uint64_t)res->bwd_samples,
                            (uint64_t)res->audit_fwd_samples};
     rs_set_words(&w, "samples", samples, 3);
@@ -422,7 +542,16 @@ static lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, 
         (st = rs_get_double(&r, "seconds", seconds)) != LETHE_OK)
         goto done;
     double lam = bitsd(igs[0]);
-    if (!(lam >= 0.0 && lam <= c->igs.lambda_max) || igs[1] > (uint64_t)step) {
+    uint64_t lg[2] = {0, 0};
+    int logf = c->igs.form == LETHE_LAMBDA_LOG;
+    if (logf && (st = rs_get_words(&r, "igs.log", lg, 2)) != LETHE_OK) goto done;
+    if (logf && (!isfinite(bitsd(lg[0])) || !(bitsd(lg[1]) >= 0.0) || !isfinite(bitsd(lg[1])))) {
+        st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: the moments of w are out of range",
+                        r.label);
+        goto done;
+    }
+    if (!(logf ? isfinite(lam) && fabs(lam) <= FLT_MAX : lam >= 0.0 && lam <= c->igs.lambda_max) ||
+        igs[1] > (uint64_t)step) {
         st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: lambda %g or its step count %llu is "
                         "out of range", r.label, lam, (unsigned long long)igs[1]);
         goto done;
@@ -480,6 +609,8 @@ static lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, 
         (st = trace_unpack(trace, step, res->trace, r.label)) != LETHE_OK)
         goto done;
     c->igs.lambda = (float)lam;
+    c->igs.w_m = bitsd(lg[0]);
+    c->igs.w_v = bitsd(lg[1]);
     c->igs.t = (long)igs[1];
     c->igs.last_delta = (float)bitsd(igs[2]);
     c->have_next_r = (int)have;
@@ -610,6 +741,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     c.bs = cfg->batch;
     c.nf = forget->n < (size_t)c.bs ? (int)forget->n : c.bs;
     c.nr = retain && retain->n ? (retain->n < (size_t)c.bs ? (int)retain->n : c.bs) : 0;
+    c.cur_nf = c.nf;
     c.px = (size_t)ds->c * ds->h * ds->w;
     c.dout = lethe_model_out_size(m);
     res->batch = c.bs;
@@ -644,8 +776,15 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         goto done;
     }
     if ((st = lethe_model_reserve(m, maxrows)) != LETHE_OK) goto done;
-    if ((st = lethe_optim_init(&c.opt, LETHE_OPT_SGD, c.n)) != LETHE_OK) goto done;
+    if ((st = lethe_optim_init(&c.opt, cfg->optim, c.n)) != LETHE_OK) goto done;
     c.opt.momentum = cfg->momentum;
+    c.opt.weight_decay = cfg->weight_decay;
+    c.opt.beta1 = cfg->adam_beta1;
+    c.opt.beta2 = cfg->adam_beta2;
+    if (cfg->clip_grad > 0.0f && !(c.dclip = malloc(c.n * sizeof(float)))) {
+        st = lethe_fail(LETHE_ERR_NOMEM, "out of memory for gradient clipping");
+        goto done;
+    }
     if ((st = lethe_stream_init(&c.fs, forget, cfg->seed * 2 + 1)) != LETHE_OK) goto done;
     if (c.nr && (st = lethe_stream_init(&c.rs, retain, cfg->seed * 2 + 2)) != LETHE_OK) goto done;
     lethe_rng_seed(&c.rng, cfg->seed ^ 0x726c6162656c73ULL);
@@ -662,6 +801,9 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     if ((st = lethe_igs_init(&c.igs, c.eps, cfg->beta, cfg->lambda0, cfg->lambda_max)) != LETHE_OK)
         goto done;
     c.igs.beta_decay = cfg->beta_decay;
+    if (cfg->lambda_form == LETHE_LAMBDA_LOG &&
+        (st = lethe_igs_set_log(&c.igs, cfg->w0, cfg->w_lr, cfg->w_decay)) != LETHE_OK)
+        goto done;
 
     double t0 = rs_now(), seconds0 = 0.0;
     uint64_t theta0 = run ? rs_hash_model(m) : 0;
@@ -761,6 +903,7 @@ done:
     ul_diff_free(&diff);
     free(c.g_u);
     free(c.g_r);
+    free(c.dclip);
     free(c.mask);
     ul_audit_free(&audit);
     lethe_subset_free(&probe);

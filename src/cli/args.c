@@ -43,17 +43,87 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
+/* Columns of --help: options from 2, their help from 30, lines up to 79. */
+enum { HELP_INDENT = 2, HELP_COL = 30, HELP_WIDTH = 79 };
+
+/* Characters (not bytes: λ, ε and … are two or three) in s[0..n). */
+static int text_width(const char *s, size_t n)
+{
+    int w = 0;
+    for (size_t i = 0; i < n; i++) w += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return w;
+}
+
+/* text from column `col` (the cursor is there), wrapped at spaces to
+ * HELP_WIDTH, each further line indented to `col`. */
+static void print_wrapped(int col, const char *text)
+{
+    const char *p = text;
+    int at = col;
+    int first = 1;
+    while (*p) {
+        while (*p == ' ') p++;
+        size_t wl = strcspn(p, " ");
+        if (!wl) break;
+        int w = text_width(p, wl);
+        if (!first && at + 1 + w > HELP_WIDTH) {
+            printf("\n%*s", col, "");
+            at = col;
+            first = 1;
+        }
+        if (!first) {
+            putchar(' ');
+            at++;
+        }
+        printf("%.*s", (int)wl, p);
+        at += w;
+        first = 0;
+        p += wl;
+    }
+    putchar('\n');
+}
+
+static void print_opt(const char *name, const char *arg, const char *help)
+{
+    char left[80];
+    snprintf(left, sizeof left, "--%s%s%s", name, arg ? " " : "", arg ? arg : "");
+    int w = text_width(left, strlen(left));
+    printf("%*s%s", HELP_INDENT, "", left);
+    if (HELP_INDENT + w + 1 > HELP_COL) printf("\n%*s", HELP_COL, "");
+    else printf("%*s", HELP_COL - HELP_INDENT - w, "");
+    print_wrapped(HELP_COL, help);
+}
+
+static int is_option(const cli_opt *o) { return o->flag == CLI_VALUE || o->flag == CLI_FLAG; }
+
+/* The help of a command from its table: the usage line, the options in
+ * their groups (or under "options:"), --force and --help, the examples,
+ * then what every command shares. */
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
 {
-    printf("usage: lethe %s %s\n\noptions:\n", cmd, usage);
+    int grouped = opts[0].name && opts[0].flag == CLI_ROW_HEADING, examples = 0;
+    printf("usage: lethe %s %s\n", cmd, usage);
+    if (!grouped) printf("\noptions:\n");
     for (const cli_opt *o = opts; o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->flag ? "" : " ",
-                 o->flag ? "" : (o->arg ? o->arg : "X"));
-        printf("  %-26s %s\n", left, o->help);
+        if (o->flag == CLI_ROW_HEADING) {
+            printf("\n%s:\n", o->help);
+        } else if (o->flag == CLI_ROW_NOTE) {
+            printf("%*s", HELP_INDENT, "");
+            print_wrapped(HELP_INDENT, o->help);
+        } else if (o->flag == CLI_ROW_EXAMPLE) {
+            examples++;
+        } else {
+            print_opt(o->name, o->flag == CLI_FLAG ? NULL : (o->arg ? o->arg : "X"), o->help);
+        }
     }
-    printf("  %-26s %s\n", "--force", "replace output files you name that already exist");
-    printf("  %-26s %s\n", "--help", "show this help");
+    if (grouped) printf("\nevery command:\n");
+    print_opt("force", NULL, "replace output files you name that already exist");
+    print_opt("help", NULL, "show this help (also: lethe help COMMAND)");
+    if (examples) {
+        printf("\nexample%s:\n", examples > 1 ? "s" : "");
+        for (const cli_opt *o = opts; o->name; o++)
+            if (o->flag == CLI_ROW_EXAMPLE) printf("%*s%s\n", HELP_INDENT, "", o->help);
+    }
     printf("\n--name=value is the same as --name value. Exit status: 0 success, 1 runtime "
            "error,\n2 usage error, 130/143 interrupted (SIGINT/SIGTERM).\n");
 }
@@ -106,7 +176,7 @@ static const char *const common_names[] = {"force", "help"};
 static const cli_opt *find_opt(const cli_opt *opts, const char *name, size_t len)
 {
     for (const cli_opt *o = opts; o->name; o++)
-        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o;
+        if (is_option(o) && strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o;
     return NULL;
 }
 
@@ -114,7 +184,8 @@ static const cli_opt *find_opt(const cli_opt *opts, const char *name, size_t len
 static int all_names(const cli_opt *opts, const char **names, int cap)
 {
     int n = 0;
-    for (const cli_opt *o = opts; o->name && n < cap; o++) names[n++] = o->name;
+    for (const cli_opt *o = opts; o->name && n < cap; o++)
+        if (is_option(o)) names[n++] = o->name;
     for (size_t i = 0; i < sizeof common_names / sizeof common_names[0] && n < cap; i++)
         if (!find_opt(opts, common_names[i], strlen(common_names[i])))
             names[n++] = common_names[i];

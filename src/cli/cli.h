@@ -9,8 +9,18 @@
 
 #define CLI_MAX_ARGS 64
 
-/* One accepted option: "--name"; flag = 1 if it takes no value. */
+/* One row of a command's option table, which ends with {NULL, …}. An
+ * option "--name" takes a value (flag CLI_VALUE, 0) or none (CLI_FLAG, 1).
+ * The other kinds only shape --help, so that one table describes the
+ * command: CLI_HEADING("outputs") starts a group of options, CLI_NOTE(text)
+ * prints a line of text in the group, CLI_EXAMPLE("lethe …") adds an
+ * example command line at the end. A table without headings lists its
+ * options under "options:". */
 typedef struct { const char *name, *arg, *help; int flag; } cli_opt;
+enum { CLI_VALUE = 0, CLI_FLAG = 1, CLI_ROW_HEADING = 2, CLI_ROW_NOTE = 3, CLI_ROW_EXAMPLE = 4 };
+#define CLI_HEADING(text) {"", NULL, (text), CLI_ROW_HEADING}
+#define CLI_NOTE(text) {"", NULL, (text), CLI_ROW_NOTE}
+#define CLI_EXAMPLE(text) {"", NULL, (text), CLI_ROW_EXAMPLE}
 
 typedef struct {
     const char *cmd;

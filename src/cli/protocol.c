@@ -191,7 +191,7 @@ lethe_status proto_set_param(lethe_unlearn_config *c, const char *name, double v
     else if (strcmp(name, "w0") == 0) c->w0 = (float)v;
     else if (strcmp(name, "w_lr") == 0 || strcmp(name, "w-lr") == 0) c->w_lr = (float)v;
     else if (strcmp(name, "w_decay") == 0 || strcmp(name, "w-decay") == 0) c->w_decay = (float)v;
-    else if (strcmp(name, "eta") == 0) c->esd_eta = (float)v;
+    else if (strcmp(name, "esd_eta") == 0 || strcmp(name, "esd-eta") == 0) c->esd_eta = (float)v;
     else if (strcmp(name, "batch") == 0) {
         if (!(v >= 1 && v <= 4096) || v != floor(v))
             return lethe_fail(LETHE_ERR_ARG, "batch must be a whole number in 1..4096, got %g", v);
@@ -210,7 +210,7 @@ lethe_status proto_set_param(lethe_unlearn_config *c, const char *name, double v
     else
         return lethe_fail(LETHE_ERR_ARG, "unknown parameter '%s' (lr, eps, eps_budget, beta, a, "
                           "gamma, l1, lambda0, lambda_max, momentum, steps, batch, clip_grad, "
-                          "retain_weight, wd, adam_beta1, adam_beta2, w0, w_lr, w_decay, eta)",
+                          "retain_weight, wd, adam_beta1, adam_beta2, w0, w_lr, w_decay, esd_eta)",
                           name);
     return LETHE_OK;
 }

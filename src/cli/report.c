@@ -71,7 +71,7 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
             cJSON_AddItemToObject(o, "w_decay", fnum(c->w_decay));
         }
     }
-    if (strcmp(c->method, "esd") == 0) cJSON_AddItemToObject(o, "eta", fnum(c->esd_eta));
+    if (strcmp(c->method, "esd") == 0) cJSON_AddItemToObject(o, "esd_eta", fnum(c->esd_eta));
     if (c->diagnostics) cJSON_AddBoolToObject(o, "diagnostics", 1);
     if (c->ddpm) {
         cJSON_AddStringToObject(o, "task", "diffusion");

@@ -33,7 +33,7 @@ int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c)
         cli_float(a, "w-lr", c->w_lr, 1e-12, 1e3, &wlr) ||
         cli_float(a, "w-decay", c->w_decay, 0, 1e3, &wdec) ||
         cli_float(a, "retain-weight", c->retain_weight, 1e-12, 1e9, &rw) ||
-        cli_float(a, "eta", c->esd_eta, 0, 1e3, &eta))
+        cli_float(a, "esd-eta", c->esd_eta, 0, 1e3, &eta))
         return 2;
     c->adam_beta1 = (float)b1;
     c->adam_beta2 = (float)b2;

@@ -21,7 +21,7 @@
     {"w-lr", "X", "log form: Adam learning rate of w (default 0.025)", 0},                   \
     {"w-decay", "X", "log form: weight decay of w (default 0.01)", 0},                       \
     {"retain-weight", "X", "diffusion: ℓ_r = X·denoising MSE, in every method (default 1)", 0},\
-    {"eta", "X", "ESD: negative-guidance strength η (default 1)", 0},                        \
+    {"esd-eta", "X", "ESD: negative-guidance strength η (default 1)", 0},                    \
     {"eps", "X", "ε, tolerated retain-loss increase rate (default 0.01)", 0},                \
     {"eps-budget", "X", "ε_max: choose ε_t so that Σ α_t ε_t = ε_max", 0},                  \
     {"beta", "X", "β_0 of the λ update (default 1)", 0},                                     \

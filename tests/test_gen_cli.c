@@ -296,14 +296,19 @@ TEST(gencli_rejects_bad_input)
     expect_fail(args, "eupmu-lookahead");
 }
 
-/* Without --task a noise predictor would be unlearnt as a classifier: the
- * refusal, like every bad input, is the only line on stderr. */
-TEST(gencli_unlearn_without_task_refused)
+/* Without --task the checkpoint says what it is (issue 19): a noise
+ * predictor goes to the diffusion form, whose refusal of eupmu-lookahead
+ * (the classification form takes it) shows the routing; with --task
+ * classification it is refused. Either refusal is the only line on stderr. */
+TEST(gencli_unlearn_without_task_routed)
 {
     fixture_paths f;
     if (!fixture(&f)) return;
     char args[4096];
-    snprintf(args, sizeof args, "unlearn --model '%s' --forget class:0 --method eupmu --data mnist "
+    snprintf(args, sizeof args, "unlearn --model '%s' --forget class:0 --method eupmu-lookahead "
              "--data-dir '%s'", f.diff, f.dir);
+    expect_fail(args, "eupmu-lookahead");
+    snprintf(args, sizeof args, "unlearn --task classification --model '%s' --forget class:0 "
+             "--method eupmu --data mnist --data-dir '%s' --report -", f.diff, f.dir);
     expect_fail(args, "--task diffusion");
 }

@@ -713,7 +713,9 @@ static int same_bytes(const char *a, const char *b)
 }
 
 /* A report without its wall-clock fields: train's "timing", unlearn's
- * "run.seconds" (caller frees; NULL if not JSON). */
+ * "run.seconds", and the stamp of every report that names the run (its
+ * command line, with its own output paths, and "created") (caller frees;
+ * NULL if not JSON). */
 static char *report_sans_timing(const char *path)
 {
     char *text = cli_t_slurp(path, NULL);
@@ -721,6 +723,8 @@ static char *report_sans_timing(const char *path)
     free(text);
     if (!root) return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(root, "timing");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "command_line");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "created");
     cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "run"),
                                             "seconds");
     char *s = cJSON_PrintUnformatted(root);

@@ -55,19 +55,19 @@ static int text_width(const char *s, size_t n)
 }
 
 /* text from column `col` (the cursor is there), wrapped at spaces to
- * HELP_WIDTH, each further line indented to `col`. */
-static void print_wrapped(int col, const char *text)
+ * HELP_WIDTH, each further line indented to `col`. A command line (shell)
+ * breaks with " \" so that it can still be pasted. */
+static void print_wrapped_as(int col, const char *text, int shell)
 {
     const char *p = text;
-    int at = col;
-    int first = 1;
+    int at = col, first = 1, width = HELP_WIDTH - (shell ? 2 : 0);
     while (*p) {
         while (*p == ' ') p++;
         size_t wl = strcspn(p, " ");
         if (!wl) break;
         int w = text_width(p, wl);
-        if (!first && at + 1 + w > HELP_WIDTH) {
-            printf("\n%*s", col, "");
+        if (!first && at + 1 + w > width) {
+            printf("%s\n%*s", shell ? " \\" : "", col, "");
             at = col;
             first = 1;
         }
@@ -82,6 +82,8 @@ static void print_wrapped(int col, const char *text)
     }
     putchar('\n');
 }
+
+static void print_wrapped(int col, const char *text) { print_wrapped_as(col, text, 0); }
 
 static void print_opt(const char *name, const char *arg, const char *help)
 {
@@ -101,15 +103,21 @@ static int is_option(const cli_opt *o) { return o->flag == CLI_VALUE || o->flag 
  * then what every command shares. */
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
 {
-    int grouped = opts[0].name && opts[0].flag == CLI_ROW_HEADING, examples = 0;
-    printf("usage: lethe %s %s\n", cmd, usage);
-    if (!grouped) printf("\noptions:\n");
-    for (const cli_opt *o = opts; o->name; o++) {
+    int grouped = 0, examples = 0;
+    printf("usage: lethe %s ", cmd);
+    print_wrapped(text_width(cmd, strlen(cmd)) + 14, usage);
+    const cli_opt *o = opts;
+    /* Notes before any option describe the command. */
+    if (o->name && o->flag == CLI_ROW_NOTE) putchar('\n');
+    for (; o->name && o->flag == CLI_ROW_NOTE; o++) print_wrapped(0, o->help);
+    if (!o->name || o->flag != CLI_ROW_HEADING) printf("\noptions:\n");
+    for (; o->name; o++) {
         if (o->flag == CLI_ROW_HEADING) {
             printf("\n%s:\n", o->help);
+            grouped = 1;
         } else if (o->flag == CLI_ROW_NOTE) {
             printf("%*s", HELP_INDENT, "");
-            print_wrapped(HELP_INDENT, o->help);
+            print_wrapped(HELP_INDENT + 2, o->help);
         } else if (o->flag == CLI_ROW_EXAMPLE) {
             examples++;
         } else {
@@ -121,11 +129,14 @@ static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
     print_opt("help", NULL, "show this help (also: lethe help COMMAND)");
     if (examples) {
         printf("\nexample%s:\n", examples > 1 ? "s" : "");
-        for (const cli_opt *o = opts; o->name; o++)
-            if (o->flag == CLI_ROW_EXAMPLE) printf("%*s%s\n", HELP_INDENT, "", o->help);
+        for (o = opts; o->name; o++)
+            if (o->flag == CLI_ROW_EXAMPLE) {
+                printf("%*s", HELP_INDENT, "");
+                print_wrapped_as(HELP_INDENT + 4, o->help, 1);
+            }
     }
-    printf("\n--name=value is the same as --name value. Exit status: 0 success, 1 runtime "
-           "error,\n2 usage error, 130/143 interrupted (SIGINT/SIGTERM).\n");
+    printf("\n--name=value is the same as --name value. Exit status: 0 success, 1 runtime\n"
+           "error, 2 usage error, 130/143 interrupted (SIGINT/SIGTERM).\n");
 }
 
 /* Optimal string alignment distance (Levenshtein plus the swap of two
@@ -236,6 +247,20 @@ static int unknown_option(const char *cmd, const cli_opt *opts, const char *s, s
     return cli_usage_error(cmd, "unknown option %.*s (see lethe %s --help)", (int)len, s, cmd);
 }
 
+int cli_unknown_choice(const char *cmd, const char *what, const char *word,
+                       const char *const *names, int n)
+{
+    char list[1024] = "";
+    size_t k = 0;
+    for (int i = 0; i < n && k < sizeof list; i++)
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", names[i]);
+    const char *guess = cli_nearest(word, names, n);
+    if (guess)
+        return cli_usage_error(cmd, "unknown %s '%s' (did you mean '%s'? known: %s)", what, word,
+                               guess, list);
+    return cli_usage_error(cmd, "unknown %s '%s' (known: %s)", what, word, list);
+}
+
 int cli_check_method(const char *cmd, const char *opt, const char *name)
 {
     int n;
@@ -251,6 +276,99 @@ int cli_check_method(const char *cmd, const char *opt, const char *name)
         return cli_usage_error(cmd, "%s: unknown method '%s' (did you mean '%s'? known: %s)", opt,
                                name, guess, list);
     return cli_usage_error(cmd, "%s: unknown method '%s' (known: %s)", opt, name, list);
+}
+
+/* The classifiers of src/nn/model.c; its "unet" is the diffusion model. */
+static const char *const classifier_archs[] = {"mlp", "cnn", "resnet8"};
+
+int cli_check_arch(const char *cmd, const char *arch)
+{
+    int n = (int)(sizeof classifier_archs / sizeof classifier_archs[0]);
+    for (int i = 0; i < n; i++)
+        if (strcmp(arch, classifier_archs[i]) == 0) return 0;
+    if (strcmp(arch, "unet") == 0)
+        return cli_usage_error(cmd, "--arch unet: unet is a diffusion model (it predicts noise, "
+                               "it does not classify): use lethe %s --task diffusion", cmd);
+    const char *guess = cli_nearest(arch, classifier_archs, n);
+    if (!guess && strncmp(arch, "resnet", 6) == 0) guess = "resnet8";
+    if (guess)
+        return cli_usage_error(cmd, "--arch: unknown architecture '%s' (did you mean '%s'? "
+                               "classifiers: mlp, cnn, resnet8)", arch, guess);
+    return cli_usage_error(cmd, "--arch: unknown architecture '%s' (classifiers: mlp, cnn, "
+                           "resnet8)", arch);
+}
+
+int cli_forget_parse(const char *cmd, const char *opt, const char *text,
+                     lethe_forget_spec *spec)
+{
+    if (lethe_forget_parse(spec, text) == LETHE_OK) return 0;
+    char why[600];
+    snprintf(why, sizeof why, "%s", lethe_last_error());
+    const char *colon = strchr(text, ':');
+    if (strncmp(text, "random:", 7) == 0) {
+        /* "random:10" meant ten percent: a number of at least 1 without %. */
+        char *end;
+        errno = 0;
+        double v = strtod(text + 7, &end);
+        if (end != text + 7 && !*end && !errno && v >= 1 && v < 100)
+            return cli_usage_error(cmd, "%s: %s (did you mean %s %s%%? random:F takes a fraction "
+                                   "0 < F < 1, random:P%% a percentage)", opt, why, opt, text);
+    } else if (colon) {
+        static const char *const forms[] = {"class", "random", "indices"};
+        char kind[32];
+        snprintf(kind, sizeof kind, "%.*s", (int)(colon - text), text);
+        const char *guess = cli_nearest(kind, forms, 3);
+        if (guess)
+            return cli_usage_error(cmd, "%s: %s (did you mean %s %s%s?)", opt, why, opt, guess,
+                                   colon);
+    }
+    return cli_usage_error(cmd, "%s: %s", opt, why);
+}
+
+/* The words of this run's command line (see cli_set_command_line): set
+ * once by main() before any command runs, read by the reports. */
+static struct {
+    int argc;
+    char **argv;
+} command_line;
+
+void cli_set_command_line(int argc, char **argv)
+{
+    command_line.argc = argc;
+    command_line.argv = argv;
+}
+
+const char *cli_command_line(void)
+{
+    static char buf[8192];
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < command_line.argc && k + 1 < sizeof buf; i++) {
+        const char *w = command_line.argv[i];
+        /* Quoted when the shell would split or expand it: 'it''s' style. */
+        int plain = *w != '\0';
+        for (const char *c = w; *c && plain; c++)
+            plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                           "-_./:=,%+@", *c) != NULL;
+        if (i) buf[k++] = ' ';
+        if (plain) {
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s", w);
+        } else {
+            buf[k++] = '\'';
+            for (const char *c = w; *c && k + 5 < sizeof buf; c++) {
+                if (*c == '\'') {
+                    memcpy(buf + k, "'\\''", 4);
+                    k += 4;
+                } else {
+                    buf[k++] = *c;
+                }
+            }
+            if (k + 1 < sizeof buf) buf[k++] = '\'';
+        }
+        if (k >= sizeof buf) k = sizeof buf - 1;
+        buf[k] = '\0';
+    }
+    return buf;
 }
 
 int cli_parse(cli_args *a, const char *cmd, const char *usage, const cli_opt *opts,
@@ -298,7 +416,7 @@ int cli_parse_pos(cli_args *a, const char *cmd, const char *usage, const cli_opt
         if (!o) return unknown_option(cmd, opts, s, len);
         if (a->n >= CLI_MAX_ARGS) return cli_usage_error(cmd, "too many options");
         a->key[a->n] = o->name;
-        if (o->flag) {
+        if (o->flag == CLI_FLAG) {
             if (eq) return cli_usage_error(cmd, "option --%s takes no value (got '%s')",
                                            o->name, s);
             a->val[a->n++] = "1";

@@ -45,9 +45,45 @@ int cli_parse_pos(cli_args *a, const char *cmd, const char *usage, const cli_opt
 /* 0 if `name` is a registered unlearning method; else 2 after one line
  * "lethe CMD: OPT: unknown method 'x' (did you mean 'y'? known: …)". */
 int cli_check_method(const char *cmd, const char *opt, const char *name);
+/* Usage error (returns 2) for a word that is none of names[0..n): "lethe
+ * CMD: unknown WHAT 'word' (did you mean 'x'? known: a, b, c)". */
+int cli_unknown_choice(const char *cmd, const char *what, const char *word,
+                       const char *const *names, int n);
 /* The name among names[0..n) nearest to word (edit distance, a swap of
  * neighbours counted as one), or NULL if none is a likely typo of it. */
 const char *cli_nearest(const char *word, const char *const *names, int n);
+/* 0 if `arch` is a classifier's architecture (mlp, cnn, resnet8); else 2
+ * after one line: unet is named as the diffusion model it is (use --task
+ * diffusion), any other name gets the nearest valid one and the list. */
+int cli_check_arch(const char *cmd, const char *arch);
+/* Parse the forget spec `text` of option `opt` into *spec: 0, or 2 after
+ * one line with the library's reason and a hint of the form meant
+ * ("random:10" → random:10%, "clas:0" → class:0). */
+int cli_forget_parse(const char *cmd, const char *opt, const char *text,
+                     lethe_forget_spec *spec);
+
+/* The command line of this run, for the reports: main() records argv once
+ * (the strings must live until exit); cli_command_line() gives the words
+ * joined by spaces, each quoted for the shell where needed ("" before the
+ * first call of cli_set_command_line). */
+void cli_set_command_line(int argc, char **argv);
+const char *cli_command_line(void);
+
+/* The tuned-settings file of a command (given: --tuned, or NULL). A named
+ * file must exist: otherwise NULL after one line "lethe CMD: --tuned FILE:
+ * no such file" (a usage error: exit 2). Without one, the first
+ * configs/tuned.json found beside the program (the folder of
+ * /proc/self/exe, then its parent: build/lethe finds its tree's own), then
+ * in the current folder, as an absolute path; when none exists,
+ * "configs/tuned.json" (untuned defaults; `tune --write` creates it).
+ * Returns `given` or buf (n bytes). Prints nothing else: a command checks
+ * its whole command line first, then calls cli_settings_note. */
+const char *cli_settings_path(const char *cmd, const char *given, char *buf, size_t n);
+/* Unless quiet, one line on stderr: "lethe CMD: settings from PATH", or
+ * that there is none and the defaults are used. Call it when the work
+ * begins (after every check), so that a refused command prints one line. */
+void cli_settings_note(const char *cmd, const char *path, int quiet);
+
 const char *cli_str(const cli_args *a, const char *name, const char *def);
 int cli_flag(const cli_args *a, const char *name);
 /* Numeric getters print "lethe CMD: --name: ..." and return non-zero on

@@ -6,11 +6,19 @@
 #include "cli/protocol.h"
 
 static const cli_opt opts[] = {
+    CLI_NOTE("Trains the original cnn on Fashion-MNIST and the Retrain model without class 0 "
+             "(or reuses them from the cache), unlearns class 0 with EUPMU and prints the "
+             "table: before, after and Retrain."),
+    CLI_HEADING("models and data"),
     {"cache", "DIR", "cached models (default runs/cache)", 0},
     {"data-dir", "DIR", "folder of Fashion-MNIST (default: Debian's)", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
-    {"tuned", "FILE", "tuned settings (default configs/tuned.json)", 0},
-    {"quiet", NULL, "no progress on stderr", 1},
+    {"tuned", "FILE", "tuned settings (default: configs/tuned.json beside the program, "
+                      "else in the current folder)", 0},
+    CLI_HEADING("run control"),
+    {"quiet", NULL, "print only the table (no progress, no settings line)", 1},
+    CLI_EXAMPLE("lethe demo"),
+    CLI_EXAMPLE("lethe demo --data-dir ~/data/fashion-mnist --cache /tmp/lethe-cache"),
     {NULL, NULL, NULL, 0},
 };
 
@@ -25,11 +33,16 @@ int cmd_demo(int argc, char **argv)
     lethe_unlearn_config cfg;
     lethe_unlearn_config_default(&cfg);
     cfg.method = "eupmu";
-    lethe_status st = proto_tuned(cli_str(&a, "tuned", "configs/tuned.json"), sc->name, "eupmu", &cfg);
+    int quiet = cli_flag(&a, "quiet");
+    char tbuf[4096];
+    const char *tuned = cli_settings_path("demo", cli_str(&a, "tuned", NULL), tbuf, sizeof tbuf);
+    if (!tuned) return 2;
+    lethe_status st = proto_tuned(tuned, sc->name, "eupmu", &cfg);
     if (st != LETHE_OK) return cli_lib_error("demo", st);
+    cli_settings_note("demo", tuned, quiet);
     proto_ctx p;
     if ((st = proto_open(&p, sc, cli_str(&a, "cache", "runs/cache"), cli_str(&a, "data-dir", NULL),
-                         (int)epochs, 0, cli_flag(&a, "quiet"))) != LETHE_OK) {
+                         (int)epochs, 0, quiet)) != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("demo", st);
     }

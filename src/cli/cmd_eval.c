@@ -10,30 +10,28 @@
 #include "cli/report.h"
 
 static const cli_opt opts[] = {
-    {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
-    {"model", "FILE", "checkpoint to evaluate", 0},
+    CLI_HEADING("model and data"),
+    {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help (a "
+                     "diffusion checkpoint takes that form by itself)", 0},
+    {"model", "FILE", "checkpoint to evaluate (required)", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 (default: the checkpoint's)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
-    {"split", "NAME", "train | test (default test; without --forget)", 0},
-    {"per-class", NULL, "accuracy of each class (without --forget)", 1},
-    {"forget", "SPEC", "unlearning metrics for class:C | random:P% | indices:FILE", 0},
+    CLI_HEADING("accuracy (without --forget)"),
+    {"split", "NAME", "train | test (default test)", 0},
+    {"per-class", NULL, "accuracy of each class", 1},
+    CLI_HEADING("unlearning metrics (with --forget)"),
+    {"forget", "SPEC", "UA, RA, TA and MIA-Efficacy for class:C | random:P% | indices:FILE", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
     {"reference", "FILE", "Retrain checkpoint: report gaps and Avg. Gap", 0},
     {"seed", "N", "seed of the MIA shadow set (default 0)", 0},
-    {"json", "FILE", "also write the results as JSON", 0},
+    CLI_HEADING("outputs"),
+    {"json", "FILE", "also write the results as JSON; - for stdout", 0},
+    {"quiet", NULL, "print only the results", 1},
+    CLI_EXAMPLE("lethe eval --model runs/cnn.safetensors --per-class"),
+    CLI_EXAMPLE("lethe eval --model runs/unlearned.safetensors --forget class:0 "
+                "--reference runs/retrain.safetensors"),
     {NULL, NULL, NULL, 0},
 };
-
-static cJSON *metrics_json(const lethe_metrics *m)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "UA", m->ua);
-    cJSON_AddNumberToObject(o, "RA", m->ra);
-    cJSON_AddNumberToObject(o, "TA", m->ta);
-    if (m->has_ta_forget) cJSON_AddNumberToObject(o, "TA_forget", m->ta_forget);
-    cJSON_AddNumberToObject(o, "MIA", m->mia);
-    return o;
-}
 
 static void print_row(const char *name, const lethe_metrics *m, const lethe_metrics *ref)
 {
@@ -125,9 +123,9 @@ static int eval_unlearning(const cli_args *a, lethe_model *m, const char *data, 
     print_row(cli_str(a, "model", "model"), &mm, refpath ? &mr : NULL);
     if (refpath) print_row(refpath, &mr, &mr);
     cJSON_AddStringToObject(root, "forget", sp.spec_text);
-    cJSON_AddItemToObject(root, "metrics", metrics_json(&mm));
+    cJSON_AddItemToObject(root, "metrics", report_metrics(&mm));
     if (refpath) {
-        cJSON_AddItemToObject(root, "reference", metrics_json(&mr));
+        cJSON_AddItemToObject(root, "reference", report_metrics(&mr));
         cJSON_AddNumberToObject(root, "avg_gap", lethe_avg_gap(&mm, &mr));
     }
     const char *json = cli_str(a, "json", NULL);
@@ -162,8 +160,8 @@ int cmd_eval(int argc, char **argv)
         return 2;
     lethe_forget_spec spec;
     if (cli_str(&a, "forget", NULL) &&
-        lethe_forget_parse(&spec, cli_str(&a, "forget", NULL)) != LETHE_OK)
-        return cli_lib_error("eval", LETHE_ERR_ARG) + 1;
+        (r = cli_forget_parse("eval", "--forget", cli_str(&a, "forget", NULL), &spec)))
+        return r;
     const char *json = cli_str(&a, "json", NULL);
     if (json && (r = cli_check_named_output(&a, "json", json))) return r;
     lethe_model *m;

@@ -141,9 +141,9 @@ int cmd_bench_diffusion(int argc, char **argv)
     int r = cli_parse(&a, "bench", "--scenario fmnist-ddpm-cw [options]", opts, argc, argv);
     if (r) return r == 1 ? 0 : 2;
     const char *scn = "fmnist-ddpm-cw";
-    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
-    if (cli_str(&a, "tuned", NULL) && access(tuned, R_OK) != 0)
-        return cli_error("bench", "--tuned %s: %s", tuned, strerror(errno));
+    char tbuf[4096];
+    const char *tuned = cli_settings_path("bench", cli_str(&a, "tuned", NULL), tbuf, sizeof tbuf);
+    if (!tuned) return 2;
     /* The budget: the scenario's, unless given. */
     lethe_unlearn_config bud;
     lethe_unlearn_config_default(&bud);
@@ -206,6 +206,7 @@ int cmd_bench_diffusion(int argc, char **argv)
         return r;
 
     /* The classifier is fmnist-cw's original cnn (same cache, same recipe). */
+    cli_settings_note("bench", tuned, quiet);
     proto_ctx p;
     memset(&p, 0, sizeof p);
     p.sc = proto_find("fmnist-cw");
@@ -324,7 +325,7 @@ int cmd_bench_diffusion(int argc, char **argv)
            "its accuracy on samples of classes 1-9;\nFD-cls = Frechet distance of its penultimate "
            "features, real vs generated (classes 1-9); not the Inception FID. RTE: unlearning "
            "time on this machine; passes in batches of %ld.\n", batch);
-    fprintf(stderr, "wrote %s and the sample grids in %s\n", json, grids);
+    if (!quiet) fprintf(stderr, "wrote %s and the sample grids in %s\n", json, grids);
     rc = 0;
     goto done;
 fail:

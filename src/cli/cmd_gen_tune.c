@@ -75,9 +75,12 @@ int cmd_tune_diffusion(int argc, char **argv)
     if (r) return r == 1 ? 0 : 2;
     const char *scn = "fmnist-ddpm-cw", *method = cli_str(&a, "method", NULL);
     if (!method) return cli_usage_error("tune", "--method NAME is required");
-    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
-    if (cli_str(&a, "tuned", NULL) && access(tuned, R_OK) != 0)
-        return cli_usage_error("tune", "--tuned %s: %s", tuned, strerror(errno));
+    char tbuf[4096];
+    const char *tuned = cli_str(&a, "tuned", NULL);
+    /* --write may create a named file. */
+    if (!(tuned && cli_flag(&a, "write")) &&
+        !(tuned = cli_settings_path("tune", tuned, tbuf, sizeof tbuf)))
+        return 2;
     lethe_ddpm probe_s = {0};
     lethe_unlearn_config base, bud;
     lethe_unlearn_config_default(&bud);
@@ -112,6 +115,7 @@ int cmd_tune_diffusion(int argc, char **argv)
     if ((st = proto_parse_grid(gtext, &g)) != LETHE_OK) return cli_lib_error("tune", st) + 1;
     int quiet = cli_flag(&a, "quiet");
 
+    cli_settings_note("tune", tuned, quiet);
     lethe_gen_eval_config ec;
     lethe_gen_eval_config_default(&ec);
     ec.per_class = (int)n;
@@ -211,7 +215,7 @@ int cmd_tune_diffusion(int argc, char **argv)
            gbest.ua_gen >= 95.0 ? "" : "; no setting reached UA_gen 95 at this budget");
     if (cli_flag(&a, "write")) {
         if ((st = proto_write_best(tuned, scn, method, &g, best)) != LETHE_OK) goto fail;
-        fprintf(stderr, "stored in %s\n", tuned);
+        if (!quiet) fprintf(stderr, "stored in %s\n", tuned);
     }
     rc = 0;
     goto done;

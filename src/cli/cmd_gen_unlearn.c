@@ -27,8 +27,8 @@ static const cli_opt opts[] = {
     {"before", NULL, "also measure the model before unlearning", 1},
     {"n", "N", "generated images per retained class for the metrics (default 200)", 0},
     {"n-forget", "N", "generated images of each forgotten class, for UA_gen (default 500)", 0},
-    {"tuned", "FILE", "defaults from this file's fmnist-ddpm-cw entries (default "
-                      "configs/tuned.json; 'none': the library's)", 0},
+    {"tuned", "FILE", "defaults from this file's fmnist-ddpm-cw entries (default: "
+                      "configs/tuned.json of the tree; 'none': the library's)", 0},
     {"sampler", "NAME", "ddim | ancestral (default ddim)", 0},
     {"steps-sample", "N", "sampling steps (default 50)", 0},
     {"eta", "X", "DDIM noise (default 0)", 0},
@@ -64,8 +64,13 @@ int cmd_unlearn_diffusion(int argc, char **argv)
                       "[options]", opts, argc, argv);
     if (r) return r == 1 ? 0 : 2;
     const char *path = cli_str(&a, "model", NULL), *fspec = cli_str(&a, "forget", NULL);
-    if (!path) return cli_error("unlearn", "--model FILE is required");
-    if (!fspec) return cli_error("unlearn", "--forget class:C is required");
+    if (!path) return cli_usage_error("unlearn", "--model FILE is required");
+    if (!fspec) return cli_usage_error("unlearn", "--forget class:C is required");
+    char tbuf[4096];
+    const char *tuned = cli_str(&a, "tuned", NULL);
+    if (!(tuned && strcmp(tuned, "none") == 0) &&
+        !(tuned = cli_settings_path("unlearn", tuned, tbuf, sizeof tbuf)))
+        return 2;
     lethe_unlearn_config cfg;
     lethe_unlearn_config_default(&cfg);
     const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
@@ -82,10 +87,10 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     if (!cli_str(&a, "n", NULL)) ec.per_class = 200;
     if (!cli_str(&a, "n-forget", NULL)) ec.per_forget = 500;
     lethe_forget_spec spec;
-    if (lethe_forget_parse(&spec, fspec) != LETHE_OK) return cli_lib_error("unlearn", LETHE_ERR_ARG);
+    if ((r = cli_forget_parse("unlearn", "--forget", fspec, &spec))) return r;
     if (spec.kind != LETHE_FORGET_CLASS)
-        return cli_error("unlearn", "--forget: a diffusion model forgets classes (class:C), not "
-                         "'%s'", fspec);
+        return cli_usage_error("unlearn", "--forget: a diffusion model forgets classes (class:C), "
+                               "not '%s'", fspec);
     const char *grid = cli_str(&a, "grid", NULL), *cpath = cli_str(&a, "classifier", NULL);
     if ((out && (r = cli_check_named_output(&a, "out", out))) ||
         (rep && (r = cli_check_named_output(&a, "report", rep))) ||
@@ -114,33 +119,23 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     }
     /* The tuned settings of the diffusion scenario are the defaults; every
      * option given overrides them. */
-    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
     cfg.method = cli_str(&a, "method", cfg.method);
-    if (strcmp(tuned, "none") != 0) {
-        if (access(tuned, R_OK) != 0 && cli_str(&a, "tuned", NULL)) {
-            rc = cli_error("unlearn", "--tuned %s: %s", tuned, strerror(errno));
-            goto done;
-        }
-        if (access(tuned, R_OK) == 0) {
-            if ((st = proto_tuned(tuned, "fmnist-ddpm-cw", cfg.method, &cfg)) != LETHE_OK) {
-                rc = cli_lib_error("unlearn", st);
-                goto done;
-            }
-            fprintf(stderr, "defaults of %s from %s (fmnist-ddpm-cw)\n", cfg.method, tuned);
-        } else {
-            fprintf(stderr, "no %s here: the library's defaults for %s\n", tuned, cfg.method);
-        }
+    int tuned_used = strcmp(tuned, "none") != 0 && access(tuned, R_OK) == 0;
+    if (tuned_used && (st = proto_tuned(tuned, "fmnist-ddpm-cw", cfg.method, &cfg)) != LETHE_OK) {
+        rc = cli_lib_error("unlearn", st);
+        goto done;
     }
     if ((r = cli_unlearn_config(&a, &cfg))) {
         rc = r;
         goto done;
     }
     if (!out && !rep) {
-        cli_error("unlearn", "nothing would be kept of this run: name --out FILE (the model) "
-                  "or --report FILE (the metrics; - for stdout), or both");
-        rc = 2;
+        rc = cli_usage_error("unlearn", "nothing would be kept of this run: name --out FILE (the "
+                             "model) or --report FILE (the metrics; - for stdout), or both");
         goto done;
     }
+    int quiet = cli_flag(&a, "quiet");
+    if (strcmp(tuned, "none") != 0) cli_settings_note("unlearn", tuned, quiet);
     const char *data = lethe_meta_get(&md, "dataset");
     if ((st = cli_split_load(&sp, data ? data : "fmnist", cli_str(&a, "data-dir", NULL), fspec,
                              0)) != LETHE_OK)
@@ -164,17 +159,16 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         if ((st = sample_rows(m, &s, &ec.sample, gn, gbefore)) != LETHE_OK) goto fail;
     }
     if (clf && cli_flag(&a, "before")) {
-        fprintf(stderr, "measuring the model before unlearning (%d images per class)...\n",
+        if (!quiet) fprintf(stderr, "measuring the model before unlearning (%d images per class)...\n",
                 ec.per_class);
         if ((st = lethe_gen_evaluate(m, &s, clf, &sp.test, spec.class_mask, &ec, &before, NULL)) !=
             LETHE_OK)
             goto fail;
     }
-    fprintf(stderr, "unlearning %s from %s (%s diffusion): %zu to forget, %zu to keep, method %s\n",
+    if (!quiet) fprintf(stderr, "unlearning %s from %s (%s diffusion): %zu to forget, %zu to keep, method %s\n",
             sp.spec_text, path, lethe_model_arch(m), sp.forget.n, sp.retain.n, cfg.method);
     cli_progress prog;
     cli_progress_init(&prog, cfg.method);
-    int quiet = cli_flag(&a, "quiet");
     cli_run_begin(&run);
     st = lethe_unlearn_run(m, &sp.train, &sp.forget, &sp.retain, &cfg, &run.ctl, &res,
                            quiet ? NULL : cli_progress_cb, &prog);
@@ -182,7 +176,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     if ((rc = cli_run_end(&run, "unlearn", st))) goto done;
     if (st != LETHE_OK) goto fail;
     if (clf) {
-        fprintf(stderr, "measuring the unlearned model (%d images per class)...\n", ec.per_class);
+        if (!quiet) fprintf(stderr, "measuring the unlearned model (%d images per class)...\n", ec.per_class);
         ec.floor_set = &sp.train;   /* the FD-cls floor, once: it does not depend on the model */
         if ((st = lethe_gen_evaluate(m, &s, clf, &sp.test, spec.class_mask, &ec, &after, NULL)) !=
             LETHE_OK)
@@ -200,7 +194,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         if ((st = lethe_png_write_grid(grid, tiles, nclass * 2 * gn, h, w, 2 * gn, -1.0f, 1.0f)) !=
             LETHE_OK)
             goto fail;
-        fprintf(stderr, "wrote %s (a row per class: 8 before | 8 after, same noise)\n", grid);
+        if (!quiet) fprintf(stderr, "wrote %s (a row per class: 8 before | 8 after, same noise)\n", grid);
     }
     if (out) cli_stdout_restore(out);
     if (out && (st = cli_save_unlearned(m, &md, &cfg, sp.spec_text, path, out)) != LETHE_OK)

@@ -4,7 +4,11 @@
 
 #include "cli/cli.h"
 
-static const cli_opt opts[] = {{NULL, NULL, NULL, 0}};
+static const cli_opt opts[] = {
+    {"quiet", NULL, "no effect: info prints only the checkpoint", 1},
+    CLI_EXAMPLE("lethe info runs/cnn.safetensors"),
+    {NULL, NULL, NULL, 0},
+};
 
 int cmd_info(int argc, char **argv)
 {

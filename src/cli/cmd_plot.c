@@ -369,9 +369,17 @@ lethe_status plot_lambda_compare(const char *const *labels, const cJSON *const *
 /* ------------------------------------------------------------ command */
 
 static const cli_opt opts[] = {
+    CLI_HEADING("inputs"),
+    CLI_NOTE("An unlearn report (--report of lethe unlearn) gives λ_t, the losses and, when "
+             "recorded, the audit and diagnostics; results of sweep or bench give UA against "
+             "RA and TA; several unlearn reports, their λ_t side by side. Needs gnuplot."),
+    CLI_HEADING("outputs"),
     {"out", "PREFIX", "write PREFIX.png and PREFIX.svg (default: the first JSON path less "
                       ".json, plus -lambda for comparisons)", 0},
     {"lambda", NULL, "with sweep or bench results: λ_t of every run side by side", 1},
+    {"quiet", NULL, "no 'wrote' line", 1},
+    CLI_EXAMPLE("lethe plot runs/unlearn.json"),
+    CLI_EXAMPLE("lethe plot runs/sweep-fmnist-cw-eupmu-eps.json --out runs/tradeoff"),
     {NULL, NULL, NULL, 0},
 };
 
@@ -461,7 +469,7 @@ int cmd_plot(int argc, char **argv)
         r = cli_error("plot", "%s: %s", path, lethe_last_error());
         goto done;
     }
-    printf("wrote %s.png and %s.svg\n", prefix, prefix);
+    if (!cli_flag(&a, "quiet")) printf("wrote %s.png and %s.svg\n", prefix, prefix);
     r = 0;
 done:
     for (int i = 0; i < nf; i++) cJSON_Delete(root[i]);

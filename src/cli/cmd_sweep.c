@@ -18,27 +18,36 @@
 #include "cli/ulopts.h"
 
 static const cli_opt opts[] = {
-    {"scenario", "NAME", "fmnist-cw | fmnist-rnd (or a setup of one's own: --model …)", 0},
-    {"param", "NAME", "parameter to sweep: eps, lr, beta, a, gamma, l1, lambda0, lambda_max, "
-                      "momentum, eps_budget, steps", 0},
-    {"values", "LIST", "comma-separated values, e.g. 0.001,0.01,0.1,0.5", 0},
-    {"compare", "LIST", "other methods to run with their tuned settings, e.g. ungrad,salun", 0},
+    CLI_HEADING("setup: a scenario, or a model of one's own"),
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd (cached original and Retrain)", 0},
     {"model", "FILE", "instead of --scenario: the trained original model", 0},
     {"forget", "SPEC", "with --model: class:C | random:P% | indices:FILE", 0},
     {"reference", "FILE", "with --model: the Retrain model (gaps and the Retrain mark)", 0},
     {"data", "NAME", "with --model: data set (default: the checkpoint's)", 0},
     {"forget-seed", "N", "with --model: seed of a random forget set (default 0)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
-    {"tuned", "FILE", "tuned settings (default configs/tuned.json)", 0},
     {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
+    CLI_HEADING("what to sweep (required: --method, --param, --values)"),
+    {"param", "NAME", "parameter to sweep: eps, lr, beta, a, gamma, l1, lambda0, lambda_max, "
+                      "momentum, eps_budget, steps", 0},
+    {"values", "LIST", "comma-separated values, e.g. 0.001,0.01,0.1,0.5", 0},
+    {"compare", "LIST", "other methods to run with their tuned settings, e.g. ungrad,salun", 0},
+    {"tuned", "FILE", "tuned settings (default: configs/tuned.json beside the program, else "
+                      "in the current folder)", 0},
+    CLI_HEADING("method and its settings"),
     CLI_UNLEARN_OPTS,
     {"diagnostics", NULL, "record gradient-conflict diagnostics (eupmu*, ungrad*)", 1},
     {"audit", NULL, "run the utility audit in every run (counted forwards)", 1},
-    {"json", "FILE", "results (default runs/sweep-SCENARIO-METHOD-PARAM.json)", 0},
+    CLI_HEADING("outputs"),
+    {"json", "FILE", "results (default runs/sweep-SCENARIO-METHOD-PARAM.json); - for stdout", 0},
     {"plot", "PREFIX", "plot files PREFIX.png, PREFIX.svg (default: the JSON path less .json)", 0},
     {"no-plot", NULL, "no plot (no gnuplot needed)", 1},
-    {"quiet", NULL, "no progress on stderr", 1},
+    {"quiet", NULL, "print only the table (no progress, no settings or 'wrote' lines)", 1},
+    CLI_EXAMPLE("lethe sweep --scenario fmnist-cw --method eupmu --param eps "
+                "--values 0.001,0.01,0.1 --compare salun"),
+    CLI_EXAMPLE("lethe sweep --model my.safetensors --forget class:3 --method eupmu --param lr "
+                "--values 0.005,0.01,0.02"),
     {NULL, NULL, NULL, 0},
 };
 
@@ -114,8 +123,11 @@ int cmd_sweep(int argc, char **argv)
     if (!param || !vtext)
         return cli_usage_error("sweep", "--param NAME and --values LIST are required");
     const proto_scenario *sc = scn ? proto_find(scn) : NULL;
-    if (scn && !sc)
-        return cli_usage_error("sweep", "unknown scenario '%s' (fmnist-cw, fmnist-rnd)", scn);
+    static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd"};
+    if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 2);
+    lethe_forget_spec fs;
+    if (mpath && (r = cli_forget_parse("sweep", "--forget", cli_str(&a, "forget", NULL), &fs)))
+        return r;
     double values[MAX_VALUES];
     int nv;
     if ((r = parse_values(vtext, values, &nv))) return r;
@@ -123,7 +135,10 @@ int cmd_sweep(int argc, char **argv)
     if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) ||
         cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed))
         return 2;
-    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
+    int quiet = cli_flag(&a, "quiet");
+    char tbuf[4096];
+    const char *tuned = cli_settings_path("sweep", cli_str(&a, "tuned", NULL), tbuf, sizeof tbuf);
+    if (!tuned) return 2;
     int diag = cli_flag(&a, "diagnostics"), audit = cli_flag(&a, "audit");
     int steps_given = cli_str(&a, "steps", NULL) != NULL;
     int batch_given = cli_str(&a, "batch", NULL) != NULL;
@@ -191,8 +206,8 @@ int cmd_sweep(int argc, char **argv)
         return r;
     if (do_plot && !named_plot && (r = cli_check_writable("sweep", png))) return r;
 
+    if (scn) cli_settings_note("sweep", tuned, quiet);
     proto_ctx p;
-    int quiet = cli_flag(&a, "quiet");
     if (scn)
         st = proto_open(&p, sc, cli_str(&a, "cache", "runs/cache"), cli_str(&a, "data-dir", NULL),
                         (int)epochs, base.seed, quiet);

@@ -214,6 +214,9 @@ static void write_table(const table *t, const char *format, const int *show)
 
 static const cli_opt opts[] = {
     {"format", "NAME", "markdown | latex | csv (default markdown)", 0},
+    {"quiet", NULL, "no effect: table prints only the table", 1},
+    CLI_EXAMPLE("lethe table runs/bench-fmnist-cw.json"),
+    CLI_EXAMPLE("lethe table runs/sweep-fmnist-cw-eupmu-eps.json --format latex"),
     {NULL, NULL, NULL, 0},
 };
 

@@ -9,25 +9,34 @@
 #include "cli/signals.h"
 
 static const cli_opt opts[] = {
+    CLI_HEADING("model and data"),
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
     {"arch", "NAME", "mlp | cnn | resnet8 (default cnn)", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist)", 0},
     {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist)", 0},
-    {"epochs", "N", "epochs (default 8)", 0},
-    {"batch", "N", "batch size (default 128)", 0},
+    {"forget", "SPEC", "Retrain: train on the retained part only (class:0 | random:10% | "
+                       "indices:FILE)", 0},
+    {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
+    CLI_HEADING("recipe"),
+    {"epochs", "N", "passes over the training set (default 8)", 0},
+    {"batch", "N", "images per step (default 128)", 0},
     {"lr", "X", "learning rate (default 0.05)", 0},
-    {"schedule", "NAME", "cosine | constant | step (default cosine)", 0},
+    {"schedule", "NAME", "how the learning rate changes: cosine | constant | step (default "
+                         "cosine)", 0},
     {"optimizer", "NAME", "sgd | adamw (default sgd)", 0},
     {"momentum", "X", "SGD momentum (default 0.9)", 0},
     {"wd", "X", "weight decay (default 5e-4)", 0},
     {"nesterov", NULL, "Nesterov momentum", 1},
-    {"seed", "N", "seed of weights and data order (default 0)", 0},
-    {"forget", "SPEC", "train on the retained part only: class:0 | random:10% | indices:FILE", 0},
-    {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
-    {"out", "FILE", "checkpoint to write (.safetensors)", 0},
-    {"report", "FILE", "write a JSON report (recipe, accuracies; timing apart) here", 0},
+    {"seed", "N", "seed of the initial weights and the data order (default 0)", 0},
+    CLI_HEADING("outputs"),
+    {"out", "FILE", "checkpoint to write (.safetensors; required)", 0},
+    {"report", "FILE", "write a JSON report (recipe, accuracies; timing apart) here; - for "
+                       "stdout", 0},
+    CLI_HEADING("run control"),
     CLI_RUN_OPTS,
-    {"quiet", NULL, "no progress on stderr", 1},
+    {"quiet", NULL, "print only the result table (no progress, banner or 'wrote' lines)", 1},
+    CLI_EXAMPLE("lethe train --arch cnn --data fmnist --out runs/cnn.safetensors"),
+    CLI_EXAMPLE("lethe train --arch cnn --forget class:0 --out runs/retrain-class0.safetensors"),
     {NULL, NULL, NULL, 0},
 };
 
@@ -70,11 +79,12 @@ int cmd_train(int argc, char **argv)
     else if (strcmp(optn, "adamw") == 0) cfg.optimizer = LETHE_OPT_ADAMW;
     else return cli_usage_error("train", "--optimizer: unknown '%s' (sgd, adamw)", optn);
     const char *arch = cli_str(&a, "arch", "cnn");
+    if ((r = cli_check_arch("train", arch))) return r;
     const char *data = cli_str(&a, "data", "fmnist");
     const char *fspec = cli_str(&a, "forget", NULL);
     lethe_forget_spec spec;
-    if (fspec && lethe_forget_parse(&spec, fspec) != LETHE_OK)
-        return cli_lib_error("train", LETHE_ERR_ARG) + 1;
+    if (fspec && (r = cli_forget_parse("train", "--forget", fspec, &spec))) return r;
+    int quiet = cli_flag(&a, "quiet");
     const char *rep = cli_str(&a, "report", NULL);
     if ((r = cli_check_named_output(&a, "out", out)) ||
         (rep && (r = cli_check_named_output(&a, "report", rep))))
@@ -97,16 +107,17 @@ int cmd_train(int argc, char **argv)
         goto fail;
     size_t n;
     lethe_model_theta(m, &n);
-    fprintf(stderr, "training %s (%zu parameters) on %s: %zu images, %d epochs, batch %d, "
-            "lr %g %s, seed %lu\n", arch, n, train.name, sub->n, cfg.epochs, cfg.batch,
-            (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (unsigned long)seed);
+    if (!quiet)
+        fprintf(stderr, "training %s (%zu parameters) on %s: %zu images, %d epochs, batch %d, "
+                "lr %g %s, seed %lu\n", arch, n, train.name, sub->n, cfg.epochs, cfg.batch,
+                (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (unsigned long)seed);
     cli_progress prog;
     cli_progress_init(&prog, "train");
     double t0 = cli_now();
     cli_run_begin(&run);
     st = lethe_train_run(m, &train, sub, &cfg, &run.ctl,
-                         cli_flag(&a, "quiet") ? NULL : cli_progress_cb, &prog);
-    if (!cli_flag(&a, "quiet")) cli_progress_done(&prog);
+                         quiet ? NULL : cli_progress_cb, &prog);
+    if (!quiet) cli_progress_done(&prog);
     if ((rc = cli_run_end(&run, "train", st))) goto done;
     rc = 1;
     if (st != LETHE_OK) goto fail;
@@ -162,10 +173,10 @@ int cmd_train(int argc, char **argv)
         cJSON_AddStringToObject(rc_, "optimizer", optn);
         cJSON_AddNumberToObject(rc_, "epochs", cfg.epochs);
         cJSON_AddNumberToObject(rc_, "batch", cfg.batch);
-        cJSON_AddNumberToObject(rc_, "lr", cfg.lr);
+        cJSON_AddItemToObject(rc_, "lr", report_float(cfg.lr));
         cJSON_AddStringToObject(rc_, "schedule", cli_str(&a, "schedule", "cosine"));
-        cJSON_AddNumberToObject(rc_, "momentum", cfg.momentum);
-        cJSON_AddNumberToObject(rc_, "weight_decay", cfg.weight_decay);
+        cJSON_AddItemToObject(rc_, "momentum", report_float(cfg.momentum));
+        cJSON_AddItemToObject(rc_, "weight_decay", report_float(cfg.weight_decay));
         cJSON_AddBoolToObject(rc_, "nesterov", cfg.nesterov);
         cJSON_AddNumberToObject(rc_, "seed", (double)seed);
         if (fspec) cJSON_AddStringToObject(rc_, "trained_without", lethe_meta_get(&md, "trained_without"));
@@ -178,7 +189,7 @@ int cmd_train(int argc, char **argv)
         if ((st = report_write(rep, root)) != LETHE_OK) goto fail;
     }
     cli_run_finish(&run);
-    fprintf(stderr, "wrote %s\n", out);
+    if (!quiet) fprintf(stderr, "wrote %s\n", out);
     rc = 0;
     goto done;
 fail:

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -12,16 +13,26 @@
 #include "cli/report.h"
 
 static const cli_opt opts[] = {
+    CLI_HEADING("what to tune (both required)"),
     {"method", "NAME", "method to tune", 0},
-    {"scenario", "NAME", "fmnist-cw | fmnist-rnd", 0},
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | fmnist-ddpm-cw (its own options: lethe "
+                         "tune --scenario fmnist-ddpm-cw --help)", 0},
     {"grid", "SPEC", "e.g. 'lr=0.005,0.01;eps=0.01,0.1' (default: the method's grid)", 0},
-    {"tuned", "FILE", "settings file (default configs/tuned.json)", 0},
-    {"write", NULL, "store the best setting in the settings file", 1},
+    CLI_HEADING("settings file"),
+    {"tuned", "FILE", "settings file (default: configs/tuned.json beside the program, else in "
+                      "the current folder); the base of every setting tried", 0},
+    {"write", NULL, "store the best setting in the settings file (a named file is created if "
+                    "missing)", 1},
+    CLI_HEADING("original and Retrain models"),
     {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
     {"seed", "N", "seed (default 0)", 0},
-    {"quiet", NULL, "no progress on stderr", 1},
+    CLI_HEADING("run control"),
+    {"quiet", NULL, "print only the table (no progress, no settings lines)", 1},
+    CLI_EXAMPLE("lethe tune --method eupmu --scenario fmnist-cw"),
+    CLI_EXAMPLE("lethe tune --method salun --scenario fmnist-rnd --grid 'lr=0.005,0.01' "
+                "--write"),
     {NULL, NULL, NULL, 0},
 };
 
@@ -48,12 +59,21 @@ int cmd_tune(int argc, char **argv)
     const char *method = cli_str(&a, "method", NULL), *scn = cli_str(&a, "scenario", NULL);
     if (!method || !scn) return cli_usage_error("tune", "--method and --scenario are required");
     const proto_scenario *sc = proto_find(scn);
-    if (!sc) return cli_usage_error("tune", "unknown scenario '%s' (fmnist-cw, fmnist-rnd)", scn);
+    static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "fmnist-ddpm-cw"};
+    if (!sc) return cli_unknown_choice("tune", "scenario", scn, scenarios, 3);
     if ((r = cli_check_method("tune", "--method", method))) return r;
     long epochs, seed;
     if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;
-    const char *tuned = cli_str(&a, "tuned", "configs/tuned.json");
+    /* A named file that --write is to create need not exist yet. */
+    int quiet = cli_flag(&a, "quiet");
+    const char *given = cli_str(&a, "tuned", NULL);
+    char tbuf[4096];
+    const char *tuned;
+    if (given && cli_flag(&a, "write") && access(given, F_OK) != 0)
+        tuned = given;
+    else if (!(tuned = cli_settings_path("tune", given, tbuf, sizeof tbuf)))
+        return 2;
     const char *gtext = cli_str(&a, "grid", NULL);
     for (size_t i = 0; !gtext && i < sizeof grids / sizeof grids[0]; i++)
         if (strcmp(grids[i].method, method) == 0) gtext = grids[i].grid;
@@ -69,9 +89,10 @@ int cmd_tune(int argc, char **argv)
     proto_grid g;
     if ((st = proto_parse_grid(gtext, &g)) != LETHE_OK) return cli_lib_error("tune", st) + 1;
 
+    cli_settings_note("tune", tuned, quiet);
     proto_ctx p;
     if ((st = proto_open(&p, sc, cli_str(&a, "cache", "runs/cache"), cli_str(&a, "data-dir", NULL),
-                         (int)epochs, (uint64_t)seed, cli_flag(&a, "quiet"))) != LETHE_OK) {
+                         (int)epochs, (uint64_t)seed, quiet)) != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("tune", st);
     }
@@ -119,7 +140,7 @@ int cmd_tune(int argc, char **argv)
         if (cli_flag(&a, "write")) {
             if ((st = proto_write_best(tuned, scn, method, &g, best)) != LETHE_OK)
                 rc = cli_lib_error("tune", st);
-            else
+            else if (!quiet)
                 fprintf(stderr, "stored in %s\n", tuned);
         }
     }

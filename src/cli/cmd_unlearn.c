@@ -10,23 +10,29 @@
 #include "cli/ulopts.h"
 
 static const cli_opt opts[] = {
-    {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
-    {"model", "FILE", "the trained model (.safetensors)", 0},
-    {"forget", "SPEC", "class:C[,C…] | random:P% | indices:FILE", 0},
+    CLI_HEADING("model and data"),
+    {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help (a "
+                     "diffusion checkpoint takes that form by itself)", 0},
+    {"model", "FILE", "the trained model (.safetensors; required)", 0},
+    {"forget", "SPEC", "what to forget (required): class:C[,C…] | random:P% | indices:FILE", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
     {"data", "NAME", "data set (default: the checkpoint's)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
+    CLI_HEADING("method and its settings (default: eupmu for 5·ceil(|D_f|/batch) steps)"),
     {"epochs", "N", "steps = N·ceil(|D_f|/batch) (instead of --steps)", 0},
     CLI_UNLEARN_OPTS,
+    CLI_HEADING("outputs (name at least one of --out and --report)"),
     {"out", "FILE", "write the unlearned model here", 0},
-    {"report", "FILE", "write the JSON report (config, metrics, cost, trace) here", 0},
-    CLI_RUN_OPTS,
+    {"report", "FILE", "write the JSON report (config, metrics, cost, trace) here; - for "
+                       "stdout", 0},
+    CLI_HEADING("measurements"),
     {"reference", "FILE", "Retrain checkpoint: add its metrics and the gaps", 0},
     {"before", NULL, "also evaluate the model before unlearning", 1},
     {"no-eval", NULL, "skip the metrics (faster)", 1},
     {"diagnostics", NULL, "record cos(g_u,g_r), conflicts and λ*_t per step (no extra pass)", 1},
     {"audit", NULL, "measure ℓ_r per step on a held-out probe of D_r against α_t·ε_t (counted)", 1},
     {"audit-probe", "N", "retain samples in the audit's probe (default 512; implies --audit)", 0},
+    CLI_HEADING("utility budget: choose ε by how much held-out accuracy may drop"),
     {"utility-budget", "P", "choose ε (replacing --eps): the largest whose run loses at most P "
                             "points of held-out RA", 0},
     {"budget-holdout", "N", "held-out retain samples of the budget search (default 1000)", 0},
@@ -37,7 +43,13 @@ static const cli_opt opts[] = {
     {"budget-early-from", "F", "checks from step F·T on may stop a trial early (default 0.5; "
                                "0: every check; 1: only the final model judges)", 0},
     {"budget-trial-steps", "N", "steps of a trial (default: all, then no final run)", 0},
-    {"quiet", NULL, "no progress on stderr", 1},
+    CLI_HEADING("run control"),
+    CLI_RUN_OPTS,
+    {"quiet", NULL, "print only the results (no progress, no banner)", 1},
+    CLI_EXAMPLE("lethe unlearn --model runs/cnn.safetensors --forget class:0 --method eupmu "
+                "--out runs/unlearned.safetensors"),
+    CLI_EXAMPLE("lethe unlearn --model runs/cnn.safetensors --forget random:10% --method salun "
+                "--reference runs/retrain.safetensors --report -"),
     {NULL, NULL, NULL, 0},
 };
 
@@ -104,7 +116,8 @@ static void print_diagnostics(const lethe_unlearn_result *r)
 int cmd_unlearn(int argc, char **argv)
 {
     cli_args a;
-    int r = cli_parse(&a, "unlearn", "--model FILE --forget SPEC --method NAME [options]", opts,
+    int r = cli_parse(&a, "unlearn", "--model FILE --forget SPEC (--out FILE | --report FILE) [--method NAME] "
+                      "[options]", opts,
                       argc, argv);
     if (r) return r == 1 ? 0 : 2;
     /* --task diffusion went to the generation commands (main.c). */
@@ -155,8 +168,8 @@ int cmd_unlearn(int argc, char **argv)
     if (use_budget && cfg.eps_budget > 0)
         return cli_usage_error("unlearn", "--utility-budget chooses eps: drop --eps-budget");
     lethe_forget_spec spec;
-    if (lethe_forget_parse(&spec, fspec) != LETHE_OK)
-        return cli_lib_error("unlearn", LETHE_ERR_ARG) + 1;
+    if ((r = cli_forget_parse("unlearn", "--forget", fspec, &spec))) return r;
+    int quiet = cli_flag(&a, "quiet");
     const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
     const char *refpath = cli_str(&a, "reference", NULL);
     if ((out && (r = cli_check_named_output(&a, "out", out))) ||
@@ -213,11 +226,11 @@ int cmd_unlearn(int argc, char **argv)
     if (do_eval && cli_flag(&a, "before") &&
         (st = cli_split_metrics(&sp, m, cfg.seed, &before)) != LETHE_OK)
         goto fail;
-    fprintf(stderr, "unlearning %s from %s (%s): %zu to forget, %zu to keep, method %s\n",
-            sp.spec_text, path, lethe_model_arch(m), sp.forget.n, sp.retain.n, cfg.method);
+    if (!quiet)
+        fprintf(stderr, "unlearning %s from %s (%s): %zu to forget, %zu to keep, method %s\n",
+                sp.spec_text, path, lethe_model_arch(m), sp.forget.n, sp.retain.n, cfg.method);
     cli_progress prog;
     cli_progress_init(&prog, cfg.method);
-    int quiet = cli_flag(&a, "quiet");
     if (use_budget) {
         st = lethe_unlearn_budget(m, &sp.train, &sp.forget, &sp.retain, &cfg, &bc, &br, &res,
                                   quiet ? NULL : cli_progress_cb, &prog);

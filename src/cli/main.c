@@ -1,5 +1,6 @@
 /* lethe: the command line. Subcommands live one per file (cmd_*.c). */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/gen.h"
@@ -66,8 +67,10 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nGeneration: train, eval and unlearn take --task diffusion (a class-conditional\n"
-            "DDPM, the arch unet); bench and tune take --scenario fmnist-ddpm-cw.\n"
-            "'lethe COMMAND --help' (with --task diffusion) shows a command's options.\n"
+            "DDPM, the arch unet); bench and tune take --scenario fmnist-ddpm-cw. A diffusion\n"
+            "checkpoint given to eval or unlearn takes that form by itself.\n"
+            "'lethe help COMMAND' or 'lethe COMMAND --help' (with --task diffusion) shows a\n"
+            "command's options and examples.\n"
             "\nAn output file you name that exists already is replaced only with --force;\n"
             "'-' is standard output; a device or a FIFO is written through, never replaced.\n"
             "\nexit status: 0 success, 1 runtime error (a file, the data, a failed run),\n"
@@ -75,14 +78,63 @@ static void usage(FILE *f)
             "SIGTERM (the run state is kept for --resume).\n");
 }
 
+static int unknown_command(const char *name)
+{
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) names[i] = commands[i].name;
+    const char *guess = cli_nearest(name, names, (int)(sizeof names / sizeof names[0]));
+    if (guess)
+        fprintf(stderr, "lethe: unknown command '%s' (did you mean '%s'? see lethe --help)\n",
+                name, guess);
+    else
+        fprintf(stderr, "lethe: unknown command '%s' (see lethe --help)\n", name);
+    return 2;
+}
+
+/* A checkpoint named by --model whose metadata says task=diffusion (or,
+ * without a task, arch=unet): eval and unlearn then take their diffusion
+ * form without --task. Reads the
+ * header only; a file that cannot be read is left to the command to
+ * report. */
+static int model_is_diffusion(int argc, char **argv)
+{
+    const char *model = option_value(argc, argv, "--model");
+    lethe_metadata md = {0};
+    struct stat sb;
+    /* A pipe is read once, by the command: only regular files are peeked at. */
+    if (!model || option_value(argc, argv, "--task") || stat(model, &sb) != 0 ||
+        !S_ISREG(sb.st_mode) || lethe_checkpoint_read_meta(model, &md) != LETHE_OK)
+        return 0;
+    const char *task = lethe_meta_get(&md, "task"), *arch = lethe_meta_get(&md, "arch");
+    return task ? strcmp(task, "diffusion") == 0 : arch && strcmp(arch, "unet") == 0;
+}
+
+/* Run command `name` on its arguments. */
+static int dispatch(const char *name, int argc, char **argv)
+{
+    /* Silently: a refused command line still prints one line, the
+     * diffusion form's own. */
+    int diffusion = wants_diffusion(argc, argv) ||
+                    ((strcmp(name, "unlearn") == 0 || strcmp(name, "eval") == 0) &&
+                     model_is_diffusion(argc, argv));
+    if (diffusion)
+        for (size_t i = 0; i < sizeof diffusion_forms / sizeof diffusion_forms[0]; i++)
+            if (strcmp(name, diffusion_forms[i].name) == 0)
+                return diffusion_forms[i].run(argc, argv);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(name, commands[i].name) == 0) return commands[i].run(argc, argv);
+    return unknown_command(name);
+}
+
 int main(int argc, char **argv)
 {
+    cli_set_command_line(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
+        (strcmp(argv[1], "help") == 0 && argc == 2)) {
         usage(stdout);
         return 0;
     }
@@ -90,19 +142,19 @@ int main(int argc, char **argv)
         printf("lethe %s\n", LETHE_VERSION);
         return 0;
     }
-    if (wants_diffusion(argc - 2, argv + 2))
-        for (size_t i = 0; i < sizeof diffusion_forms / sizeof diffusion_forms[0]; i++)
-            if (strcmp(argv[1], diffusion_forms[i].name) == 0)
-                return diffusion_forms[i].run(argc - 2, argv + 2);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
-    const char *names[sizeof commands / sizeof commands[0]];
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) names[i] = commands[i].name;
-    const char *guess = cli_nearest(argv[1], names, (int)(sizeof names / sizeof names[0]));
-    if (guess)
-        fprintf(stderr, "lethe: unknown command '%s' (did you mean '%s'? see lethe --help)\n",
-                argv[1], guess);
-    else
-        fprintf(stderr, "lethe: unknown command '%s' (see lethe --help)\n", argv[1]);
-    return 2;
+    if (strcmp(argv[1], "help") == 0 && strcmp(argv[2], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        /* lethe help CMD [options] = lethe CMD --help [options]: the
+         * options choose the form (--task diffusion, --scenario …). */
+        char *args[CLI_MAX_ARGS * 2 + 2];
+        int n = 0;
+        args[n++] = "--help";
+        for (int i = 3; i < argc && n < (int)(sizeof args / sizeof args[0]); i++)
+            args[n++] = argv[i];
+        return dispatch(argv[2], n, args);
+    }
+    return dispatch(argv[1], argc - 2, argv + 2);
 }

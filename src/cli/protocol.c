@@ -383,7 +383,7 @@ lethe_status proto_write_best(const char *path, const char *scn, const char *met
         cJSON_DeleteItemFromObjectCaseSensitive(m, g->name[k]);
         cJSON_AddNumberToObject(m, g->name[k], g->v[k][best[k]]);
     }
-    lethe_status st = report_write(path, root);
+    lethe_status st = report_write_plain(path, root);
     cJSON_Delete(root);
     return st;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/report.h"
@@ -21,8 +22,9 @@ cJSON *report_metrics(const lethe_metrics *m)
 
 /* A float as the shortest decimal that reads back to it: 0.01, not
  * 0.00999999977648258 (the double nearest the float). */
-static cJSON *fnum(float v)
+cJSON *report_float(float v)
 {
+    if (!isfinite(v)) return cJSON_CreateNull();
     char buf[32];
     for (int p = 1; p <= 9; p++) {
         snprintf(buf, sizeof buf, "%.*g", p, (double)v);
@@ -39,45 +41,46 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
     cJSON_AddStringToObject(o, "loss", lethe_ul_loss_name(c->loss));
     cJSON_AddNumberToObject(o, "steps", (double)c->steps);
     cJSON_AddNumberToObject(o, "batch", c->batch);
-    cJSON_AddNumberToObject(o, "lr", c->lr);
+    cJSON_AddItemToObject(o, "lr", report_float(c->lr));
     cJSON_AddStringToObject(o, "schedule", c->schedule == LETHE_SCHED_COSINE ? "cosine"
                                            : c->schedule == LETHE_SCHED_STEP ? "step" : "constant");
-    cJSON_AddNumberToObject(o, "momentum", c->momentum);
-    cJSON_AddNumberToObject(o, "eps", c->eps);
-    cJSON_AddNumberToObject(o, "eps_budget", c->eps_budget);
-    cJSON_AddNumberToObject(o, "beta", c->beta);
+    cJSON_AddItemToObject(o, "momentum", report_float(c->momentum));
+    cJSON_AddItemToObject(o, "eps", report_float(c->eps));
+    cJSON_AddItemToObject(o, "eps_budget", report_float(c->eps_budget));
+    cJSON_AddItemToObject(o, "beta", report_float(c->beta));
     cJSON_AddStringToObject(o, "beta_schedule", c->beta_decay ? "decay" : "constant");
-    cJSON_AddNumberToObject(o, "lambda0", c->lambda0);
-    cJSON_AddNumberToObject(o, "lambda_max", c->lambda_max);
-    cJSON_AddNumberToObject(o, "neggrad_a", c->neggrad_a);
-    cJSON_AddNumberToObject(o, "salun_gamma", c->salun_gamma);
-    cJSON_AddNumberToObject(o, "l1", c->l1);
+    cJSON_AddItemToObject(o, "lambda0", report_float(c->lambda0));
+    cJSON_AddItemToObject(o, "lambda_max", report_float(c->lambda_max));
+    cJSON_AddItemToObject(o, "neggrad_a", report_float(c->neggrad_a));
+    cJSON_AddItemToObject(o, "salun_gamma", report_float(c->salun_gamma));
+    cJSON_AddItemToObject(o, "l1", report_float(c->l1));
     cJSON_AddStringToObject(o, "ungrad_form",
                             c->ungrad_form == LETHE_UNGRAD_MIXED ? "mixed" : "grouped");
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     cJSON_AddStringToObject(o, "optim", c->optim == LETHE_OPT_ADAMW ? "adam" : "sgd");
     if (c->optim == LETHE_OPT_ADAMW) {
-        cJSON_AddItemToObject(o, "adam_beta1", fnum(c->adam_beta1));
-        cJSON_AddItemToObject(o, "adam_beta2", fnum(c->adam_beta2));
+        cJSON_AddItemToObject(o, "adam_beta1", report_float(c->adam_beta1));
+        cJSON_AddItemToObject(o, "adam_beta2", report_float(c->adam_beta2));
     }
-    cJSON_AddItemToObject(o, "wd", fnum(c->weight_decay));
-    cJSON_AddItemToObject(o, "clip_grad", fnum(c->clip_grad));
+    cJSON_AddItemToObject(o, "wd", report_float(c->weight_decay));
+    cJSON_AddItemToObject(o, "clip_grad", report_float(c->clip_grad));
     if (lethe_method_uses_eps(c->method)) {
         cJSON_AddStringToObject(o, "lambda_form",
                                 c->lambda_form == LETHE_LAMBDA_LOG ? "log" : "paper");
         if (c->lambda_form == LETHE_LAMBDA_LOG) {
-            cJSON_AddItemToObject(o, "w0", fnum(c->w0));
-            cJSON_AddItemToObject(o, "w_lr", fnum(c->w_lr));
-            cJSON_AddItemToObject(o, "w_decay", fnum(c->w_decay));
+            cJSON_AddItemToObject(o, "w0", report_float(c->w0));
+            cJSON_AddItemToObject(o, "w_lr", report_float(c->w_lr));
+            cJSON_AddItemToObject(o, "w_decay", report_float(c->w_decay));
         }
     }
-    if (strcmp(c->method, "esd") == 0) cJSON_AddItemToObject(o, "esd_eta", fnum(c->esd_eta));
+    if (strcmp(c->method, "esd") == 0)
+        cJSON_AddItemToObject(o, "esd_eta", report_float(c->esd_eta));
     if (c->diagnostics) cJSON_AddBoolToObject(o, "diagnostics", 1);
     if (c->ddpm) {
         cJSON_AddStringToObject(o, "task", "diffusion");
         cJSON_AddNumberToObject(o, "ddpm_T", c->ddpm->T);
-        cJSON_AddNumberToObject(o, "p_uncond", c->p_uncond);
-        cJSON_AddItemToObject(o, "retain_weight", fnum(c->retain_weight));
+        cJSON_AddItemToObject(o, "p_uncond", report_float(c->p_uncond));
+        cJSON_AddItemToObject(o, "retain_weight", report_float(c->retain_weight));
     }
     if (c->audit) cJSON_AddNumberToObject(o, "audit_probe", c->audit_probe);
     return o;
@@ -103,7 +106,7 @@ cJSON *report_run(const lethe_unlearn_result *r, int with_trace)
     cJSON_AddNumberToObject(o, "backward_samples", (double)r->bwd_samples);
     cJSON_AddNumberToObject(o, "forward_passes", (double)r->fwd_samples / r->batch);
     cJSON_AddNumberToObject(o, "backward_passes", (double)r->bwd_samples / r->batch);
-    cJSON_AddNumberToObject(o, "eps_used", r->eps_used);
+    cJSON_AddItemToObject(o, "eps_used", report_float(r->eps_used));
     if (r->diag_steps > 0) {
         /* Gradient-conflict diagnostics: no extra passes (same backward). */
         cJSON *d = cJSON_AddObjectToObject(o, "diagnostics");
@@ -174,15 +177,15 @@ cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *b
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "budget_points", bc->budget);
-    cJSON_AddNumberToObject(o, "eps_chosen", br->eps);
+    cJSON_AddItemToObject(o, "eps_chosen", report_float(br->eps));
     cJSON_AddBoolToObject(o, "feasible", br->feasible);
     cJSON_AddNumberToObject(o, "holdout", (double)br->holdout.n);
     cJSON_AddItemToObject(o, "ra_original", dnum_or_null((double)br->ra_orig));
     cJSON_AddItemToObject(o, "ra_final", dnum_or_null((double)br->ra_final));
     cJSON_AddItemToObject(o, "ra_drop_final", dnum_or_null((double)br->ra_drop_final));
     cJSON_AddBoolToObject(o, "final_is_chosen_trial", br->reused);
-    cJSON_AddNumberToObject(o, "eps_lo", bc->eps_lo);
-    cJSON_AddNumberToObject(o, "eps_hi", bc->eps_hi);
+    cJSON_AddItemToObject(o, "eps_lo", report_float(bc->eps_lo));
+    cJSON_AddItemToObject(o, "eps_hi", report_float(bc->eps_hi));
     cJSON_AddNumberToObject(o, "trial_steps", (double)bc->trial_steps);
     cJSON_AddNumberToObject(o, "check_every", (double)bc->check_every);
     cJSON_AddNumberToObject(o, "early_from", bc->early_from);
@@ -193,7 +196,7 @@ cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *b
     for (int i = 0; i < br->ntrials; i++) {
         const lethe_budget_trial *t = &br->trial[i];
         cJSON *j = cJSON_CreateObject();
-        cJSON_AddNumberToObject(j, "eps", t->eps);
+        cJSON_AddItemToObject(j, "eps", report_float(t->eps));
         cJSON_AddItemToObject(j, "ra", dnum_or_null((double)t->ra));
         cJSON_AddItemToObject(j, "ra_drop", dnum_or_null((double)t->ra_drop));
         cJSON_AddBoolToObject(j, "kept", t->kept);
@@ -204,7 +207,38 @@ cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *b
     return o;
 }
 
-lethe_status report_write(const char *path, const cJSON *root)
+/* The document written for root: the four keys that say what wrote it
+ * (REPORTS.md "Every report"), then root's own keys, held by reference
+ * (cJSON_Delete of the document leaves root whole). NULL when out of
+ * memory. */
+static cJSON *stamped(const cJSON *root)
+{
+    cJSON *doc = cJSON_CreateObject();
+    if (!doc) return NULL;
+    char created[32];
+    time_t now = time(NULL);
+    struct tm utc;
+    if (!gmtime_r(&now, &utc) || !strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc))
+        snprintf(created, sizeof created, "unknown");
+    int ok = cJSON_AddNumberToObject(doc, "schema_version", REPORT_SCHEMA_VERSION) &&
+             cJSON_AddStringToObject(doc, "lethe_version", LETHE_VERSION) &&
+             cJSON_AddStringToObject(doc, "command_line", cli_command_line()) &&
+             cJSON_AddStringToObject(doc, "created", created);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, root) {
+        /* A report that carries these keys already keeps its own. */
+        if (ok && cJSON_GetObjectItemCaseSensitive(doc, it->string))
+            cJSON_DeleteItemFromObjectCaseSensitive(doc, it->string);
+        ok = ok && cJSON_AddItemReferenceToObject(doc, it->string, (cJSON *)it);
+    }
+    if (!ok) {
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static lethe_status write_json(const char *path, const cJSON *root)
 {
     char *text = cJSON_Print(root);
     if (!text) return lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory formatting JSON", path);
@@ -214,4 +248,19 @@ lethe_status report_write(const char *path, const cJSON *root)
     lethe_status st = lethe_write_file_atomic(path, text, len + 1);
     free(text);
     return st;
+}
+
+lethe_status report_write(const char *path, const cJSON *root)
+{
+    if (!cJSON_IsObject(root)) return write_json(path, root);
+    cJSON *doc = stamped(root);
+    if (!doc) return lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory formatting JSON", path);
+    lethe_status st = write_json(path, doc);
+    cJSON_Delete(doc);
+    return st;
+}
+
+lethe_status report_write_plain(const char *path, const cJSON *root)
+{
+    return write_json(path, root);
 }

@@ -1,0 +1,368 @@
+/* What a newcomer meets first (issue 19): `lethe help CMD`, help grouped
+ * under headings with examples, --quiet accepted everywhere and truly
+ * quiet, hints that name the fix (random:10%, resnet8, --task diffusion),
+ * a diffusion checkpoint routed to the diffusion form, the settings file
+ * found beside the program and a missing named one refused, and the stamp
+ * of every JSON report. Runs $LETHE_BIN on a tiny MNIST-format set; every
+ * test takes a second or two. */
+#include "test.h"
+#include "cli_util.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "lethe.h"
+
+#define SUB "help"
+
+typedef cli_t_path_buf path_buf;
+
+static const char *tpath(path_buf buf, const char *name) { return cli_t_path(buf, SUB, name); }
+
+static int run(const char *args, char **out, char **err)
+{
+    char *o, *e;
+    int rc = cli_t_run(SUB, args, &o, &e);
+    if (out) *out = o;
+    else free(o);
+    if (err) *err = e;
+    else free(e);
+    return rc;
+}
+
+/* `lethe args` exits `want` with one stderr line "lethe …" holding n1 and
+ * n2 (unless NULL), and nothing on stdout. */
+static void expect_at(int line, int want, const char *args, const char *n1, const char *n2)
+{
+    char *o, *e;
+    int rc = run(args, &o, &e);
+    const char *err = e ? e : "";
+    if (rc != want)
+        test_fail(__FILE__, line, "`lethe %s` exited %d, expected %d: %s", args, rc, want, err);
+    if (cli_t_count_lines(err) != 1 || strncmp(err, "lethe", 5) != 0)
+        test_fail(__FILE__, line, "`lethe %s`: stderr is not one 'lethe ...' line:\n%s", args, err);
+    if (n1 && !strstr(err, n1))
+        test_fail(__FILE__, line, "`lethe %s`: message lacks '%s': %s", args, n1, err);
+    if (n2 && !strstr(err, n2))
+        test_fail(__FILE__, line, "`lethe %s`: message lacks '%s': %s", args, n2, err);
+    if (o && *o) test_fail(__FILE__, line, "`lethe %s` printed to stdout: %s", args, o);
+    free(o);
+    free(e);
+}
+#define expect(want, args, n1, n2) expect_at(__LINE__, want, args, n1, n2)
+
+/* The data folder and a trained mlp, made once per run. */
+typedef struct { path_buf dir, model; } fixture_paths;
+
+static int fixture(fixture_paths *f)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return 0;
+    tpath(f->dir, "mnist");
+    tpath(f->model, "mlp.safetensors");
+    if (cli_t_exists(f->model)) return 1;
+    static const cli_t_mnist spec = {300, 100, 28, 7, 1, 2, 0, 0};
+    CHECK(cli_t_write_mnist(f->dir, &spec));
+    char args[2048];
+    snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 32 --out '%s'", f->dir, f->model);
+    char *e;
+    int rc = run(args, NULL, &e);
+    CHECK_MSG(rc == 0, "lethe train exited %d: %s", rc, e ? e : "");
+    free(e);
+    return rc == 0 && cli_t_exists(f->model);
+}
+
+/* ------------------------------------------------------------- help */
+
+TEST(help_cli_help_command_is_dash_dash_help)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    static const char *const cmds[] = {"train", "eval", "info", "unlearn", "bench", "tune",
+                                       "demo", "sweep", "plot", "table", "sample"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char a1[64], a2[64];
+        snprintf(a1, sizeof a1, "help %s", cmds[i]);
+        snprintf(a2, sizeof a2, "%s --help", cmds[i]);
+        char *o1, *o2;
+        int r1 = run(a1, &o1, NULL), r2 = run(a2, &o2, NULL);
+        CHECK_MSG(r1 == 0 && r2 == 0, "%s: exit %d, %s: exit %d", a1, r1, a2, r2);
+        CHECK_MSG(o1 && o2 && strcmp(o1, o2) == 0 && strstr(o1, "usage: lethe "),
+                  "`lethe %s` differs from `lethe %s`:\n%s\n---\n%s", a1, a2, o1 ? o1 : "",
+                  o2 ? o2 : "");
+        free(o1);
+        free(o2);
+    }
+    /* The options of help choose the form, as they do for --help. */
+    char *o;
+    CHECK(run("help unlearn --task diffusion", &o, NULL) == 0);
+    CHECK_MSG(o && strstr(o, "usage: lethe unlearn --task diffusion"), "%s", o ? o : "");
+    free(o);
+    CHECK(run("help", &o, NULL) == 0);
+    CHECK_MSG(o && strstr(o, "lethe help COMMAND"), "lethe help: %s", o ? o : "");
+    free(o);
+    expect(2, "help trian", "unknown command 'trian'", "did you mean 'train'?");
+}
+
+/* Every command's help: groups under headings (the commands with many
+ * options), examples that are lethe command lines, and a usage line that
+ * marks as required only what is. */
+TEST(help_cli_grouped_with_examples)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    static const struct { const char *cmd, *heading; } cases[] = {
+        {"train", "\noutputs:\n"},  {"eval", "\nunlearning metrics (with --forget):\n"},
+        {"unlearn", "\nrun control:\n"}, {"bench", "\nmethods:\n"},
+        {"tune", "\nsettings file:\n"}, {"demo", "\nmodels and data:\n"},
+        {"sweep", "\noutputs:\n"},  {"plot", "\ninputs:\n"},
+        {"table", NULL},            {"info", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[64], ex[64];
+        snprintf(args, sizeof args, "%s --help", cases[i].cmd);
+        snprintf(ex, sizeof ex, "\n  lethe %s", cases[i].cmd);
+        char *o;
+        int rc = run(args, &o, NULL);
+        CHECK_MSG(rc == 0 && o, "%s: exit %d", args, rc);
+        if (!o) continue;
+        CHECK_MSG(strstr(o, "\nexample") && strstr(o, ex), "%s: no example:\n%s", args, o);
+        if (cases[i].heading)
+            CHECK_MSG(strstr(o, cases[i].heading) && strstr(o, "\nevery command:\n  --force"),
+                      "%s: not grouped:\n%s", args, o);
+        else
+            CHECK_MSG(strstr(o, "\noptions:\n"), "%s: no options:\n%s", args, o);
+        /* Every line fits a terminal (help is wrapped at 79 columns). */
+        int col = 0, widest = 0;
+        for (size_t k = 0; o[k]; k++) {
+            if (o[k] == '\n') col = 0;
+            else if (((unsigned char)o[k] & 0xC0) != 0x80 && ++col > widest) widest = col;
+        }
+        CHECK_MSG(widest <= 80, "%s: a line of %d columns:\n%s", args, widest, o);
+        free(o);
+    }
+    char *o;
+    CHECK(run("unlearn --help", &o, NULL) == 0);
+    /* --method has a default: optional; --model and --forget are not. */
+    CHECK_MSG(o && strstr(o, "usage: lethe unlearn --model FILE --forget SPEC") &&
+                  strstr(o, "[--method NAME]"), "unlearn usage: %s", o ? o : "");
+    free(o);
+    CHECK(run("bench --help", &o, NULL) == 0);
+    CHECK_MSG(o && strstr(o, "fmnist-cw:") && strstr(o, "fmnist-rnd:") &&
+                  strstr(o, "fmnist-ddpm-cw:"), "bench --help lacks a scenario:\n%s", o ? o : "");
+    free(o);
+}
+
+/* --------------------------------------------------------- --quiet */
+
+/* train, eval, info, unlearn with --quiet: results on stdout, nothing at
+ * all on stderr; plot and table take the option. */
+TEST(help_cli_quiet_everywhere)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf mb, rb;
+    const char *model = tpath(mb, "quiet.safetensors"), *rep = tpath(rb, "quiet.json");
+    char args[4096], *o, *e;
+    snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 32 --quiet --force --out '%s'", f.dir, model);
+    int rc = run(args, &o, &e);
+    CHECK_MSG(rc == 0 && e && !*e, "train --quiet: exit %d, stderr: %s", rc, e ? e : "");
+    CHECK_MSG(o && strstr(o, "| arch |") && cli_t_count_lines(o) == 3, "train --quiet: %s",
+              o ? o : "");
+    free(o);
+    free(e);
+
+    snprintf(args, sizeof args, "eval --model '%s' --data-dir '%s' --forget class:1 --quiet",
+             model, f.dir);
+    rc = run(args, &o, &e);
+    CHECK_MSG(rc == 0 && e && !*e, "eval --quiet: exit %d, stderr: %s", rc, e ? e : "");
+    CHECK_MSG(o && strstr(o, "| model | UA |"), "eval --quiet: %s", o ? o : "");
+    free(o);
+    free(e);
+
+    snprintf(args, sizeof args, "info '%s' --quiet", model);
+    rc = run(args, &o, &e);
+    CHECK_MSG(rc == 0 && e && !*e && o && strstr(o, "metadata:"), "info --quiet: exit %d: %s",
+              rc, e ? e : "");
+    free(o);
+    free(e);
+
+    snprintf(args, sizeof args, "unlearn --model '%s' --data-dir '%s' --forget class:1 "
+             "--steps 3 --batch 16 --no-eval --quiet --force --report '%s'", model, f.dir, rep);
+    rc = run(args, &o, &e);
+    CHECK_MSG(rc == 0 && e && !*e, "unlearn --quiet: exit %d, stderr: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+
+    path_buf pb;
+    snprintf(args, sizeof args, "plot '%s' --quiet --force --out '%s'", rep,
+             tpath(pb, "quiet-plot"));
+    rc = run(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && !*o && e && !*e, "plot --quiet: exit %d: %s%s", rc, o ? o : "",
+              e ? e : "");
+    free(o);
+    free(e);
+    /* table takes --quiet (its input must be results of bench or sweep). */
+    snprintf(args, sizeof args, "table --quiet '%s'", rep);
+    rc = run(args, NULL, &e);
+    CHECK_MSG(e && !strstr(e, "unknown option"), "table --quiet: %s", e ? e : "");
+    free(e);
+}
+
+/* ------------------------------------------------------------ hints */
+
+TEST(help_cli_hints_name_the_fix)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf nb, ob;
+    char args[2048];
+    const char *nodata = tpath(nb, "no-such-data"), *out = tpath(ob, "never.safetensors");
+    /* Refused before the data is read: the data folder does not exist. */
+    snprintf(args, sizeof args, "train --data-dir '%s' --forget random:10 --out '%s'", nodata, out);
+    expect(2, args, "random:10%", NULL);
+    snprintf(args, sizeof args, "eval --model m.safetensors --forget clas:0");
+    expect(2, args, "did you mean --forget class:0?", NULL);
+    snprintf(args, sizeof args, "train --data-dir '%s' --arch resnet --out '%s'", nodata, out);
+    expect(2, args, "did you mean 'resnet8'?", "mlp, cnn, resnet8)");
+    char *e;
+    run(args, NULL, &e);
+    CHECK_MSG(e && !strstr(e, "unet"), "a classifier's choices list unet: %s", e ? e : "");
+    free(e);
+    snprintf(args, sizeof args, "train --data-dir '%s' --arch unet --out '%s'", nodata, out);
+    expect(2, args, "unet is a diffusion model", "--task diffusion");
+    expect(2, "bench --scenario fmnist-cv", "did you mean 'fmnist-cw'?", "fmnist-ddpm-cw");
+    CHECK(!cli_t_exists(out));
+}
+
+/* A checkpoint whose metadata says task=diffusion goes to the diffusion
+ * form of unlearn and eval without --task: a header-only file is enough
+ * to see the routing (the diffusion form's own messages and help). */
+TEST(help_cli_diffusion_checkpoint_routed)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    static const char meta[] = "{\"__metadata__\":{\"format\":\"lethe\",\"task\":\"diffusion\","
+                               "\"arch\":\"unet\"}}";
+    unsigned char buf[8 + sizeof meta];
+    uint64_t len = sizeof meta - 1;
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(len >> (8 * i));
+    memcpy(buf + 8, meta, len);
+    path_buf mb;
+    const char *model = tpath(mb, "ddpm-header.safetensors");
+    CHECK(cli_t_spit(model, buf, 8 + len));
+    char args[2048], *o, *e;
+    snprintf(args, sizeof args, "unlearn --model '%s' --help", model);
+    CHECK(run(args, &o, NULL) == 0);
+    CHECK_MSG(o && strstr(o, "usage: lethe unlearn --task diffusion"), "%s", o ? o : "");
+    free(o);
+    snprintf(args, sizeof args, "unlearn --model '%s' --method ga", model);
+    int rc = run(args, NULL, &e);
+    CHECK_MSG(rc != 0 && e && cli_t_count_lines(e) == 1 && strstr(e, "class:C"),
+              "unlearn of a diffusion checkpoint: %d: %s", rc, e ? e : "");
+    free(e);
+    snprintf(args, sizeof args, "eval --model '%s'", model);
+    rc = run(args, NULL, &e);
+    CHECK_MSG(rc != 0 && e && strstr(e, "--classifier"), "eval of a diffusion checkpoint: %s",
+              e ? e : "");
+    free(e);
+}
+
+/* ------------------------------------------------------- settings */
+
+TEST(help_cli_tuned_named_must_exist)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf tb, nb;
+    const char *tuned = tpath(tb, "no-such-tuned.json"), *nodata = tpath(nb, "no-such-data");
+    char args[2048];
+    snprintf(args, sizeof args, "bench --scenario fmnist-cw --tuned '%s' --data-dir '%s'", tuned,
+             nodata);
+    expect(2, args, "--tuned", "no-such-tuned.json: no such file");
+    snprintf(args, sizeof args, "demo --tuned '%s' --data-dir '%s'", tuned, nodata);
+    expect(2, args, "no-such-tuned.json: no such file", NULL);
+    snprintf(args, sizeof args, "tune --method eupmu --scenario fmnist-cw --tuned '%s' "
+             "--data-dir '%s'", tuned, nodata);
+    expect(2, args, "no-such-tuned.json: no such file", NULL);
+    snprintf(args, sizeof args, "sweep --scenario fmnist-cw --method eupmu --param eps "
+             "--values 0.1 --tuned '%s' --data-dir '%s' --no-plot", tuned, nodata);
+    expect(2, args, "no-such-tuned.json: no such file", NULL);
+}
+
+/* Started in another folder, demo finds the settings of the tree it was
+ * built in (build/lethe → configs/tuned.json) and says so. */
+TEST(help_cli_settings_beside_the_program)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    const char *bin = getenv("LETHE_BIN");
+    char dir[PATH_MAX], cand[PATH_MAX + 64], want[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", bin);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return;
+    *slash = '\0';
+    snprintf(cand, sizeof cand, "%s/../configs/tuned.json", dir);
+    if (!realpath(cand, want)) {
+        test_fail(__FILE__, __LINE__, "%s: missing: test skipped", cand);
+        return;
+    }
+    path_buf eb, nb, cb, elsewhere;
+    cli_t_path(elsewhere, SUB, "");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' demo --data-dir '%s' --cache '%s' 2>'%s' "
+             ">/dev/null", elsewhere, bin, tpath(nb, "no-such-data"), tpath(cb, "cache"),
+             tpath(eb, "demo-stderr.txt"));
+    int st = system(cmd);
+    char *e = cli_t_slurp(eb, NULL);
+    char line[PATH_MAX + 64];
+    snprintf(line, sizeof line, "lethe demo: settings from %s\n", want);
+    CHECK_MSG(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1, "demo: status %d", st);
+    CHECK_MSG(e && strncmp(e, line, strlen(line)) == 0, "demo's stderr: %s (want %s)",
+              e ? e : "", line);
+    free(e);
+}
+
+/* ------------------------------------------------------------ reports */
+
+/* Every report carries its stamp, and parameters are written as typed. */
+TEST(help_cli_report_stamp)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf rb;
+    const char *rep = tpath(rb, "stamp.json");
+    char args[4096];
+    snprintf(args, sizeof args, "unlearn --model '%s' --data-dir '%s' --forget class:2 "
+             "--steps 3 --batch 16 --lr 0.01 --eps 0.1 --no-eval --quiet --force --report '%s'",
+             f.model, f.dir, rep);
+    CHECK(run(args, NULL, NULL) == 0);
+    char *text = cli_t_slurp(rep, NULL);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK_MSG(root != NULL, "%s: not JSON", rep);
+    if (root) {
+        CHECK(cli_t_jnum(root, "schema_version") == 1);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "lethe_version");
+        CHECK(cJSON_IsString(v) && strcmp(v->valuestring, LETHE_VERSION) == 0);
+        v = cJSON_GetObjectItemCaseSensitive(root, "command_line");
+        CHECK_MSG(cJSON_IsString(v) && strstr(v->valuestring, " unlearn --model ") &&
+                      strstr(v->valuestring, "--forget class:2"), "command_line: %s",
+                  cJSON_IsString(v) ? v->valuestring : "?");
+        v = cJSON_GetObjectItemCaseSensitive(root, "created");
+        int y, mo, d, h, mi, s;
+        char z = 0;
+        CHECK_MSG(cJSON_IsString(v) && strlen(v->valuestring) == 20 &&
+                      sscanf(v->valuestring, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi,
+                             &s, &z) == 7 && z == 'Z' && y >= 2024,
+                  "created: %s", cJSON_IsString(v) ? v->valuestring : "?");
+        /* The stamp comes first; the report's own keys follow. */
+        CHECK(root->child && strcmp(root->child->string, "schema_version") == 0);
+        CHECK(cJSON_GetObjectItemCaseSensitive(root, "config") != NULL);
+    }
+    /* 0.01 as typed, not the double nearest the float 0.01. */
+    CHECK_MSG(text && strstr(text, "\"lr\":\t0.01,") && strstr(text, "\"eps\":\t0.1,"),
+              "floats not as typed: %s", text ? text : "");
+    cJSON_Delete(root);
+    free(text);
+}

@@ -77,7 +77,7 @@ int cmd_bench(int argc, char **argv)
         lethe_unlearn_config cfg;
         lethe_unlearn_config_default(&cfg);
         cfg.method = tok;
-        if ((r = cli_check_method("bench", "--methods", tok))) return r;
+        if ((r = proto_check_method("bench", "--methods", tok, tuned, scn))) return r;
         /* A broken settings file is a runtime error (1); an unknown method
          * or setting, the command line's (2). */
         lethe_status st = proto_tuned(tuned, scn, tok, &cfg);

@@ -170,7 +170,7 @@ int cmd_sweep(int argc, char **argv)
         lethe_unlearn_config c;
         lethe_unlearn_config_default(&c);
         c.method = tok;
-        if ((r = cli_check_method("sweep", "--compare", tok))) return r;
+        if ((r = proto_check_method("sweep", "--compare", tok, tuned, scn))) return r;
         st = scn ? proto_tuned(tuned, scn, tok, &c) : LETHE_OK;
         if (st != LETHE_OK) return cli_error("sweep", "--compare %s: %s", tok, lethe_last_error());
         common(&c, &base, steps_given, batch_given, diag, audit);

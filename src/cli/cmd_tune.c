@@ -61,7 +61,6 @@ int cmd_tune(int argc, char **argv)
     const proto_scenario *sc = proto_find(scn);
     static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "fmnist-ddpm-cw"};
     if (!sc) return cli_unknown_choice("tune", "scenario", scn, scenarios, 3);
-    if ((r = cli_check_method("tune", "--method", method))) return r;
     long epochs, seed;
     if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;
@@ -74,6 +73,7 @@ int cmd_tune(int argc, char **argv)
         tuned = given;
     else if (!(tuned = cli_settings_path("tune", given, tbuf, sizeof tbuf)))
         return 2;
+    if ((r = proto_check_method("tune", "--method", method, tuned, scn))) return r;
     const char *gtext = cli_str(&a, "grid", NULL);
     for (size_t i = 0; !gtext && i < sizeof grids / sizeof grids[0]; i++)
         if (strcmp(grids[i].method, method) == 0) gtext = grids[i].grid;

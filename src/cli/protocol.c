@@ -387,3 +387,24 @@ lethe_status proto_write_best(const char *path, const char *scn, const char *met
     cJSON_Delete(root);
     return st;
 }
+
+int proto_check_method(const char *cmd, const char *opt, const char *name, const char *tuned,
+                       const char *scn)
+{
+    int n;
+    const char *const *names = lethe_methods(&n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return 0;
+    if (scn && tuned) {
+        /* A variant: its entry names a method, and proto_tuned applies it. */
+        lethe_unlearn_config probe;
+        lethe_unlearn_config_default(&probe);
+        probe.method = NULL;
+        lethe_ddpm s0 = {0};
+        if (strcmp(scn, "fmnist-ddpm-cw") == 0) probe.ddpm = &s0;
+        if (proto_tuned(tuned, scn, name, &probe) == LETHE_OK && probe.method &&
+            strcmp(probe.method, name) != 0)
+            return 0;
+    }
+    return cli_check_method(cmd, opt, name);
+}

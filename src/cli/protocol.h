@@ -51,6 +51,11 @@ lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char 
  * name as the row's label. */
 lethe_status proto_tuned(const char *path, const char *scenario, const char *method,
                          lethe_unlearn_config *cfg);
+/* 0 if `name` is a method, or a variant of one in the tuned file's entries
+ * for the scenario (scn may be NULL: methods only); else 2 after the
+ * usage line of cli_check_method. */
+int proto_check_method(const char *cmd, const char *opt, const char *name, const char *tuned,
+                       const char *scn);
 /* Set one named parameter (lr, eps, beta, a, gamma, l1, lambda0) from a value. */
 lethe_status proto_set_param(lethe_unlearn_config *cfg, const char *name, double v);
 

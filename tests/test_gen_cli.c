@@ -292,12 +292,12 @@ TEST(gencli_rejects_bad_input)
              "--forget random:0.1 --method eupmu", f.diff, f.dir);
     expect_fail(args, "forgets classes");
     snprintf(args, sizeof args, "unlearn --task diffusion --model '%s' --data-dir '%s' "
-             "--forget class:0 --method eupmu-lookahead", f.diff, f.dir);
-    expect_fail(args, "eupmu-lookahead");
+             "--forget class:0 --method eupmu --loss nc --report -", f.diff, f.dir);
+    expect_fail(args, "no diffusion form");
 }
 
 /* Without --task the checkpoint says what it is (issue 19): a noise
- * predictor goes to the diffusion form, whose refusal of eupmu-lookahead
+ * predictor goes to the diffusion form, whose refusal of the loss nc
  * (the classification form takes it) shows the routing; with --task
  * classification it is refused. Either refusal is the only line on stderr. */
 TEST(gencli_unlearn_without_task_routed)
@@ -305,9 +305,9 @@ TEST(gencli_unlearn_without_task_routed)
     fixture_paths f;
     if (!fixture(&f)) return;
     char args[4096];
-    snprintf(args, sizeof args, "unlearn --model '%s' --forget class:0 --method eupmu-lookahead "
-             "--data-dir '%s'", f.diff, f.dir);
-    expect_fail(args, "eupmu-lookahead");
+    snprintf(args, sizeof args, "unlearn --model '%s' --forget class:0 --method eupmu --loss nc "
+             "--data-dir '%s' --report -", f.diff, f.dir);
+    expect_fail(args, "no diffusion form");
     snprintf(args, sizeof args, "unlearn --task classification --model '%s' --forget class:0 "
              "--method eupmu --data mnist --data-dir '%s' --report -", f.diff, f.dir);
     expect_fail(args, "--task diffusion");

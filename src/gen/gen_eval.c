@@ -30,8 +30,10 @@ void lethe_wilson95(long k, long n, double *lo, double *hi)
     double nn = (double)n, p = (double)k / nn, z2 = z * z;
     double den = 1.0 + z2 / nn, mid = (p + z2 / (2.0 * nn)) / den;
     double half = z * sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn * nn)) / den;
-    *lo = mid - half > 0.0 ? mid - half : 0.0;
-    *hi = mid + half < 1.0 ? mid + half : 1.0;
+    /* At the ends the interval touches the share itself: rounding must not
+     * leave 0/n above its lower end or n/n below its upper one. */
+    *lo = k == 0 ? 0.0 : mid - half > 0.0 ? mid - half : 0.0;
+    *hi = k == n ? 1.0 : mid + half < 1.0 ? mid + half : 1.0;
 }
 
 lethe_status lethe_unet_eps(void *ctx, const float *x, const int32_t *t, const int32_t *y,
@@ -150,6 +152,9 @@ lethe_status lethe_gen_evaluate(lethe_model *unet, const lethe_ddpm *s, lethe_mo
                               lethe_model_arch(clf));
     }
     int pc = c->per_class, nkeep = 0;
+    if (c->per_forget < 0)
+        return lethe_fail(LETHE_ERR_ARG, "per_forget must be >= 0 (0: per_class), got %d",
+                          c->per_forget);
     int pf = c->per_forget > 0 ? c->per_forget : pc;   /* images of each forgotten class */
     if (pf < 2) return lethe_fail(LETHE_ERR_ARG, "need >= 2 images per forgotten class");
     if (images && pf != pc)

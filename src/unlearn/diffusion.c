@@ -95,3 +95,15 @@ float ul_diff_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weig
         for (int i = 0; i < count; i++) c->losses[from + i] *= sign * a;
     return sign * mean * a;
 }
+
+void ul_diff_move_rows(ul_ctx *c, int from, int to, int count)
+{
+    ul_diff *df = c->diff;
+    size_t d = df->d, n = (size_t)count;
+    memmove(c->x + (size_t)to * d, c->x + (size_t)from * d, n * d * sizeof(float));
+    memmove(df->x0 + (size_t)to * d, df->x0 + (size_t)from * d, n * d * sizeof(float));
+    memmove(df->target + (size_t)to * d, df->target + (size_t)from * d, n * d * sizeof(float));
+    memmove(df->t + to, df->t + from, n * sizeof(int32_t));
+    memmove(df->yc + to, df->yc + from, n * sizeof(int32_t));
+    memmove(c->y + to, c->y + from, n * sizeof(int32_t));
+}

@@ -8,6 +8,8 @@
  * ℓ_r(θ_t; B_r') is one extra forward at θ_t (no backward, running averages
  * untouched); ℓ_r(θ_{t+1}; B_r') is step t+1's ordinary forward. Unbiased
  * like EUPMU-fast, low-noise like EUPMU, and the cost of EUPMU (3F + 2B).
+ * Diffusion: B_r' is noised (t, ε, null labels) when it is measured at θ_t
+ * and step t+1 reuses those very rows, so both sides of δ_t see one draw.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,8 @@ static lethe_status ahead_step(ul_ctx *c, long t, lethe_trace_step *tr)
         lethe_stream_next(&c->rs, c->nr, 1, c->next_r);
         lethe_dataset_batch(c->ds, c->next_r, c->nr, c->x + (size_t)base * c->px, c->y + base);
         memcpy(c->yt + base, c->y + base, (size_t)c->nr * sizeof(int32_t));
+        /* Diffusion: its noise is drawn now and kept for step t+1 (ul_draw). */
+        if (c->diff && (st = ul_diff_noise(c, base, c->nr, 0)) != LETHE_OK) return st;
         if ((st = ul_eval_loss(c, base, c->nr, &s->prev_ahead)) != LETHE_OK) return st;
         c->have_next_r = 1;
         s->have_prev = 1;

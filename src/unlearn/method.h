@@ -157,6 +157,10 @@ void ul_diff_free(ul_diff *df);
 /* Noise rows [from, from + count) of c->x (clean, in [−1, 1]) in place;
  * with rl their target is the stop-gradient prediction for c->yt. */
 lethe_status ul_diff_noise(ul_ctx *c, int from, int count, int rl);
+/* Move noised rows (x_t, x0, target, t, label) [from, from + count) to
+ * `to`: the look-ahead batch, noised when it was measured, becomes the
+ * step's retain batch with the same noise. */
+void ul_diff_move_rows(ul_ctx *c, int from, int to, int count);
 /* Conditioning (t, label) of rows from.. for the next forward. */
 lethe_status ul_diff_cond(ul_ctx *c, int from);
 /* ±denoising loss (NEG_CE: −) of rows [from, from + count) of the last

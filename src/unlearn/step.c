@@ -95,7 +95,7 @@ const char *lethe_ul_loss_name(lethe_ul_loss l)
 
 void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
 {
-    int nf = forget ? c->nf : 0, nr = retain ? c->nr : 0;
+    int nf = forget ? c->nf : 0, nr = retain ? c->nr : 0, reuse = 0;
     if (nf) {
         lethe_stream_next(&c->fs, nf, 1, c->idx);
         lethe_dataset_batch(c->ds, c->idx, nf, c->x, c->y);
@@ -112,10 +112,18 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
         if (c->have_next_r) {
             memcpy(c->idx, c->next_r, (size_t)nr * sizeof(int32_t));
             c->have_next_r = 0;
+            reuse = c->diff != NULL;
         } else {
             lethe_stream_next(&c->rs, nr, 1, c->idx);
         }
-        lethe_dataset_batch(c->ds, c->idx, nr, c->x + (size_t)nf * c->px, c->y + nf);
+        if (reuse) {
+            /* Diffusion: the look-ahead rows were noised when they were
+             * measured at θ_{t−1}; the same (x_t, t, ε) rows now, so that
+             * both sides of δ see one noise draw. */
+            ul_diff_move_rows(c, c->nf + c->nr, nf, nr);
+        } else {
+            lethe_dataset_batch(c->ds, c->idx, nr, c->x + (size_t)nf * c->px, c->y + nf);
+        }
         memcpy(c->yt + nf, c->y + nf, (size_t)nr * sizeof(int32_t));
     }
     c->cur_nf = nf;
@@ -124,7 +132,7 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
     if (c->diff) {
         /* Images become (x_t, t, label) rows with their targets. */
         c->diff->err = ul_diff_noise(c, 0, nf, rl_forget);
-        if (c->diff->err == LETHE_OK) c->diff->err = ul_diff_noise(c, nf, nr, 0);
+        if (c->diff->err == LETHE_OK && !reuse) c->diff->err = ul_diff_noise(c, nf, nr, 0);
     }
 }
 
@@ -339,9 +347,6 @@ lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
     if (c->ddpm) {
         if (c->loss == LETHE_UL_NC)
             return lethe_fail(LETHE_ERR_ARG, "the unlearning loss nc has no diffusion form (rl, ga)");
-        if (strcmp(c->method, "eupmu-lookahead") == 0)
-            return lethe_fail(LETHE_ERR_ARG, "eupmu-lookahead is not available for diffusion "
-                              "(its look-ahead batch would need the same noise twice)");
         if (c->audit)
             return lethe_fail(LETHE_ERR_ARG, "the utility audit measures classification loss; "
                               "not available for diffusion");
@@ -499,6 +504,15 @@ static lethe_status ul_save(const char *path, ul_ctx *c, const ul_method *meth,
     rs_set_double(&w, "seconds", seconds);
     rs_set_long(&w, "have_next_r", c->have_next_r);
     if (c->have_next_r) rs_put_ints(&w, "lookahead.next_r", c->next_r, (size_t)c->nr);
+    if (c->have_next_r && c->diff) {
+        /* The look-ahead rows' noise was drawn already: keep the rows. */
+        size_t base = (size_t)c->nf + (size_t)c->nr, d = c->diff->d;
+        rs_put_floats(&w, "lookahead.xt", c->x + base * d, (size_t)c->nr * d, (size_t)c->nr);
+        rs_put_floats(&w, "lookahead.target", c->diff->target + base * d, (size_t)c->nr * d,
+                      (size_t)c->nr);
+        rs_put_ints(&w, "lookahead.t", c->diff->t + base, (size_t)c->nr);
+        rs_put_ints(&w, "lookahead.yc", c->diff->yc + base, (size_t)c->nr);
+    }
     if (c->mask) rs_put_bytes(&w, "mask", c->mask, c->n);
     if (meth->state_size) {
         char hex[2 * UL_MAX_STATE + 1];
@@ -575,6 +589,19 @@ static lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, 
     if (have && (st = rs_get_ints(&r, "lookahead.next_r", c->next_r, (size_t)c->nr, 0,
                                   c->ds->n - 1)) != LETHE_OK)
         goto done;
+    if (have && c->diff) {
+        size_t base = (size_t)c->nf + (size_t)c->nr, d = c->diff->d;
+        if ((st = rs_get_floats(&r, "lookahead.xt", c->x + base * d, (size_t)c->nr * d,
+                                (size_t)c->nr)) != LETHE_OK ||
+            (st = rs_get_floats(&r, "lookahead.target", c->diff->target + base * d,
+                                (size_t)c->nr * d, (size_t)c->nr)) != LETHE_OK ||
+            (st = rs_get_ints(&r, "lookahead.t", c->diff->t + base, (size_t)c->nr, 0,
+                              c->cfg->ddpm->T - 1)) != LETHE_OK ||
+            (st = rs_get_ints(&r, "lookahead.yc", c->diff->yc + base, (size_t)c->nr, 0,
+                              c->nclass)) != LETHE_OK)
+            goto done;
+        lethe_dataset_batch(c->ds, c->next_r, c->nr, c->diff->x0 + base * d, c->y + base);
+    }
     if (c->mask && (st = rs_get_bytes(&r, "mask", c->mask, c->n, 1)) != LETHE_OK) goto done;
     if (!c->mask && rs_has(&r, "mask")) {
         st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state holds a mask that method %s does not "

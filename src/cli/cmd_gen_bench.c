@@ -19,7 +19,7 @@
 static const cli_opt opts[] = {
     {"scenario", "NAME", "fmnist-ddpm-cw", 0},
     {"methods", "LIST", "comma-separated methods or tuned variants (default: "
-                        "eupmu,eupmu-log,eupmu-fast,ungrad,rl,salun,esd,ga,ft)", 0},
+                        "eupmu,eupmu-log,eupmu-fast,eupmu-lookahead,ungrad,rl,salun,esd,ga,ft)", 0},
     {"tuned", "FILE", "tuned settings (default configs/tuned.json)", 0},
     {"cache", "DIR", "cached models (default runs/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
@@ -38,7 +38,8 @@ static const cli_opt opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
-static const char *default_methods = "eupmu,eupmu-log,eupmu-fast,ungrad,rl,salun,esd,ga,ft";
+static const char *default_methods =
+    "eupmu,eupmu-log,eupmu-fast,eupmu-lookahead,ungrad,rl,salun,esd,ga,ft";
 
 /* The unlearning budget of every method (iterations × batch), the same for
  * all; "budget" in the scenario's tuned entries, else these. */

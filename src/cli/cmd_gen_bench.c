@@ -24,8 +24,9 @@ static const cli_opt opts[] = {
     {"cache", "DIR", "cached models (default runs/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"ddpm-epochs", "N", "epochs of the DDPM recipe, Original and Retrain (default 12)", 0},
-    {"steps", "N", "unlearning steps of every method (default: the scenario's budget)", 0},
-    {"batch", "N", "images per set and step (default: the scenario's budget)", 0},
+    {"steps", "N", "unlearning steps of every method (default: the scenario's budget, else "
+                   "5·ceil(|D_f|/batch))", 0},
+    {"batch", "N", "images per set and step (default: the scenario's budget, else 128)", 0},
     {"n", "N", "generated images per retained class (default 200)", 0},
     {"n-forget", "N", "generated images of the forgotten class, for UA_gen (default 500)", 0},
     {"steps-sample", "N", "DDIM steps (default 25)", 0},
@@ -42,9 +43,10 @@ static const char *default_methods =
     "eupmu,eupmu-log,eupmu-fast,eupmu-lookahead,ungrad,rl,salun,esd,ga,ft";
 
 /* The unlearning budget of every method (iterations × batch), the same for
- * all; "budget" in the scenario's tuned entries, else these. */
-#define BUDGET_STEPS 200
-#define BUDGET_BATCH 64
+ * all: "budget" in the scenario's tuned entries, else the protocol's
+ * T = 5·⌈|D_f| / B⌉ steps (0 here) of B = 128 + 128 images. */
+#define BUDGET_STEPS 0
+#define BUDGET_BATCH 128
 
 lethe_status gen_ensure_ddpm(const char *path, const lethe_dataset *train,
                                 const lethe_subset *sub, const char *without, int epochs,
@@ -157,7 +159,7 @@ int cmd_bench_diffusion(int argc, char **argv)
     if (st0 != LETHE_OK) return cli_lib_error("bench", st0);
     long depochs, steps, batch, seed;
     if (cli_int(&a, "ddpm-epochs", 12, 1, 1000, &depochs) ||
-        cli_int(&a, "steps", bud.steps, 1, 10000000, &steps) ||
+        cli_int(&a, "steps", bud.steps, 0, 10000000, &steps) ||
         cli_int(&a, "batch", bud.batch, 1, 1024, &batch) ||
         cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;
@@ -254,6 +256,7 @@ int cmd_bench_diffusion(int argc, char **argv)
     if (with_retrain) cJSON_AddStringToObject(root, "retrain", rpath);
     cJSON_AddNumberToObject(root, "steps", (double)steps);
     cJSON_AddNumberToObject(root, "batch", (double)batch);
+    if (!steps) steps = 5 * (long)((p.sp.forget.n + (size_t)batch - 1) / (size_t)batch);
     runs = cJSON_AddArrayToObject(root, "methods");
     printf("Forgetting class 0 of a class-conditional DDPM (fmnist-ddpm-cw). Every method: %ld "
            "steps of %ld forgetting + %ld retaining images from the same DDPM. Metrics: DDIM %d "

@@ -86,14 +86,14 @@ int cmd_tune_diffusion(int argc, char **argv)
     lethe_unlearn_config_default(&bud);
     bud.method = "ft";
     bud.ddpm = &probe_s;
-    bud.steps = 200;
-    bud.batch = 64;
+    bud.steps = 0;      /* the protocol's 5·⌈|D_f|/B⌉ unless the scenario has a budget */
+    bud.batch = 128;
     lethe_status st = proto_tuned(tuned, scn, "budget", &bud);
     if (st != LETHE_OK) return cli_lib_error("tune", st);
     long depochs, steps, batch, seed, n, nf, ssteps;
     double gw;
     if (cli_int(&a, "ddpm-epochs", 12, 1, 1000, &depochs) ||
-        cli_int(&a, "steps", bud.steps, 1, 10000000, &steps) ||
+        cli_int(&a, "steps", bud.steps, 0, 10000000, &steps) ||
         cli_int(&a, "batch", bud.batch, 1, 1024, &batch) ||
         cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) || cli_int(&a, "n", 50, 2, 100000, &n) ||
         cli_int(&a, "n-forget", 200, 2, 100000, &nf) ||
@@ -150,6 +150,7 @@ int cmd_tune_diffusion(int argc, char **argv)
         goto fail;
     int total = 1;
     for (int k = 0; k < g.np; k++) total *= g.nv[k];
+    if (!steps) steps = 5 * (long)((p.sp.forget.n + (size_t)batch - 1) / (size_t)batch);
     printf("\ntuning %s on %s: %d settings of %ld steps × %ld images; DDIM %d steps, guidance "
            "%g, %d images of class 0 and %d of each other class. Score: UA_gen ≥ 95 first, "
            "then the smallest FD-cls.\n\n| ", method, scn, total, steps, batch, ec.sample.steps,

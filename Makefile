@@ -102,7 +102,8 @@ FUZZ_NAMES   := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 # proto_tuned (configs/tuned.json) lives with the command line: what it needs.
-FUZZ_CLI_OBJ := $(addprefix $(FUZZ_BUILD)/src/cli/,protocol.o args.o split.o progress.o)
+FUZZ_CLI_OBJ := $(addprefix $(FUZZ_BUILD)/src/cli/,protocol.o args.o split.o progress.o report.o \
+                  signals.o settings.o)
 # A harness's dictionary (fuzz/NAME.dict), if it has one.
 fuzz_dict = $$(test -f fuzz/$(1).dict && echo -dict=fuzz/$(1).dict)
 

@@ -8,6 +8,7 @@
 #include "toy.h"
 
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -24,42 +25,7 @@
 
 static void toy_make(toy *t, int n, int nclass, int hw, float flip)
 {
-    memset(t, 0, sizeof *t);
-    lethe_dataset *ds = &t->ds;
-    size_t px = (size_t)hw * hw;
-    ds->n = n;
-    ds->c = 1;
-    ds->h = ds->w = hw;
-    ds->nclass = nclass;
-    ds->pixels = malloc((size_t)n * px);            /* (N, 1, hw, hw) */
-    ds->labels = malloc((size_t)n);                 /* (N) */
-    uint8_t *proto = malloc((size_t)nclass * px);   /* (nclass, hw·hw) */
-    for (int c = 0; c < 3; c++) {
-        ds->mean[c] = 0.5f;
-        ds->std[c] = 0.5f;
-    }
-    snprintf(ds->name, sizeof ds->name, "toy");
-    lethe_rng r;
-    lethe_rng_seed(&r, 4242);
-    for (size_t i = 0; i < (size_t)nclass * px; i++) proto[i] = lethe_rng_below(&r, 2) ? 255 : 0;
-    for (int i = 0; i < n; i++) {
-        int y = i % nclass;
-        ds->labels[i] = (uint8_t)y;
-        for (size_t p = 0; p < px; p++) {
-            uint8_t v = proto[(size_t)y * px + p];
-            if (lethe_rng_uniform(&r) < flip) v = (uint8_t)(255 - v);
-            ds->pixels[(size_t)i * px + p] = v;
-        }
-    }
-    free(proto);
-    t->forget.idx = malloc((size_t)n * sizeof(int32_t));
-    t->retain.idx = malloc((size_t)n * sizeof(int32_t));
-    t->all.idx = malloc((size_t)n * sizeof(int32_t));
-    for (int i = 0; i < n; i++) {
-        t->all.idx[t->all.n++] = i;
-        if (ds->labels[i] == 0) t->forget.idx[t->forget.n++] = i;
-        else t->retain.idx[t->retain.n++] = i;
-    }
+    toy_images(t, n, nclass, hw, 4242, flip, SIZE_MAX, SIZE_MAX);
 }
 
 static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)

@@ -22,45 +22,7 @@
  * prototype with 8% of the pixels flipped per image. */
 static void toy_make(toy *t, int n, int nclass, int hw, size_t nf_max, size_t nr_max)
 {
-    memset(t, 0, sizeof *t);
-    lethe_dataset *ds = &t->ds;
-    size_t px = (size_t)hw * hw;
-    ds->n = n;
-    ds->c = 1;
-    ds->h = ds->w = hw;
-    ds->nclass = nclass;
-    ds->pixels = malloc((size_t)n * px);        /* (N, 1, hw, hw) */
-    ds->labels = malloc((size_t)n);             /* (N) */
-    uint8_t *proto = malloc((size_t)nclass * px); /* (nclass, hw·hw) */
-    for (int c = 0; c < 3; c++) {
-        ds->mean[c] = 0.5f;
-        ds->std[c] = 0.5f;
-    }
-    snprintf(ds->name, sizeof ds->name, "toy");
-    lethe_rng r;
-    lethe_rng_seed(&r, 12345);
-    for (size_t i = 0; i < (size_t)nclass * px; i++) proto[i] = lethe_rng_below(&r, 2) ? 255 : 0;
-    for (int i = 0; i < n; i++) {
-        int y = i % nclass;
-        ds->labels[i] = (uint8_t)y;
-        for (size_t p = 0; p < px; p++) {
-            uint8_t v = proto[(size_t)y * px + p];
-            if (lethe_rng_uniform(&r) < 0.08f) v = (uint8_t)(255 - v);
-            ds->pixels[(size_t)i * px + p] = v;
-        }
-    }
-    free(proto);
-    t->forget.idx = malloc((size_t)n * sizeof(int32_t));
-    t->retain.idx = malloc((size_t)n * sizeof(int32_t));
-    t->all.idx = malloc((size_t)n * sizeof(int32_t));
-    for (int i = 0; i < n; i++) {
-        t->all.idx[t->all.n++] = i;
-        if (ds->labels[i] == 0) {
-            if (t->forget.n < nf_max) t->forget.idx[t->forget.n++] = i;
-        } else if (t->retain.n < nr_max) {
-            t->retain.idx[t->retain.n++] = i;
-        }
-    }
+    toy_images(t, n, nclass, hw, 12345, 0.08f, nf_max, nr_max);
 }
 
 static void base_cfg(lethe_unlearn_config *c, const char *method, long steps)

@@ -13,6 +13,12 @@ typedef struct {
     lethe_subset forget, retain, all;
 } toy;
 
+/* n images 1×hw×hw, label i % nclass; each class a random binary
+ * prototype (from seed) with a share `flip` of its pixels flipped per
+ * image. D_f: the first nf_max images of class 0; D_r: the first nr_max of
+ * the others; all: every image. */
+void toy_images(toy *t, int n, int nclass, int hw, uint64_t seed, float flip, size_t nf_max,
+                size_t nr_max);
 void toy_free(toy *t);
 /* A model of `arch` trained for `epochs` on the whole toy set (NULL on error). */
 lethe_model *toy_model(const toy *t, const char *arch, int epochs);

@@ -15,14 +15,20 @@
 #include "cli/signals.h"
 #include "io/outpath.h"
 
+/* "lethe CMD: message" on stderr, one line. */
+static void say(const char *cmd, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "lethe %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 int cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "lethe %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(cmd, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return 1;
 }
 
@@ -35,11 +41,9 @@ int cli_lib_error(const char *cmd, lethe_status st)
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "lethe %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(cmd, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return 2;
 }
 

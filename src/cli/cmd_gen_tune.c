@@ -12,12 +12,10 @@
  * With --write the winner becomes the method's entry of the scenario in the
  * tuned file, which `lethe unlearn --task diffusion` and the bench read as
  * their defaults. */
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/gen.h"
 #include "cli/protocol.h"

@@ -2,7 +2,6 @@
  * classes (ℓ_r the denoising loss on the other classes, ℓ_u `rl` or `ga`,
  * ALGORITHM.md §5), then measure it with a classifier (UA_gen, accuracy on
  * the retained classes, FD-cls) and draw before/after samples. */
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>

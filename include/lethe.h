@@ -495,6 +495,8 @@ typedef enum {
                               the whole mixed batch, two backward passes */
 } lethe_ungrad_form;
 
+#define LETHE_METHOD_OPTS 8
+
 typedef struct {
     const char *method;     /* a name from lethe_methods() */
     lethe_ul_loss loss;     /* ℓ_u of eupmu*, ungrad (default rl) */
@@ -552,6 +554,12 @@ typedef struct {
     float retain_weight;
     /* ESD (diffusion): the target of ε_θ(x_t, c_f) is sg[ε_∅ − η(ε_c − ε_∅)] (1). */
     float esd_eta;
+    /* The options of methods that keep theirs here rather than in a field
+     * above (scrub, bs, be, pcgrad, cagrad, mgda, …): slot k is the method's
+     * k-th own option (lethe_method_params). NaN, as set by
+     * lethe_unlearn_config_default: the option's default. Set them by name
+     * with lethe_unlearn_set. */
+    float method_opt[LETHE_METHOD_OPTS];
 } lethe_unlearn_config;
 void lethe_unlearn_config_default(lethe_unlearn_config *c);
 
@@ -622,6 +630,65 @@ int lethe_method_uses_eps(const char *method);
 /* 1 if the method runs on classifiers; 0 for generation-only ones (esd,
  * whose target needs an unconditional prediction) and unknown names. */
 int lethe_method_classifies(const char *method);
+/* The one-line summary of a method (its equation), or NULL if unknown. */
+const char *lethe_method_summary(const char *method);
+/* `lethe tune`'s default grid of a method ("lr=0.01,0.02;eps=0.01,0.1"),
+ * on a classification scenario (diffusion 0) or the diffusion one; NULL:
+ * none (give one). */
+const char *lethe_method_grid(const char *method, int diffusion);
+
+/* Settings by name. Every option of the unlearning step is declared once,
+ * in a table: the options every method takes (src/unlearn/params.c), those
+ * of a family (ε and λ of the surgery methods, igs.c) and each method's own
+ * (its file). The command line, the settings file, sweeps, tuning grids,
+ * reports and the help are made from these tables. */
+typedef enum { LETHE_PARAM_REAL, LETHE_PARAM_INT, LETHE_PARAM_CHOICE } lethe_param_type;
+/* Where a value lives: a field of lethe_unlearn_config (by type) or a
+ * slot of method_opt. */
+typedef enum {
+    LETHE_STORE_F32, LETHE_STORE_I32, LETHE_STORE_LONG, LETHE_STORE_U64, LETHE_STORE_OPT
+} lethe_param_store;
+typedef struct {
+    const char *name;       /* "eps_budget": settings files and reports; the command
+                               line writes '-' for '_' (--eps-budget) */
+    const char *alias;      /* an older name still read (NULL: none) */
+    lethe_param_type type;
+    const char *arg;        /* the placeholder in --help: "X", "N", "NAME" */
+    const char *help;
+    /* CHOICE: the names of values 0, 1, …, '|'-separated; ',' gives a
+     * value a second spelling ("sgd|adam,adamw"). */
+    const char *choices;
+    double lo, hi;          /* REAL, INT: accepted range */
+    int lo_open, hi_open;   /* 1: the bound itself is refused */
+    const char *grid;       /* tune's default values ("0.01,0.02,0.05"); NULL: not searched */
+    lethe_param_store store;
+    size_t offset;          /* offsetof the field; LETHE_STORE_OPT: the slot */
+    double def;             /* LETHE_STORE_OPT: the default (fields: from
+                               lethe_unlearn_config_default) */
+} lethe_param;
+/* The options `method` takes, in help order: every method's, then its
+ * family's, then its own. Writes up to max pointers, returns the count
+ * (−1: unknown method). */
+int lethe_method_params(const char *method, const lethe_param **out, int max);
+/* Every option of every method, each once (help order), and the option
+ * named `name` ('-' or '_', or its alias) among them (NULL: none). */
+int lethe_all_params(const lethe_param **out, int max);
+const lethe_param *lethe_param_find(const char *name);
+/* Whether `method` takes the option (1), not (0). */
+int lethe_method_takes(const char *method, const lethe_param *p);
+/* Set an option of c->method from text ("0.01", "adam") or from a number
+ * (a CHOICE by its index). Refuses, with one line naming the method and
+ * the option: an unknown name (with the nearest), an option the method
+ * does not take (naming the methods that do), a value out of range or not
+ * a number. Set c->method first. */
+lethe_status lethe_unlearn_set(lethe_unlearn_config *c, const char *name, const char *value);
+lethe_status lethe_unlearn_set_number(lethe_unlearn_config *c, const char *name, double v);
+/* The value of p in c (CHOICE: its index; a method_opt slot at NaN: the
+ * default), and as text: the shortest number that reads back as the
+ * stored float, or the choice's name. */
+double lethe_unlearn_get(const lethe_unlearn_config *c, const lethe_param *p);
+const char *lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_param *p,
+                                   char *buf, size_t n);
 
 /* ε from a utility budget: the largest ε whose run keeps the accuracy on a
  * held-out part of D_r within `budget` points of the original model's.

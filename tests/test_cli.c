@@ -296,7 +296,7 @@ TEST(cli_unlearn_rejects_bad_options)
         {"--forget class:0 --lambda0 200", "lambda0"},
         {"--forget class:0 --a 1", "--a"},
         {"--forget class:0 --gamma 1.5", "--gamma"},
-        {"--forget class:0 --ungrad-form twice", "twice"},
+        {"--forget class:0 --method ungrad --ungrad-form twice", "twice"},
         {"--forget class:0 --bogus 1", "--bogus"},
         {"--forget class:0 --steps", "--steps"},
         {"--method eupmu", "--forget"},

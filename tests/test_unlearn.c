@@ -92,10 +92,13 @@ TEST(unlearn_counts_passes_per_method)
         {"neggrad+", 0, 2, 2},
         {"salun", 0, 2, 2},             /* plus the mask pass over D_f */
         {"l1-sparse", 0, 1, 1},
+        {"pcgrad", 0, 2, 2},            /* one grouped backward for g_u and g_r */
+        {"cagrad", 0, 2, 2},
+        {"mgda", 0, 2, 2},
     };
     int nmeth;
     const char *const *names = lethe_methods(&nmeth);
-    CHECK(nmeth == 12);
+    CHECK(nmeth == 15);
     /* Every registered classification method is counted here (esd's
      * passes: tests/test_gen_esd.c). */
     for (int k = 0; k < nmeth; k++) {

@@ -903,7 +903,7 @@ TEST(cli_unlearn_rejects_new_bad_options)
     static const struct { const char *opts, *needle[3]; } cases[] = {
         {"--method eupmu --optim foo", {"--optim", "foo", "sgd, adam"}},
         {"--method eupmu --lambda-form nope", {"--lambda-form", "nope", "paper, log"}},
-        {"--lambda-form log --method rl", {"log lambda form", "rl", NULL}},
+        {"--lambda-form log --method rl", {"rl has no option 'lambda_form'", "eupmu", NULL}},
         {"--method eupmu --lambda-form log --loss ga", {"log lambda form", "ga", NULL}},
         {"--method eupmu --clip-grad -1", {"--clip-grad", "-1", NULL}},
         {"--method eupmu --clip-grad nan", {"--clip-grad", "nan", NULL}},

@@ -381,9 +381,69 @@ int cli_parse(cli_args *a, const char *cmd, const char *usage, const cli_opt *op
     return cli_parse_pos(a, cmd, usage, opts, 0, argc, argv);
 }
 
+/* ------------------------------------------- the unlearning options */
+
+/* The table with its CLI_UNLEARN_OPTS row replaced by the options of the
+ * methods' tables (lethe_all_params): --method, every method's options,
+ * then each family's or method's under a note naming who takes them.
+ * Made once; `opts` itself when it has no such row. */
+#define UL_ROWS 160
+static const cli_opt *expand_opts(const cli_opt *opts)
+{
+    static cli_opt table[UL_ROWS + 96];
+    static char names[UL_ROWS][32], notes[24][160], methods[400];
+    static const cli_opt *made_from;
+    const cli_opt *o = opts;
+    while (o->name && o->flag != CLI_ROW_UNLEARN) o++;
+    if (!o->name) return opts;
+    if (made_from == opts) return table;
+    int k = 0, nn = 0, nnote = 0;
+    for (const cli_opt *q = opts; q != o && k < UL_ROWS; q++) table[k++] = *q;
+    /* --method with the names. */
+    int nm;
+    const char *const *mnames = lethe_methods(&nm);
+    size_t at = 0;
+    for (int i = 0; i < nm && at < sizeof methods; i++)
+        at += (size_t)snprintf(methods + at, sizeof methods - at, "%s%s%s", i ? " | " : "",
+                               mnames[i], lethe_method_classifies(mnames[i]) ? "" : " (diffusion)");
+    table[k++] = (cli_opt){"method", "NAME", methods, CLI_VALUE};
+    const lethe_param *all[UL_ROWS];
+    int np = lethe_all_params(all, UL_ROWS);
+    if (np > UL_ROWS) np = UL_ROWS;
+    char last[160] = "";
+    for (int i = 0; i < np && k < UL_ROWS + 64 && nn < UL_ROWS; i++) {
+        /* Who takes it: every method, or a list. */
+        char who[160] = "";
+        size_t w = 0;
+        int every = 1;
+        for (int j = 0; j < nm; j++) {
+            if (lethe_method_takes(mnames[j], all[i])) {
+                if (w < sizeof who)
+                    w += (size_t)snprintf(who + w, sizeof who - w, "%s%s", w ? ", " : "", mnames[j]);
+            } else {
+                every = 0;
+            }
+        }
+        if (!every && strcmp(who, last) != 0 && nnote < 24) {
+            snprintf(notes[nnote], sizeof notes[0], "%s:", who);
+            table[k++] = (cli_opt){"", NULL, notes[nnote++], CLI_ROW_NOTE};
+            snprintf(last, sizeof last, "%s", who);
+        }
+        snprintf(names[nn], sizeof names[0], "%s", all[i]->name);
+        for (char *c = names[nn]; *c; c++)
+            if (*c == '_') *c = '-';
+        table[k++] = (cli_opt){names[nn++], all[i]->arg, all[i]->help, CLI_VALUE};
+    }
+    for (const cli_opt *q = o + 1; q->name && k < UL_ROWS + 95; q++) table[k++] = *q;
+    table[k] = (cli_opt){NULL, NULL, NULL, 0};
+    made_from = opts;
+    return table;
+}
+
 int cli_parse_pos(cli_args *a, const char *cmd, const char *usage, const cli_opt *opts,
                   int maxpos, int argc, char **argv)
 {
+    opts = expand_opts(opts);
     static const cli_opt force = {"force", NULL, "replace output files that already exist", 1};
     memset(a, 0, sizeof *a);
     a->cmd = cmd;

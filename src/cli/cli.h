@@ -14,10 +14,14 @@
  * The other kinds only shape --help, so that one table describes the
  * command: CLI_HEADING("outputs") starts a group of options, CLI_NOTE(text)
  * prints a line of text in the group, CLI_EXAMPLE("lethe …") adds an
- * example command line at the end. A table without headings lists its
- * options under "options:". */
+ * example command line at the end; CLI_UNLEARN_OPTS (ulopts.h) stands for
+ * --method and every option of the unlearning methods, made from their
+ * tables. A table without headings lists its options under "options:". */
 typedef struct { const char *name, *arg, *help; int flag; } cli_opt;
-enum { CLI_VALUE = 0, CLI_FLAG = 1, CLI_ROW_HEADING = 2, CLI_ROW_NOTE = 3, CLI_ROW_EXAMPLE = 4 };
+enum {
+    CLI_VALUE = 0, CLI_FLAG = 1, CLI_ROW_HEADING = 2, CLI_ROW_NOTE = 3, CLI_ROW_EXAMPLE = 4,
+    CLI_ROW_UNLEARN = 5
+};
 #define CLI_HEADING(text) {"", NULL, (text), CLI_ROW_HEADING}
 #define CLI_NOTE(text) {"", NULL, (text), CLI_ROW_NOTE}
 #define CLI_EXAMPLE(text) {"", NULL, (text), CLI_ROW_EXAMPLE}

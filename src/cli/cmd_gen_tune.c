@@ -41,19 +41,6 @@ static const cli_opt opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
-/* Default grids: the step size always; the retain weight for the methods
- * that add ℓ_r; ε or w's learning rate for the surgery methods. */
-static const struct { const char *method, *grid; } grids[] = {
-    {"eupmu", "lr=0.0001,0.0003,0.001;eps=0,0.001"},
-    {"eupmu-log", "lr=0.0001,0.0003,0.001;w_lr=0.025,0.1"},
-    {"eupmu-fast", "lr=0.0001,0.0003,0.001;eps=0,0.001"},
-    {"ungrad", "lr=0.0001,0.0003,0.001;eps=0,0.001"},
-    {"rl", "lr=0.0001,0.0003,0.001;retain_weight=1,3"},
-    {"salun", "lr=0.0001,0.0003,0.001;retain_weight=1,3"},
-    {"esd", "lr=0.00003,0.0001,0.0003"},
-    {"ga", "lr=0.00001,0.00003,0.0001"},
-    {"ft", "lr=0.0001,0.0003,0.001"},
-};
 
 /* Is a better than b by the score above? */
 static int better(const lethe_gen_metrics *a, const lethe_gen_metrics *b)
@@ -106,11 +93,10 @@ int cmd_tune_diffusion(int argc, char **argv)
         return cli_lib_error("tune", st);
     if ((st = lethe_unlearn_validate(&base)) != LETHE_OK) return cli_lib_error("tune", st) + 1;
     const char *gtext = cli_str(&a, "grid", NULL);
-    for (size_t i = 0; !gtext && i < sizeof grids / sizeof grids[0]; i++)
-        if (strcmp(grids[i].method, method) == 0) gtext = grids[i].grid;
+    if (!gtext) gtext = lethe_method_grid(base.method, 1);   /* the method's own */
     if (!gtext) return cli_usage_error("tune", "no default grid for '%s': give --grid", method);
     proto_grid g;
-    if ((st = proto_parse_grid(gtext, &g)) != LETHE_OK) return cli_lib_error("tune", st) + 1;
+    if ((st = proto_parse_grid(gtext, &base, &g)) != LETHE_OK) return cli_lib_error("tune", st) + 1;
     int quiet = cli_flag(&a, "quiet");
 
     cli_settings_note("tune", tuned, quiet);
@@ -170,7 +156,7 @@ int cmd_tune_diffusion(int argc, char **argv)
         for (int k = g.np - 1; k >= 0; k--) {
             cur[k] = rem % g.nv[k];
             rem /= g.nv[k];
-            proto_set_param(&cfg, g.name[k], g.v[k][cur[k]]);
+            lethe_unlearn_set_number(&cfg, g.name[k], g.v[k][cur[k]]);  /* checked */
         }
         printf("| ");
         for (int k = 0; k < g.np; k++) printf("%g | ", g.v[k][cur[k]]);

@@ -124,7 +124,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         rc = cli_lib_error("unlearn", st);
         goto done;
     }
-    if ((r = cli_unlearn_config(&a, &cfg))) {
+    if ((r = cli_unlearn_options(&a, &cfg))) {
         rc = r;
         goto done;
     }

@@ -1,5 +1,5 @@
-/* lethe sweep: one method over the values of one parameter (eps, lr, beta,
- * a, gamma, …: anything proto_set_param knows), each run from a copy of the
+/* lethe sweep: one method over the values of one of its options (eps, lr,
+ * beta, a, gamma, …: any numeric option it takes), each run from a copy of the
  * original on a protocol scenario (cached original and Retrain) or on a
  * setup of one's own (--model/--forget/--reference). Writes a Markdown table
  * on stdout, the results as JSON (the format of bench, readable by lethe
@@ -29,8 +29,8 @@ static const cli_opt opts[] = {
     {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
     CLI_HEADING("what to sweep (required: --method, --param, --values)"),
-    {"param", "NAME", "parameter to sweep: eps, lr, beta, a, gamma, l1, lambda0, lambda_max, "
-                      "momentum, eps_budget, steps", 0},
+    {"param", "NAME", "the method's option to sweep: lr, eps, beta, a, gamma, l1, … (its "
+                      "options: lethe help unlearn)", 0},
     {"values", "LIST", "comma-separated values, e.g. 0.001,0.01,0.1,0.5", 0},
     {"compare", "LIST", "other methods to run with their tuned settings, e.g. ungrad,salun", 0},
     {"tuned", "FILE", "tuned settings (default: configs/tuned.json beside the program, else "
@@ -149,16 +149,12 @@ int cmd_sweep(int argc, char **argv)
     base.method = method;
     lethe_status st = scn ? proto_tuned(tuned, scn, method, &base) : LETHE_OK;
     if (st != LETHE_OK) return cli_lib_error("sweep", st);
-    long tsteps = base.steps;
-    int tbatch = base.batch;
     if ((r = cli_unlearn_config(&a, &base))) return r;
-    if (!steps_given) base.steps = tsteps;   /* cli_unlearn_config resets them */
-    if (!batch_given) base.batch = tbatch;
     common(&base, &base, 0, 0, diag, audit);
     /* Every setting and every compared method is checked before any work. */
     for (int i = 0; i < nv; i++) {
         lethe_unlearn_config c = base;
-        if ((st = proto_set_param(&c, param, values[i])) != LETHE_OK ||
+        if ((st = lethe_unlearn_set_number(&c, param, values[i])) != LETHE_OK ||
             (st = lethe_unlearn_validate(&c)) != LETHE_OK)
             return cli_usage_error("sweep", "%s = %g: %s", param, values[i], lethe_last_error());
     }
@@ -247,7 +243,7 @@ int cmd_sweep(int argc, char **argv)
     int rc = 0, ok = 0;
     for (int i = 0; i < nv; i++) {
         lethe_unlearn_config c = base;
-        proto_set_param(&c, param, values[i]);
+        lethe_unlearn_set_number(&c, param, values[i]);   /* checked above */
         char label[128];
         snprintf(label, sizeof label, "%s %s=%g", method, param, values[i]);
         proto_run run;

@@ -36,20 +36,6 @@ static const cli_opt opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
-/* Default grids: learning rate, and ε for the surgery methods. */
-static const struct { const char *method, *grid; } grids[] = {
-    {"eupmu", "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5"},
-    {"eupmu-fast", "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5"},
-    {"eupmu-lookahead", "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5"},
-    {"ungrad", "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5"},
-    {"ungrad-mixed", "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5"},
-    {"ft", "lr=0.01,0.02,0.05,0.1,0.2"},
-    {"ga", "lr=0.0001,0.0003,0.001,0.003"},
-    {"rl", "lr=0.002,0.005,0.01,0.02,0.05"},
-    {"salun", "lr=0.002,0.005,0.01,0.02,0.05"},
-    {"neggrad+", "lr=0.001,0.003,0.01,0.02;a=0.9,0.95,0.99"},
-    {"l1-sparse", "lr=0.01,0.02,0.05;l1=0.0001,0.0005"},
-};
 
 int cmd_tune(int argc, char **argv)
 {
@@ -75,8 +61,6 @@ int cmd_tune(int argc, char **argv)
         return 2;
     if ((r = proto_check_method("tune", "--method", method, tuned, scn))) return r;
     const char *gtext = cli_str(&a, "grid", NULL);
-    for (size_t i = 0; !gtext && i < sizeof grids / sizeof grids[0]; i++)
-        if (strcmp(grids[i].method, method) == 0) gtext = grids[i].grid;
     lethe_unlearn_config base;
     lethe_unlearn_config_default(&base);
     base.method = method;
@@ -85,9 +69,10 @@ int cmd_tune(int argc, char **argv)
     if (st != LETHE_OK) return cli_lib_error("tune", st);
     /* An unknown method or a bad grid: the command line's (exit 2). */
     if ((st = lethe_unlearn_validate(&base)) != LETHE_OK) return cli_lib_error("tune", st) + 1;
+    if (!gtext) gtext = lethe_method_grid(base.method, 0);   /* the method's own */
     if (!gtext) return cli_usage_error("tune", "no default grid for '%s': give --grid", method);
     proto_grid g;
-    if ((st = proto_parse_grid(gtext, &g)) != LETHE_OK) return cli_lib_error("tune", st) + 1;
+    if ((st = proto_parse_grid(gtext, &base, &g)) != LETHE_OK) return cli_lib_error("tune", st) + 1;
 
     cli_settings_note("tune", tuned, quiet);
     proto_ctx p;
@@ -112,7 +97,7 @@ int cmd_tune(int argc, char **argv)
         for (int k = g.np - 1; k >= 0; k--) {
             cur[k] = rem % g.nv[k];
             rem /= g.nv[k];
-            proto_set_param(&cfg, g.name[k], g.v[k][cur[k]]);
+            lethe_unlearn_set_number(&cfg, g.name[k], g.v[k][cur[k]]);  /* checked */
         }
         proto_run run;
         printf("| ");

@@ -170,51 +170,6 @@ void proto_close(proto_ctx *p)
     cli_split_free(&p->sp);
 }
 
-lethe_status proto_set_param(lethe_unlearn_config *c, const char *name, double v)
-{
-    if (strcmp(name, "lr") == 0) c->lr = (float)v;
-    else if (strcmp(name, "eps") == 0) c->eps = (float)v;
-    else if (strcmp(name, "eps_budget") == 0 || strcmp(name, "eps-budget") == 0) c->eps_budget = (float)v;
-    else if (strcmp(name, "beta") == 0) c->beta = (float)v;
-    else if (strcmp(name, "a") == 0) c->neggrad_a = (float)v;
-    else if (strcmp(name, "gamma") == 0) c->salun_gamma = (float)v;
-    else if (strcmp(name, "l1") == 0) c->l1 = (float)v;
-    else if (strcmp(name, "lambda0") == 0) c->lambda0 = (float)v;
-    else if (strcmp(name, "lambda_max") == 0 || strcmp(name, "lambda-max") == 0) c->lambda_max = (float)v;
-    else if (strcmp(name, "momentum") == 0) c->momentum = (float)v;
-    else if (strcmp(name, "clip_grad") == 0 || strcmp(name, "clip-grad") == 0) c->clip_grad = (float)v;
-    else if (strcmp(name, "retain_weight") == 0 || strcmp(name, "retain-weight") == 0)
-        c->retain_weight = (float)v;
-    else if (strcmp(name, "wd") == 0 || strcmp(name, "weight_decay") == 0) c->weight_decay = (float)v;
-    else if (strcmp(name, "adam_beta1") == 0) c->adam_beta1 = (float)v;
-    else if (strcmp(name, "adam_beta2") == 0) c->adam_beta2 = (float)v;
-    else if (strcmp(name, "w0") == 0) c->w0 = (float)v;
-    else if (strcmp(name, "w_lr") == 0 || strcmp(name, "w-lr") == 0) c->w_lr = (float)v;
-    else if (strcmp(name, "w_decay") == 0 || strcmp(name, "w-decay") == 0) c->w_decay = (float)v;
-    else if (strcmp(name, "esd_eta") == 0 || strcmp(name, "esd-eta") == 0) c->esd_eta = (float)v;
-    else if (strcmp(name, "batch") == 0) {
-        if (!(v >= 1 && v <= 4096) || v != floor(v))
-            return lethe_fail(LETHE_ERR_ARG, "batch must be a whole number in 1..4096, got %g", v);
-        c->batch = (int)v;
-    }
-    else if (strcmp(name, "beta_decay") == 0) {
-        if (v != 0 && v != 1)
-            return lethe_fail(LETHE_ERR_ARG, "beta_decay must be 0 (constant β) or 1, got %g", v);
-        c->beta_decay = (int)v;
-    }
-    else if (strcmp(name, "steps") == 0) {
-        if (!(v >= 0 && v <= 1e9) || v != floor(v))
-            return lethe_fail(LETHE_ERR_ARG, "steps must be a whole number in 0..1e9, got %g", v);
-        c->steps = (long)v;
-    }
-    else
-        return lethe_fail(LETHE_ERR_ARG, "unknown parameter '%s' (lr, eps, eps_budget, beta, a, "
-                          "gamma, l1, lambda0, lambda_max, momentum, steps, batch, clip_grad, "
-                          "retain_weight, wd, adam_beta1, adam_beta2, w0, w_lr, w_decay, esd_eta)",
-                          name);
-    return LETHE_OK;
-}
-
 lethe_status proto_tuned(const char *path, const char *scenario, const char *method,
                          lethe_unlearn_config *cfg)
 {
@@ -259,20 +214,18 @@ lethe_status proto_tuned(const char *path, const char *scenario, const char *met
                                     scenario, method, it->valuestring);
                 else
                     cfg->method = names[k];
-            } else if (strcmp(it->string, "loss") == 0 && cJSON_IsString(it)) {
-                st = lethe_ul_loss_parse(&cfg->loss, it->valuestring);
-            } else if (strcmp(it->string, "schedule") == 0 && cJSON_IsString(it)) {
-                lethe_schedule s;
-                st = lethe_schedule_parse(&s, it->valuestring);
-                if (st == LETHE_OK) cfg->schedule = s.kind;
-            } else if (strcmp(it->string, "optim") == 0 && cJSON_IsString(it)) {
-                st = lethe_unlearn_optim_parse(&cfg->optim, it->valuestring);
-            } else if (strcmp(it->string, "lambda_form") == 0 && cJSON_IsString(it)) {
-                st = lethe_lambda_form_parse(&cfg->lambda_form, it->valuestring);
+            } else if (cJSON_IsString(it)) {
+                st = lethe_unlearn_set(cfg, it->string, it->valuestring);
+                if (st != LETHE_OK) {
+                    char why[512];
+                    snprintf(why, sizeof why, "%s", lethe_last_error());
+                    st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s: %s", path, scenario, method, why);
+                }
             } else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
-                st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s.%s must be a number", path, scenario,
-                                method, it->string);
-            } else if ((st = proto_set_param(cfg, it->string, it->valuedouble)) != LETHE_OK) {
+                st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s.%s must be a number or a name", path,
+                                scenario, method, it->string);
+            } else if ((st = lethe_unlearn_set_number(cfg, it->string, it->valuedouble)) !=
+                       LETHE_OK) {
                 /* Name the file and the entry, not only the value. */
                 char why[512];
                 snprintf(why, sizeof why, "%s", lethe_last_error());
@@ -329,7 +282,7 @@ void proto_print_row(const char *name, const lethe_metrics *m, double gap, doubl
     fflush(stdout);
 }
 
-lethe_status proto_parse_grid(const char *text, proto_grid *g)
+lethe_status proto_parse_grid(const char *text, const lethe_unlearn_config *base, proto_grid *g)
 {
     memset(g, 0, sizeof *g);
     char buf[1024];
@@ -341,14 +294,19 @@ lethe_status proto_parse_grid(const char *text, proto_grid *g)
             return lethe_fail(LETHE_ERR_ARG, "--grid: expected 'name=v1,v2;name=…', got '%s'", part);
         *eq = 0;
         snprintf(g->name[g->np], sizeof g->name[0], "%s", part);
-        lethe_unlearn_config probe;
-        lethe_unlearn_config_default(&probe);
-        if (proto_set_param(&probe, part, 1.0) != LETHE_OK) return LETHE_ERR_ARG;
         for (char *v = strtok_r(eq + 1, ",", &s2); v; v = strtok_r(NULL, ",", &s2)) {
             char *end;
             double x = strtod(v, &end);
             if (end == v || *end || !isfinite(x) || g->nv[g->np] >= PROTO_GRID_VALUES)
                 return lethe_fail(LETHE_ERR_ARG, "--grid: bad value '%s' for %s", v, part);
+            /* Every value must be one the method takes. */
+            lethe_unlearn_config probe = *base;
+            lethe_status st = lethe_unlearn_set_number(&probe, part, x);
+            if (st != LETHE_OK) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", lethe_last_error());
+                return lethe_fail(st, "--grid: %s", why);
+            }
             g->v[g->np][g->nv[g->np]++] = x;
         }
         if (!g->nv[g->np]) return lethe_fail(LETHE_ERR_ARG, "--grid: no values for %s", part);

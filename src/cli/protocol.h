@@ -56,10 +56,8 @@ lethe_status proto_tuned(const char *path, const char *scenario, const char *met
  * usage line of cli_check_method. */
 int proto_check_method(const char *cmd, const char *opt, const char *name, const char *tuned,
                        const char *scn);
-/* Set one named parameter (lr, eps, beta, a, gamma, l1, lambda0) from a value. */
-lethe_status proto_set_param(lethe_unlearn_config *cfg, const char *name, double v);
-
-/* A search grid: "name=v1,v2;name=…" over proto_set_param's names. */
+/* A search grid: "name=v1,v2;name=…" over the options of base's method
+ * (lethe_method_params); every value is checked against base's method. */
 #define PROTO_GRID_PARAMS 4
 #define PROTO_GRID_VALUES 16
 typedef struct {
@@ -68,7 +66,7 @@ typedef struct {
     int nv[PROTO_GRID_PARAMS];
     double v[PROTO_GRID_PARAMS][PROTO_GRID_VALUES];
 } proto_grid;
-lethe_status proto_parse_grid(const char *text, proto_grid *g);
+lethe_status proto_parse_grid(const char *text, const lethe_unlearn_config *base, proto_grid *g);
 /* Store the grid's values best[k] of each parameter as scenario.method's
  * settings in the tuned file (created if missing; other entries kept). */
 lethe_status proto_write_best(const char *path, const char *scn, const char *method,

@@ -75,6 +75,12 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
     }
     if (strcmp(c->method, "esd") == 0)
         cJSON_AddItemToObject(o, "esd_eta", report_float(c->esd_eta));
+    /* The options kept in method_opt slots, by their names. */
+    const lethe_param *ps[64];
+    int np = lethe_method_params(c->method, ps, 64);
+    for (int i = 0; i < np && i < 64; i++)
+        if (ps[i]->store == LETHE_STORE_OPT)
+            cJSON_AddItemToObject(o, ps[i]->name, report_float((float)lethe_unlearn_get(c, ps[i])));
     if (c->diagnostics) cJSON_AddBoolToObject(o, "diagnostics", 1);
     if (c->ddpm) {
         cJSON_AddStringToObject(o, "task", "diffusion");

@@ -44,10 +44,18 @@ static lethe_status esd_step(ul_ctx *c, long t, lethe_trace_step *tr)
     return LETHE_OK;
 }
 
+static const lethe_param eta_params[] = {
+    UL_REAL("esd_eta", NULL, esd_eta, 0, 0, 1e3, 0, "0.5,1,2",
+            "negative-guidance strength η (default 1)"),
+};
+
 const ul_method ul_esd = {
     .name = "esd",
     .summary = "negative guidance: ε(x_t, c_f) pulled to sg[ε_∅ − η(ε_c − ε_∅)] (diffusion)",
     .uses_forget = 1,
     .diffusion_only = 1,
     .step = esd_step,
+    .params = eta_params,
+    .nparams = 1,
+    .gen_grid = "lr=0.00003,0.0001,0.0003",
 };

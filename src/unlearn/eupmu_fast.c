@@ -62,4 +62,6 @@ const ul_method ul_eupmu_fast = {
     .init = fast_init,
     .step = fast_step,
     .finish = fast_finish,
+    .grid = "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5",
+    .gen_grid = "lr=0.0001,0.0003,0.001;eps=0,0.001",
 };

@@ -79,4 +79,6 @@ const ul_method ul_eupmu_lookahead = {
     .init = ahead_init,
     .step = ahead_step,
     .finish = ahead_finish,
+    .grid = "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5",
+    .gen_grid = "lr=0.0001,0.0003,0.001;eps=0,0.02,0.05",
 };

@@ -23,4 +23,6 @@ const ul_method ul_ft = {
     .summary = "fine-tune on D_r only",
     .uses_retain = 1,
     .step = ft_step,
+    .grid = "lr=0.01,0.02,0.05,0.1,0.2",
+    .gen_grid = "lr=0.0001,0.0003,0.001",
 };

@@ -23,4 +23,6 @@ const ul_method ul_ga = {
     .summary = "gradient ascent on D_f",
     .uses_forget = 1,
     .step = ga_step,
+    .grid = "lr=0.0001,0.0003,0.001,0.003",
+    .gen_grid = "lr=0.00001,0.00003,0.0001",
 };

@@ -22,9 +22,17 @@ static lethe_status l1_step(ul_ctx *c, long t, lethe_trace_step *tr)
     return LETHE_OK;
 }
 
+static const lethe_param l1_params[] = {
+    UL_REAL("l1", NULL, l1, 0, 0, 10, 0, "0.0001,0.0005",
+            "initial penalty γ of γ_t‖θ‖₁, decaying linearly to 0 (default 5e-4)"),
+};
+
 const ul_method ul_l1sparse = {
     .name = "l1-sparse",
     .summary = "fine-tune with a linearly decaying l1 penalty",
     .uses_retain = 1,
     .step = l1_step,
+    .params = l1_params,
+    .nparams = 1,
+    .grid = "lr=0.01,0.02,0.05;l1=0.0001,0.0005",
 };

@@ -7,6 +7,8 @@
 #ifndef LETHE_UNLEARN_METHOD_H
 #define LETHE_UNLEARN_METHOD_H
 
+#include <stddef.h>
+
 #include "lethe.h"
 
 /* Group indices within a step's batch: forgetting samples first. */
@@ -73,6 +75,10 @@ typedef struct {
     int uses_eps;                  /* has an ε: the audit bound and budget search apply */
     int has_lambda_form;           /* λ learnt by lethe_igs: --lambda-form applies */
     int diffusion_only;            /* needs an unconditional prediction (ESD) */
+    const lethe_param *params;     /* its own options (in method_opt slots or fields) */
+    int nparams;
+    const char *grid;              /* tune's default grid on a classification scenario */
+    const char *gen_grid;          /* … and on the diffusion one (NULL: not run there) */
     size_t state_size;             /* bytes of c->state (plain data, no pointers): saved
                                       as is in run states; 0: none */
     lethe_status (*init)(ul_ctx *c);            /* may be NULL */
@@ -168,10 +174,49 @@ lethe_status ul_diff_cond(ul_ctx *c, int from);
  * each) into c->dlogits when grad. Returns the signed mean. */
 float ul_diff_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight, int grad);
 
+/* The two gradients of one grouped backward (§2.1): draws B_f (random
+ * labels for rl) and B_r, records ℓ_u and ℓ_r(θ_t) in tr, leaves
+ * ∇ℓ_u in c->g_u and ∇ℓ_r in c->g_r. Cost 2F + 2B. */
+lethe_status ul_two_grads(ul_ctx *c, lethe_trace_step *tr);
+/* A step whose direction is a combination of the two gradients,
+ * d = a_u·g_u + a_r·g_r, with the weights from their Gram entries
+ * (‖g_u‖², ‖g_r‖², ⟨g_u, g_r⟩): the multi-objective methods. */
+lethe_status ul_combine_step(ul_ctx *c, long t, lethe_trace_step *tr,
+                             void (*weights)(const ul_ctx *c, double uu, double rr, double ur,
+                                             double *au, double *ar));
+/* Their weights, for the known-answer tests (pcgrad.c, mgda.c, cagrad.c). */
+void ul_pcgrad_weights(double uu, double rr, double ur, double *au, double *ar);
+void ul_mgda_weights(double uu, double rr, double ur, double *au, double *ar);
+void ul_cagrad_weights(double uu, double rr, double ur, double cc, double *au, double *ar);
+
 /* RL's step, shared with SalUn (which adds the mask). */
 lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);
 
+/* Declaring options (see lethe_param): a REAL kept in a config field, a
+ * CHOICE kept in an enum field, a REAL kept in method_opt slot k. */
+#define UL_FIELD(f) offsetof(lethe_unlearn_config, f)
+#define UL_REAL(nm, al, f, lo, lo_open, hi, hi_open, grid, help) \
+    {nm, al, LETHE_PARAM_REAL, "X", help, NULL, lo, hi, lo_open, hi_open, grid, \
+     LETHE_STORE_F32, UL_FIELD(f), 0}
+#define UL_CHOICE(nm, al, f, choices, help) \
+    {nm, al, LETHE_PARAM_CHOICE, "NAME", help, choices, 0, 0, 0, 0, NULL, LETHE_STORE_I32, \
+     UL_FIELD(f), 0}
+#define UL_OPT_REAL(nm, k, def, lo, lo_open, hi, hi_open, grid, help) \
+    {nm, NULL, LETHE_PARAM_REAL, "X", help, NULL, lo, hi, lo_open, hi_open, grid, \
+     LETHE_STORE_OPT, k, def}
+
+/* The registry (registry.c) and a method by name (NULL: none). */
+const ul_method *const *ul_registry(int *n);
+const ul_method *ul_find_method(const char *name);
+/* Every option of c->method within its range (params.c). */
+lethe_status ul_check_params(const lethe_unlearn_config *c);
+/* Edit distance of two option names ('-' as '_', a swap of neighbours as one). */
+int ul_edit_distance(const char *a, const char *b);
+/* The value of a method's own option k (its default while unset). */
+#define UL_OPT(c, meth, k) ((float)lethe_unlearn_get((c)->cfg, &(meth).params[k]))
+
 extern const ul_method ul_eupmu, ul_eupmu_fast, ul_eupmu_lookahead, ul_ungrad, ul_ungrad_mixed,
-    ul_ft, ul_ga, ul_rl, ul_neggrad, ul_salun, ul_l1sparse, ul_esd;
+    ul_ft, ul_ga, ul_rl, ul_neggrad, ul_salun, ul_l1sparse, ul_esd, ul_pcgrad, ul_cagrad,
+    ul_mgda;
 
 #endif

@@ -19,10 +19,18 @@ static lethe_status neggrad_step(ul_ctx *c, long t, lethe_trace_step *tr)
     return LETHE_OK;
 }
 
+static const lethe_param a_params[] = {
+    UL_REAL("a", "neggrad_a", neggrad_a, 0, 1, 1, 1, "0.9,0.95,0.99",
+            "weight a of a·CE(D_r) − (1 − a)·CE(D_f), in (0, 1) (default 0.9)"),
+};
+
 const ul_method ul_neggrad = {
     .name = "neggrad+",
     .summary = "a·CE(D_r) − (1 − a)·CE(D_f)",
     .uses_forget = 1,
     .uses_retain = 1,
     .step = neggrad_step,
+    .params = a_params,
+    .nparams = 1,
+    .grid = "lr=0.001,0.003,0.01,0.02;a=0.9,0.95,0.99",
 };

@@ -25,4 +25,6 @@ const ul_method ul_rl = {
     .uses_forget = 1,
     .uses_retain = 1,
     .step = ul_rl_step,
+    .grid = "lr=0.002,0.005,0.01,0.02,0.05",
+    .gen_grid = "lr=0.0001,0.0003,0.001;retain_weight=1,3",
 };

@@ -65,6 +65,11 @@ done:
     return st;
 }
 
+static const lethe_param gamma_params[] = {
+    UL_REAL("gamma", "salun_gamma", salun_gamma, 0, 1, 1, 0, "0.3,0.5,0.7",
+            "fraction of the weights that move, the most salient (default 0.5)"),
+};
+
 const ul_method ul_salun = {
     .name = "salun",
     .summary = "RL on the weights most salient for D_f (top gamma)",
@@ -72,4 +77,8 @@ const ul_method ul_salun = {
     .uses_retain = 1,
     .init = salun_init,
     .step = ul_rl_step,
+    .params = gamma_params,
+    .nparams = 1,
+    .grid = "lr=0.002,0.005,0.01,0.02,0.05",
+    .gen_grid = "lr=0.0001,0.0003,0.001;retain_weight=1,3",
 };

@@ -16,81 +16,6 @@
 #include "nn/model.h"
 #include "unlearn/method.h"
 
-void lethe_unlearn_config_default(lethe_unlearn_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->method = "eupmu";
-    c->loss = LETHE_UL_RL;
-    c->steps = 0;               /* 0: the protocol's 5·⌈|D_f|/batch⌉ */
-    c->batch = 128;
-    c->lr = 0.01f;
-    c->schedule = LETHE_SCHED_CONSTANT;
-    c->momentum = 0.0f;
-    c->eps = 0.01f;
-    c->eps_budget = 0.0f;
-    c->beta = 1.0f;
-    c->beta_decay = 1;
-    c->lambda0 = 1.0f;
-    c->lambda_max = 100.0f;
-    c->neggrad_a = 0.9f;
-    c->salun_gamma = 0.5f;
-    c->l1 = 5e-4f;
-    c->ungrad_form = LETHE_UNGRAD_GROUPED;
-    c->seed = 0;
-    c->diagnostics = 0;
-    c->audit = 0;
-    c->audit_probe = 512;
-    c->ddpm = NULL;
-    c->p_uncond = 0.1f;
-    c->optim = LETHE_OPT_SGD;
-    c->adam_beta1 = 0.9f;
-    c->adam_beta2 = 0.999f;
-    c->weight_decay = 0.0f;
-    c->clip_grad = 0.0f;
-    c->lambda_form = LETHE_LAMBDA_PAPER;
-    c->w0 = 0.0f;
-    c->w_lr = 0.025f;
-    c->w_decay = 0.01f;
-    c->retain_weight = 1.0f;
-    c->esd_eta = 1.0f;
-}
-
-lethe_status lethe_unlearn_optim_parse(lethe_opt_kind *k, const char *name)
-{
-    if (strcmp(name, "sgd") == 0) *k = LETHE_OPT_SGD;
-    else if (strcmp(name, "adam") == 0 || strcmp(name, "adamw") == 0) *k = LETHE_OPT_ADAMW;
-    else return lethe_fail(LETHE_ERR_ARG, "unknown optimiser '%s' (sgd, adam)", name);
-    return LETHE_OK;
-}
-
-lethe_status lethe_lambda_form_parse(lethe_lambda_form *f, const char *name)
-{
-    if (strcmp(name, "paper") == 0) *f = LETHE_LAMBDA_PAPER;
-    else if (strcmp(name, "log") == 0) *f = LETHE_LAMBDA_LOG;
-    else return lethe_fail(LETHE_ERR_ARG, "unknown lambda form '%s' (paper, log)", name);
-    return LETHE_OK;
-}
-
-void lethe_unlearn_result_free(lethe_unlearn_result *r)
-{
-    free(r->trace);
-    r->trace = NULL;
-}
-
-lethe_status lethe_ul_loss_parse(lethe_ul_loss *l, const char *name)
-{
-    if (strcmp(name, "rl") == 0) *l = LETHE_UL_RL;
-    else if (strcmp(name, "ga") == 0) *l = LETHE_UL_GA;
-    else if (strcmp(name, "nc") == 0) *l = LETHE_UL_NC;
-    else return lethe_fail(LETHE_ERR_ARG, "unknown unlearning loss '%s' (rl, ga, nc)", name);
-    return LETHE_OK;
-}
-
-const char *lethe_ul_loss_name(lethe_ul_loss l)
-{
-    return l == LETHE_UL_GA ? "ga" : l == LETHE_UL_NC ? "nc" : "rl";
-}
-
 /* ------------------------------------------------------------ pieces */
 
 void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
@@ -191,6 +116,39 @@ lethe_status ul_backward(ul_ctx *c, float *g_forget, float *g_retain)
     return lethe_model_backward(c->m, c->dlogits, &c->g, grads);
 }
 
+lethe_status ul_two_grads(ul_ctx *c, lethe_trace_step *tr)
+{
+    lethe_status st;
+    ul_draw(c, 1, 1, c->cfg->loss == LETHE_UL_RL);
+    if ((st = ul_forward(c, LETHE_BN_TRAIN)) != LETHE_OK) return st;
+    ul_clear_dlogits(c);
+    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
+    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 1.0f / (float)c->nr);
+    return ul_backward(c, c->g_u, c->g_r);
+}
+
+lethe_status ul_combine_step(ul_ctx *c, long t, lethe_trace_step *tr,
+                             void (*weights)(const ul_ctx *c, double uu, double rr, double ur,
+                                             double *au, double *ar))
+{
+    lethe_status st = ul_two_grads(c, tr);
+    if (st != LETHE_OK) return st;
+    double ur = lethe_vec_dot(c->g_u, c->g_r, c->n);
+    double uu = lethe_vec_norm2(c->g_u, c->n), rr = lethe_vec_norm2(c->g_r, c->n);
+    double au, ar;
+    weights(c, uu, rr, ur, &au, &ar);
+    if ((st = ul_check(t, "the forgetting weight", au)) != LETHE_OK ||
+        (st = ul_check(t, "the retaining weight", ar)) != LETHE_OK)
+        return st;
+    /* λ of the trace: the weight of g_r relative to g_u's (NaN when g_u's is 0). */
+    tr->lambda = au > 0 ? (float)(ar / au) : NAN;
+    if (c->cfg->diagnostics) ul_diag_record(c, tr, ur, rr, 0);
+    float fu = (float)au, fr = (float)ar;
+    for (size_t i = 0; i < c->n; i++) c->grad[i] = fu * c->g_u[i] + fr * c->g_r[i];
+    ul_apply(c, c->grad);
+    return LETHE_OK;
+}
+
 void ul_apply(ul_ctx *c, const float *d)
 {
     if (c->dclip) {
@@ -243,141 +201,6 @@ lethe_status ul_check(long t, const char *what, double v)
                       t + 1, what, isnan(v) ? "NaN" : "infinite");
 }
 
-/* ----------------------------------------------------------- driver */
-
-static const ul_method *const registry[] = {
-    &ul_eupmu, &ul_eupmu_fast, &ul_eupmu_lookahead, &ul_ungrad, &ul_ungrad_mixed,
-    &ul_ft, &ul_ga, &ul_rl, &ul_neggrad, &ul_salun, &ul_l1sparse, &ul_esd,
-};
-#define NMETHODS ((int)(sizeof registry / sizeof registry[0]))
-
-const char *const *lethe_methods(int *n)
-{
-    static const char *names[NMETHODS + 1];
-    for (int i = 0; i < NMETHODS; i++) names[i] = registry[i]->name;
-    *n = NMETHODS;
-    return names;
-}
-
-static const ul_method *find_method(const char *name)
-{
-    for (int i = 0; i < NMETHODS; i++)
-        if (strcmp(registry[i]->name, name) == 0) return registry[i];
-    return NULL;
-}
-
-lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
-{
-    if (!c->method || !find_method(c->method)) {
-        char list[512] = "";
-        size_t k = 0;
-        for (int i = 0; i < NMETHODS; i++)
-            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "",
-                                  registry[i]->name);
-        return lethe_fail(LETHE_ERR_NOTFOUND, "unknown method '%s' (known: %s)",
-                          c->method ? c->method : "(none)", list);
-    }
-    if (c->steps < 0) return lethe_fail(LETHE_ERR_ARG, "steps must be >= 0, got %ld", c->steps);
-    if (c->batch < 1) return lethe_fail(LETHE_ERR_ARG, "batch must be >= 1, got %d", c->batch);
-    if (!(c->lr > 0.0f) || !isfinite(c->lr))
-        return lethe_fail(LETHE_ERR_ARG, "lr must be > 0, got %g", (double)c->lr);
-    if (!(c->eps >= 0.0f) || !isfinite(c->eps))
-        return lethe_fail(LETHE_ERR_ARG, "eps must be >= 0, got %g", (double)c->eps);
-    if (!(c->eps_budget >= 0.0f) || !isfinite(c->eps_budget))
-        return lethe_fail(LETHE_ERR_ARG, "eps budget must be >= 0, got %g", (double)c->eps_budget);
-    if (!(c->lambda_max > 0.0f) || !isfinite(c->lambda_max))
-        return lethe_fail(LETHE_ERR_ARG, "D (lambda max) must be > 0, got %g", (double)c->lambda_max);
-    if (!(c->lambda0 >= 0.0f) || c->lambda0 > c->lambda_max)
-        return lethe_fail(LETHE_ERR_ARG, "lambda0 must be in [0, D], got %g", (double)c->lambda0);
-    if (!(c->beta >= 0.0f) || !isfinite(c->beta))
-        return lethe_fail(LETHE_ERR_ARG, "beta must be >= 0, got %g", (double)c->beta);
-    if (!(c->neggrad_a > 0.0f && c->neggrad_a < 1.0f))
-        return lethe_fail(LETHE_ERR_ARG, "NegGrad+ a must be in (0, 1), got %g", (double)c->neggrad_a);
-    if (!(c->salun_gamma > 0.0f && c->salun_gamma <= 1.0f))
-        return lethe_fail(LETHE_ERR_ARG, "SalUn gamma must be in (0, 1], got %g",
-                          (double)c->salun_gamma);
-    if (!(c->l1 >= 0.0f)) return lethe_fail(LETHE_ERR_ARG, "l1 must be >= 0");
-    if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
-        return lethe_fail(LETHE_ERR_ARG, "momentum must be in [0, 1)");
-    if (c->optim != LETHE_OPT_SGD && c->optim != LETHE_OPT_ADAMW)
-        return lethe_fail(LETHE_ERR_ARG, "unknown optimiser %d (sgd, adam)", (int)c->optim);
-    if (c->optim == LETHE_OPT_ADAMW && c->momentum != 0.0f)
-        return lethe_fail(LETHE_ERR_ARG, "momentum is SGD's; Adam has beta1 (got momentum %g)",
-                          (double)c->momentum);
-    if (!(c->adam_beta1 >= 0.0f && c->adam_beta1 < 1.0f) ||
-        !(c->adam_beta2 >= 0.0f && c->adam_beta2 < 1.0f))
-        return lethe_fail(LETHE_ERR_ARG, "Adam betas must be in [0, 1), got %g and %g",
-                          (double)c->adam_beta1, (double)c->adam_beta2);
-    if (!(c->weight_decay >= 0.0f) || !isfinite(c->weight_decay))
-        return lethe_fail(LETHE_ERR_ARG, "weight decay must be >= 0, got %g",
-                          (double)c->weight_decay);
-    if (!(c->clip_grad >= 0.0f) || !isfinite(c->clip_grad))
-        return lethe_fail(LETHE_ERR_ARG, "the gradient clip must be >= 0 (0: off), got %g",
-                          (double)c->clip_grad);
-    if (!(c->retain_weight > 0.0f) || !isfinite(c->retain_weight))
-        return lethe_fail(LETHE_ERR_ARG, "the retain weight must be > 0, got %g",
-                          (double)c->retain_weight);
-    if (!(c->esd_eta >= 0.0f) || !isfinite(c->esd_eta))
-        return lethe_fail(LETHE_ERR_ARG, "ESD's eta must be >= 0, got %g", (double)c->esd_eta);
-    const ul_method *meth = find_method(c->method);
-    if (c->lambda_form != LETHE_LAMBDA_PAPER && c->lambda_form != LETHE_LAMBDA_LOG)
-        return lethe_fail(LETHE_ERR_ARG, "unknown lambda form %d (paper, log)",
-                          (int)c->lambda_form);
-    if (c->lambda_form == LETHE_LAMBDA_LOG) {
-        if (!meth->has_lambda_form)
-            return lethe_fail(LETHE_ERR_ARG, "the log lambda form applies to the EUPMU "
-                              "family (a learnt λ), not to %s", c->method);
-        if (c->loss == LETHE_UL_GA)
-            return lethe_fail(LETHE_ERR_ARG, "the log lambda form takes log ℓ_u, which needs "
-                              "a positive unlearning loss (rl or nc), not ga");
-        if (!isfinite(c->w0) || !(c->w_lr > 0.0f) || !isfinite(c->w_lr) ||
-            !(c->w_decay >= 0.0f) || !isfinite(c->w_decay))
-            return lethe_fail(LETHE_ERR_ARG, "log form: w0 must be finite, w's learning rate "
-                              "> 0 and its weight decay >= 0 (got %g, %g, %g)", (double)c->w0,
-                              (double)c->w_lr, (double)c->w_decay);
-    }
-    if (!c->ddpm && c->retain_weight != 1.0f)
-        return lethe_fail(LETHE_ERR_ARG, "the retain weight applies to the diffusion task");
-    if (!c->ddpm && meth->diffusion_only)
-        return lethe_fail(LETHE_ERR_ARG, "%s is a diffusion method (negative guidance); "
-                          "classification has no unconditional prediction", c->method);
-    if (c->diagnostics && !meth->needs_group_grads && !meth->uses_eps)
-        return lethe_fail(LETHE_ERR_ARG, "diagnostics apply to eupmu, eupmu-fast, "
-                          "eupmu-lookahead, ungrad and ungrad-mixed, not to %s", c->method);
-    if (c->ddpm) {
-        if (c->loss == LETHE_UL_NC)
-            return lethe_fail(LETHE_ERR_ARG, "the unlearning loss nc has no diffusion form (rl, ga)");
-        if (c->audit)
-            return lethe_fail(LETHE_ERR_ARG, "the utility audit measures classification loss; "
-                              "not available for diffusion");
-        if (!(c->p_uncond >= 0.0f && c->p_uncond <= 1.0f))
-            return lethe_fail(LETHE_ERR_ARG, "p_uncond must be in [0, 1], got %g",
-                              (double)c->p_uncond);
-    }
-    if (c->audit && c->audit_probe < 1)
-        return lethe_fail(LETHE_ERR_ARG, "audit probe size must be >= 1, got %d", c->audit_probe);
-    return LETHE_OK;
-}
-
-int lethe_method_uses_eps(const char *method)
-{
-    const ul_method *m = method ? find_method(method) : NULL;
-    return m ? m->uses_eps : 0;
-}
-
-int lethe_method_classifies(const char *method)
-{
-    const ul_method *m = method ? find_method(method) : NULL;
-    return m ? !m->diffusion_only : 0;
-}
-
-long ul_steps(const lethe_unlearn_config *cfg, size_t nf)
-{
-    /* T = 5·⌈|D_f| / B⌉ unless given (PROTOCOL.md "Unlearning"). */
-    size_t bs = (size_t)(cfg->batch > 0 ? cfg->batch : 1);
-    return cfg->steps ? cfg->steps : 5 * (long)((nf + bs - 1) / bs);
-}
-
 /* --------------------------------------------------------- run states */
 
 /* The settings a resumed run must share with the one that wrote the state;
@@ -419,6 +242,12 @@ static void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint6
         k += (size_t)snprintf(more + k, sizeof more - k, " rw=%.9g", (double)g->retain_weight);
     if (k < sizeof more && strcmp(g->method, "esd") == 0)
         k += (size_t)snprintf(more + k, sizeof more - k, " eta=%.9g", (double)g->esd_eta);
+    /* Options in method_opt slots (methods added through the registry). */
+    const ul_method *meth = ul_find_method(g->method);
+    for (int i = 0; meth && i < meth->nparams && k < sizeof more; i++)
+        if (meth->params[i].store == LETHE_STORE_OPT)
+            k += (size_t)snprintf(more + k, sizeof more - k, " %s=%.9g", meth->params[i].name,
+                                  lethe_unlearn_get(g, &meth->params[i]));
     if (k) {
         uint64_t h = 0xcbf29ce484222325ULL;     /* FNV-1a */
         for (const char *p = more; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
@@ -716,7 +545,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     }
     lethe_status st = lethe_unlearn_validate(cfg);
     if (st != LETHE_OK) return st;
-    const ul_method *meth = find_method(cfg->method);
+    const ul_method *meth = ul_find_method(cfg->method);
     /* The forward reads the model's image size from x, and the losses index
      * logits by label: a data set that does not fit would be read past. */
     if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w || ds->nclass != m->nclass)

@@ -37,14 +37,8 @@ static lethe_status surgery(ul_ctx *c, long t, lethe_trace_step *tr)
 
 static lethe_status grouped_step(ul_ctx *c, long t, lethe_trace_step *tr)
 {
-    lethe_status st;
-    ul_draw(c, 1, 1, c->cfg->loss == LETHE_UL_RL);
-    if ((st = ul_forward(c, LETHE_BN_TRAIN)) != LETHE_OK) return st;
-    ul_clear_dlogits(c);
-    tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
-    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 1.0f / (float)c->nr);
-    if ((st = ul_backward(c, c->g_u, c->g_r)) != LETHE_OK) return st;
-    return surgery(c, t, tr);
+    lethe_status st = ul_two_grads(c, tr);
+    return st != LETHE_OK ? st : surgery(c, t, tr);
 }
 
 static lethe_status mixed_step(ul_ctx *c, long t, lethe_trace_step *tr)
@@ -69,6 +63,11 @@ static lethe_status ungrad_step(ul_ctx *c, long t, lethe_trace_step *tr)
                                                      : grouped_step(c, t, tr);
 }
 
+static const lethe_param form_params[] = {
+    UL_CHOICE("ungrad_form", NULL, ungrad_form, "grouped|mixed",
+              "grouped (one backward, default) | mixed (two, autograd's way)"),
+};
+
 const ul_method ul_ungrad = {
     .name = "ungrad",
     .summary = "explicit surgery, one grouped backward (or --ungrad-form mixed) (§2)",
@@ -77,6 +76,10 @@ const ul_method ul_ungrad = {
     .needs_group_grads = 1,
     .uses_eps = 1,
     .step = ungrad_step,
+    .params = form_params,
+    .nparams = 1,
+    .grid = "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5",
+    .gen_grid = "lr=0.0001,0.0003,0.001;eps=0,0.001",
 };
 
 const ul_method ul_ungrad_mixed = {
@@ -87,4 +90,5 @@ const ul_method ul_ungrad_mixed = {
     .needs_group_grads = 1,
     .uses_eps = 1,
     .step = mixed_step,
+    .grid = "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5",
 };

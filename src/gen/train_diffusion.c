@@ -210,6 +210,8 @@ lethe_status lethe_train_diffusion_run(lethe_model *m, const lethe_dataset *ds,
     p.lambda = NAN;
     p.acc = NAN;
     double t0 = rs_now(), last_save = t0;
+    const long step0 = k.step;              /* where this call started */
+    const double images0 = (double)k.images;
     for (long s = k.step; s < total; s++) {
         if (s % per_epoch == 0) {
             k.loss_sum = 0.0;
@@ -257,7 +259,8 @@ lethe_status lethe_train_diffusion_run(lethe_model *m, const lethe_dataset *ds,
             p.step = k.step;
             p.epoch = (int)(s / per_epoch) + 1;
             p.loss = k.loss_sum / (double)k.seen;
-            rs_progress_times(&p, k.seconds + now - t0, (double)k.images, p.step, p.total);
+            rs_progress_times(&p, k.seconds, now - t0, (double)k.images - images0, p.step - step0,
+                              p.total - p.step);
             cb(&p, ctx);
         }
         if (!run) continue;

@@ -29,12 +29,12 @@ double rs_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void rs_progress_times(lethe_progress *p, double elapsed_s, double samples, long done,
-                       long total)
+void rs_progress_times(lethe_progress *p, double before_s, double here_s, double samples,
+                       long done, long left)
 {
-    p->elapsed_s = elapsed_s;
-    p->images_per_s = samples / (elapsed_s > 0 ? elapsed_s : 1e-9);
-    p->eta_s = done > 0 ? elapsed_s / (double)done * (double)(total - done) : 0.0;
+    p->elapsed_s = before_s + here_s;
+    p->images_per_s = samples / (here_s > 0 ? here_s : 1e-9);
+    p->eta_s = done > 0 ? here_s / (double)done * (double)left : 0.0;
 }
 
 int rs_threads(void)

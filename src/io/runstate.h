@@ -108,9 +108,11 @@ int rs_threads(void);
 
 /* Seconds on the monotonic clock: the loops' timings. */
 double rs_now(void);
-/* p's elapsed_s, images_per_s (samples / elapsed) and eta_s after `done`
- * of `total` steps: the same arithmetic for every loop's progress line. */
-void rs_progress_times(lethe_progress *p, double elapsed_s, double samples, long done,
-                       long total);
+/* p's elapsed_s (before_s, a resumed run's earlier time, plus here_s, this
+ * call's), and its images_per_s and eta_s from this call alone: `samples`
+ * and `done` steps in here_s, `left` steps to go. A resumed run's rate is
+ * its own, not one averaged with an earlier run's machine and load. */
+void rs_progress_times(lethe_progress *p, double before_s, double here_s, double samples,
+                       long done, long left);
 
 #endif

@@ -174,6 +174,8 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     p.epochs = cfg->epochs;
     p.lambda = NAN;
     double t0 = rs_now(), last_save = t0;
+    const long step0 = k.step;              /* where this call started */
+    const double images0 = (double)k.images;
     for (long s = k.step; s < total; s++) {
         int e = (int)(s / per_epoch);
         if (s % per_epoch == 0) {
@@ -219,7 +221,8 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
             p.epoch = e + 1;
             p.loss = k.loss_sum / (double)k.seen;
             p.acc = 100.0 * (double)k.correct / (double)k.seen;
-            rs_progress_times(&p, k.seconds + now - t0, (double)k.images, p.step, p.total);
+            rs_progress_times(&p, k.seconds, now - t0, (double)k.images - images0, p.step - step0,
+                              p.total - p.step);
             cb(&p, ctx);
         }
         if (!run) continue;

@@ -677,6 +677,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         goto done;
     if (run) run->step = start;
     double last_save = t0;
+    const long fwd0 = res->fwd_samples;     /* where this call started */
     lethe_progress p = {0};
     p.total = T;
     p.epochs = 1;
@@ -714,7 +715,8 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
             p.loss = meth->uses_forget ? tr->loss_u : tr->loss_r_before;
             p.lambda = tr->lambda;
             p.acc = NAN;
-            rs_progress_times(&p, seconds0 + now - t0, (double)res->fwd_samples, t + 1, T);
+            rs_progress_times(&p, seconds0, now - t0, (double)(res->fwd_samples - fwd0),
+                              t + 1 - start, T - t - 1);
             cb(&p, cbctx);
         }
         if (run) {

@@ -692,6 +692,13 @@ const char *lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_pa
 
 /* ε from a utility budget: the largest ε whose run keeps the accuracy on a
  * held-out part of D_r within `budget` points of the original model's.
+ * When no ε does at the given learning rate, the search goes on over the
+ * step count and the learning rate: every trial keeps its model at the
+ * last check within budget (a shorter run), and trials with ε = 0 at the
+ * learning rate halved, up to lr_halvings times, follow; of the runs
+ * within budget the one that forgets most (lowest accuracy on D_f) is
+ * returned. If none is within budget, the run with the smallest drop is
+ * returned with `feasible` 0: the caller must not present it as kept.
  * Held-out samples are drawn from D_r by seed and left out of every run.
  * Search: ε_hi; if it breaks the budget, ε_lo; then bisection on a log
  * scale between the largest ε kept and the smallest broken. A trial runs
@@ -700,10 +707,10 @@ const char *lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_pa
  * over budget made at or after step early_from·T (the first steps dip and
  * recover: on fmnist-cw the drop at step 24–72 is 2–2.4 points and at the
  * end 1.4, so earlier checks would reject runs that end within budget;
- * early_from = 0 makes every check binding). If even ε_lo breaks, ε = 0 is tried; if that
- * breaks too, ε = 0 is used and `feasible` is 0. The search assumes the
- * drop grows with ε (the bound it trades); it reports every trial. Budget 0
- * means ε = 0: no search, exactly the run with eps = 0. */
+ * early_from = 0 makes every check binding). If even ε_lo breaks, ε = 0 is
+ * tried, then the shorter runs and smaller learning rates above. The
+ * search assumes the drop grows with ε (the bound it trades); it reports
+ * every trial. Budget 0 asks that the held-out accuracy not drop at all. */
 typedef struct {
     double budget;          /* points of accuracy the held-out part may lose (≥ 0) */
     float eps_lo, eps_hi;   /* log-scale range (1e-4, 0.5) */
@@ -712,6 +719,7 @@ typedef struct {
     long check_every;       /* steps between checks (0: ⌈T/10⌉) */
     double early_from;      /* checks from step early_from·T on may stop a trial (0.5) */
     long trial_steps;       /* steps of a trial (0: T; then the best trial is the result) */
+    int lr_halvings;        /* trials with ε = 0 at lr/2, lr/4, … when no ε keeps (3) */
 } lethe_budget_config;
 void lethe_budget_config_default(lethe_budget_config *c);
 
@@ -721,12 +729,20 @@ typedef struct {
     int kept;               /* 1: the final model within budget (and no binding check broke it) */
     int diverged;           /* 1: a loss or λ went NaN/infinite: broken (ra NaN) */
     long steps_run;         /* < steps when stopped early (0 if diverged) */
+    float lr;               /* its learning rate */
+    long kept_steps;        /* the last check within budget (0: none) */
+    double kept_ra;         /* held-out accuracy there */
 } lethe_budget_trial;
 
 #define LETHE_BUDGET_MAX_TRIALS 32
 typedef struct {
     float eps;              /* chosen */
-    int feasible;           /* 0: no tried ε kept the budget (ε = 0 used) */
+    float lr;               /* chosen learning rate */
+    long steps;             /* chosen step count (≤ T: a run shortened at a check) */
+    int feasible;           /* 0: no run within the search kept the budget; the returned
+                               model is the one with the smallest drop */
+    double forget_acc;      /* accuracy of the returned model on D_f (%): how much
+                               forgetting the budget left (UA = 100 − this) */
     double ra_orig;         /* held-out accuracy of the original (NaN for budget 0) */
     double ra_final, ra_drop_final;  /* of the returned model on the held-out part */
     int reused;             /* 1: the result is the chosen trial itself; 0: a final run */

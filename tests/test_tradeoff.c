@@ -331,7 +331,10 @@ TEST(budget_search_keeps_the_budget_on_its_probe)
     bc.trial_steps = 8;
     bc.iters = 1;
     CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL));
-    CHECK(!br.reused && res.steps == 24);
+    /* A kept ε: a final full run with it; none: the search's shorter runs
+     * (verified within budget) or smaller learning rates. */
+    if (br.feasible && br.lr == c.lr && br.steps == 24) CHECK(!br.reused && res.steps == 24);
+    else CHECK(br.reused && res.steps == br.steps && br.steps <= 8);
     for (int i = 0; i < br.ntrials; i++) CHECK(br.trial[i].steps_run <= 8);
 done:
     lethe_unlearn_result_free(&res);
@@ -400,43 +403,91 @@ out:
     toy_free(&t);
 }
 
-/* Budget 0 means ε = 0: no trials, the very run with eps = 0. */
-TEST(budget_zero_is_eps_zero)
+/* When no ε keeps the budget at the given learning rate, the search goes
+ * on over shorter runs and smaller learning rates; what it returns keeps
+ * the budget on the held-out part (measured here independently), or is
+ * flagged infeasible. */
+TEST(budget_falls_back_to_fewer_steps_and_smaller_lr)
 {
     toy t;
-    toy_make(&t, 96, 4, 28, 0.08f);
-    lethe_model *m0 = toy_model(&t, "mlp", 1);
+    toy_make(&t, 480, 4, 12, 0.38f);
+    lethe_model *m0 = toy_model(&t, "mlp", 3);
     CHECK(m0 != NULL);
     if (!m0) goto out;
     lethe_unlearn_config c;
-    base_cfg(&c, "eupmu", 5);
-    c.eps = 0.3f;
+    base_cfg(&c, "eupmu", 24);
+    c.lr = 0.64f;
+    static const double budgets[] = {1.0, 0.0, 0.0};
+    int fell_back = 0;
+    for (int k = 0; k < 3; k++) {
+        lethe_budget_config bc;
+        lethe_budget_config_default(&bc);
+        bc.budget = budgets[k];
+        bc.holdout = 120;
+        bc.eps_lo = 1e-3f;
+        bc.eps_hi = 50.0f;
+        bc.iters = 2;
+        bc.check_every = k < 2 ? 4 : 24;
+        if (k == 2) bc.lr_halvings = 0;
+        lethe_model *m = toy_clone(m0, &t);
+        lethe_budget_result br;
+        lethe_unlearn_result res;
+        CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL,
+                                      NULL));
+        if (!res.trace) {
+            lethe_model_free(m);
+            continue;
+        }
+        double ra0 = held_acc(m0, &t, &br.holdout), ra1 = held_acc(m, &t, &br.holdout);
+        double fa = held_acc(m, &t, &t.forget);
+        CHECK_NEAR(ra1, br.ra_final, 1e-9);
+        CHECK_NEAR(fa, br.forget_acc, 1e-9);
+        CHECK(res.steps == br.steps && br.steps >= 1 && br.steps <= 24);
+        CHECK(br.lr <= c.lr && br.lr > 0);
+        if (br.lr < c.lr || br.steps < 24) fell_back++;
+        /* Cases 0 and 1 find a kept run by the fallback; case 2 (only the
+         * final check, no smaller learning rate) cannot. */
+        CHECK_MSG(br.feasible == (k < 2), "case %d: feasible %d (lr %g, %ld steps, drop %g)", k,
+                  br.feasible, (double)br.lr, br.steps, ra0 - ra1);
+        if (br.feasible) {
+            CHECK_MSG(ra0 - ra1 <= bc.budget, "budget %g: returned a drop of %g points",
+                      bc.budget, ra0 - ra1);
+        } else {
+            /* Nothing kept: every trial broke it, and the returned run
+             * drops least among them. */
+            for (int i = 0; i < br.ntrials; i++) {
+                CHECK(!br.trial[i].kept && br.trial[i].kept_steps == 0);
+                if (!br.trial[i].diverged) CHECK(br.trial[i].ra_drop >= ra0 - ra1 - 1e-9);
+            }
+            CHECK(ra0 - ra1 > bc.budget);
+        }
+        lethe_unlearn_result_free(&res);
+        lethe_budget_result_free(&br);
+        lethe_model_free(m);
+    }
+    CHECK_MSG(fell_back > 0, "the case never needed the fallback (recalibrate the toy)");
+    /* Methods without ε, a given ε budget and bad budgets are refused. */
     lethe_budget_config bc;
     lethe_budget_config_default(&bc);
-    bc.budget = 0.0;
-    lethe_model *m = toy_clone(m0, &t), *z;
     lethe_budget_result br;
-    lethe_unlearn_result res, rz;
-    CHECK_OK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL));
-    CHECK(br.eps == 0.0f && br.ntrials == 0 && res.eps_used == 0.0f);
-    c.eps = 0.0f;
-    CHECK_OK(run_clone(m0, &t, &c, &rz, &z));
-    size_t n;
-    const float *a = lethe_model_theta(m, &n), *b = lethe_model_theta(z, NULL);
-    CHECK(memcmp(a, b, n * sizeof(float)) == 0);
-    lethe_unlearn_result_free(&res);
-    lethe_unlearn_result_free(&rz);
-    lethe_budget_result_free(&br);
-    lethe_model_free(m);
-    lethe_model_free(z);
-    /* Methods without ε, and a given ε budget, are refused. */
+    lethe_unlearn_result res;
+    lethe_model *m = toy_clone(m0, &t);
     c.method = "ga";
-    bc.budget = 1.0;
-    m = toy_clone(m0, &t);
     CHECK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL) ==
           LETHE_ERR_ARG);
     c.method = "eupmu";
     c.eps_budget = 1.0f;
+    CHECK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL) ==
+          LETHE_ERR_ARG);
+    c.eps_budget = 0.0f;
+    const double bad[] = {-0.5, NAN, INFINITY};
+    for (int i = 0; i < 3; i++) {
+        bc.budget = bad[i];
+        CHECK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL,
+                                   NULL) == LETHE_ERR_ARG);
+    }
+    lethe_budget_config_default(&bc);
+    bc.lr_halvings = 9;
     CHECK(lethe_unlearn_budget(m, &t.ds, &t.forget, &t.retain, &c, &bc, &br, &res, NULL, NULL) ==
           LETHE_ERR_ARG);
     lethe_model_free(m);
@@ -679,44 +730,64 @@ TEST(tradeoff_cli_report_audit_and_plot)
     free(e);
 }
 
-/* --utility-budget reports its trials and uses the chosen ε; 0 means ε = 0. */
+/* --utility-budget reports its trials and uses what it chose; a budget no
+ * run keeps exits 3 with the smallest-drop run saved under a name that
+ * says so, and nothing at the name asked for. */
 TEST(tradeoff_cli_utility_budget)
 {
     fixture_paths f;
     if (!fixture(&f)) return;
-    path_buf rb;
+    path_buf rb, ob, xb;
     const char *rep = tpath(rb, "budget.json");
+    const char *out = tpath(ob, "budget-u.safetensors");
+    const char *over = tpath(xb, "budget-u.over-budget.safetensors");
     char *o, *e, args[4096];
-    for (int zero = 0; zero < 2; zero++) {
+    for (int strict = 0; strict < 2; strict++) {
+        remove(out);
+        remove(over);
         snprintf(args, sizeof args,
                  "unlearn --model '%s' --data-dir '%s' --forget class:0 --method eupmu --steps 4 "
                  "--batch 16 --utility-budget %s --budget-holdout 50 --budget-iters 2 --quiet "
-                 "--no-eval --force --report '%s'", f.model, f.dir, zero ? "0" : "3", rep);
+                 "--no-eval --force --report '%s' --out '%s'%s", f.model, f.dir,
+                 strict ? "0" : "3", rep, out,
+                 strict ? " --lr 2 --budget-lr-halvings 0 --budget-check-every 4" : "");
         int rc = run_lethe(args, &o, &e);
-        CHECK_MSG(rc == 0, "unlearn --utility-budget exited %d: %s", rc, e ? e : "");
-        CHECK_MSG(o && (zero ? strstr(o, "eps = 0, no search") != NULL
-                             : strstr(o, "| trial | eps |") && strstr(o, "chosen eps =")),
-                  "budget output: %s", o ? o : "");
-        free(o);
-        free(e);
         cJSON *root = cli_t_load_json(rep);
         const cJSON *ub = cJSON_GetObjectItemCaseSensitive(root, "utility_budget");
+        int feasible = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ub, "feasible"));
+        CHECK_MSG(rc == (feasible ? 0 : 3), "budget %s: exit %d, feasible %d: %s",
+                  strict ? "0" : "3", rc, feasible, e ? e : "");
+        CHECK_MSG(o && strstr(o, "| trial | eps | lr |"), "budget output: %s", o ? o : "");
         const cJSON *trials = cJSON_GetObjectItemCaseSensitive(ub, "trials");
         double chosen = cli_t_jnum(ub, "eps_chosen");
-        CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItemCaseSensitive(root, "config"), "eps"), chosen, 1e-6);
-        CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItemCaseSensitive(root, "run"), "eps_used"), chosen, 1e-6);
-        if (zero) {
-            CHECK(chosen == 0 && cJSON_GetArraySize(trials) == 0);
-        } else {
-            CHECK(cJSON_GetArraySize(trials) >= 1 && chosen <= 0.5 + 1e-6);
-            const cJSON *t;
-            cJSON_ArrayForEach(t, trials) {
-                int kept = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "kept"));
-                CHECK(kept == (cli_t_jnum(t, "ra_drop") <= 3.0));
-            }
-            if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ub, "feasible")))
-                CHECK(cli_t_jnum(ub, "ra_drop_final") <= 3.0);
+        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+        CHECK_NEAR(cli_t_jnum(cfg, "eps"), chosen, 1e-6);
+        CHECK_NEAR(cli_t_jnum(cfg, "lr"), cli_t_jnum(ub, "lr_chosen"), 1e-6);
+        CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItemCaseSensitive(root, "run"), "eps_used"), chosen,
+                   1e-6);
+        CHECK(cJSON_GetArraySize(trials) >= 1);
+        double fa = cli_t_jnum(ub, "forget_accuracy");
+        CHECK(fa >= 0 && fa <= 100);
+        double budget = strict ? 0.0 : 3.0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, trials) {
+            int kept = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "kept"));
+            CHECK(kept == (cli_t_jnum(t, "ra_drop") <= budget));
         }
+        if (feasible) {
+            CHECK(cli_t_jnum(ub, "ra_drop_final") <= budget);
+            CHECK(cli_t_exists(out) && !cli_t_exists(over));
+        } else {
+            CHECK(cli_t_jnum(ub, "ra_drop_final") > budget);
+            CHECK_MSG(!cli_t_exists(out) && cli_t_exists(over), "over budget: %s %s, %s %s", out,
+                      cli_t_exists(out) ? "written" : "absent", over,
+                      cli_t_exists(over) ? "written" : "absent");
+            CHECK_MSG(e && cli_t_count_lines(e) == 1 && strstr(e, "over-budget") &&
+                      strstr(e, "no run within the search"), "stderr: %s", e ? e : "");
+        }
+        if (strict) CHECK_MSG(!feasible, "lr 2 with a budget of 0 points was kept (recalibrate)");
+        free(o);
+        free(e);
         cJSON_Delete(root);
     }
 }

@@ -18,7 +18,8 @@ static const cli_opt opts[] = {
     CLI_NOTE("fmnist-ddpm-cw: forget class 0 from a class-conditional DDPM (unet); its own "
              "options: lethe bench --scenario fmnist-ddpm-cw --help."),
     CLI_HEADING("methods"),
-    {"methods", "LIST", "comma-separated methods (default: all)", 0},
+    {"methods", "LIST", "comma-separated methods (default: every method that runs on "
+                        "classifiers, as `lethe help unlearn` lists them)", 0},
     {"tuned", "FILE", "tuned settings (default: configs/tuned.json beside the program, "
                       "else in the current folder)", 0},
     {"steps", "N", "override every method's step count (default: 5·ceil(|D_f|/128))", 0},
@@ -40,8 +41,18 @@ static const cli_opt opts[] = {
  * (main.c), so here it can only be misspelt. */
 static const char *const bench_scenarios[] = {"fmnist-cw", "fmnist-rnd", "fmnist-ddpm-cw"};
 
-static const char *default_methods =
-    "eupmu,eupmu-fast,eupmu-lookahead,ungrad,ungrad-mixed,ft,ga,rl,neggrad+,salun,l1-sparse";
+/* Every registered method that runs on classifiers, in registry order. */
+static const char *default_methods(char *buf, size_t n)
+{
+    int nm;
+    const char *const *names = lethe_methods(&nm);
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < nm && at < n; i++)
+        if (lethe_method_classifies(names[i]))
+            at += (size_t)snprintf(buf + at, n - at, "%s%s", at ? "," : "", names[i]);
+    return buf;
+}
 
 int cmd_bench(int argc, char **argv)
 {
@@ -67,7 +78,9 @@ int cmd_bench(int argc, char **argv)
     const char *json = cli_str(&a, "json", jdef);
     const char *cache = cli_str(&a, "cache", "runs/cache");
     char mlist[1024];
-    snprintf(mlist, sizeof mlist, "%s", cli_str(&a, "methods", default_methods));
+    char every[1024];
+    snprintf(mlist, sizeof mlist, "%s",
+             cli_str(&a, "methods", default_methods(every, sizeof every)));
 
     /* Check every method's settings before any work is done. */
     char *save, *tok;

@@ -43,6 +43,10 @@ static const cli_opt opts[] = {
     {"budget-early-from", "F", "checks from step F·T on may stop a trial early (default 0.5; "
                                "0: every check; 1: only the final model judges)", 0},
     {"budget-trial-steps", "N", "steps of a trial (default: all, then no final run)", 0},
+    {"budget-lr-halvings", "N", "when no eps keeps the budget: eps 0 at lr/2, lr/4, … (default "
+                                "3); shorter runs are tried from every trial's checks", 0},
+    CLI_NOTE("no run within the search keeps the budget: the one with the smallest drop is "
+             "saved as OUT.over-budget.safetensors and the exit status is 3"),
     CLI_HEADING("run control"),
     CLI_RUN_OPTS,
     {"quiet", NULL, "print only the results (no progress, no banner)", 1},
@@ -67,26 +71,29 @@ static void print_row(const char *name, const lethe_metrics *m, const lethe_metr
 
 static void print_budget(const lethe_budget_config *bc, const lethe_budget_result *br)
 {
-    if (bc->budget == 0.0) {
-        printf("utility budget 0 points: eps = 0, no search\n\n");
-        return;
-    }
     printf("utility budget %g points of RA on %zu held-out retain samples (original %.2f%%)\n\n",
            bc->budget, br->holdout.n, br->ra_orig);
-    printf("| trial | eps | held-out RA | RA drop | steps run | within budget |\n");
-    printf("|---|---|---|---|---|---|\n");
+    printf("| trial | eps | lr | held-out RA | RA drop | steps run | within budget |\n");
+    printf("|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < br->ntrials; i++) {
         const lethe_budget_trial *t = &br->trial[i];
         if (t->diverged)
-            printf("| %d | %.4g | – | – | – | broke (diverged) |\n", i + 1, (double)t->eps);
+            printf("| %d | %.4g | %.4g | – | – | – | broke (diverged) |\n", i + 1,
+                   (double)t->eps, (double)t->lr);
+        else if (t->kept || !t->kept_steps)
+            printf("| %d | %.4g | %.4g | %.2f | %.2f | %ld | %s |\n", i + 1, (double)t->eps,
+                   (double)t->lr, t->ra, t->ra_drop, t->steps_run, t->kept ? "kept" : "broke");
         else
-            printf("| %d | %.4g | %.2f | %.2f | %ld | %s |\n", i + 1, (double)t->eps, t->ra,
-                   t->ra_drop, t->steps_run, t->kept ? "kept" : "broke");
+            printf("| %d | %.4g | %.4g | %.2f | %.2f | %ld | broke; kept up to step %ld (drop "
+                   "%.2f) |\n", i + 1, (double)t->eps, (double)t->lr, t->ra, t->ra_drop,
+                   t->steps_run, t->kept_steps, br->ra_orig - t->kept_ra);
     }
-    printf("\nchosen eps = %.4g%s; held-out RA drop %.2f points; %s\n", (double)br->eps,
-           br->feasible ? "" : " (no eps kept the budget: eps = 0, the most conservative)",
-           br->ra_drop_final, br->reused ? "the final model is the chosen trial's run"
-                                         : "final run with the chosen eps");
+    printf("\n%s eps = %.4g, lr %.4g, %ld steps; held-out RA drop %.2f points; accuracy on the "
+           "forget set %.2f%% (UA %.2f); %s\n", br->feasible ? "chosen" : "OVER BUDGET, the "
+           "smallest drop:", (double)br->eps, (double)br->lr, br->steps, br->ra_drop_final,
+           br->forget_acc, 100.0 - br->forget_acc,
+           br->reused ? "the final model is the chosen trial's run"
+                      : "final run with the chosen eps");
     printf("search cost: %d trials, %.0f forward / %.0f backward samples, %.1f s\n\n",
            br->ntrials, (double)br->fwd_samples, (double)br->bwd_samples, br->seconds);
 }
@@ -132,7 +139,7 @@ int cmd_unlearn(int argc, char **argv)
     cfg.diagnostics = cli_flag(&a, "diagnostics");
     cfg.audit = cli_flag(&a, "audit") || cli_str(&a, "audit-probe", NULL);
     if ((r = cli_unlearn_config(&a, &cfg))) return r;
-    long epochs, fseed, probe, bhold, biters, bcheck, bsteps;
+    long epochs, fseed, probe, bhold, biters, bcheck, bsteps, bhalv;
     double bpoints, bmax, bmin, bearly;
     lethe_budget_config bc;
     lethe_budget_config_default(&bc);
@@ -144,6 +151,7 @@ int cmd_unlearn(int argc, char **argv)
         cli_float(&a, "budget-eps-max", bc.eps_hi, 1e-9, 1e6, &bmax) ||
         cli_float(&a, "budget-eps-min", bc.eps_lo, 1e-9, 1e6, &bmin) ||
         cli_int(&a, "budget-iters", bc.iters, 0, 24, &biters) ||
+        cli_int(&a, "budget-lr-halvings", bc.lr_halvings, 0, 6, &bhalv) ||
         cli_int(&a, "budget-check-every", 0, 0, 100000000, &bcheck) ||
         cli_float(&a, "budget-early-from", bc.early_from, 0, 1, &bearly) ||
         cli_int(&a, "budget-trial-steps", 0, 0, 100000000, &bsteps))
@@ -155,6 +163,7 @@ int cmd_unlearn(int argc, char **argv)
     bc.eps_hi = (float)bmax;
     bc.eps_lo = (float)bmin;
     bc.iters = (int)biters;
+    bc.lr_halvings = (int)bhalv;
     bc.check_every = bcheck;
     bc.early_from = bearly;
     bc.trial_steps = bsteps;
@@ -175,6 +184,15 @@ int cmd_unlearn(int argc, char **argv)
     if ((out && (r = cli_check_named_output(&a, "out", out))) ||
         (rep && (r = cli_check_named_output(&a, "report", rep))))
         return r;
+    /* Under a budget no run keeps, the best run is saved under a name that
+     * says so (checked now, like any output). */
+    char over[4096];
+    if (use_budget && out) {
+        const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+        size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - out) : strlen(out);
+        snprintf(over, sizeof over, "%.*s.over-budget%s", (int)stem, out, out + stem);
+        if (strcmp(out, "-") != 0 && (r = cli_check_named_output(&a, "out", over))) return r;
+    }
     /* The ε search runs many trials: it is not checkpointed. */
     cli_run run;
     if ((r = use_budget ? cli_run_off(&run, &a, "--utility-budget runs")
@@ -237,7 +255,10 @@ int cmd_unlearn(int argc, char **argv)
         if (!quiet) cli_progress_done(&prog);
         if (st != LETHE_OK) goto fail;
         cfg.eps = br.eps;
+        cfg.lr = br.lr;
+        cfg.steps = br.steps;
         print_budget(&bc, &br);
+        if (!br.feasible && out && strcmp(out, "-") != 0) out = over;
     } else {
         cli_run_begin(&run);
         st = lethe_unlearn_run(m, &sp.train, &sp.forget, &sp.retain, &cfg, &run.ctl, &res,
@@ -282,6 +303,13 @@ int cmd_unlearn(int argc, char **argv)
     if (rep && (st = report_write(rep, root)) != LETHE_OK) goto fail;
     cli_run_finish(&run);
     rc = 0;
+    if (use_budget && !br.feasible) {
+        cli_error("unlearn", "no run within the search kept the utility budget of %g points (the "
+                  "smallest drop: %.2f points, eps %g, lr %g, %ld steps)%s%s", bc.budget,
+                  br.ra_drop_final, (double)br.eps, (double)br.lr, br.steps,
+                  out ? "; that run is saved as " : "", out ? out : "");
+        rc = 3;
+    }
     goto done;
 fail:
     rc = cli_run_fail(&run, "unlearn", st);

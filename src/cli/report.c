@@ -184,7 +184,10 @@ cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *b
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "budget_points", bc->budget);
     cJSON_AddItemToObject(o, "eps_chosen", report_float(br->eps));
+    cJSON_AddItemToObject(o, "lr_chosen", report_float(br->lr));
+    cJSON_AddNumberToObject(o, "steps_chosen", (double)br->steps);
     cJSON_AddBoolToObject(o, "feasible", br->feasible);
+    cJSON_AddItemToObject(o, "forget_accuracy", dnum_or_null(br->forget_acc));
     cJSON_AddNumberToObject(o, "holdout", (double)br->holdout.n);
     cJSON_AddItemToObject(o, "ra_original", dnum_or_null((double)br->ra_orig));
     cJSON_AddItemToObject(o, "ra_final", dnum_or_null((double)br->ra_final));
@@ -203,11 +206,13 @@ cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *b
         const lethe_budget_trial *t = &br->trial[i];
         cJSON *j = cJSON_CreateObject();
         cJSON_AddItemToObject(j, "eps", report_float(t->eps));
+        cJSON_AddItemToObject(j, "lr", report_float(t->lr));
         cJSON_AddItemToObject(j, "ra", dnum_or_null((double)t->ra));
         cJSON_AddItemToObject(j, "ra_drop", dnum_or_null((double)t->ra_drop));
         cJSON_AddBoolToObject(j, "kept", t->kept);
         if (t->diverged) cJSON_AddBoolToObject(j, "diverged", 1);
         cJSON_AddNumberToObject(j, "steps_run", (double)t->steps_run);
+        cJSON_AddNumberToObject(j, "kept_steps", (double)t->kept_steps);
         cJSON_AddItemToArray(ts, j);
     }
     return o;

@@ -36,6 +36,7 @@ void lethe_budget_config_default(lethe_budget_config *c)
     c->check_every = 0;
     c->early_from = 0.5;
     c->trial_steps = 0;
+    c->lr_halvings = 3;
 }
 
 void lethe_budget_result_free(lethe_budget_result *r)
@@ -50,6 +51,9 @@ typedef struct {
     const lethe_subset *forget, *rest;
     const lethe_model *orig;
     lethe_model *work;
+    lethe_model *snap;          /* work at the last check within budget */
+    long snap_step;             /* its step (0: none this trial) */
+    double snap_ra;
     lethe_budget_result *br;
     double budget;
     long every, steps;          /* check period; steps of a trial */
@@ -66,17 +70,31 @@ static lethe_status held_accuracy(search_ctx *s, lethe_model *m, double *acc)
     return lethe_eval_accuracy(m, s->ds, s->held, LETHE_EVAL_BATCH, acc, NULL);
 }
 
+static lethe_status forget_accuracy(search_ctx *s, lethe_model *m, double *acc)
+{
+    s->br->fwd_samples += (long)s->forget->n;
+    return lethe_eval_accuracy(m, s->ds, s->forget, LETHE_EVAL_BATCH, acc, NULL);
+}
+
 static int check_hook(lethe_model *m, long t, void *ctx, lethe_status *st)
 {
     search_ctx *s = ctx;
     if ((t + 1) % s->every != 0) return 0;
     if ((*st = held_accuracy(s, m, &s->ra)) != LETHE_OK) return 1;
-    s->broke = t + 1 >= s->binding_from && s->br->ra_orig - s->ra > s->budget;
+    int over = s->br->ra_orig - s->ra > s->budget;
+    if (!over) {
+        /* A shorter run that keeps the budget: the model as it is now. */
+        if ((*st = lethe_model_copy(s->snap, m)) != LETHE_OK) return 1;
+        s->snap_step = t + 1;
+        s->snap_ra = s->ra;
+    }
+    s->broke = t + 1 >= s->binding_from && over;
     return s->broke;
 }
 
-/* One trial with ε = eps from a copy of the original. res keeps its run. */
-static lethe_status trial(search_ctx *s, float eps, lethe_unlearn_result *res)
+/* One trial with ε = eps and learning rate lr from a copy of the original.
+ * res keeps its run. */
+static lethe_status trial(search_ctx *s, float eps, float lr, lethe_unlearn_result *res)
 {
     lethe_budget_result *br = s->br;
     if (br->ntrials >= LETHE_BUDGET_MAX_TRIALS)
@@ -86,9 +104,12 @@ static lethe_status trial(search_ctx *s, float eps, lethe_unlearn_result *res)
     if (st != LETHE_OK) return st;
     lethe_unlearn_config c = *s->cfg;
     c.eps = eps;
+    c.lr = lr;
     c.steps = s->steps;
     s->broke = 0;
     s->ra = NAN;
+    s->snap_step = 0;
+    s->snap_ra = NAN;
     ul_hook hook = {check_hook, s};
     st = ul_run(s->work, s->ds, s->forget, s->rest, &c, res, s->cb, s->cbctx, &hook);
     br->fwd_samples += res->fwd_samples;
@@ -98,9 +119,11 @@ static lethe_status trial(search_ctx *s, float eps, lethe_unlearn_result *res)
         lethe_budget_trial *tr = &br->trial[br->ntrials++];
         memset(tr, 0, sizeof *tr);
         tr->eps = eps;
-        tr->ra = NAN;
+        tr->lr = lr;
+        tr->ra = tr->kept_ra = NAN;
         tr->ra_drop = INFINITY;
         tr->diverged = 1;
+        s->snap_step = 0;       /* the run is void, its checks too */
         return LETHE_OK;
     }
     if (st != LETHE_OK) return st;
@@ -115,10 +138,13 @@ static lethe_status trial(search_ctx *s, float eps, lethe_unlearn_result *res)
     lethe_budget_trial *tr = &br->trial[br->ntrials++];
     memset(tr, 0, sizeof *tr);
     tr->eps = eps;
+    tr->lr = lr;
     tr->ra = s->ra;
     tr->ra_drop = br->ra_orig - s->ra;
     tr->kept = !s->broke;
     tr->steps_run = res->steps;
+    tr->kept_steps = tr->kept ? res->steps : s->snap_step;
+    tr->kept_ra = tr->kept ? s->ra : s->snap_ra;
     return LETHE_OK;
 }
 
@@ -130,6 +156,49 @@ static lethe_status clone_model(lethe_model **out, const lethe_model *m)
     return st;
 }
 
+/* The best run so far when no ε keeps the budget at the given learning
+ * rate: the kept model that forgets most, else the one that drops least. */
+typedef struct {
+    lethe_model *m;
+    lethe_unlearn_result res;
+    int have;
+    double forget_acc, drop;
+    float eps, lr;
+    long steps;
+} candidate;
+
+/* Offer model x (the run `r`, cut at `steps`) as a candidate: kept ones
+ * compete on forgetting, broken ones on their drop. */
+static lethe_status offer(search_ctx *s, candidate *c, lethe_model *x, lethe_unlearn_result *r,
+                          float eps, float lr, long steps, double drop, int kept)
+{
+    double fa = NAN;
+    lethe_status st = LETHE_OK;
+    if (kept && (st = forget_accuracy(s, x, &fa)) != LETHE_OK) return st;
+    /* A kept run beats any broken one; kept ones compete on forgetting,
+     * broken ones on their drop. */
+    int c_kept = c->have && isfinite(c->forget_acc);
+    int better = !c->have || (kept ? !c_kept || fa < c->forget_acc : !c_kept && drop < c->drop);
+    if (!better) return LETHE_OK;
+    if ((st = lethe_model_copy(c->m, x)) != LETHE_OK) return st;
+    lethe_unlearn_result_free(&c->res);
+    c->res = *r;
+    c->res.trace = NULL;
+    if (r->trace) {
+        c->res.trace = malloc((size_t)steps * sizeof *r->trace);
+        if (!c->res.trace) return lethe_fail(LETHE_ERR_NOMEM, "utility budget: no memory");
+        memcpy(c->res.trace, r->trace, (size_t)steps * sizeof *r->trace);
+    }
+    c->res.steps = steps;
+    c->have = 1;
+    c->forget_acc = fa;
+    c->drop = drop;
+    c->eps = eps;
+    c->lr = lr;
+    c->steps = steps;
+    return LETHE_OK;
+}
+
 lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
                                   const lethe_subset *forget, const lethe_subset *retain,
                                   const lethe_unlearn_config *cfg,
@@ -138,7 +207,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
 {
     memset(br, 0, sizeof *br);
     memset(res, 0, sizeof *res);
-    br->ra_orig = br->ra_final = br->ra_drop_final = NAN;
+    br->ra_orig = br->ra_final = br->ra_drop_final = br->forget_acc = NAN;
     br->feasible = 1;
     lethe_status st = lethe_unlearn_validate(cfg);
     if (st != LETHE_OK) return st;
@@ -156,6 +225,9 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
     if (bc->iters < 0 || bc->iters > 24)
         return lethe_fail(LETHE_ERR_ARG, "utility budget: iterations must be in [0, 24], got %d",
                           bc->iters);
+    if (bc->lr_halvings < 0 || bc->lr_halvings > 6)
+        return lethe_fail(LETHE_ERR_ARG, "utility budget: learning-rate halvings must be in "
+                          "[0, 6], got %d", bc->lr_halvings);
     if (bc->holdout < 1 || bc->check_every < 0 || bc->trial_steps < 0)
         return lethe_fail(LETHE_ERR_ARG, "utility budget: held-out size must be >= 1 and the "
                           "check period and trial steps >= 0");
@@ -166,16 +238,9 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
     if (!retain || retain->n < 2)
         return lethe_fail(LETHE_ERR_ARG, "utility budget: the retain set needs at least 2 samples");
 
-    /* Budget 0: no tolerated drop is ε = 0, the run with eps 0 itself. */
-    if (bc->budget == 0.0) {
-        lethe_unlearn_config c = *cfg;
-        c.eps = 0.0f;
-        br->eps = 0.0f;
-        return lethe_unlearn(m, ds, forget, retain, &c, res, cb, cbctx);
-    }
-
     double t0 = rs_now();
-    lethe_model *work = NULL, *best = NULL;
+    lethe_model *work = NULL, *best = NULL, *snap = NULL;
+    candidate cand = {0};
     lethe_subset rest = {0};
     lethe_unlearn_result cur = {0}, keep = {0};
     size_t nh = (size_t)bc->holdout;
@@ -183,12 +248,13 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
     if ((st = ul_holdout_split(retain, nh, cfg->seed ^ 0x686f6c646f7574ULL, &br->holdout,
                                &rest)) != LETHE_OK)
         goto done;
-    if ((st = clone_model(&work, m)) != LETHE_OK || (st = clone_model(&best, m)) != LETHE_OK)
+    if ((st = clone_model(&work, m)) != LETHE_OK || (st = clone_model(&best, m)) != LETHE_OK ||
+        (st = clone_model(&snap, m)) != LETHE_OK || (st = clone_model(&cand.m, m)) != LETHE_OK)
         goto done;
     long T = ul_steps(cfg, forget->n);
     search_ctx s = {
         .ds = ds, .held = &br->holdout, .cfg = cfg, .forget = forget, .rest = &rest,
-        .orig = m, .work = work, .br = br, .budget = bc->budget,
+        .orig = m, .work = work, .snap = snap, .br = br, .budget = bc->budget,
         .steps = bc->trial_steps ? bc->trial_steps : T, .cb = cb, .cbctx = cbctx,
     };
     s.every = bc->check_every ? bc->check_every : (s.steps + 9) / 10;
@@ -197,11 +263,28 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
         (st = held_accuracy(&s, m, &br->ra_orig)) != LETHE_OK)
         goto done;
 
+    /* Each finished trial is also a candidate for the fallback: its final
+     * model if kept, else its model at the last check within budget, else
+     * (broken throughout) its final model, competing on the drop. */
+#define OFFER(e, l)                                                                        \
+    do {                                                                                   \
+        const lethe_budget_trial *x_ = &br->trial[br->ntrials - 1];                        \
+        if (x_->diverged) break;                                                           \
+        if (x_->kept)                                                                      \
+            st = offer(&s, &cand, work, &cur, (e), (l), x_->steps_run, x_->ra_drop, 1);    \
+        else if (x_->kept_steps > 0)                                                       \
+            st = offer(&s, &cand, snap, &cur, (e), (l), x_->kept_steps,                    \
+                       br->ra_orig - x_->kept_ra, 1);                                      \
+        else                                                                               \
+            st = offer(&s, &cand, work, &cur, (e), (l), x_->steps_run, x_->ra_drop, 0);    \
+        if (st != LETHE_OK) goto done;                                                     \
+    } while (0)
     /* Keep the model and run of the largest ε kept so far. */
     int have_kept = 0;
 #define TRY(e)                                                                             \
     do {                                                                                   \
-        if ((st = trial(&s, (e), &cur)) != LETHE_OK) goto done;                            \
+        if ((st = trial(&s, (e), cfg->lr, &cur)) != LETHE_OK) goto done;                   \
+        OFFER((e), cfg->lr);                                                               \
         if (br->trial[br->ntrials - 1].kept && (!have_kept || (e) >= br->eps)) {           \
             if ((st = lethe_model_copy(best, work)) != LETHE_OK) goto done;                \
             lethe_unlearn_result_free(&keep);                                              \
@@ -229,23 +312,49 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
         }
     }
 #undef TRY
-    br->seconds = rs_now() - t0;
-    if (!have_kept) {
-        br->feasible = 0;
-        br->eps = 0.0f;
-    }
+    br->lr = cfg->lr;
+    br->steps = T;
     if (have_kept && s.steps == T) {
         /* The chosen trial ran the whole schedule with that ε: it is the result. */
         if ((st = lethe_model_copy(m, best)) != LETHE_OK) goto done;
         *res = keep;
         memset(&keep, 0, sizeof keep);
         br->reused = 1;
-    } else {
+    } else if (have_kept) {
         lethe_unlearn_config c = *cfg;
         c.eps = br->eps;
         if ((st = ul_run(m, ds, forget, &rest, &c, res, cb, cbctx, NULL)) != LETHE_OK) goto done;
+    } else {
+        /* No ε keeps it at this learning rate: ε = 0 at smaller ones, until
+         * one keeps the budget over the whole run. */
+        float lr = cfg->lr;
+        for (int h = 0; h < bc->lr_halvings && !(cand.have && isfinite(cand.forget_acc) &&
+                                                  cand.steps == s.steps); h++) {
+            lr *= 0.5f;
+            if ((st = trial(&s, 0.0f, lr, &cur)) != LETHE_OK) goto done;
+            OFFER(0.0f, lr);
+            int kept = br->trial[br->ntrials - 1].kept;
+            lethe_unlearn_result_free(&cur);
+            if (kept) break;
+        }
+        /* The candidate: kept (finite forget accuracy) or the smallest drop. */
+        br->feasible = cand.have && isfinite(cand.forget_acc);
+        if (!cand.have) {
+            st = lethe_fail(LETHE_ERR_NUMERIC, "utility budget: every trial diverged");
+            goto done;
+        }
+        if ((st = lethe_model_copy(m, cand.m)) != LETHE_OK) goto done;
+        *res = cand.res;
+        memset(&cand.res, 0, sizeof cand.res);
+        br->eps = cand.eps;
+        br->lr = cand.lr;
+        br->steps = cand.steps;
+        br->reused = 1;
     }
-    if ((st = held_accuracy(&s, m, &br->ra_final)) != LETHE_OK) {
+#undef OFFER
+    br->seconds = rs_now() - t0;
+    if ((st = held_accuracy(&s, m, &br->ra_final)) != LETHE_OK ||
+        (st = forget_accuracy(&s, m, &br->forget_acc)) != LETHE_OK) {
         lethe_unlearn_result_free(res);
         goto done;
     }
@@ -253,8 +362,11 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
 done:
     lethe_unlearn_result_free(&cur);
     lethe_unlearn_result_free(&keep);
+    lethe_unlearn_result_free(&cand.res);
+    lethe_model_free(cand.m);
     lethe_model_free(work);
     lethe_model_free(best);
+    lethe_model_free(snap);
     lethe_subset_free(&rest);
     if (st != LETHE_OK) lethe_budget_result_free(br);
     return st;

@@ -236,6 +236,12 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
  * may share one vector (then it receives their sum). */
 lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
                                   const lethe_groups *g, float *const grads[]);
+/* As lethe_model_backward (grads may be NULL: no weight gradient), and dx
+ * (n, C, H, W), when not NULL, receives (overwritten) ∂L/∂x, the gradient
+ * in the input of the last forward: an attack on the input (Boundary
+ * Shrink's FGSM). Not for a model with conditioning (unet). */
+lethe_status lethe_model_backward_input(lethe_model *m, const float *dlogits,
+                                        const lethe_groups *g, float *const grads[], float *dx);
 /* Copy θ and buffers from another model of the same architecture. */
 lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src);
 /* The penultimate features of the last forward: the input of the final

@@ -208,11 +208,13 @@ TEST(resume_unlearn_bitwise)
     lethe_subset forget = by_class(&ds, 0, 1), retain = by_class(&ds, 0, 0);
     /* eupmu: λ and its controller, momentum, diagnostics and the audit;
      * salun: the mask (on resnet8, batch-norm buffers moving); eupmu-fast
-     * and eupmu-lookahead: state kept between steps. */
+     * and eupmu-lookahead: state kept between steps; scrub (its teacher
+     * rebuilt from θ_0, stopped as the max steps end) and bs (the attacked
+     * copy of θ_0). */
     static const struct { const char *method, *arch; int extras; } cases[] = {
         {"eupmu", "mlp", 1}, {"salun", "resnet8", 0}, {"eupmu-fast", "mlp", 0},
-        {"eupmu-lookahead", "mlp", 1}};
-    for (int k = 0; k < 4; k++) {
+        {"eupmu-lookahead", "mlp", 1}, {"scrub", "resnet8", 0}, {"bs", "mlp", 0}};
+    for (int k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
         /* An untrained model forgets as deterministically as a trained one. */
         lethe_model *m0 = fresh(cases[k].arch, &ds, 5);
         CHECK(m0 != NULL);

@@ -75,6 +75,7 @@ typedef struct {
     int uses_eps;                  /* has an ε: the audit bound and budget search apply */
     int has_lambda_form;           /* λ learnt by lethe_igs: --lambda-form applies */
     int diffusion_only;            /* needs an unconditional prediction (ESD) */
+    int classification_only;       /* needs class logits (SCRUB, BS) */
     const lethe_param *params;     /* its own options (in method_opt slots or fields) */
     int nparams;
     const char *grid;              /* tune's default grid on a classification scenario */
@@ -189,6 +190,19 @@ void ul_pcgrad_weights(double uu, double rr, double ur, double *au, double *ar);
 void ul_mgda_weights(double uu, double rr, double ur, double *au, double *ar);
 void ul_cagrad_weights(double uu, double rr, double ur, double cc, double *au, double *ar);
 
+/* A frozen copy of c->m (θ, buffers) sized for the run's batches: the
+ * original model, for methods that compare with it (SCRUB's teacher, BS's
+ * attacked model). Owned by the caller. */
+lethe_status ul_frozen_copy(ul_ctx *c, lethe_model **out);
+/* SCRUB's distillation term of one row of k logits: returns
+ * τ²·KL(softmax(zt/τ) ‖ softmax(zs/τ)) and, when dz is not NULL, adds
+ * w·τ·(softmax(zs/τ) − softmax(zt/τ)), w times its gradient in zs (scrub.c). */
+double ul_kd(const float *zs, const float *zt, int k, float tau, float w, float *dz);
+
+/* Boundary Shrink's label from the logits z (k) of an attacked sample of
+ * label y: the argmax, or the best other class when that is y (bs.c). */
+int ul_bs_label(const float *z, int y, int k);
+
 /* RL's step, shared with SalUn (which adds the mask). */
 lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);
 
@@ -217,6 +231,6 @@ int ul_edit_distance(const char *a, const char *b);
 
 extern const ul_method ul_eupmu, ul_eupmu_fast, ul_eupmu_lookahead, ul_ungrad, ul_ungrad_mixed,
     ul_ft, ul_ga, ul_rl, ul_neggrad, ul_salun, ul_l1sparse, ul_esd, ul_pcgrad, ul_cagrad,
-    ul_mgda;
+    ul_mgda, ul_scrub, ul_bs;
 
 #endif

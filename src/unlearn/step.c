@@ -168,6 +168,20 @@ void ul_apply(ul_ctx *c, const float *d)
     lethe_optim_step(&c->opt, c->theta, d, c->mask, c->lr);
 }
 
+lethe_status ul_frozen_copy(ul_ctx *c, lethe_model **out)
+{
+    int ic, ih, iw;
+    lethe_model_input_shape(c->m, &ic, &ih, &iw);
+    lethe_status st = lethe_model_create(out, lethe_model_arch(c->m), ic, ih, iw, c->nclass);
+    if (st == LETHE_OK) st = lethe_model_copy(*out, c->m);
+    if (st == LETHE_OK) st = lethe_model_reserve(*out, c->nf + c->nr);
+    if (st != LETHE_OK) {
+        lethe_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
 {
     lethe_groups g;

@@ -97,10 +97,11 @@ TEST(unlearn_counts_passes_per_method)
         {"mgda", 0, 2, 2},
         {"scrub", 0, 2, 1},             /* min step: teacher and student forward */
         {"bs", 0, 3, 2},                /* f_0 forward, backward to x, forward on x_adv */
+        {"be", 0, 1, 1},
     };
     int nmeth;
     const char *const *names = lethe_methods(&nmeth);
-    CHECK(nmeth == 17);
+    CHECK(nmeth == 18);
     /* Every registered classification method is counted here (esd's
      * passes: tests/test_gen_esd.c). */
     for (int k = 0; k < nmeth; k++) {

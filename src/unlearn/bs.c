@@ -76,7 +76,7 @@ static lethe_status bs_targets(ul_ctx *c)
     ul_clear_dlogits(c);
     lethe_loss(LETHE_LOSS_CE, c->losses, c->dlogits, z, c->y, NULL, nf, k);
     c->res->bwd_samples += nf;
-    if ((st = lethe_model_backward_input(s->orig, c->dlogits, &c->g, NULL, s->xadv)) !=
+    if ((st = lethe_model_backward_ex(s->orig, c->dlogits, NULL, &c->g, NULL, s->xadv)) !=
         LETHE_OK)
         return st;
     float bound = UL_OPT(c, ul_bs, BOUND);

@@ -28,6 +28,9 @@ typedef struct {
     lethe_status err;           /* of the last ul_draw's noising */
 } ul_diff;
 
+/* A float array a method keeps in run states, by tensor name. */
+typedef struct { const char *name; float *p; size_t n; } ul_saved;
+
 typedef struct ul_ctx {
     lethe_model *m;
     const lethe_dataset *ds;
@@ -63,6 +66,11 @@ typedef struct ul_ctx {
     float lr;                   /* α_t of the current step */
     float eps;                  /* ε_t */
     void *state;                /* method's own (owned by the method) */
+    /* Float arrays of the method's own saved in run states by name, as
+     * tensors (set in init, owned by the method): trainable values beyond
+     * θ and their optimiser state (BE's shadow class). */
+    ul_saved saved[4];
+    int nsaved;
     size_t dout;                /* model outputs per row: nclass, or d for a unet */
     ul_diff *diff;              /* NULL: classification */
 } ul_ctx;
@@ -203,6 +211,13 @@ double ul_kd(const float *zs, const float *zt, int k, float tau, float w, float 
  * label y: the argmax, or the best other class when that is y (bs.c). */
 int ul_bs_label(const float *z, int y, int k);
 
+/* Boundary Expanding's loss on one row: CE toward the shadow class k of
+ * the logits z (k) extended by z_k = row[0..dim)·h + row[dim]; adds w times
+ * its gradients to dz (k), drow (dim + 1) and dh (dim) (each may be NULL)
+ * and returns the loss (be.c). */
+double ul_be_shadow(const float *z, int k, const float *h, int dim, const float *row, float w,
+                    float *dz, float *drow, float *dh);
+
 /* RL's step, shared with SalUn (which adds the mask). */
 lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);
 
@@ -231,6 +246,6 @@ int ul_edit_distance(const char *a, const char *b);
 
 extern const ul_method ul_eupmu, ul_eupmu_fast, ul_eupmu_lookahead, ul_ungrad, ul_ungrad_mixed,
     ul_ft, ul_ga, ul_rl, ul_neggrad, ul_salun, ul_l1sparse, ul_esd, ul_pcgrad, ul_cagrad,
-    ul_mgda, ul_scrub, ul_bs;
+    ul_mgda, ul_scrub, ul_bs, ul_be;
 
 #endif

@@ -12,7 +12,7 @@
 static const ul_method *const registry[] = {
     &ul_eupmu, &ul_eupmu_fast, &ul_eupmu_lookahead, &ul_ungrad, &ul_ungrad_mixed,
     &ul_ft, &ul_ga, &ul_rl, &ul_neggrad, &ul_salun, &ul_l1sparse, &ul_esd,
-    &ul_pcgrad, &ul_cagrad, &ul_mgda, &ul_scrub, &ul_bs,
+    &ul_pcgrad, &ul_cagrad, &ul_mgda, &ul_scrub, &ul_bs, &ul_be,
 };
 #define NMETHODS ((int)(sizeof registry / sizeof registry[0]))
 

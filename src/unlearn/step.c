@@ -369,6 +369,8 @@ static lethe_status ul_save(const char *path, ul_ctx *c, const ul_method *meth,
         for (size_t i = 0; i < meth->state_size; i++) snprintf(hex + 2 * i, 3, "%02x", b[i]);
         rs_set_text(&w, "method.state", hex);
     }
+    for (int i = 0; i < c->nsaved; i++)
+        rs_put_floats(&w, c->saved[i].name, c->saved[i].p, c->saved[i].n, 0);
     rs_put_floats(&w, "trace", trace, (size_t)done * TRACE_COLS, done > 0 ? (size_t)done : 0);
     lethe_status st = rs_write(&w);
     rs_writer_free(&w);
@@ -469,6 +471,10 @@ static lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, 
             b[i] = (uint8_t)v;
         }
     }
+    for (int i = 0; i < c->nsaved; i++)
+        if ((st = rs_get_floats(&r, c->saved[i].name, c->saved[i].p, c->saved[i].n, 0)) !=
+            LETHE_OK)
+            goto done;
     trace = malloc(((size_t)step * TRACE_COLS + 1) * sizeof(float));    /* (step, 14) */
     if (!trace) {
         st = lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory", r.label);

@@ -236,11 +236,21 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
  * may share one vector (then it receives their sum). */
 lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
                                   const lethe_groups *g, float *const grads[]);
+/* As lethe_model_backward (grads may be NULL: no weight gradient), for a
+ * loss that reads more than the logits: dfeat (n, *dim of
+ * lethe_model_features), when not NULL, is its gradient in the features,
+ * added to what flows back from the logits (Boundary Expanding's shadow
+ * class); dx (n, C, H, W), when not NULL, receives (overwritten) ∂L/∂x,
+ * the gradient in the input of the last forward (Boundary Shrink's
+ * attack). Not for a model with conditioning (unet). */
+lethe_status lethe_model_backward_ex(lethe_model *m, const float *dlogits, const float *dfeat,
+                                     const lethe_groups *g, float *const grads[], float *dx);
 /* Copy θ and buffers from another model of the same architecture. */
 lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src);
 /* The penultimate features of the last forward: the input of the final
  * layer, (n, *dim) rows (a classifier's embedding, e.g. cnn's 128 after
- * fc1's ReLU); NULL when there was no forward. Owned by m. */
+ * fc1's ReLU); NULL when there was no forward (*dim is set all the same).
+ * Owned by m. */
 const float *lethe_model_features(const lethe_model *m, int *dim);
 /* FLOPs of one forward over one sample (multiply-add = 2). */
 double lethe_model_flops(const lethe_model *m);

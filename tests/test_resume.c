@@ -208,11 +208,15 @@ TEST(resume_unlearn_bitwise)
     lethe_subset forget = by_class(&ds, 0, 1), retain = by_class(&ds, 0, 0);
     /* eupmu: λ and its controller, momentum, diagnostics and the audit;
      * salun: the mask (on resnet8, batch-norm buffers moving); eupmu-fast
-     * and eupmu-lookahead: state kept between steps. */
+     * and eupmu-lookahead: state kept between steps; scrub (its teacher
+     * rebuilt from θ_0, stopped as the max steps end) and bs (the attacked
+     * copy of θ_0); be (its shadow row and the row's momentum: extras 2,
+     * momentum only). */
     static const struct { const char *method, *arch; int extras; } cases[] = {
         {"eupmu", "mlp", 1}, {"salun", "resnet8", 0}, {"eupmu-fast", "mlp", 0},
-        {"eupmu-lookahead", "mlp", 1}};
-    for (int k = 0; k < 4; k++) {
+        {"eupmu-lookahead", "mlp", 1}, {"scrub", "resnet8", 0}, {"bs", "mlp", 0},
+        {"be", "mlp", 2}};
+    for (int k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
         /* An untrained model forgets as deterministically as a trained one. */
         lethe_model *m0 = fresh(cases[k].arch, &ds, 5);
         CHECK(m0 != NULL);
@@ -225,8 +229,8 @@ TEST(resume_unlearn_bitwise)
         cfg.lr = 0.05f;
         cfg.eps = 0.05f;
         cfg.seed = 3;
-        if (cases[k].extras) {
-            cfg.momentum = 0.9f;
+        if (cases[k].extras) cfg.momentum = 0.9f;
+        if (cases[k].extras == 1) {
             cfg.diagnostics = 1;
             cfg.audit = 1;
             cfg.audit_probe = 8;
@@ -269,7 +273,7 @@ TEST(resume_unlearn_bitwise)
         CHECK_MSG(same_model(ref, m), "%s: θ differs after resuming", cases[k].method);
         CHECK_MSG(same_result(&rr, &r2), "%s: the result differs after resuming",
                   cases[k].method);
-        if (cases[k].extras) CHECK(r2.diag_steps == 6 && r2.audit_probe_n == 8);
+        if (cases[k].extras == 1) CHECK(r2.diag_steps == 6 && r2.audit_probe_n == 8);
         lethe_unlearn_result_free(&rr);
         lethe_unlearn_result_free(&r2);
         lethe_model_free(ref);

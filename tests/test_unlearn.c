@@ -95,10 +95,13 @@ TEST(unlearn_counts_passes_per_method)
         {"pcgrad", 0, 2, 2},            /* one grouped backward for g_u and g_r */
         {"cagrad", 0, 2, 2},
         {"mgda", 0, 2, 2},
+        {"scrub", 0, 2, 1},             /* min step: teacher and student forward */
+        {"bs", 0, 3, 2},                /* f_0 forward, backward to x, forward on x_adv */
+        {"be", 0, 1, 1},
     };
     int nmeth;
     const char *const *names = lethe_methods(&nmeth);
-    CHECK(nmeth == 15);
+    CHECK(nmeth == 18);
     /* Every registered classification method is counted here (esd's
      * passes: tests/test_gen_esd.c). */
     for (int k = 0; k < nmeth; k++) {
@@ -122,6 +125,11 @@ TEST(unlearn_counts_passes_per_method)
         if (strcmp(cases[i].method, "salun") == 0) {
             fwd += nf;
             bwd += nf;
+        }
+        /* SCRUB's max steps (t < max_frac·T = 2) add the same on B_f. */
+        if (strcmp(cases[i].method, "scrub") == 0) {
+            fwd += 2 * 2 * b;
+            bwd += 2 * b;
         }
         CHECK_MSG(res.fwd_samples == fwd && res.bwd_samples == bwd,
                   "%s (form %d): %ld/%ld samples forward/backward, expected %ld/%ld",

@@ -839,13 +839,15 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
 /* The gradient buffer of node i (a group's head) for this backward;
  * *add tells whether it already holds a share (a node read by two others,
  * as in a residual block, gets both): the first writer stores, the next
- * ones add, so no buffer is cleared first. NULL for the input node: nobody
- * needs ∂L/∂x; nor for a timestep embedding (no parameters before it). */
+ * ones add, so no buffer is cleared first. For the input node: m->dx,
+ * cleared beforehand, so every reader adds (NULL unless the caller asked
+ * for ∂L/∂x); NULL for a timestep embedding (no parameters before it). */
 static float *grad_of(lethe_model *m, int i, int *add)
 {
     nn_node *nd = &m->nodes[i];
     *add = 1;
-    if (nd->op == NN_INPUT || nd->op == NN_TEMB) return NULL;
+    if (nd->op == NN_INPUT) return m->dx;
+    if (nd->op == NN_TEMB) return NULL;
     *add = nd->dirty;
     nd->dirty = 1;
     return nd->dout;
@@ -1028,17 +1030,41 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
             break;
         }
         }
+        if (i == last && m->dfeat) {
+            /* A loss that reads the features too: its share joins the
+             * final layer's input gradient just written. */
+            float *d = grad_of(m, nd->in0, &add);
+            const size_t fl = (size_t)n * m->nodes[nd->in0].size;
+            if (d && add)
+                for (size_t j = 0; j < fl; j++) d[j] += m->dfeat[j];
+            else if (d)
+                memcpy(d, m->dfeat, fl * sizeof(float));
+        }
         if (m->prof) m->prof[m->nnodes + i] += prof_now(m) - t0;
     }
     return LETHE_OK;
 }
 
+lethe_status lethe_model_backward_ex(lethe_model *m, const float *dlogits, const float *dfeat,
+                                     const lethe_groups *g, float *const grads[], float *dx)
+{
+    float *none[LETHE_MAX_GROUPS] = {0};
+    if (dx && m->last_n > 0)
+        memset(dx, 0, (size_t)m->last_n * (size_t)m->in_c * m->in_h * m->in_w * sizeof(float));
+    m->dx = dx;
+    m->dfeat = dfeat;
+    lethe_status st = lethe_model_backward(m, dlogits, g, grads ? grads : none);
+    m->dx = NULL;
+    m->dfeat = NULL;
+    return st;
+}
+
 const float *lethe_model_features(const lethe_model *m, int *dim)
 {
     if (dim) *dim = 0;
-    if (m->last_n < 1 || m->nnodes < 2) return NULL;
+    if (m->nnodes < 2) return NULL;
     const nn_node *last = &m->nodes[m->nnodes - 1];
     if (last->in0 < 0 || m->nodes[last->in0].op == NN_INPUT) return NULL;
     if (dim) *dim = (int)m->nodes[last->in0].size;
-    return node_out(m, last->in0);
+    return m->last_n < 1 ? NULL : node_out(m, last->in0);
 }

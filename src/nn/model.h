@@ -83,6 +83,10 @@ struct lethe_model {
     float *ws;                  /* conv scratch, sized for the largest conv */
     size_t ws_size;
     const float *input;         /* x of the last forward (not owned) */
+    float *dx;                  /* (last_n, C, H, W) receiving ∂L/∂x during
+                                   lethe_model_backward_ex, else NULL (not owned) */
+    const float *dfeat;         /* (last_n, features) added to the final layer's input
+                                   gradient during lethe_model_backward_ex, else NULL */
     int last_n;                 /* batch size of the last forward */
     lethe_groups last_groups;
     lethe_bn_mode last_mode;

@@ -28,6 +28,9 @@ typedef struct {
     lethe_status err;           /* of the last ul_draw's noising */
 } ul_diff;
 
+/* A float array a method keeps in run states, by tensor name. */
+typedef struct { const char *name; float *p; size_t n; } ul_saved;
+
 typedef struct ul_ctx {
     lethe_model *m;
     const lethe_dataset *ds;
@@ -63,6 +66,11 @@ typedef struct ul_ctx {
     float lr;                   /* α_t of the current step */
     float eps;                  /* ε_t */
     void *state;                /* method's own (owned by the method) */
+    /* Float arrays of the method's own saved in run states by name, as
+     * tensors (set in init, owned by the method): trainable values beyond
+     * θ and their optimiser state (BE's shadow class). */
+    ul_saved saved[4];
+    int nsaved;
     size_t dout;                /* model outputs per row: nclass, or d for a unet */
     ul_diff *diff;              /* NULL: classification */
 } ul_ctx;
@@ -75,6 +83,7 @@ typedef struct {
     int uses_eps;                  /* has an ε: the audit bound and budget search apply */
     int has_lambda_form;           /* λ learnt by lethe_igs: --lambda-form applies */
     int diffusion_only;            /* needs an unconditional prediction (ESD) */
+    int classification_only;       /* needs class logits (SCRUB, BS) */
     const lethe_param *params;     /* its own options (in method_opt slots or fields) */
     int nparams;
     const char *grid;              /* tune's default grid on a classification scenario */
@@ -189,6 +198,26 @@ void ul_pcgrad_weights(double uu, double rr, double ur, double *au, double *ar);
 void ul_mgda_weights(double uu, double rr, double ur, double *au, double *ar);
 void ul_cagrad_weights(double uu, double rr, double ur, double cc, double *au, double *ar);
 
+/* A frozen copy of c->m (θ, buffers) sized for the run's batches: the
+ * original model, for methods that compare with it (SCRUB's teacher, BS's
+ * attacked model). Owned by the caller. */
+lethe_status ul_frozen_copy(ul_ctx *c, lethe_model **out);
+/* SCRUB's distillation term of one row of k logits: returns
+ * τ²·KL(softmax(zt/τ) ‖ softmax(zs/τ)) and, when dz is not NULL, adds
+ * w·τ·(softmax(zs/τ) − softmax(zt/τ)), w times its gradient in zs (scrub.c). */
+double ul_kd(const float *zs, const float *zt, int k, float tau, float w, float *dz);
+
+/* Boundary Shrink's label from the logits z (k) of an attacked sample of
+ * label y: the argmax, or the best other class when that is y (bs.c). */
+int ul_bs_label(const float *z, int y, int k);
+
+/* Boundary Expanding's loss on one row: CE toward the shadow class k of
+ * the logits z (k) extended by z_k = row[0..dim)·h + row[dim]; adds w times
+ * its gradients to dz (k), drow (dim + 1) and dh (dim) (each may be NULL)
+ * and returns the loss (be.c). */
+double ul_be_shadow(const float *z, int k, const float *h, int dim, const float *row, float w,
+                    float *dz, float *drow, float *dh);
+
 /* RL's step, shared with SalUn (which adds the mask). */
 lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);
 
@@ -217,6 +246,6 @@ int ul_edit_distance(const char *a, const char *b);
 
 extern const ul_method ul_eupmu, ul_eupmu_fast, ul_eupmu_lookahead, ul_ungrad, ul_ungrad_mixed,
     ul_ft, ul_ga, ul_rl, ul_neggrad, ul_salun, ul_l1sparse, ul_esd, ul_pcgrad, ul_cagrad,
-    ul_mgda;
+    ul_mgda, ul_scrub, ul_bs, ul_be;
 
 #endif

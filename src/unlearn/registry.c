@@ -12,7 +12,7 @@
 static const ul_method *const registry[] = {
     &ul_eupmu, &ul_eupmu_fast, &ul_eupmu_lookahead, &ul_ungrad, &ul_ungrad_mixed,
     &ul_ft, &ul_ga, &ul_rl, &ul_neggrad, &ul_salun, &ul_l1sparse, &ul_esd,
-    &ul_pcgrad, &ul_cagrad, &ul_mgda,
+    &ul_pcgrad, &ul_cagrad, &ul_mgda, &ul_scrub, &ul_bs, &ul_be,
 };
 #define NMETHODS ((int)(sizeof registry / sizeof registry[0]))
 
@@ -112,6 +112,9 @@ lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
     if (!c->ddpm && meth->diffusion_only)
         return lethe_fail(LETHE_ERR_ARG, "%s is a diffusion method (negative guidance); "
                           "classification has no unconditional prediction", c->method);
+    if (c->ddpm && meth->classification_only)
+        return lethe_fail(LETHE_ERR_ARG, "%s is a classification method (it reads class "
+                          "logits); not available for diffusion", c->method);
     if (c->diagnostics && !meth->needs_group_grads && !meth->uses_eps)
         return lethe_fail(LETHE_ERR_ARG, "diagnostics apply to eupmu, eupmu-fast, "
                           "eupmu-lookahead, ungrad and ungrad-mixed, not to %s", c->method);

@@ -168,6 +168,20 @@ void ul_apply(ul_ctx *c, const float *d)
     lethe_optim_step(&c->opt, c->theta, d, c->mask, c->lr);
 }
 
+lethe_status ul_frozen_copy(ul_ctx *c, lethe_model **out)
+{
+    int ic, ih, iw;
+    lethe_model_input_shape(c->m, &ic, &ih, &iw);
+    lethe_status st = lethe_model_create(out, lethe_model_arch(c->m), ic, ih, iw, c->nclass);
+    if (st == LETHE_OK) st = lethe_model_copy(*out, c->m);
+    if (st == LETHE_OK) st = lethe_model_reserve(*out, c->nf + c->nr);
+    if (st != LETHE_OK) {
+        lethe_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
 {
     lethe_groups g;
@@ -355,6 +369,8 @@ static lethe_status ul_save(const char *path, ul_ctx *c, const ul_method *meth,
         for (size_t i = 0; i < meth->state_size; i++) snprintf(hex + 2 * i, 3, "%02x", b[i]);
         rs_set_text(&w, "method.state", hex);
     }
+    for (int i = 0; i < c->nsaved; i++)
+        rs_put_floats(&w, c->saved[i].name, c->saved[i].p, c->saved[i].n, 0);
     rs_put_floats(&w, "trace", trace, (size_t)done * TRACE_COLS, done > 0 ? (size_t)done : 0);
     lethe_status st = rs_write(&w);
     rs_writer_free(&w);
@@ -455,6 +471,10 @@ static lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, 
             b[i] = (uint8_t)v;
         }
     }
+    for (int i = 0; i < c->nsaved; i++)
+        if ((st = rs_get_floats(&r, c->saved[i].name, c->saved[i].p, c->saved[i].n, 0)) !=
+            LETHE_OK)
+            goto done;
     trace = malloc(((size_t)step * TRACE_COLS + 1) * sizeof(float));    /* (step, 14) */
     if (!trace) {
         st = lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory", r.label);

@@ -101,9 +101,6 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unknown-pragmas
 FUZZ_NAMES   := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
-# proto_tuned (configs/tuned.json) lives with the command line: what it needs.
-FUZZ_CLI_OBJ := $(addprefix $(FUZZ_BUILD)/src/cli/,protocol.o args.o split.o progress.o report.o \
-                  signals.o settings.o)
 # A harness's dictionary (fuzz/NAME.dict), if it has one.
 fuzz_dict = $$(test -f fuzz/$(1).dict && echo -dict=fuzz/$(1).dict)
 
@@ -114,7 +111,6 @@ $(FUZZ_BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h fuzz/*.h)
 $(FUZZ_BUILD)/liblethe.a: $(FUZZ_LIB_OBJ)
 	$(AR) rcs $@ $^
 
-$(FUZZ_BUILD)/fuzz_tuned: $(FUZZ_CLI_OBJ)
 $(FUZZ_BIN): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/liblethe.a
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter %.o,$^) \
 	    $(FUZZ_BUILD)/liblethe.a $(LDLIBS)

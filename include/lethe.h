@@ -700,6 +700,16 @@ double lethe_unlearn_get(const lethe_unlearn_config *c, const lethe_param *p);
 const char *lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_param *p,
                                    char *buf, size_t n);
 
+/* A settings file (configs/tuned.json: {"scenario": {"method": {"lr": 0.02,
+ * "optim": "adam", …}}}): the options of entry `method` of `scenario`,
+ * set into cfg by name (lethe_unlearn_set; "_"-prefixed keys are
+ * comments). An entry may be a named variant of a method ("eupmu-log":
+ * {"method": "eupmu", …}): cfg->method becomes the registry's name. A
+ * missing file or entry leaves cfg as it was; a malformed one fails with
+ * the file, the entry and the option named. Then cfg is validated. */
+lethe_status lethe_settings_read(const char *path, const char *scenario, const char *method,
+                                 lethe_unlearn_config *cfg);
+
 /* ε from a utility budget: the largest ε whose run keeps the accuracy on a
  * held-out part of D_r within `budget` points of the original model's.
  * When no ε does at the given learning rate, the search goes on over the

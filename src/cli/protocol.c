@@ -173,74 +173,7 @@ void proto_close(proto_ctx *p)
 lethe_status proto_tuned(const char *path, const char *scenario, const char *method,
                          lethe_unlearn_config *cfg)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return LETHE_OK;    /* no tuned file: defaults */
-    char *buf = NULL;
-    lethe_status st = LETHE_OK;
-    if (fseek(f, 0, SEEK_END) != 0) goto io;
-    long len = ftell(f);
-    if (len < 0 || len > (1 << 20)) {
-        fclose(f);
-        return lethe_fail(LETHE_ERR_FORMAT, "%s: size %ld is not that of a settings file", path, len);
-    }
-    rewind(f);
-    buf = malloc((size_t)len + 1);
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) goto io;
-    buf[len] = 0;
-    fclose(f);
-    cJSON *root = cJSON_Parse(buf);
-    free(buf);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return lethe_fail(LETHE_ERR_FORMAT, "%s: not a JSON object", path);
-    }
-    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(root, scenario);
-    const cJSON *m = sc ? cJSON_GetObjectItemCaseSensitive(sc, method) : NULL;
-    if (m && !cJSON_IsObject(m)) {
-        st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s is not an object", path, scenario, method);
-    } else if (m) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, m) {
-            if (it->string[0] == '_') continue;    /* comments like "_note" */
-            if (strcmp(it->string, "method") == 0 && cJSON_IsString(it)) {
-                /* A named variant ("eupmu-log": {"method": "eupmu", ...}):
-                 * the registry's own name, which outlives this JSON. */
-                int nm;
-                const char *const *names = lethe_methods(&nm);
-                int k = 0;
-                while (k < nm && strcmp(names[k], it->valuestring) != 0) k++;
-                if (k == nm)
-                    st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s: unknown method '%s'", path,
-                                    scenario, method, it->valuestring);
-                else
-                    cfg->method = names[k];
-            } else if (cJSON_IsString(it)) {
-                st = lethe_unlearn_set(cfg, it->string, it->valuestring);
-                if (st != LETHE_OK) {
-                    char why[512];
-                    snprintf(why, sizeof why, "%s", lethe_last_error());
-                    st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s: %s", path, scenario, method, why);
-                }
-            } else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
-                st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s.%s.%s must be a number or a name", path,
-                                scenario, method, it->string);
-            } else if ((st = lethe_unlearn_set_number(cfg, it->string, it->valuedouble)) !=
-                       LETHE_OK) {
-                /* Name the file and the entry, not only the value. */
-                char why[512];
-                snprintf(why, sizeof why, "%s", lethe_last_error());
-                st = lethe_fail(st, "%s: %s.%s: %s", path, scenario, method, why);
-            }
-            if (st != LETHE_OK) break;
-        }
-    }
-    cJSON_Delete(root);
-    if (st == LETHE_OK) st = lethe_unlearn_validate(cfg);
-    return st;
-io:
-    free(buf);
-    fclose(f);
-    return lethe_fail(LETHE_ERR_IO, "%s: cannot read", path);
+    return lethe_settings_read(path, scenario, method, cfg);
 }
 
 lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, proto_run *out)

@@ -192,6 +192,9 @@ static const cli_opt *find_opt(const cli_opt *opts, const char *name, size_t len
 {
     for (const cli_opt *o = opts; o->name; o++)
         if (is_option(o) && strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o;
+    /* --json, the older name of --report (the JSON output, one name in
+     * every command), still read where a command writes a report. */
+    if (len == 4 && strncmp(name, "json", 4) == 0) return find_opt(opts, "report", 6);
     return NULL;
 }
 

@@ -30,7 +30,7 @@ static const cli_opt opts[] = {
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
     {"seed", "N", "seed (default 0)", 0},
     CLI_HEADING("outputs"),
-    {"json", "FILE", "results as JSON (default runs/bench-SCENARIO.json); - for stdout", 0},
+    {"report", "FILE", "results as JSON (default runs/bench-SCENARIO.json); - for stdout", 0},
     {"quiet", NULL, "print only the table (no progress, no settings or 'wrote' lines)", 1},
     CLI_EXAMPLE("lethe bench --scenario fmnist-cw"),
     CLI_EXAMPLE("lethe bench --scenario fmnist-rnd --methods eupmu,salun,ft --json -"),
@@ -75,7 +75,7 @@ int cmd_bench(int argc, char **argv)
     if (!tuned) return 2;
     char jdef[256];
     snprintf(jdef, sizeof jdef, "runs/bench-%s.json", scn);
-    const char *json = cli_str(&a, "json", jdef);
+    const char *json = cli_str(&a, "report", jdef);
     const char *cache = cli_str(&a, "cache", "runs/cache");
     char mlist[1024];
     char every[1024];
@@ -100,7 +100,7 @@ int cmd_bench(int argc, char **argv)
     }
     if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
         return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
-    if (cli_str(&a, "json", NULL) ? (r = cli_check_named_output(&a, "json", json)) != 0
+    if (cli_str(&a, "report", NULL) ? (r = cli_check_named_output(&a, "report", json)) != 0
                                   : (r = cli_check_writable("bench", json)) != 0)
         return r;
 

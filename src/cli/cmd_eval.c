@@ -25,7 +25,7 @@ static const cli_opt opts[] = {
     {"reference", "FILE", "Retrain checkpoint: report gaps and Avg. Gap", 0},
     {"seed", "N", "seed of the MIA shadow set (default 0)", 0},
     CLI_HEADING("outputs"),
-    {"json", "FILE", "also write the results as JSON; - for stdout", 0},
+    {"report", "FILE", "also write the results as JSON; - for stdout", 0},
     {"quiet", NULL, "print only the results", 1},
     CLI_EXAMPLE("lethe eval --model runs/cnn.safetensors --per-class"),
     CLI_EXAMPLE("lethe eval --model runs/unlearned.safetensors --forget class:0 "
@@ -89,7 +89,7 @@ static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
             cJSON_AddItemToArray(pc, cJSON_CreateNumber(ac));
         }
     }
-    const char *json = cli_str(a, "json", NULL);
+    const char *json = cli_str(a, "report", NULL);
     rc = json ? write_json(json, root) : 0;
 done:
     cJSON_Delete(root);
@@ -128,7 +128,7 @@ static int eval_unlearning(const cli_args *a, lethe_model *m, const char *data, 
         cJSON_AddItemToObject(root, "reference", report_metrics(&mr));
         cJSON_AddNumberToObject(root, "avg_gap", lethe_avg_gap(&mm, &mr));
     }
-    const char *json = cli_str(a, "json", NULL);
+    const char *json = cli_str(a, "report", NULL);
     rc = json ? write_json(json, root) : 0;
     goto done;
 fail:
@@ -162,8 +162,8 @@ int cmd_eval(int argc, char **argv)
     if (cli_str(&a, "forget", NULL) &&
         (r = cli_forget_parse("eval", "--forget", cli_str(&a, "forget", NULL), &spec)))
         return r;
-    const char *json = cli_str(&a, "json", NULL);
-    if (json && (r = cli_check_named_output(&a, "json", json))) return r;
+    const char *json = cli_str(&a, "report", NULL);
+    if (json && (r = cli_check_named_output(&a, "report", json))) return r;
     lethe_model *m;
     lethe_metadata md = {0};
     lethe_status st = cli_open_model(path, &m, &md);

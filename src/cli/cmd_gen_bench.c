@@ -33,7 +33,7 @@ static const cli_opt opts[] = {
     {"guidance", "W", "classifier-free guidance (default 2)", 0},
     {"no-retrain", NULL, "skip the Retrain DDPM (trained when not cached: ~45 min)", 1},
     {"seed", "N", "seed (default 0)", 0},
-    {"json", "FILE", "results as JSON (default runs/bench-fmnist-ddpm-cw.json)", 0},
+    {"report", "FILE", "results as JSON (default runs/bench-fmnist-ddpm-cw.json)", 0},
     {"grids", "DIR", "a PNG of samples per method here (default runs/ddpm-grids)", 0},
     {"quiet", NULL, "no progress on stderr", 1},
     {NULL, NULL, NULL, 0},
@@ -176,7 +176,7 @@ int cmd_bench_diffusion(int argc, char **argv)
     ec.sample.steps = (int)ssteps;
     ec.sample.guidance = (float)gw;
     ec.seed = (uint64_t)seed;
-    const char *json = cli_str(&a, "json", "runs/bench-fmnist-ddpm-cw.json");
+    const char *json = cli_str(&a, "report", "runs/bench-fmnist-ddpm-cw.json");
     const char *grids = cli_str(&a, "grids", "runs/ddpm-grids");
     const char *cache = cli_str(&a, "cache", "runs/cache");
     char mlist[1024];
@@ -204,7 +204,7 @@ int cmd_bench_diffusion(int argc, char **argv)
         return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
     if (io_mkdir_p(grids) != 0)
         return cli_error("bench", "%s: cannot create the folder: %s", grids, strerror(errno));
-    if (cli_str(&a, "json", NULL) ? (r = cli_check_named_output(&a, "json", json)) != 0
+    if (cli_str(&a, "report", NULL) ? (r = cli_check_named_output(&a, "report", json)) != 0
                                   : (r = cli_check_writable("bench", json)) != 0)
         return r;
 

@@ -40,7 +40,7 @@ static const cli_opt opts[] = {
     {"diagnostics", NULL, "record gradient-conflict diagnostics (eupmu*, ungrad*)", 1},
     {"audit", NULL, "run the utility audit in every run (counted forwards)", 1},
     CLI_HEADING("outputs"),
-    {"json", "FILE", "results (default runs/sweep-SCENARIO-METHOD-PARAM.json); - for stdout", 0},
+    {"report", "FILE", "results (default runs/sweep-SCENARIO-METHOD-PARAM.json); - for stdout", 0},
     {"plot", "PREFIX", "plot files PREFIX.png, PREFIX.svg (default: the JSON path less .json)", 0},
     {"no-plot", NULL, "no plot (no gnuplot needed)", 1},
     {"quiet", NULL, "print only the table (no progress, no settings or 'wrote' lines)", 1},
@@ -176,7 +176,7 @@ int cmd_sweep(int argc, char **argv)
 
     char jdef[512], pdef[512];
     snprintf(jdef, sizeof jdef, "runs/sweep-%s-%s-%s.json", scn ? scn : "custom", method, param);
-    const char *json = cli_str(&a, "json", jdef);
+    const char *json = cli_str(&a, "report", jdef);
     /* The plot is named after the JSON, or after the default name when the
      * JSON goes to standard output. */
     snprintf(pdef, sizeof pdef, "%s", strcmp(json, "-") == 0 ? jdef : json);
@@ -193,8 +193,8 @@ int cmd_sweep(int argc, char **argv)
                          strncmp(json, "runs/", 5) == 0 ? json : png, strerror(errno));
     /* Paths the user named follow the rule of outputs (--force); the
      * defaults are Lethe's own and replaced freely. */
-    int named_plot = cli_str(&a, "plot", NULL) || (cli_str(&a, "json", NULL) && strcmp(json, "-"));
-    if (cli_str(&a, "json", NULL) ? (r = cli_check_named_output(&a, "json", json)) != 0
+    int named_plot = cli_str(&a, "plot", NULL) || (cli_str(&a, "report", NULL) && strcmp(json, "-"));
+    if (cli_str(&a, "report", NULL) ? (r = cli_check_named_output(&a, "report", json)) != 0
                                   : (r = cli_check_writable("sweep", json)) != 0)
         return r;
     if (do_plot && named_plot && ((r = cli_check_named_output(&a, "plot", png)) ||

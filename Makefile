@@ -73,10 +73,75 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h)
 test: $(BUILD)/lethe-tests $(BUILD)/lethe
 	LETHE_BIN=$(abspath $(BUILD)/lethe) $(BUILD)/lethe-tests
 
+# ------------------------------------------------------------- installing
+#   make install PREFIX=/usr/local DESTDIR=   liblethe.so (soname liblethe.so.0),
+#                 liblethe.a, lethe.h, lethe.pc, the lethe binary, man pages
+#   make uninstall                            the same files removed
+#   make abi-check    the exported symbols against abi/lethe.symbols
+# The shared library is built from its own position-independent objects, so
+# the static library and the binary are the same bits as without it.
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+VERSION  := $(shell sed -n 's/^\#define LETHE_VERSION "\(.*\)"/\1/p' include/lethe.h)
+SOMAJOR  := 0
+SONAME   := liblethe.so.$(SOMAJOR)
+PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+COMMANDS = $(shell $(BUILD)/lethe --help | awk '/^commands:/{f=1;next} f&&/^  [a-z]/{print $$1} f&&/^$$/{exit}')
+
+$(BUILD)/pic/%.o: %.c $(wildcard include/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
+
+$(BUILD)/liblethe.so.$(VERSION): $(PIC_OBJ) abi/lethe.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=abi/lethe.map \
+	    -o $@ $(PIC_OBJ) $(LDLIBS)
+
+shared: $(BUILD)/liblethe.so.$(VERSION)
+
+man: $(BUILD)/lethe
+	@mkdir -p $(BUILD)/man
+	LETHE_HELP_FORMAT=man $(BUILD)/lethe --help > $(BUILD)/man/lethe.1
+	for c in $(COMMANDS); do LETHE_HELP_FORMAT=man $(BUILD)/lethe help $$c > $(BUILD)/man/lethe-$$c.1 || exit 1; done
+
+# An unwritable prefix is said once, clearly, before anything is copied.
+install: all shared man
+	@d="$(DESTDIR)$(PREFIX)"; mkdir -p "$$d" 2>/dev/null; \
+	 if [ ! -w "$$d" ]; then echo "make install: $$d is not writable (choose PREFIX=… or DESTDIR=…, or run as root)" >&2; exit 1; fi
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(BUILD)/liblethe.a $(DESTDIR)$(LIBDIR)/liblethe.a
+	install -m 755 $(BUILD)/liblethe.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblethe.so.$(VERSION)
+	ln -sf liblethe.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblethe.so
+	install -m 644 include/lethe.h $(DESTDIR)$(PREFIX)/include/lethe.h
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(strip $(LDFLAGS) $(LDLIBS))|' abi/lethe.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/lethe.pc
+	install -m 755 $(BUILD)/lethe $(DESTDIR)$(PREFIX)/bin/lethe
+	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/liblethe.a $(DESTDIR)$(LIBDIR)/liblethe.so.$(VERSION) \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblethe.so \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/lethe.pc $(DESTDIR)$(PREFIX)/include/lethe.h \
+	    $(DESTDIR)$(PREFIX)/bin/lethe $(DESTDIR)$(PREFIX)/share/man/man1/lethe.1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man1/lethe-*.1
+
+# The ABI: what liblethe.so exports, one name per line, sorted. A change is
+# a decision: `make abi-symbols` rewrites the list to commit with it.
+abi-check: $(BUILD)/liblethe.so.$(VERSION)
+	@nm -D --defined-only $< | awk '$$2 ~ /^[TDBR]$$/ {print $$3}' | sed 's/@.*//' | sort -u > $(BUILD)/lethe.symbols
+	@if diff -u abi/lethe.symbols $(BUILD)/lethe.symbols; then \
+	    echo "abi-check: $$(wc -l < abi/lethe.symbols) exported symbols, as abi/lethe.symbols lists"; \
+	 else echo "abi-check: the exported symbols changed (above); if meant, make abi-symbols" >&2; exit 1; fi
+
+abi-symbols: $(BUILD)/liblethe.so.$(VERSION)
+	nm -D --defined-only $< | awk '$$2 ~ /^[TDBR]$$/ {print $$3}' | sed 's/@.*//' | sort -u > abi/lethe.symbols
+
 clean:
 	rm -rf build build-san
 
-.PHONY: all test clean
+.PHONY: all test clean shared man install uninstall abi-check abi-symbols
 .SECONDARY:
 
 # ------------------------------------------------------------------ fuzzing

@@ -102,11 +102,83 @@ static void print_opt(const char *name, const char *arg, const char *help)
 
 static int is_option(const cli_opt *o) { return o->flag == CLI_VALUE || o->flag == CLI_FLAG; }
 
+/* text for roff: '-' and '\\' escaped, a leading '.' or '\'' guarded. */
+static void roff(const char *text)
+{
+    if (*text == '.' || *text == '\'') fputs("\\&", stdout);
+    for (const char *p = text; *p; p++) {
+        if (*p == '-') fputs("\\-", stdout);
+        else if (*p == '\\') fputs("\\e", stdout);
+        else putchar(*p);
+    }
+}
+
+/* The same table as a man page, lethe-CMD(1) (LETHE_HELP_FORMAT=man, as
+ * `make man` runs it): the pages cannot disagree with --help. */
+static void print_man(const char *cmd, const char *usage, const cli_opt *opts)
+{
+    printf(".TH LETHE\\-%s 1 \"\" \"lethe %s\" \"Lethe manual\"\n.SH NAME\nlethe\\-%s \\- ",
+           cmd, LETHE_VERSION, cmd);
+    const cli_opt *o = opts;
+    if (o->name && o->flag == CLI_ROW_NOTE) roff(o->help);
+    else printf("the %s command of Lethe, machine unlearning in C", cmd);
+    printf("\n.SH SYNOPSIS\n.B lethe %s\n", cmd);
+    roff(usage);
+    printf("\n.SH OPTIONS\n");
+    for (; o->name && o->flag == CLI_ROW_NOTE; o++) {
+        printf(".PP\n");
+        roff(o->help);
+        putchar('\n');
+    }
+    for (; o->name; o++) {
+        if (o->flag == CLI_ROW_HEADING) {
+            printf(".SS ");
+            roff(o->help);
+            putchar('\n');
+        } else if (o->flag == CLI_ROW_NOTE) {
+            printf(".PP\n");
+            roff(o->help);
+            putchar('\n');
+        } else if (is_option(o)) {
+            /* .BI "--name " ARG: the name bold, its argument italic. */
+            printf(".TP\n%s\"\\-\\-", o->flag == CLI_FLAG ? ".B " : ".BI ");
+            roff(o->name);
+            if (o->flag != CLI_FLAG) {
+                printf(" \" ");
+                roff(o->arg ? o->arg : "X");
+            } else {
+                putchar('"');
+            }
+            putchar('\n');
+            roff(o->help);
+            putchar('\n');
+        }
+    }
+    printf(".TP\n.B \\-\\-force\nreplace output files you name that already exist\n"
+           ".TP\n.B \\-\\-help\nshow the help (also: lethe help %s)\n", cmd);
+    int examples = 0;
+    for (o = opts; o->name; o++)
+        if (o->flag == CLI_ROW_EXAMPLE) {
+            if (!examples++) printf(".SH EXAMPLES\n");
+            printf(".PP\n.nf\n");
+            roff(o->help);
+            printf("\n.fi\n");
+        }
+    printf(".SH EXIT STATUS\n0 success, 1 runtime error, 2 usage error, 3 a utility budget no run "
+           "kept (unlearn), 130/143 interrupted (SIGINT/SIGTERM).\n.SH SEE ALSO\n"
+           ".BR lethe (1)\n");
+}
+
 /* The help of a command from its table: the usage line, the options in
  * their groups (or under "options:"), --force and --help, the examples,
  * then what every command shares. */
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
 {
+    const char *fmt = getenv("LETHE_HELP_FORMAT");
+    if (fmt && strcmp(fmt, "man") == 0) {
+        print_man(cmd, usage, opts);
+        return;
+    }
     int grouped = 0, examples = 0;
     printf("usage: lethe %s ", cmd);
     print_wrapped(text_width(cmd, strlen(cmd)) + 14, usage);
@@ -140,7 +212,8 @@ static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
             }
     }
     printf("\n--name=value is the same as --name value. Exit status: 0 success, 1 runtime\n"
-           "error, 2 usage error, 130/143 interrupted (SIGINT/SIGTERM).\n");
+           "error, 2 usage error, 3 a utility budget no run kept (unlearn), 130/143\n"
+           "interrupted (SIGINT/SIGTERM).\n");
 }
 
 /* Optimal string alignment distance (Levenshtein plus the swap of two

@@ -1,4 +1,5 @@
 /* lethe: the command line. Subcommands live one per file (cmd_*.c). */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -60,8 +61,29 @@ static int wants_diffusion(int argc, char **argv)
     return (task && strcmp(task, "diffusion") == 0) || (scn && strcmp(scn, "fmnist-ddpm-cw") == 0);
 }
 
+/* lethe(1): the command list as a man page (LETHE_HELP_FORMAT=man). */
+static void usage_man(void)
+{
+    printf(".TH LETHE 1 \"\" \"lethe %s\" \"Lethe manual\"\n.SH NAME\nlethe \\- machine "
+           "unlearning in C\n.SH SYNOPSIS\n.B lethe\n.I COMMAND\n[options]\n.SH COMMANDS\n",
+           LETHE_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf(".TP\n.B %s\n%s\n.RB ( lethe\\-%s (1))\n", commands[i].name, commands[i].help,
+               commands[i].name);
+    printf(".SH DESCRIPTION\nGeneration: train, eval and unlearn take \\-\\-task diffusion; bench "
+           "and tune take \\-\\-scenario fmnist\\-ddpm\\-cw. An output file you name that exists "
+           "already is replaced only with \\-\\-force; \\- is standard output.\n"
+           ".SH EXIT STATUS\n0 success, 1 runtime error, 2 usage error, 3 a utility budget no run "
+           "kept (unlearn), 130 or 143 interrupted by SIGINT or SIGTERM.\n");
+}
+
 static void usage(FILE *f)
 {
+    const char *fmt = getenv("LETHE_HELP_FORMAT");
+    if (f == stdout && fmt && strcmp(fmt, "man") == 0) {
+        usage_man();
+        return;
+    }
     fprintf(f, "lethe %s — machine unlearning in C\n\nusage: lethe COMMAND [options]\n\n"
             "commands:\n", LETHE_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
@@ -74,8 +96,9 @@ static void usage(FILE *f)
             "\nAn output file you name that exists already is replaced only with --force;\n"
             "'-' is standard output; a device or a FIFO is written through, never replaced.\n"
             "\nexit status: 0 success, 1 runtime error (a file, the data, a failed run),\n"
-            "2 usage error (change the command line), 130 or 143 interrupted by SIGINT or\n"
-            "SIGTERM (the run state is kept for --resume).\n");
+            "2 usage error (change the command line), 3 a utility budget that no run kept\n"
+            "(unlearn), 130 or 143 interrupted by SIGINT or SIGTERM (the run state is kept\n"
+            "for --resume).\n");
 }
 
 static int unknown_command(const char *name)

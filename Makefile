@@ -51,6 +51,11 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+VERSION  := $(shell sed -n 's/^\#define LETHE_VERSION "\(.*\)"/\1/p' include/lethe.h)
+SOMAJOR  := 0
+SONAME   := liblethe.so.$(SOMAJOR)
+PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+
 all: $(BUILD)/lethe $(BUILD)/lethe-tests $(BENCH_BIN)
 
 $(BUILD)/liblethe.a: $(LIB_OBJ)
@@ -70,7 +75,10 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-test: $(BUILD)/lethe-tests $(BUILD)/lethe
+# The Python binding's test loads liblethe.so (not under the sanitizers,
+# whose runtime a plain python3 cannot load).
+TEST_SO := $(if $(filter 1,$(SAN)),,$(BUILD)/liblethe.so.$(VERSION))
+test: $(BUILD)/lethe-tests $(BUILD)/lethe $(TEST_SO)
 	LETHE_BIN=$(abspath $(BUILD)/lethe) $(BUILD)/lethe-tests
 
 # ------------------------------------------------------------- installing
@@ -82,10 +90,6 @@ test: $(BUILD)/lethe-tests $(BUILD)/lethe
 # the static library and the binary are the same bits as without it.
 PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib
-VERSION  := $(shell sed -n 's/^\#define LETHE_VERSION "\(.*\)"/\1/p' include/lethe.h)
-SOMAJOR  := 0
-SONAME   := liblethe.so.$(SOMAJOR)
-PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 COMMANDS = $(shell $(BUILD)/lethe --help | awk '/^commands:/{f=1;next} f&&/^  [a-z]/{print $$1} f&&/^$$/{exit}')
 
 $(BUILD)/pic/%.o: %.c $(wildcard include/*.h src/*/*.h)

@@ -55,6 +55,12 @@ typedef enum {
 } lethe_status;
 
 const char *lethe_status_to_string(lethe_status s);
+/* The library's version ("0.1.0"; LETHE_VERSION is the header's), and the
+ * size of a public struct by its name ("lethe_unlearn_config"; 0 if
+ * unknown): for callers from other languages, which hold the structs as
+ * opaque buffers (bindings/python). */
+const char *lethe_version(void);
+size_t lethe_sizeof(const char *type);
 /* The last error message of this thread (one line, never NULL). */
 const char *lethe_last_error(void);
 /* Set the message (printf-style) and return `s`, for one-line error returns. */
@@ -690,7 +696,8 @@ int lethe_method_takes(const char *method, const lethe_param *p);
  * (a CHOICE by its index). Refuses, with one line naming the method and
  * the option: an unknown name (with the nearest), an option the method
  * does not take (naming the methods that do), a value out of range or not
- * a number. Set c->method first. */
+ * a number. Set c->method first ("method" itself may be set by name too:
+ * c->method then points to the registry's own copy of the name). */
 lethe_status lethe_unlearn_set(lethe_unlearn_config *c, const char *name, const char *value);
 lethe_status lethe_unlearn_set_number(lethe_unlearn_config *c, const char *name, double v);
 /* The value of p in c (CHOICE: its index; a method_opt slot at NaN: the

@@ -300,6 +300,21 @@ lethe_status lethe_unlearn_set(lethe_unlearn_config *c, const char *name, const 
 {
     lethe_status st = LETHE_OK;
     if (!c || !name || !value) return lethe_fail(LETHE_ERR_ARG, "lethe_unlearn_set: NULL argument");
+    if (strcmp(name, "method") == 0) {
+        /* The registry's own name, which outlives `value`. */
+        const ul_method *m = ul_find_method(value);
+        if (!m) {
+            int nm;
+            char list[512];
+            size_t at = 0;
+            const char *const *names = lethe_methods(&nm);
+            for (int i = 0; i < nm && at < sizeof list; i++)
+                at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", names[i]);
+            return lethe_fail(LETHE_ERR_NOTFOUND, "unknown method '%s' (known: %s)", value, list);
+        }
+        c->method = m->name;
+        return LETHE_OK;
+    }
     const lethe_param *p = resolve(c, name, &st);
     if (!p) return st;
     if (p->type == LETHE_PARAM_CHOICE) {

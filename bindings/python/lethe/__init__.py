@@ -1,0 +1,262 @@
+"""Lethe from Python: machine unlearning in C, through ctypes (no build step).
+
+    import lethe
+    igs = lethe.IGS(eps=0.01, beta=1.0, lambda0=1.0, D=100.0)
+    lam = igs.weight()                    # step on loss_u + lam * loss_r
+    igs.observe(loss_r_before, loss_r_after, lr)
+
+    lethe.ungrad_lambda(dot_ru, norm2_r, eps, D)     # UNGrad's explicit λ*
+    m = lethe.unlearn("cnn.safetensors", forget="class:0",
+                      config={"method": "eupmu", "lr": 0.02, "eps": 0.01},
+                      out="unlearned.safetensors")   # -> {"ua": ..., "ra": ..., ...}
+
+The library is found through $LETHE_LIB, then the build folder of the tree
+this file sits in, then the system's (`make install`). Every failure of the
+library raises LetheError with its one-line message (lethe_last_error()).
+"""
+import ctypes
+import ctypes.util
+import os
+
+__all__ = ["LetheError", "IGS", "ungrad_lambda", "unlearn", "checkpoint_metadata",
+           "methods", "method_options", "library_version", "load"]
+
+ABI_MAJOR = "0"
+
+
+class LetheError(Exception):
+    """An error of the Lethe library; str() is its one-line message."""
+
+
+_lib = None
+
+
+def _candidates():
+    env = os.environ.get("LETHE_LIB")
+    if env:
+        yield env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    build = os.path.normpath(os.path.join(here, "..", "..", "..", "build"))
+    if os.path.isdir(build):
+        for name in sorted(os.listdir(build), reverse=True):
+            if name.startswith("liblethe.so"):
+                yield os.path.join(build, name)
+    found = ctypes.util.find_library("lethe")
+    if found:
+        yield found
+
+
+def load(path=None):
+    """Load liblethe.so (path, or the search above); checks its ABI version."""
+    global _lib
+    if _lib is not None and path is None:
+        return _lib
+    tried = []
+    for cand in ([path] if path else list(_candidates())):
+        try:
+            lib = ctypes.CDLL(cand)
+        except OSError as e:
+            tried.append("%s (%s)" % (cand, e))
+            continue
+        if not hasattr(lib, "lethe_version") or not hasattr(lib, "lethe_sizeof"):
+            raise LetheError("%s is not liblethe of a version with lethe_version()" % cand)
+        _declare(lib)
+        version = lib.lethe_version().decode()
+        if version.split(".")[0] != ABI_MAJOR:
+            raise LetheError("%s is Lethe %s; this binding needs %s.x" % (cand, version, ABI_MAJOR))
+        _lib = lib
+        return lib
+    raise LetheError("liblethe.so not found (tried: %s); build it with `make shared` or "
+                     "`make install`, or set LETHE_LIB" % ("; ".join(tried) or "nothing found"))
+
+
+def _declare(lib):
+    c = ctypes
+    sigs = {
+        "lethe_version": (c.c_char_p, []),
+        "lethe_sizeof": (c.c_size_t, [c.c_char_p]),
+        "lethe_last_error": (c.c_char_p, []),
+        "lethe_igs_init": (c.c_int, [c.c_void_p, c.c_float, c.c_float, c.c_float, c.c_float]),
+        "lethe_igs_weight": (c.c_float, [c.c_void_p]),
+        "lethe_igs_observe": (c.c_int, [c.c_void_p, c.c_float, c.c_float, c.c_float]),
+        "lethe_ungrad_lambda": (c.c_float, [c.c_double, c.c_double, c.c_float, c.c_float]),
+        "lethe_methods": (c.POINTER(c.c_char_p), [c.POINTER(c.c_int)]),
+        "lethe_method_params": (c.c_int, [c.c_char_p, c.POINTER(c.c_void_p), c.c_int]),
+        "lethe_checkpoint_open": (c.c_int, [c.POINTER(c.c_void_p), c.c_char_p, c.c_void_p]),
+        "lethe_checkpoint_read_meta": (c.c_int, [c.c_char_p, c.c_void_p]),
+        "lethe_checkpoint_save": (c.c_int, [c.c_void_p, c.c_void_p, c.c_char_p]),
+        "lethe_meta_get": (c.c_char_p, [c.c_void_p, c.c_char_p]),
+        "lethe_meta_set": (None, [c.c_void_p, c.c_char_p, c.c_char_p]),
+        "lethe_model_free": (None, [c.c_void_p]),
+        "lethe_model_reserve": (c.c_int, [c.c_void_p, c.c_int]),
+        "lethe_dataset_load": (c.c_int, [c.c_void_p, c.c_char_p, c.c_char_p, c.c_int]),
+        "lethe_dataset_free": (None, [c.c_void_p]),
+        "lethe_forget_parse": (c.c_int, [c.c_void_p, c.c_char_p]),
+        "lethe_forget_split": (c.c_int, [c.c_void_p, c.c_void_p, c.c_uint64, c.c_void_p,
+                                         c.c_void_p]),
+        "lethe_forget_split_test": (c.c_int, [c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p]),
+        "lethe_subset_free": (None, [c.c_void_p]),
+        "lethe_unlearn_config_default": (None, [c.c_void_p]),
+        "lethe_unlearn_set": (c.c_int, [c.c_void_p, c.c_char_p, c.c_char_p]),
+        "lethe_unlearn_validate": (c.c_int, [c.c_void_p]),
+        "lethe_unlearn": (c.c_int, [c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p,
+                                    c.c_void_p, c.c_void_p, c.c_void_p]),
+        "lethe_unlearn_result_free": (None, [c.c_void_p]),
+        "lethe_evaluate": (c.c_int, [c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p,
+                                     c.c_void_p, c.c_void_p, c.c_uint64, c.c_void_p]),
+    }
+    for name, (res, args) in sigs.items():
+        f = getattr(lib, name)
+        f.restype = res
+        f.argtypes = args
+
+
+def _check(status):
+    if status != 0:
+        raise LetheError(load().lethe_last_error().decode(errors="replace"))
+
+
+def _buffer(type_name):
+    """A zeroed, aligned buffer as large as the library's struct."""
+    n = load().lethe_sizeof(type_name.encode())
+    if n == 0:
+        raise LetheError("the library does not know the struct %s" % type_name)
+    return (ctypes.c_double * ((n + 7) // 8))()
+
+
+class _Metrics(ctypes.Structure):
+    _fields_ = [("ua", ctypes.c_double), ("ra", ctypes.c_double), ("ta", ctypes.c_double),
+                ("ta_forget", ctypes.c_double), ("has_ta_forget", ctypes.c_int),
+                ("mia", ctypes.c_double)]
+
+
+class _ResultHead(ctypes.Structure):
+    """The first fields of lethe_unlearn_result (the rest stays opaque)."""
+    _fields_ = [("steps", ctypes.c_long), ("seconds", ctypes.c_double),
+                ("fwd_samples", ctypes.c_long), ("bwd_samples", ctypes.c_long)]
+
+
+def library_version():
+    return load().lethe_version().decode()
+
+
+class IGS:
+    """EUPMU's λ controller (ALGORITHM.md §3): descend on loss_u + weight()·loss_r,
+    then observe(retain loss before the step, after it, the step's learning rate)."""
+
+    def __init__(self, eps=0.01, beta=1.0, lambda0=1.0, D=100.0):
+        self._s = _buffer("lethe_igs")
+        _check(load().lethe_igs_init(self._s, eps, beta, lambda0, D))
+
+    def weight(self):
+        return float(load().lethe_igs_weight(self._s))
+
+    def observe(self, before, after, lr):
+        _check(load().lethe_igs_observe(self._s, before, after, lr))
+
+
+def ungrad_lambda(dot_ru, norm2_r, eps=0.0, D=100.0):
+    """UNGrad's explicit multiplier λ* = clip(−(⟨g_r, g_u⟩ + ε)/‖g_r‖², 0, D)."""
+    return float(load().lethe_ungrad_lambda(dot_ru, norm2_r, eps, D))
+
+
+def methods():
+    n = ctypes.c_int()
+    names = load().lethe_methods(ctypes.byref(n))
+    return [names[i].decode() for i in range(n.value)]
+
+
+class _Param(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("alias", ctypes.c_char_p), ("type", ctypes.c_int),
+                ("arg", ctypes.c_char_p), ("help", ctypes.c_char_p)]
+
+
+def method_options(method):
+    """{option: help} of a method (every method's options, its family's, its own)."""
+    ptrs = (ctypes.c_void_p * 160)()
+    n = load().lethe_method_params(method.encode(), ptrs, 160)
+    if n < 0:
+        raise LetheError("unknown method '%s' (known: %s)" % (method, ", ".join(methods())))
+    out = {}
+    for i in range(min(n, 160)):
+        p = ctypes.cast(ptrs[i], ctypes.POINTER(_Param)).contents
+        out[p.name.decode()] = p.help.decode()
+    return out
+
+
+def checkpoint_metadata(path):
+    """The metadata of a Lethe safetensors checkpoint, as a dict."""
+    lib = load()
+    md = _buffer("lethe_metadata")
+    _check(lib.lethe_checkpoint_read_meta(os.fsencode(path), md))
+    keys = ("format", "version", "arch", "in_shape", "nclass", "dataset", "recipe", "seed",
+            "trained_without", "unlearned_with", "forget", "task")
+    out = {}
+    for k in keys:
+        v = lib.lethe_meta_get(md, k.encode())
+        if v is not None:
+            out[k] = v.decode()
+    return out
+
+
+def unlearn(model, forget, config=None, data=None, data_dir=None, out=None, seed=0,
+            forget_seed=0):
+    """Unlearn `forget` ("class:0", "random:10%", "indices:FILE") from the checkpoint
+    `model` with the options of `config` (the names of `lethe help unlearn`, "method"
+    among them); save the result to `out` if given; return its metrics in percent
+    (ua, ra, ta, mia, and ta_forget for class-wise forgetting) with the run's cost."""
+    lib = load()
+    if not isinstance(model, (str, bytes, os.PathLike)):
+        raise LetheError("model must be a checkpoint path, got %r" % (model,))
+    config = dict(config or {})
+    m = ctypes.c_void_p()
+    md = _buffer("lethe_metadata")
+    train, test = _buffer("lethe_dataset"), _buffer("lethe_dataset")
+    spec = _buffer("lethe_forget_spec")
+    fs, rs, tf, tr = (_buffer("lethe_subset") for _ in range(4))
+    res = _buffer("lethe_unlearn_result")
+    loaded = []
+    try:
+        _check(lib.lethe_checkpoint_open(ctypes.byref(m), os.fsencode(model), md))
+        name = data or (lib.lethe_meta_get(md, b"dataset") or b"fmnist").decode()
+        ddir = os.fsencode(data_dir) if data_dir else None
+        _check(lib.lethe_dataset_load(train, name.encode(), ddir, 1))
+        loaded.append(train)
+        _check(lib.lethe_dataset_load(test, name.encode(), ddir, 0))
+        loaded.append(test)
+        _check(lib.lethe_forget_parse(spec, forget.encode()))
+        _check(lib.lethe_forget_split(spec, train, forget_seed, fs, rs))
+        _check(lib.lethe_forget_split_test(spec, test, tf, tr))
+        cfg = _buffer("lethe_unlearn_config")
+        lib.lethe_unlearn_config_default(cfg)
+        method = str(config.pop("method", "eupmu")).encode()
+        # The method first: the options that follow are checked against it.
+        _check(lib.lethe_unlearn_set(cfg, b"method", method))
+        _check(lib.lethe_unlearn_set(cfg, b"seed", str(seed).encode()))
+        for k, v in config.items():
+            _check(lib.lethe_unlearn_set(cfg, str(k).encode(), str(v).encode()))
+        _check(lib.lethe_unlearn_validate(cfg))
+        _check(lib.lethe_unlearn(m, train, fs, rs, cfg, res, None, None))
+        _check(lib.lethe_model_reserve(m, 256))
+        mt = _Metrics()
+        _check(lib.lethe_evaluate(m, train, test, fs, rs, tr, tf, seed, ctypes.byref(mt)))
+        if out:
+            lib.lethe_meta_set(md, b"unlearned_with", method)
+            lib.lethe_meta_set(md, b"forget", forget.encode())
+            _check(lib.lethe_checkpoint_save(m, md, os.fsencode(out)))
+        head = ctypes.cast(res, ctypes.POINTER(_ResultHead)).contents
+        metrics = {"ua": mt.ua, "ra": mt.ra, "ta": mt.ta, "mia": mt.mia,
+                   "steps": head.steps, "seconds": head.seconds,
+                   "fwd_samples": head.fwd_samples, "bwd_samples": head.bwd_samples}
+        if mt.has_ta_forget:
+            metrics["ta_forget"] = mt.ta_forget
+        return metrics
+    finally:
+        lib.lethe_unlearn_result_free(res)
+        for s in (fs, rs, tf, tr):
+            lib.lethe_subset_free(s)
+        for d in loaded:
+            lib.lethe_dataset_free(d)
+        if m.value:
+            lib.lethe_model_free(m)

@@ -1,0 +1,68 @@
+"""The Python binding against the library and the command line (run by
+tests/test_python.c with /usr/bin/python3): check_binding.py MODEL DATA_DIR OUT
+prints the metrics of lethe.unlearn as JSON after checking the small calls
+and the errors. Exit 0 only if every check held."""
+import json
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "bindings", "python"))
+import lethe  # noqa: E402
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+
+
+model, data_dir, out = sys.argv[1:4]
+
+# The λ controller: a rising retain loss raises λ; by hand, β_t = β0·α·(t+1)^(-1/3).
+igs = lethe.IGS(eps=0.01, beta=1.0, lambda0=1.0, D=100.0)
+lam = 1.0
+for t in range(5):
+    igs.observe(0.3 + 0.01 * t, 0.31 + 0.01 * t, 0.1)
+    delta = (-0.01) / 0.1 + 0.01
+    lam = min(max(lam - 1.0 * 0.1 * (t + 1) ** (-1.0 / 3.0) * delta, 0.0), 100.0)
+check(abs(igs.weight() - lam) < 1e-5, "IGS weight %g, by hand %g" % (igs.weight(), lam))
+check(lethe.ungrad_lambda(-2.0, 4.0, 0.0, 100.0) == 0.5, "UNGrad lambda* of (-2, 4)")
+check(lethe.ungrad_lambda(2.0, 4.0, 0.0, 100.0) == 0.0, "UNGrad lambda* without conflict")
+check("eupmu" in lethe.methods() and "cagrad" in lethe.methods(), "methods()")
+check("c" in lethe.method_options("cagrad") and "c" not in lethe.method_options("pcgrad"),
+      "method_options")
+
+# Errors are LetheError with the library's message, never a crash.
+def raises(fn, needle, what):
+    try:
+        fn()
+    except lethe.LetheError as e:
+        check(needle in str(e), "%s: message %r lacks %r" % (what, str(e), needle))
+        return
+    failures.append("%s: no LetheError" % what)
+
+raises(lambda: lethe.IGS(eps=-1.0), "eps", "IGS with eps < 0")
+raises(lambda: lethe.method_options("nope"), "nope", "unknown method")
+raises(lambda: lethe.unlearn(None, "class:0"), "model", "a NULL model")
+raises(lambda: lethe.unlearn("/nonexistent.safetensors", "class:0"), "/nonexistent",
+       "a missing checkpoint")
+raises(lambda: lethe.unlearn(model, "class:0", {"method": "pcgrad", "c": 0.5},
+                             data="mnist", data_dir=data_dir), "pcgrad has no option 'c'",
+       "an option the method lacks")
+raises(lambda: lethe.load("/nonexistent/liblethe.so"), "not found", "a missing library")
+raises(lambda: lethe.load("libm.so.6"), "not liblethe", "a library that is not Lethe")
+
+meta = lethe.checkpoint_metadata(model)
+check(meta.get("arch") == "mlp", "checkpoint metadata %r" % (meta,))
+
+metrics = lethe.unlearn(model, "class:0", {"method": "eupmu", "steps": 3, "batch": 16},
+                        data="mnist", data_dir=data_dir, out=out)
+check(all(math.isfinite(metrics[k]) for k in ("ua", "ra", "ta", "mia")), "finite metrics")
+check(metrics["steps"] == 3 and os.path.exists(out), "steps and the saved model")
+print(json.dumps(metrics))
+for f in failures:
+    print("check_binding: " + f, file=sys.stderr)
+sys.exit(1 if failures else 0)

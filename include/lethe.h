@@ -697,7 +697,9 @@ int lethe_method_takes(const char *method, const lethe_param *p);
  * the option: an unknown name (with the nearest), an option the method
  * does not take (naming the methods that do), a value out of range or not
  * a number. Set c->method first ("method" itself may be set by name too:
- * c->method then points to the registry's own copy of the name). */
+ * c->method then points to the registry's own copy of the name, and the
+ * method's own defaults of shared options, if it has any, are applied:
+ * scrub's lr 0.001). */
 lethe_status lethe_unlearn_set(lethe_unlearn_config *c, const char *name, const char *value);
 lethe_status lethe_unlearn_set_number(lethe_unlearn_config *c, const char *name, double v);
 /* The value of p in c (CHOICE: its index; a method_opt slot at NaN: the

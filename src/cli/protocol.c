@@ -173,6 +173,9 @@ void proto_close(proto_ctx *p)
 lethe_status proto_tuned(const char *path, const char *scenario, const char *method,
                          lethe_unlearn_config *cfg)
 {
+    /* The method's own defaults first (scrub's lr), then the file's settings. */
+    if (cfg->method && lethe_method_summary(cfg->method))
+        lethe_unlearn_set(cfg, "method", cfg->method);
     return lethe_settings_read(path, scenario, method, cfg);
 }
 

@@ -5,7 +5,9 @@
 
 int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c)
 {
-    c->method = cli_str(a, "method", c->method);
+    /* By name: a method's own defaults come with it (then the options given). */
+    const char *m = cli_str(a, "method", NULL);
+    if (m && lethe_unlearn_set(c, "method", m) != LETHE_OK) c->method = m;  /* validate says */
     return cli_unlearn_options(a, c);
 }
 

@@ -86,6 +86,8 @@ typedef struct {
     int classification_only;       /* needs class logits (SCRUB, BS) */
     const lethe_param *params;     /* its own options (in method_opt slots or fields) */
     int nparams;
+    const char *defaults;          /* its own defaults of shared options ("lr=0.001"),
+                                      applied when it is chosen by name */
     const char *grid;              /* tune's default grid on a classification scenario */
     const char *gen_grid;          /* … and on the diffusion one (NULL: not run there) */
     size_t state_size;             /* bytes of c->state (plain data, no pointers): saved

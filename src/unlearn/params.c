@@ -313,6 +313,15 @@ lethe_status lethe_unlearn_set(lethe_unlearn_config *c, const char *name, const 
             return lethe_fail(LETHE_ERR_NOTFOUND, "unknown method '%s' (known: %s)", value, list);
         }
         c->method = m->name;
+        /* Its own defaults of shared options ("lr=0.001;…"), if it has any. */
+        char buf[256], *save;
+        snprintf(buf, sizeof buf, "%s", m->defaults ? m->defaults : "");
+        for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+            char *eq = strchr(kv, '=');
+            if (!eq) continue;
+            *eq = 0;
+            if ((st = lethe_unlearn_set(c, kv, eq + 1)) != LETHE_OK) return st;
+        }
         return LETHE_OK;
     }
     const lethe_param *p = resolve(c, name, &st);

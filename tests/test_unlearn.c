@@ -126,10 +126,14 @@ TEST(unlearn_counts_passes_per_method)
             fwd += nf;
             bwd += nf;
         }
-        /* SCRUB's max steps (t < max_frac·T = 2) add the same on B_f. */
+        /* SCRUB's max steps (t < max_frac·T, its default share) add the same on B_f. */
         if (strcmp(cases[i].method, "scrub") == 0) {
-            fwd += 2 * 2 * b;
-            bwd += 2 * b;
+            double frac = lethe_unlearn_get(&cfg, lethe_param_find("max_frac"));
+            long nmax = 0;
+            for (long t = 0; t < T; t++) nmax += (double)t < frac * (double)T;
+            CHECK(nmax >= 1);
+            fwd += nmax * 2 * b;
+            bwd += nmax * b;
         }
         CHECK_MSG(res.fwd_samples == fwd && res.bwd_samples == bwd,
                   "%s (form %d): %ld/%ld samples forward/backward, expected %ld/%ld",

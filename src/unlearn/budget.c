@@ -284,7 +284,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
 #define TRY(e)                                                                             \
     do {                                                                                   \
         if ((st = trial(&s, (e), cfg->lr, &cur)) != LETHE_OK) goto done;                   \
-        OFFER((e), cfg->lr);                                                               \
+        if (!have_kept) OFFER((e), cfg->lr);    /* the fallback is for no ε kept */        \
         if (br->trial[br->ntrials - 1].kept && (!have_kept || (e) >= br->eps)) {           \
             if ((st = lethe_model_copy(best, work)) != LETHE_OK) goto done;                \
             lethe_unlearn_result_free(&keep);                                              \

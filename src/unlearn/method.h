@@ -239,6 +239,8 @@ lethe_status ul_rl_step(ul_ctx *c, long t, lethe_trace_step *tr);
 /* The registry (registry.c) and a method by name (NULL: none). */
 const ul_method *const *ul_registry(int *n);
 const ul_method *ul_find_method(const char *name);
+/* Fail with "unknown method 'x' (known: …)". */
+lethe_status ul_unknown_method(const char *name);
 /* Every option of c->method within its range (params.c). */
 lethe_status ul_check_params(const lethe_unlearn_config *c);
 /* Edit distance of two option names ('-' as '_', a swap of neighbours as one). */

@@ -303,15 +303,7 @@ lethe_status lethe_unlearn_set(lethe_unlearn_config *c, const char *name, const 
     if (strcmp(name, "method") == 0) {
         /* The registry's own name, which outlives `value`. */
         const ul_method *m = ul_find_method(value);
-        if (!m) {
-            int nm;
-            char list[512];
-            size_t at = 0;
-            const char *const *names = lethe_methods(&nm);
-            for (int i = 0; i < nm && at < sizeof list; i++)
-                at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", names[i]);
-            return lethe_fail(LETHE_ERR_NOTFOUND, "unknown method '%s' (known: %s)", value, list);
-        }
+        if (!m) return ul_unknown_method(value);
         c->method = m->name;
         /* Its own defaults of shared options ("lr=0.001;…"), if it has any. */
         char buf[256], *save;

@@ -37,17 +37,19 @@ const ul_method *ul_find_method(const char *name)
     return NULL;
 }
 
+lethe_status ul_unknown_method(const char *name)
+{
+    char list[512] = "";
+    size_t k = 0;
+    for (int i = 0; i < NMETHODS && k < sizeof list; i++)
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", registry[i]->name);
+    return lethe_fail(LETHE_ERR_NOTFOUND, "unknown method '%s' (known: %s)",
+                      name ? name : "(none)", list);
+}
+
 lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
 {
-    if (!c->method || !ul_find_method(c->method)) {
-        char list[512] = "";
-        size_t k = 0;
-        for (int i = 0; i < NMETHODS; i++)
-            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "",
-                                  registry[i]->name);
-        return lethe_fail(LETHE_ERR_NOTFOUND, "unknown method '%s' (known: %s)",
-                          c->method ? c->method : "(none)", list);
-    }
+    if (!c->method || !ul_find_method(c->method)) return ul_unknown_method(c->method);
     if (c->steps < 0) return lethe_fail(LETHE_ERR_ARG, "steps must be >= 0, got %ld", c->steps);
     if (c->batch < 1) return lethe_fail(LETHE_ERR_ARG, "batch must be >= 1, got %d", c->batch);
     if (!(c->lr > 0.0f) || !isfinite(c->lr))

@@ -64,7 +64,7 @@ static void dtoy_free(dtoy *t)
 /* A bare step context over the toy: NF forgetting rows then NR retaining. */
 typedef struct {
     ul_ctx c;
-    ul_diff df;
+    ul_diff *df;                /* the diffusion task's rows (c.diff) */
     lethe_unlearn_config cfg;
     lethe_unlearn_result res;
     float x[(NF + NR) * D], losses[NF + NR], dl[(NF + NR) * D];
@@ -93,13 +93,15 @@ static int bare_make(bare *b, dtoy *t, uint64_t seed)
     c->yt = b->yt;
     c->losses = b->losses;
     c->dlogits = b->dl;
-    CHECK_OK(ul_diff_init(&b->df, &t->ds, &b->cfg, NF + NR, D));
-    c->diff = &b->df;
-    c->ds = &b->df.unit;
+    c->ds = &t->ds;
+    c->task = &ul_task_diffusion;
+    CHECK_OK(c->task->init(c, NF + NR));     /* c->ds becomes the [−1, 1] view */
+    b->df = c->diff;
+    if (!b->df) return 0;
     int32_t idx[NF + NR] = {0, 3, 6, 1, 2, 4};
     lethe_dataset_batch(c->ds, idx, NF + NR, c->x, c->y);
     for (int i = 0; i < NF + NR; i++) c->yt[i] = i < NF ? 1 + i % 2 : c->y[i];
-    return b->df.x0 != NULL;
+    return 1;
 }
 
 /* Mean over the forgetting rows of ‖ε_θ(x_t, t, c) − T‖² with T given, or
@@ -110,12 +112,12 @@ static double rl_objective(bare *b, const float *T)
     float tgt[NF * D], l[NF];
     const float *out;
     if (!T) {
-        CHECK_OK(lethe_model_set_cond(c->m, b->df.t, c->yt));
+        CHECK_OK(lethe_model_set_cond(c->m, b->df->t, c->yt));
         CHECK_OK(lethe_model_forward(c->m, c->x, NF, NULL, LETHE_BN_EVAL, &out));
         memcpy(tgt, out, sizeof tgt);
         T = tgt;
     }
-    CHECK_OK(lethe_model_set_cond(c->m, b->df.t, b->df.yc));
+    CHECK_OK(lethe_model_set_cond(c->m, b->df->t, b->df->yc));
     CHECK_OK(lethe_model_forward(c->m, c->x, NF, NULL, LETHE_BN_EVAL, &out));
     return lethe_denoise_loss(l, NULL, out, T, 0.0f, NF, D);
 }
@@ -124,16 +126,17 @@ TEST(gen_unlearn_rl_target_gets_no_gradient)
 {
     dtoy t;
     bare b;
+    memset(&b, 0, sizeof b);
     if (!dtoy_make(&t) || !bare_make(&b, &t, 1)) goto out;
     ul_ctx *c = &b.c;
-    CHECK_OK(ul_diff_noise(c, 0, NF, 1));
+    CHECK_OK(ul_prepare(c, 0, NF, 1));
     CHECK(b.res.fwd_samples == NF);   /* the target's forward is counted */
     /* Forgetting rows keep their class; the target came from class yt. */
-    for (int i = 0; i < NF; i++) CHECK(b.df.yc[i] == c->y[i] && c->yt[i] != c->y[i]);
+    for (int i = 0; i < NF; i++) CHECK(b.df->yc[i] == c->y[i] && c->yt[i] != c->y[i]);
     float T[NF * D];
-    memcpy(T, b.df.target, sizeof T);
+    memcpy(T, b.df->target, sizeof T);
     /* The rows' loss and gradient through the step machinery. */
-    CHECK_OK(ul_diff_cond(c, 0));
+    CHECK_OK(c->task->cond(c, 0));
     lethe_groups g;
     lethe_groups_one(&g, NF);
     CHECK_OK(lethe_model_forward(c->m, c->x, NF, &g, LETHE_BN_EVAL, &c->logits));
@@ -144,7 +147,7 @@ TEST(gen_unlearn_rl_target_gets_no_gradient)
     float *theta = lethe_model_theta(c->m, &n);
     float *grad = calloc(n, sizeof(float));
     float *gs[1] = {grad};
-    CHECK_OK(ul_diff_cond(c, 0));
+    CHECK_OK(c->task->cond(c, 0));
     CHECK_OK(lethe_model_forward(c->m, c->x, NF, &g, LETHE_BN_EVAL, &c->logits));
     CHECK_OK(lethe_model_backward(c->m, b.dl, &g, gs));
     /* The coordinates with the largest gradients, by central differences. */
@@ -172,7 +175,7 @@ TEST(gen_unlearn_rl_target_gets_no_gradient)
               moving_differs);
     free(grad);
 out:
-    ul_diff_free(&b.df);
+    if (b.c.task) b.c.task->free(&b.c);
     dtoy_free(&t);
 }
 
@@ -180,21 +183,22 @@ TEST(gen_unlearn_ga_is_negative_denoising)
 {
     dtoy t;
     bare b;
+    memset(&b, 0, sizeof b);
     if (!dtoy_make(&t) || !bare_make(&b, &t, 2)) goto out;
     ul_ctx *c = &b.c;
-    CHECK_OK(ul_diff_noise(c, 0, NF, 0));
-    CHECK_OK(ul_diff_noise(c, NF, NR, 0));
+    CHECK_OK(ul_prepare(c, 0, NF, 0));
+    CHECK_OK(ul_prepare(c, NF, NR, 0));
     CHECK(b.res.fwd_samples == 0);
     /* x_t = √ᾱ x0 + √(1−ᾱ) ε, the target ε. */
     for (int i = 0; i < NF + NR; i++) {
-        int ti = b.df.t[i];
+        int ti = b.df->t[i];
         for (int p = 0; p < D; p += 13)
-            CHECK_NEAR(c->x[i * D + p], t.s.sqrt_ab[ti] * b.df.x0[i * D + p] +
-                       t.s.sqrt_1m_ab[ti] * b.df.target[i * D + p], 1e-5);
+            CHECK_NEAR(c->x[i * D + p], t.s.sqrt_ab[ti] * b.df->x0[i * D + p] +
+                       t.s.sqrt_1m_ab[ti] * b.df->target[i * D + p], 1e-5);
     }
     lethe_groups g;
     lethe_groups_one(&g, NF + NR);
-    CHECK_OK(ul_diff_cond(c, 0));
+    CHECK_OK(c->task->cond(c, 0));
     CHECK_OK(lethe_model_forward(c->m, c->x, NF + NR, &g, LETHE_BN_EVAL, &c->logits));
     float dpos[(NF + NR) * D], l[NF + NR];
     memset(b.dl, 0, sizeof b.dl);
@@ -203,23 +207,23 @@ TEST(gen_unlearn_ga_is_negative_denoising)
     memset(b.dl, 0, sizeof b.dl);
     float pos = ul_diff_loss(c, LETHE_LOSS_CE, 0, NF, 0.5f, 1);
     CHECK_NEAR(neg, -pos, 1e-7);
-    CHECK_NEAR(pos, lethe_denoise_loss(l, NULL, c->logits, b.df.target, 0.0f, NF, D), 1e-7);
+    CHECK_NEAR(pos, lethe_denoise_loss(l, NULL, c->logits, b.df->target, 0.0f, NF, D), 1e-7);
     for (int i = 0; i < NF * D; i++) CHECK_NEAR(dpos[i], -b.dl[i], 1e-9);
     for (int i = 0; i < NF; i++) CHECK_NEAR(c->losses[i] + 0.0, l[i], 1e-7);
     /* Retain rows: their class or (p_uncond 0.5 here) the null class 3. */
     int nulls = 0;
     for (int k = 0; k < 40; k++) {
-        CHECK_OK(ul_diff_noise(c, NF, NR, 0));
+        CHECK_OK(ul_prepare(c, NF, NR, 0));
         for (int i = NF; i < NF + NR; i++) {
-            CHECK(b.df.yc[i] == c->y[i] || b.df.yc[i] == 3);
-            nulls += b.df.yc[i] == 3;
+            CHECK(b.df->yc[i] == c->y[i] || b.df->yc[i] == 3);
+            nulls += b.df->yc[i] == 3;
         }
-        CHECK_OK(ul_diff_noise(c, 0, NF, 0));
-        for (int i = 0; i < NF; i++) CHECK(b.df.yc[i] == c->y[i]);
+        CHECK_OK(ul_prepare(c, 0, NF, 0));
+        for (int i = 0; i < NF; i++) CHECK(b.df->yc[i] == c->y[i]);
     }
     CHECK_MSG(nulls > 30 && nulls < 90, "%d of 120 retain rows unconditional", nulls);
 out:
-    ul_diff_free(&b.df);
+    if (b.c.task) b.c.task->free(&b.c);
     dtoy_free(&t);
 }
 

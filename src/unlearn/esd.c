@@ -20,7 +20,7 @@ static lethe_status esd_step(ul_ctx *c, long t, lethe_trace_step *tr)
     (void)t;
     lethe_status st;
     ul_draw(c, 1, 0, 0);
-    if ((st = c->diff->err) != LETHE_OK) return st;
+    if ((st = c->task_err) != LETHE_OK) return st;
     int nf = c->nf;
     size_t d = c->diff->d;
     float *target = c->diff->target;            /* (nf, d) */

@@ -56,7 +56,7 @@ static lethe_status ahead_step(ul_ctx *c, long t, lethe_trace_step *tr)
         lethe_dataset_batch(c->ds, c->next_r, c->nr, c->x + (size_t)base * c->px, c->y + base);
         memcpy(c->yt + base, c->y + base, (size_t)c->nr * sizeof(int32_t));
         /* Diffusion: its noise is drawn now and kept for step t+1 (ul_draw). */
-        if (c->diff && (st = ul_diff_noise(c, base, c->nr, 0)) != LETHE_OK) return st;
+        if ((st = ul_prepare(c, base, c->nr, 0)) != LETHE_OK) return st;
         if ((st = ul_eval_loss(c, base, c->nr, &s->prev_ahead)) != LETHE_OK) return st;
         c->have_next_r = 1;
         s->have_prev = 1;
@@ -66,6 +66,33 @@ static lethe_status ahead_step(ul_ctx *c, long t, lethe_trace_step *tr)
     ul_apply(c, c->grad);
     s->prev_lr = c->lr;
     return ul_check(t, "the look-ahead retaining loss", s->have_prev ? s->prev_ahead : 0.0f);
+}
+
+/* The fixed next retain batch, and its prepared rows where the task cannot
+ * draw them again (diffusion's noise). */
+static void ahead_save(ul_ctx *c, rs_writer *w)
+{
+    rs_set_long(w, "have_next_r", c->have_next_r);
+    if (!c->have_next_r) return;
+    rs_put_ints(w, "lookahead.next_r", c->next_r, (size_t)c->nr);
+    if (c->task->save_rows) c->task->save_rows(c, w, c->nf + c->nr, c->nr);
+}
+
+static lethe_status ahead_load(ul_ctx *c, const rs_reader *r)
+{
+    long have;
+    lethe_status st = rs_get_long(r, "have_next_r", 0, 1, &have);
+    if (st != LETHE_OK || !have) return st;
+    if (!c->nr)
+        return lethe_fail(LETHE_ERR_FORMAT, "%s: run state: a look-ahead batch without retain "
+                          "batches", r->label);
+    if ((st = rs_get_ints(r, "lookahead.next_r", c->next_r, (size_t)c->nr, 0, c->ds->n - 1)) !=
+            LETHE_OK ||
+        (c->task->load_rows &&
+         (st = c->task->load_rows(c, r, c->nf + c->nr, c->nr, c->next_r)) != LETHE_OK))
+        return st;
+    c->have_next_r = 1;
+    return LETHE_OK;
 }
 
 const ul_method ul_eupmu_lookahead = {
@@ -79,6 +106,8 @@ const ul_method ul_eupmu_lookahead = {
     .init = ahead_init,
     .step = ahead_step,
     .finish = ahead_finish,
+    .save = ahead_save,
+    .load = ahead_load,
     .grid = "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5",
     .gen_grid = "lr=0.0001,0.0003,0.001;eps=0,0.02,0.05",
 };

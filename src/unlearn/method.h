@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "io/runstate.h"
 #include "lethe.h"
 
 /* Group indices within a step's batch: forgetting samples first. */
@@ -25,8 +26,50 @@ typedef struct {
     float *x0;                  /* (rows, d) */
     float *target;              /* (rows, d) */
     int32_t *t, *yc;            /* (rows) */
-    lethe_status err;           /* of the last ul_draw's noising */
 } ul_diff;
+
+struct ul_ctx;
+
+/* What differs between the tasks (task_classify.c, diffusion.c): what a
+ * row of a batch is and how its loss is read from the model's outputs.
+ * Chosen once per run, from the model; the step machinery calls it and
+ * never asks which task it runs. NULL entries: nothing to do. */
+typedef struct ul_task {
+    const char *name;
+    /* Buffers for `rows` rows (d floats each); the run's data set may be
+     * replaced by the task's view of it (c->ds). */
+    lethe_status (*init)(struct ul_ctx *c, size_t rows);
+    void (*free)(struct ul_ctx *c);
+    /* Rows [from, from + count) of c->x hold drawn samples (labels in c->y,
+     * targets in c->yt): make them the task's rows; with rl the forgetting
+     * rows' targets are those of random other classes. */
+    lethe_status (*prepare)(struct ul_ctx *c, int from, int count, int rl);
+    /* Move prepared rows: the look-ahead rows, prepared when they were
+     * measured, become the step's retain rows unchanged (NULL: the look-ahead
+     * rows are drawn from the data again). */
+    void (*move_rows)(struct ul_ctx *c, int from, int to, int count);
+    /* Per-row conditioning of rows from.. before a forward. */
+    lethe_status (*cond)(struct ul_ctx *c, int from);
+    /* Per-sample losses of rows [from, from + count) of the last forward
+     * (c->logits) into c->losses, their gradient at weight each into
+     * c->dlogits when grad; returns the mean. */
+    float (*loss)(struct ul_ctx *c, lethe_loss_kind k, int from, int count, float weight,
+                  int grad);
+    /* The retain-kind loss of rows [from, from + count) from outputs `out`
+     * of a forward of those rows alone (ul_eval_loss). */
+    float (*eval_loss)(struct ul_ctx *c, const float *out, int from, int count);
+    /* The task's own values in run states (its random streams), and the
+     * prepared look-ahead rows [at, at + count) that cannot be drawn again
+     * ("lookahead.*"; loaded for the samples idx, whose clean data is read
+     * again). */
+    void (*save)(struct ul_ctx *c, rs_writer *w);
+    lethe_status (*load)(struct ul_ctx *c, const rs_reader *r);
+    void (*save_rows)(struct ul_ctx *c, rs_writer *w, int at, int count);
+    lethe_status (*load_rows)(struct ul_ctx *c, const rs_reader *r, int at, int count,
+                              const int32_t *idx);
+} ul_task;
+
+extern const ul_task ul_task_classify, ul_task_diffusion;
 
 /* A float array a method keeps in run states, by tensor name. */
 typedef struct { const char *name; float *p; size_t n; } ul_saved;
@@ -72,7 +115,10 @@ typedef struct ul_ctx {
     ul_saved saved[4];
     int nsaved;
     size_t dout;                /* model outputs per row: nclass, or d for a unet */
-    ul_diff *diff;              /* NULL: classification */
+    const ul_task *task;        /* what a row is: classification or diffusion */
+    lethe_status task_err;      /* of the last ul_draw's prepare, reported by the forward */
+    ul_diff *diff;              /* the diffusion task's rows (read by diffusion.c and the
+                                   diffusion-only methods); NULL: classification */
 } ul_ctx;
 
 typedef struct {
@@ -95,12 +141,19 @@ typedef struct {
     lethe_status (*init)(ul_ctx *c);            /* may be NULL */
     lethe_status (*step)(ul_ctx *c, long t, lethe_trace_step *tr);
     void (*finish)(ul_ctx *c);                  /* may be NULL */
+    /* Its values in run states beyond c->state and c->saved (SalUn's mask,
+     * the look-ahead batch); may be NULL. load runs after init. */
+    void (*save)(ul_ctx *c, rs_writer *w);
+    lethe_status (*load)(ul_ctx *c, const rs_reader *r);
 } ul_method;
 
 /* Draw the step's batches: B_f into rows [0, nf), B_r into [nf, nf + nr)
  * (either may be skipped); sets c->g. Targets yt are the true labels, or
  * fresh random other labels for B_f when rl_forget is set. */
 void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget);
+/* The task's rows from samples just put in rows [from, from + count) of
+ * c->x (see ul_task.prepare); nothing for classification. */
+lethe_status ul_prepare(ul_ctx *c, int from, int count, int rl);
 /* Forward rows [0, nf + nr) (or only the drawn ones) as two groups. */
 lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode);
 /* Per-sample losses on rows [from, from + count) of the last forward into
@@ -164,25 +217,21 @@ lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset 
                     const lethe_subset *retain, const lethe_unlearn_config *cfg,
                     lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
                     const ul_hook *hook);
+/* Run states (state.c): the settings a resumed run must share with the
+ * one that wrote the state (theta0: the hash of the starting model), and
+ * the state after `done` of T steps written and read back. */
+void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint64_t theta0);
+lethe_status ul_save(const char *path, ul_ctx *c, const ul_method *meth, const ul_audit *audit,
+                     const char *config, long done, long T, double seconds);
+lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, ul_audit *audit,
+                     const char *config, long T, long *done, double *seconds);
+
 /* The step count T of a configuration on a forget set of nf samples. */
 long ul_steps(const lethe_unlearn_config *cfg, size_t nf);
 
-/* Diffusion rows (diffusion.c). init sizes the buffers for `rows`. */
-lethe_status ul_diff_init(ul_diff *df, const lethe_dataset *ds, const lethe_unlearn_config *cfg,
-                          size_t rows, size_t d);
-void ul_diff_free(ul_diff *df);
-/* Noise rows [from, from + count) of c->x (clean, in [−1, 1]) in place;
- * with rl their target is the stop-gradient prediction for c->yt. */
-lethe_status ul_diff_noise(ul_ctx *c, int from, int count, int rl);
-/* Move noised rows (x_t, x0, target, t, label) [from, from + count) to
- * `to`: the look-ahead batch, noised when it was measured, becomes the
- * step's retain batch with the same noise. */
-void ul_diff_move_rows(ul_ctx *c, int from, int to, int count);
-/* Conditioning (t, label) of rows from.. for the next forward. */
-lethe_status ul_diff_cond(ul_ctx *c, int from);
-/* ±denoising loss (NEG_CE: −) of rows [from, from + count) of the last
- * forward (output rows from..) against their targets; gradient (weight
- * each) into c->dlogits when grad. Returns the signed mean. */
+/* The diffusion task's ±denoising loss (NEG_CE: −) of rows [from, from +
+ * count) of the last forward against their targets (diffusion.c; ESD's
+ * own target uses it). */
 float ul_diff_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight, int grad);
 
 /* The two gradients of one grouped backward (§2.1): draws B_f (random

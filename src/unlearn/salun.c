@@ -37,7 +37,7 @@ static lethe_status salun_init(ul_ctx *c)
         lethe_groups_one(&c->g, cnt);
         c->cur_nf = cnt;
         /* Diffusion: the saliency of the denoising loss on D_f (SalUn's). */
-        if (c->diff && (st = ul_diff_noise(c, 0, cnt, 0)) != LETHE_OK) goto done;
+        if ((st = ul_prepare(c, 0, cnt, 0)) != LETHE_OK) goto done;
         if ((st = ul_forward(c, LETHE_BN_EVAL)) != LETHE_OK) goto done;
         ul_clear_dlogits(c);
         ul_loss(c, LETHE_LOSS_CE, 0, cnt, 1.0f / (float)nf);
@@ -65,6 +65,17 @@ done:
     return st;
 }
 
+/* The mask is computed at θ_0: a resumed run takes it from the state. */
+static void salun_save(ul_ctx *c, rs_writer *w)
+{
+    rs_put_bytes(w, "mask", c->mask, c->n);
+}
+
+static lethe_status salun_load(ul_ctx *c, const rs_reader *r)
+{
+    return rs_get_bytes(r, "mask", c->mask, c->n, 1);
+}
+
 static const lethe_param gamma_params[] = {
     UL_REAL("gamma", "salun_gamma", salun_gamma, 0, 1, 1, 0, "0.3,0.5,0.7",
             "fraction of the weights that move, the most salient (default 0.5)"),
@@ -77,6 +88,8 @@ const ul_method ul_salun = {
     .uses_retain = 1,
     .init = salun_init,
     .step = ul_rl_step,
+    .save = salun_save,
+    .load = salun_load,
     .params = gamma_params,
     .nparams = 1,
     .grid = "lr=0.002,0.005,0.01,0.02,0.05",

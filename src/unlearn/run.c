@@ -1,0 +1,288 @@
+/*
+ * The unlearning driver: checks the inputs, sets up a run's context (its
+ * task, buffers, optimiser, streams and λ), loops over the steps of the
+ * chosen method with the numeric checks, progress, run-state saves and the
+ * stop signal, and cleans up.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/runstate.h"
+#include "nn/model.h"
+#include "unlearn/method.h"
+
+/* The first non-finite value of a (n), or 0 if all are finite. */
+static float first_bad(const float *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i])) return a[i];
+    return 0.0f;
+}
+
+static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                             const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                             lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                             const ul_hook *hook, lethe_run_control *run);
+
+lethe_status lethe_unlearn(lethe_model *m, const lethe_dataset *ds,
+                           const lethe_subset *forget, const lethe_subset *retain,
+                           const lethe_unlearn_config *cfg, lethe_unlearn_result *res,
+                           lethe_progress_fn cb, void *cbctx)
+{
+    return run_core(m, ds, forget, retain, cfg, res, cb, cbctx, NULL, NULL);
+}
+
+lethe_status lethe_unlearn_run(lethe_model *m, const lethe_dataset *ds,
+                               const lethe_subset *forget, const lethe_subset *retain,
+                               const lethe_unlearn_config *cfg, lethe_run_control *run,
+                               lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx)
+{
+    return run_core(m, ds, forget, retain, cfg, res, cb, cbctx, NULL, run);
+}
+
+lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                    const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                    lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                    const ul_hook *hook)
+{
+    return run_core(m, ds, forget, retain, cfg, res, cb, cbctx, hook, NULL);
+}
+
+static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                             const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                             lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                             const ul_hook *hook, lethe_run_control *run)
+{
+    memset(res, 0, sizeof *res);
+    res->audit_first_violation = -1;
+    res->conflict_share = res->mean_cos = res->mean_lambda_gap = NAN;
+    res->audit_sum_delta = res->audit_sum_allowed = NAN;
+    res->audit_probe_loss0 = NAN;
+    if (run) {
+        run->step = 0;
+        run->saved_step = -1;
+    }
+    lethe_status st = lethe_unlearn_validate(cfg);
+    if (st != LETHE_OK) return st;
+    const ul_method *meth = ul_find_method(cfg->method);
+    /* The forward reads the model's image size from x, and the losses index
+     * logits by label: a data set that does not fit would be read past. */
+    if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w || ds->nclass != m->nclass)
+        return lethe_fail(LETHE_ERR_MISMATCH,
+                          "data set %s (%dx%dx%d, %d classes) does not fit the %s model "
+                          "(%dx%dx%d, %d classes)", ds->name, ds->c, ds->h, ds->w, ds->nclass,
+                          m->arch, m->in_c, m->in_h, m->in_w, m->nclass);
+    if (!forget || forget->n == 0) return lethe_fail(LETHE_ERR_ARG, "the forget set is empty");
+    if (meth->uses_retain && (!retain || retain->n == 0))
+        return lethe_fail(LETHE_ERR_ARG, "the retain set is empty");
+    if (cfg->audit && (!retain || retain->n < 2))
+        return lethe_fail(LETHE_ERR_ARG, "the audit needs at least 2 retain samples");
+    /* A noise predictor predicts images, a classifier labels: each needs its task. */
+    int predicts_images = lethe_model_out_size(m) != (size_t)m->nclass;
+    if (predicts_images && !cfg->ddpm)
+        return lethe_fail(LETHE_ERR_ARG, "model '%s' is a noise predictor: unlearn it as a "
+                          "diffusion model (a noise schedule; lethe unlearn --task diffusion)",
+                          m->arch);
+    if (!predicts_images && cfg->ddpm)
+        return lethe_fail(LETHE_ERR_ARG, "model '%s' is a classifier, not a diffusion model",
+                          m->arch);
+
+    ul_ctx c;
+    memset(&c, 0, sizeof c);
+    ul_audit audit;
+    memset(&audit, 0, sizeof audit);
+    lethe_subset probe = {0}, rest = {0};
+    if (cfg->audit) {
+        /* The probe is left out of the retain batches: no step trains on it. */
+        size_t np = cfg->audit_probe > 0 ? (size_t)cfg->audit_probe : 512;
+        if (np > retain->n / 2) np = retain->n / 2;
+        if ((st = ul_holdout_split(retain, np, cfg->seed ^ 0x70726f6265ULL, &probe, &rest)) !=
+            LETHE_OK)
+            return st;
+        retain = &rest;
+    }
+    int diag = cfg->diagnostics;
+    c.m = m;
+    c.ds = ds;
+    c.cfg = cfg;
+    c.forget = forget;
+    c.retain = retain;
+    c.res = res;
+    c.theta = lethe_model_theta(m, &c.n);
+    c.grad = lethe_model_grad(m, NULL);
+    c.nclass = lethe_model_nclass(m);
+    c.bs = cfg->batch;
+    c.nf = forget->n < (size_t)c.bs ? (int)forget->n : c.bs;
+    c.nr = retain && retain->n ? (retain->n < (size_t)c.bs ? (int)retain->n : c.bs) : 0;
+    c.cur_nf = c.nf;
+    c.px = (size_t)ds->c * ds->h * ds->w;
+    c.dout = lethe_model_out_size(m);
+    res->batch = c.bs;
+    long T = ul_steps(cfg, forget->n);
+    res->steps = T;
+
+    size_t rows = (size_t)c.nf + 2 * (size_t)c.nr;
+    int maxrows = c.nf + c.nr;
+    c.x = malloc(rows * c.px * sizeof(float));
+    c.y = malloc(rows * sizeof(int32_t));
+    c.yt = malloc(rows * sizeof(int32_t));
+    c.idx = malloc((size_t)(c.nf > c.nr ? c.nf : c.nr) * sizeof(int32_t));
+    c.next_r = malloc(((size_t)c.nr + 1) * sizeof(int32_t));
+    c.w = malloc(rows * sizeof(float));
+    c.losses = malloc(rows * sizeof(float));
+    c.dlogits = malloc(rows * c.dout * sizeof(float));
+    /* What a row is: a noise predictor's rows are noised images. */
+    c.task = cfg->ddpm ? &ul_task_diffusion : &ul_task_classify;
+    if (c.task->init && (st = c.task->init(&c, rows)) != LETHE_OK) goto done;
+    res->trace = calloc((size_t)(T > 0 ? T : 1), sizeof(lethe_trace_step));
+    /* Diagnostics need g_u and g_r apart even where the method does not. */
+    int group_grads = meth->needs_group_grads || diag;
+    if (group_grads) {
+        c.g_u = malloc(c.n * sizeof(float));
+        c.g_r = malloc(c.n * sizeof(float));
+    }
+    if (!c.x || !c.y || !c.yt || !c.idx || !c.next_r || !c.w || !c.losses || !c.dlogits ||
+        !res->trace || (group_grads && (!c.g_u || !c.g_r))) {
+        st = lethe_fail(LETHE_ERR_NOMEM, "out of memory for unlearning buffers");
+        goto done;
+    }
+    if ((st = lethe_model_reserve(m, maxrows)) != LETHE_OK) goto done;
+    if ((st = lethe_optim_init(&c.opt, cfg->optim, c.n)) != LETHE_OK) goto done;
+    c.opt.momentum = cfg->momentum;
+    c.opt.weight_decay = cfg->weight_decay;
+    c.opt.beta1 = cfg->adam_beta1;
+    c.opt.beta2 = cfg->adam_beta2;
+    if (cfg->clip_grad > 0.0f && !(c.dclip = malloc(c.n * sizeof(float)))) {
+        st = lethe_fail(LETHE_ERR_NOMEM, "out of memory for gradient clipping");
+        goto done;
+    }
+    if ((st = lethe_stream_init(&c.fs, forget, cfg->seed * 2 + 1)) != LETHE_OK) goto done;
+    if (c.nr && (st = lethe_stream_init(&c.rs, retain, cfg->seed * 2 + 2)) != LETHE_OK) goto done;
+    lethe_rng_seed(&c.rng, cfg->seed ^ 0x726c6162656c73ULL);
+    c.sched = (lethe_schedule){cfg->schedule, cfg->lr, T, T / 3 > 0 ? T / 3 : 1, 0.1f};
+
+    /* ε_t: constant, or from a total budget with Σ_t α_t ε_t = ε_max. */
+    c.eps = cfg->eps;
+    if (cfg->eps_budget > 0.0f) {
+        double sum = 0.0;
+        for (long t = 0; t < T; t++) sum += lethe_schedule_lr(&c.sched, t);
+        c.eps = (float)(cfg->eps_budget / sum);
+    }
+    res->eps_used = c.eps;
+    if ((st = lethe_igs_init(&c.igs, c.eps, cfg->beta, cfg->lambda0, cfg->lambda_max)) != LETHE_OK)
+        goto done;
+    c.igs.beta_decay = cfg->beta_decay;
+    if (cfg->lambda_form == LETHE_LAMBDA_LOG &&
+        (st = lethe_igs_set_log(&c.igs, cfg->w0, cfg->w_lr, cfg->w_decay)) != LETHE_OK)
+        goto done;
+
+    double t0 = rs_now(), seconds0 = 0.0;
+    uint64_t theta0 = run ? rs_hash_model(m) : 0;
+    /* A resumed run initialises as a fresh one (the audit's probe, SalUn's
+     * mask: the same passes over the data, so nothing is left half set up),
+     * then takes every value the loop carries from the state. */
+    if (cfg->audit && (st = ul_audit_init(&audit, &c, &probe)) != LETHE_OK) goto done;
+    if (meth->init && (st = meth->init(&c)) != LETHE_OK) goto done;
+    char config[512];
+    ul_config_text(config, sizeof config, &c, T, theta0);
+    long start = 0;
+    if (run && run->resume_path &&
+        (st = ul_load(run->resume_path, &c, meth, &audit, config, T, &start, &seconds0)) !=
+            LETHE_OK)
+        goto done;
+    if (run) run->step = start;
+    double last_save = t0;
+    const long fwd0 = res->fwd_samples;     /* where this call started */
+    lethe_progress p = {0};
+    p.total = T;
+    p.epochs = 1;
+    p.epoch = 1;
+    for (long t = start; t < T; t++) {
+        c.lr = lethe_schedule_lr(&c.sched, t);
+        lethe_trace_step *tr = &res->trace[t];
+        tr->loss_u = tr->loss_r_before = tr->loss_r_after = tr->delta = NAN;
+        tr->lambda = tr->lambda_star = NAN;
+        tr->cos_ur = NAN;
+        tr->conflict = -1;
+        tr->probe_loss = tr->audit_delta = tr->audit_allowed = NAN;
+        tr->audit_sum_delta = tr->audit_sum_allowed = NAN;
+        tr->lr = c.lr;
+        if ((st = meth->step(&c, t, tr)) != LETHE_OK) {
+            /* Every numeric fault names its step (the λ controller counts its own). */
+            if (st == LETHE_ERR_NUMERIC && strncmp(lethe_last_error(), "step ", 5) != 0) {
+                char why[400];
+                snprintf(why, sizeof why, "%s", lethe_last_error());
+                st = lethe_fail(st, "step %ld: %s; stopping, no model written", t + 1, why);
+            }
+            goto done;
+        }
+        if ((st = ul_check(t, "the forgetting loss", meth->uses_forget ? tr->loss_u : 0)) ||
+            (st = ul_check(t, "the retaining loss", meth->uses_retain ? tr->loss_r_before : 0)) ||
+            (st = ul_check(t, "lambda", isnan(tr->lambda) ? 0 : tr->lambda)) ||
+            (st = ul_check(t, "the gradient", first_bad(c.grad, c.n))) ||
+            (st = ul_check(t, "a parameter after the update", first_bad(c.theta, c.n))))
+            goto done;
+        if (cfg->audit && (st = ul_audit_step(&audit, &c, t, tr, meth->uses_eps)) != LETHE_OK)
+            goto done;
+        double now = rs_now();
+        if (cb) {
+            p.step = t + 1;
+            p.loss = meth->uses_forget ? tr->loss_u : tr->loss_r_before;
+            p.lambda = tr->lambda;
+            p.acc = NAN;
+            rs_progress_times(&p, seconds0, now - t0, (double)(res->fwd_samples - fwd0),
+                              t + 1 - start, T - t - 1);
+            cb(&p, cbctx);
+        }
+        if (run) {
+            run->step = t + 1;
+            int stop = rs_stopping(run);
+            if (rs_due(run, stop, t + 1, T, now, last_save)) {
+                if ((st = ul_save(run->state_path, &c, meth, &audit, config, t + 1, T,
+                                  seconds0 + now - t0)) != LETHE_OK)
+                    goto done;
+                run->saved_step = t + 1;
+                last_save = now;
+            }
+            if (stop) {
+                st = rs_interrupted(run, t + 1, T);
+                goto done;
+            }
+        }
+        if (hook && t + 1 < T && hook->fn(m, t, hook->ctx, &st)) {
+            if (st != LETHE_OK) goto done;
+            res->steps = t + 1;     /* stopped early by the caller */
+            break;
+        }
+    }
+    if (!lethe_vec_finite(c.theta, c.n))
+        st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after unlearning; "
+                        "no model written");
+    res->seconds = seconds0 + rs_now() - t0;
+    if (diag) ul_diag_summarise(res);
+done:
+    if (meth->finish) meth->finish(&c);
+    lethe_optim_free(&c.opt);
+    lethe_stream_free(&c.fs);
+    lethe_stream_free(&c.rs);
+    free(c.x);
+    free(c.y);
+    free(c.yt);
+    free(c.idx);
+    free(c.next_r);
+    free(c.w);
+    free(c.losses);
+    free(c.dlogits);
+    if (c.task && c.task->free) c.task->free(&c);
+    free(c.g_u);
+    free(c.g_r);
+    free(c.dclip);
+    free(c.mask);
+    ul_audit_free(&audit);
+    lethe_subset_free(&probe);
+    lethe_subset_free(&rest);
+    if (st != LETHE_OK) lethe_unlearn_result_free(res);
+    return st;
+}

@@ -94,3 +94,22 @@ TEST(fuzz_regress_random_hex_fraction)
     CHECK_OK(lethe_forget_parse(&f, "random:+.5E0"));
     CHECK(f.fraction == 0.5);
 }
+
+/* fuzz_tuned, corpus regress_real_beyond_u64: {"lr": 0.1e30} set lr, and
+ * on the way converted 1e29 to uint64_t as well (undefined behaviour; only
+ * the seed's slot reads that value). */
+TEST(fuzz_regress_real_option_beyond_u64)
+{
+    lethe_unlearn_config c;
+    lethe_unlearn_config_default(&c);
+    CHECK_OK(lethe_unlearn_set_number(&c, "lr", 1e29));
+    CHECK(c.lr == 1e29f);
+    CHECK_OK(lethe_unlearn_set_number(&c, "seed", 12345));
+    CHECK(c.seed == 12345u);
+    /* Out of a slot's range: refused with the option named, nothing stored. */
+    CHECK(lethe_unlearn_set_number(&c, "seed", 1e29) == LETHE_ERR_ARG);
+    CHECK(strstr(lethe_last_error(), "seed") != NULL);
+    CHECK(c.seed == 12345u);
+    CHECK(lethe_unlearn_set_number(&c, "lr", 1e300) == LETHE_ERR_ARG);
+    CHECK(c.lr == 1e29f);
+}

@@ -3,12 +3,13 @@
  * errors (exit 2) that suggest the nearest valid name. Also the checks of
  * output paths (cli_check_named_output: --force) and "-" for stdout. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -617,16 +618,56 @@ int cli_float(const cli_args *a, const char *name, double def, double lo, double
     return 0;
 }
 
-double cli_now(void)
+int cli_check_output(const char *cmd, const char *opt, const char *path)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-int cli_check_writable(const char *cmd, const char *path)
-{
-    return cli_check_output(cmd, NULL, path);
+    struct stat sb;
+    char what[PATH_MAX + 64], target[PATH_MAX];
+    while (opt && *opt == '-') opt++;       /* "out" or "--out" */
+    if (opt && *opt) snprintf(what, sizeof what, "--%s %s", opt, path);
+    else snprintf(what, sizeof what, "%s", path);
+    if (!*path) return opt && *opt ? cli_error(cmd, "--%s: empty path", opt)
+                                   : cli_error(cmd, "empty output path");
+    switch (io_out_resolve(path, target, sizeof target)) {
+    case IO_OUT_FD: {       /* "-", /dev/stdout: the descriptor must take writes */
+        int fl = fcntl(io_out_fd(path), F_GETFL);
+        if ((fl & O_ACCMODE) == O_RDONLY)
+            return cli_error(cmd, "%s: not open for writing", what);
+        return 0;
+    }
+    case IO_OUT_STREAM:     /* written in place: no folder entry is made */
+        if (access(path, W_OK) != 0)
+            return cli_error(cmd, "%s: cannot write: %s", what, strerror(errno));
+        return 0;
+    case IO_OUT_BAD:
+        if (errno == EISDIR) return cli_error(cmd, "%s: is a folder, not a file", what);
+        if (errno == ENODEV)
+            return cli_error(cmd, "%s: not a regular file, a character device or a FIFO", what);
+        return cli_error(cmd, "%s: %s", what, strerror(errno));
+    default:
+        break;
+    }
+    /* A file (or a link to one) is replaced through a temporary beside
+     * the link's target: that folder must take a new file. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", target);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) dir[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    if (stat(dir, &sb) != 0) return cli_error(cmd, "%s: folder %s: %s", what, dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return cli_error(cmd, "%s: %s is not a folder", what, dir);
+    /* The one sure test: make a file there (not the writer's temporary
+     * name, which a later write may find in use) and remove it. */
+    char probe[PATH_MAX + 64];
+    if (snprintf(probe, sizeof probe, "%s.tmp.probe.%ld", target, (long)getpid()) >=
+        (int)sizeof probe)
+        return cli_error(cmd, "%s: path too long", what);
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return cli_error(cmd, "%s: cannot write into folder %s: %s", what, dir, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
 }
 
 /* Standard output given to an output file ("-"): until that file is

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "core/loop.h"
 #include "lethe.h"
 
 #define CLI_MAX_ARGS 64
@@ -113,10 +114,10 @@ void cli_progress_init(cli_progress *p, const char *what);
 void cli_progress_cb(const lethe_progress *p, void *ctx);
 void cli_progress_done(cli_progress *p);
 
-/* Output files: fail early (1, after one line) if `path` cannot be
- * written: cli_check_output of signals.h without an option name. "-" and
- * an existing character device or FIFO are accepted as they are. */
-int cli_check_writable(const char *cmd, const char *path);
+/* An output path of option `opt`: not a folder, in a folder that exists
+ * and takes a new file (one is created and removed there). Returns 0, or
+ * 1 after printing "lethe CMD: --opt PATH: why". */
+int cli_check_output(const char *cmd, const char *opt, const char *path);
 
 /* An output the user named with --opt (opt without the dashes, e.g.
  * "out"): the checks of cli_check_output, then the rule of outputs: a
@@ -138,7 +139,6 @@ void cli_stdout_restore(const char *path);
 /* Load the train and test splits of --data/--data-dir. */
 lethe_status cli_load_data(const char *name, const char *dir, lethe_dataset *train,
                            lethe_dataset *test);
-double cli_now(void);
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -101,7 +101,7 @@ int cmd_bench(int argc, char **argv)
     if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
         return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
     if (cli_str(&a, "report", NULL) ? (r = cli_check_named_output(&a, "report", json)) != 0
-                                  : (r = cli_check_writable("bench", json)) != 0)
+                                  : (r = cli_check_output("bench", NULL, json)) != 0)
         return r;
 
     cli_settings_note("bench", tuned, quiet);

@@ -188,14 +188,14 @@ int cmd_train_diffusion(int argc, char **argv)
             cfg.train.batch, (double)cfg.train.lr, (double)cfg.ema, (unsigned long)seed);
     cli_progress prog;
     cli_progress_init(&prog, "train");
-    double t0 = cli_now();
+    double t0 = core_now();
     cli_run_begin(&run);
     st = lethe_train_diffusion_run(m, &train, sub, &s, &cfg, &run.ctl,
                                    cli_flag(&a, "quiet") ? NULL : cli_progress_cb, &prog);
     if (!cli_flag(&a, "quiet")) cli_progress_done(&prog);
     if ((rc = cli_run_end(&run, "train", st))) goto done;
     if (st != LETHE_OK) goto fail;
-    double secs = cli_now() - t0;
+    double secs = core_now() - t0;
 
     char without[600] = "";
     if (fspec) lethe_forget_to_string(&spec, without, sizeof without);
@@ -299,7 +299,7 @@ int cmd_sample(int argc, char **argv)
     if ((st = lethe_model_reserve(m, 2 * (int)batch)) != LETHE_OK ||
         (st = lethe_ddpm_sampler_init(&ws, (int)batch, (int)d)) != LETHE_OK)
         goto fail;
-    double t0 = cli_now();
+    double t0 = core_now();
     for (int k = 0; k < nrows; k++) {
         int y = cls >= 0 ? (int)cls : k;
         fprintf(stderr, "\rsampling class %d (%d of %d), %ld images, %s %d steps, guidance %g",
@@ -310,7 +310,7 @@ int cmd_sample(int argc, char **argv)
             goto fail;
         for (long i = 0; i < n; i++) labels[(size_t)k * n + i] = y;
     }
-    fprintf(stderr, "\n%zu images in %.1f s\n", total, cli_now() - t0);
+    fprintf(stderr, "\n%zu images in %.1f s\n", total, core_now() - t0);
     if (out) {
         /* One row per class: n columns (a single class: a square-ish grid). */
         int cols = cls >= 0 ? (int)ceil(sqrt((double)n)) : (int)n;
@@ -507,12 +507,12 @@ int cmd_eval_diffusion(int argc, char **argv)
             ec.per_class, lethe_model_nclass(m),
             ec.sample.kind == LETHE_SAMPLER_DDIM ? "DDIM" : "ancestral", ec.sample.steps,
             (double)ec.sample.guidance);
-    double t0 = cli_now();
+    double t0 = core_now();
     lethe_gen_metrics g;
     ec.floor_set = &train;
     if ((st = lethe_gen_evaluate(m, &s, clf, &test, mask, &ec, &g, images)) != LETHE_OK) goto fail;
     fprintf(stderr, "done in %.1f s; FD-cls against %d real test images of the retained classes\n",
-            cli_now() - t0, g.n_real);
+            core_now() - t0, g.n_real);
     gen_print_header(g.nclass);
     gen_print_row(path, &g);
     gen_print_floor(&g);

@@ -133,7 +133,7 @@ static lethe_status measure(const char *label, lethe_model *m, const lethe_ddpm 
 static void bench_progress(int quiet, int done, int total, double t0)
 {
     if (quiet || done <= 0) return;
-    double el = cli_now() - t0, left = el / done * (total - done);
+    double el = core_now() - t0, left = el / done * (total - done);
     fprintf(stderr, "bench: %d/%d rows, %.0f:%02.0f elapsed, about %.0f:%02.0f left\n", done,
             total, floor(el / 60), fmod(el, 60), floor(left / 60), fmod(left, 60));
 }
@@ -205,7 +205,7 @@ int cmd_bench_diffusion(int argc, char **argv)
     if (io_mkdir_p(grids) != 0)
         return cli_error("bench", "%s: cannot create the folder: %s", grids, strerror(errno));
     if (cli_str(&a, "report", NULL) ? (r = cli_check_named_output(&a, "report", json)) != 0
-                                  : (r = cli_check_writable("bench", json)) != 0)
+                                  : (r = cli_check_output("bench", NULL, json)) != 0)
         return r;
 
     /* The classifier is fmnist-cw's original cnn (same cache, same recipe). */
@@ -270,7 +270,7 @@ int cmd_bench_diffusion(int argc, char **argv)
     printf("|---|---|---|---|---|---|\n");
     fflush(stdout);
     int total = nmeth + 1 + with_retrain, done_rows = 0;
-    double t0 = cli_now();
+    double t0 = core_now();
     if (!quiet)
         fprintf(stderr, "measuring the original DDPM (%d + %d×9 images)...\n", ec.per_forget,
                 ec.per_class);

@@ -410,7 +410,7 @@ int cmd_plot(int argc, char **argv)
      * default, named after the input, is replaced freely. */
     if (cli_str(&a, "out", NULL) ? ((r = cli_check_named_output(&a, "out", png)) ||
                                     (r = cli_check_named_output(&a, "out", svg)))
-                                 : (r = cli_check_writable("plot", png)) != 0)
+                                 : (r = cli_check_output("plot", NULL, png)) != 0)
         return r;
     cJSON *root[MAX_FILES] = {0};
     lethe_status st = LETHE_OK;

@@ -195,12 +195,12 @@ int cmd_sweep(int argc, char **argv)
      * defaults are Lethe's own and replaced freely. */
     int named_plot = cli_str(&a, "plot", NULL) || (cli_str(&a, "report", NULL) && strcmp(json, "-"));
     if (cli_str(&a, "report", NULL) ? (r = cli_check_named_output(&a, "report", json)) != 0
-                                  : (r = cli_check_writable("sweep", json)) != 0)
+                                  : (r = cli_check_output("sweep", NULL, json)) != 0)
         return r;
     if (do_plot && named_plot && ((r = cli_check_named_output(&a, "plot", png)) ||
                                   (r = cli_check_named_output(&a, "plot", svg))))
         return r;
-    if (do_plot && !named_plot && (r = cli_check_writable("sweep", png))) return r;
+    if (do_plot && !named_plot && (r = cli_check_output("sweep", NULL, png))) return r;
 
     if (scn) cli_settings_note("sweep", tuned, quiet);
     proto_ctx p;

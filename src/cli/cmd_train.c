@@ -113,7 +113,7 @@ int cmd_train(int argc, char **argv)
                 (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (unsigned long)seed);
     cli_progress prog;
     cli_progress_init(&prog, "train");
-    double t0 = cli_now();
+    double t0 = core_now();
     cli_run_begin(&run);
     st = lethe_train_run(m, &train, sub, &cfg, &run.ctl,
                          quiet ? NULL : cli_progress_cb, &prog);
@@ -121,7 +121,7 @@ int cmd_train(int argc, char **argv)
     if ((rc = cli_run_end(&run, "train", st))) goto done;
     rc = 1;
     if (st != LETHE_OK) goto fail;
-    double secs = cli_now() - t0;
+    double secs = core_now() - t0;
 
     /* Test accuracy: for Retrain on classes, the retained classes' test images. */
     if (fspec) {

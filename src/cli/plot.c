@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/plot.h"
+#include "io/json.h"
 #include "io/outpath.h"
 
 /* Text for a double-quoted gnuplot string: no quotes, backslashes or line
@@ -259,35 +260,6 @@ lethe_status plot_render(const plot_figure *fig, const char *prefix)
 
 lethe_status plot_read_json(const char *path, cJSON **out)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lethe_fail(LETHE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
     /* Reports of long runs carry their trace: allow up to 256 MiB. */
-    if (len < 0 || len > (256L << 20) || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return lethe_fail(LETHE_ERR_FORMAT, "%s: not a readable JSON file of sensible size", path);
-    }
-    buf = malloc((size_t)len + 1);
-    if (!buf) {
-        fclose(f);
-        return lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, (size_t)len, f);
-    fclose(f);
-    if (got != (size_t)len) {
-        free(buf);
-        return lethe_fail(LETHE_ERR_IO, "%s: read failed", path);
-    }
-    buf[len] = 0;
-    *out = cJSON_Parse(buf);
-    free(buf);
-    if (!*out || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return lethe_fail(LETHE_ERR_FORMAT, "%s: not a JSON object", path);
-    }
-    return LETHE_OK;
+    return io_json_read(path, 256L << 20, 0, out);
 }

@@ -22,7 +22,7 @@ static void fmt_time(char *buf, size_t n, double s)
 void cli_progress_cb(const lethe_progress *pr, void *ctx)
 {
     cli_progress *p = ctx;
-    double now = cli_now();
+    double now = core_now();
     int last = pr->step == pr->total;
     /* A terminal gets 10 updates a second, a log a line every 5 seconds. */
     if (!last && now - p->last < (p->tty ? 0.1 : 5.0)) return;

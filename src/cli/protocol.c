@@ -8,6 +8,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/json.h"
+
 #include "cli/protocol.h"
 #include "cli/report.h"
 #include "io/paths.h"
@@ -57,10 +59,10 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     if (!p->quiet)
         fprintf(stderr, "training %s %s on %zu images (%d epochs), cached as %s\n",
                 without ? "Retrain" : "the original", p->sc->arch, sub->n, cfg.epochs, path);
-    double t0 = cli_now();
+    double t0 = core_now();
     st = lethe_train(*out, tr, sub, &cfg, p->quiet ? NULL : cli_progress_cb, &prog);
     if (!p->quiet) cli_progress_done(&prog);
-    *secs = cli_now() - t0;
+    *secs = core_now() - t0;
     if (st != LETHE_OK) return st;
     char buf[256];
     lethe_meta_set(&md, "format", "lethe");
@@ -254,21 +256,14 @@ lethe_status proto_parse_grid(const char *text, const lethe_unlearn_config *base
 lethe_status proto_write_best(const char *path, const char *scn, const char *method,
                               const proto_grid *g, const int *best)
 {
-    cJSON *root = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        char *buf = malloc(1 << 20);
-        size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-        fclose(f);
-        if (buf) {
-            buf[n] = 0;
-            root = cJSON_Parse(buf);
-            free(buf);
-        }
-        if (!root) return lethe_fail(LETHE_ERR_FORMAT, "%s: not valid JSON, not overwriting", path);
-    } else {
-        root = cJSON_CreateObject();
+    cJSON *root;
+    lethe_status st = io_json_read(path, 1L << 20, 1, &root);
+    if (st != LETHE_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", lethe_last_error());
+        return lethe_fail(st, "%s; not overwriting it", why);
     }
+    if (!root) root = cJSON_CreateObject();
     cJSON *sc = cJSON_GetObjectItemCaseSensitive(root, scn);
     if (!sc) sc = cJSON_AddObjectToObject(root, scn);
     cJSON *m = cJSON_GetObjectItemCaseSensitive(sc, method);
@@ -277,7 +272,7 @@ lethe_status proto_write_best(const char *path, const char *scn, const char *met
         cJSON_DeleteItemFromObjectCaseSensitive(m, g->name[k]);
         cJSON_AddNumberToObject(m, g->name[k], g->v[k][best[k]]);
     }
-    lethe_status st = report_write_plain(path, root);
+    st = report_write_plain(path, root);
     cJSON_Delete(root);
     return st;
 }

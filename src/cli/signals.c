@@ -2,19 +2,13 @@
  * is the program's one piece of global mutable state: a signal handler can
  * reach nothing else. The handler only stores the signal number; the loops
  * finish their step, save the run state and return. */
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cli/signals.h"
 #include "io/outpath.h"
@@ -24,68 +18,6 @@ static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig)
 {
     stop_signal = sig;
-}
-
-/* OpenMP threads of this process, as a run state records them. */
-static int cli_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-int cli_check_output(const char *cmd, const char *opt, const char *path)
-{
-    struct stat sb;
-    char what[PATH_MAX + 64], target[PATH_MAX];
-    while (opt && *opt == '-') opt++;       /* "out" or "--out" */
-    if (opt && *opt) snprintf(what, sizeof what, "--%s %s", opt, path);
-    else snprintf(what, sizeof what, "%s", path);
-    if (!*path) return opt && *opt ? cli_error(cmd, "--%s: empty path", opt)
-                                   : cli_error(cmd, "empty output path");
-    switch (io_out_resolve(path, target, sizeof target)) {
-    case IO_OUT_FD: {       /* "-", /dev/stdout: the descriptor must take writes */
-        int fl = fcntl(io_out_fd(path), F_GETFL);
-        if ((fl & O_ACCMODE) == O_RDONLY)
-            return cli_error(cmd, "%s: not open for writing", what);
-        return 0;
-    }
-    case IO_OUT_STREAM:     /* written in place: no folder entry is made */
-        if (access(path, W_OK) != 0)
-            return cli_error(cmd, "%s: cannot write: %s", what, strerror(errno));
-        return 0;
-    case IO_OUT_BAD:
-        if (errno == EISDIR) return cli_error(cmd, "%s: is a folder, not a file", what);
-        if (errno == ENODEV)
-            return cli_error(cmd, "%s: not a regular file, a character device or a FIFO", what);
-        return cli_error(cmd, "%s: %s", what, strerror(errno));
-    default:
-        break;
-    }
-    /* A file (or a link to one) is replaced through a temporary beside
-     * the link's target: that folder must take a new file. */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", target);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) dir[1] = '\0';
-    else if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    if (stat(dir, &sb) != 0) return cli_error(cmd, "%s: folder %s: %s", what, dir, strerror(errno));
-    if (!S_ISDIR(sb.st_mode)) return cli_error(cmd, "%s: %s is not a folder", what, dir);
-    /* The one sure test: make a file there (not the writer's temporary
-     * name, which a later write may find in use) and remove it. */
-    char probe[PATH_MAX + 64];
-    if (snprintf(probe, sizeof probe, "%s.tmp.probe.%ld", target, (long)getpid()) >=
-        (int)sizeof probe)
-        return cli_error(cmd, "%s: path too long", what);
-    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return cli_error(cmd, "%s: cannot write into folder %s: %s", what, dir, strerror(errno));
-    close(fd);
-    unlink(probe);
-    return 0;
 }
 
 /* The default run state is named after the first output that is a file
@@ -143,10 +75,10 @@ int cli_run_setup(cli_run *r, const cli_args *a, const char *out, const char *re
         const char *threads = lethe_meta_get(&md, "threads");
         fprintf(stderr, "resuming from %s: step %s of %s\n", r->resume, step ? step : "?",
                 total ? total : "?");
-        if (threads && atoi(threads) != cli_threads())
+        if (threads && atoi(threads) != core_threads())
             fprintf(stderr, "note: the state was written with %s threads, this run has %d: "
                     "the result may differ in the last bits from an uninterrupted run\n",
-                    threads, cli_threads());
+                    threads, core_threads());
     }
     return 0;
 }

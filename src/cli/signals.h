@@ -46,9 +46,5 @@ int cli_run_fail(const cli_run *r, const char *cmd, lethe_status st);
 /* All outputs written: remove the state this run wrote or resumed from. */
 void cli_run_finish(const cli_run *r);
 
-/* An output path of option `opt`: not a folder, in a folder that exists
- * and takes a new file (one is created and removed there). Returns 0, or
- * 1 after printing "lethe CMD: --opt PATH: why". */
-int cli_check_output(const char *cmd, const char *opt, const char *path);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/loop.h"
 #include "io/runstate.h"
 
 void lethe_diffusion_config_default(lethe_diffusion_config *c)
@@ -123,6 +124,87 @@ static lethe_status state_load(const char *path, lethe_model *m, lethe_optim *op
     return st;
 }
 
+/* What a step of the loop sees. */
+typedef struct {
+    lethe_model *m;
+    const lethe_dataset *unit;
+    const lethe_ddpm *sched;
+    const lethe_diffusion_config *cfg;
+    lethe_optim *opt;
+    lethe_stream *stream;
+    lethe_rng *noise;
+    const lethe_schedule *lr_sched;
+    float *theta, *grad, *ema;
+    size_t n, d;
+    float *x0, *xt, *eps, *dpred, *losses;
+    int32_t *y, *yc, *t, *idx;
+    int bs, nclass;
+    long per_epoch, total;
+    diff_sums *k;
+    const char *config;
+    lethe_progress *p;
+} diff_loop;
+
+static lethe_status diff_step(void *ctx, long s, double *samples)
+{
+    diff_loop *L = ctx;
+    diff_sums *k = L->k;
+    size_t n = L->n, d = L->d;
+    lethe_status st;
+    if (s % L->per_epoch == 0) {
+        k->loss_sum = 0.0;
+        k->seen = 0;
+    }
+    int nb = lethe_stream_next(L->stream, L->bs, 0, L->idx);
+    lethe_dataset_batch(L->unit, L->idx, nb, L->x0, L->y);
+    if ((st = lethe_ddpm_train_batch(L->sched, L->noise, L->x0, L->y, nb, (int)d, L->nclass,
+                                     L->cfg->p_uncond, L->xt, L->eps, L->t, L->yc)) != LETHE_OK)
+        return st;
+    const float *pred;
+    if ((st = lethe_model_set_cond(L->m, L->t, L->yc)) != LETHE_OK ||
+        (st = lethe_model_forward(L->m, L->xt, nb, NULL, LETHE_BN_TRAIN, &pred)) != LETHE_OK)
+        return st;
+    memset(L->dpred, 0, (size_t)nb * d * sizeof(float));
+    float bl = lethe_denoise_loss(L->losses, L->dpred, pred, L->eps, 1.0f / (float)nb, nb,
+                                  (int)d);
+    if (!isfinite(bl))
+        return lethe_fail(LETHE_ERR_NUMERIC, "step %ld: the denoising loss is %s; stopping, "
+                          "no model written (lower the learning rate)", s + 1,
+                          isnan(bl) ? "NaN" : "infinite");
+    k->loss_sum += (double)bl * nb;
+    k->seen += nb;
+    lethe_vec_zero(L->grad, n);
+    float *gs[1] = {L->grad};
+    if ((st = lethe_model_backward(L->m, L->dpred, NULL, gs)) != LETHE_OK) return st;
+    lethe_optim_step(L->opt, L->theta, L->grad, NULL, lethe_schedule_lr(L->lr_sched, s));
+    if (!lethe_vec_finite(L->theta, n))
+        return lethe_fail(LETHE_ERR_NUMERIC, "step %ld: a parameter is not finite after the "
+                          "update; stopping, no model written (lower the learning rate)", s + 1);
+    if (L->ema) {
+        /* Warm-up (1+k)/(10+k) so the average does not remember the
+         * random initialisation for thousands of steps. */
+        float kk = (float)(s + 1);
+        float a = fminf(L->cfg->ema, (1.0f + kk) / (10.0f + kk));
+        for (size_t i = 0; i < n; i++) L->ema[i] = a * L->ema[i] + (1.0f - a) * L->theta[i];
+    }
+    k->step = s + 1;
+    k->images += nb;
+    *samples += nb;
+    L->p->epoch = (int)(s / L->per_epoch) + 1;
+    L->p->loss = k->loss_sum / (double)k->seen;
+    return LETHE_OK;
+}
+
+static lethe_status diff_loop_save(void *ctx, const char *path, long done, double seconds)
+{
+    diff_loop *L = ctx;
+    diff_sums ks = *L->k;
+    (void)done;             /* ks.step */
+    ks.seconds = seconds;
+    return state_save(path, L->m, L->opt, L->stream, L->noise, L->ema, L->n, L->config, L->total,
+                      &ks);
+}
+
 lethe_status lethe_train_diffusion(lethe_model *m, const lethe_dataset *ds,
                                    const lethe_subset *sub, const lethe_ddpm *sched,
                                    const lethe_diffusion_config *cfg, lethe_progress_fn cb,
@@ -209,78 +291,13 @@ lethe_status lethe_train_diffusion_run(lethe_model *m, const lethe_dataset *ds,
     p.epochs = tc->epochs;
     p.lambda = NAN;
     p.acc = NAN;
-    double t0 = rs_now(), last_save = t0;
-    const long step0 = k.step;              /* where this call started */
-    const double images0 = (double)k.images;
-    for (long s = k.step; s < total; s++) {
-        if (s % per_epoch == 0) {
-            k.loss_sum = 0.0;
-            k.seen = 0;
-        }
-        int nb = lethe_stream_next(&stream, bs, 0, idx);
-        lethe_dataset_batch(&unit, idx, nb, x0, y);
-        if ((st = lethe_ddpm_train_batch(sched, &noise, x0, y, nb, (int)d, nclass,
-                                         cfg->p_uncond, xt, eps, t, yc)) != LETHE_OK)
-            goto done;
-        const float *pred;
-        if ((st = lethe_model_set_cond(m, t, yc)) != LETHE_OK ||
-            (st = lethe_model_forward(m, xt, nb, NULL, LETHE_BN_TRAIN, &pred)) != LETHE_OK)
-            goto done;
-        memset(dpred, 0, (size_t)nb * d * sizeof(float));
-        float bl = lethe_denoise_loss(losses, dpred, pred, eps, 1.0f / (float)nb, nb, (int)d);
-        if (!isfinite(bl)) {
-            st = lethe_fail(LETHE_ERR_NUMERIC, "step %ld: the denoising loss is %s; stopping, "
-                            "no model written (lower the learning rate)", s + 1,
-                            isnan(bl) ? "NaN" : "infinite");
-            goto done;
-        }
-        k.loss_sum += (double)bl * nb;
-        k.seen += nb;
-        lethe_vec_zero(grad, n);
-        float *gs[1] = {grad};
-        if ((st = lethe_model_backward(m, dpred, NULL, gs)) != LETHE_OK) goto done;
-        lethe_optim_step(&opt, theta, grad, NULL, lethe_schedule_lr(&lr_sched, s));
-        if (!lethe_vec_finite(theta, n)) {
-            st = lethe_fail(LETHE_ERR_NUMERIC, "step %ld: a parameter is not finite after the "
-                            "update; stopping, no model written (lower the learning rate)", s + 1);
-            goto done;
-        }
-        if (ema) {
-            /* Warm-up (1+k)/(10+k) so the average does not remember the
-             * random initialisation for thousands of steps. */
-            float kk = (float)(s + 1);
-            float a = fminf(cfg->ema, (1.0f + kk) / (10.0f + kk));
-            for (size_t i = 0; i < n; i++) ema[i] = a * ema[i] + (1.0f - a) * theta[i];
-        }
-        k.step = s + 1;
-        k.images += nb;
-        double now = rs_now();
-        if (cb) {
-            p.step = k.step;
-            p.epoch = (int)(s / per_epoch) + 1;
-            p.loss = k.loss_sum / (double)k.seen;
-            rs_progress_times(&p, k.seconds, now - t0, (double)k.images - images0, p.step - step0,
-                              p.total - p.step);
-            cb(&p, ctx);
-        }
-        if (!run) continue;
-        run->step = k.step;
-        int stop = rs_stopping(run);
-        if (rs_due(run, stop, k.step, total, now, last_save)) {
-            diff_sums ks = k;
-            ks.seconds += now - t0;
-            if ((st = state_save(run->state_path, m, &opt, &stream, &noise, ema, n, config, total,
-                                 &ks)) != LETHE_OK)
-                goto done;
-            run->saved_step = k.step;
-            last_save = now;
-        }
-        if (stop) {
-            st = rs_interrupted(run, k.step, total);
-            goto done;
-        }
-    }
-    if (run) run->step = k.step;
+    diff_loop dl = {m, &unit, sched, cfg, &opt, &stream, &noise, &lr_sched, theta, grad, ema, n,
+                    d, x0, xt, eps, dpred, losses, y, yc, t, idx, bs, nclass, per_epoch, total,
+                    &k, config, &p};
+    core_loop L = {.start = k.step, .total = total, .before_s = k.seconds, .run = run,
+                   .cb = cb, .cbctx = ctx, .p = &p, .ctx = &dl, .step = diff_step,
+                   .save = diff_loop_save};
+    if ((st = core_loop_run(&L)) != LETHE_OK) goto done;
     if (ema) memcpy(theta, ema, n * sizeof(float));
     if (!lethe_vec_finite(theta, n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after training");

@@ -6,44 +6,18 @@
  */
 #include "io/runstate.h"
 
+#include "core/loop.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 void lethe_run_control_default(lethe_run_control *r)
 {
     memset(r, 0, sizeof *r);
     r->saved_step = -1;
-}
-
-double rs_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void rs_progress_times(lethe_progress *p, double before_s, double here_s, double samples,
-                       long done, long left)
-{
-    p->elapsed_s = before_s + here_s;
-    p->images_per_s = samples / (here_s > 0 ? here_s : 1e-9);
-    p->eta_s = done > 0 ? here_s / (double)done * (double)left : 0.0;
-}
-
-int rs_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 static uint64_t fnv(uint64_t h, const void *p, size_t len)
@@ -66,26 +40,6 @@ uint64_t rs_hash_model(lethe_model *m)
     size_t n, nb;
     const float *theta = lethe_model_theta(m, &n), *buf = lethe_model_buffers(m, &nb);
     return fnv(fnv(0xcbf29ce484222325ULL, theta, n * sizeof(float)), buf, nb * sizeof(float));
-}
-
-int rs_stopping(const lethe_run_control *run) { return run && run->stop && *run->stop; }
-
-int rs_due(const lethe_run_control *run, int stop, long done, long total, double now_s,
-           double last_save_s)
-{
-    if (!run || !run->state_path) return 0;
-    if (stop || (run->save_final && done == total)) return 1;
-    if (run->every_steps > 0 && done % run->every_steps == 0) return 1;
-    return run->every_seconds > 0 && now_s - last_save_s >= run->every_seconds;
-}
-
-lethe_status rs_interrupted(const lethe_run_control *run, long done, long total)
-{
-    if (run->saved_step == done && run->state_path)
-        return lethe_fail(LETHE_ERR_INTERRUPTED, "interrupted at step %ld of %ld; state saved "
-                          "to %s", done, total, run->state_path);
-    return lethe_fail(LETHE_ERR_INTERRUPTED, "interrupted at step %ld of %ld; no state saved "
-                      "(no state file given)", done, total);
 }
 
 /* ------------------------------------------------------------- writer */
@@ -143,7 +97,7 @@ void rs_writer_init(rs_writer *w, const char *path, const char *kind, long step,
     rs_set_long(w, "step", step);
     rs_set_long(w, "total", total);
     rs_set_text(w, "config", config);
-    rs_set_long(w, "threads", rs_threads());
+    rs_set_long(w, "threads", core_threads());
 }
 
 static st_out *add(rs_writer *w, const char *name)

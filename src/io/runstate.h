@@ -88,31 +88,8 @@ lethe_status rs_get_optim(const rs_reader *r, lethe_optim *o);
  * permutation of 0..n−1, its position at most n. */
 lethe_status rs_get_stream(const rs_reader *r, const char *prefix, lethe_stream *s);
 
-/* 1 if a stop was requested. Read it once per step and pass the value on:
- * a signal between two reads would stop a run without its state. */
-int rs_stopping(const lethe_run_control *run);
-/* 1 if the loop must write its state after `done` of `total` steps: a
- * state path is set and `stop` (from rs_stopping), a periodic state is due
- * (the last save at last_save_s, now at now_s), or it is the last step and
- * save_final is set. */
-int rs_due(const lethe_run_control *run, int stop, long done, long total, double now_s,
-           double last_save_s);
-/* LETHE_ERR_INTERRUPTED with "interrupted at step S of T; state saved to P". */
-lethe_status rs_interrupted(const lethe_run_control *run, long done, long total);
 /* FNV-1a over n indices, for configs: the same subset in the same order. */
 uint64_t rs_hash_ints(const int32_t *v, size_t n);
 /* FNV-1a over θ and the buffers: the same starting model. */
 uint64_t rs_hash_model(lethe_model *m);
-/* OpenMP threads this process would use (1 without OpenMP). */
-int rs_threads(void);
-
-/* Seconds on the monotonic clock: the loops' timings. */
-double rs_now(void);
-/* p's elapsed_s (before_s, a resumed run's earlier time, plus here_s, this
- * call's), and its images_per_s and eta_s from this call alone: `samples`
- * and `done` steps in here_s, `left` steps to go. A resumed run's rate is
- * its own, not one averaged with an earlier run's machine and load. */
-void rs_progress_times(lethe_progress *p, double before_s, double here_s, double samples,
-                       long done, long left);
-
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/loop.h"
 #include "io/runstate.h"
 
 void lethe_train_config_default(lethe_train_config *c)
@@ -109,6 +110,77 @@ static float first_bad(const float *a, size_t n)
     return 0.0f;
 }
 
+/* What a step of the loop sees. */
+typedef struct {
+    lethe_model *m;
+    const lethe_dataset *ds;
+    lethe_optim *opt;
+    lethe_stream *stream;
+    const lethe_schedule *sched;
+    float *theta, *grad;
+    size_t n;
+    float *x, *losses, *dlogits, *w;
+    int32_t *y, *idx;
+    int bs, c;
+    long per_epoch, total;
+    train_sums *k;
+    const char *config;
+    lethe_progress *p;
+} train_loop;
+
+static lethe_status train_step(void *ctx, long s, double *samples)
+{
+    train_loop *L = ctx;
+    train_sums *k = L->k;
+    int bs = L->bs, c = L->c;
+    size_t n = L->n;
+    lethe_status st;
+    if (s % L->per_epoch == 0) {
+        k->loss_sum = 0.0;
+        k->correct = k->seen = 0;
+    }
+    /* With wrap = 0 the stream's epochs are exactly per_epoch batches. */
+    int nb = lethe_stream_next(L->stream, bs, 0, L->idx);
+    lethe_dataset_batch(L->ds, L->idx, nb, L->x, L->y);
+    const float *logits;
+    if ((st = lethe_model_forward(L->m, L->x, nb, NULL, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
+        return st;
+    for (int i = 0; i < nb; i++) L->w[i] = 1.0f / (float)nb;
+    for (size_t i = 0; i < (size_t)nb * c; i++) L->dlogits[i] = 0.0f;
+    lethe_loss(LETHE_LOSS_CE, L->losses, L->dlogits, logits, L->y, L->w, nb, c);
+    double bl = 0.0;
+    for (int i = 0; i < nb; i++) bl += L->losses[i];
+    if (!isfinite(bl)) return numeric(s + 1, "the training loss", bl, " (lower the learning rate)");
+    k->correct += lethe_correct(logits, L->y, nb, c);
+    k->loss_sum += bl;
+    k->seen += nb;
+    lethe_vec_zero(L->grad, n);
+    float *gs[1] = {L->grad};
+    if ((st = lethe_model_backward(L->m, L->dlogits, NULL, gs)) != LETHE_OK) return st;
+    if (!lethe_vec_finite(L->grad, n))
+        return numeric(s + 1, "the gradient", first_bad(L->grad, n), "");
+    lethe_optim_step(L->opt, L->theta, L->grad, NULL, lethe_schedule_lr(L->sched, s));
+    if (!lethe_vec_finite(L->theta, n))
+        return numeric(s + 1, "a parameter after the update", first_bad(L->theta, n),
+                       " (lower the learning rate)");
+    k->step = s + 1;
+    k->images += nb;
+    *samples += nb;
+    L->p->epoch = (int)(s / L->per_epoch) + 1;
+    L->p->loss = k->loss_sum / (double)k->seen;
+    L->p->acc = 100.0 * (double)k->correct / (double)k->seen;
+    return LETHE_OK;
+}
+
+static lethe_status train_loop_save(void *ctx, const char *path, long done, double seconds)
+{
+    train_loop *L = ctx;
+    train_sums ks = *L->k;
+    (void)done;             /* ks.step */
+    ks.seconds = seconds;
+    return train_save(path, L->m, L->opt, L->stream, L->config, L->total, &ks);
+}
+
 lethe_status lethe_train(lethe_model *m, const lethe_dataset *ds, const lethe_subset *sub,
                          const lethe_train_config *cfg, lethe_progress_fn cb, void *ctx)
 {
@@ -173,76 +245,12 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     p.total = total;
     p.epochs = cfg->epochs;
     p.lambda = NAN;
-    double t0 = rs_now(), last_save = t0;
-    const long step0 = k.step;              /* where this call started */
-    const double images0 = (double)k.images;
-    for (long s = k.step; s < total; s++) {
-        int e = (int)(s / per_epoch);
-        if (s % per_epoch == 0) {
-            k.loss_sum = 0.0;
-            k.correct = k.seen = 0;
-        }
-        /* With wrap = 0 the stream's epochs are exactly per_epoch batches. */
-        int nb = lethe_stream_next(&stream, bs, 0, idx);
-        lethe_dataset_batch(ds, idx, nb, x, y);
-        const float *logits;
-        if ((st = lethe_model_forward(m, x, nb, NULL, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
-            goto done;
-        for (int i = 0; i < nb; i++) w[i] = 1.0f / (float)nb;
-        for (size_t i = 0; i < (size_t)nb * c; i++) dlogits[i] = 0.0f;
-        lethe_loss(LETHE_LOSS_CE, losses, dlogits, logits, y, w, nb, c);
-        double bl = 0.0;
-        for (int i = 0; i < nb; i++) bl += losses[i];
-        if (!isfinite(bl)) {
-            st = numeric(s + 1, "the training loss", bl, " (lower the learning rate)");
-            goto done;
-        }
-        k.correct += lethe_correct(logits, y, nb, c);
-        k.loss_sum += bl;
-        k.seen += nb;
-        lethe_vec_zero(grad, n);
-        float *gs[1] = {grad};
-        if ((st = lethe_model_backward(m, dlogits, NULL, gs)) != LETHE_OK) goto done;
-        if (!lethe_vec_finite(grad, n)) {
-            st = numeric(s + 1, "the gradient", first_bad(grad, n), "");
-            goto done;
-        }
-        lethe_optim_step(&opt, theta, grad, NULL, lethe_schedule_lr(&sched, s));
-        if (!lethe_vec_finite(theta, n)) {
-            st = numeric(s + 1, "a parameter after the update", first_bad(theta, n),
-                         " (lower the learning rate)");
-            goto done;
-        }
-        k.step = s + 1;
-        k.images += nb;
-        double now = rs_now();
-        if (cb) {
-            p.step = k.step;
-            p.epoch = e + 1;
-            p.loss = k.loss_sum / (double)k.seen;
-            p.acc = 100.0 * (double)k.correct / (double)k.seen;
-            rs_progress_times(&p, k.seconds, now - t0, (double)k.images - images0, p.step - step0,
-                              p.total - p.step);
-            cb(&p, ctx);
-        }
-        if (!run) continue;
-        run->step = k.step;
-        int stop = rs_stopping(run);
-        if (rs_due(run, stop, k.step, total, now, last_save)) {
-            train_sums ks = k;
-            ks.seconds += now - t0;
-            if ((st = train_save(run->state_path, m, &opt, &stream, config, total, &ks)) !=
-                LETHE_OK)
-                goto done;
-            run->saved_step = k.step;
-            last_save = now;
-        }
-        if (stop) {
-            st = rs_interrupted(run, k.step, total);
-            goto done;
-        }
-    }
-    if (run) run->step = k.step;
+    train_loop tl = {m, ds, &opt, &stream, &sched, theta, grad, n, x, losses, dlogits, w, y,
+                     idx, bs, c, per_epoch, total, &k, config, &p};
+    core_loop L = {.start = k.step, .total = total, .before_s = k.seconds, .run = run,
+                   .cb = cb, .cbctx = ctx, .p = &p, .ctx = &tl, .step = train_step,
+                   .save = train_loop_save};
+    if ((st = core_loop_run(&L)) != LETHE_OK) goto done;
     /* A resumed state at the last step: θ came from the file, check it too. */
     if (!lethe_vec_finite(theta, n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after training");

@@ -23,6 +23,7 @@
 
 #include "io/runstate.h"
 #include "nn/model.h"
+#include "core/loop.h"
 #include "unlearn/method.h"
 
 void lethe_budget_config_default(lethe_budget_config *c)
@@ -238,7 +239,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
     if (!retain || retain->n < 2)
         return lethe_fail(LETHE_ERR_ARG, "utility budget: the retain set needs at least 2 samples");
 
-    double t0 = rs_now();
+    double t0 = core_now();
     lethe_model *work = NULL, *best = NULL, *snap = NULL;
     candidate cand = {0};
     lethe_subset rest = {0};
@@ -352,7 +353,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
         br->reused = 1;
     }
 #undef OFFER
-    br->seconds = rs_now() - t0;
+    br->seconds = core_now() - t0;
     if ((st = held_accuracy(&s, m, &br->ra_final)) != LETHE_OK ||
         (st = forget_accuracy(&s, m, &br->forget_acc)) != LETHE_OK) {
         lethe_unlearn_result_free(res);

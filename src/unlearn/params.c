@@ -368,9 +368,15 @@ lethe_status lethe_unlearn_set_number(lethe_unlearn_config *c, const char *name,
         store(c, p, v, 0);
         return LETHE_OK;
     }
-    if (!in_range(p, v) || (p->type == LETHE_PARAM_INT && v != floor(v)))
+    /* A float slot cannot hold what is beyond FLT_MAX (the conversion
+     * itself would be undefined). */
+    int f32 = p->store == LETHE_STORE_F32 || p->store == LETHE_STORE_OPT;
+    if (!in_range(p, v) || (p->type == LETHE_PARAM_INT && v != floor(v)) ||
+        (f32 && fabs(v) > FLT_MAX))
         return out_of_range(c, p, text);
-    store(c, p, v, (uint64_t)v);
+    /* Only a u64 slot reads u: a real's value may be beyond uint64_t. */
+    uint64_t u = p->store == LETHE_STORE_U64 && v >= 0 && v < 0x1p64 ? (uint64_t)v : 0;
+    store(c, p, v, u);
     return LETHE_OK;
 }
 

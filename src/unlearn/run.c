@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/loop.h"
 #include "io/runstate.h"
 #include "nn/model.h"
 #include "unlearn/method.h"
@@ -50,6 +51,71 @@ lethe_status ul_run(lethe_model *m, const lethe_dataset *ds, const lethe_subset 
     return run_core(m, ds, forget, retain, cfg, res, cb, cbctx, hook, NULL);
 }
 
+/* What the run loop's functions see of a run. */
+typedef struct {
+    ul_ctx *c;
+    const ul_method *meth;
+    ul_audit *audit;
+    const char *config;
+    long T;
+    const ul_hook *hook;
+    lethe_progress *p;
+} ul_loop;
+
+/* Step t of the method, its numeric checks and the audit. */
+static lethe_status ul_loop_step(void *ctx, long t, double *samples)
+{
+    ul_loop *L = ctx;
+    ul_ctx *c = L->c;
+    const ul_method *meth = L->meth;
+    lethe_unlearn_result *res = c->res;
+    long fwd = res->fwd_samples;
+    lethe_status st;
+    c->lr = lethe_schedule_lr(&c->sched, t);
+    lethe_trace_step *tr = &res->trace[t];
+    tr->loss_u = tr->loss_r_before = tr->loss_r_after = tr->delta = NAN;
+    tr->lambda = tr->lambda_star = NAN;
+    tr->cos_ur = NAN;
+    tr->conflict = -1;
+    tr->probe_loss = tr->audit_delta = tr->audit_allowed = NAN;
+    tr->audit_sum_delta = tr->audit_sum_allowed = NAN;
+    tr->lr = c->lr;
+    if ((st = meth->step(c, t, tr)) != LETHE_OK) {
+        /* Every numeric fault names its step (the λ controller counts its own). */
+        if (st == LETHE_ERR_NUMERIC && strncmp(lethe_last_error(), "step ", 5) != 0) {
+            char why[400];
+            snprintf(why, sizeof why, "%s", lethe_last_error());
+            st = lethe_fail(st, "step %ld: %s; stopping, no model written", t + 1, why);
+        }
+        return st;
+    }
+    if ((st = ul_check(t, "the forgetting loss", meth->uses_forget ? tr->loss_u : 0)) ||
+        (st = ul_check(t, "the retaining loss", meth->uses_retain ? tr->loss_r_before : 0)) ||
+        (st = ul_check(t, "lambda", isnan(tr->lambda) ? 0 : tr->lambda)) ||
+        (st = ul_check(t, "the gradient", first_bad(c->grad, c->n))) ||
+        (st = ul_check(t, "a parameter after the update", first_bad(c->theta, c->n))))
+        return st;
+    if (c->cfg->audit && (st = ul_audit_step(L->audit, c, t, tr, meth->uses_eps)) != LETHE_OK)
+        return st;
+    *samples += (double)(res->fwd_samples - fwd);
+    L->p->loss = meth->uses_forget ? tr->loss_u : tr->loss_r_before;
+    L->p->lambda = tr->lambda;
+    L->p->acc = NAN;
+    return LETHE_OK;
+}
+
+static lethe_status ul_loop_save(void *ctx, const char *path, long done, double seconds)
+{
+    ul_loop *L = ctx;
+    return ul_save(path, L->c, L->meth, L->audit, L->config, done, L->T, seconds);
+}
+
+/* The caller's hook after step t: 1 ends the run there. */
+static int ul_loop_end(void *ctx, long t, lethe_status *st)
+{
+    ul_loop *L = ctx;
+    return L->hook->fn(L->c->m, t, L->hook->ctx, st);
+}
 static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
                              const lethe_subset *retain, const lethe_unlearn_config *cfg,
                              lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
@@ -178,7 +244,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         (st = lethe_igs_set_log(&c.igs, cfg->w0, cfg->w_lr, cfg->w_decay)) != LETHE_OK)
         goto done;
 
-    double t0 = rs_now(), seconds0 = 0.0;
+    double t0 = core_now(), seconds0 = 0.0;
     uint64_t theta0 = run ? rs_hash_model(m) : 0;
     /* A resumed run initialises as a fresh one (the audit's probe, SalUn's
      * mask: the same passes over the data, so nothing is left half set up),
@@ -192,75 +258,20 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         (st = ul_load(run->resume_path, &c, meth, &audit, config, T, &start, &seconds0)) !=
             LETHE_OK)
         goto done;
-    if (run) run->step = start;
-    double last_save = t0;
-    const long fwd0 = res->fwd_samples;     /* where this call started */
     lethe_progress p = {0};
     p.total = T;
     p.epochs = 1;
     p.epoch = 1;
-    for (long t = start; t < T; t++) {
-        c.lr = lethe_schedule_lr(&c.sched, t);
-        lethe_trace_step *tr = &res->trace[t];
-        tr->loss_u = tr->loss_r_before = tr->loss_r_after = tr->delta = NAN;
-        tr->lambda = tr->lambda_star = NAN;
-        tr->cos_ur = NAN;
-        tr->conflict = -1;
-        tr->probe_loss = tr->audit_delta = tr->audit_allowed = NAN;
-        tr->audit_sum_delta = tr->audit_sum_allowed = NAN;
-        tr->lr = c.lr;
-        if ((st = meth->step(&c, t, tr)) != LETHE_OK) {
-            /* Every numeric fault names its step (the λ controller counts its own). */
-            if (st == LETHE_ERR_NUMERIC && strncmp(lethe_last_error(), "step ", 5) != 0) {
-                char why[400];
-                snprintf(why, sizeof why, "%s", lethe_last_error());
-                st = lethe_fail(st, "step %ld: %s; stopping, no model written", t + 1, why);
-            }
-            goto done;
-        }
-        if ((st = ul_check(t, "the forgetting loss", meth->uses_forget ? tr->loss_u : 0)) ||
-            (st = ul_check(t, "the retaining loss", meth->uses_retain ? tr->loss_r_before : 0)) ||
-            (st = ul_check(t, "lambda", isnan(tr->lambda) ? 0 : tr->lambda)) ||
-            (st = ul_check(t, "the gradient", first_bad(c.grad, c.n))) ||
-            (st = ul_check(t, "a parameter after the update", first_bad(c.theta, c.n))))
-            goto done;
-        if (cfg->audit && (st = ul_audit_step(&audit, &c, t, tr, meth->uses_eps)) != LETHE_OK)
-            goto done;
-        double now = rs_now();
-        if (cb) {
-            p.step = t + 1;
-            p.loss = meth->uses_forget ? tr->loss_u : tr->loss_r_before;
-            p.lambda = tr->lambda;
-            p.acc = NAN;
-            rs_progress_times(&p, seconds0, now - t0, (double)(res->fwd_samples - fwd0),
-                              t + 1 - start, T - t - 1);
-            cb(&p, cbctx);
-        }
-        if (run) {
-            run->step = t + 1;
-            int stop = rs_stopping(run);
-            if (rs_due(run, stop, t + 1, T, now, last_save)) {
-                if ((st = ul_save(run->state_path, &c, meth, &audit, config, t + 1, T,
-                                  seconds0 + now - t0)) != LETHE_OK)
-                    goto done;
-                run->saved_step = t + 1;
-                last_save = now;
-            }
-            if (stop) {
-                st = rs_interrupted(run, t + 1, T);
-                goto done;
-            }
-        }
-        if (hook && t + 1 < T && hook->fn(m, t, hook->ctx, &st)) {
-            if (st != LETHE_OK) goto done;
-            res->steps = t + 1;     /* stopped early by the caller */
-            break;
-        }
-    }
+    ul_loop lc = {&c, meth, &audit, config, T, hook, &p};
+    core_loop L = {.start = start, .total = T, .before_s = seconds0, .t0 = t0, .run = run,
+                   .cb = cb, .cbctx = cbctx, .p = &p, .ctx = &lc, .step = ul_loop_step,
+                   .save = ul_loop_save, .end = hook ? ul_loop_end : NULL};
+    if ((st = core_loop_run(&L)) != LETHE_OK) goto done;
+    res->steps = L.steps;   /* fewer when the caller's hook stopped it */
     if (!lethe_vec_finite(c.theta, c.n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after unlearning; "
                         "no model written");
-    res->seconds = seconds0 + rs_now() - t0;
+    res->seconds = seconds0 + core_now() - t0;
     if (diag) ul_diag_summarise(res);
 done:
     if (meth->finish) meth->finish(&c);

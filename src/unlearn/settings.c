@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/json.h"
+
 #include "lethe.h"
 
 /* A named variant ("eupmu-log": {"method": "eupmu", …}): the registry's
@@ -54,27 +56,9 @@ static lethe_status set_option(const char *path, const char *scn, const char *en
 lethe_status lethe_settings_read(const char *path, const char *scenario, const char *method,
                                  lethe_unlearn_config *cfg)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return LETHE_OK;    /* no tuned file: defaults */
-    char *buf = NULL;
-    lethe_status st = LETHE_OK;
-    if (fseek(f, 0, SEEK_END) != 0) goto io;
-    long len = ftell(f);
-    if (len < 0 || len > (1 << 20)) {
-        fclose(f);
-        return lethe_fail(LETHE_ERR_FORMAT, "%s: size %ld is not that of a settings file", path, len);
-    }
-    rewind(f);
-    buf = malloc((size_t)len + 1);
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) goto io;
-    buf[len] = 0;
-    fclose(f);
-    cJSON *root = cJSON_Parse(buf);
-    free(buf);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return lethe_fail(LETHE_ERR_FORMAT, "%s: not a JSON object", path);
-    }
+    cJSON *root;
+    lethe_status st = io_json_read(path, 1L << 20, 1, &root);
+    if (st != LETHE_OK || !root) return st;     /* no tuned file: defaults */
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(root, scenario);
     const cJSON *m = sc ? cJSON_GetObjectItemCaseSensitive(sc, method) : NULL;
     if (m && !cJSON_IsObject(m)) {
@@ -92,9 +76,5 @@ lethe_status lethe_settings_read(const char *path, const char *scenario, const c
     cJSON_Delete(root);
     if (st == LETHE_OK) st = lethe_unlearn_validate(cfg);
     return st;
-io:
-    free(buf);
-    fclose(f);
-    return lethe_fail(LETHE_ERR_IO, "%s: cannot read", path);
 }
 

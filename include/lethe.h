@@ -576,6 +576,18 @@ typedef struct {
      * lethe_unlearn_config_default: the option's default. Set them by name
      * with lethe_unlearn_set. */
     float method_opt[LETHE_METHOD_OPTS];
+    /* Forget just enough (classification; docs/RESULTS.md "fmnist-rnd"):
+     * with a reference of samples the model never saw (`unseen` of
+     * `unseen_data`, never the data TA is measured on), each forgetting
+     * sample gets a target loss at θ_0: the reference's loss quantile of
+     * the sample's rank in D_f (1-D quantile matching). While its CE on
+     * its true label is at or above its target, the sample's ℓ_u gradient
+     * is off, so the forget set ends as unfamiliar as unseen data and no
+     * more. Costs one forward of D_f and of the reference at the start.
+     * NULL: off (every class-wise run: there Retrain recognises none of
+     * the class, which unseen data of the class would not show). */
+    const lethe_dataset *unseen_data;
+    const lethe_subset *unseen;
 } lethe_unlearn_config;
 void lethe_unlearn_config_default(lethe_unlearn_config *c);
 
@@ -594,6 +606,8 @@ typedef struct {
     float audit_delta;      /* audit: Δ_t = ℓ_r(θ_{t+1}; probe) − ℓ_r(θ_t; probe) */
     float audit_allowed;    /* audit: α_t ε_t (NaN for methods without ε) */
     float audit_sum_delta, audit_sum_allowed;  /* audit: Σ_{s≤t} of the two */
+    float unseen_share;     /* forget just enough: share of this step's forgetting rows
+                               at or above their unseen-data target (NaN: off) */
 } lethe_trace_step;
 
 typedef struct {
@@ -615,6 +629,11 @@ typedef struct {
     double audit_sum_delta;     /* Σ Δ_t = ℓ_r(θ_T) − ℓ_r(θ_0) on the probe */
     double audit_sum_allowed;   /* Σ α_t ε_t (NaN without ε) */
     long audit_first_violation; /* first step index t with Σ Δ > Σ α ε; −1: the bound held */
+    /* Forget just enough (unseen_n = 0 when off). */
+    int unseen_n;               /* reference samples */
+    long unseen_fwd_samples;    /* its share of fwd_samples: D_f and the reference, once */
+    long unseen_rows, unseen_gated;  /* forgetting rows drawn, and those at their target */
+    double unseen_auc0;         /* P(ℓ(D_f) < ℓ(reference)) at θ_0: 0.5 = unseen-like */
 } lethe_unlearn_result;
 void lethe_unlearn_result_free(lethe_unlearn_result *r);
 

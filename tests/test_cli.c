@@ -253,7 +253,7 @@ TEST(cli_unlearn_options_reach_the_method)
         char *o, *e, args[4096];
         snprintf(args, sizeof args,
                  "unlearn --model '%s' --data-dir '%s' --forget random:10%% %s --steps 3 "
-                 "--batch 16 --no-eval --quiet --report '%s'",
+                 "--batch 16 --no-eval --quiet --match-unseen off --report '%s'",
                  f.model, f.dir, cases[i].opts, rep);
         int rc = run_lethe(args, &o, &e);
         CHECK_MSG(rc == 0, "%s: exited %d: %s", cases[i].opts, rc, e ? e : "");
@@ -269,6 +269,30 @@ TEST(cli_unlearn_options_reach_the_method)
         cJSON_Delete(root);
         remove(rep);
     }
+    /* Forgetting just enough, on by default for a random set: its one
+     * forward of D_f and of the reference is counted, and the reference is
+     * named in the report. */
+    char *o, *e, args[4096];
+    snprintf(args, sizeof args,
+             "unlearn --model '%s' --data-dir '%s' --forget random:10%% --method ga --lr 0.001 "
+             "--steps 3 --batch 16 --no-eval --quiet --report '%s'", f.model, f.dir, rep);
+    int rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0, "ga with the gate: exited %d: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    cJSON *root = cli_t_load_json(rep);
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run");
+    const cJSON *fje = cJSON_GetObjectItemCaseSensitive(run, "forget_just_enough");
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "config"), "unseen_reference");
+    double nref = cli_t_jnum(fje, "reference"), fwd = cli_t_jnum(fje, "forward_samples");
+    CHECK_MSG(nref > 0 && cli_t_jnum(ref, "samples") == nref, "reference %g", nref);
+    CHECK_MSG(fwd > nref && cli_t_jnum(run, "forward_passes") == 3 + fwd / 16 &&
+                  cli_t_jnum(run, "backward_passes") == 3,
+              "%g/%g passes with a gate of %g samples", cli_t_jnum(run, "forward_passes"),
+              cli_t_jnum(run, "backward_passes"), fwd);
+    cJSON_Delete(root);
+    remove(rep);
 }
 
 /* ---------------------------------------------------------- bad input */
@@ -300,6 +324,8 @@ TEST(cli_unlearn_rejects_bad_options)
         {"--forget class:0 --bogus 1", "--bogus"},
         {"--forget class:0 --steps", "--steps"},
         {"--method eupmu", "--forget"},
+        {"--forget class:0 --match-unseen on", "Retrain recognises none"},
+        {"--forget random:0.1 --match-unseen sometimes", "sometimes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(args, sizeof args, "%s %s", base, cases[i].opts);

@@ -351,6 +351,9 @@ TEST(safety_exit_codes)
     expect_status(2, "unlearn --forget class:0", "--model FILE is required", NULL);
     expect_status(2, "train --arch mlp", "--out FILE is required", NULL);
     expect_status(2, "bench --scenario fmnist-cw --methods eupmu,foo", "foo", NULL);
+    expect_status(2, "bench --scenario fmnist-cw --match-unseen on", "forgets a class", NULL);
+    expect_status(2, "bench --scenario fmnist-rnd --match-unseen maybe", "maybe", NULL);
+    expect_status(2, "bench --scenario fmnist-cw --forget-seed 3", "no seed draws", NULL);
     expect_status(2, "sweep --scenario fmnist-cw --method eupmu --param eps --values 0.1,x",
                   "'x' is not a number", NULL);
     expect_status(2, "table", "expected one JSON file", NULL);

@@ -294,6 +294,9 @@ TEST(gencli_rejects_bad_input)
     snprintf(args, sizeof args, "unlearn --task diffusion --model '%s' --data-dir '%s' "
              "--forget class:0 --method eupmu --loss nc --report -", f.diff, f.dir);
     expect_fail(args, "no diffusion form");
+    snprintf(args, sizeof args, "unlearn --task diffusion --model '%s' --data-dir '%s' "
+             "--forget class:0 --method eupmu --match-unseen on --report -", f.diff, f.dir);
+    expect_fail(args, "per-sample class loss");
 }
 
 /* Without --task the checkpoint says what it is (issue 19): a noise

@@ -23,17 +23,21 @@ static const cli_opt opts[] = {
     {"tuned", "FILE", "tuned settings (default: configs/tuned.json beside the program, "
                       "else in the current folder)", 0},
     {"steps", "N", "override every method's step count (default: 5·ceil(|D_f|/128))", 0},
+    {"match-unseen", "MODE", "forget just enough: auto (default: on for fmnist-rnd, off for "
+                             "fmnist-cw) | on | off (lethe unlearn --help)", 0},
     {"diagnostics", NULL, "record cos(g_u, g_r), conflicts and |λ − λ*| for the surgery methods", 1},
     CLI_HEADING("original and Retrain models"),
     {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
     {"seed", "N", "seed (default 0)", 0},
+    {"forget-seed", "N", "fmnist-rnd: seed of the random forget set (default: --seed); another "
+                         "draw trains its own Retrain", 0},
     CLI_HEADING("outputs"),
     {"report", "FILE", "results as JSON (default runs/bench-SCENARIO.json); - for stdout", 0},
     {"quiet", NULL, "print only the table (no progress, no settings or 'wrote' lines)", 1},
     CLI_EXAMPLE("lethe bench --scenario fmnist-cw"),
-    CLI_EXAMPLE("lethe bench --scenario fmnist-rnd --methods eupmu,salun,ft --json -"),
+    CLI_EXAMPLE("lethe bench --scenario fmnist-rnd --methods eupmu,salun,ft --report -"),
     {NULL, NULL, NULL, 0},
 };
 
@@ -65,10 +69,21 @@ int cmd_bench(int argc, char **argv)
                                "fmnist-ddpm-cw)");
     const proto_scenario *sc = proto_find(scn);
     if (!sc) return cli_unknown_choice("bench", "scenario", scn, bench_scenarios, 3);
-    long epochs, seed, steps;
+    long epochs, seed, steps, fseed;
     if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
-        cli_int(&a, "steps", 0, 0, 10000000, &steps))
+        cli_int(&a, "steps", 0, 0, 10000000, &steps) ||
+        cli_int(&a, "forget-seed", seed, 0, LONG_MAX, &fseed))
         return 2;
+    const char *match = cli_str(&a, "match-unseen", "auto");
+    if (strcmp(match, "auto") && strcmp(match, "on") && strcmp(match, "off"))
+        return cli_usage_error("bench", "--match-unseen %s: expected auto, on or off", match);
+    if (strcmp(match, "on") == 0 && strcmp(scn, "fmnist-cw") == 0)
+        return cli_usage_error("bench", "--match-unseen on: fmnist-cw forgets a class; Retrain "
+                               "recognises none of a class it never saw, so unseen data is not "
+                               "the target there");
+    if (fseed != seed && strcmp(scn, "fmnist-rnd") != 0)
+        return cli_usage_error("bench", "--forget-seed: %s forgets a class, which no seed draws",
+                               scn);
     int quiet = cli_flag(&a, "quiet");
     char tbuf[4096];
     const char *tuned = cli_settings_path("bench", cli_str(&a, "tuned", NULL), tbuf, sizeof tbuf);
@@ -106,8 +121,9 @@ int cmd_bench(int argc, char **argv)
 
     cli_settings_note("bench", tuned, quiet);
     proto_ctx p;
-    lethe_status st = proto_open(&p, sc, cache, cli_str(&a, "data-dir", NULL), (int)epochs,
-                                 (uint64_t)seed, quiet);
+    lethe_status st = proto_open_draw(&p, sc, cache, cli_str(&a, "data-dir", NULL), (int)epochs,
+                                      (uint64_t)seed, (uint64_t)fseed, quiet);
+    p.match_unseen = match;
     if (st != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("bench", st);
@@ -115,6 +131,7 @@ int cmd_bench(int argc, char **argv)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "scenario", scn);
     cJSON_AddStringToObject(root, "forget", p.sp.spec_text);
+    if (p.sp.spec.kind != LETHE_FORGET_CLASS) cJSON_AddNumberToObject(root, "forget_seed", fseed);
     cJSON_AddStringToObject(root, "arch", sc->arch);
     cJSON_AddItemToObject(root, "original", report_metrics(&p.m_orig));
     cJSON *rj = report_metrics(&p.m_retrain);
@@ -157,7 +174,7 @@ int cmd_bench(int argc, char **argv)
                         (double)run.res.fwd_samples / run.res.batch,
                         (double)run.res.bwd_samples / run.res.batch);
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
+        cJSON_AddItemToObject(o, "config", report_config(&run.cfg, p.sp.spec_text));
         cJSON_AddItemToObject(o, "metrics", report_metrics(&run.m));
         cJSON_AddNumberToObject(o, "avg_gap", run.gap);
         cJSON_AddItemToObject(o, "run", report_run(&run.res, 1));

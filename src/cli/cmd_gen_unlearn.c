@@ -20,6 +20,8 @@ static const cli_opt opts[] = {
     {"forget", "SPEC", "class:C[,C…]", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"epochs", "N", "steps = N·ceil(|D_f|/batch) (instead of --steps)", 0},
+    {"match-unseen", "MODE", "auto | off (forgetting just enough applies to classifiers; "
+                             "on is refused here)", 0},
     CLI_UNLEARN_OPTS,
     {"p-uncond", "X", "retain rows trained without their class, as in training (default 0.1)", 0},
     {"classifier", "FILE", "classifier for the metrics (without it: no metrics)", 0},
@@ -65,6 +67,12 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     const char *path = cli_str(&a, "model", NULL), *fspec = cli_str(&a, "forget", NULL);
     if (!path) return cli_usage_error("unlearn", "--model FILE is required");
     if (!fspec) return cli_usage_error("unlearn", "--forget class:C is required");
+    const char *match = cli_str(&a, "match-unseen", "auto");
+    if (strcmp(match, "on") == 0)
+        return cli_usage_error("unlearn", "--match-unseen on: a diffusion model forgets a class "
+                               "and has no per-sample class loss to match to unseen data");
+    if (strcmp(match, "auto") && strcmp(match, "off"))
+        return cli_usage_error("unlearn", "--match-unseen %s: expected auto, on or off", match);
     char tbuf[4096];
     const char *tuned = cli_str(&a, "tuned", NULL);
     if (!(tuned && strcmp(tuned, "none") == 0) &&

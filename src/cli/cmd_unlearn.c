@@ -20,6 +20,9 @@ static const cli_opt opts[] = {
     {"data-dir", "DIR", "folder of the data set", 0},
     CLI_HEADING("method and its settings (default: eupmu for 5·ceil(|D_f|/batch) steps)"),
     {"epochs", "N", "steps = N·ceil(|D_f|/batch) (instead of --steps)", 0},
+    {"match-unseen", "MODE", "forget just enough: auto (default: on for random and listed "
+                             "forget sets, off for classes) | on | off; a sample stops being "
+                             "forgotten at its unseen-data target loss", 0},
     CLI_UNLEARN_OPTS,
     CLI_HEADING("outputs (name at least one of --out and --report)"),
     {"out", "FILE", "write the unlearned model here", 0},
@@ -239,6 +242,10 @@ int cmd_unlearn(int argc, char **argv)
         }
     }
     if (epochs) cfg.steps = epochs * (long)((sp.forget.n + (size_t)cfg.batch - 1) / (size_t)cfg.batch);
+    if (cli_split_unseen(&sp, cli_str(&a, "match-unseen", "auto"), &cfg) != LETHE_OK) {
+        cli_usage_error("unlearn", "%s", lethe_last_error());
+        goto done;
+    }
     int do_eval = !cli_flag(&a, "no-eval");
     lethe_metrics before = {0}, after = {0}, mref = {0};
     if (do_eval && cli_flag(&a, "before") &&

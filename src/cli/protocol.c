@@ -99,6 +99,13 @@ lethe_status proto_ensure_original(proto_ctx *p)
 lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
                         const char *data_dir, int epochs, uint64_t seed, int quiet)
 {
+    return proto_open_draw(p, sc, cache, data_dir, epochs, seed, seed, quiet);
+}
+
+lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char *cache,
+                             const char *data_dir, int epochs, uint64_t seed,
+                             uint64_t forget_seed, int quiet)
+{
     memset(p, 0, sizeof *p);
     p->sc = sc;
     p->cache = cache;
@@ -109,13 +116,17 @@ lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cach
     if (io_mkdir_p(cache) != 0)
         return lethe_fail(LETHE_ERR_IO, "%s: cannot create the cache folder: %s", cache,
                           strerror(errno));
-    lethe_status st = cli_split_load(&p->sp, sc->data, data_dir, sc->forget, seed);
+    lethe_status st = cli_split_load(&p->sp, sc->data, data_dir, sc->forget, forget_seed);
     if (st != LETHE_OK) return st;
     if ((st = proto_ensure_original(p)) != LETHE_OK) return st;
-    char path[1024], slug[256];
+    char path[1024], slug[256], draw[32] = "";
     spec_slug(p->sp.spec_text, slug, sizeof slug);
-    snprintf(path, sizeof path, "%s/retrain-%s-%s-%s-e%d-s%lu.safetensors", cache, sc->arch,
-             sc->data, slug, epochs, (unsigned long)seed);
+    /* Another draw of a random forget set has its own Retrain; the
+     * scenario's own draw (forget seed = seed) keeps its old name. */
+    if (forget_seed != seed && p->sp.spec.kind != LETHE_FORGET_CLASS)
+        snprintf(draw, sizeof draw, "-f%lu", (unsigned long)forget_seed);
+    snprintf(path, sizeof path, "%s/retrain-%s-%s-%s%s-e%d-s%lu.safetensors", cache, sc->arch,
+             sc->data, slug, draw, epochs, (unsigned long)seed);
     if ((st = ensure_model(p, path, &p->sp.retain, p->sp.spec_text, &p->retrain,
                            &p->retrain_seconds)) != LETHE_OK)
         return st;
@@ -189,9 +200,14 @@ lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, pro
     lethe_status st = lethe_model_create(&m, p->sc->arch, tr->c, tr->h, tr->w, tr->nclass);
     if (st != LETHE_OK) return st;
     if ((st = lethe_model_copy(m, p->orig)) != LETHE_OK) goto done;
+    lethe_unlearn_config c = *cfg;
+    if ((st = cli_split_unseen(&p->sp, p->match_unseen ? p->match_unseen : "auto", &c)) !=
+        LETHE_OK)
+        goto done;
+    out->cfg = c;
     cli_progress prog;
     cli_progress_init(&prog, cfg->method);
-    st = lethe_unlearn(m, tr, &p->sp.forget, &p->sp.retain, cfg, &out->res,
+    st = lethe_unlearn(m, tr, &p->sp.forget, &p->sp.retain, &c, &out->res,
                        p->quiet ? NULL : cli_progress_cb, &prog);
     if (!p->quiet) cli_progress_done(&prog);
     if (st != LETHE_OK) goto done;

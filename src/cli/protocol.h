@@ -22,6 +22,7 @@ typedef struct {
     uint64_t seed;
     int quiet;
     cli_split sp;
+    const char *match_unseen;   /* --match-unseen (NULL: auto) */
     lethe_model *orig, *retrain;
     lethe_metrics m_orig, m_retrain;   /* m_retrain only if retrain != NULL */
     double retrain_seconds;
@@ -32,6 +33,11 @@ typedef struct {
 /* Load the split; train or reuse the original and Retrain models. */
 lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
                         const char *data_dir, int epochs, uint64_t seed, int quiet);
+/* The same with a random forget set drawn by forget_seed (proto_open:
+ * the training seed); its Retrain is cached under a name with -fN. */
+lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char *cache,
+                             const char *data_dir, int epochs, uint64_t seed,
+                             uint64_t forget_seed, int quiet);
 void proto_close(proto_ctx *p);
 /* Train or reuse only the original model (p->sc, cache, epochs, seed and
  * the split p->sp set). */
@@ -76,6 +82,7 @@ typedef struct {
     lethe_metrics m;
     double gap;
     lethe_unlearn_result res;
+    lethe_unlearn_config cfg;   /* as run: with the unseen reference, if any */
 } proto_run;
 
 /* Run one method from a copy of the original and evaluate it. */

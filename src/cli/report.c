@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/report.h"
+#include "io/runstate.h"
 
 cJSON *report_metrics(const lethe_metrics *m)
 {
@@ -89,6 +90,18 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
         cJSON_AddItemToObject(o, "retain_weight", report_float(c->retain_weight));
     }
     if (c->audit) cJSON_AddNumberToObject(o, "audit_probe", c->audit_probe);
+    if (c->unseen) {
+        /* The non-member reference of "forget just enough": which images. */
+        cJSON *u = cJSON_AddObjectToObject(o, "unseen_reference");
+        cJSON_AddStringToObject(u, "data", c->unseen_data ? c->unseen_data->name : "?");
+        cJSON_AddNumberToObject(u, "samples", (double)c->unseen->n);
+        cJSON_AddStringToObject(u, "split", "test images drawn by a fixed seed and left out of "
+                                            "the TA and MIA sets (docs/PROTOCOL.md)");
+        char h[17];
+        snprintf(h, sizeof h, "%016llx",
+                 (unsigned long long)rs_hash_ints(c->unseen->idx, c->unseen->n));
+        cJSON_AddStringToObject(u, "index_hash", h);
+    }
     return o;
 }
 
@@ -139,6 +152,17 @@ cJSON *report_run(const lethe_unlearn_result *r, int with_trace)
                                   ? cJSON_CreateNumber((double)r->audit_first_violation + 1)
                                   : cJSON_CreateNull());
     }
+    if (r->unseen_n > 0) {
+        cJSON *u = cJSON_AddObjectToObject(o, "forget_just_enough");
+        cJSON_AddNumberToObject(u, "reference", r->unseen_n);
+        cJSON_AddNumberToObject(u, "forward_samples", (double)r->unseen_fwd_samples);
+        cJSON_AddNumberToObject(u, "forward_passes", (double)r->unseen_fwd_samples / r->batch);
+        cJSON_AddItemToObject(u, "auc_start", dnum_or_null(r->unseen_auc0));
+        cJSON_AddNumberToObject(u, "rows", (double)r->unseen_rows);
+        cJSON_AddNumberToObject(u, "rows_at_target", (double)r->unseen_gated);
+        cJSON_AddItemToObject(u, "share_at_target_last",
+                              dnum_or_null(r->steps > 0 ? r->trace[r->steps - 1].unseen_share : NAN));
+    }
     if (with_trace && r->trace) {
         static const char *names[] = {"loss_u", "loss_r_before", "loss_r_after", "delta",
                                       "lambda", "lambda_star", "lr"};
@@ -161,6 +185,11 @@ cJSON *report_run(const lethe_unlearn_result *r, int with_trace)
                 cJSON_AddItemToArray(cf, s->conflict < 0 ? cJSON_CreateNull()
                                                          : cJSON_CreateBool(s->conflict));
             }
+        }
+        if (r->unseen_n > 0) {
+            cJSON *arr = cJSON_AddArrayToObject(tr, "unseen_share");
+            for (long t = 0; t < r->steps; t++)
+                cJSON_AddItemToArray(arr, num_or_null(r->trace[t].unseen_share));
         }
         if (r->audit_probe_n > 0) {
             static const char *an[] = {"probe_loss", "audit_delta", "audit_allowed",

@@ -5,6 +5,37 @@
 
 #include "cli/cli.h"
 
+/* The unseen reference: CLI_UNSEEN_N test images (a fifth of a smaller
+ * test set) by a fixed seed, out of test_retain; both keep their order. */
+static lethe_status carve_unseen(cli_split *s)
+{
+    lethe_subset *tr = &s->test_retain;
+    size_t n = tr->n / 5 < CLI_UNSEEN_N ? tr->n / 5 : CLI_UNSEEN_N;
+    if (n == 0) return LETHE_OK;
+    int32_t *pos = malloc(tr->n * sizeof(int32_t));     /* (N) */
+    uint8_t *held = calloc(tr->n, 1);                   /* (N) 1 = unseen */
+    s->unseen.idx = malloc(n * sizeof(int32_t));
+    if (!pos || !held || !s->unseen.idx) {
+        free(pos);
+        free(held);
+        return lethe_fail(LETHE_ERR_NOMEM, "out of memory for the unseen reference");
+    }
+    for (size_t i = 0; i < tr->n; i++) pos[i] = (int32_t)i;
+    lethe_rng r;
+    lethe_rng_seed(&r, CLI_UNSEEN_SEED);
+    lethe_rng_shuffle(&r, pos, tr->n);
+    for (size_t i = 0; i < n; i++) held[pos[i]] = 1;
+    size_t k = 0;
+    for (size_t i = 0; i < tr->n; i++) {
+        if (held[i]) s->unseen.idx[s->unseen.n++] = tr->idx[i];
+        else tr->idx[k++] = tr->idx[i];
+    }
+    tr->n = k;
+    free(pos);
+    free(held);
+    return LETHE_OK;
+}
+
 lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
                             const char *spec, uint64_t seed)
 {
@@ -18,7 +49,41 @@ lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
         cli_split_free(s);
         return st;
     }
+    if (s->spec.kind != LETHE_FORGET_CLASS && (st = carve_unseen(s)) != LETHE_OK) {
+        cli_split_free(s);
+        return st;
+    }
     lethe_forget_to_string(&s->spec, s->spec_text, sizeof s->spec_text);
+    return LETHE_OK;
+}
+
+lethe_status cli_split_unseen(const cli_split *s, const char *mode, lethe_unlearn_config *cfg)
+{
+    cfg->unseen = NULL;
+    cfg->unseen_data = NULL;
+    int on = strcmp(mode, "on") == 0, is_auto = strcmp(mode, "auto") == 0;
+    if (!on && !is_auto && strcmp(mode, "off") != 0)
+        return lethe_fail(LETHE_ERR_ARG, "--match-unseen %s: expected auto, on or off", mode);
+    if (s->spec.kind == LETHE_FORGET_CLASS) {
+        if (on)
+            return lethe_fail(LETHE_ERR_ARG, "--match-unseen on: the forget set is a class; "
+                              "Retrain recognises none of a class it never saw, so unseen "
+                              "data is not the target there (auto leaves class-wise runs alone)");
+        return LETHE_OK;
+    }
+    if (cfg->ddpm) {
+        if (on)
+            return lethe_fail(LETHE_ERR_ARG, "--match-unseen on: diffusion models have no "
+                              "per-sample class loss to match");
+        return LETHE_OK;
+    }
+    if (!on && !is_auto) return LETHE_OK;
+    if (!s->unseen.n)
+        return on ? lethe_fail(LETHE_ERR_ARG, "--match-unseen on: the test set is too small "
+                               "to set an unseen reference aside")
+                  : LETHE_OK;
+    cfg->unseen = &s->unseen;
+    cfg->unseen_data = &s->test;
     return LETHE_OK;
 }
 
@@ -28,6 +93,7 @@ void cli_split_free(cli_split *s)
     lethe_subset_free(&s->retain);
     lethe_subset_free(&s->test_forget);
     lethe_subset_free(&s->test_retain);
+    lethe_subset_free(&s->unseen);
     lethe_dataset_free(&s->train);
     lethe_dataset_free(&s->test);
 }

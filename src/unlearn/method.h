@@ -116,6 +116,10 @@ typedef struct ul_ctx {
     int nsaved;
     size_t dout;                /* model outputs per row: nclass, or d for a unet */
     const ul_task *task;        /* what a row is: classification or diffusion */
+    /* Forget just enough (unseen.c): target losses by data-set index (NaN
+     * outside D_f) and of the drawn forgetting rows; NULL: off. */
+    float *tau_by_index;        /* (ds->n) */
+    float *row_tau;             /* (nf) */
     lethe_status task_err;      /* of the last ul_draw's prepare, reported by the forward */
     ul_diff *diff;              /* the diffusion task's rows (read by diffusion.c and the
                                    diffusion-only methods); NULL: classification */
@@ -172,6 +176,11 @@ void ul_apply(ul_ctx *c, const float *d);
 /* Mean CE of the model on rows [from, from + count) of c->x with batch
  * statistics, running averages untouched; counted as forward work. */
 lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss);
+/* Forget just enough (unseen.c): the targets, at θ_0 (counted); and the
+ * gate, which zeroes the ℓ_u gradient of forgetting rows [from, from +
+ * count) of the last forward that are at or above their target. */
+lethe_status ul_unseen_init(ul_ctx *c);
+void ul_unseen_gate(ul_ctx *c, int from, int count);
 /* Fail with LETHE_ERR_NUMERIC naming the step and quantity if v is not finite. */
 lethe_status ul_check(long t, const char *what, double v);
 

@@ -80,6 +80,8 @@ static lethe_status ul_loop_step(void *ctx, long t, double *samples)
     tr->probe_loss = tr->audit_delta = tr->audit_allowed = NAN;
     tr->audit_sum_delta = tr->audit_sum_allowed = NAN;
     tr->lr = c->lr;
+    tr->unseen_share = NAN;
+    long rows = res->unseen_rows, gated = res->unseen_gated;
     if ((st = meth->step(c, t, tr)) != LETHE_OK) {
         /* Every numeric fault names its step (the λ controller counts its own). */
         if (st == LETHE_ERR_NUMERIC && strncmp(lethe_last_error(), "step ", 5) != 0) {
@@ -97,6 +99,9 @@ static lethe_status ul_loop_step(void *ctx, long t, double *samples)
         return st;
     if (c->cfg->audit && (st = ul_audit_step(L->audit, c, t, tr, meth->uses_eps)) != LETHE_OK)
         return st;
+    if (res->unseen_rows > rows)
+        tr->unseen_share = (float)((double)(res->unseen_gated - gated) /
+                                   (double)(res->unseen_rows - rows));
     *samples += (double)(res->fwd_samples - fwd);
     L->p->loss = meth->uses_forget ? tr->loss_u : tr->loss_r_before;
     L->p->lambda = tr->lambda;
@@ -145,6 +150,21 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         return lethe_fail(LETHE_ERR_ARG, "the retain set is empty");
     if (cfg->audit && (!retain || retain->n < 2))
         return lethe_fail(LETHE_ERR_ARG, "the audit needs at least 2 retain samples");
+    if (cfg->unseen) {
+        const lethe_dataset *u = cfg->unseen_data;
+        if (cfg->ddpm)
+            return lethe_fail(LETHE_ERR_ARG, "forgetting just enough (an unseen reference) "
+                              "applies to classifiers, not to diffusion models");
+        if (!u || cfg->unseen->n == 0)
+            return lethe_fail(LETHE_ERR_ARG, "the unseen reference is empty");
+        if (u->c != m->in_c || u->h != m->in_h || u->w != m->in_w || u->nclass != m->nclass)
+            return lethe_fail(LETHE_ERR_MISMATCH, "the unseen reference %s does not fit the %s "
+                              "model", u->name, m->arch);
+        for (size_t i = 0; i < cfg->unseen->n; i++)
+            if (cfg->unseen->idx[i] < 0 || cfg->unseen->idx[i] >= u->n)
+                return lethe_fail(LETHE_ERR_ARG, "the unseen reference's index %d is outside "
+                                  "%s (%d samples)", cfg->unseen->idx[i], u->name, u->n);
+    }
     /* A noise predictor predicts images, a classifier labels: each needs its task. */
     int predicts_images = lethe_model_out_size(m) != (size_t)m->nclass;
     if (predicts_images && !cfg->ddpm)
@@ -250,6 +270,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
      * mask: the same passes over the data, so nothing is left half set up),
      * then takes every value the loop carries from the state. */
     if (cfg->audit && (st = ul_audit_init(&audit, &c, &probe)) != LETHE_OK) goto done;
+    if (cfg->unseen && (st = ul_unseen_init(&c)) != LETHE_OK) goto done;
     if (meth->init && (st = meth->init(&c)) != LETHE_OK) goto done;
     char config[512];
     ul_config_text(config, sizeof config, &c, T, theta0);
@@ -290,6 +311,8 @@ done:
     free(c.g_u);
     free(c.g_r);
     free(c.dclip);
+    free(c.tau_by_index);
+    free(c.row_tau);
     free(c.mask);
     ul_audit_free(&audit);
     lethe_subset_free(&probe);

@@ -53,6 +53,10 @@ void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint64_t the
         k += (size_t)snprintf(more + k, sizeof more - k, " rw=%.9g", (double)g->retain_weight);
     if (k < sizeof more && strcmp(g->method, "esd") == 0)
         k += (size_t)snprintf(more + k, sizeof more - k, " eta=%.9g", (double)g->esd_eta);
+    if (k < sizeof more && g->unseen)
+        k += (size_t)snprintf(more + k, sizeof more - k, " unseen=%s:%zu:%016llx",
+                              g->unseen_data ? g->unseen_data->name : "?", g->unseen->n,
+                              (unsigned long long)rs_hash_ints(g->unseen->idx, g->unseen->n));
     /* Options in method_opt slots (methods added through the registry). */
     const ul_method *meth = ul_find_method(g->method);
     for (int i = 0; meth && i < meth->nparams && k < sizeof more; i++)
@@ -90,7 +94,7 @@ static lethe_status trace_unpack(const float *in, long steps, lethe_trace_step *
             return lethe_fail(LETHE_ERR_FORMAT, "%s: run state: trace step %ld has conflict %g",
                               label, t + 1, (double)cf);
         *s = (lethe_trace_step){in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7],
-                                (int)cf, in[9], in[10], in[11], in[12], in[13]};
+                                (int)cf, in[9], in[10], in[11], in[12], in[13], NAN};
     }
     return LETHE_OK;
 }
@@ -158,7 +162,23 @@ lethe_status ul_save(const char *path, ul_ctx *c, const ul_method *meth,
     for (int i = 0; i < c->nsaved; i++)
         rs_put_floats(&w, c->saved[i].name, c->saved[i].p, c->saved[i].n, 0);
     rs_put_floats(&w, "trace", trace, (size_t)done * TRACE_COLS, done > 0 ? (size_t)done : 0);
+    float *share = NULL;    /* (done) a view until rs_write, as trace */
+    if (c->row_tau) {
+        /* Forget just enough: its counters and its column of the trace
+         * (absent when off, so that other states stay as they were). */
+        uint64_t un[3] = {(uint64_t)res->unseen_rows, (uint64_t)res->unseen_gated,
+                          (uint64_t)res->unseen_fwd_samples};
+        rs_set_words(&w, "unseen", un, 3);
+        if (!(share = malloc(((size_t)done + 1) * sizeof(float)))) {
+            free(trace);
+            rs_writer_free(&w);
+            return lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory", path);
+        }
+        for (long t = 0; t < done; t++) share[t] = res->trace[t].unseen_share;
+        rs_put_floats(&w, "unseen.trace", share, (size_t)done, 0);
+    }
     lethe_status st = rs_write(&w);
+    free(share);
     rs_writer_free(&w);
     free(trace);
     return st;
@@ -243,6 +263,29 @@ lethe_status ul_load(const char *path, ul_ctx *c, const ul_method *meth, ul_audi
             LETHE_OK ||
         (st = trace_unpack(trace, step, res->trace, r.label)) != LETHE_OK)
         goto done;
+    if (c->row_tau) {
+        uint64_t un[3];
+        if ((st = rs_get_words(&r, "unseen", un, 3)) != LETHE_OK ||
+            (st = rs_get_floats(&r, "unseen.trace", trace, (size_t)step, 0)) != LETHE_OK)
+            goto done;
+        if (un[1] > un[0] || un[2] > samples[0]) {
+            st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: the unseen-reference counters "
+                            "are out of range", r.label);
+            goto done;
+        }
+        for (long t = 0; t < step; t++) {
+            float v = trace[t];
+            if (!(isnan(v) || (v >= 0.0f && v <= 1.0f))) {
+                st = lethe_fail(LETHE_ERR_FORMAT, "%s: run state: unseen share %g at step %ld "
+                                "is outside [0, 1]", r.label, (double)v, t + 1);
+                goto done;
+            }
+            res->trace[t].unseen_share = v;
+        }
+        res->unseen_rows = (long)un[0];
+        res->unseen_gated = (long)un[1];
+        res->unseen_fwd_samples = (long)un[2];
+    }
     c->igs.lambda = (float)lam;
     c->igs.w_m = bitsd(lg[0]);
     c->igs.w_v = bitsd(lg[1]);

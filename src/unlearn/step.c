@@ -23,6 +23,8 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
     if (nf) {
         lethe_stream_next(&c->fs, nf, 1, c->idx);
         lethe_dataset_batch(c->ds, c->idx, nf, c->x, c->y);
+        if (c->row_tau)
+            for (int i = 0; i < nf; i++) c->row_tau[i] = c->tau_by_index[c->idx[i]];
         for (int i = 0; i < nf; i++) {
             int y = c->y[i];
             /* ỹ uniform over the other labels, redrawn every time. */
@@ -83,7 +85,10 @@ void ul_clear_dlogits(ul_ctx *c)
 float ul_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight)
 {
     if (count <= 0) return 0.0f;
-    return c->task->loss(c, k, from, count, weight, weight != 0.0f);
+    float mean = c->task->loss(c, k, from, count, weight, weight != 0.0f);
+    /* Forget just enough: forgetting rows at their target move no further. */
+    if (c->row_tau && weight != 0.0f && from < c->cur_nf) ul_unseen_gate(c, from, count);
+    return mean;
 }
 
 float ul_forget_loss(ul_ctx *c, float wf)

@@ -833,3 +833,75 @@ TEST(tradeoff_cli_rejects_bad_input)
     snprintf(args, sizeof args, "plot '%s'", tpath(nb, "missing.json"));
     expect_fail(args, "missing.json");
 }
+
+/* bench --seeds: every method over N unlearning seeds, a row of mean ± sd
+ * each (its spread in the JSON, every seed's run kept), and lethe table
+ * keeps the spread in each format. Bad counts are refused. */
+TEST(tradeoff_bench_seeds_spread)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf jb, cb;
+    const char *json = tpath(jb, "bench-seeds.json"), *cache = tpath(cb, "bench-cache");
+    char *o, *e, args[4096];
+    snprintf(args, sizeof args,
+             "bench --scenario fmnist-rnd --data-dir '%s' --cache '%s' --epochs 1 "
+             "--methods ga,ft --steps 2 --seeds 3 --quiet --report '%s'", f.dir, cache, json);
+    int rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0, "bench --seeds 3 exited %d: %s", rc, e ? e : "");
+    CHECK_MSG(o && strstr(o, "mean ± sd over 3 seeds") && strstr(o, "| ga | ") &&
+                  strstr(o, "| ft | ") && strstr(o, " ± "),
+              "bench --seeds table: %s", o ? o : "");
+    free(o);
+    free(e);
+    cJSON *root = cli_t_load_json(json);
+    CHECK_MSG(root != NULL, "%s is not JSON", json);
+    const cJSON *methods = cJSON_GetObjectItemCaseSensitive(root, "methods");
+    CHECK(cJSON_GetArraySize(methods) == 2);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, methods) {
+        const cJSON *seeds = cJSON_GetObjectItemCaseSensitive(it, "seeds");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "spread");
+        CHECK(cJSON_GetArraySize(seeds) == 3 && cli_t_jnum(sp, "n") == 3);
+        /* The row's metrics are the means of its seeds', sd the sample one. */
+        static const char *keys[] = {"UA", "RA", "TA", "MIA"};
+        for (int k = 0; k < 4; k++) {
+            double v[3], m = 0, ss = 0;
+            int i = 0;
+            const cJSON *s;
+            cJSON_ArrayForEach(s, seeds) {
+                CHECK_NEAR(cli_t_jnum(s, "seed"), i, 0);
+                v[i++ % 3] = cli_t_jnum(cJSON_GetObjectItemCaseSensitive(s, "metrics"), keys[k]);
+            }
+            for (i = 0; i < 3; i++) m += v[i] / 3;
+            for (i = 0; i < 3; i++) ss += (v[i] - m) * (v[i] - m);
+            CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItemCaseSensitive(it, "metrics"), keys[k]), m,
+                       1e-9);
+            CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItemCaseSensitive(sp, "sd"), keys[k]),
+                       sqrt(ss / 2), 1e-9);
+        }
+    }
+    cJSON_Delete(root);
+    snprintf(args, sizeof args, "table '%s'", json);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strstr(o, "| ga | ") && strstr(o, " ± "), "table: %s", o ? o : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "table '%s' --format latex", json);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strstr(o, "$\\pm$"), "table latex: %s", o ? o : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "table '%s' --format csv", json);
+    rc = run_lethe(args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strstr(o, ",UA_sd,") && strstr(o, ",avg_gap_sd"), "table csv: %s",
+              o ? o : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "bench --scenario fmnist-rnd --data-dir '%s' --cache '%s' "
+             "--seeds 0 --report '%s'", f.dir, cache, json);
+    expect_fail(args, "--seeds 0");
+    snprintf(args, sizeof args, "bench --scenario fmnist-rnd --data-dir '%s' --cache '%s' "
+             "--retrain-seeds --report '%s'", f.dir, cache, json);
+    expect_fail(args, "--retrain-seeds");
+}

@@ -157,15 +157,19 @@ typedef struct {
     lethe_subset forget, retain, test_forget, test_retain;
     /* Random and listed forget sets: the unseen reference of "forget just
      * enough", CLI_UNSEEN_N test images drawn by CLI_UNSEEN_SEED and left
-     * out of test_retain (TA and MIA never see them); empty for classes. */
-    lethe_subset unseen;
+     * out of test_retain (TA and MIA never see them; test_full keeps the
+     * whole test split); empty for classes, and once switched off. */
+    lethe_subset unseen, test_full;
 } cli_split;
 #define CLI_UNSEEN_N 1000
 #define CLI_UNSEEN_SEED 0x756e7365656eULL       /* "unseen" */
-/* Set cfg's unseen reference from the split by mode "auto" (on for random
- * and listed forget sets, off for classes), "on" or "off"; a usage
- * problem is returned as LETHE_ERR_ARG with the reason. */
-lethe_status cli_split_unseen(const cli_split *s, const char *mode, lethe_unlearn_config *cfg);
+/* The mode of --match-unseen: "auto" (on for random and listed forget sets
+ * of a classifier, off for classes and diffusion), "on" (refused with the
+ * reason where it cannot apply, LETHE_ERR_ARG) or "off" (the reference
+ * goes back into the test split). Call before measuring anything. */
+lethe_status cli_split_match(cli_split *s, const char *mode, int diffusion);
+/* cfg's unseen reference from the split (none when it has none). */
+void cli_split_unseen(const cli_split *s, lethe_unlearn_config *cfg);
 lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
                             const char *spec, uint64_t seed);
 void cli_split_free(cli_split *s);

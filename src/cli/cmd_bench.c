@@ -2,6 +2,7 @@
  * original and Retrain models (trained once, then cached), every method
  * with its tuned settings, the table of PROTOCOL.md and a JSON file. */
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,10 @@ static const cli_opt opts[] = {
     {"steps", "N", "override every method's step count (default: 5·ceil(|D_f|/128))", 0},
     {"match-unseen", "MODE", "forget just enough: auto (default: on for fmnist-rnd, off for "
                              "fmnist-cw) | on | off (lethe unlearn --help)", 0},
+    {"seeds", "N", "run every method with N unlearning seeds (--seed, --seed + 1, …) and print "
+                   "mean ± sd (default 1)", 0},
+    {"retrain-seeds", NULL, "with --seeds: vary the Original and Retrain training seeds too "
+                            "(each trained once and cached: minutes per seed)", 1},
     {"diagnostics", NULL, "record cos(g_u, g_r), conflicts and |λ − λ*| for the surgery methods", 1},
     CLI_HEADING("original and Retrain models"),
     {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
@@ -58,6 +63,111 @@ static const char *default_methods(char *buf, size_t n)
     return buf;
 }
 
+#define BENCH_MAX_METHODS 64
+
+/* One run's figures: UA, RA, TA, MIA, Avg. Gap, RTE (s). */
+enum { F_UA, F_RA, F_TA, F_MIA, F_GAP, F_RTE, NFIG };
+typedef struct {
+    double v[NFIG];
+    double fwd, bwd;
+    int ok;
+} fig;
+
+static void fig_of(fig *f, const lethe_metrics *m, double gap, double secs)
+{
+    *f = (fig){{m->ua, m->ra, m->ta, m->mia, gap, secs}, 0, 0, 1};
+}
+
+/* Mean and sample standard deviation of figure k over the runs that
+ * finished; *n: their count. */
+static void spread_of(const fig *f, int n, int k, double *mean, double *sd, int *cnt)
+{
+    double s = 0, ss = 0;
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        if (f[i].ok && isfinite(f[i].v[k])) {
+            s += f[i].v[k];
+            c++;
+        }
+    *mean = c ? s / c : NAN;
+    for (int i = 0; i < n; i++)
+        if (f[i].ok && isfinite(f[i].v[k])) ss += (f[i].v[k] - *mean) * (f[i].v[k] - *mean);
+    *sd = c > 1 ? sqrt(ss / (c - 1)) : NAN;
+    *cnt = c;
+}
+
+static void print_spread(const char *name, const fig *f, int n, double fwd, double bwd)
+{
+    printf("| %s |", name);
+    for (int k = 0; k < NFIG; k++) {
+        double m, sd;
+        int c;
+        spread_of(f, n, k, &m, &sd, &c);
+        const char *fm = k == F_RTE ? "%.1f" : "%.2f";
+        if (!(c > 0 && (k != F_RTE || m >= 0))) {
+            printf(" – |");
+            continue;
+        }
+        printf(" ");
+        printf(fm, m);
+        if (isfinite(sd)) {
+            printf(" ± ");
+            printf(fm, sd);
+        }
+        printf(" |");
+    }
+    if (fwd > 0 || bwd > 0) printf(" %.0f/%.0f |", fwd, bwd);
+    else printf(" – |");
+    int failed = 0;
+    for (int i = 0; i < n; i++) failed += !f[i].ok;
+    if (failed) printf(" (%d of %d seeds failed)", failed, n);
+    printf("\n");
+    fflush(stdout);
+}
+
+/* A method's row of a multi-seed bench: the first seed's object, holding
+ * every seed's in "seeds". */
+static void seed_entry(cJSON **row, cJSON *methods, cJSON *o)
+{
+    if (!*row) {
+        *row = cJSON_Duplicate(o, 1);
+        cJSON_AddItemToArray(methods, *row);
+        cJSON_DeleteItemFromObjectCaseSensitive(*row, "seed");
+        cJSON_AddArrayToObject(*row, "seeds");
+    }
+    cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(*row, "seeds"), o);
+}
+
+/* "spread": {n, mean: {…}, sd: {…}} of the figures; the row's own metrics
+ * (and avg_gap) become the means, so that readers of one-seed results read
+ * means. */
+static void add_spread(cJSON *row, const fig *f, int n, int is_method)
+{
+    static const char *keys[NFIG] = {"UA", "RA", "TA", "MIA", "avg_gap", "rte_s"};
+    cJSON *sp = cJSON_CreateObject(), *mj = cJSON_CreateObject(), *sj = cJSON_CreateObject();
+    int cnt = 0;
+    cJSON *metrics = cJSON_GetObjectItemCaseSensitive(row, "metrics");
+    if (!is_method) metrics = row;
+    for (int k = 0; k < NFIG; k++) {
+        double m, sd;
+        int c;
+        spread_of(f, n, k, &m, &sd, &c);
+        if (k == F_UA) cnt = c;
+        if (k == F_RTE && !(m >= 0)) continue;
+        cJSON_AddItemToObject(mj, keys[k], isfinite(m) ? cJSON_CreateNumber(m) : cJSON_CreateNull());
+        cJSON_AddItemToObject(sj, keys[k], isfinite(sd) ? cJSON_CreateNumber(sd)
+                                                        : cJSON_CreateNull());
+        if (k < F_GAP && metrics && isfinite(m))
+            cJSON_ReplaceItemInObjectCaseSensitive(metrics, keys[k], cJSON_CreateNumber(m));
+        if (k == F_GAP && is_method && isfinite(m))
+            cJSON_ReplaceItemInObjectCaseSensitive(row, "avg_gap", cJSON_CreateNumber(m));
+    }
+    cJSON_AddNumberToObject(sp, "n", cnt);
+    cJSON_AddItemToObject(sp, "mean", mj);
+    cJSON_AddItemToObject(sp, "sd", sj);
+    cJSON_AddItemToObject(row, "spread", sp);
+}
+
 int cmd_bench(int argc, char **argv)
 {
     cli_args a;
@@ -74,6 +184,14 @@ int cmd_bench(int argc, char **argv)
         cli_int(&a, "steps", 0, 0, 10000000, &steps) ||
         cli_int(&a, "forget-seed", seed, 0, LONG_MAX, &fseed))
         return 2;
+    long nseeds;
+    if (cli_str(&a, "seeds", NULL) && strcmp(cli_str(&a, "seeds", NULL), "0") == 0)
+        return cli_usage_error("bench", "--seeds 0: at least one seed is needed");
+    if (cli_int(&a, "seeds", 1, 1, 100, &nseeds)) return 2;
+    int vary_models = cli_flag(&a, "retrain-seeds");
+    if (vary_models && nseeds < 2)
+        return cli_usage_error("bench", "--retrain-seeds varies the training seeds of --seeds N: "
+                               "give N of 2 or more");
     const char *match = cli_str(&a, "match-unseen", "auto");
     if (strcmp(match, "auto") && strcmp(match, "on") && strcmp(match, "off"))
         return cli_usage_error("bench", "--match-unseen %s: expected auto, on or off", match);
@@ -120,70 +238,148 @@ int cmd_bench(int argc, char **argv)
         return r;
 
     cli_settings_note("bench", tuned, quiet);
-    proto_ctx p;
-    lethe_status st = proto_open_draw(&p, sc, cache, cli_str(&a, "data-dir", NULL), (int)epochs,
-                                      (uint64_t)seed, (uint64_t)fseed, quiet);
-    p.match_unseen = match;
-    if (st != LETHE_OK) {
-        proto_close(&p);
-        return cli_lib_error("bench", st);
-    }
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "scenario", scn);
-    cJSON_AddStringToObject(root, "forget", p.sp.spec_text);
-    if (p.sp.spec.kind != LETHE_FORGET_CLASS) cJSON_AddNumberToObject(root, "forget_seed", fseed);
-    cJSON_AddStringToObject(root, "arch", sc->arch);
-    cJSON_AddItemToObject(root, "original", report_metrics(&p.m_orig));
-    cJSON *rj = report_metrics(&p.m_retrain);
-    if (p.retrain_seconds > 0) cJSON_AddNumberToObject(rj, "seconds", p.retrain_seconds);
-    cJSON_AddItemToObject(root, "retrain", rj);
-    cJSON *methods = cJSON_AddArrayToObject(root, "methods");
-
-    printf("\n%s: forget %s (%zu images), %s, original and Retrain %ld epochs\n\n", scn,
-           p.sp.spec_text, p.sp.forget.n, sc->arch, epochs);
-    proto_print_header();
-    proto_print_row("Original", &p.m_orig, lethe_avg_gap(&p.m_orig, &p.m_retrain), -1, 0, 0);
-    proto_print_row("Retrain", &p.m_retrain, 0.0, p.retrain_seconds > 0 ? p.retrain_seconds : -1,
-                    0, 0);
-    int rc = 0;
+    const char *names[BENCH_MAX_METHODS];
+    int nm = 0;
     for (tok = strtok_r(mlist, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        lethe_unlearn_config cfg;
-        lethe_unlearn_config_default(&cfg);
-        cfg.method = tok;
-        cfg.seed = (uint64_t)seed;
-        proto_tuned(tuned, scn, tok, &cfg);
-        if (steps) cfg.steps = steps;
-        cfg.diagnostics = cli_flag(&a, "diagnostics") && lethe_method_uses_eps(cfg.method);
-        proto_run run;
-        if ((st = proto_run_method(&p, &cfg, &run)) != LETHE_OK) {
-            /* A diverging baseline (GA is unbounded below) is a result, not
-             * a crash: its row says so and the run goes on. */
-            printf("| %s | failed: %s | | | | | | |\n", tok, lethe_last_error());
-            fflush(stdout);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
-            cJSON_AddStringToObject(o, "error", lethe_last_error());
-            cJSON_AddItemToArray(methods, o);
-            if (st != LETHE_ERR_NUMERIC) {
-                cli_lib_error("bench", st);
-                rc = 1;
-            }
-            continue;
-        }
-        proto_print_row(tok, &run.m, run.gap, run.res.seconds,
-                        (double)run.res.fwd_samples / run.res.batch,
-                        (double)run.res.bwd_samples / run.res.batch);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "config", report_config(&run.cfg, p.sp.spec_text));
-        cJSON_AddItemToObject(o, "metrics", report_metrics(&run.m));
-        cJSON_AddNumberToObject(o, "avg_gap", run.gap);
-        cJSON_AddItemToObject(o, "run", report_run(&run.res, 1));
-        cJSON_AddItemToArray(methods, o);
-        lethe_unlearn_result_free(&run.res);
+        if (nm == BENCH_MAX_METHODS)
+            return cli_usage_error("bench", "--methods: at most %d methods", BENCH_MAX_METHODS);
+        names[nm++] = tok;
     }
-    if ((st = report_write(json, root)) != LETHE_OK) rc = cli_lib_error("bench", st);
-    else if (!quiet) fprintf(stderr, "wrote %s\n", json);
+    int ns = (int)nseeds, nctx = vary_models ? ns : 1;
+    fig *runs = calloc((size_t)nm * (size_t)ns, sizeof(fig));     /* (method, seed) */
+    fig *refs = calloc(2 * (size_t)ns, sizeof(fig));               /* (Original/Retrain, seed) */
+    cJSON **rows = calloc((size_t)nm, sizeof(cJSON *));
+    if (!runs || !refs || !rows) {
+        free(runs);
+        free(refs);
+        free(rows);
+        return cli_error("bench", "out of memory");
+    }
+    for (int i = 0; i < nm * ns; i++) runs[i].ok = 0;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *methods = NULL;
+    int rc = 0;
+    int opened = 1;
+    for (int k = 0; k < nctx && opened; k++) {
+        proto_ctx p;
+        uint64_t mseed = (uint64_t)seed + (uint64_t)k;
+        lethe_status st = proto_open_draw(&p, sc, cache, cli_str(&a, "data-dir", NULL),
+                                          (int)epochs, mseed, (uint64_t)fseed, match, quiet);
+        if (st != LETHE_OK) {
+            proto_close(&p);
+            rc = cli_lib_error("bench", st);
+            opened = 0;
+            break;
+        }
+        fig_of(&refs[k], &p.m_orig, lethe_avg_gap(&p.m_orig, &p.m_retrain), -1);
+        fig_of(&refs[ns + k], &p.m_retrain, 0.0, p.retrain_seconds > 0 ? p.retrain_seconds : -1);
+        if (k == 0) {
+            cJSON_AddStringToObject(root, "scenario", scn);
+            cJSON_AddStringToObject(root, "forget", p.sp.spec_text);
+            if (p.sp.spec.kind != LETHE_FORGET_CLASS)
+                cJSON_AddNumberToObject(root, "forget_seed", fseed);
+            cJSON_AddStringToObject(root, "arch", sc->arch);
+            cJSON_AddItemToObject(root, "original", report_metrics(&p.m_orig));
+            cJSON *rj = report_metrics(&p.m_retrain);
+            if (p.retrain_seconds > 0) cJSON_AddNumberToObject(rj, "seconds", p.retrain_seconds);
+            cJSON_AddItemToObject(root, "retrain", rj);
+            if (ns > 1) {
+                cJSON *sj = cJSON_AddObjectToObject(root, "seeds");
+                cJSON_AddNumberToObject(sj, "n", ns);
+                cJSON_AddNumberToObject(sj, "first", (double)seed);
+                cJSON_AddStringToObject(sj, "varied", vary_models ? "unlearning, Original and "
+                                        "Retrain training" : "unlearning");
+            }
+            methods = cJSON_AddArrayToObject(root, "methods");
+            printf("\n%s: forget %s (%zu images), %s, original and Retrain %ld epochs", scn,
+                   p.sp.spec_text, p.sp.forget.n, sc->arch, epochs);
+            if (ns > 1)
+                printf("; mean ± sd over %d seeds (%s)", ns,
+                       vary_models ? "unlearning, Original and Retrain seeds varied"
+                                   : "unlearning seed varied; Original and Retrain fixed");
+            printf("\n\n");
+            if (ns == 1) {
+                proto_print_header();
+                proto_print_row("Original", &p.m_orig, refs[0].v[F_GAP], -1, 0, 0);
+                proto_print_row("Retrain", &p.m_retrain, 0.0, refs[ns].v[F_RTE], 0, 0);
+            }
+        }
+        for (int i = 0; i < nm; i++) {
+            int j0 = vary_models ? k : 0, j1 = vary_models ? k + 1 : ns;
+            for (int j = j0; j < j1; j++) {
+                lethe_unlearn_config cfg;
+                lethe_unlearn_config_default(&cfg);
+                cfg.method = names[i];
+                cfg.seed = (uint64_t)seed + (uint64_t)j;
+                proto_tuned(tuned, scn, names[i], &cfg);
+                if (steps) cfg.steps = steps;
+                cfg.diagnostics = cli_flag(&a, "diagnostics") && lethe_method_uses_eps(cfg.method);
+                if (ns > 1 && !quiet)
+                    fprintf(stderr, "%s, seed %d of %d\n", names[i], j + 1, ns);
+                proto_run run;
+                if ((st = proto_run_method(&p, &cfg, &run)) != LETHE_OK) {
+                    /* A diverging baseline (GA is unbounded below) is a result,
+                     * not a crash: its row says so and the run goes on. */
+                    if (ns == 1) printf("| %s | failed: %s | | | | | | |\n", names[i],
+                                        lethe_last_error());
+                    fflush(stdout);
+                    cJSON *o = cJSON_CreateObject();
+                    cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
+                    cJSON_AddStringToObject(o, "error", lethe_last_error());
+                    if (ns == 1) {
+                        cJSON_AddItemToArray(methods, o);
+                    } else {
+                        cJSON_AddNumberToObject(o, "seed", (double)cfg.seed);
+                        seed_entry(&rows[i], methods, o);
+                    }
+                    if (st != LETHE_ERR_NUMERIC) {
+                        cli_lib_error("bench", st);
+                        rc = 1;
+                    }
+                    continue;
+                }
+                fig *f = &runs[(size_t)i * ns + j];
+                fig_of(f, &run.m, run.gap, run.res.seconds);
+                f->fwd = (double)run.res.fwd_samples / run.res.batch;
+                f->bwd = (double)run.res.bwd_samples / run.res.batch;
+                if (ns == 1)
+                    proto_print_row(names[i], &run.m, run.gap, run.res.seconds, f->fwd, f->bwd);
+                cJSON *o = cJSON_CreateObject();
+                if (ns > 1) cJSON_AddNumberToObject(o, "seed", (double)cfg.seed);
+                cJSON_AddItemToObject(o, "config", report_config(&run.cfg, p.sp.spec_text));
+                cJSON_AddItemToObject(o, "metrics", report_metrics(&run.m));
+                cJSON_AddNumberToObject(o, "avg_gap", run.gap);
+                cJSON_AddItemToObject(o, "run", report_run(&run.res, 1));
+                if (ns == 1) cJSON_AddItemToArray(methods, o);
+                else seed_entry(&rows[i], methods, o);
+                lethe_unlearn_result_free(&run.res);
+            }
+        }
+        proto_close(&p);
+    }
+    if (ns > 1 && opened) {
+        /* Mean ± sd of every figure, on stdout and in each row's "spread". */
+        proto_print_header();
+        print_spread("Original", refs, nctx, 0, 0);
+        print_spread("Retrain", refs + ns, nctx, 0, 0);
+        if (vary_models) {
+            add_spread(cJSON_GetObjectItemCaseSensitive(root, "original"), refs, nctx, 0);
+            add_spread(cJSON_GetObjectItemCaseSensitive(root, "retrain"), refs + ns, nctx, 0);
+        }
+        for (int i = 0; i < nm; i++) {
+            fig *f = &runs[(size_t)i * ns];
+            print_spread(names[i], f, ns, f[0].fwd, f[0].bwd);
+            if (rows[i]) add_spread(rows[i], f, ns, 1);
+        }
+    }
+    free(runs);
+    free(refs);
+    free(rows);
+    lethe_status st;
+    if (opened) {
+        if ((st = report_write(json, root)) != LETHE_OK) rc = cli_lib_error("bench", st);
+        else if (!quiet) fprintf(stderr, "wrote %s\n", json);
+    }
     cJSON_Delete(root);
-    proto_close(&p);
     return rc;
 }

@@ -13,6 +13,7 @@ enum { C_UA, C_RA, C_TA, C_MIA, C_GAP, C_RTE, C_FWD, C_BWD, C_CONFLICT, C_LGAP, 
 typedef struct {
     char name[160];
     double v[NCOL];         /* NaN: empty cell */
+    double sd[NCOL];        /* spread over seeds (bench --seeds); NaN: none */
 } row;
 
 typedef struct {
@@ -37,7 +38,7 @@ static row *add_row(table *t, const char *name)
     }
     row *r = &t->r[t->n++];
     snprintf(r->name, sizeof r->name, "%s", name);
-    for (int k = 0; k < NCOL; k++) r->v[k] = NAN;
+    for (int k = 0; k < NCOL; k++) r->v[k] = r->sd[k] = NAN;
     return r;
 }
 
@@ -49,6 +50,18 @@ static double gap(const cJSON *m, const cJSON *ref)
     double s = 0;
     for (int k = 0; k < 4; k++) s += fabs(num(m, keys[k]) - num(ref, keys[k]));
     return s / 4;
+}
+
+/* The standard deviations of a multi-seed row ("spread" of bench --seeds). */
+static void fill_sd(row *r, const cJSON *holder)
+{
+    static const struct { int col; const char *key; } keys[] = {
+        {C_UA, "UA"}, {C_RA, "RA"}, {C_TA, "TA"}, {C_MIA, "MIA"}, {C_GAP, "avg_gap"},
+        {C_RTE, "rte_s"}};
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(holder, "spread"), "sd");
+    if (!r || !cJSON_IsObject(sd)) return;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) r->sd[keys[k].col] = num(sd, keys[k].key);
 }
 
 static int fill(row *r, const cJSON *metrics, const cJSON *ref, const cJSON *run, double avg_gap)
@@ -78,11 +91,20 @@ static lethe_status collect(const cJSON *root, table *t)
     int ok = 1;
     if (cJSON_IsArray(methods)) {
         /* bench or sweep results. */
-        if (cJSON_IsObject(orig)) ok &= fill(add_row(t, "Original"), orig, retr, NULL, NAN);
+        if (cJSON_IsObject(orig)) {
+            row *r = add_row(t, "Original");
+            ok &= fill(r, orig, retr, NULL, NAN);
+            fill_sd(r, orig);
+            /* Over varied training seeds, the gap is the mean of each seed's. */
+            const cJSON *mg = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(orig, "spread"), "mean");
+            if (r && isfinite(num(mg, "avg_gap"))) r->v[C_GAP] = num(mg, "avg_gap");
+        }
         if (cJSON_IsObject(retr)) {
             row *r = add_row(t, "Retrain");
             ok &= fill(r, retr, retr, NULL, 0.0);
             if (r) r->v[C_RTE] = num(retr, "seconds");
+            fill_sd(r, retr);
         }
         const cJSON *it;
         cJSON_ArrayForEach(it, methods) {
@@ -93,8 +115,10 @@ static lethe_status collect(const cJSON *root, table *t)
             const cJSON *meth = cJSON_GetObjectItemCaseSensitive(cfg, "method");
             const char *name = cJSON_IsString(lab)    ? lab->valuestring
                                : cJSON_IsString(meth) ? meth->valuestring : "?";
-            ok &= fill(add_row(t, name), met, retr,
-                       cJSON_GetObjectItemCaseSensitive(it, "run"), num(it, "avg_gap"));
+            row *r = add_row(t, name);
+            ok &= fill(r, met, retr, cJSON_GetObjectItemCaseSensitive(it, "run"),
+                       num(it, "avg_gap"));
+            fill_sd(r, it);
         }
     } else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "metrics"))) {
         /* One unlearn report. */
@@ -130,10 +154,19 @@ static const char *heads_csv[NCOL] = {"UA", "RA", "TA", "MIA", "avg_gap", "rte_s
 static const char *fmt[NCOL] = {"%.2f", "%.2f", "%.2f", "%.2f", "%.2f", "%.1f",
                                 "%.0f", "%.0f", "%.1f", "%.3g"};
 
-static void cell(char *buf, size_t n, int k, double v, const char *empty)
+/* A cell: the value, and "± sd" (pm: the format's sign) when it has one. */
+static void cell(char *buf, size_t n, int k, double v, double sd, const char *empty,
+                 const char *pm)
 {
-    if (isfinite(v)) snprintf(buf, n, fmt[k], v);
-    else snprintf(buf, n, "%s", empty);
+    if (!isfinite(v)) {
+        snprintf(buf, n, "%s", empty);
+        return;
+    }
+    int at = snprintf(buf, n, fmt[k], v);
+    if (isfinite(sd) && at > 0 && (size_t)at < n) {
+        at += snprintf(buf + at, n - (size_t)at, "%s", pm);
+        if (at > 0 && (size_t)at < n) snprintf(buf + at, n - (size_t)at, fmt[k], sd);
+    }
 }
 
 static void latex_text(const char *s)
@@ -172,7 +205,7 @@ static void write_table(const table *t, const char *format, const int *show)
             printf("| %s |", t->r[i].name);
             for (int k = 0; k < NCOL; k++) {
                 if (!show[k]) continue;
-                cell(c, sizeof c, k, t->r[i].v[k], "–");
+                cell(c, sizeof c, k, t->r[i].v[k], t->r[i].sd[k], "–", " ± ");
                 printf(" %s |", c);
             }
             printf("\n");
@@ -187,7 +220,7 @@ static void write_table(const table *t, const char *format, const int *show)
             latex_text(t->r[i].name);
             for (int k = 0; k < NCOL; k++) {
                 if (!show[k]) continue;
-                cell(c, sizeof c, k, t->r[i].v[k], "--");
+                cell(c, sizeof c, k, t->r[i].v[k], t->r[i].sd[k], "--", " $\\pm$ ");
                 printf(" & %s", c);
             }
             printf(" \\\\\n");
@@ -196,8 +229,17 @@ static void write_table(const table *t, const char *format, const int *show)
         }
         printf("\\bottomrule\n\\end{tabular}\n");
     } else {
+        /* A column NAME_sd beside each column that has a spread. */
+        int sdcol[NCOL];
+        for (int k = 0; k < NCOL; k++) {
+            sdcol[k] = 0;
+            for (int i = 0; i < t->n && show[k] && !sdcol[k]; i++) sdcol[k] = isfinite(t->r[i].sd[k]);
+        }
         printf("method");
-        for (int k = 0; k < NCOL; k++) if (show[k]) printf(",%s", heads_csv[k]);
+        for (int k = 0; k < NCOL; k++) {
+            if (show[k]) printf(",%s", heads_csv[k]);
+            if (sdcol[k]) printf(",%s_sd", heads_csv[k]);
+        }
         printf("\n");
         for (int i = 0; i < t->n; i++) {
             csv_text(t->r[i].name);
@@ -205,6 +247,9 @@ static void write_table(const table *t, const char *format, const int *show)
                 if (!show[k]) continue;
                 /* CSV keeps more digits: it is for further processing. */
                 if (isfinite(t->r[i].v[k])) printf(",%.6g", t->r[i].v[k]);
+                else printf(",");
+                if (!sdcol[k]) continue;
+                if (isfinite(t->r[i].sd[k])) printf(",%.6g", t->r[i].sd[k]);
                 else printf(",");
             }
             printf("\n");

@@ -242,10 +242,11 @@ int cmd_unlearn(int argc, char **argv)
         }
     }
     if (epochs) cfg.steps = epochs * (long)((sp.forget.n + (size_t)cfg.batch - 1) / (size_t)cfg.batch);
-    if (cli_split_unseen(&sp, cli_str(&a, "match-unseen", "auto"), &cfg) != LETHE_OK) {
+    if (cli_split_match(&sp, cli_str(&a, "match-unseen", "auto"), 0) != LETHE_OK) {
         cli_usage_error("unlearn", "%s", lethe_last_error());
         goto done;
     }
+    cli_split_unseen(&sp, &cfg);
     int do_eval = !cli_flag(&a, "no-eval");
     lethe_metrics before = {0}, after = {0}, mref = {0};
     if (do_eval && cli_flag(&a, "before") &&

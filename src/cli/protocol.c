@@ -99,12 +99,12 @@ lethe_status proto_ensure_original(proto_ctx *p)
 lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
                         const char *data_dir, int epochs, uint64_t seed, int quiet)
 {
-    return proto_open_draw(p, sc, cache, data_dir, epochs, seed, seed, quiet);
+    return proto_open_draw(p, sc, cache, data_dir, epochs, seed, seed, "auto", quiet);
 }
 
 lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char *cache,
                              const char *data_dir, int epochs, uint64_t seed,
-                             uint64_t forget_seed, int quiet)
+                             uint64_t forget_seed, const char *match_unseen, int quiet)
 {
     memset(p, 0, sizeof *p);
     p->sc = sc;
@@ -117,7 +117,7 @@ lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char 
         return lethe_fail(LETHE_ERR_IO, "%s: cannot create the cache folder: %s", cache,
                           strerror(errno));
     lethe_status st = cli_split_load(&p->sp, sc->data, data_dir, sc->forget, forget_seed);
-    if (st != LETHE_OK) return st;
+    if (st != LETHE_OK || (st = cli_split_match(&p->sp, match_unseen, 0)) != LETHE_OK) return st;
     if ((st = proto_ensure_original(p)) != LETHE_OK) return st;
     char path[1024], slug[256], draw[32] = "";
     spec_slug(p->sp.spec_text, slug, sizeof slug);
@@ -201,9 +201,7 @@ lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, pro
     if (st != LETHE_OK) return st;
     if ((st = lethe_model_copy(m, p->orig)) != LETHE_OK) goto done;
     lethe_unlearn_config c = *cfg;
-    if ((st = cli_split_unseen(&p->sp, p->match_unseen ? p->match_unseen : "auto", &c)) !=
-        LETHE_OK)
-        goto done;
+    cli_split_unseen(&p->sp, &c);
     out->cfg = c;
     cli_progress prog;
     cli_progress_init(&prog, cfg->method);

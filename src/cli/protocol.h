@@ -22,7 +22,6 @@ typedef struct {
     uint64_t seed;
     int quiet;
     cli_split sp;
-    const char *match_unseen;   /* --match-unseen (NULL: auto) */
     lethe_model *orig, *retrain;
     lethe_metrics m_orig, m_retrain;   /* m_retrain only if retrain != NULL */
     double retrain_seconds;
@@ -34,10 +33,11 @@ typedef struct {
 lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
                         const char *data_dir, int epochs, uint64_t seed, int quiet);
 /* The same with a random forget set drawn by forget_seed (proto_open:
- * the training seed); its Retrain is cached under a name with -fN. */
+ * the training seed; its Retrain cached under a name with -fN) and
+ * --match-unseen's mode (proto_open: auto; cli_split_match). */
 lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char *cache,
                              const char *data_dir, int epochs, uint64_t seed,
-                             uint64_t forget_seed, int quiet);
+                             uint64_t forget_seed, const char *match_unseen, int quiet);
 void proto_close(proto_ctx *p);
 /* Train or reuse only the original model (p->sc, cache, epochs, seed and
  * the split p->sp set). */

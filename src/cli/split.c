@@ -20,6 +20,14 @@ static lethe_status carve_unseen(cli_split *s)
         free(held);
         return lethe_fail(LETHE_ERR_NOMEM, "out of memory for the unseen reference");
     }
+    s->test_full.idx = malloc(tr->n * sizeof(int32_t));
+    if (!s->test_full.idx) {
+        free(pos);
+        free(held);
+        return lethe_fail(LETHE_ERR_NOMEM, "out of memory for the unseen reference");
+    }
+    memcpy(s->test_full.idx, tr->idx, tr->n * sizeof(int32_t));
+    s->test_full.n = tr->n;
     for (size_t i = 0; i < tr->n; i++) pos[i] = (int32_t)i;
     lethe_rng r;
     lethe_rng_seed(&r, CLI_UNSEEN_SEED);
@@ -57,34 +65,38 @@ lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
     return LETHE_OK;
 }
 
-lethe_status cli_split_unseen(const cli_split *s, const char *mode, lethe_unlearn_config *cfg)
+lethe_status cli_split_match(cli_split *s, const char *mode, int diffusion)
 {
-    cfg->unseen = NULL;
-    cfg->unseen_data = NULL;
     int on = strcmp(mode, "on") == 0, is_auto = strcmp(mode, "auto") == 0;
     if (!on && !is_auto && strcmp(mode, "off") != 0)
         return lethe_fail(LETHE_ERR_ARG, "--match-unseen %s: expected auto, on or off", mode);
-    if (s->spec.kind == LETHE_FORGET_CLASS) {
-        if (on)
-            return lethe_fail(LETHE_ERR_ARG, "--match-unseen on: the forget set is a class; "
-                              "Retrain recognises none of a class it never saw, so unseen "
-                              "data is not the target there (auto leaves class-wise runs alone)");
-        return LETHE_OK;
+    if (on && s->spec.kind == LETHE_FORGET_CLASS)
+        return lethe_fail(LETHE_ERR_ARG, "--match-unseen on: the forget set is a class; "
+                          "Retrain recognises none of a class it never saw, so unseen "
+                          "data is not the target there (auto leaves class-wise runs alone)");
+    if (on && diffusion)
+        return lethe_fail(LETHE_ERR_ARG, "--match-unseen on: diffusion models have no "
+                          "per-sample class loss to match");
+    if (on && !s->unseen.n)
+        return lethe_fail(LETHE_ERR_ARG, "--match-unseen on: the test set is too small to set "
+                          "an unseen reference aside");
+    if ((on || is_auto) && !diffusion) return LETHE_OK;
+    /* Off: the reference goes back into the test split, which is then the
+     * whole test set as before the gate existed (same order). */
+    if (s->unseen.n) {
+        lethe_subset_free(&s->test_retain);
+        s->test_retain = s->test_full;
+        s->test_full = (lethe_subset){0};
+        lethe_subset_free(&s->unseen);
     }
-    if (cfg->ddpm) {
-        if (on)
-            return lethe_fail(LETHE_ERR_ARG, "--match-unseen on: diffusion models have no "
-                              "per-sample class loss to match");
-        return LETHE_OK;
-    }
-    if (!on && !is_auto) return LETHE_OK;
-    if (!s->unseen.n)
-        return on ? lethe_fail(LETHE_ERR_ARG, "--match-unseen on: the test set is too small "
-                               "to set an unseen reference aside")
-                  : LETHE_OK;
-    cfg->unseen = &s->unseen;
-    cfg->unseen_data = &s->test;
     return LETHE_OK;
+}
+
+void cli_split_unseen(const cli_split *s, lethe_unlearn_config *cfg)
+{
+    int use = s->unseen.n > 0 && !cfg->ddpm;
+    cfg->unseen = use ? &s->unseen : NULL;
+    cfg->unseen_data = use ? &s->test : NULL;
 }
 
 void cli_split_free(cli_split *s)
@@ -94,6 +106,7 @@ void cli_split_free(cli_split *s)
     lethe_subset_free(&s->test_forget);
     lethe_subset_free(&s->test_retain);
     lethe_subset_free(&s->unseen);
+    lethe_subset_free(&s->test_full);
     lethe_dataset_free(&s->train);
     lethe_dataset_free(&s->test);
 }

@@ -261,6 +261,43 @@ TEST(gencli_unlearn_eupmu)
     if (run_ok(args)) CHECK(cli_t_is_png(sb));
 }
 
+/* --diagnostics on the diffusion task: the grouped backward gives g_u and
+ * g_r, so each step records UNGrad's λ*_t in [0, D] and cos(g_u, g_r) in
+ * [−1, 1], and stdout gets the diagnostics line. */
+TEST(gencli_unlearn_diagnostics)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf rb;
+    const char *rep = tpath(rb, "UD.json");
+    char args[4096], *o = NULL, *e = NULL;
+    snprintf(args, sizeof args, "unlearn --task diffusion --model '%s' --data-dir '%s' "
+             "--forget class:0 --method eupmu --steps 3 --batch 8 --lambda-max 50 --diagnostics "
+             "--quiet --force --report '%s'", f.diff, f.dir, rep);
+    int rc = cli_t_run("gencli", args, &o, &e);
+    CHECK_MSG(rc == 0, "`lethe %s` exited %d: %s", args, rc, e ? e : "");
+    CHECK_MSG(o && strstr(o, "diagnostics: <g_u, g_r> < 0 in"), "no diagnostics line: %s",
+              o ? o : "");
+    free(o);
+    free(e);
+    cJSON *root = cli_t_load_json(rep);
+    CHECK_MSG(root != NULL, "%s is missing or not JSON", rep);
+    const cJSON *trace =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "run"), "trace");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(trace, "lambda_star");
+    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(trace, "cos");
+    CHECK_MSG(cJSON_GetArraySize(ls) == 3 && cJSON_GetArraySize(cs) == 3,
+              "lambda_star has %d entries, cos %d", cJSON_GetArraySize(ls), cJSON_GetArraySize(cs));
+    for (int t = 0; t < cJSON_GetArraySize(ls) && t < cJSON_GetArraySize(cs); t++) {
+        const cJSON *l = cJSON_GetArrayItem(ls, t), *c = cJSON_GetArrayItem(cs, t);
+        CHECK_MSG(cJSON_IsNumber(l) && l->valuedouble >= 0 && l->valuedouble <= 50,
+                  "lambda_star[%d] not in [0, 50]", t);
+        CHECK_MSG(cJSON_IsNumber(c) && c->valuedouble >= -1.0001 && c->valuedouble <= 1.0001,
+                  "cos[%d] not in [-1, 1]", t);
+    }
+    cJSON_Delete(root);
+}
+
 TEST(gencli_bench_help)
 {
     if (!cli_t_have_bin()) return;

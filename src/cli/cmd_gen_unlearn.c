@@ -26,6 +26,7 @@ static const cli_opt opts[] = {
     {"p-uncond", "X", "retain rows trained without their class, as in training (default 0.1)", 0},
     {"classifier", "FILE", "classifier for the metrics (without it: no metrics)", 0},
     {"before", NULL, "also measure the model before unlearning", 1},
+    {"diagnostics", NULL, "record cos(g_u,g_r), conflicts and λ*_t per step (no extra pass)", 1},
     {"n", "N", "generated images per retained class for the metrics (default 200)", 0},
     {"n-forget", "N", "generated images of each forgotten class, for UA_gen (default 500)", 0},
     {"tuned", "FILE", "defaults from this file's fmnist-ddpm-cw entries (default: "
@@ -136,6 +137,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         rc = r;
         goto done;
     }
+    cfg.diagnostics = cli_flag(&a, "diagnostics");
     if (!out && !rep) {
         rc = cli_usage_error("unlearn", "nothing would be kept of this run: name --out FILE (the "
                              "model) or --report FILE (the metrics; - for stdout), or both");
@@ -224,6 +226,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     printf("%s: %ld steps in %.1f s, %.0f forward / %.0f backward passes of %d images\n",
            cfg.method, res.steps, res.seconds, (double)res.fwd_samples / res.batch,
            (double)res.bwd_samples / res.batch, res.batch);
+    cli_print_diagnostics(&res);
     if (rep && (st = report_write(rep, root)) != LETHE_OK) goto fail;
     cli_run_finish(&run);
     rc = 0;

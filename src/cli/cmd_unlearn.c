@@ -101,7 +101,7 @@ static void print_budget(const lethe_budget_config *bc, const lethe_budget_resul
            br->ntrials, (double)br->fwd_samples, (double)br->bwd_samples, br->seconds);
 }
 
-static void print_diagnostics(const lethe_unlearn_result *r)
+void cli_print_diagnostics(const lethe_unlearn_result *r)
 {
     if (r->diag_steps > 0) {
         printf("diagnostics: <g_u, g_r> < 0 in %.1f%% of %ld steps, mean cos(g_u, g_r) %.3f",
@@ -302,7 +302,7 @@ int cmd_unlearn(int argc, char **argv)
                res.steps, res.seconds, (double)res.fwd_samples / res.batch,
                (double)res.bwd_samples / res.batch);
     }
-    print_diagnostics(&res);
+    cli_print_diagnostics(&res);
     /* An output "-" has standard output to itself: the table goes to stderr
      * until the file is written (cli_check_named_output). */
     if (out) cli_stdout_restore(out);

@@ -16,6 +16,9 @@ int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c);
 /* The same with c->method as the caller set it (a tuned variant's name,
  * eupmu-log, resolved into its method); --method is not read. */
 int cli_unlearn_options(const cli_args *a, lethe_unlearn_config *c);
+/* The diagnostics line of a run made with cfg.diagnostics (gradient
+ * conflicts, |λ − λ*|) and the audit line, on stdout; nothing otherwise. */
+void cli_print_diagnostics(const lethe_unlearn_result *r);
 /* Non-zero (after printing) if the model cannot take the data set. */
 int cli_check_model_data(const char *cmd, const char *path, const lethe_metadata *md,
                          const lethe_model *m, const lethe_dataset *ds);

@@ -236,6 +236,17 @@ TEST(help_cli_hints_name_the_fix)
     snprintf(args, sizeof args, "train --data-dir '%s' --arch unet --out '%s'", nodata, out);
     expect(2, args, "unet is a diffusion model", "--task diffusion");
     expect(2, "bench --scenario fmnist-cv", "did you mean 'fmnist-cw'?", "fmnist-ddpm-cw");
+    /* A misspelt method gets the nearest name in every command that takes
+     * one, both tasks, before anything is read. */
+    snprintf(args, sizeof args, "unlearn --model m.safetensors --forget class:0 --method eupmuu "
+             "--out '%s'", out);
+    expect(2, args, "--method: unknown method 'eupmuu'", "did you mean 'eupmu'?");
+    expect(2, "tune --scenario fmnist-cw --method eupmuu", "did you mean 'eupmu'?", NULL);
+    expect(2, "tune --scenario fmnist-ddpm-cw --method eupmuu", "did you mean 'eupmu'?", NULL);
+    expect(2, "bench --scenario fmnist-ddpm-cw --methods ft,eupmuu", "did you mean 'eupmu'?",
+           NULL);
+    expect(2, "sweep --scenario fmnist-cw --method salun2 --param lr --values 0.1",
+           "did you mean 'salun'?", NULL);
     CHECK(!cli_t_exists(out));
 }
 

@@ -192,6 +192,7 @@ int cmd_bench_diffusion(int argc, char **argv)
         lethe_unlearn_config_default(&cfg);
         cfg.method = tok;
         cfg.ddpm = &probe_s;
+        if ((r = proto_check_method("bench", "--methods", tok, tuned, scn))) return r;
         lethe_status st = proto_tuned(tuned, scn, tok, &cfg);
         if (st == LETHE_OK) st = lethe_unlearn_validate(&cfg);
         if (st != LETHE_OK) {

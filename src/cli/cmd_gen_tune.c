@@ -85,6 +85,7 @@ int cmd_tune_diffusion(int argc, char **argv)
         cli_int(&a, "steps-sample", 10, 1, 1000, &ssteps) ||
         cli_float(&a, "guidance", 2.0, 0, 100, &gw))
         return 2;
+    if ((r = proto_check_method("tune", "--method", method, tuned, scn))) return r;
     lethe_unlearn_config_default(&base);
     base.method = method;
     base.ddpm = &probe_s;

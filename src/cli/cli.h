@@ -61,6 +61,10 @@ const char *cli_nearest(const char *word, const char *const *names, int n);
  * after one line: unet is named as the diffusion model it is (use --task
  * diffusion), any other name gets the nearest valid one and the list. */
 int cli_check_arch(const char *cmd, const char *arch);
+/* 0 if `name` names a data set: fmnist, mnist, cifar10, or one's own
+ * (idx, idx:K, cifar:K with K from 2 to 256); else 2 after one line with
+ * the nearest name and the list. */
+int cli_check_data(const char *cmd, const char *name);
 /* Parse the forget spec `text` of option `opt` into *spec: 0, or 2 after
  * one line with the library's reason and a hint of the form meant
  * ("random:10" → random:10%, "clas:0" → class:0). */
@@ -188,5 +192,14 @@ lethe_status cli_split_metrics(cli_split *s, lethe_model *m, uint64_t seed,
                                lethe_metrics *out);
 /* Open a checkpoint; with `data` NULL the data set named in its metadata. */
 lethe_status cli_open_model(const char *path, lethe_model **m, lethe_metadata *md);
+/* The same, for a checkpoint whose metadata may name no architecture (a
+ * PyTorch state_dict saved as safetensors): `arch` (--arch, or NULL) is
+ * then the one to load it as; its input shape and class count come from
+ * the metadata, else from the test split of `data` (NULL: the metadata's
+ * data set, else fmnist) in `dir`. An arch that contradicts the metadata's
+ * is refused, and a missing one is an error that names --arch. *md gets
+ * arch, in_shape and nclass, so that models saved from it carry them. */
+lethe_status cli_open_model_as(const char *path, const char *arch, const char *data,
+                               const char *dir, lethe_model **m, lethe_metadata *md);
 
 #endif

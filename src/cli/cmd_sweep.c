@@ -125,6 +125,8 @@ int cmd_sweep(int argc, char **argv)
     const proto_scenario *sc = scn ? proto_find(scn) : NULL;
     static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd"};
     if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 2);
+    if (cli_str(&a, "data", NULL) && (r = cli_check_data("sweep", cli_str(&a, "data", NULL))))
+        return r;
     lethe_forget_spec fs;
     if (mpath && (r = cli_forget_parse("sweep", "--forget", cli_str(&a, "forget", NULL), &fs)))
         return r;

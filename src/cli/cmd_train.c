@@ -12,7 +12,9 @@ static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
     {"arch", "NAME", "mlp | cnn | resnet8 (default cnn)", 0},
-    {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist)", 0},
+    {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist), or one's own in --data-dir: "
+                     "idx (IDX files; idx:K for K classes) | cifar:K (CIFAR binaries of K "
+                     "classes)", 0},
     {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist)", 0},
     {"forget", "SPEC", "Retrain: train on the retained part only (class:0 | random:10% | "
                        "indices:FILE)", 0},
@@ -81,6 +83,7 @@ int cmd_train(int argc, char **argv)
     const char *arch = cli_str(&a, "arch", "cnn");
     if ((r = cli_check_arch("train", arch))) return r;
     const char *data = cli_str(&a, "data", "fmnist");
+    if ((r = cli_check_data("train", data))) return r;
     const char *fspec = cli_str(&a, "forget", NULL);
     lethe_forget_spec spec;
     if (fspec && (r = cli_forget_parse("train", "--forget", fspec, &spec))) return r;

@@ -335,6 +335,89 @@ TEST(help_cli_settings_beside_the_program)
     free(e);
 }
 
+/* ------------------------------------------------------- the cache */
+
+/* Count the files of folder dir whose name starts with prefix. */
+static int count_prefixed(const char *dir, const char *prefix)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "ls '%s' 2>/dev/null | grep -c '^%s' >'%s/count.txt'", dir, prefix,
+             dir);
+    if (system(cmd) == -1) return -1;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/count.txt", dir);
+    char *t = cli_t_slurp(path, NULL);
+    int n = t ? atoi(t) : -1;
+    free(t);
+    return n;
+}
+
+/* Two data sets under one scenario's name: each gets its own cached
+ * models (the key holds a fingerprint of the data), and each is reused
+ * for its own data only. */
+TEST(help_cli_cache_keyed_by_data)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf ab, bb, cb, jb;
+    const char *da = tpath(ab, "fmnist-a"), *db = tpath(bb, "fmnist-b");
+    const char *cache = tpath(cb, "keyed-cache"), *json = tpath(jb, "keyed.json");
+    static const cli_t_mnist sa = {200, 100, 12, 1, 0, 0, 0, 0}, sb = {200, 100, 12, 2, 0, 0, 0, 0};
+    CHECK(cli_t_write_mnist(da, &sa) && cli_t_write_mnist(db, &sb));
+    char args[4096], *e;
+    const char *dirs[3] = {da, db, da};
+    for (int k = 0; k < 3; k++) {
+        snprintf(args, sizeof args, "bench --scenario fmnist-cw --data-dir '%s' --cache '%s' "
+                 "--epochs 1 --methods ft --steps 1 --force --report '%s'", dirs[k], cache, json);
+        int rc = run(args, NULL, &e);
+        CHECK_MSG(rc == 0, "bench on %s: %d: %s", dirs[k], rc, e ? e : "");
+        if (k < 2)
+            CHECK_MSG(count_prefixed(cache, "orig-cnn-fmnist-data-") == k + 1 &&
+                          count_prefixed(cache, "retrain-cnn-fmnist-class0-data-") == k + 1,
+                      "after bench %d: %d cached originals", k + 1,
+                      count_prefixed(cache, "orig-cnn-fmnist-data-"));
+        else
+            CHECK_MSG(e && strstr(e, "reusing ") && strstr(e, "orig-cnn-fmnist-data-") &&
+                          !strstr(e, "training the original"),
+                      "the first data set's models were not reused: %s", e ? e : "");
+        free(e);
+    }
+}
+
+/* A program outside a source tree (installed) keeps its cache and default
+ * reports in $XDG_CACHE_HOME/lethe, never in the current folder, reads
+ * PREFIX/share/lethe/tuned.json, and names both. */
+TEST(help_cli_runs_folder_beside_the_program)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf pb, xb, wb, db, eb;
+    const char *prefix = tpath(pb, "prefix"), *xdg = tpath(xb, "xdg"), *cwd = tpath(wb, "cwd");
+    const char *data = tpath(db, "fmnist-a");
+    static const cli_t_mnist sa = {200, 100, 12, 1, 0, 0, 0, 0};
+    CHECK(cli_t_write_mnist(data, &sa));
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s' && mkdir -p '%s/bin' '%s/share/lethe' '%s' && "
+             "cp '%s' '%s/bin/lethe' && cp \"$(dirname '%s')/../configs/tuned.json\" "
+             "'%s/share/lethe/tuned.json'", prefix, xdg, cwd, prefix, prefix, cwd,
+             getenv("LETHE_BIN"), prefix, getenv("LETHE_BIN"), prefix);
+    CHECK_MSG(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "cd '%s' && XDG_CACHE_HOME='%s' '%s/bin/lethe' bench --scenario "
+             "fmnist-cw --data-dir '%s' --epochs 1 --methods ft --steps 1 >/dev/null 2>'%s'",
+             cwd, xdg, prefix, data, tpath(eb, "installed-stderr.txt"));
+    int st = system(cmd);
+    char *e = cli_t_slurp(eb, NULL);
+    CHECK_MSG(st == 0, "installed bench: status %d: %s", st, e ? e : "");
+    char want[1200], path[1200];
+    snprintf(want, sizeof want, "settings from %s/share/lethe/tuned.json", prefix);
+    CHECK_MSG(e && strstr(e, want), "stderr lacks '%s': %s", want, e ? e : "");
+    snprintf(want, sizeof want, "cached as %s/lethe/cache/orig-cnn-fmnist-data-", xdg);
+    CHECK_MSG(e && strstr(e, want), "stderr lacks '%s': %s", want, e ? e : "");
+    free(e);
+    snprintf(path, sizeof path, "%s/lethe/bench-fmnist-cw.json", xdg);
+    CHECK_MSG(cli_t_exists(path), "%s: no default report", path);
+    snprintf(path, sizeof path, "%s/runs", cwd);
+    CHECK_MSG(!cli_t_exists(path), "%s: made in the current folder", path);
+}
+
 /* ------------------------------------------------------------ reports */
 
 /* Every report carries its stamp, and parameters are written as typed. */

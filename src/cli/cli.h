@@ -83,11 +83,20 @@ const char *cli_command_line(void);
  * no such file" (a usage error: exit 2). Without one, the first
  * configs/tuned.json found beside the program (the folder of
  * /proc/self/exe, then its parent: build/lethe finds its tree's own), then
+ * PREFIX/share/lethe/tuned.json of an installed PREFIX/bin/lethe, then
  * in the current folder, as an absolute path; when none exists,
  * "configs/tuned.json" (untuned defaults; `tune --write` creates it).
  * Returns `given` or buf (n bytes). Prints nothing else: a command checks
  * its whole command line first, then calls cli_settings_note. */
 const char *cli_settings_path(const char *cmd, const char *given, char *buf, size_t n);
+/* Where Lethe keeps what it makes by itself (the model cache, default
+ * reports and grids): `rel` inside the runs folder, into buf (n bytes),
+ * which is returned. The runs folder is the runs/ of the source tree the
+ * program was built in (build/lethe, found by its configs/tuned.json),
+ * so that no command depends on the current folder; an installed program
+ * uses $XDG_CACHE_HOME/lethe, else ~/.cache/lethe. Messages name the
+ * files there by their whole path. */
+const char *cli_runs_path(const char *rel, char *buf, size_t n);
 /* Unless quiet, one line on stderr: "lethe CMD: settings from PATH", or
  * that there is none and the defaults are used. Call it when the work
  * begins (after every check), so that a refused command prints one line. */

@@ -436,7 +436,7 @@ TEST(help_cli_report_stamp)
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     CHECK_MSG(root != NULL, "%s: not JSON", rep);
     if (root) {
-        CHECK(cli_t_jnum(root, "schema_version") == 1);
+        CHECK(cli_t_jnum(root, "schema_version") == 2);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "lethe_version");
         CHECK(cJSON_IsString(v) && strcmp(v->valuestring, LETHE_VERSION) == 0);
         v = cJSON_GetObjectItemCaseSensitive(root, "command_line");
@@ -454,9 +454,63 @@ TEST(help_cli_report_stamp)
         CHECK(root->child && strcmp(root->child->string, "schema_version") == 0);
         CHECK(cJSON_GetObjectItemCaseSensitive(root, "config") != NULL);
     }
-    /* 0.01 as typed, not the double nearest the float 0.01. */
-    CHECK_MSG(text && strstr(text, "\"lr\":\t0.01,") && strstr(text, "\"eps\":\t0.1,"),
+    /* 0.01 as typed, not the double nearest the float 0.01, in the
+     * settings and in the per-step trace. */
+    CHECK_MSG(text && strstr(text, "\"lr\":\t0.01,") && strstr(text, "\"eps\":\t0.1,") &&
+                  strstr(text, "\"lr\":\t[0.01, 0.01, 0.01]") && !strstr(text, "0.0099999"),
               "floats not as typed: %s", text ? text : "");
+    /* Keys named as the options (--a, --gamma) and the columns (MIA-Eff.). */
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+    CHECK(cJSON_GetObjectItemCaseSensitive(cfg, "a") && cJSON_GetObjectItemCaseSensitive(cfg, "gamma"));
+    CHECK(!cJSON_GetObjectItemCaseSensitive(cfg, "neggrad_a") &&
+          !cJSON_GetObjectItemCaseSensitive(cfg, "salun_gamma"));
     cJSON_Delete(root);
     free(text);
+}
+
+/* Keys named as the options and the table columns: train's --wd and
+ * --forget, MIA-Eff. as MIA_Eff; lethe table reads reports of schema 1
+ * ("MIA") as well, and its CSV header is the key. */
+TEST(help_cli_report_keys_as_named)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf mb, rb, eb, ob, nb;
+    const char *model = tpath(mb, "keys.safetensors"), *rep = tpath(rb, "keys-train.json");
+    const char *erep = tpath(eb, "keys-eval.json");
+    char args[4096], *o;
+    snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 32 --wd 0.001 --forget class:1 --quiet --force --out '%s' --report '%s'",
+             f.dir, model, rep);
+    CHECK(run(args, NULL, NULL) == 0);
+    cJSON *root = cli_t_load_json(rep);
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+    CHECK_MSG(cli_t_jnum(cfg, "wd") == 0.001 && !cJSON_GetObjectItemCaseSensitive(cfg, "weight_decay"),
+              "train config: wd %g", cli_t_jnum(cfg, "wd"));
+    const cJSON *fs = cJSON_GetObjectItemCaseSensitive(cfg, "forget");
+    CHECK(cJSON_IsString(fs) && strcmp(fs->valuestring, "class:1") == 0);
+    cJSON_Delete(root);
+    snprintf(args, sizeof args, "eval --model '%s' --data-dir '%s' --forget class:1 --quiet "
+             "--force --report '%s'", model, f.dir, erep);
+    CHECK(run(args, NULL, NULL) == 0);
+    root = cli_t_load_json(erep);
+    const cJSON *met = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(met, "MIA_Eff")) &&
+          !cJSON_GetObjectItemCaseSensitive(met, "MIA"));
+    cJSON_Delete(root);
+
+    static const char old[] = "{\"config\": {\"method\": \"ga\"}, \"metrics\": {\"UA\": 1, "
+                              "\"RA\": 2, \"TA\": 3, \"MIA\": 44.5}}";
+    static const char now[] = "{\"schema_version\": 2, \"config\": {\"method\": \"ga\"}, "
+                              "\"metrics\": {\"UA\": 1, \"RA\": 2, \"TA\": 3, \"MIA_Eff\": 12.25}}";
+    const char *fo = tpath(ob, "schema1.json"), *fn = tpath(nb, "schema2.json");
+    CHECK(cli_t_spit(fo, old, sizeof old - 1) && cli_t_spit(fn, now, sizeof now - 1));
+    snprintf(args, sizeof args, "table '%s'", fo);
+    CHECK(run(args, &o, NULL) == 0);
+    CHECK_MSG(o && strstr(o, "| 44.50 |"), "table of a schema 1 report: %s", o ? o : "");
+    free(o);
+    snprintf(args, sizeof args, "table '%s' --format csv", fn);
+    CHECK(run(args, &o, NULL) == 0);
+    CHECK_MSG(o && strstr(o, ",MIA_Eff,") && strstr(o, ",12.25,"), "csv: %s", o ? o : "");
+    free(o);
 }

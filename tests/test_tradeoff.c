@@ -864,7 +864,7 @@ TEST(tradeoff_bench_seeds_spread)
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "spread");
         CHECK(cJSON_GetArraySize(seeds) == 3 && cli_t_jnum(sp, "n") == 3);
         /* The row's metrics are the means of its seeds', sd the sample one. */
-        static const char *keys[] = {"UA", "RA", "TA", "MIA"};
+        static const char *keys[] = {"UA", "RA", "TA", "MIA_Eff"};
         for (int k = 0; k < 4; k++) {
             double v[3], m = 0, ss = 0;
             int i = 0;

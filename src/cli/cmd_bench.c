@@ -145,7 +145,7 @@ static void seed_entry(cJSON **row, cJSON *methods, cJSON *o)
  * means. */
 static void add_spread(cJSON *row, const fig *f, int n, int is_method)
 {
-    static const char *keys[NFIG] = {"UA", "RA", "TA", "MIA", "avg_gap", "rte_s"};
+    static const char *keys[NFIG] = {"UA", "RA", "TA", "MIA_Eff", "avg_gap", "rte_s"};
     cJSON *sp = cJSON_CreateObject(), *mj = cJSON_CreateObject(), *sj = cJSON_CreateObject();
     int cnt = 0;
     cJSON *metrics = cJSON_GetObjectItemCaseSensitive(row, "metrics");

@@ -179,10 +179,10 @@ int cmd_train(int argc, char **argv)
         cJSON_AddItemToObject(rc_, "lr", report_float(cfg.lr));
         cJSON_AddStringToObject(rc_, "schedule", cli_str(&a, "schedule", "cosine"));
         cJSON_AddItemToObject(rc_, "momentum", report_float(cfg.momentum));
-        cJSON_AddItemToObject(rc_, "weight_decay", report_float(cfg.weight_decay));
+        cJSON_AddItemToObject(rc_, "wd", report_float(cfg.weight_decay));
         cJSON_AddBoolToObject(rc_, "nesterov", cfg.nesterov);
         cJSON_AddNumberToObject(rc_, "seed", (double)seed);
-        if (fspec) cJSON_AddStringToObject(rc_, "trained_without", lethe_meta_get(&md, "trained_without"));
+        if (fspec) cJSON_AddStringToObject(rc_, "forget", lethe_meta_get(&md, "trained_without"));
         cJSON_AddNumberToObject(root, "images", (double)sub->n);
         cJSON_AddNumberToObject(root, "steps", (double)run.ctl.step);
         cJSON_AddNumberToObject(root, "train_accuracy", acc_train);

@@ -514,3 +514,31 @@ TEST(help_cli_report_keys_as_named)
     CHECK_MSG(o && strstr(o, ",MIA_Eff,") && strstr(o, ",12.25,"), "csv: %s", o ? o : "");
     free(o);
 }
+
+/* Usage errors exit 2 in every command and both tasks, before any file is
+ * read: missing required options, unknown choices, malformed specs. */
+TEST(help_cli_usage_errors_exit_2_everywhere)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf ob;
+    const char *out = tpath(ob, "never-written.png");
+    char args[2048];
+    expect(2, "sample", "--model FILE is required", NULL);
+    expect(2, "sample --model no-such.safetensors", "--out GRID.png", NULL);
+    snprintf(args, sizeof args, "sample --model no-such.safetensors --out '%s' --sampler dim", out);
+    expect(2, args, "--sampler: unknown 'dim'", NULL);
+    expect(2, "train --task diffusion", "--out FILE is required", NULL);
+    snprintf(args, sizeof args, "train --task diffusion --out '%s' --schedule cosin", out);
+    expect(2, args, "--schedule", NULL);
+    snprintf(args, sizeof args, "train --task diffusion --out '%s' --forget clas:0", out);
+    expect(2, args, "did you mean --forget class:0?", NULL);
+    snprintf(args, sizeof args, "train --out '%s' --schedule cosin", out);
+    expect(2, args, "--schedule", NULL);
+    snprintf(args, sizeof args, "train --out '%s' --data fmnst", out);
+    expect(2, args, "did you mean 'fmnist'?", NULL);
+    expect(2, "eval --task diffusion --model no-such.safetensors", "--classifier FILE", NULL);
+    expect(2, "eval --task diffusion --model a.safetensors --classifier b.safetensors "
+              "--forget random:10%", "generation forgets classes", NULL);
+    expect(2, "eval --model a.safetensors --arch resnet", "did you mean 'resnet8'?", NULL);
+    CHECK(!cli_t_exists(out));
+}

@@ -120,8 +120,8 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     cfg.ddpm = &s;
     cfg.p_uncond = (float)pu;
     if (ec.sample.steps > s.T) {
-        rc = cli_error("unlearn", "--steps-sample %d: %s has a schedule of T = %d steps",
-                       ec.sample.steps, path, s.T);
+        rc = cli_usage_error("unlearn", "--steps-sample %d: %s has a schedule of T = %d steps",
+                             ec.sample.steps, path, s.T);
         goto done;
     }
     /* The tuned settings of the diffusion scenario are the defaults; every

@@ -74,7 +74,7 @@ int cmd_train(int argc, char **argv)
     cfg.nesterov = cli_flag(&a, "nesterov");
     lethe_schedule sch;
     if (lethe_schedule_parse(&sch, cli_str(&a, "schedule", "cosine")) != LETHE_OK)
-        return cli_lib_error("train", LETHE_ERR_ARG) + 1;
+        return cli_usage_error("train", "--schedule: %s", lethe_last_error());
     cfg.schedule = sch.kind;
     const char *optn = cli_str(&a, "optimizer", "sgd");
     if (strcmp(optn, "sgd") == 0) cfg.optimizer = LETHE_OPT_SGD;

@@ -320,4 +320,9 @@ TEST(own_cli_state_dict_without_arch)
               "unlearned metadata: arch '%s'", meta(out, "arch"));
     snprintf(args, sizeof args, "info '%s' --arch cnn", bare);
     CHECK(run(args, NULL) == 0);
+    path_buf wb;
+    snprintf(args, sizeof args, "sweep --model '%s' --arch cnn --data mnist --data-dir '%s' "
+             "--forget class:1 --method ft --param lr --values 0.01 --steps 1 --batch 16 "
+             "--no-plot --quiet --force --report '%s'", bare, dir, tpath(wb, "bare-sweep.json"));
+    CHECK(run(args, NULL) == 0);
 }

@@ -43,8 +43,9 @@ int cmd_demo(int argc, char **argv)
     cli_settings_note("demo", tuned, quiet);
     proto_ctx p;
     char cdef[4096];
-    if ((st = proto_open(&p, sc, cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef)), cli_str(&a, "data-dir", NULL),
-                         (int)epochs, 0, quiet)) != LETHE_OK) {
+    const char *cache = cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef));
+    if ((st = proto_open(&p, sc, cache, cli_str(&a, "data-dir", NULL), (int)epochs, 0,
+                         quiet)) != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("demo", st);
     }

@@ -23,6 +23,8 @@ static const cli_opt opts[] = {
     {"model", "FILE", "instead of --scenario: the trained original model", 0},
     {"forget", "SPEC", "with --model: class:C | random:P% | indices:FILE", 0},
     {"reference", "FILE", "with --model: the Retrain model (gaps and the Retrain mark)", 0},
+    {"arch", "NAME", "with --model: mlp | cnn | resnet8, for a checkpoint whose metadata names "
+                     "no architecture (a PyTorch state_dict)", 0},
     {"data", "NAME", "with --model: data set (default: the checkpoint's)", 0},
     {"forget-seed", "N", "with --model: seed of a random forget set (default 0)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
@@ -129,6 +131,8 @@ int cmd_sweep(int argc, char **argv)
     if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 2);
     if (cli_str(&a, "data", NULL) && (r = cli_check_data("sweep", cli_str(&a, "data", NULL))))
         return r;
+    if (cli_str(&a, "arch", NULL) && (r = cli_check_arch("sweep", cli_str(&a, "arch", NULL))))
+        return r;
     lethe_forget_spec fs;
     if (mpath && (r = cli_forget_parse("sweep", "--forget", cli_str(&a, "forget", NULL), &fs)))
         return r;
@@ -212,12 +216,13 @@ int cmd_sweep(int argc, char **argv)
     if (scn) cli_settings_note("sweep", tuned, quiet);
     proto_ctx p;
     if (scn)
-        st = proto_open(&p, sc, cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef)), cli_str(&a, "data-dir", NULL),
-                        (int)epochs, base.seed, quiet);
+        st = proto_open(&p, sc, cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef)),
+                        cli_str(&a, "data-dir", NULL), (int)epochs, base.seed, quiet);
     else
-        st = proto_open_custom(&p, mpath, cli_str(&a, "reference", NULL), cli_str(&a, "forget", NULL),
-                               (uint64_t)fseed, cli_str(&a, "data", NULL),
-                               cli_str(&a, "data-dir", NULL), base.seed, quiet);
+        st = proto_open_custom(&p, mpath, cli_str(&a, "arch", NULL), cli_str(&a, "reference", NULL),
+                               cli_str(&a, "forget", NULL), (uint64_t)fseed,
+                               cli_str(&a, "data", NULL), cli_str(&a, "data-dir", NULL),
+                               base.seed, quiet);
     if (st != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("sweep", st);

@@ -78,8 +78,9 @@ int cmd_tune(int argc, char **argv)
     cli_settings_note("tune", tuned, quiet);
     proto_ctx p;
     char cdef[4096];
-    if ((st = proto_open(&p, sc, cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef)), cli_str(&a, "data-dir", NULL),
-                         (int)epochs, (uint64_t)seed, quiet)) != LETHE_OK) {
+    const char *cache = cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef));
+    if ((st = proto_open(&p, sc, cache, cli_str(&a, "data-dir", NULL), (int)epochs,
+                         (uint64_t)seed, quiet)) != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("tune", st);
     }

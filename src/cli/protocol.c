@@ -183,7 +183,8 @@ lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char 
     return cli_split_metrics(&p->sp, p->retrain, seed, &p->m_retrain);
 }
 
-lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *reference_path,
+lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *arch,
+                               const char *reference_path,
                                const char *forget, uint64_t forget_seed, const char *data,
                                const char *data_dir, uint64_t seed, int quiet)
 {
@@ -192,7 +193,7 @@ lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char 
     p->seed = seed;
     p->quiet = quiet;
     lethe_metadata md = {0};
-    lethe_status st = lethe_checkpoint_open(&p->orig, model_path, &md);
+    lethe_status st = cli_open_model_as(model_path, arch, data, data_dir, &p->orig, &md);
     if (st != LETHE_OK) return st;
     const char *dname = data ? data : lethe_meta_get(&md, "dataset");
     p->own.name = "custom";
@@ -215,7 +216,9 @@ lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char 
                           model_path, lethe_model_nclass(p->orig), tr->name, tr->nclass);
     if (reference_path) {
         lethe_metadata rmd = {0};
-        if ((st = lethe_checkpoint_open(&p->retrain, reference_path, &rmd)) != LETHE_OK) return st;
+        if ((st = cli_open_model_as(reference_path, arch, dname, data_dir, &p->retrain, &rmd)) !=
+            LETHE_OK)
+            return st;
         if (strcmp(lethe_model_arch(p->retrain), p->own.arch) != 0)
             return lethe_fail(LETHE_ERR_MISMATCH, "%s: reference is a %s, the model a %s",
                               reference_path, lethe_model_arch(p->retrain), p->own.arch);

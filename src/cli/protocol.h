@@ -52,10 +52,12 @@ lethe_status proto_ensure_original(proto_ctx *p);
  * are the scenario's own from the default folder (where it was made). */
 void proto_cache_path(proto_ctx *p, const char *stem, const char *tail, char *out, size_t n);
 /* A setup of one's own instead of a scenario: the trained model at
- * model_path is the original, reference_path (may be NULL) the Retrain
+ * model_path is the original (loaded as `arch` when its metadata names
+ * none: cli_open_model_as), reference_path (may be NULL) the Retrain
  * model; data NULL takes the checkpoint's data set. Gaps are NaN without a
  * reference. The strings must outlive p. */
-lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *reference_path,
+lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *arch,
+                               const char *reference_path,
                                const char *forget, uint64_t forget_seed, const char *data,
                                const char *data_dir, uint64_t seed, int quiet);
 

@@ -387,7 +387,7 @@ cJSON *gen_metrics_json(const lethe_gen_metrics *g, const lethe_gen_eval_config 
     cJSON_AddNumberToObject(o, "sampler_forwards", (double)g->fwd_samples);
     cJSON_AddStringToObject(o, "sampler", c->sample.kind == LETHE_SAMPLER_DDIM ? "ddim" : "ancestral");
     cJSON_AddNumberToObject(o, "steps", c->sample.steps);
-    cJSON_AddNumberToObject(o, "guidance", c->sample.guidance);
+    cJSON_AddItemToObject(o, "guidance", report_float(c->sample.guidance));
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     return o;
 }

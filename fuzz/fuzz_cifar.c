@@ -1,5 +1,6 @@
 /*
- * Fuzz the CIFAR-10 batch reader (lethe_cifar_load). The input is written
+ * Fuzz the CIFAR-10 batch reader (lethe_cifar_load, and "cifar:K" of one's
+ * own data through lethe_dataset_load). The input is written
  * as test_batch.bin in a scratch folder; data_batch_1..5.bin are symbolic
  * links to it, so the training split (five files) is read from the same
  * bytes. Properties of an accepted set: whole 3073-byte records only,
@@ -68,6 +69,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (lethe_cifar_load(&ds, dir, 1) == LETHE_OK) {
         check(&ds, size, 5);
+        lethe_dataset_free(&ds);
+    }
+    /* One's own set in that format, 3 classes: every label below 3. */
+    if (lethe_dataset_load(&ds, "cifar:3", dir, 0) == LETHE_OK) {
+        FUZZ_CHECK(ds.c == 3 && ds.h == 32 && ds.w == 32 && ds.nclass == 3);
+        FUZZ_CHECK((size_t)ds.n * 3073 == size);
+        for (int i = 0; i < ds.n; i++) FUZZ_CHECK(ds.labels[i] < 3);
         lethe_dataset_free(&ds);
     }
     return 0;

@@ -1,6 +1,7 @@
 /*
- * Fuzz the IDX readers (lethe_idx_read_images, lethe_idx_read_labels),
- * raw and gzip. The readers take a path, so each input goes to a scratch
+ * Fuzz the IDX readers (lethe_idx_read_images, lethe_idx_read_labels, and
+ * idx_read_images_any of one's own data sets: 3 or 4 dimensions, channels
+ * first or last), raw and gzip. The readers take a path, so each input goes to a scratch
  * file (idx.c reads through zlib's gzFile and is left as it is).
  *
  * Input: one mode byte, then the payload.
@@ -16,6 +17,7 @@
  */
 #include <zlib.h>
 
+#include "data/formats.h"
 #include "fuzz.h"
 
 static char path[512];
@@ -68,6 +70,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t total = (uint64_t)count * (uint64_t)rows * (uint64_t)cols;
         FUZZ_CHECK(total <= INT32_MAX);
         if (raw) FUZZ_CHECK(n == 16 + total);
+        touch(px, (size_t)total);
+        free(px);
+    }
+    int c = -1;
+    if (idx_read_images_any(path, &px, &count, &c, &rows, &cols) == LETHE_OK) {
+        FUZZ_CHECK(count >= 0 && count <= 10000000 && c >= 1 && c <= 4096);
+        FUZZ_CHECK(rows >= 1 && rows <= 4096 && cols >= 1 && cols <= 4096);
+        /* A fourth dimension only with a channel count of 1 to 3. */
+        uint64_t total = (uint64_t)count * (uint64_t)c * (uint64_t)rows * (uint64_t)cols;
+        FUZZ_CHECK(total <= INT32_MAX);
+        if (raw) FUZZ_CHECK(n == 16 + total || (c <= 3 && n == 20 + total));
         touch(px, (size_t)total);
         free(px);
     }

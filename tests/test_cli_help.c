@@ -236,6 +236,17 @@ TEST(help_cli_hints_name_the_fix)
     snprintf(args, sizeof args, "train --data-dir '%s' --arch unet --out '%s'", nodata, out);
     expect(2, args, "unet is a diffusion model", "--task diffusion");
     expect(2, "bench --scenario fmnist-cv", "did you mean 'fmnist-cw'?", "fmnist-ddpm-cw");
+    /* A misspelt method gets the nearest name in every command that takes
+     * one, both tasks, before anything is read. */
+    snprintf(args, sizeof args, "unlearn --model m.safetensors --forget class:0 --method eupmuu "
+             "--out '%s'", out);
+    expect(2, args, "--method: unknown method 'eupmuu'", "did you mean 'eupmu'?");
+    expect(2, "tune --scenario fmnist-cw --method eupmuu", "did you mean 'eupmu'?", NULL);
+    expect(2, "tune --scenario fmnist-ddpm-cw --method eupmuu", "did you mean 'eupmu'?", NULL);
+    expect(2, "bench --scenario fmnist-ddpm-cw --methods ft,eupmuu", "did you mean 'eupmu'?",
+           NULL);
+    expect(2, "sweep --scenario fmnist-cw --method salun2 --param lr --values 0.1",
+           "did you mean 'salun'?", NULL);
     CHECK(!cli_t_exists(out));
 }
 
@@ -324,6 +335,89 @@ TEST(help_cli_settings_beside_the_program)
     free(e);
 }
 
+/* ------------------------------------------------------- the cache */
+
+/* Count the files of folder dir whose name starts with prefix. */
+static int count_prefixed(const char *dir, const char *prefix)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "ls '%s' 2>/dev/null | grep -c '^%s' >'%s/count.txt'", dir, prefix,
+             dir);
+    if (system(cmd) == -1) return -1;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/count.txt", dir);
+    char *t = cli_t_slurp(path, NULL);
+    int n = t ? atoi(t) : -1;
+    free(t);
+    return n;
+}
+
+/* Two data sets under one scenario's name: each gets its own cached
+ * models (the key holds a fingerprint of the data), and each is reused
+ * for its own data only. */
+TEST(help_cli_cache_keyed_by_data)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf ab, bb, cb, jb;
+    const char *da = tpath(ab, "fmnist-a"), *db = tpath(bb, "fmnist-b");
+    const char *cache = tpath(cb, "keyed-cache"), *json = tpath(jb, "keyed.json");
+    static const cli_t_mnist sa = {200, 100, 12, 1, 0, 0, 0, 0}, sb = {200, 100, 12, 2, 0, 0, 0, 0};
+    CHECK(cli_t_write_mnist(da, &sa) && cli_t_write_mnist(db, &sb));
+    char args[4096], *e;
+    const char *dirs[3] = {da, db, da};
+    for (int k = 0; k < 3; k++) {
+        snprintf(args, sizeof args, "bench --scenario fmnist-cw --data-dir '%s' --cache '%s' "
+                 "--epochs 1 --methods ft --steps 1 --force --report '%s'", dirs[k], cache, json);
+        int rc = run(args, NULL, &e);
+        CHECK_MSG(rc == 0, "bench on %s: %d: %s", dirs[k], rc, e ? e : "");
+        if (k < 2)
+            CHECK_MSG(count_prefixed(cache, "orig-cnn-fmnist-data-") == k + 1 &&
+                          count_prefixed(cache, "retrain-cnn-fmnist-class0-data-") == k + 1,
+                      "after bench %d: %d cached originals", k + 1,
+                      count_prefixed(cache, "orig-cnn-fmnist-data-"));
+        else
+            CHECK_MSG(e && strstr(e, "reusing ") && strstr(e, "orig-cnn-fmnist-data-") &&
+                          !strstr(e, "training the original"),
+                      "the first data set's models were not reused: %s", e ? e : "");
+        free(e);
+    }
+}
+
+/* A program outside a source tree (installed) keeps its cache and default
+ * reports in $XDG_CACHE_HOME/lethe, never in the current folder, reads
+ * PREFIX/share/lethe/tuned.json, and names both. */
+TEST(help_cli_runs_folder_beside_the_program)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf pb, xb, wb, db, eb;
+    const char *prefix = tpath(pb, "prefix"), *xdg = tpath(xb, "xdg"), *cwd = tpath(wb, "cwd");
+    const char *data = tpath(db, "fmnist-a");
+    static const cli_t_mnist sa = {200, 100, 12, 1, 0, 0, 0, 0};
+    CHECK(cli_t_write_mnist(data, &sa));
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s' && mkdir -p '%s/bin' '%s/share/lethe' '%s' && "
+             "cp '%s' '%s/bin/lethe' && cp \"$(dirname '%s')/../configs/tuned.json\" "
+             "'%s/share/lethe/tuned.json'", prefix, xdg, cwd, prefix, prefix, cwd,
+             getenv("LETHE_BIN"), prefix, getenv("LETHE_BIN"), prefix);
+    CHECK_MSG(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "cd '%s' && XDG_CACHE_HOME='%s' '%s/bin/lethe' bench --scenario "
+             "fmnist-cw --data-dir '%s' --epochs 1 --methods ft --steps 1 >/dev/null 2>'%s'",
+             cwd, xdg, prefix, data, tpath(eb, "installed-stderr.txt"));
+    int st = system(cmd);
+    char *e = cli_t_slurp(eb, NULL);
+    CHECK_MSG(st == 0, "installed bench: status %d: %s", st, e ? e : "");
+    char want[1200], path[1200];
+    snprintf(want, sizeof want, "settings from %s/share/lethe/tuned.json", prefix);
+    CHECK_MSG(e && strstr(e, want), "stderr lacks '%s': %s", want, e ? e : "");
+    snprintf(want, sizeof want, "cached as %s/lethe/cache/orig-cnn-fmnist-data-", xdg);
+    CHECK_MSG(e && strstr(e, want), "stderr lacks '%s': %s", want, e ? e : "");
+    free(e);
+    snprintf(path, sizeof path, "%s/lethe/bench-fmnist-cw.json", xdg);
+    CHECK_MSG(cli_t_exists(path), "%s: no default report", path);
+    snprintf(path, sizeof path, "%s/runs", cwd);
+    CHECK_MSG(!cli_t_exists(path), "%s: made in the current folder", path);
+}
+
 /* ------------------------------------------------------------ reports */
 
 /* Every report carries its stamp, and parameters are written as typed. */
@@ -342,7 +436,7 @@ TEST(help_cli_report_stamp)
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     CHECK_MSG(root != NULL, "%s: not JSON", rep);
     if (root) {
-        CHECK(cli_t_jnum(root, "schema_version") == 1);
+        CHECK(cli_t_jnum(root, "schema_version") == 2);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "lethe_version");
         CHECK(cJSON_IsString(v) && strcmp(v->valuestring, LETHE_VERSION) == 0);
         v = cJSON_GetObjectItemCaseSensitive(root, "command_line");
@@ -360,9 +454,91 @@ TEST(help_cli_report_stamp)
         CHECK(root->child && strcmp(root->child->string, "schema_version") == 0);
         CHECK(cJSON_GetObjectItemCaseSensitive(root, "config") != NULL);
     }
-    /* 0.01 as typed, not the double nearest the float 0.01. */
-    CHECK_MSG(text && strstr(text, "\"lr\":\t0.01,") && strstr(text, "\"eps\":\t0.1,"),
+    /* 0.01 as typed, not the double nearest the float 0.01, in the
+     * settings and in the per-step trace. */
+    CHECK_MSG(text && strstr(text, "\"lr\":\t0.01,") && strstr(text, "\"eps\":\t0.1,") &&
+                  strstr(text, "\"lr\":\t[0.01, 0.01, 0.01]") && !strstr(text, "0.0099999"),
               "floats not as typed: %s", text ? text : "");
+    /* Keys named as the options (--a, --gamma) and the columns (MIA-Eff.). */
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+    CHECK(cJSON_GetObjectItemCaseSensitive(cfg, "a") && cJSON_GetObjectItemCaseSensitive(cfg, "gamma"));
+    CHECK(!cJSON_GetObjectItemCaseSensitive(cfg, "neggrad_a") &&
+          !cJSON_GetObjectItemCaseSensitive(cfg, "salun_gamma"));
     cJSON_Delete(root);
     free(text);
+}
+
+/* Keys named as the options and the table columns: train's --wd and
+ * --forget, MIA-Eff. as MIA_Eff; lethe table reads reports of schema 1
+ * ("MIA") as well, and its CSV header is the key. */
+TEST(help_cli_report_keys_as_named)
+{
+    fixture_paths f;
+    if (!fixture(&f)) return;
+    path_buf mb, rb, eb, ob, nb;
+    const char *model = tpath(mb, "keys.safetensors"), *rep = tpath(rb, "keys-train.json");
+    const char *erep = tpath(eb, "keys-eval.json");
+    char args[4096], *o;
+    snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 32 --wd 0.001 --forget class:1 --quiet --force --out '%s' --report '%s'",
+             f.dir, model, rep);
+    CHECK(run(args, NULL, NULL) == 0);
+    cJSON *root = cli_t_load_json(rep);
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+    CHECK_MSG(cli_t_jnum(cfg, "wd") == 0.001 && !cJSON_GetObjectItemCaseSensitive(cfg, "weight_decay"),
+              "train config: wd %g", cli_t_jnum(cfg, "wd"));
+    const cJSON *fs = cJSON_GetObjectItemCaseSensitive(cfg, "forget");
+    CHECK(cJSON_IsString(fs) && strcmp(fs->valuestring, "class:1") == 0);
+    cJSON_Delete(root);
+    snprintf(args, sizeof args, "eval --model '%s' --data-dir '%s' --forget class:1 --quiet "
+             "--force --report '%s'", model, f.dir, erep);
+    CHECK(run(args, NULL, NULL) == 0);
+    root = cli_t_load_json(erep);
+    const cJSON *met = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(met, "MIA_Eff")) &&
+          !cJSON_GetObjectItemCaseSensitive(met, "MIA"));
+    cJSON_Delete(root);
+
+    static const char old[] = "{\"config\": {\"method\": \"ga\"}, \"metrics\": {\"UA\": 1, "
+                              "\"RA\": 2, \"TA\": 3, \"MIA\": 44.5}}";
+    static const char now[] = "{\"schema_version\": 2, \"config\": {\"method\": \"ga\"}, "
+                              "\"metrics\": {\"UA\": 1, \"RA\": 2, \"TA\": 3, \"MIA_Eff\": 12.25}}";
+    const char *fo = tpath(ob, "schema1.json"), *fn = tpath(nb, "schema2.json");
+    CHECK(cli_t_spit(fo, old, sizeof old - 1) && cli_t_spit(fn, now, sizeof now - 1));
+    snprintf(args, sizeof args, "table '%s'", fo);
+    CHECK(run(args, &o, NULL) == 0);
+    CHECK_MSG(o && strstr(o, "| 44.50 |"), "table of a schema 1 report: %s", o ? o : "");
+    free(o);
+    snprintf(args, sizeof args, "table '%s' --format csv", fn);
+    CHECK(run(args, &o, NULL) == 0);
+    CHECK_MSG(o && strstr(o, ",MIA_Eff,") && strstr(o, ",12.25,"), "csv: %s", o ? o : "");
+    free(o);
+}
+
+/* Usage errors exit 2 in every command and both tasks, before any file is
+ * read: missing required options, unknown choices, malformed specs. */
+TEST(help_cli_usage_errors_exit_2_everywhere)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf ob;
+    const char *out = tpath(ob, "never-written.png");
+    char args[2048];
+    expect(2, "sample", "--model FILE is required", NULL);
+    expect(2, "sample --model no-such.safetensors", "--out GRID.png", NULL);
+    snprintf(args, sizeof args, "sample --model no-such.safetensors --out '%s' --sampler dim", out);
+    expect(2, args, "--sampler: unknown 'dim'", NULL);
+    expect(2, "train --task diffusion", "--out FILE is required", NULL);
+    snprintf(args, sizeof args, "train --task diffusion --out '%s' --schedule cosin", out);
+    expect(2, args, "--schedule", NULL);
+    snprintf(args, sizeof args, "train --task diffusion --out '%s' --forget clas:0", out);
+    expect(2, args, "did you mean --forget class:0?", NULL);
+    snprintf(args, sizeof args, "train --out '%s' --schedule cosin", out);
+    expect(2, args, "--schedule", NULL);
+    snprintf(args, sizeof args, "train --out '%s' --data fmnst", out);
+    expect(2, args, "did you mean 'fmnist'?", NULL);
+    expect(2, "eval --task diffusion --model no-such.safetensors", "--classifier FILE", NULL);
+    expect(2, "eval --task diffusion --model a.safetensors --classifier b.safetensors "
+              "--forget random:10%", "generation forgets classes", NULL);
+    expect(2, "eval --model a.safetensors --arch resnet", "did you mean 'resnet8'?", NULL);
+    CHECK(!cli_t_exists(out));
 }

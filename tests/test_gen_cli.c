@@ -183,9 +183,13 @@ TEST(gencli_eval_report_and_grid)
     const char *rep = tpath(rb, "E.json"), *grid = tpath(gb, "E.png");
     char args[4096];
     snprintf(args, sizeof args, "eval --task diffusion --model '%s' --classifier '%s' "
-             "--data-dir '%s' --forget class:0 --n 4 --steps 3 --report '%s' --grid '%s'",
-             f.diff, f.clf, f.dir, rep, grid);
+             "--data-dir '%s' --forget class:0 --n 4 --steps 3 --guidance 0.3 --report '%s' "
+             "--grid '%s'", f.diff, f.clf, f.dir, rep, grid);
     if (!run_ok(args)) return;
+    /* The guidance as typed, not the double nearest the float 0.3. */
+    char *text = cli_t_slurp(rep, NULL);
+    CHECK_MSG(text && strstr(text, "\"guidance\":\t0.3,"), "%s", text ? text : "");
+    free(text);
     CHECK_MSG(cli_t_is_png(grid), "%s is not a PNG", grid);
 
     /* Test images not of class 0, counted from the file itself. */

@@ -93,7 +93,7 @@ TEST(python_binding_matches_the_command_line)
     CHECK_MSG(py && cm, "no metrics to compare (python: %s)", po ? po : "nothing");
     if (py && cm) {
         static const char *const keys[][2] = {{"ua", "UA"}, {"ra", "RA"}, {"ta", "TA"},
-                                              {"mia", "MIA"}};
+                                              {"mia", "MIA_Eff"}};
         for (int k = 0; k < 4; k++)
             CHECK_MSG(fabs(cli_t_jnum(py, keys[k][0]) - cli_t_jnum(cm, keys[k][1])) < 1e-9,
                       "%s: python %.12g, command line %.12g", keys[k][1],

@@ -625,7 +625,7 @@ TEST(tradeoff_cli_sweep_plot_and_table)
     free(e);
     snprintf(args, sizeof args, "table '%s' --format csv", json);
     rc = run_lethe(args, &o, &e);
-    CHECK_MSG(rc == 0 && o && strncmp(o, "method,UA,RA,TA,MIA,avg_gap", 27) == 0 &&
+    CHECK_MSG(rc == 0 && o && strncmp(o, "method,UA,RA,TA,MIA_Eff,avg_gap", 31) == 0 &&
                   strstr(o, "\neupmu eps=0.001,") && cli_t_count_lines(o) == 1 + 2 + 5,
               "table csv: %s", o ? o : "");
     /* Every CSV row has as many fields as the header. */
@@ -864,7 +864,7 @@ TEST(tradeoff_bench_seeds_spread)
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "spread");
         CHECK(cJSON_GetArraySize(seeds) == 3 && cli_t_jnum(sp, "n") == 3);
         /* The row's metrics are the means of its seeds', sd the sample one. */
-        static const char *keys[] = {"UA", "RA", "TA", "MIA"};
+        static const char *keys[] = {"UA", "RA", "TA", "MIA_Eff"};
         for (int k = 0; k < 4; k++) {
             double v[3], m = 0, ss = 0;
             int i = 0;

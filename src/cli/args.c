@@ -379,6 +379,33 @@ int cli_check_arch(const char *cmd, const char *arch)
                            "resnet8)", arch);
 }
 
+int cli_check_data(const char *cmd, const char *name)
+{
+    static const char *const named[] = {"fmnist", "mnist", "cifar10", "idx"};
+    const char *colon = strchr(name, ':');
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, named[i]) == 0) return 0;
+    if (colon && (strncmp(name, "idx:", 4) == 0 || strncmp(name, "cifar:", 6) == 0)) {
+        char *end;
+        errno = 0;
+        long k = strtol(colon + 1, &end, 10);
+        if (end != colon + 1 && !*end && !errno && k >= 2 && k <= 256) return 0;
+        return cli_usage_error(cmd, "--data %s: the class count after ':' must be a whole number "
+                               "from 2 to 256", name);
+    }
+    static const char *const forms[] = {"fmnist", "mnist", "cifar10", "idx", "cifar"};
+    char kind[64];
+    snprintf(kind, sizeof kind, "%.*s", colon ? (int)(colon - name) : (int)strlen(name), name);
+    const char *guess = cli_nearest(kind, forms, 5);
+    if (guess && strcmp(guess, "cifar") == 0) guess = "cifar:K";
+    if (guess)
+        return cli_usage_error(cmd, "--data: unknown data set '%s' (did you mean '%s'? known: "
+                               "fmnist, mnist, cifar10; one's own: idx, idx:K, cifar:K)", name,
+                               guess);
+    return cli_usage_error(cmd, "--data: unknown data set '%s' (known: fmnist, mnist, cifar10; "
+                           "one's own: idx, idx:K, cifar:K)", name);
+}
+
 int cli_forget_parse(const char *cmd, const char *opt, const char *text,
                      lethe_forget_spec *spec)
 {

@@ -61,6 +61,10 @@ const char *cli_nearest(const char *word, const char *const *names, int n);
  * after one line: unet is named as the diffusion model it is (use --task
  * diffusion), any other name gets the nearest valid one and the list. */
 int cli_check_arch(const char *cmd, const char *arch);
+/* 0 if `name` names a data set: fmnist, mnist, cifar10, or one's own
+ * (idx, idx:K, cifar:K with K from 2 to 256); else 2 after one line with
+ * the nearest name and the list. */
+int cli_check_data(const char *cmd, const char *name);
 /* Parse the forget spec `text` of option `opt` into *spec: 0, or 2 after
  * one line with the library's reason and a hint of the form meant
  * ("random:10" → random:10%, "clas:0" → class:0). */
@@ -79,11 +83,20 @@ const char *cli_command_line(void);
  * no such file" (a usage error: exit 2). Without one, the first
  * configs/tuned.json found beside the program (the folder of
  * /proc/self/exe, then its parent: build/lethe finds its tree's own), then
+ * PREFIX/share/lethe/tuned.json of an installed PREFIX/bin/lethe, then
  * in the current folder, as an absolute path; when none exists,
  * "configs/tuned.json" (untuned defaults; `tune --write` creates it).
  * Returns `given` or buf (n bytes). Prints nothing else: a command checks
  * its whole command line first, then calls cli_settings_note. */
 const char *cli_settings_path(const char *cmd, const char *given, char *buf, size_t n);
+/* Where Lethe keeps what it makes by itself (the model cache, default
+ * reports and grids): `rel` inside the runs folder, into buf (n bytes),
+ * which is returned. The runs folder is the runs/ of the source tree the
+ * program was built in (build/lethe, found by its configs/tuned.json),
+ * so that no command depends on the current folder; an installed program
+ * uses $XDG_CACHE_HOME/lethe, else ~/.cache/lethe. Messages name the
+ * files there by their whole path. */
+const char *cli_runs_path(const char *rel, char *buf, size_t n);
 /* Unless quiet, one line on stderr: "lethe CMD: settings from PATH", or
  * that there is none and the defaults are used. Call it when the work
  * begins (after every check), so that a refused command prints one line. */
@@ -188,5 +201,14 @@ lethe_status cli_split_metrics(cli_split *s, lethe_model *m, uint64_t seed,
                                lethe_metrics *out);
 /* Open a checkpoint; with `data` NULL the data set named in its metadata. */
 lethe_status cli_open_model(const char *path, lethe_model **m, lethe_metadata *md);
+/* The same, for a checkpoint whose metadata may name no architecture (a
+ * PyTorch state_dict saved as safetensors): `arch` (--arch, or NULL) is
+ * then the one to load it as; its input shape and class count come from
+ * the metadata, else from the test split of `data` (NULL: the metadata's
+ * data set, else fmnist) in `dir`. An arch that contradicts the metadata's
+ * is refused, and a missing one is an error that names --arch. *md gets
+ * arch, in_shape and nclass, so that models saved from it carry them. */
+lethe_status cli_open_model_as(const char *path, const char *arch, const char *data,
+                               const char *dir, lethe_model **m, lethe_metadata *md);
 
 #endif

@@ -32,14 +32,16 @@ static const cli_opt opts[] = {
                             "(each trained once and cached: minutes per seed)", 1},
     {"diagnostics", NULL, "record cos(g_u, g_r), conflicts and |λ − λ*| for the surgery methods", 1},
     CLI_HEADING("original and Retrain models"),
-    {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
+    {"cache", "DIR", "cached original/Retrain models (default: runs/cache of the tree the "
+                     "program was built in, else ~/.cache/lethe/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
     {"seed", "N", "seed (default 0)", 0},
     {"forget-seed", "N", "fmnist-rnd: seed of the random forget set (default: --seed); another "
                          "draw trains its own Retrain", 0},
     CLI_HEADING("outputs"),
-    {"report", "FILE", "results as JSON (default runs/bench-SCENARIO.json); - for stdout", 0},
+    {"report", "FILE", "results as JSON (default runs/bench-SCENARIO.json beside the "
+                       "default cache); - for stdout", 0},
     {"quiet", NULL, "print only the table (no progress, no settings or 'wrote' lines)", 1},
     CLI_EXAMPLE("lethe bench --scenario fmnist-cw"),
     CLI_EXAMPLE("lethe bench --scenario fmnist-rnd --methods eupmu,salun,ft --report -"),
@@ -143,7 +145,7 @@ static void seed_entry(cJSON **row, cJSON *methods, cJSON *o)
  * means. */
 static void add_spread(cJSON *row, const fig *f, int n, int is_method)
 {
-    static const char *keys[NFIG] = {"UA", "RA", "TA", "MIA", "avg_gap", "rte_s"};
+    static const char *keys[NFIG] = {"UA", "RA", "TA", "MIA_Eff", "avg_gap", "rte_s"};
     cJSON *sp = cJSON_CreateObject(), *mj = cJSON_CreateObject(), *sj = cJSON_CreateObject();
     int cnt = 0;
     cJSON *metrics = cJSON_GetObjectItemCaseSensitive(row, "metrics");
@@ -206,10 +208,10 @@ int cmd_bench(int argc, char **argv)
     char tbuf[4096];
     const char *tuned = cli_settings_path("bench", cli_str(&a, "tuned", NULL), tbuf, sizeof tbuf);
     if (!tuned) return 2;
-    char jdef[256];
-    snprintf(jdef, sizeof jdef, "runs/bench-%s.json", scn);
-    const char *json = cli_str(&a, "report", jdef);
-    const char *cache = cli_str(&a, "cache", "runs/cache");
+    char jdef[4096], jrel[256], cdef[4096];
+    snprintf(jrel, sizeof jrel, "bench-%s.json", scn);
+    const char *json = cli_str(&a, "report", cli_runs_path(jrel, jdef, sizeof jdef));
+    const char *cache = cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef));
     char mlist[1024];
     char every[1024];
     snprintf(mlist, sizeof mlist, "%s",
@@ -231,7 +233,7 @@ int cmd_bench(int argc, char **argv)
         if ((st = lethe_unlearn_validate(&cfg)) != LETHE_OK)
             return cli_lib_error("bench", st) + 1;
     }
-    if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
+    if (!cli_str(&a, "report", NULL) && io_mkdir_parent(json) != 0)
         return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
     if (cli_str(&a, "report", NULL) ? (r = cli_check_named_output(&a, "report", json)) != 0
                                   : (r = cli_check_output("bench", NULL, json)) != 0)

@@ -10,7 +10,8 @@ static const cli_opt opts[] = {
              "(or reuses them from the cache), unlearns class 0 with EUPMU and prints the "
              "table: before, after and Retrain."),
     CLI_HEADING("models and data"),
-    {"cache", "DIR", "cached models (default runs/cache)", 0},
+    {"cache", "DIR", "cached models (default: runs/cache of the tree the program was built in, "
+                     "else ~/.cache/lethe/cache)", 0},
     {"data-dir", "DIR", "folder of Fashion-MNIST (default: Debian's)", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
     {"tuned", "FILE", "tuned settings (default: configs/tuned.json beside the program, "
@@ -41,8 +42,10 @@ int cmd_demo(int argc, char **argv)
     if (st != LETHE_OK) return cli_lib_error("demo", st);
     cli_settings_note("demo", tuned, quiet);
     proto_ctx p;
-    if ((st = proto_open(&p, sc, cli_str(&a, "cache", "runs/cache"), cli_str(&a, "data-dir", NULL),
-                         (int)epochs, 0, quiet)) != LETHE_OK) {
+    char cdef[4096];
+    const char *cache = cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef));
+    if ((st = proto_open(&p, sc, cache, cli_str(&a, "data-dir", NULL), (int)epochs, 0,
+                         quiet)) != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("demo", st);
     }

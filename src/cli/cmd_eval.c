@@ -14,7 +14,10 @@ static const cli_opt opts[] = {
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help (a "
                      "diffusion checkpoint takes that form by itself)", 0},
     {"model", "FILE", "checkpoint to evaluate (required)", 0},
-    {"data", "NAME", "fmnist | mnist | cifar10 (default: the checkpoint's)", 0},
+    {"arch", "NAME", "mlp | cnn | resnet8: load a checkpoint whose metadata names no "
+                     "architecture (a PyTorch state_dict) as this one", 0},
+    {"data", "NAME", "fmnist | mnist | cifar10 | idx[:K] | cifar:K (default: the "
+                     "checkpoint's)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     CLI_HEADING("accuracy (without --forget)"),
     {"split", "NAME", "train | test (default test)", 0},
@@ -114,7 +117,9 @@ static int eval_unlearning(const cli_args *a, lethe_model *m, const char *data, 
     if ((st = cli_split_metrics(&sp, m, seed, &mm)) != LETHE_OK) goto fail;
     if (refpath) {
         lethe_metadata rmd = {0};
-        if ((st = cli_open_model(refpath, &ref, &rmd)) != LETHE_OK) goto fail;
+        if ((st = cli_open_model_as(refpath, cli_str(a, "arch", NULL), data,
+                                    cli_str(a, "data-dir", NULL), &ref, &rmd)) != LETHE_OK)
+            goto fail;
         if ((st = cli_split_metrics(&sp, ref, seed, &mr)) != LETHE_OK) goto fail;
     }
     printf("| model | UA | RA | TA |%s MIA-Eff. |%s\n", mm.has_ta_forget ? " TA (forgotten) |" : "",
@@ -162,11 +167,16 @@ int cmd_eval(int argc, char **argv)
     if (cli_str(&a, "forget", NULL) &&
         (r = cli_forget_parse("eval", "--forget", cli_str(&a, "forget", NULL), &spec)))
         return r;
+    if (cli_str(&a, "data", NULL) && (r = cli_check_data("eval", cli_str(&a, "data", NULL))))
+        return r;
     const char *json = cli_str(&a, "report", NULL);
     if (json && (r = cli_check_named_output(&a, "report", json))) return r;
     lethe_model *m;
     lethe_metadata md = {0};
-    lethe_status st = cli_open_model(path, &m, &md);
+    const char *arch = cli_str(&a, "arch", NULL);
+    if (arch && (r = cli_check_arch("eval", arch))) return r;
+    lethe_status st = cli_open_model_as(path, arch, cli_str(&a, "data", NULL),
+                                        cli_str(&a, "data-dir", NULL), &m, &md);
     if (st != LETHE_OK) return cli_lib_error("eval", st);
     const char *data = cli_str(&a, "data", lethe_meta_get(&md, "dataset"));
     if (!data) data = "fmnist";

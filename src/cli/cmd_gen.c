@@ -71,7 +71,7 @@ int gen_sample_opts(const cli_args *a, const char *cmd, lethe_sample_config *sc)
     const char *kind = cli_str(a, "sampler", "ddim");
     if (strcmp(kind, "ddim") == 0) sc->kind = LETHE_SAMPLER_DDIM;
     else if (strcmp(kind, "ancestral") == 0) sc->kind = LETHE_SAMPLER_ANCESTRAL;
-    else return cli_error(cmd, "--sampler: unknown '%s' (ddim, ancestral)", kind);
+    else return cli_usage_error(cmd, "--sampler: unknown '%s' (ddim, ancestral)", kind);
     return 0;
 }
 
@@ -130,7 +130,7 @@ int cmd_train_diffusion(int argc, char **argv)
     int r = cli_parse(&a, "train", "--task diffusion --out FILE [options]", train_opts, argc, argv);
     if (r) return r == 1 ? 0 : 2;
     const char *out = cli_str(&a, "out", NULL);
-    if (!out) return cli_error("train", "--out FILE is required");
+    if (!out) return cli_usage_error("train", "--out FILE is required");
     lethe_diffusion_config cfg;
     lethe_diffusion_config_default(&cfg);
     long epochs, batch, seed, fseed, T;
@@ -154,14 +154,13 @@ int cmd_train_diffusion(int argc, char **argv)
     cfg.p_uncond = (float)pu;
     lethe_schedule sch;
     if (lethe_schedule_parse(&sch, cli_str(&a, "schedule", "cosine")) != LETHE_OK)
-        return cli_lib_error("train", LETHE_ERR_ARG);
+        return cli_usage_error("train", "--schedule: %s", lethe_last_error());
     cfg.train.schedule = sch.kind;
     const char *arch = cli_str(&a, "arch", "unet");
     const char *data = cli_str(&a, "data", "fmnist");
     const char *fspec = cli_str(&a, "forget", NULL);
     lethe_forget_spec spec;
-    if (fspec && lethe_forget_parse(&spec, fspec) != LETHE_OK)
-        return cli_lib_error("train", LETHE_ERR_ARG);
+    if (fspec && (r = cli_forget_parse("train", "--forget", fspec, &spec))) return r;
     if ((r = cli_check_named_output(&a, "out", out))) return r;
     cli_run run;
     if ((r = cli_run_setup(&run, &a, out, NULL))) return r;
@@ -257,8 +256,9 @@ int cmd_sample(int argc, char **argv)
     if (r) return r == 1 ? 0 : 2;
     const char *path = cli_str(&a, "model", NULL), *out = cli_str(&a, "out", NULL);
     const char *raw = cli_str(&a, "raw", NULL);
-    if (!path) return cli_error("sample", "--model FILE is required");
-    if (!out && !raw) return cli_error("sample", "--out GRID.png (or --raw FILE) is required");
+    if (!path) return cli_usage_error("sample", "--model FILE is required");
+    if (!out && !raw)
+        return cli_usage_error("sample", "--out GRID.png (or --raw FILE) is required");
     lethe_sample_config sc;
     long cls, n, seed, batch;
     if ((r = gen_sample_opts(&a, "sample", &sc)) != 0) return r;
@@ -278,13 +278,13 @@ int cmd_sample(int argc, char **argv)
     int nclass = lethe_model_nclass(m), c, h, w, rc = 1;
     lethe_model_input_shape(m, &c, &h, &w);
     if (sc.steps > s.T) {
-        rc = cli_error("sample", "--steps %d: %s has a schedule of T = %d steps", sc.steps, path,
-                       s.T);
+        rc = cli_usage_error("sample", "--steps %d: %s has a schedule of T = %d steps", sc.steps,
+                             path, s.T);
         goto out_free;
     }
     if (cls > nclass) {
-        rc = cli_error("sample", "--class %ld: the model has classes 0..%d (%d: unconditional)",
-                       cls, nclass - 1, nclass);
+        rc = cli_usage_error("sample", "--class %ld: the model has classes 0..%d (%d: "
+                             "unconditional)", cls, nclass - 1, nclass);
         goto out_free;
     }
     int nrows = cls >= 0 ? 1 : nclass;
@@ -387,7 +387,7 @@ cJSON *gen_metrics_json(const lethe_gen_metrics *g, const lethe_gen_eval_config 
     cJSON_AddNumberToObject(o, "sampler_forwards", (double)g->fwd_samples);
     cJSON_AddStringToObject(o, "sampler", c->sample.kind == LETHE_SAMPLER_DDIM ? "ddim" : "ancestral");
     cJSON_AddNumberToObject(o, "steps", c->sample.steps);
-    cJSON_AddNumberToObject(o, "guidance", c->sample.guidance);
+    cJSON_AddItemToObject(o, "guidance", report_float(c->sample.guidance));
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     return o;
 }
@@ -460,17 +460,18 @@ int cmd_eval_diffusion(int argc, char **argv)
     if (r) return r == 1 ? 0 : 2;
     const char *path = cli_str(&a, "model", NULL), *cpath = cli_str(&a, "classifier", NULL);
     const char *grid = cli_str(&a, "grid", NULL), *rep = cli_str(&a, "report", NULL);
-    if (!path || !cpath) return cli_error("eval", "--model FILE and --classifier FILE are required");
+    if (!path || !cpath)
+        return cli_usage_error("eval", "--model FILE and --classifier FILE are required");
     lethe_gen_eval_config ec;
     if ((r = gen_eval_opts(&a, "eval", &ec)) != 0) return r;
     uint64_t mask = 0;
     const char *fspec = cli_str(&a, "forget", NULL);
     if (fspec) {
         lethe_forget_spec spec;
-        if (lethe_forget_parse(&spec, fspec) != LETHE_OK) return cli_lib_error("eval", LETHE_ERR_ARG);
+        if ((r = cli_forget_parse("eval", "--forget", fspec, &spec))) return r;
         if (spec.kind != LETHE_FORGET_CLASS)
-            return cli_error("eval", "--forget: generation forgets classes (class:C), not '%s'",
-                             fspec);
+            return cli_usage_error("eval", "--forget: generation forgets classes (class:C), not "
+                                   "'%s'", fspec);
         mask = spec.class_mask;
     }
     if ((grid && (r = cli_check_named_output(&a, "grid", grid))) ||
@@ -494,7 +495,8 @@ int cmd_eval_diffusion(int argc, char **argv)
     /* The grid shows the first images of each class: kept only for it, and
      * only with one count for every class. */
     if (grid && ec.per_forget && ec.per_forget != ec.per_class) {
-        rc = cli_error("eval", "--grid needs as many images of every class: drop --n-forget");
+        rc = cli_usage_error("eval", "--grid needs as many images of every class: drop "
+                             "--n-forget");
         goto done;
     }
     if (grid)

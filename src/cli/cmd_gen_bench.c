@@ -21,7 +21,8 @@ static const cli_opt opts[] = {
     {"methods", "LIST", "comma-separated methods or tuned variants (default: "
                         "eupmu,eupmu-log,eupmu-fast,eupmu-lookahead,ungrad,rl,salun,esd,ga,ft)", 0},
     {"tuned", "FILE", "tuned settings (default configs/tuned.json)", 0},
-    {"cache", "DIR", "cached models (default runs/cache)", 0},
+    {"cache", "DIR", "cached models (default: runs/cache of the tree the program was built in, "
+                     "else ~/.cache/lethe/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"ddpm-epochs", "N", "epochs of the DDPM recipe, Original and Retrain (default 12)", 0},
     {"steps", "N", "unlearning steps of every method (default: the scenario's budget, else "
@@ -33,8 +34,10 @@ static const cli_opt opts[] = {
     {"guidance", "W", "classifier-free guidance (default 2)", 0},
     {"no-retrain", NULL, "skip the Retrain DDPM (trained when not cached: ~45 min)", 1},
     {"seed", "N", "seed (default 0)", 0},
-    {"report", "FILE", "results as JSON (default runs/bench-fmnist-ddpm-cw.json)", 0},
-    {"grids", "DIR", "a PNG of samples per method here (default runs/ddpm-grids)", 0},
+    {"report", "FILE", "results as JSON (default runs/bench-fmnist-ddpm-cw.json beside "
+                       "the default cache)", 0},
+    {"grids", "DIR", "a PNG of samples per method here (default runs/ddpm-grids beside "
+                      "the default cache)", 0},
     {"quiet", NULL, "no progress on stderr", 1},
     {NULL, NULL, NULL, 0},
 };
@@ -176,9 +179,11 @@ int cmd_bench_diffusion(int argc, char **argv)
     ec.sample.steps = (int)ssteps;
     ec.sample.guidance = (float)gw;
     ec.seed = (uint64_t)seed;
-    const char *json = cli_str(&a, "report", "runs/bench-fmnist-ddpm-cw.json");
-    const char *grids = cli_str(&a, "grids", "runs/ddpm-grids");
-    const char *cache = cli_str(&a, "cache", "runs/cache");
+    char jdef[4096], gdef[4096], cdef[4096];
+    const char *json = cli_str(&a, "report", cli_runs_path("bench-fmnist-ddpm-cw.json", jdef,
+                                                           sizeof jdef));
+    const char *grids = cli_str(&a, "grids", cli_runs_path("ddpm-grids", gdef, sizeof gdef));
+    const char *cache = cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef));
     char mlist[1024];
     snprintf(mlist, sizeof mlist, "%s", cli_str(&a, "methods", default_methods));
     int quiet = cli_flag(&a, "quiet"), with_retrain = !cli_flag(&a, "no-retrain");
@@ -192,6 +197,7 @@ int cmd_bench_diffusion(int argc, char **argv)
         lethe_unlearn_config_default(&cfg);
         cfg.method = tok;
         cfg.ddpm = &probe_s;
+        if ((r = proto_check_method("bench", "--methods", tok, tuned, scn))) return r;
         lethe_status st = proto_tuned(tuned, scn, tok, &cfg);
         if (st == LETHE_OK) st = lethe_unlearn_validate(&cfg);
         if (st != LETHE_OK) {
@@ -200,7 +206,7 @@ int cmd_bench_diffusion(int argc, char **argv)
         }
         nmeth++;
     }
-    if (strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0)
+    if (!cli_str(&a, "report", NULL) && io_mkdir_parent(json) != 0)
         return cli_error("bench", "%s: cannot create its folder: %s", json, strerror(errno));
     if (io_mkdir_p(grids) != 0)
         return cli_error("bench", "%s: cannot create the folder: %s", grids, strerror(errno));
@@ -214,6 +220,7 @@ int cmd_bench_diffusion(int argc, char **argv)
     memset(&p, 0, sizeof p);
     p.sc = proto_find("fmnist-cw");
     p.cache = cache;
+    p.data_dir = cli_str(&a, "data-dir", NULL);
     p.epochs = 8;
     p.seed = (uint64_t)seed;
     p.quiet = quiet;
@@ -232,11 +239,10 @@ int cmd_bench_diffusion(int argc, char **argv)
                              (uint64_t)seed)) != LETHE_OK ||
         (st = proto_ensure_original(&p)) != LETHE_OK)
         goto fail;
-    char path[1024], rpath[1024];
-    snprintf(path, sizeof path, "%s/ddpm-unet-fmnist-e%ld-s%lu.safetensors", cache, depochs,
-             (unsigned long)seed);
-    snprintf(rpath, sizeof rpath, "%s/retrain-ddpm-unet-fmnist-class0-e%ld-s%lu.safetensors",
-             cache, depochs, (unsigned long)seed);
+    char path[1024], rpath[1024], tail[64];
+    snprintf(tail, sizeof tail, "-e%ld-s%lu", depochs, (unsigned long)seed);
+    proto_cache_path(&p, "ddpm-unet-fmnist", tail, path, sizeof path);
+    proto_cache_path(&p, "retrain-ddpm-unet-fmnist-class0", tail, rpath, sizeof rpath);
     if ((st = lethe_subset_all(&all, (size_t)p.sp.train.n)) != LETHE_OK ||
         (st = gen_ensure_ddpm(path, &p.sp.train, &all, NULL, (int)depochs, (uint64_t)seed, quiet,
                           &ddpm, &s)) != LETHE_OK)

@@ -27,7 +27,8 @@ static const cli_opt opts[] = {
     {"grid", "SPEC", "e.g. 'lr=0.0001,0.0003;eps=0,0.001' (default: the method's grid)", 0},
     {"tuned", "FILE", "settings file (default configs/tuned.json)", 0},
     {"write", NULL, "store the best setting in the settings file", 1},
-    {"cache", "DIR", "cached models (default runs/cache)", 0},
+    {"cache", "DIR", "cached models (default: runs/cache of the tree the program was built in, "
+                     "else ~/.cache/lethe/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"ddpm-epochs", "N", "epochs of the DDPM recipe (default 12)", 0},
     {"steps", "N", "unlearning steps (default: the scenario's budget)", 0},
@@ -85,6 +86,7 @@ int cmd_tune_diffusion(int argc, char **argv)
         cli_int(&a, "steps-sample", 10, 1, 1000, &ssteps) ||
         cli_float(&a, "guidance", 2.0, 0, 100, &gw))
         return 2;
+    if ((r = proto_check_method("tune", "--method", method, tuned, scn))) return r;
     lethe_unlearn_config_default(&base);
     base.method = method;
     base.ddpm = &probe_s;
@@ -111,7 +113,9 @@ int cmd_tune_diffusion(int argc, char **argv)
     proto_ctx p;
     memset(&p, 0, sizeof p);
     p.sc = proto_find("fmnist-cw");
-    p.cache = cli_str(&a, "cache", "runs/cache");
+    char cdef[4096];
+    p.cache = cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef));
+    p.data_dir = cli_str(&a, "data-dir", NULL);
     p.epochs = 8;
     p.seed = (uint64_t)seed;
     p.quiet = quiet;
@@ -119,12 +123,13 @@ int cmd_tune_diffusion(int argc, char **argv)
     lethe_ddpm s = {0};
     lethe_subset all = {0};
     int rc = 1;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/ddpm-unet-fmnist-e%ld-s%lu.safetensors", p.cache, depochs,
-             (unsigned long)seed);
+    char path[1024], tail[64];
     if ((st = cli_split_load(&p.sp, "fmnist", cli_str(&a, "data-dir", NULL), "class:0",
-                             (uint64_t)seed)) != LETHE_OK ||
-        (st = proto_ensure_original(&p)) != LETHE_OK ||
+                             (uint64_t)seed)) != LETHE_OK)
+        goto fail;
+    snprintf(tail, sizeof tail, "-e%ld-s%lu", depochs, (unsigned long)seed);
+    proto_cache_path(&p, "ddpm-unet-fmnist", tail, path, sizeof path);
+    if ((st = proto_ensure_original(&p)) != LETHE_OK ||
         (st = lethe_subset_all(&all, (size_t)p.sp.train.n)) != LETHE_OK ||
         (st = gen_ensure_ddpm(path, &p.sp.train, &all, NULL, (int)depochs, (uint64_t)seed,
                               quiet, &ddpm, &s)) != LETHE_OK)

@@ -121,13 +121,18 @@ int cmd_unlearn_diffusion(int argc, char **argv)
     cfg.ddpm = &s;
     cfg.p_uncond = (float)pu;
     if (ec.sample.steps > s.T) {
-        rc = cli_error("unlearn", "--steps-sample %d: %s has a schedule of T = %d steps",
-                       ec.sample.steps, path, s.T);
+        rc = cli_usage_error("unlearn", "--steps-sample %d: %s has a schedule of T = %d steps",
+                             ec.sample.steps, path, s.T);
         goto done;
     }
     /* The tuned settings of the diffusion scenario are the defaults; every
      * option given overrides them. */
     cfg.method = cli_str(&a, "method", cfg.method);
+    if ((r = proto_check_method("unlearn", "--method", cfg.method,
+                                strcmp(tuned, "none") != 0 ? tuned : NULL, "fmnist-ddpm-cw"))) {
+        rc = r;
+        goto done;
+    }
     int tuned_used = strcmp(tuned, "none") != 0 && access(tuned, R_OK) == 0;
     if (tuned_used && (st = proto_tuned(tuned, "fmnist-ddpm-cw", cfg.method, &cfg)) != LETHE_OK) {
         rc = cli_lib_error("unlearn", st);

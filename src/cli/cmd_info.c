@@ -5,6 +5,11 @@
 #include "cli/cli.h"
 
 static const cli_opt opts[] = {
+    {"arch", "NAME", "mlp | cnn | resnet8: read a checkpoint whose metadata names no "
+                     "architecture (a PyTorch state_dict) as this one", 0},
+    {"data", "NAME", "with --arch, when the metadata has no in_shape or nclass: the data set "
+                     "that gives them (default fmnist)", 0},
+    {"data-dir", "DIR", "folder of that data set", 0},
     {"quiet", NULL, "no effect: info prints only the checkpoint", 1},
     CLI_EXAMPLE("lethe info runs/cnn.safetensors"),
     {NULL, NULL, NULL, 0},
@@ -25,7 +30,11 @@ int cmd_info(int argc, char **argv)
         return 0;
     }
     memset(&md, 0, sizeof md);
-    lethe_status st = cli_open_model(a.pos[0], &m, &md);
+    const char *arch = cli_str(&a, "arch", NULL), *data = cli_str(&a, "data", NULL);
+    if ((arch && (r = cli_check_arch("info", arch))) || (data && (r = cli_check_data("info", data))))
+        return r;
+    lethe_status st = cli_open_model_as(a.pos[0], arch, data, cli_str(&a, "data-dir", NULL), &m,
+                                        &md);
     if (st != LETHE_OK) return cli_lib_error("info", st);
     printf("%s\n\nmetadata:\n", a.pos[0]);
     for (int i = 0; i < md.n; i++) printf("  %-18s %s\n", md.kv[i].key, md.kv[i].value);

@@ -23,10 +23,13 @@ static const cli_opt opts[] = {
     {"model", "FILE", "instead of --scenario: the trained original model", 0},
     {"forget", "SPEC", "with --model: class:C | random:P% | indices:FILE", 0},
     {"reference", "FILE", "with --model: the Retrain model (gaps and the Retrain mark)", 0},
+    {"arch", "NAME", "with --model: mlp | cnn | resnet8, for a checkpoint whose metadata names "
+                     "no architecture (a PyTorch state_dict)", 0},
     {"data", "NAME", "with --model: data set (default: the checkpoint's)", 0},
     {"forget-seed", "N", "with --model: seed of a random forget set (default 0)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
-    {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
+    {"cache", "DIR", "cached original/Retrain models (default: runs/cache of the tree the "
+                     "program was built in, else ~/.cache/lethe/cache)", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
     CLI_HEADING("what to sweep (required: --method, --param, --values)"),
     {"param", "NAME", "the method's option to sweep: lr, eps, beta, a, gamma, l1, … (its "
@@ -40,7 +43,8 @@ static const cli_opt opts[] = {
     {"diagnostics", NULL, "record gradient-conflict diagnostics (eupmu*, ungrad*)", 1},
     {"audit", NULL, "run the utility audit in every run (counted forwards)", 1},
     CLI_HEADING("outputs"),
-    {"report", "FILE", "results (default runs/sweep-SCENARIO-METHOD-PARAM.json); - for stdout", 0},
+    {"report", "FILE", "results (default runs/sweep-SCENARIO-METHOD-PARAM.json beside the "
+                       "default cache); - for stdout", 0},
     {"plot", "PREFIX", "plot files PREFIX.png, PREFIX.svg (default: the JSON path less .json)", 0},
     {"no-plot", NULL, "no plot (no gnuplot needed)", 1},
     {"quiet", NULL, "print only the table (no progress, no settings or 'wrote' lines)", 1},
@@ -125,6 +129,10 @@ int cmd_sweep(int argc, char **argv)
     const proto_scenario *sc = scn ? proto_find(scn) : NULL;
     static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd"};
     if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 2);
+    if (cli_str(&a, "data", NULL) && (r = cli_check_data("sweep", cli_str(&a, "data", NULL))))
+        return r;
+    if (cli_str(&a, "arch", NULL) && (r = cli_check_arch("sweep", cli_str(&a, "arch", NULL))))
+        return r;
     lethe_forget_spec fs;
     if (mpath && (r = cli_forget_parse("sweep", "--forget", cli_str(&a, "forget", NULL), &fs)))
         return r;
@@ -174,8 +182,9 @@ int cmd_sweep(int argc, char **argv)
             return cli_usage_error("sweep", "--compare %s: %s", tok, lethe_last_error());
     }
 
-    char jdef[512], pdef[512];
-    snprintf(jdef, sizeof jdef, "runs/sweep-%s-%s-%s.json", scn ? scn : "custom", method, param);
+    char jdef[4096], pdef[4096], jrel[512], cdef[4096];
+    snprintf(jrel, sizeof jrel, "sweep-%s-%s-%s.json", scn ? scn : "custom", method, param);
+    cli_runs_path(jrel, jdef, sizeof jdef);
     const char *json = cli_str(&a, "report", jdef);
     /* The plot is named after the JSON, or after the default name when the
      * JSON goes to standard output. */
@@ -184,13 +193,15 @@ int cmd_sweep(int argc, char **argv)
     if (k > 5 && strcmp(pdef + k - 5, ".json") == 0) pdef[k - 5] = 0;
     const char *prefix = cli_str(&a, "plot", pdef);
     int do_plot = !cli_flag(&a, "no-plot");
-    char png[600], svg[600];
+    char png[4200], svg[4200];
     snprintf(png, sizeof png, "%s.png", prefix);
     snprintf(svg, sizeof svg, "%s.svg", prefix);
-    if ((strncmp(json, "runs/", 5) == 0 && io_mkdir_parent(json) != 0) ||
-        (do_plot && strncmp(png, "runs/", 5) == 0 && io_mkdir_parent(png) != 0))
-        return cli_error("sweep", "%s: cannot create its folder: %s",
-                         strncmp(json, "runs/", 5) == 0 ? json : png, strerror(errno));
+    /* Default paths: their folder (the runs folder) is made. */
+    int json_def = !cli_str(&a, "report", NULL), png_def = do_plot && !cli_str(&a, "plot", NULL) &&
+                                                           strncmp(png, jdef, strlen(jdef) - 5) == 0;
+    if ((json_def && io_mkdir_parent(json) != 0) || (png_def && io_mkdir_parent(png) != 0))
+        return cli_error("sweep", "%s: cannot create its folder: %s", json_def ? json : png,
+                         strerror(errno));
     /* Paths the user named follow the rule of outputs (--force); the
      * defaults are Lethe's own and replaced freely. */
     int named_plot = cli_str(&a, "plot", NULL) || (cli_str(&a, "report", NULL) && strcmp(json, "-"));
@@ -205,12 +216,13 @@ int cmd_sweep(int argc, char **argv)
     if (scn) cli_settings_note("sweep", tuned, quiet);
     proto_ctx p;
     if (scn)
-        st = proto_open(&p, sc, cli_str(&a, "cache", "runs/cache"), cli_str(&a, "data-dir", NULL),
-                        (int)epochs, base.seed, quiet);
+        st = proto_open(&p, sc, cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef)),
+                        cli_str(&a, "data-dir", NULL), (int)epochs, base.seed, quiet);
     else
-        st = proto_open_custom(&p, mpath, cli_str(&a, "reference", NULL), cli_str(&a, "forget", NULL),
-                               (uint64_t)fseed, cli_str(&a, "data", NULL),
-                               cli_str(&a, "data-dir", NULL), base.seed, quiet);
+        st = proto_open_custom(&p, mpath, cli_str(&a, "arch", NULL), cli_str(&a, "reference", NULL),
+                               cli_str(&a, "forget", NULL), (uint64_t)fseed,
+                               cli_str(&a, "data", NULL), cli_str(&a, "data-dir", NULL),
+                               base.seed, quiet);
     if (st != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("sweep", st);

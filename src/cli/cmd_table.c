@@ -42,13 +42,19 @@ static row *add_row(table *t, const char *name)
     return r;
 }
 
-/* Mean over UA, RA, TA and MIA of |m − ref| (lethe_avg_gap's rule). */
+/* MIA-Efficacy of a metrics object: "MIA_Eff" (schema 2), "MIA" before. */
+static double mia(const cJSON *m)
+{
+    return cJSON_GetObjectItemCaseSensitive(m, "MIA_Eff") ? num(m, "MIA_Eff") : num(m, "MIA");
+}
+
+/* Mean over UA, RA, TA and MIA-Eff. of |m − ref| (lethe_avg_gap's rule). */
 static double gap(const cJSON *m, const cJSON *ref)
 {
-    static const char *keys[] = {"UA", "RA", "TA", "MIA"};
+    static const char *keys[] = {"UA", "RA", "TA"};
     if (!cJSON_IsObject(m) || !cJSON_IsObject(ref)) return NAN;
-    double s = 0;
-    for (int k = 0; k < 4; k++) s += fabs(num(m, keys[k]) - num(ref, keys[k]));
+    double s = fabs(mia(m) - mia(ref));
+    for (int k = 0; k < 3; k++) s += fabs(num(m, keys[k]) - num(ref, keys[k]));
     return s / 4;
 }
 
@@ -56,12 +62,13 @@ static double gap(const cJSON *m, const cJSON *ref)
 static void fill_sd(row *r, const cJSON *holder)
 {
     static const struct { int col; const char *key; } keys[] = {
-        {C_UA, "UA"}, {C_RA, "RA"}, {C_TA, "TA"}, {C_MIA, "MIA"}, {C_GAP, "avg_gap"},
+        {C_UA, "UA"}, {C_RA, "RA"}, {C_TA, "TA"}, {C_GAP, "avg_gap"},
         {C_RTE, "rte_s"}};
     const cJSON *sd = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(holder, "spread"), "sd");
     if (!r || !cJSON_IsObject(sd)) return;
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) r->sd[keys[k].col] = num(sd, keys[k].key);
+    r->sd[C_MIA] = mia(sd);
 }
 
 static int fill(row *r, const cJSON *metrics, const cJSON *ref, const cJSON *run, double avg_gap)
@@ -70,7 +77,7 @@ static int fill(row *r, const cJSON *metrics, const cJSON *ref, const cJSON *run
     r->v[C_UA] = num(metrics, "UA");
     r->v[C_RA] = num(metrics, "RA");
     r->v[C_TA] = num(metrics, "TA");
-    r->v[C_MIA] = num(metrics, "MIA");
+    r->v[C_MIA] = mia(metrics);
     r->v[C_GAP] = isfinite(avg_gap) ? avg_gap : gap(metrics, ref);
     if (run) {
         r->v[C_RTE] = num(run, "seconds");
@@ -148,7 +155,7 @@ static const char *heads_md[NCOL] = {"UA", "RA", "TA", "MIA-Eff.", "Avg. Gap", "
 static const char *heads_tex[NCOL] = {"UA", "RA", "TA", "MIA-Eff.", "Avg.\\ Gap", "RTE (s)",
                                       "Fwd", "Bwd", "Conflict (\\%)",
                                       "$\\overline{|\\lambda-\\lambda^*|}$"};
-static const char *heads_csv[NCOL] = {"UA", "RA", "TA", "MIA", "avg_gap", "rte_s",
+static const char *heads_csv[NCOL] = {"UA", "RA", "TA", "MIA_Eff", "avg_gap", "rte_s",
                                       "forward_passes", "backward_passes",
                                       "conflict_percent", "mean_lambda_gap"};
 static const char *fmt[NCOL] = {"%.2f", "%.2f", "%.2f", "%.2f", "%.2f", "%.1f",

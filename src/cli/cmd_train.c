@@ -12,7 +12,9 @@ static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
     {"arch", "NAME", "mlp | cnn | resnet8 (default cnn)", 0},
-    {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist)", 0},
+    {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist), or one's own in --data-dir: "
+                     "idx (IDX files; idx:K for K classes) | cifar:K (CIFAR binaries of K "
+                     "classes)", 0},
     {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist)", 0},
     {"forget", "SPEC", "Retrain: train on the retained part only (class:0 | random:10% | "
                        "indices:FILE)", 0},
@@ -72,7 +74,7 @@ int cmd_train(int argc, char **argv)
     cfg.nesterov = cli_flag(&a, "nesterov");
     lethe_schedule sch;
     if (lethe_schedule_parse(&sch, cli_str(&a, "schedule", "cosine")) != LETHE_OK)
-        return cli_lib_error("train", LETHE_ERR_ARG) + 1;
+        return cli_usage_error("train", "--schedule: %s", lethe_last_error());
     cfg.schedule = sch.kind;
     const char *optn = cli_str(&a, "optimizer", "sgd");
     if (strcmp(optn, "sgd") == 0) cfg.optimizer = LETHE_OPT_SGD;
@@ -81,6 +83,7 @@ int cmd_train(int argc, char **argv)
     const char *arch = cli_str(&a, "arch", "cnn");
     if ((r = cli_check_arch("train", arch))) return r;
     const char *data = cli_str(&a, "data", "fmnist");
+    if ((r = cli_check_data("train", data))) return r;
     const char *fspec = cli_str(&a, "forget", NULL);
     lethe_forget_spec spec;
     if (fspec && (r = cli_forget_parse("train", "--forget", fspec, &spec))) return r;
@@ -176,10 +179,10 @@ int cmd_train(int argc, char **argv)
         cJSON_AddItemToObject(rc_, "lr", report_float(cfg.lr));
         cJSON_AddStringToObject(rc_, "schedule", cli_str(&a, "schedule", "cosine"));
         cJSON_AddItemToObject(rc_, "momentum", report_float(cfg.momentum));
-        cJSON_AddItemToObject(rc_, "weight_decay", report_float(cfg.weight_decay));
+        cJSON_AddItemToObject(rc_, "wd", report_float(cfg.weight_decay));
         cJSON_AddBoolToObject(rc_, "nesterov", cfg.nesterov);
         cJSON_AddNumberToObject(rc_, "seed", (double)seed);
-        if (fspec) cJSON_AddStringToObject(rc_, "trained_without", lethe_meta_get(&md, "trained_without"));
+        if (fspec) cJSON_AddStringToObject(rc_, "forget", lethe_meta_get(&md, "trained_without"));
         cJSON_AddNumberToObject(root, "images", (double)sub->n);
         cJSON_AddNumberToObject(root, "steps", (double)run.ctl.step);
         cJSON_AddNumberToObject(root, "train_accuracy", acc_train);

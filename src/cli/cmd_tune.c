@@ -24,7 +24,8 @@ static const cli_opt opts[] = {
     {"write", NULL, "store the best setting in the settings file (a named file is created if "
                     "missing)", 1},
     CLI_HEADING("original and Retrain models"),
-    {"cache", "DIR", "cached original/Retrain models (default runs/cache)", 0},
+    {"cache", "DIR", "cached original/Retrain models (default: runs/cache of the tree the "
+                     "program was built in, else ~/.cache/lethe/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
     {"seed", "N", "seed (default 0)", 0},
@@ -76,8 +77,10 @@ int cmd_tune(int argc, char **argv)
 
     cli_settings_note("tune", tuned, quiet);
     proto_ctx p;
-    if ((st = proto_open(&p, sc, cli_str(&a, "cache", "runs/cache"), cli_str(&a, "data-dir", NULL),
-                         (int)epochs, (uint64_t)seed, quiet)) != LETHE_OK) {
+    char cdef[4096];
+    const char *cache = cli_str(&a, "cache", cli_runs_path("cache", cdef, sizeof cdef));
+    if ((st = proto_open(&p, sc, cache, cli_str(&a, "data-dir", NULL), (int)epochs,
+                         (uint64_t)seed, quiet)) != LETHE_OK) {
         proto_close(&p);
         return cli_lib_error("tune", st);
     }

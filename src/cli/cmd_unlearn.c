@@ -14,9 +14,12 @@ static const cli_opt opts[] = {
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help (a "
                      "diffusion checkpoint takes that form by itself)", 0},
     {"model", "FILE", "the trained model (.safetensors; required)", 0},
+    {"arch", "NAME", "mlp | cnn | resnet8: load a checkpoint whose metadata names no "
+                     "architecture (a PyTorch state_dict) as this one", 0},
     {"forget", "SPEC", "what to forget (required): class:C[,C…] | random:P% | indices:FILE", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
-    {"data", "NAME", "data set (default: the checkpoint's)", 0},
+    {"data", "NAME", "fmnist | mnist | cifar10 | idx[:K] | cifar:K (default: the "
+                     "checkpoint's)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     CLI_HEADING("method and its settings (default: eupmu for 5·ceil(|D_f|/batch) steps)"),
     {"epochs", "N", "steps = N·ceil(|D_f|/batch) (instead of --steps)", 0},
@@ -181,6 +184,10 @@ int cmd_unlearn(int argc, char **argv)
         return cli_usage_error("unlearn", "--utility-budget chooses eps: drop --eps-budget");
     lethe_forget_spec spec;
     if ((r = cli_forget_parse("unlearn", "--forget", fspec, &spec))) return r;
+    if (cli_str(&a, "data", NULL) && (r = cli_check_data("unlearn", cli_str(&a, "data", NULL))))
+        return r;
+    if (cli_str(&a, "arch", NULL) && (r = cli_check_arch("unlearn", cli_str(&a, "arch", NULL))))
+        return r;
     int quiet = cli_flag(&a, "quiet");
     const char *out = cli_str(&a, "out", NULL), *rep = cli_str(&a, "report", NULL);
     const char *refpath = cli_str(&a, "reference", NULL);
@@ -210,7 +217,9 @@ int cmd_unlearn(int argc, char **argv)
     lethe_unlearn_result res = {0};
     lethe_budget_result br = {0};
     cJSON *root = NULL;
-    lethe_status st = cli_open_model(path, &m, &md);
+    const char *arch = cli_str(&a, "arch", NULL);
+    lethe_status st = cli_open_model_as(path, arch, cli_str(&a, "data", NULL),
+                                        cli_str(&a, "data-dir", NULL), &m, &md);
     if (st != LETHE_OK) goto fail;
     if (lethe_model_out_size(m) != (size_t)lethe_model_nclass(m)) {
         cli_error("unlearn", "%s: a diffusion model (%s): use lethe unlearn --task diffusion",
@@ -234,7 +243,9 @@ int cmd_unlearn(int argc, char **argv)
     if (cli_check_model_data("unlearn", path, &md, m, &sp.train)) goto done;
     if (refpath) {
         lethe_metadata rmd = {0};
-        if ((st = cli_open_model(refpath, &ref, &rmd)) != LETHE_OK) goto fail;
+        if ((st = cli_open_model_as(refpath, arch, data, cli_str(&a, "data-dir", NULL), &ref,
+                                    &rmd)) != LETHE_OK)
+            goto fail;
         if (strcmp(lethe_model_arch(ref), lethe_model_arch(m)) != 0) {
             cli_error("unlearn", "%s: reference is a %s, the model a %s", refpath,
                       lethe_model_arch(ref), lethe_model_arch(m));

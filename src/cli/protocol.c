@@ -1,5 +1,6 @@
 /* Scenarios, the model cache, tuned settings, and method runs. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,43 @@ static void spec_slug(const char *spec, char *out, size_t n)
     out[k] = 0;
 }
 
+/* FNV-1a over n bytes, on from h. */
+static uint64_t fnv_bytes(uint64_t h, const void *data, size_t n)
+{
+    const uint8_t *b = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t fingerprint(const lethe_dataset *d, uint64_t h)
+{
+    int32_t dims[5] = {d->n, d->c, d->h, d->w, d->nclass};
+    h = fnv_bytes(h, dims, sizeof dims);
+    h = fnv_bytes(h, d->pixels, (size_t)d->n * d->c * d->h * d->w);
+    return fnv_bytes(h, d->labels, (size_t)d->n);
+}
+
+void proto_cache_path(proto_ctx *p, const char *stem, const char *tail, char *out, size_t n)
+{
+    if (!p->data_fp[0])
+        snprintf(p->data_fp, sizeof p->data_fp, "%016llx",
+                 (unsigned long long)fingerprint(&p->sp.test,
+                                                 fingerprint(&p->sp.train, 0xcbf29ce484222325ULL)));
+    snprintf(out, n, "%s/%s-data-%.12s%s.safetensors", p->cache, stem, p->data_fp, tail);
+    if (access(out, F_OK) == 0) return;
+    /* Made before fingerprints: only the default folder's data made them
+     * unless --data-dir was given, which cannot be told apart afterwards. */
+    char legacy[1024], real[PATH_MAX];
+    int default_data = !p->data_dir || (realpath(p->data_dir, real) &&
+                                        strcmp(real, LETHE_FMNIST_DIR) == 0);
+    snprintf(legacy, sizeof legacy, "%s/%s%s.safetensors", p->cache, stem, tail);
+    lethe_metadata md = {0};
+    if (default_data && strcmp(p->sp.train.name, "fmnist") == 0 && access(legacy, R_OK) == 0 &&
+        lethe_checkpoint_read_meta(legacy, &md) == LETHE_OK &&
+        !lethe_meta_get(&md, "data_fingerprint"))
+        snprintf(out, n, "%s", legacy);
+}
+
 static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_subset *sub,
                                  const char *without, lethe_model **out, double *secs)
 {
@@ -45,7 +83,15 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     *secs = 0;
     if (access(path, R_OK) == 0) {
         if (!p->quiet) fprintf(stderr, "reusing %s\n", path);
-        return lethe_checkpoint_open(out, path, &md);
+        lethe_status st = lethe_checkpoint_open(out, path, &md);
+        const char *fp = lethe_meta_get(&md, "data_fingerprint");
+        if (st == LETHE_OK && fp && strcmp(fp, p->data_fp) != 0) {
+            lethe_model_free(*out);
+            *out = NULL;
+            return lethe_fail(LETHE_ERR_MISMATCH, "%s: trained on other data (fingerprint %s, "
+                              "these data %s): remove it to train again", path, fp, p->data_fp);
+        }
+        return st;
     }
     lethe_dataset *tr = &p->sp.train;
     lethe_status st = lethe_model_create(out, p->sc->arch, tr->c, tr->h, tr->w, tr->nclass);
@@ -79,6 +125,7 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     snprintf(buf, sizeof buf, "%lu", (unsigned long)p->seed);
     lethe_meta_set(&md, "seed", buf);
     if (without) lethe_meta_set(&md, "trained_without", without);
+    lethe_meta_set(&md, "data_fingerprint", p->data_fp);
     return lethe_checkpoint_save(*out, &md, path);
 }
 
@@ -87,10 +134,11 @@ lethe_status proto_ensure_original(proto_ctx *p)
     lethe_subset all;
     lethe_status st = lethe_subset_all(&all, (size_t)p->sp.train.n);
     if (st != LETHE_OK) return st;
-    char path[1024];
+    char path[1024], stem[128], tail[64];
     double secs;
-    snprintf(path, sizeof path, "%s/orig-%s-%s-e%d-s%lu.safetensors", p->cache, p->sc->arch,
-             p->sc->data, p->epochs, (unsigned long)p->seed);
+    snprintf(stem, sizeof stem, "orig-%s-%s", p->sc->arch, p->sc->data);
+    snprintf(tail, sizeof tail, "-e%d-s%lu", p->epochs, (unsigned long)p->seed);
+    proto_cache_path(p, stem, tail, path, sizeof path);
     st = ensure_model(p, path, &all, NULL, &p->orig, &secs);
     lethe_subset_free(&all);
     return st;
@@ -119,14 +167,15 @@ lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char 
     lethe_status st = cli_split_load(&p->sp, sc->data, data_dir, sc->forget, forget_seed);
     if (st != LETHE_OK || (st = cli_split_match(&p->sp, match_unseen, 0)) != LETHE_OK) return st;
     if ((st = proto_ensure_original(p)) != LETHE_OK) return st;
-    char path[1024], slug[256], draw[32] = "";
+    char path[1024], slug[256], draw[32] = "", stem[400], tail[64];
     spec_slug(p->sp.spec_text, slug, sizeof slug);
     /* Another draw of a random forget set has its own Retrain; the
      * scenario's own draw (forget seed = seed) keeps its old name. */
     if (forget_seed != seed && p->sp.spec.kind != LETHE_FORGET_CLASS)
         snprintf(draw, sizeof draw, "-f%lu", (unsigned long)forget_seed);
-    snprintf(path, sizeof path, "%s/retrain-%s-%s-%s%s-e%d-s%lu.safetensors", cache, sc->arch,
-             sc->data, slug, draw, epochs, (unsigned long)seed);
+    snprintf(stem, sizeof stem, "retrain-%s-%s-%s", sc->arch, sc->data, slug);
+    snprintf(tail, sizeof tail, "%s-e%d-s%lu", draw, epochs, (unsigned long)seed);
+    proto_cache_path(p, stem, tail, path, sizeof path);
     if ((st = ensure_model(p, path, &p->sp.retain, p->sp.spec_text, &p->retrain,
                            &p->retrain_seconds)) != LETHE_OK)
         return st;
@@ -134,7 +183,8 @@ lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char 
     return cli_split_metrics(&p->sp, p->retrain, seed, &p->m_retrain);
 }
 
-lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *reference_path,
+lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *arch,
+                               const char *reference_path,
                                const char *forget, uint64_t forget_seed, const char *data,
                                const char *data_dir, uint64_t seed, int quiet)
 {
@@ -143,7 +193,7 @@ lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char 
     p->seed = seed;
     p->quiet = quiet;
     lethe_metadata md = {0};
-    lethe_status st = lethe_checkpoint_open(&p->orig, model_path, &md);
+    lethe_status st = cli_open_model_as(model_path, arch, data, data_dir, &p->orig, &md);
     if (st != LETHE_OK) return st;
     const char *dname = data ? data : lethe_meta_get(&md, "dataset");
     p->own.name = "custom";
@@ -166,7 +216,9 @@ lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char 
                           model_path, lethe_model_nclass(p->orig), tr->name, tr->nclass);
     if (reference_path) {
         lethe_metadata rmd = {0};
-        if ((st = lethe_checkpoint_open(&p->retrain, reference_path, &rmd)) != LETHE_OK) return st;
+        if ((st = cli_open_model_as(reference_path, arch, dname, data_dir, &p->retrain, &rmd)) !=
+            LETHE_OK)
+            return st;
         if (strcmp(lethe_model_arch(p->retrain), p->own.arch) != 0)
             return lethe_fail(LETHE_ERR_MISMATCH, "%s: reference is a %s, the model a %s",
                               reference_path, lethe_model_arch(p->retrain), p->own.arch);

@@ -27,6 +27,7 @@ typedef struct {
     double retrain_seconds;
     proto_scenario own;         /* a custom setup's "scenario" (proto_open_custom) */
     char own_data[32];          /* its data set name */
+    char data_fp[17];           /* fingerprint of the data (proto_cache_path), "" until made */
 } proto_ctx;
 
 /* Load the split; train or reuse the original and Retrain models. */
@@ -42,11 +43,21 @@ void proto_close(proto_ctx *p);
 /* Train or reuse only the original model (p->sc, cache, epochs, seed and
  * the split p->sp set). */
 lethe_status proto_ensure_original(proto_ctx *p);
+/* The cache file of a model trained on p->sp's data: CACHE/STEM-data-FP-TAIL
+ * .safetensors, FP the first 12 hex digits of a fingerprint (FNV-1a) of
+ * both splits' sizes, pixels and labels, so that a model trained on other
+ * data is never reused for these (made into p->data_fp on first use). A
+ * cache made before fingerprints, CACHE/STEM-TAIL.safetensors, is used
+ * in its place when the fingerprinted file does not exist and the data
+ * are the scenario's own from the default folder (where it was made). */
+void proto_cache_path(proto_ctx *p, const char *stem, const char *tail, char *out, size_t n);
 /* A setup of one's own instead of a scenario: the trained model at
- * model_path is the original, reference_path (may be NULL) the Retrain
+ * model_path is the original (loaded as `arch` when its metadata names
+ * none: cli_open_model_as), reference_path (may be NULL) the Retrain
  * model; data NULL takes the checkpoint's data set. Gaps are NaN without a
  * reference. The strings must outlive p. */
-lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *reference_path,
+lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char *arch,
+                               const char *reference_path,
                                const char *forget, uint64_t forget_seed, const char *data,
                                const char *data_dir, uint64_t seed, int quiet);
 

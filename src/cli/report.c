@@ -17,7 +17,7 @@ cJSON *report_metrics(const lethe_metrics *m)
     cJSON_AddNumberToObject(o, "RA", m->ra);
     cJSON_AddNumberToObject(o, "TA", m->ta);
     if (m->has_ta_forget) cJSON_AddNumberToObject(o, "TA_forget", m->ta_forget);
-    cJSON_AddNumberToObject(o, "MIA", m->mia);
+    cJSON_AddNumberToObject(o, "MIA_Eff", m->mia);     /* the tables' "MIA-Eff." */
     return o;
 }
 
@@ -52,8 +52,10 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
     cJSON_AddStringToObject(o, "beta_schedule", c->beta_decay ? "decay" : "constant");
     cJSON_AddItemToObject(o, "lambda0", report_float(c->lambda0));
     cJSON_AddItemToObject(o, "lambda_max", report_float(c->lambda_max));
-    cJSON_AddItemToObject(o, "neggrad_a", report_float(c->neggrad_a));
-    cJSON_AddItemToObject(o, "salun_gamma", report_float(c->salun_gamma));
+    /* Named as the options (--a, --gamma); settings files also read the
+     * older neggrad_a and salun_gamma. */
+    cJSON_AddItemToObject(o, "a", report_float(c->neggrad_a));
+    cJSON_AddItemToObject(o, "gamma", report_float(c->salun_gamma));
     cJSON_AddItemToObject(o, "l1", report_float(c->l1));
     cJSON_AddStringToObject(o, "ungrad_form",
                             c->ungrad_form == LETHE_UNGRAD_MIXED ? "mixed" : "grouped");
@@ -105,11 +107,9 @@ cJSON *report_config(const lethe_unlearn_config *c, const char *forget)
     return o;
 }
 
-/* NaN is not JSON: missing values become null. */
-static cJSON *num_or_null(float v)
-{
-    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
-}
+/* NaN is not JSON: missing values become null. A float is written as the
+ * shortest decimal that reads back to it (report_float). */
+static cJSON *num_or_null(float v) { return report_float(v); }
 
 static cJSON *dnum_or_null(double v)
 {
@@ -222,8 +222,8 @@ cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *b
     cJSON_AddItemToObject(o, "ra_final", dnum_or_null((double)br->ra_final));
     cJSON_AddItemToObject(o, "ra_drop_final", dnum_or_null((double)br->ra_drop_final));
     cJSON_AddBoolToObject(o, "final_is_chosen_trial", br->reused);
-    cJSON_AddItemToObject(o, "eps_lo", report_float(bc->eps_lo));
-    cJSON_AddItemToObject(o, "eps_hi", report_float(bc->eps_hi));
+    cJSON_AddItemToObject(o, "eps_min", report_float(bc->eps_lo));   /* --budget-eps-min */
+    cJSON_AddItemToObject(o, "eps_max", report_float(bc->eps_hi));   /* --budget-eps-max */
     cJSON_AddNumberToObject(o, "trial_steps", (double)bc->trial_steps);
     cJSON_AddNumberToObject(o, "check_every", (double)bc->check_every);
     cJSON_AddNumberToObject(o, "early_from", bc->early_from);

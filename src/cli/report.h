@@ -15,7 +15,7 @@ cJSON *report_run(const lethe_unlearn_result *r, int with_trace);
 cJSON *report_budget(const lethe_budget_config *bc, const lethe_budget_result *br);
 /* The version of the report layout (docs/REPORTS.md): raised when a key
  * changes its meaning or disappears, not when one is added. */
-#define REPORT_SCHEMA_VERSION 1
+#define REPORT_SCHEMA_VERSION 2
 
 /* A float as its shortest round-trip decimal (0.01, not
  * 0.00999999977648258); null when not finite. */

@@ -2,6 +2,7 @@
  * the training set of `lethe train`; saving an unlearned model. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -121,7 +122,68 @@ lethe_status cli_split_metrics(cli_split *s, lethe_model *m, uint64_t seed, leth
 
 lethe_status cli_open_model(const char *path, lethe_model **m, lethe_metadata *md)
 {
-    return lethe_checkpoint_open(m, path, md);
+    return cli_open_model_as(path, NULL, NULL, NULL, m, md);
+}
+
+/* "C,H,W" into c, h, w: 1 on success. */
+static int parse_shape(const char *s, int *c, int *h, int *w)
+{
+    char tail;
+    return s && sscanf(s, "%d,%d,%d%c", c, h, w, &tail) == 3 && *c > 0 && *h > 0 && *w > 0;
+}
+
+lethe_status cli_open_model_as(const char *path, const char *arch, const char *data,
+                               const char *dir, lethe_model **m, lethe_metadata *md)
+{
+    lethe_metadata meta = {0};
+    struct stat sb;
+    *m = NULL;
+    /* A pipe is read once: only a regular file is peeked at first. */
+    if (!arch && (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)))
+        return lethe_checkpoint_open(m, path, md);
+    lethe_status st = lethe_checkpoint_read_meta(path, &meta);
+    if (st != LETHE_OK) return st;
+    const char *have = lethe_meta_get(&meta, "arch");
+    if (have && arch && strcmp(have, arch) != 0)
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: its metadata says arch %s, --arch says %s",
+                          path, have, arch);
+    if (have) return lethe_checkpoint_open(m, path, md);
+    if (!arch)
+        return lethe_fail(LETHE_ERR_FORMAT, "%s: no 'arch' in the metadata (a PyTorch "
+                          "state_dict?): name its architecture with --arch mlp|cnn|resnet8",
+                          path);
+    /* A state_dict alone: the input shape and class count from the
+     * metadata where it has them, else from the data set it is used on. */
+    int c, h, w, nclass;
+    const char *nc = lethe_meta_get(&meta, "nclass");
+    int have_shape = parse_shape(lethe_meta_get(&meta, "in_shape"), &c, &h, &w);
+    int have_nclass = nc && sscanf(nc, "%d", &nclass) == 1;
+    if (!have_shape || !have_nclass) {
+        lethe_dataset ds;
+        const char *dname = data ? data : lethe_meta_get(&meta, "dataset");
+        if ((st = lethe_dataset_load(&ds, dname ? dname : "fmnist", dir, 0)) != LETHE_OK)
+            return st;
+        if (!have_shape) c = ds.c, h = ds.h, w = ds.w;
+        if (!have_nclass) nclass = ds.nclass;
+        lethe_dataset_free(&ds);
+    }
+    if ((st = lethe_model_create(m, arch, c, h, w, nclass)) != LETHE_OK) return st;
+    if ((st = lethe_checkpoint_load(*m, path, &meta)) != LETHE_OK) {
+        char why[600];
+        snprintf(why, sizeof why, "%s", lethe_last_error());
+        lethe_model_free(*m);
+        *m = NULL;
+        return lethe_fail(st, "%s (loaded as --arch %s)", why, arch);
+    }
+    /* Outputs made from it (an unlearned model) say what it is. */
+    char buf[64];
+    lethe_meta_set(&meta, "arch", arch);
+    snprintf(buf, sizeof buf, "%d,%d,%d", c, h, w);
+    lethe_meta_set(&meta, "in_shape", buf);
+    snprintf(buf, sizeof buf, "%d", nclass);
+    lethe_meta_set(&meta, "nclass", buf);
+    if (md) *md = meta;
+    return LETHE_OK;
 }
 
 lethe_status cli_training_set(const lethe_forget_spec *spec, const lethe_dataset *train,

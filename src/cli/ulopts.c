@@ -7,6 +7,9 @@ int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c)
 {
     /* By name: a method's own defaults come with it (then the options given). */
     const char *m = cli_str(a, "method", NULL);
+    int r;
+    /* A misspelt name gets the nearest one, as --methods does. */
+    if (m && (r = cli_check_method(a->cmd, "--method", m))) return r;
     if (m && lethe_unlearn_set(c, "method", m) != LETHE_OK) c->method = m;  /* validate says */
     return cli_unlearn_options(a, c);
 }

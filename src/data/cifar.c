@@ -4,6 +4,8 @@
  * green, all blue), which is already our (N, C, H, W) layout. The training
  * split is data_batch_1..5.bin (all five), the test split test_batch.bin.
  * Sizes are checked from stat() before anything is allocated.
+ * One's own set in that format ("cifar:K", dataset.c) has K classes and
+ * data_batch_1.bin with any of 2..5 after it, in order.
  */
 #include "lethe.h"
 
@@ -13,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/formats.h"
+
 #define CIFAR_PIXELS  3072                 /* 3 · 32 · 32 */
 #define CIFAR_RECORD  (1 + CIFAR_PIXELS)
 #define CIFAR_MAX_N   10000000
@@ -21,7 +25,8 @@
 static const float cifar_mean[3] = {0.4914f, 0.4822f, 0.4465f};
 static const float cifar_std[3] = {0.2470f, 0.2435f, 0.2616f};
 
-lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train)
+lethe_status cifar_load_classes(lethe_dataset *ds, const char *dir, int train, int nclass,
+                                int own)
 {
     memset(ds, 0, sizeof *ds);
     if (!dir || !*dir)
@@ -44,6 +49,10 @@ lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train)
                         : snprintf(path[k], sizeof path[k], "%s/test_batch.bin", dir);
         if (len < 0 || (size_t)len >= sizeof path[k])
             return lethe_fail(LETHE_ERR_ARG, "%s: path too long", dir);
+        if (own && k > 0 && stat(path[k], &sb) != 0 && errno == ENOENT) {
+            nfile = k;                  /* one's own set: the batches there are */
+            break;
+        }
         if (stat(path[k], &sb) != 0)
             return lethe_fail(errno == ENOENT ? LETHE_ERR_NOTFOUND : LETHE_ERR_IO,
                               "%s: cannot open: %s", path[k], strerror(errno));
@@ -85,9 +94,10 @@ lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train)
                                 path[k], r, count[k]);
                 goto done;
             }
-            if (lab >= 10) {
-                st = lethe_fail(LETHE_ERR_FORMAT, "%s: record %ld has label %d (expected 0..9)",
-                                path[k], r, lab);
+            if (lab >= nclass) {
+                st = lethe_fail(LETHE_ERR_FORMAT, "%s: record %ld has label %d (expected 0..%d%s)",
+                                path[k], r, lab, nclass - 1,
+                                own ? ": state the class count as cifar:K" : "");
                 goto done;
             }
             labels[i] = (uint8_t)lab;
@@ -100,12 +110,16 @@ lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train)
     ds->c = 3;
     ds->h = 32;
     ds->w = 32;
-    ds->nclass = 10;
+    ds->nclass = nclass;
     ds->pixels = pixels;
     ds->labels = labels;
     memcpy(ds->mean, cifar_mean, sizeof ds->mean);
     memcpy(ds->std, cifar_std, sizeof ds->std);
     snprintf(ds->name, sizeof ds->name, "cifar10");
+    if (own) {                  /* statistics unknown: (p/255 − 0.5)/0.5, as dataset.c */
+        for (int c = 0; c < 3; c++) ds->mean[c] = ds->std[c] = 0.5f;
+        snprintf(ds->name, sizeof ds->name, "cifar:%d", nclass);
+    }
     return LETHE_OK;
 
 done:
@@ -113,4 +127,9 @@ done:
     free(pixels);
     free(labels);
     return st;
+}
+
+lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train)
+{
+    return cifar_load_classes(ds, dir, train, 10, 0);
 }

@@ -16,10 +16,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "data/formats.h"
 #include "io/outpath.h"
 
 #define IDX_MAGIC_IMAGES 0x00000803u
 #define IDX_MAGIC_LABELS 0x00000801u
+#define IDX_MAGIC_IMAGES_C 0x00000804u      /* images with a channel dimension */
+#define IDX_MAX_CHANNELS 3u
 #define IDX_MAX_N        10000000u          /* images or labels in one file */
 #define IDX_MAX_SIDE     4096u              /* rows, cols */
 #define IDX_MAX_BYTES    ((uint64_t)INT32_MAX) /* whole payload */
@@ -82,14 +85,15 @@ static lethe_status idx_read(gzFile f, const char *path, void *buf, size_t len,
 
 /* Read a whole IDX file of `ndim` dimensions with magic `magic` into a fresh
  * buffer (*out, dims[0]·…·dims[ndim−1] bytes). `what` names the file kind and
- * `unit` the payload in messages. */
-static lethe_status idx_load(const char *path, uint32_t magic, int ndim,
-                             const char *what, const char *unit,
-                             uint8_t **out, uint32_t dims[3])
+ * `unit` the payload in messages. magic 0 takes images of 3 or 4
+ * dimensions (0x803, 0x804), *ndim_out saying which. */
+static lethe_status idx_load_any(const char *path, uint32_t magic, int ndim,
+                                 const char *what, const char *unit,
+                                 uint8_t **out, uint32_t dims[4], int *ndim_out)
 {
     gzFile f = NULL;
     uint8_t *data = NULL;
-    uint8_t head[16];                       /* magic + up to 3 sizes */
+    uint8_t head[20];                       /* magic + up to 4 sizes */
     size_t head_len = 4 + 4 * (size_t)ndim, got;
     lethe_status st = idx_open(&f, path);
     if (st != LETHE_OK) return st;
@@ -102,7 +106,15 @@ static lethe_status idx_load(const char *path, uint32_t magic, int ndim,
         goto done;
     }
     uint32_t m = get_be32(head);
-    if (m != magic) {
+    if (!magic && (m == IDX_MAGIC_IMAGES || m == IDX_MAGIC_IMAGES_C)) {
+        ndim = (int)(m & 0xff);
+        head_len = 4 + 4 * (size_t)ndim;
+    } else if (!magic) {
+        st = lethe_fail(LETHE_ERR_FORMAT, "%s: wrong magic 0x%08x (expected IDX %s 0x%08x, or "
+                        "0x%08x with a channel dimension)", path, m, what, IDX_MAGIC_IMAGES,
+                        IDX_MAGIC_IMAGES_C);
+        goto done;
+    } else if (m != magic) {
         st = lethe_fail(LETHE_ERR_FORMAT, "%s: wrong magic 0x%08x (expected IDX %s 0x%08x)",
                         path, m, what, magic);
         goto done;
@@ -116,17 +128,18 @@ static lethe_status idx_load(const char *path, uint32_t magic, int ndim,
     }
 
     /* Bound every size before trusting it with an allocation. */
-    static const char *const dim_name[3] = {"count", "rows", "cols"};
+    static const char *const dim_name[2][4] = {{"count", "rows", "cols", ""},
+                                               {"count", "size 1", "size 2", "size 3"}};
     uint64_t total = 1;
     for (int d = 0; d < ndim; d++) {
         dims[d] = get_be32(head + 4 + 4 * d);
         uint32_t lim = d == 0 ? IDX_MAX_N : IDX_MAX_SIDE;
         if (dims[d] > lim || (d > 0 && dims[d] == 0)) {
             st = lethe_fail(LETHE_ERR_FORMAT, "%s: %s %u in the header is out of range %u..%u",
-                            path, dim_name[d], dims[d], d > 0 ? 1u : 0u, lim);
+                            path, dim_name[ndim == 4][d], dims[d], d > 0 ? 1u : 0u, lim);
             goto done;
         }
-        total *= dims[d];                   /* ≤ 1e7·4096² < 2^64 */
+        total *= dims[d];                   /* ≤ 1e7·4096³ < 2^64 */
     }
     if (total > IDX_MAX_BYTES) {
         st = lethe_fail(LETHE_ERR_FORMAT, "%s: header asks for %llu bytes of %s (limit %llu)",
@@ -159,6 +172,7 @@ static lethe_status idx_load(const char *path, uint32_t magic, int ndim,
     }
     *out = data;
     data = NULL;
+    if (ndim_out) *ndim_out = ndim;
 
 done:
     free(data);
@@ -166,10 +180,60 @@ done:
     return st;
 }
 
+static lethe_status idx_load(const char *path, uint32_t magic, int ndim, const char *what,
+                             const char *unit, uint8_t **out, uint32_t dims[4])
+{
+    return idx_load_any(path, magic, ndim, what, unit, out, dims, NULL);
+}
+
+lethe_status idx_read_images_any(const char *path, uint8_t **out, int *n, int *c, int *h,
+                                 int *w)
+{
+    uint32_t dims[4];
+    int ndim;
+    uint8_t *px = NULL;
+    lethe_status st = idx_load_any(path, 0, 3, "images", "pixels", &px, dims, &ndim);
+    if (st != LETHE_OK) return st;
+    *n = (int)dims[0];
+    if (ndim == 3) {
+        *c = 1, *h = (int)dims[1], *w = (int)dims[2];
+        *out = px;
+        return LETHE_OK;
+    }
+    /* (N, H, W, C), channels last as numpy keeps images, or (N, C, H, W):
+     * the channel count is the last size, else the first after N. */
+    int last = dims[3] <= IDX_MAX_CHANNELS;
+    if (!last && dims[1] > IDX_MAX_CHANNELS) {
+        free(px);
+        return lethe_fail(LETHE_ERR_FORMAT, "%s: images of %u x %u x %u: no channel count (1 to "
+                          "%u) as the last size (N, H, W, C) or the first after N (N, C, H, W)",
+                          path, dims[1], dims[2], dims[3], IDX_MAX_CHANNELS);
+    }
+    if (!last) {
+        *c = (int)dims[1], *h = (int)dims[2], *w = (int)dims[3];
+        *out = px;
+        return LETHE_OK;
+    }
+    *c = (int)dims[3], *h = (int)dims[1], *w = (int)dims[2];
+    size_t hw = (size_t)*h * (size_t)*w, C = (size_t)*c;
+    uint8_t *chw = malloc(dims[0] ? (size_t)dims[0] * hw * C : 1);   /* (N, C, H, W) */
+    if (!chw) {
+        free(px);
+        return lethe_fail(LETHE_ERR_NOMEM, "%s: cannot allocate %u images", path, dims[0]);
+    }
+    for (size_t i = 0; i < dims[0]; i++)
+        for (size_t p = 0; p < hw; p++)
+            for (size_t k = 0; k < C; k++)
+                chw[(i * C + k) * hw + p] = px[(i * hw + p) * C + k];
+    free(px);
+    *out = chw;
+    return LETHE_OK;
+}
+
 lethe_status lethe_idx_read_images(const char *path, uint8_t **out, int *n,
                                    int *rows, int *cols)
 {
-    uint32_t dims[3];
+    uint32_t dims[4];
     lethe_status st = idx_load(path, IDX_MAGIC_IMAGES, 3, "images", "pixels", out, dims);
     if (st != LETHE_OK) return st;
     *n = (int)dims[0];
@@ -180,7 +244,7 @@ lethe_status lethe_idx_read_images(const char *path, uint8_t **out, int *n,
 
 lethe_status lethe_idx_read_labels(const char *path, uint8_t **out, int *n)
 {
-    uint32_t dims[3];
+    uint32_t dims[4];
     lethe_status st = idx_load(path, IDX_MAGIC_LABELS, 1, "labels", "labels", out, dims);
     if (st != LETHE_OK) return st;
     *n = (int)dims[0];

@@ -16,7 +16,8 @@
  * Usage: train a model and read its flat parameter vector.
  *
  *     lethe_model *m;
- *     if (lethe_model_create(&m, "cnn", 1, 28, 28, 10) != LETHE_OK)
+ *     if (lethe_init(0) != LETHE_OK ||                // thread pools, once
+ *         lethe_model_create(&m, "cnn", 1, 28, 28, 10) != LETHE_OK)
  *         fprintf(stderr, "%s\n", lethe_last_error());
  *     size_t n;
  *     float *theta = lethe_model_theta(m, &n);     // one flat θ, n floats
@@ -63,9 +64,21 @@ const char *lethe_version(void);
 size_t lethe_sizeof(const char *type);
 /* The last error message of this thread (one line, never NULL). */
 const char *lethe_last_error(void);
-/* Set the message (printf-style) and return `s`, for one-line error returns. */
-lethe_status lethe_fail(lethe_status s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+
+/* Process-wide set-up; call it once, before any other call that computes
+ * (the command line, the tests and the Python binding do). Lethe splits
+ * its kernels over OpenMP threads, each calling sgemm, so a pthreads
+ * OpenBLAS is set to one thread (two pools on the same cores fight:
+ * measured 2-4x slower on 2 cores); an OpenMP or sequential OpenBLAS is
+ * left alone. threads > 0 sets OpenMP's thread count (omp_set_num_threads);
+ * 0 keeps its default (OMP_NUM_THREADS, else every core). Both settings
+ * belong to the whole process, other libraries in it included. Without
+ * this call the library still works, with OpenBLAS's own threads and
+ * Lethe's kernels on one thread: slower, and sums may round differently
+ * from an initialised run's. LETHE_ERR_ARG for threads < 0, or > 1 in a
+ * build without OpenMP. Safe to call again (not while another thread is
+ * inside the library). */
+lethe_status lethe_init(int threads);
 
 /* ------------------------------------------------------------------- rng */
 
@@ -148,8 +161,11 @@ lethe_status lethe_forget_split(const lethe_forget_spec *f, const lethe_dataset 
  * images; otherwise the whole test set is `retain` and `forget` is empty. */
 lethe_status lethe_forget_split_test(const lethe_forget_spec *f, const lethe_dataset *test,
                                      lethe_subset *forget, lethe_subset *retain);
-/* Canonical text of a spec (for reports and cache keys). */
-void lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_t n);
+/* Canonical text of a spec (for reports and cache keys) into buf (n bytes,
+ * always NUL-terminated). LETHE_ERR_ARG when it does not fit (buf then
+ * holds its truncated start); LETHE_FORGET_TEXT_MAX bytes always fit. */
+#define LETHE_FORGET_TEXT_MAX 520   /* "indices:" + a path of 511 bytes + NUL */
+lethe_status lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_t n);
 
 /* Seeded shuffled batches over a subset. `next` returns up to bs indices:
  * with wrap = 0 the last batch of an epoch may be short and the following
@@ -200,9 +216,8 @@ typedef struct {
  * "unet", the class-conditional DDPM noise predictor ε_θ(x_t, t, y) (output
  * (C, H, W) per sample, H and W divisible by 4; label table of nclass + 1
  * rows, row nclass the null class; needs lethe_model_set_cond before each
- * forward). Side effect: sets OpenBLAS to one
- * thread, process-wide (Lethe parallelises with OpenMP around its sgemm
- * calls; two thread pools on the same cores fight). */
+ * forward). No process-wide side effect: the thread pools are
+ * lethe_init's. */
 lethe_status lethe_model_create(lethe_model **m, const char *arch,
                                 int in_c, int in_h, int in_w, int nclass);
 void lethe_model_free(lethe_model *m);
@@ -284,7 +299,13 @@ int lethe_correct(const float *logits, const int32_t *y, int n, int c);
 typedef struct { char key[64]; char value[512]; } lethe_meta;
 #define LETHE_MAX_META 32
 typedef struct { int n; lethe_meta kv[LETHE_MAX_META]; } lethe_metadata;
-void lethe_meta_set(lethe_metadata *md, const char *key, const char *value);
+/* Set key to value (replacing its value if present; NULL value: remove the
+ * key). Nothing is truncated or dropped: LETHE_ERR_ARG, md unchanged, for a
+ * key of 64 bytes or more, a value of 512 or more, a new key when md holds
+ * LETHE_MAX_META already, or md->n outside 0..LETHE_MAX_META (start from
+ * a zeroed lethe_metadata). */
+lethe_status lethe_meta_set(lethe_metadata *md, const char *key, const char *value);
+/* The value of key, owned by md; NULL when absent. */
 const char *lethe_meta_get(const lethe_metadata *md, const char *key);
 
 /* Write every tensor of m (θ and buffers) atomically (temp file + rename). */
@@ -825,8 +846,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
 #define LETHE_DDPM_BETA1  1e-4
 #define LETHE_DDPM_BETAT  0.02
 
-/* The noise schedule, in double (one allocation; views below), plus float
- * copies of √ᾱ and √(1−ᾱ) for the kernels. */
+/* The noise schedule, in double (one allocation; views below). */
 typedef struct lethe_ddpm {
     int T;
     double *beta;        /* (T) linear from beta1 to betaT */
@@ -837,8 +857,6 @@ typedef struct lethe_ddpm {
     double *post_var;    /* (T) β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t)·β_t; post_var[0] = 0 (ᾱ_{−1} = 1) */
     double *post_c0;     /* (T) posterior mean μ̃ = post_c0·x0 + post_ct·x_t: */
     double *post_ct;     /* (T)   √ᾱ_{t−1}β_t/(1−ᾱ_t) and √α_t(1−ᾱ_{t−1})/(1−ᾱ_t) */
-    float *sqrt_ab_f;    /* (T) float copies for the kernels */
-    float *sqrt_1m_ab_f; /* (T) */
 } lethe_ddpm;
 
 /* Linear β schedule of T steps from beta1 to betaT (0 < beta1 ≤ betaT < 1,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/fail.h"
 
 /* The unseen reference: CLI_UNSEEN_N test images (a fifth of a smaller
  * test set) by a fixed seed, out of test_retain; both keep their order. */
@@ -61,8 +62,9 @@ lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
         cli_split_free(s);
         return st;
     }
-    lethe_forget_to_string(&s->spec, s->spec_text, sizeof s->spec_text);
-    return LETHE_OK;
+    if ((st = lethe_forget_to_string(&s->spec, s->spec_text, sizeof s->spec_text)) != LETHE_OK)
+        cli_split_free(s);
+    return st;
 }
 
 lethe_status cli_split_match(cli_split *s, const char *mode, int diffusion)
@@ -143,11 +145,13 @@ lethe_status cli_save_unlearned(const lethe_model *m, lethe_metadata *md,
                                 const lethe_unlearn_config *cfg, const char *forgot,
                                 const char *from, const char *out)
 {
-    char buf[64];
-    lethe_meta_set(md, "unlearned_by", cfg->method);
-    lethe_meta_set(md, "forgot", forgot);
-    snprintf(buf, sizeof buf, "%lu", (unsigned long)cfg->seed);
-    lethe_meta_set(md, "unlearn_seed", buf);
-    lethe_meta_set(md, "unlearned_from", from);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%lu", (unsigned long)cfg->seed);
+    lethe_status st;
+    if ((st = lethe_meta_set(md, "unlearned_by", cfg->method)) != LETHE_OK ||
+        (st = lethe_meta_set(md, "forgot", forgot)) != LETHE_OK ||
+        (st = lethe_meta_set(md, "unlearn_seed", seed)) != LETHE_OK ||
+        (st = lethe_meta_set(md, "unlearned_from", from)) != LETHE_OK)
+        return st;
     return lethe_checkpoint_save(m, md, out);
 }

@@ -6,6 +6,7 @@
  * Sizes are checked from stat() before anything is allocated.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <errno.h>
 #include <stdio.h>

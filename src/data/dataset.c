@@ -4,6 +4,7 @@
  * on the way out: x = (p/255 − mean[c]) / std[c].
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <errno.h>
 #include <stdio.h>

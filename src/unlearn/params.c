@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 #define FIELD UL_FIELD
 #define REAL UL_REAL

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/loop.h"
+#include "core/fail.h"
 #include "io/runstate.h"
 #include "nn/model.h"
 #include "unlearn/method.h"

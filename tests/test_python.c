@@ -1,9 +1,11 @@
 /* The Python binding (bindings/python/lethe, ctypes over liblethe.so) run by
  * /usr/bin/python3: tests/python/check_binding.py checks the λ controller
  * by hand, UNGrad's λ*, the errors (a missing library, a library that is
- * not Lethe, a NULL model, an option the method lacks), then unlearns a
- * checkpoint; its metrics and its θ must be those of `lethe unlearn` with
- * the same options. */
+ * not Lethe, one of another major version and an older 0.x, both built
+ * here from tests/python/fake_lethe.c, a NULL model to the binding and to
+ * the library, an option the method lacks), then unlearns a checkpoint;
+ * its metrics and its θ must be those of `lethe unlearn` with the same
+ * options. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,12 +76,26 @@ TEST(python_binding_matches_the_command_line)
              LETHE_VERSION);
     CHECK_MSG(cli_t_exists(lib), "%s: not built (make shared)", lib);
     snprintf(script, sizeof script, "%s", test_data("../python/check_binding.py"));
-    path_buf outf, errf;
+    path_buf outf, errf, fake_src, fake_v1, fake_old;
     cli_t_path(outf, "python", "py.out");
     cli_t_path(errf, "python", "py.err");
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "LETHE_LIB='%s' /usr/bin/python3 '%s' '%s' '%s' '%s' > '%s' 2> '%s'",
-             lib, script, model, dir, cli_t_path(pyout, "python", "py.safetensors"), outf, errf);
+    /* Libraries that are not this Lethe: major version 1, and a 0.x lacking calls. */
+    snprintf(fake_src, sizeof fake_src, "%s", test_data("../python/fake_lethe.c"));
+    cli_t_path(fake_v1, "python", "libfake_v1.so");
+    cli_t_path(fake_old, "python", "libfake_old.so");
+    snprintf(cmd, sizeof cmd,
+             "cc -shared -fPIC -DFAKE_VERSION='\"1.0.0\"' -o '%s' '%s' 2> '%s' && "
+             "cc -shared -fPIC -DFAKE_VERSION='\"0.0.1\"' -o '%s' '%s' 2>> '%s'",
+             fake_v1, fake_src, errf, fake_old, fake_src, errf);
+    rc = system(cmd);
+    char *ce = rc ? cli_t_slurp(errf, NULL) : NULL;
+    CHECK_MSG(rc == 0, "cannot build the fake libraries with cc: %s", ce ? ce : "");
+    free(ce);
+    snprintf(cmd, sizeof cmd,
+             "LETHE_LIB='%s' /usr/bin/python3 '%s' '%s' '%s' '%s' '%s' '%s' > '%s' 2> '%s'", lib,
+             script, model, dir, cli_t_path(pyout, "python", "py.safetensors"), fake_v1,
+             fake_old, outf, errf);
     rc = system(cmd);
     char *pe = cli_t_slurp(errf, NULL);
     CHECK_MSG(rc == 0, "check_binding.py exited %d: %s", rc, pe ? pe : "");

@@ -491,6 +491,7 @@ static size_t node_floats(const lethe_model *m, int i, size_t N)
 
 lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
 {
+    if (!m) return lethe_fail(LETHE_ERR_ARG, "lethe_model_reserve: NULL model");
     if (max_batch < 1 || max_batch > 65536)
         return lethe_fail(LETHE_ERR_ARG, "batch size %d out of range", max_batch);
     if (max_batch <= m->max_batch) return LETHE_OK;

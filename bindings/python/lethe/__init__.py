@@ -11,8 +11,10 @@
                       out="unlearned.safetensors")   # -> {"ua": ..., "ra": ..., ...}
 
 The library is found through $LETHE_LIB, then the build folder of the tree
-this file sits in, then the system's (`make install`). Every failure of the
-library raises LetheError with its one-line message (lethe_last_error()).
+this file sits in, then the system's (`make install`); loading it calls
+lethe_init(0) (the thread pools; OMP_NUM_THREADS sets the count). Every
+failure of the library raises LetheError with its one-line message
+(lethe_last_error()).
 """
 import ctypes
 import ctypes.util
@@ -61,22 +63,28 @@ def load(path=None):
             continue
         if not hasattr(lib, "lethe_version") or not hasattr(lib, "lethe_sizeof"):
             raise LetheError("%s is not liblethe of a version with lethe_version()" % cand)
-        _declare(lib)
-        version = lib.lethe_version().decode()
+        lib.lethe_version.restype = ctypes.c_char_p
+        lib.lethe_version.argtypes = []
+        version = (lib.lethe_version() or b"?").decode(errors="replace")
         if version.split(".")[0] != ABI_MAJOR:
             raise LetheError("%s is Lethe %s; this binding needs %s.x" % (cand, version, ABI_MAJOR))
+        _declare(lib, cand)
+        # The process-wide thread pools (lethe.h: lethe_init), as the command line sets them.
+        if lib.lethe_init(0) != 0:
+            raise LetheError(lib.lethe_last_error().decode(errors="replace"))
         _lib = lib
         return lib
     raise LetheError("liblethe.so not found (tried: %s); build it with `make shared` or "
                      "`make install`, or set LETHE_LIB" % ("; ".join(tried) or "nothing found"))
 
 
-def _declare(lib):
+def _declare(lib, path):
     c = ctypes
     sigs = {
         "lethe_version": (c.c_char_p, []),
         "lethe_sizeof": (c.c_size_t, [c.c_char_p]),
         "lethe_last_error": (c.c_char_p, []),
+        "lethe_init": (c.c_int, [c.c_int]),
         "lethe_igs_init": (c.c_int, [c.c_void_p, c.c_float, c.c_float, c.c_float, c.c_float]),
         "lethe_igs_weight": (c.c_float, [c.c_void_p]),
         "lethe_igs_observe": (c.c_int, [c.c_void_p, c.c_float, c.c_float, c.c_float]),
@@ -87,7 +95,7 @@ def _declare(lib):
         "lethe_checkpoint_read_meta": (c.c_int, [c.c_char_p, c.c_void_p]),
         "lethe_checkpoint_save": (c.c_int, [c.c_void_p, c.c_void_p, c.c_char_p]),
         "lethe_meta_get": (c.c_char_p, [c.c_void_p, c.c_char_p]),
-        "lethe_meta_set": (None, [c.c_void_p, c.c_char_p, c.c_char_p]),
+        "lethe_meta_set": (c.c_int, [c.c_void_p, c.c_char_p, c.c_char_p]),
         "lethe_model_free": (None, [c.c_void_p]),
         "lethe_model_reserve": (c.c_int, [c.c_void_p, c.c_int]),
         "lethe_dataset_load": (c.c_int, [c.c_void_p, c.c_char_p, c.c_char_p, c.c_int]),
@@ -106,6 +114,11 @@ def _declare(lib):
         "lethe_evaluate": (c.c_int, [c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p,
                                      c.c_void_p, c.c_void_p, c.c_uint64, c.c_void_p]),
     }
+    missing = [name for name in sigs if not hasattr(lib, name)]
+    if missing:
+        more = " and %d more" % (len(missing) - 3) if len(missing) > 3 else ""
+        raise LetheError("%s lacks %s%s: a Lethe older than this binding (rebuild it, or "
+                         "point LETHE_LIB at a newer one)" % (path, ", ".join(missing[:3]), more))
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
         f.restype = res
@@ -242,8 +255,8 @@ def unlearn(model, forget, config=None, data=None, data_dir=None, out=None, seed
         mt = _Metrics()
         _check(lib.lethe_evaluate(m, train, test, fs, rs, tr, tf, seed, ctypes.byref(mt)))
         if out:
-            lib.lethe_meta_set(md, b"unlearned_with", method)
-            lib.lethe_meta_set(md, b"forget", forget.encode())
+            _check(lib.lethe_meta_set(md, b"unlearned_with", method))
+            _check(lib.lethe_meta_set(md, b"forget", forget.encode()))
             _check(lib.lethe_checkpoint_save(m, md, os.fsencode(out)))
         head = ctypes.cast(res, ctypes.POINTER(_ResultHead)).contents
         metrics = {"ua": mt.ua, "ra": mt.ra, "ta": mt.ta, "mia": mt.mia,

@@ -743,11 +743,14 @@ int lethe_method_takes(const char *method, const lethe_param *p);
 lethe_status lethe_unlearn_set(lethe_unlearn_config *c, const char *name, const char *value);
 lethe_status lethe_unlearn_set_number(lethe_unlearn_config *c, const char *name, double v);
 /* The value of p in c (CHOICE: its index; a method_opt slot at NaN: the
- * default), and as text: the shortest number that reads back as the
- * stored float, or the choice's name. */
+ * default), and as text into buf (n bytes): the shortest number that reads
+ * back as the stored float, or the choice's name. LETHE_ERR_ARG when the
+ * text does not fit (buf then holds its truncated start) or a CHOICE holds
+ * an index outside its choices; LETHE_PARAM_TEXT_MAX bytes always fit. */
+#define LETHE_PARAM_TEXT_MAX 64
 double lethe_unlearn_get(const lethe_unlearn_config *c, const lethe_param *p);
-const char *lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_param *p,
-                                   char *buf, size_t n);
+lethe_status lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_param *p,
+                                    char *buf, size_t n);
 
 /* A settings file (configs/tuned.json: {"scenario": {"method": {"lr": 0.02,
  * "optim": "adam", …}}}): the options of entry `method` of `scenario`,

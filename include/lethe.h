@@ -22,11 +22,48 @@
  *     size_t n;
  *     float *theta = lethe_model_theta(m, &n);     // one flat θ, n floats
  *
- * Conventions: every call returns a lethe_status; on failure
+ * Conventions: every call that can fail returns a lethe_status; on failure
  * lethe_last_error() holds one line naming the file or argument and the
- * problem. The library never prints to stdout and never exits. Memory that a
- * function returns is owned by the caller unless the comment says otherwise.
- * Randomness comes from an explicit lethe_rng; there is no global RNG.
+ * problem. Nothing is truncated or dropped silently: a value that does not
+ * fit is refused. The library never prints to stdout and never exits.
+ * Memory that a function returns is owned by the caller unless the comment
+ * says otherwise. Randomness comes from an explicit lethe_rng; there is no
+ * global RNG. Call lethe_init once first.
+ *
+ * Exempt: the calls that return something else cannot fail, and are of
+ * these kinds only (tests/python/check_header.py holds the header to this
+ * list):
+ *   - errors and versions: lethe_status_to_string, lethe_last_error,
+ *     lethe_version, lethe_sizeof (0: a type it does not know);
+ *   - releasing: every *_free (NULL or a zeroed struct is fine);
+ *   - defaults: every *_default, lethe_groups_one, lethe_groups_two,
+ *     lethe_dataset_unit_view (they fill the caller's struct);
+ *   - getters of a valid object, and lookups that answer NULL, −1 or 0 for
+ *     "none": lethe_model_arch, lethe_model_theta, lethe_model_grad,
+ *     lethe_model_buffers, lethe_model_ntensors, lethe_model_tensor,
+ *     lethe_model_find, lethe_model_nclass, lethe_model_input_shape,
+ *     lethe_model_out_size, lethe_model_features, lethe_model_flops,
+ *     lethe_meta_get, lethe_igs_weight, lethe_ul_loss_name, lethe_methods,
+ *     lethe_method_uses_eps, lethe_method_classifies, lethe_method_summary,
+ *     lethe_method_grid, lethe_method_params, lethe_all_params,
+ *     lethe_param_find, lethe_method_takes, lethe_unlearn_get;
+ *   - arithmetic on the caller's buffers, made for the step loop, whose
+ *     preconditions (sizes, indices and labels in range) are stated where
+ *     they are declared and not checked, as memcpy's are not:
+ *     lethe_rng_*, lethe_vec_*, lethe_dataset_batch, lethe_stream_next,
+ *     lethe_model_init, lethe_loss, lethe_correct, lethe_optim_step,
+ *     lethe_schedule_lr, lethe_ungrad_lambda, lethe_avg_gap,
+ *     lethe_denoise_loss, lethe_pixels_to_bytes, lethe_wilson95.
+ *
+ * ABI: liblethe.so.0 exports exactly abi/lethe.symbols (make abi-check).
+ * Lethe is unreleased (0.x): incompatible changes keep the soname and say
+ * so here. Since the first liblethe.so (commit 6c40e2c), incompatibly:
+ * lethe_fail is no longer exported; lethe_ddpm lost sqrt_ab_f and
+ * sqrt_1m_ab_f (its size changed); lethe_meta_set, lethe_forget_to_string
+ * and lethe_unlearn_get_text return lethe_status (were void, void and
+ * const char *); lethe_model_create no longer sets OpenBLAS's threads
+ * (lethe_init, new, does). LETHE_VERSION stays 0.1.0: checkpoints and run
+ * states record it, and the same run must give the same file.
  */
 #ifndef LETHE_H
 #define LETHE_H
@@ -89,7 +126,7 @@ void     lethe_rng_seed(lethe_rng *r, uint64_t seed);
 uint64_t lethe_rng_next(lethe_rng *r);
 float    lethe_rng_uniform(lethe_rng *r);           /* [0, 1) */
 float    lethe_rng_normal(lethe_rng *r);            /* N(0, 1) */
-uint32_t lethe_rng_below(lethe_rng *r, uint32_t n); /* uniform in [0, n) */
+uint32_t lethe_rng_below(lethe_rng *r, uint32_t n); /* uniform in [0, n); n ≥ 1 */
 void     lethe_rng_shuffle(lethe_rng *r, int32_t *a, size_t n);
 
 /* -------------------------------------------------------- flat vectors */
@@ -131,7 +168,8 @@ lethe_status lethe_idx_write_images(const char *path, const uint8_t *px,
                                     int n, int rows, int cols);
 /* CIFAR-10 binary batches from `dir` (data_batch_1..5.bin or test_batch.bin). */
 lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train);
-/* Normalise images idx[0..n) into x (n, C, H, W) and copy labels to y. */
+/* Normalise images idx[0..n) into x (n, C, H, W) and copy labels to y (n);
+ * every idx[i] in [0, ds->n). */
 void lethe_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n,
                          float *x, int32_t *y);
 
@@ -170,7 +208,8 @@ lethe_status lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_
 /* Seeded shuffled batches over a subset. `next` returns up to bs indices:
  * with wrap = 0 the last batch of an epoch may be short and the following
  * call starts a new (reshuffled) epoch; with wrap = 1 every batch is full,
- * crossing epochs. */
+ * crossing epochs. out holds bs indices; the count written is returned (0
+ * for bs ≤ 0). */
 typedef struct {
     const int32_t *idx; size_t n;
     int32_t *order; size_t pos;
@@ -285,7 +324,8 @@ typedef enum {
 } lethe_loss_kind;
 
 /* Per-sample loss of kind k into losses[i]; if dlogits is non-NULL it
- * receives (+=) w[i]·∂loss_i/∂logits. w NULL means weight 1. */
+ * receives (+=) w[i]·∂loss_i/∂logits. w NULL means weight 1. logits (n, c),
+ * every y[i] in [0, c). */
 void lethe_loss(lethe_loss_kind k, float *losses, float *dlogits,
                 const float *logits, const int32_t *y, const float *w,
                 int n, int c);
@@ -345,7 +385,8 @@ typedef struct {
 } lethe_optim;
 lethe_status lethe_optim_init(lethe_optim *o, lethe_opt_kind kind, size_t n);
 void lethe_optim_free(lethe_optim *o);
-/* θ ← update(θ, g, lr). mask (NULL = all): only entries with mask[i] != 0 move. */
+/* θ ← update(θ, g, lr). mask (NULL = all): only entries with mask[i] != 0 move.
+ * theta, g and mask hold o->n entries. */
 void lethe_optim_step(lethe_optim *o, float *theta, const float *g,
                       const uint8_t *mask, float lr);
 
@@ -723,8 +764,9 @@ typedef struct {
                                lethe_unlearn_config_default) */
 } lethe_param;
 /* The options `method` takes, in help order: every method's, then its
- * family's, then its own. Writes up to max pointers, returns the count
- * (−1: unknown method). */
+ * family's, then its own. Writes up to max pointers and returns how many
+ * there are, which may be more than max (as snprintf: call again with
+ * room); −1: unknown method. */
 int lethe_method_params(const char *method, const lethe_param **out, int max);
 /* Every option of every method, each once (help order), and the option
  * named `name` ('-' or '_', or its alias) among them (NULL: none). */

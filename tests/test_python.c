@@ -125,3 +125,23 @@ TEST(python_binding_matches_the_command_line)
     cJSON_Delete(cli);
     free(po);
 }
+
+/* include/lethe.h keeps its word: every function returns lethe_status or is
+ * in the header's own Exempt list, and no internal helper is declared
+ * (tests/python/check_header.py). Runs under the sanitizers too: it reads
+ * the header, it loads no library. */
+TEST(public_header_keeps_its_conventions)
+{
+    if (access("/usr/bin/python3", X_OK) != 0) {
+        fprintf(stderr, "    skipped: /usr/bin/python3 not found (apt-get install python3)\n");
+        return;
+    }
+    char cmd[2048];
+    const char *err = test_path("check_header.err");
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' > /dev/null 2> '%s'",
+             test_data("../python/check_header.py"), test_data("../../include/lethe.h"), err);
+    int rc = system(cmd);
+    char *e = cli_t_slurp(err, NULL);
+    CHECK_MSG(rc == 0, "check_header.py exited %d: %s", rc, e ? e : "");
+    free(e);
+}

@@ -7,8 +7,9 @@ two things only: the λ of implicit gradient surgery (lethe.IGS, ALGORITHM.md
 §3) and the data (lethe.Dataset, lethe.BatchStream, lethe.Rng), so that the
 loop sees the very batches and random labels `lethe unlearn --method eupmu`
 draws. Then it runs `lethe unlearn` itself with the same settings, evaluates
-both unlearned models with `lethe eval`, and compares the two runs' λ traces
-and final metrics.
+both unlearned models with `lethe eval` (one evaluator, MIA included), and
+compares the two runs' λ traces and final metrics (the NOTE below says how
+closely they agree, and why not bitwise).
 
     /usr/bin/python3 examples/pytorch_eupmu.py --model runs/cnn.safetensors
         [--forget class:0] [--steps 20] [--batch 128] [--lr 0.01] [--eps 0.01]
@@ -27,8 +28,7 @@ The batch order is not reimplemented: BatchStream and Rng are Lethe's own
 stream and RNG (lethe_stream_next, lethe_rng_below) seeded as src/unlearn/run.c
 seeds them (forget 2s + 1, retain 2s + 2, labels s ^ 0x726c6162656c73), and
 Dataset.batch is lethe_dataset_batch, so inputs, labels and order are
-bit-identical to the command line's. The two runs still differ in the last
-bits (see the closing note the script prints); the tolerances say by how much.
+bit-identical to the command line's.
 
 Needs torch (Debian: python3-torch) and the `lethe` binary; exit 0 when the λ
 traces and the metrics agree within the tolerances, 1 when they do not, 2 on
@@ -59,6 +59,21 @@ import lethe  # noqa: E402  (bindings/python)
 import lethe_torch  # noqa: E402  (tools/: safetensors and the torch twins of Lethe's models)
 
 RL_SEED = 0x726C6162656C73   # src/unlearn/run.c: the random labels' stream
+
+NOTE = """Why not bitwise: the batches, random labels and inputs are bit-identical (Lethe's
+own stream, RNG and normalisation) and λ's rule is the same C code, but PyTorch and
+Lethe sum in different orders: the convolutions and matrix products run through
+different kernels (oneDNN or ATen's against Lethe's OpenBLAS and its own), and the
+batch means of the losses are taken in float by torch, in double by Lethe. Each step's
+θ then differs by a rounding, and δ_t = (ℓ_r(θ_t) − ℓ_r(θ_t+1))/α + ε turns a loss
+difference into λ's step scaled by β_t/α, so λ drifts apart slowly, never by a jump.
+Measured (fmnist, class:0, a cnn after 1 epoch, the defaults, 2-core x86-64): λ equal
+to the bit for steps 0-4, then |Δλ| ≤ 4.7e-6 over 20 steps and ≤ 3.0e-4 over 235 (the
+protocol's 5 epochs of D_f); UA, TA, TA_forget and MIA equal, RA 0.011 points apart.
+The default tolerances, 1e-3 for λ and 0.5 points (the project's ±0.5 for reproduced
+tables) for the metrics, hold that with a margin. A larger step amplifies the
+rounding: at lr 0.05 on a barely trained model the gap reached 8e-3 within 10 steps.
+"""
 
 
 def parse_args():
@@ -226,13 +241,7 @@ def main():
     print("\nmax |Δλ| %.3g (tolerance %g), max |Δℓ_r| %.3g, max |Δℓ_u| %.3g, max |Δθ| %.3g; "
           "metrics within %g points: %s" % (max(dl), a.tol_lambda, max(dlr), max(du), dtheta,
                                              a.tol_metric, "yes" if ok else "NO"))
-    print("Note: the batches, random labels and inputs are bit-identical (Lethe's own stream,\n"
-          "RNG and normalisation), and the λ rule is the same C code; the runs still differ in\n"
-          "the last bits because PyTorch and Lethe sum in different orders (convolutions and\n"
-          "matrix products through different kernels, the loss means in float against Lethe's\n"
-          "double). θ_1 differs by ~1e-7 relative; δ_t divides a loss difference by α, so that\n"
-          "rounding reaches λ amplified by β_t/α, and the gaps grow slowly over the run.\n"
-          "compare.json in %s holds the figures." % out)
+    print(NOTE + "compare.json in %s holds the figures." % out)
     return 0 if ok else 1
 
 

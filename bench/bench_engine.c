@@ -256,8 +256,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_engine: bad arguments\n");
         return 2;
     }
+    if (lethe_init(threads) != LETHE_OK) {
+        fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
+        return 2;
+    }
 #ifdef _OPENMP
-    if (threads > 0) omp_set_num_threads(threads);
     threads = omp_get_max_threads();
 #else
     threads = 1;
@@ -298,11 +301,11 @@ int main(int argc, char **argv)
     if (export_dir) {
         char path[1024];
         lethe_metadata md = {0};
-        lethe_meta_set(&md, "arch", arch);
-        lethe_meta_set(&md, "in_shape", "1,28,28");
-        lethe_meta_set(&md, "nclass", "10");
         snprintf(path, sizeof path, "%s/init_%s.safetensors", export_dir, arch);
-        if (lethe_checkpoint_save(m, &md, path) != LETHE_OK) {
+        if (lethe_meta_set(&md, "arch", arch) != LETHE_OK ||
+            lethe_meta_set(&md, "in_shape", "1,28,28") != LETHE_OK ||
+            lethe_meta_set(&md, "nclass", "10") != LETHE_OK ||
+            lethe_checkpoint_save(m, &md, path) != LETHE_OK) {
             fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
             return 1;
         }

@@ -39,6 +39,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_unlearn: bad arguments\n");
         return 2;
     }
+    if (lethe_init(0) != LETHE_OK) {
+        fprintf(stderr, "bench_unlearn: %s\n", lethe_last_error());
+        return 2;
+    }
     _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
     _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
     lethe_dataset ds;

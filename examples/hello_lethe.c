@@ -8,7 +8,7 @@
 int main(void)
 {
     lethe_igs igs;
-    if (lethe_igs_init(&igs, 0.01f, 1.0f, 1.0f, 100.0f) != LETHE_OK) {
+    if (lethe_init(0) != LETHE_OK || lethe_igs_init(&igs, 0.01f, 1.0f, 1.0f, 100.0f) != LETHE_OK) {
         fprintf(stderr, "hello_lethe: %s\n", lethe_last_error());
         return 1;
     }

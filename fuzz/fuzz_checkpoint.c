@@ -30,7 +30,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     fuzz_scratch(path, sizeof path, "ckpt.safetensors");
     atexit(cleanup);
-    if (lethe_model_create(&mlp, "mlp", 1, 8, 8, 2) != LETHE_OK) abort();
+    if (lethe_init(0) != LETHE_OK || lethe_model_create(&mlp, "mlp", 1, 8, 8, 2) != LETHE_OK)
+        abort();
     size_t n, nb;
     lethe_model_theta(mlp, &n);
     lethe_model_buffers(mlp, &nb);

@@ -93,7 +93,7 @@ static void fuzz_spec(const uint8_t *d, size_t n)
     lethe_forget_spec spec, again;
     if (lethe_forget_parse(&spec, text) == LETHE_OK) {
         char printed[700];
-        lethe_forget_to_string(&spec, printed, sizeof printed);
+        FUZZ_CHECK(lethe_forget_to_string(&spec, printed, sizeof printed) == LETHE_OK);
         FUZZ_CHECK(lethe_forget_parse(&again, printed) == LETHE_OK);
         FUZZ_CHECK(again.kind == spec.kind);
         switch (spec.kind) {

@@ -16,16 +16,54 @@
  * Usage: train a model and read its flat parameter vector.
  *
  *     lethe_model *m;
- *     if (lethe_model_create(&m, "cnn", 1, 28, 28, 10) != LETHE_OK)
+ *     if (lethe_init(0) != LETHE_OK ||                // thread pools, once
+ *         lethe_model_create(&m, "cnn", 1, 28, 28, 10) != LETHE_OK)
  *         fprintf(stderr, "%s\n", lethe_last_error());
  *     size_t n;
  *     float *theta = lethe_model_theta(m, &n);     // one flat θ, n floats
  *
- * Conventions: every call returns a lethe_status; on failure
+ * Conventions: every call that can fail returns a lethe_status; on failure
  * lethe_last_error() holds one line naming the file or argument and the
- * problem. The library never prints to stdout and never exits. Memory that a
- * function returns is owned by the caller unless the comment says otherwise.
- * Randomness comes from an explicit lethe_rng; there is no global RNG.
+ * problem. Nothing is truncated or dropped silently: a value that does not
+ * fit is refused. The library never prints to stdout and never exits.
+ * Memory that a function returns is owned by the caller unless the comment
+ * says otherwise. Randomness comes from an explicit lethe_rng; there is no
+ * global RNG. Call lethe_init once first.
+ *
+ * Exempt: the calls that return something else cannot fail, and are of
+ * these kinds only (tests/python/check_header.py holds the header to this
+ * list):
+ *   - errors and versions: lethe_status_to_string, lethe_last_error,
+ *     lethe_version, lethe_sizeof (0: a type it does not know);
+ *   - releasing: every *_free (NULL or a zeroed struct is fine);
+ *   - defaults: every *_default, lethe_groups_one, lethe_groups_two,
+ *     lethe_dataset_unit_view (they fill the caller's struct);
+ *   - getters of a valid object, and lookups that answer NULL, −1 or 0 for
+ *     "none": lethe_model_arch, lethe_model_theta, lethe_model_grad,
+ *     lethe_model_buffers, lethe_model_ntensors, lethe_model_tensor,
+ *     lethe_model_find, lethe_model_nclass, lethe_model_input_shape,
+ *     lethe_model_out_size, lethe_model_features, lethe_model_flops,
+ *     lethe_meta_get, lethe_igs_weight, lethe_ul_loss_name, lethe_methods,
+ *     lethe_method_uses_eps, lethe_method_classifies, lethe_method_summary,
+ *     lethe_method_grid, lethe_method_params, lethe_all_params,
+ *     lethe_param_find, lethe_method_takes, lethe_unlearn_get;
+ *   - arithmetic on the caller's buffers, made for the step loop, whose
+ *     preconditions (sizes, indices and labels in range) are stated where
+ *     they are declared and not checked, as memcpy's are not:
+ *     lethe_rng_*, lethe_vec_*, lethe_dataset_batch, lethe_stream_next,
+ *     lethe_model_init, lethe_loss, lethe_correct, lethe_optim_step,
+ *     lethe_schedule_lr, lethe_ungrad_lambda, lethe_avg_gap,
+ *     lethe_denoise_loss, lethe_pixels_to_bytes, lethe_wilson95.
+ *
+ * ABI: liblethe.so.0 exports exactly abi/lethe.symbols (make abi-check).
+ * Lethe is unreleased (0.x): incompatible changes keep the soname and say
+ * so here. Since the first liblethe.so (commit 6c40e2c), incompatibly:
+ * lethe_fail is no longer exported; lethe_ddpm lost sqrt_ab_f and
+ * sqrt_1m_ab_f (its size changed); lethe_meta_set, lethe_forget_to_string
+ * and lethe_unlearn_get_text return lethe_status (were void, void and
+ * const char *); lethe_model_create no longer sets OpenBLAS's threads
+ * (lethe_init, new, does). LETHE_VERSION stays 0.1.0: checkpoints and run
+ * states record it, and the same run must give the same file.
  */
 #ifndef LETHE_H
 #define LETHE_H
@@ -63,9 +101,21 @@ const char *lethe_version(void);
 size_t lethe_sizeof(const char *type);
 /* The last error message of this thread (one line, never NULL). */
 const char *lethe_last_error(void);
-/* Set the message (printf-style) and return `s`, for one-line error returns. */
-lethe_status lethe_fail(lethe_status s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+
+/* Process-wide set-up; call it once, before any other call that computes
+ * (the command line, the tests and the Python binding do). Lethe splits
+ * its kernels over OpenMP threads, each calling sgemm, so a pthreads
+ * OpenBLAS is set to one thread (two pools on the same cores fight:
+ * measured 2-4x slower on 2 cores); an OpenMP or sequential OpenBLAS is
+ * left alone. threads > 0 sets OpenMP's thread count (omp_set_num_threads);
+ * 0 keeps its default (OMP_NUM_THREADS, else every core). Both settings
+ * belong to the whole process, other libraries in it included. Without
+ * this call the library still works, with OpenBLAS's own threads and
+ * Lethe's kernels on one thread: slower, and sums may round differently
+ * from an initialised run's. LETHE_ERR_ARG for threads < 0, or > 1 in a
+ * build without OpenMP. Safe to call again (not while another thread is
+ * inside the library). */
+lethe_status lethe_init(int threads);
 
 /* ------------------------------------------------------------------- rng */
 
@@ -76,7 +126,7 @@ void     lethe_rng_seed(lethe_rng *r, uint64_t seed);
 uint64_t lethe_rng_next(lethe_rng *r);
 float    lethe_rng_uniform(lethe_rng *r);           /* [0, 1) */
 float    lethe_rng_normal(lethe_rng *r);            /* N(0, 1) */
-uint32_t lethe_rng_below(lethe_rng *r, uint32_t n); /* uniform in [0, n) */
+uint32_t lethe_rng_below(lethe_rng *r, uint32_t n); /* uniform in [0, n); n ≥ 1 */
 void     lethe_rng_shuffle(lethe_rng *r, int32_t *a, size_t n);
 
 /* -------------------------------------------------------- flat vectors */
@@ -118,7 +168,8 @@ lethe_status lethe_idx_write_images(const char *path, const uint8_t *px,
                                     int n, int rows, int cols);
 /* CIFAR-10 binary batches from `dir` (data_batch_1..5.bin or test_batch.bin). */
 lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train);
-/* Normalise images idx[0..n) into x (n, C, H, W) and copy labels to y. */
+/* Normalise images idx[0..n) into x (n, C, H, W) and copy labels to y (n);
+ * every idx[i] in [0, ds->n). */
 void lethe_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n,
                          float *x, int32_t *y);
 
@@ -148,13 +199,17 @@ lethe_status lethe_forget_split(const lethe_forget_spec *f, const lethe_dataset 
  * images; otherwise the whole test set is `retain` and `forget` is empty. */
 lethe_status lethe_forget_split_test(const lethe_forget_spec *f, const lethe_dataset *test,
                                      lethe_subset *forget, lethe_subset *retain);
-/* Canonical text of a spec (for reports and cache keys). */
-void lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_t n);
+/* Canonical text of a spec (for reports and cache keys) into buf (n bytes,
+ * always NUL-terminated). LETHE_ERR_ARG when it does not fit (buf then
+ * holds its truncated start); LETHE_FORGET_TEXT_MAX bytes always fit. */
+#define LETHE_FORGET_TEXT_MAX 520   /* "indices:" + a path of 511 bytes + NUL */
+lethe_status lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_t n);
 
 /* Seeded shuffled batches over a subset. `next` returns up to bs indices:
  * with wrap = 0 the last batch of an epoch may be short and the following
  * call starts a new (reshuffled) epoch; with wrap = 1 every batch is full,
- * crossing epochs. */
+ * crossing epochs. out holds bs indices; the count written is returned (0
+ * for bs ≤ 0). */
 typedef struct {
     const int32_t *idx; size_t n;
     int32_t *order; size_t pos;
@@ -200,9 +255,8 @@ typedef struct {
  * "unet", the class-conditional DDPM noise predictor ε_θ(x_t, t, y) (output
  * (C, H, W) per sample, H and W divisible by 4; label table of nclass + 1
  * rows, row nclass the null class; needs lethe_model_set_cond before each
- * forward). Side effect: sets OpenBLAS to one
- * thread, process-wide (Lethe parallelises with OpenMP around its sgemm
- * calls; two thread pools on the same cores fight). */
+ * forward). No process-wide side effect: the thread pools are
+ * lethe_init's. */
 lethe_status lethe_model_create(lethe_model **m, const char *arch,
                                 int in_c, int in_h, int in_w, int nclass);
 void lethe_model_free(lethe_model *m);
@@ -270,7 +324,8 @@ typedef enum {
 } lethe_loss_kind;
 
 /* Per-sample loss of kind k into losses[i]; if dlogits is non-NULL it
- * receives (+=) w[i]·∂loss_i/∂logits. w NULL means weight 1. */
+ * receives (+=) w[i]·∂loss_i/∂logits. w NULL means weight 1. logits (n, c),
+ * every y[i] in [0, c). */
 void lethe_loss(lethe_loss_kind k, float *losses, float *dlogits,
                 const float *logits, const int32_t *y, const float *w,
                 int n, int c);
@@ -284,7 +339,13 @@ int lethe_correct(const float *logits, const int32_t *y, int n, int c);
 typedef struct { char key[64]; char value[512]; } lethe_meta;
 #define LETHE_MAX_META 32
 typedef struct { int n; lethe_meta kv[LETHE_MAX_META]; } lethe_metadata;
-void lethe_meta_set(lethe_metadata *md, const char *key, const char *value);
+/* Set key to value (replacing its value if present; NULL value: remove the
+ * key). Nothing is truncated or dropped: LETHE_ERR_ARG, md unchanged, for a
+ * key of 64 bytes or more, a value of 512 or more, a new key when md holds
+ * LETHE_MAX_META already, or md->n outside 0..LETHE_MAX_META (start from
+ * a zeroed lethe_metadata). */
+lethe_status lethe_meta_set(lethe_metadata *md, const char *key, const char *value);
+/* The value of key, owned by md; NULL when absent. */
 const char *lethe_meta_get(const lethe_metadata *md, const char *key);
 
 /* Write every tensor of m (θ and buffers) atomically (temp file + rename). */
@@ -324,7 +385,8 @@ typedef struct {
 } lethe_optim;
 lethe_status lethe_optim_init(lethe_optim *o, lethe_opt_kind kind, size_t n);
 void lethe_optim_free(lethe_optim *o);
-/* θ ← update(θ, g, lr). mask (NULL = all): only entries with mask[i] != 0 move. */
+/* θ ← update(θ, g, lr). mask (NULL = all): only entries with mask[i] != 0 move.
+ * theta, g and mask hold o->n entries. */
 void lethe_optim_step(lethe_optim *o, float *theta, const float *g,
                       const uint8_t *mask, float lr);
 
@@ -702,8 +764,9 @@ typedef struct {
                                lethe_unlearn_config_default) */
 } lethe_param;
 /* The options `method` takes, in help order: every method's, then its
- * family's, then its own. Writes up to max pointers, returns the count
- * (−1: unknown method). */
+ * family's, then its own. Writes up to max pointers and returns how many
+ * there are, which may be more than max (as snprintf: call again with
+ * room); −1: unknown method. */
 int lethe_method_params(const char *method, const lethe_param **out, int max);
 /* Every option of every method, each once (help order), and the option
  * named `name` ('-' or '_', or its alias) among them (NULL: none). */
@@ -722,11 +785,14 @@ int lethe_method_takes(const char *method, const lethe_param *p);
 lethe_status lethe_unlearn_set(lethe_unlearn_config *c, const char *name, const char *value);
 lethe_status lethe_unlearn_set_number(lethe_unlearn_config *c, const char *name, double v);
 /* The value of p in c (CHOICE: its index; a method_opt slot at NaN: the
- * default), and as text: the shortest number that reads back as the
- * stored float, or the choice's name. */
+ * default), and as text into buf (n bytes): the shortest number that reads
+ * back as the stored float, or the choice's name. LETHE_ERR_ARG when the
+ * text does not fit (buf then holds its truncated start) or a CHOICE holds
+ * an index outside its choices; LETHE_PARAM_TEXT_MAX bytes always fit. */
+#define LETHE_PARAM_TEXT_MAX 64
 double lethe_unlearn_get(const lethe_unlearn_config *c, const lethe_param *p);
-const char *lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_param *p,
-                                   char *buf, size_t n);
+lethe_status lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_param *p,
+                                    char *buf, size_t n);
 
 /* A settings file (configs/tuned.json: {"scenario": {"method": {"lr": 0.02,
  * "optim": "adam", …}}}): the options of entry `method` of `scenario`,
@@ -825,8 +891,7 @@ lethe_status lethe_unlearn_budget(lethe_model *m, const lethe_dataset *ds,
 #define LETHE_DDPM_BETA1  1e-4
 #define LETHE_DDPM_BETAT  0.02
 
-/* The noise schedule, in double (one allocation; views below), plus float
- * copies of √ᾱ and √(1−ᾱ) for the kernels. */
+/* The noise schedule, in double (one allocation; views below). */
 typedef struct lethe_ddpm {
     int T;
     double *beta;        /* (T) linear from beta1 to betaT */
@@ -837,8 +902,6 @@ typedef struct lethe_ddpm {
     double *post_var;    /* (T) β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t)·β_t; post_var[0] = 0 (ᾱ_{−1} = 1) */
     double *post_c0;     /* (T) posterior mean μ̃ = post_c0·x0 + post_ct·x_t: */
     double *post_ct;     /* (T)   √ᾱ_{t−1}β_t/(1−ᾱ_t) and √α_t(1−ᾱ_{t−1})/(1−ᾱ_t) */
-    float *sqrt_ab_f;    /* (T) float copies for the kernels */
-    float *sqrt_1m_ab_f; /* (T) */
 } lethe_ddpm;
 
 /* Linear β schedule of T steps from beta1 to betaT (0 < beta1 ≤ betaT < 1,

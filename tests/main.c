@@ -69,6 +69,10 @@ static int cmp_tests(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *filter = argc > 1 ? argv[1] : NULL;
+    if (lethe_init(0) != LETHE_OK) {
+        fprintf(stderr, "lethe_init: %s\n", lethe_last_error());
+        return 1;
+    }
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lethe-test-XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");

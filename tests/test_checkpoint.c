@@ -86,21 +86,61 @@ TEST(meta_set_get)
 {
     lethe_metadata md = {0};
     CHECK(lethe_meta_get(&md, "arch") == NULL);
-    lethe_meta_set(&md, "arch", "cnn");
-    lethe_meta_set(&md, "seed", "1");
-    lethe_meta_set(&md, "arch", "resnet8");     /* replaces */
+    CHECK_OK(lethe_meta_set(&md, "arch", "cnn"));
+    CHECK_OK(lethe_meta_set(&md, "seed", "1"));
+    CHECK_OK(lethe_meta_set(&md, "arch", "resnet8"));     /* replaces */
     CHECK(md.n == 2);
     CHECK(strcmp(lethe_meta_get(&md, "arch"), "resnet8") == 0);
     CHECK(strcmp(lethe_meta_get(&md, "seed"), "1") == 0);
-    lethe_meta_set(&md, "arch", NULL);          /* removes */
+    CHECK_OK(lethe_meta_set(&md, "arch", NULL));          /* removes */
     CHECK(md.n == 1 && lethe_meta_get(&md, "arch") == NULL);
     CHECK(strcmp(lethe_meta_get(&md, "seed"), "1") == 0);
-    for (int i = 0; i < 40; i++) {
-        char k[16];
+    CHECK_OK(lethe_meta_set(&md, "absent", NULL));        /* removing nothing is fine */
+    CHECK(md.n == 1);
+}
+
+/* Nothing is dropped or truncated: what does not fit is refused, with md
+ * left as it was. */
+TEST(meta_set_refuses_what_does_not_fit)
+{
+    lethe_metadata md = {0}, before;
+    char k[16], key[80], value[600];
+    for (int i = 0; i < LETHE_MAX_META; i++) {
         snprintf(k, sizeof k, "k%d", i);
-        lethe_meta_set(&md, k, "v");
+        CHECK_OK(lethe_meta_set(&md, k, "v"));
     }
     CHECK(md.n == LETHE_MAX_META);
+    memcpy(&before, &md, sizeof md);
+    CHECK(lethe_meta_set(&md, "k32", "v") == LETHE_ERR_ARG);
+    CHECK(strstr(lethe_last_error(), "k32") && strstr(lethe_last_error(), "32 entries"));
+    CHECK(memcmp(&before, &md, sizeof md) == 0);
+    CHECK_OK(lethe_meta_set(&md, "k31", "w"));           /* a present key: replaced */
+    CHECK(strcmp(lethe_meta_get(&md, "k31"), "w") == 0);
+
+    lethe_metadata small = {0};
+    memset(value, 'x', 511);
+    value[511] = '\0';
+    CHECK_OK(lethe_meta_set(&small, "long", value));     /* 511 bytes: the most */
+    CHECK(strlen(lethe_meta_get(&small, "long")) == 511);
+    value[511] = 'x';
+    value[512] = '\0';
+    memcpy(&before, &small, sizeof small);
+    CHECK(lethe_meta_set(&small, "long", value) == LETHE_ERR_ARG);
+    CHECK(strstr(lethe_last_error(), "512 bytes") != NULL);
+    CHECK(memcmp(&before, &small, sizeof small) == 0);
+    memset(key, 'k', 63);
+    key[63] = '\0';
+    CHECK_OK(lethe_meta_set(&small, key, "v"));          /* 63 bytes: the most */
+    key[63] = 'k';
+    key[64] = '\0';
+    CHECK(lethe_meta_set(&small, key, "v") == LETHE_ERR_ARG);
+    CHECK(lethe_meta_set(&small, key, NULL) == LETHE_ERR_ARG);
+    CHECK(lethe_meta_set(NULL, "a", "b") == LETHE_ERR_ARG);
+    CHECK(lethe_meta_set(&small, NULL, "b") == LETHE_ERR_ARG);
+    small.n = LETHE_MAX_META + 1;                         /* not initialised */
+    CHECK(lethe_meta_set(&small, "a", "b") == LETHE_ERR_ARG);
+    small.n = -1;
+    CHECK(lethe_meta_set(&small, "a", "b") == LETHE_ERR_ARG);
 }
 
 /* ----------------------------------------------------- parser, writer */
@@ -118,8 +158,8 @@ TEST(st_write_read_roundtrip)
         {.name = "empty", .dtype = ST_F32, .ndim = 1, .shape = {0}, .data = &dummy},
     };
     lethe_metadata md = {0};
-    lethe_meta_set(&md, "quote", "a \"b\" \\c\n\xc3\xa9");
-    lethe_meta_set(&md, "arch", "cnn");
+    CHECK_OK(lethe_meta_set(&md, "quote", "a \"b\" \\c\n\xc3\xa9"));
+    CHECK_OK(lethe_meta_set(&md, "arch", "cnn"));
     CHECK_OK(st_write(path, &md, t, 3));
 
     size_t n;
@@ -457,11 +497,11 @@ static void roundtrip(const char *arch, int c, int h, int w, int nclass)
     snprintf(in_shape, sizeof in_shape, "%d,%d,%d", c, h, w);
     snprintf(nc, sizeof nc, "%d", nclass);
     lethe_metadata md = {0};
-    lethe_meta_set(&md, "format", "lethe");
-    lethe_meta_set(&md, "arch", arch);
-    lethe_meta_set(&md, "in_shape", in_shape);
-    lethe_meta_set(&md, "nclass", nc);
-    lethe_meta_set(&md, "recipe", "sgd lr=0.1 \"quoted\"");
+    CHECK_OK(lethe_meta_set(&md, "format", "lethe"));
+    CHECK_OK(lethe_meta_set(&md, "arch", arch));
+    CHECK_OK(lethe_meta_set(&md, "in_shape", in_shape));
+    CHECK_OK(lethe_meta_set(&md, "nclass", nc));
+    CHECK_OK(lethe_meta_set(&md, "recipe", "sgd lr=0.1 \"quoted\""));
     const char *path = test_path("roundtrip.safetensors");
     CHECK_OK(lethe_checkpoint_save(m, &md, path));
     CHECK(count_entries(test_tmpdir(), "roundtrip.safetensors.tmp") == 0);
@@ -545,7 +585,7 @@ static void write_edited(const lethe_model *m, const char *path, const char *dro
     if (extra) t[k++] = (st_out){.name = extra, .dtype = ST_F32, .ndim = 1, .shape = {4},
                                  .data = extra_data};
     lethe_metadata md = {0};
-    lethe_meta_set(&md, "arch", lethe_model_arch(m));
+    CHECK_OK(lethe_meta_set(&md, "arch", lethe_model_arch(m)));
     CHECK_OK(st_write(path, &md, t, k));
     free(t);
 }
@@ -636,8 +676,8 @@ TEST(checkpoint_open_metadata)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lethe_metadata md = {0};
-        if (strcmp(bad[i].key, "made_by") != 0) lethe_meta_set(&md, "arch", "mlp");
-        lethe_meta_set(&md, bad[i].key, bad[i].value);
+        if (strcmp(bad[i].key, "made_by") != 0) CHECK_OK(lethe_meta_set(&md, "arch", "mlp"));
+        CHECK_OK(lethe_meta_set(&md, bad[i].key, bad[i].value));
         CHECK_OK(st_write(path, &md, t, n));
         r = (lethe_model *)1;
         lethe_status s = lethe_checkpoint_open(&r, path, NULL);

@@ -529,11 +529,11 @@ TEST(forget_parse_forms)
     char buf[600];
     CHECK_OK(lethe_forget_parse(&f, "class:0"));
     CHECK(f.kind == LETHE_FORGET_CLASS && f.class_mask == 1);
-    lethe_forget_to_string(&f, buf, sizeof buf);
+    CHECK_OK(lethe_forget_to_string(&f, buf, sizeof buf));
     CHECK(strcmp(buf, "class:0") == 0);
     CHECK_OK(lethe_forget_parse(&f, "class:3,0"));
     CHECK(f.class_mask == 9);
-    lethe_forget_to_string(&f, buf, sizeof buf);
+    CHECK_OK(lethe_forget_to_string(&f, buf, sizeof buf));
     CHECK(strcmp(buf, "class:0,3") == 0);
     CHECK_OK(lethe_forget_parse(&f, "class:63"));
     CHECK(f.class_mask == (uint64_t)1 << 63);
@@ -541,27 +541,45 @@ TEST(forget_parse_forms)
     CHECK_OK(lethe_forget_parse(&f, "random:10%"));
     CHECK(f.kind == LETHE_FORGET_RANDOM);
     CHECK(f.fraction == 0.1);
-    lethe_forget_to_string(&f, buf, sizeof buf);
+    CHECK_OK(lethe_forget_to_string(&f, buf, sizeof buf));
     CHECK(strcmp(buf, "random:0.1") == 0);
     CHECK_OK(lethe_forget_parse(&f, "random:0.1"));
     CHECK(f.fraction == 0.1);
     CHECK_OK(lethe_forget_parse(&f, "random:12.5%"));
     CHECK(f.fraction == 0.125);
     CHECK_OK(lethe_forget_parse(&f, "random:0.333333333333"));
-    lethe_forget_to_string(&f, buf, sizeof buf);
+    CHECK_OK(lethe_forget_to_string(&f, buf, sizeof buf));
     CHECK(strcmp(buf, "random:0.333333333333") == 0);
 
     CHECK_OK(lethe_forget_parse(&f, "indices:/tmp/some file.txt"));
     CHECK(f.kind == LETHE_FORGET_INDICES && strcmp(f.path, "/tmp/some file.txt") == 0);
-    lethe_forget_to_string(&f, buf, sizeof buf);
+    CHECK_OK(lethe_forget_to_string(&f, buf, sizeof buf));
     CHECK(strcmp(buf, "indices:/tmp/some file.txt") == 0);
 
-    /* A short buffer is truncated, not overrun. */
+    /* A short buffer is refused, holding the truncated start, not overrun. */
     char tiny[6] = "xxxxx";
     CHECK_OK(lethe_forget_parse(&f, "class:1,2,3"));
-    lethe_forget_to_string(&f, tiny, 4);
+    CHECK(lethe_forget_to_string(&f, tiny, 4) == LETHE_ERR_ARG);
     CHECK(strcmp(tiny, "cla") == 0 && tiny[4] == 'x');
+    CHECK(strstr(lethe_last_error(), "does not fit") != NULL);
+    CHECK(lethe_forget_to_string(&f, tiny, 0) == LETHE_ERR_ARG);
+    char exact[12];                                   /* "class:1,2,3" and its NUL */
+    CHECK_OK(lethe_forget_to_string(&f, exact, sizeof exact));
+    CHECK(lethe_forget_to_string(&f, exact, sizeof exact - 1) == LETHE_ERR_ARG);
+
+    /* The longest texts fit LETHE_FORGET_TEXT_MAX: every class, the longest path. */
+    char most[LETHE_FORGET_TEXT_MAX];
+    f.kind = LETHE_FORGET_CLASS;
+    f.class_mask = ~(uint64_t)0;
+    CHECK_OK(lethe_forget_to_string(&f, most, sizeof most));
+    CHECK(strncmp(most, "class:0,1,2,", 12) == 0 && strstr(most, ",62,63") != NULL);
+    f.kind = LETHE_FORGET_INDICES;
+    memset(f.path, 'p', sizeof f.path - 1);
+    f.path[sizeof f.path - 1] = '\0';
+    CHECK_OK(lethe_forget_to_string(&f, most, sizeof most));
+    CHECK(strlen(most) == LETHE_FORGET_TEXT_MAX - 1);
 }
+
 
 TEST(forget_parse_errors)
 {

@@ -135,8 +135,21 @@ TEST(options_by_name_follow_the_method)
     CHECK_NEAR(lethe_unlearn_get(&c, pc), 0.5, 1e-7);
     CHECK_OK(lethe_unlearn_set(&c, "c", "0.25"));
     CHECK_NEAR(lethe_unlearn_get(&c, pc), 0.25, 1e-7);
-    char buf[64];
-    CHECK(strcmp(lethe_unlearn_get_text(&c, pc, buf, sizeof buf), "0.25") == 0);
+    char buf[LETHE_PARAM_TEXT_MAX];
+    CHECK_OK(lethe_unlearn_get_text(&c, pc, buf, sizeof buf));
+    CHECK(strcmp(buf, "0.25") == 0);
+    /* Too short a buffer, and a choice index outside the choices: refused. */
+    CHECK(lethe_unlearn_get_text(&c, pc, buf, 4) == LETHE_ERR_ARG && strcmp(buf, "0.2") == 0);
+    const lethe_param *po = lethe_param_find("optim");
+    CHECK(po != NULL && po->type == LETHE_PARAM_CHOICE);
+    if (po) {
+        CHECK_OK(lethe_unlearn_set(&c, "optim", "adam"));
+        CHECK_OK(lethe_unlearn_get_text(&c, po, buf, sizeof buf));
+        CHECK(strcmp(buf, "adam") == 0);
+        c.optim = (lethe_opt_kind)7;
+        CHECK(lethe_unlearn_get_text(&c, po, buf, sizeof buf) == LETHE_ERR_ARG);
+        c.optim = LETHE_OPT_SGD;
+    }
     /* Out of range, not a number, an option of another method, unknown. */
     static const struct { const char *method, *name, *value, *needle[2]; } bad[] = {
         {"cagrad", "c", "20", {"cagrad", "c must be"}},

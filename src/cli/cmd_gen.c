@@ -7,22 +7,27 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/fail.h"
 #include "cli/gen.h"
 #include "cli/report.h"
 #include "cli/signals.h"
 
 /* --------------------------------------------------------- shared pieces */
 
-void gen_meta_schedule(lethe_metadata *md, const lethe_ddpm *s, double beta1, double betaT)
+lethe_status gen_meta_schedule(lethe_metadata *md, const lethe_ddpm *s, double beta1,
+                               double betaT)
 {
-    char buf[64];
-    lethe_meta_set(md, "task", "diffusion");
-    snprintf(buf, sizeof buf, "%d", s->T);
-    lethe_meta_set(md, "ddpm_T", buf);
-    snprintf(buf, sizeof buf, "%.17g", beta1);
-    lethe_meta_set(md, "ddpm_beta1", buf);
-    snprintf(buf, sizeof buf, "%.17g", betaT);
-    lethe_meta_set(md, "ddpm_betaT", buf);
+    char T[16], b1[32], bT[32];
+    snprintf(T, sizeof T, "%d", s->T);
+    snprintf(b1, sizeof b1, "%.17g", beta1);
+    snprintf(bT, sizeof bT, "%.17g", betaT);
+    lethe_status st;
+    if ((st = lethe_meta_set(md, "task", "diffusion")) != LETHE_OK ||
+        (st = lethe_meta_set(md, "ddpm_T", T)) != LETHE_OK ||
+        (st = lethe_meta_set(md, "ddpm_beta1", b1)) != LETHE_OK ||
+        (st = lethe_meta_set(md, "ddpm_betaT", bT)) != LETHE_OK)
+        return st;
+    return LETHE_OK;
 }
 
 lethe_status gen_open(const char *path, lethe_model **m, lethe_metadata *md, lethe_ddpm *s)
@@ -79,24 +84,26 @@ lethe_status gen_save(const lethe_model *m, const lethe_ddpm *s, const lethe_dat
                       const lethe_diffusion_config *cfg, const char *without, const char *path)
 {
     lethe_metadata md = {0};
-    char buf[512];
-    lethe_meta_set(&md, "format", "lethe");
-    lethe_meta_set(&md, "version", LETHE_VERSION);
-    lethe_meta_set(&md, "arch", lethe_model_arch(m));
-    snprintf(buf, sizeof buf, "%d,%d,%d", train->c, train->h, train->w);
-    lethe_meta_set(&md, "in_shape", buf);
-    snprintf(buf, sizeof buf, "%d", train->nclass);
-    lethe_meta_set(&md, "nclass", buf);
-    lethe_meta_set(&md, "dataset", train->name);
-    gen_meta_schedule(&md, s, s->beta[0], s->beta[s->T - 1]);
-    snprintf(buf, sizeof buf, "adamw lr=%g schedule=%d wd=%g epochs=%d batch=%d ema=%g "
+    char shape[64], ncls[16], recipe[256], seed[32];
+    snprintf(shape, sizeof shape, "%d,%d,%d", train->c, train->h, train->w);
+    snprintf(ncls, sizeof ncls, "%d", train->nclass);
+    snprintf(recipe, sizeof recipe, "adamw lr=%g schedule=%d wd=%g epochs=%d batch=%d ema=%g "
              "p_uncond=%g", (double)cfg->train.lr, (int)cfg->train.schedule,
              (double)cfg->train.weight_decay, cfg->train.epochs, cfg->train.batch,
              (double)cfg->ema, (double)cfg->p_uncond);
-    lethe_meta_set(&md, "recipe", buf);
-    snprintf(buf, sizeof buf, "%lu", (unsigned long)cfg->train.seed);
-    lethe_meta_set(&md, "seed", buf);
-    if (without) lethe_meta_set(&md, "trained_without", without);
+    snprintf(seed, sizeof seed, "%lu", (unsigned long)cfg->train.seed);
+    lethe_status st;
+    if ((st = lethe_meta_set(&md, "format", "lethe")) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "version", LETHE_VERSION)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "arch", lethe_model_arch(m))) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "in_shape", shape)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "nclass", ncls)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "dataset", train->name)) != LETHE_OK ||
+        (st = gen_meta_schedule(&md, s, s->beta[0], s->beta[s->T - 1])) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "recipe", recipe)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "seed", seed)) != LETHE_OK ||
+        (without && (st = lethe_meta_set(&md, "trained_without", without)) != LETHE_OK))
+        return st;
     return lethe_checkpoint_save(m, &md, path);
 }
 
@@ -196,8 +203,9 @@ int cmd_train_diffusion(int argc, char **argv)
     if (st != LETHE_OK) goto fail;
     double secs = core_now() - t0;
 
-    char without[600] = "";
-    if (fspec) lethe_forget_to_string(&spec, without, sizeof without);
+    char without[LETHE_FORGET_TEXT_MAX] = "";
+    if (fspec && (st = lethe_forget_to_string(&spec, without, sizeof without)) != LETHE_OK)
+        goto fail;
     if ((st = gen_save(m, &s, &train, &cfg, fspec ? without : NULL, out)) != LETHE_OK) goto fail;
     cli_run_finish(&run);
     printf("| arch | data | images | epochs | time (s) |\n|---|---|---|---|---|\n");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/gen.h"
+#include "core/fail.h"
 #include "cli/protocol.h"
 #include "cli/report.h"
 #include "io/paths.h"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/gen.h"
+#include "core/fail.h"
 #include "cli/protocol.h"
 #include "cli/report.h"
 #include "cli/signals.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/fail.h"
 #include "cli/plot.h"
 
 /* ------------------------------------------------------------ helpers */

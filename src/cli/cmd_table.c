@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/fail.h"
 #include "cli/plot.h"
 
 enum { C_UA, C_RA, C_TA, C_MIA, C_GAP, C_RTE, C_FWD, C_BWD, C_CONFLICT, C_LGAP, NCOL };

@@ -139,27 +139,29 @@ int cmd_train(int argc, char **argv)
         goto fail;
 
     lethe_metadata md = {0};
-    char buf[512];
-    lethe_meta_set(&md, "format", "lethe");
-    lethe_meta_set(&md, "version", LETHE_VERSION);
-    lethe_meta_set(&md, "arch", arch);
-    snprintf(buf, sizeof buf, "%d,%d,%d", train.c, train.h, train.w);
-    lethe_meta_set(&md, "in_shape", buf);
-    snprintf(buf, sizeof buf, "%d", train.nclass);
-    lethe_meta_set(&md, "nclass", buf);
-    lethe_meta_set(&md, "dataset", train.name);
-    snprintf(buf, sizeof buf, "%s lr=%g schedule=%s momentum=%g wd=%g nesterov=%d epochs=%d batch=%d",
-             optn, (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (double)cfg.momentum,
+    char shape[64], ncls[16], recipe[256], seedb[32], without[LETHE_FORGET_TEXT_MAX], acc[32];
+    snprintf(shape, sizeof shape, "%d,%d,%d", train.c, train.h, train.w);
+    snprintf(ncls, sizeof ncls, "%d", train.nclass);
+    snprintf(recipe, sizeof recipe,
+             "%s lr=%g schedule=%s momentum=%g wd=%g nesterov=%d epochs=%d batch=%d", optn,
+             (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (double)cfg.momentum,
              (double)cfg.weight_decay, cfg.nesterov, cfg.epochs, cfg.batch);
-    lethe_meta_set(&md, "recipe", buf);
-    snprintf(buf, sizeof buf, "%lu", (unsigned long)seed);
-    lethe_meta_set(&md, "seed", buf);
-    if (fspec) {
-        lethe_forget_to_string(&spec, buf, sizeof buf);
-        lethe_meta_set(&md, "trained_without", buf);
-    }
-    snprintf(buf, sizeof buf, "%.2f", acc_test);
-    lethe_meta_set(&md, "test_accuracy", buf);
+    snprintf(seedb, sizeof seedb, "%lu", (unsigned long)seed);
+    snprintf(acc, sizeof acc, "%.2f", acc_test);
+    if (fspec && (st = lethe_forget_to_string(&spec, without, sizeof without)) != LETHE_OK)
+        goto fail;
+    /* In this order: the checkpoint's header lists them so. */
+    if ((st = lethe_meta_set(&md, "format", "lethe")) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "version", LETHE_VERSION)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "arch", arch)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "in_shape", shape)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "nclass", ncls)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "dataset", train.name)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "recipe", recipe)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "seed", seedb)) != LETHE_OK ||
+        (fspec && (st = lethe_meta_set(&md, "trained_without", without)) != LETHE_OK) ||
+        (st = lethe_meta_set(&md, "test_accuracy", acc)) != LETHE_OK)
+        goto fail;
     /* The table first: an output "-" then has standard output to itself. */
     printf("| arch | data | images | epochs | train acc | test acc | time (s) |\n");
     printf("|---|---|---|---|---|---|---|\n");

@@ -11,8 +11,10 @@ int cmd_eval_diffusion(int argc, char **argv);
 int cmd_unlearn_diffusion(int argc, char **argv);
 int cmd_bench_diffusion(int argc, char **argv);
 
-/* Store s (made from beta1..betaT) as "task", "ddpm_T", "ddpm_beta*". */
-void gen_meta_schedule(lethe_metadata *md, const lethe_ddpm *s, double beta1, double betaT);
+/* Store s (made from beta1..betaT) as "task", "ddpm_T", "ddpm_beta*";
+ * lethe_meta_set's status. */
+lethe_status gen_meta_schedule(lethe_metadata *md, const lethe_ddpm *s, double beta1,
+                               double betaT);
 /* Open a diffusion checkpoint and rebuild its schedule (free both). */
 lethe_status gen_open(const char *path, lethe_model **m, lethe_metadata *md, lethe_ddpm *s);
 /* Save a diffusion model with its schedule, recipe and data in metadata

@@ -152,6 +152,11 @@ static int dispatch(const char *name, int argc, char **argv)
 int main(int argc, char **argv)
 {
     cli_set_command_line(argc, argv);
+    /* The thread pools, once for every command (threads: OMP_NUM_THREADS). */
+    if (lethe_init(0) != LETHE_OK) {
+        fprintf(stderr, "lethe: %s\n", lethe_last_error());
+        return 1;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/plot.h"
+#include "core/fail.h"
 #include "io/json.h"
 #include "io/outpath.h"
 

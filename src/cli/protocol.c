@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "io/json.h"
+#include "core/fail.h"
 
 #include "cli/protocol.h"
 #include "cli/report.h"
@@ -110,22 +111,23 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     if (!p->quiet) cli_progress_done(&prog);
     *secs = core_now() - t0;
     if (st != LETHE_OK) return st;
-    char buf[256];
-    lethe_meta_set(&md, "format", "lethe");
-    lethe_meta_set(&md, "version", LETHE_VERSION);
-    lethe_meta_set(&md, "arch", p->sc->arch);
-    snprintf(buf, sizeof buf, "%d,%d,%d", tr->c, tr->h, tr->w);
-    lethe_meta_set(&md, "in_shape", buf);
-    snprintf(buf, sizeof buf, "%d", tr->nclass);
-    lethe_meta_set(&md, "nclass", buf);
-    lethe_meta_set(&md, "dataset", tr->name);
-    snprintf(buf, sizeof buf, "sgd lr=0.05 schedule=cosine momentum=0.9 wd=0.0005 epochs=%d "
-             "batch=128", p->epochs);
-    lethe_meta_set(&md, "recipe", buf);
-    snprintf(buf, sizeof buf, "%lu", (unsigned long)p->seed);
-    lethe_meta_set(&md, "seed", buf);
-    if (without) lethe_meta_set(&md, "trained_without", without);
-    lethe_meta_set(&md, "data_fingerprint", p->data_fp);
+    char shape[64], ncls[16], recipe[128], seed[32];
+    snprintf(shape, sizeof shape, "%d,%d,%d", tr->c, tr->h, tr->w);
+    snprintf(ncls, sizeof ncls, "%d", tr->nclass);
+    snprintf(recipe, sizeof recipe, "sgd lr=0.05 schedule=cosine momentum=0.9 wd=0.0005 "
+             "epochs=%d batch=128", p->epochs);
+    snprintf(seed, sizeof seed, "%lu", (unsigned long)p->seed);
+    if ((st = lethe_meta_set(&md, "format", "lethe")) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "version", LETHE_VERSION)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "arch", p->sc->arch)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "in_shape", shape)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "nclass", ncls)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "dataset", tr->name)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "recipe", recipe)) != LETHE_OK ||
+        (st = lethe_meta_set(&md, "seed", seed)) != LETHE_OK ||
+        (without && (st = lethe_meta_set(&md, "trained_without", without)) != LETHE_OK) ||
+        (st = lethe_meta_set(&md, "data_fingerprint", p->data_fp)) != LETHE_OK)
+        return st;
     return lethe_checkpoint_save(*out, &md, path);
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/fail.h"
 #include "cli/report.h"
 #include "io/runstate.h"
 

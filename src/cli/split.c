@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "core/fail.h"
 
 /* The unseen reference: CLI_UNSEEN_N test images (a fifth of a smaller
  * test set) by a fixed seed, out of test_retain; both keep their order. */
@@ -62,8 +63,9 @@ lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
         cli_split_free(s);
         return st;
     }
-    lethe_forget_to_string(&s->spec, s->spec_text, sizeof s->spec_text);
-    return LETHE_OK;
+    if ((st = lethe_forget_to_string(&s->spec, s->spec_text, sizeof s->spec_text)) != LETHE_OK)
+        cli_split_free(s);
+    return st;
 }
 
 lethe_status cli_split_match(cli_split *s, const char *mode, int diffusion)
@@ -176,12 +178,16 @@ lethe_status cli_open_model_as(const char *path, const char *arch, const char *d
         return lethe_fail(st, "%s (loaded as --arch %s)", why, arch);
     }
     /* Outputs made from it (an unlearned model) say what it is. */
-    char buf[64];
-    lethe_meta_set(&meta, "arch", arch);
-    snprintf(buf, sizeof buf, "%d,%d,%d", c, h, w);
-    lethe_meta_set(&meta, "in_shape", buf);
-    snprintf(buf, sizeof buf, "%d", nclass);
-    lethe_meta_set(&meta, "nclass", buf);
+    char shape[64], ncls[16];
+    snprintf(shape, sizeof shape, "%d,%d,%d", c, h, w);
+    snprintf(ncls, sizeof ncls, "%d", nclass);
+    if ((st = lethe_meta_set(&meta, "arch", arch)) != LETHE_OK ||
+        (st = lethe_meta_set(&meta, "in_shape", shape)) != LETHE_OK ||
+        (st = lethe_meta_set(&meta, "nclass", ncls)) != LETHE_OK) {
+        lethe_model_free(*m);
+        *m = NULL;
+        return st;
+    }
     if (md) *md = meta;
     return LETHE_OK;
 }
@@ -205,11 +211,13 @@ lethe_status cli_save_unlearned(const lethe_model *m, lethe_metadata *md,
                                 const lethe_unlearn_config *cfg, const char *forgot,
                                 const char *from, const char *out)
 {
-    char buf[64];
-    lethe_meta_set(md, "unlearned_by", cfg->method);
-    lethe_meta_set(md, "forgot", forgot);
-    snprintf(buf, sizeof buf, "%lu", (unsigned long)cfg->seed);
-    lethe_meta_set(md, "unlearn_seed", buf);
-    lethe_meta_set(md, "unlearned_from", from);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%lu", (unsigned long)cfg->seed);
+    lethe_status st;
+    if ((st = lethe_meta_set(md, "unlearned_by", cfg->method)) != LETHE_OK ||
+        (st = lethe_meta_set(md, "forgot", forgot)) != LETHE_OK ||
+        (st = lethe_meta_set(md, "unlearn_seed", seed)) != LETHE_OK ||
+        (st = lethe_meta_set(md, "unlearned_from", from)) != LETHE_OK)
+        return st;
     return lethe_checkpoint_save(m, md, out);
 }

@@ -20,6 +20,8 @@ size_t lethe_sizeof(const char *type)
         {"lethe_igs", sizeof(lethe_igs)},
         {"lethe_unlearn_config", sizeof(lethe_unlearn_config)},
         {"lethe_unlearn_result", sizeof(lethe_unlearn_result)},
+        {"lethe_rng", sizeof(lethe_rng)},
+        {"lethe_stream", sizeof(lethe_stream)},
     };
     for (size_t i = 0; type && i < sizeof types / sizeof types[0]; i++)
         if (strcmp(types[i].name, type) == 0) return types[i].size;

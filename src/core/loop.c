@@ -3,6 +3,7 @@
  * any long computation.
  */
 #include "core/loop.h"
+#include "core/fail.h"
 
 #include <time.h>
 #ifdef _OPENMP

@@ -1,5 +1,6 @@
 /* Status codes and the per-thread last error message. */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <stdarg.h>
 #include <stdio.h>

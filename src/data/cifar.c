@@ -8,6 +8,7 @@
  * data_batch_1.bin with any of 2..5 after it, in order.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -8,6 +8,7 @@
  * being unknown.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -11,6 +11,7 @@
  * read at split time, when the set size that bounds it is known.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -93,19 +94,23 @@ lethe_status lethe_forget_parse(lethe_forget_spec *f, const char *text)
                       text);
 }
 
-void lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_t n)
+lethe_status lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_t n)
 {
-    if (!n) return;
+    if (!f || !buf || !n)
+        return lethe_fail(LETHE_ERR_ARG, "forget spec to text: NULL spec or empty buffer");
     buf[0] = '\0';
+    size_t len = 0;   /* the whole text's length, as snprintf counts it */
     switch (f->kind) {
     case LETHE_FORGET_CLASS: {
-        size_t len = (size_t)snprintf(buf, n, "class:");
+        char text[256];   /* "class:" and at most 64 numbers with commas: 187 bytes */
+        size_t k = (size_t)snprintf(text, sizeof text, "class:");
         const char *sep = "";
-        for (int c = 0; c < 64 && len < n; c++)
+        for (int c = 0; c < 64; c++)
             if (f->class_mask >> c & 1) {
-                len += (size_t)snprintf(buf + len, n - len, "%s%d", sep, c);
+                k += (size_t)snprintf(text + k, sizeof text - k, "%s%d", sep, c);
                 sep = ",";
             }
+        len = (size_t)snprintf(buf, n, "%s", text);
         break;
     }
     case LETHE_FORGET_RANDOM: {
@@ -116,13 +121,19 @@ void lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_t n)
             snprintf(num, sizeof num, "%.*g", prec, f->fraction);
             if (strtod(num, NULL) == f->fraction) break;
         }
-        snprintf(buf, n, "random:%s", num);
+        len = (size_t)snprintf(buf, n, "random:%s", num);
         break;
     }
     case LETHE_FORGET_INDICES:
-        snprintf(buf, n, "indices:%s", f->path);
+        len = (size_t)snprintf(buf, n, "indices:%s", f->path);
         break;
+    default:
+        return lethe_fail(LETHE_ERR_ARG, "forget spec of unknown kind %d", (int)f->kind);
     }
+    if (len >= n)
+        return lethe_fail(LETHE_ERR_ARG, "forget spec: its text of %zu bytes does not fit a "
+                          "buffer of %zu (LETHE_FORGET_TEXT_MAX always does)", len, n);
+    return LETHE_OK;
 }
 
 /* Fill both sides from in_forget (N flags), each in increasing order. The
@@ -276,8 +287,8 @@ lethe_status lethe_forget_split(const lethe_forget_spec *f, const lethe_dataset 
         size_t k = 0;
         for (int i = 0; i < train->n; i++) k += in_forget[i];
         if (k == (size_t)train->n) {
-            char spec[600];
-            lethe_forget_to_string(f, spec, sizeof spec);
+            char spec[LETHE_FORGET_TEXT_MAX];
+            (void)lethe_forget_to_string(f, spec, sizeof spec);   /* always fits */
             st = lethe_fail(LETHE_ERR_ARG, "forget spec %s: every image of %s is forgotten, "
                             "nothing left to retain", spec, train->name);
         }

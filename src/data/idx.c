@@ -7,6 +7,7 @@
  * allocated, and the gzip trailer is read so that its CRC is checked.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,6 +5,7 @@
  * the seed alone. No allocation after init.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <stdlib.h>
 #include <string.h>

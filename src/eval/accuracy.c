@@ -7,6 +7,7 @@
  * batch, so the result does not depend on how the subset is cut into batches.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <limits.h>
 #include <math.h>

@@ -9,6 +9,7 @@
  * eigenvalues that rounding pushed below zero count as zero.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -6,6 +6,7 @@
  *   Avg. Gap = mean of |method − Retrain| over UA, RA, TA and MIA.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -12,6 +12,7 @@
  * by first occurrence, so the non-members (0) go first to match it.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <libsvm/svm.h>
 #include <limits.h>

@@ -20,6 +20,7 @@
  * post_c0, post_ct and post_var.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -36,10 +37,9 @@ lethe_status lethe_ddpm_init(lethe_ddpm *s, int T, double beta1, double betaT)
     if (!(beta1 > 0.0) || !(beta1 <= betaT) || !(betaT < 1.0))
         return lethe_fail(LETHE_ERR_ARG, "ddpm: betas %g..%g must satisfy 0 < beta1 <= betaT < 1",
                           beta1, betaT);
-    /* One allocation: 8 double arrays, then 2 float arrays (doubles first
-     * keeps every view aligned). */
+    /* One allocation: 8 double arrays. */
     size_t nt = (size_t)T;
-    double *mem = malloc(nt * (8 * sizeof(double) + 2 * sizeof(float)));
+    double *mem = malloc(nt * 8 * sizeof(double));
     if (!mem) return lethe_fail(LETHE_ERR_NOMEM, "ddpm: cannot allocate a schedule of %d steps", T);
     s->T = T;
     s->beta = mem;
@@ -50,8 +50,6 @@ lethe_status lethe_ddpm_init(lethe_ddpm *s, int T, double beta1, double betaT)
     s->post_var = mem + 5 * nt;
     s->post_c0 = mem + 6 * nt;
     s->post_ct = mem + 7 * nt;
-    s->sqrt_ab_f = (float *)(mem + 8 * nt);
-    s->sqrt_1m_ab_f = s->sqrt_ab_f + nt;
 
     double ab = 1.0;
     for (int t = 0; t < T; t++) {
@@ -66,8 +64,6 @@ lethe_status lethe_ddpm_init(lethe_ddpm *s, int T, double beta1, double betaT)
         s->post_var[t] = (1.0 - ab_prev) / (1.0 - ab) * b;
         s->post_c0[t] = sqrt(ab_prev) * b / (1.0 - ab);
         s->post_ct[t] = sqrt(1.0 - b) * (1.0 - ab_prev) / (1.0 - ab);
-        s->sqrt_ab_f[t] = (float)s->sqrt_ab[t];
-        s->sqrt_1m_ab_f[t] = (float)s->sqrt_1m_ab[t];
     }
     return LETHE_OK;
 }
@@ -89,7 +85,8 @@ lethe_status lethe_ddpm_q_sample(const lethe_ddpm *s, float *xt, const float *x0
             return lethe_fail(LETHE_ERR_ARG, "ddpm q_sample: t[%d] = %d is out of range 0..%d",
                               i, (int)t[i], s->T - 1);
     for (int i = 0; i < n; i++) {
-        const float a = s->sqrt_ab_f[t[i]], b = s->sqrt_1m_ab_f[t[i]];
+        /* Rounded to float once per sample, as the float kernels use them. */
+        const float a = (float)s->sqrt_ab[t[i]], b = (float)s->sqrt_1m_ab[t[i]];
         const size_t o = (size_t)i * (size_t)d;
         for (int j = 0; j < d; j++) xt[o + j] = a * x0[o + j] + b * eps[o + j];
     }

@@ -5,6 +5,7 @@
  * real retained-class images (FD-cls: a Fréchet distance on this
  * classifier's features; not the Inception FID). */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -5,6 +5,7 @@
  * step; optionally an exponential moving average of θ, which is what the
  * sampler gets at the end (it smooths the last steps' noise). */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <math.h>
 #include <stdio.h>

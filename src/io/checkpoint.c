@@ -9,6 +9,7 @@
  * leaves the model as it was.
  */
 #include "io/safetensors.h"
+#include "core/fail.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,10 +98,13 @@ lethe_status lethe_checkpoint_save(const lethe_model *m, const lethe_metadata *m
     else meta->n = 0;
     char nclass[16];
     snprintf(nclass, sizeof nclass, "%d", lethe_model_nclass(m));
-    if (!lethe_meta_get(meta, "format")) lethe_meta_set(meta, "format", "lethe");
-    if (!lethe_meta_get(meta, "arch")) lethe_meta_set(meta, "arch", lethe_model_arch(m));
-    if (!lethe_meta_get(meta, "nclass")) lethe_meta_set(meta, "nclass", nclass);
-    lethe_status s = st_write(path, meta, out, n);
+    lethe_status s = LETHE_OK;
+    if (!lethe_meta_get(meta, "format")) s = lethe_meta_set(meta, "format", "lethe");
+    if (s == LETHE_OK && !lethe_meta_get(meta, "arch"))
+        s = lethe_meta_set(meta, "arch", lethe_model_arch(m));
+    if (s == LETHE_OK && !lethe_meta_get(meta, "nclass"))
+        s = lethe_meta_set(meta, "nclass", nclass);
+    if (s == LETHE_OK) s = st_write(path, meta, out, n);
     free(meta);
     free(out);
     return s;

@@ -8,6 +8,7 @@
  * lethe_write_file_atomic, so a crash never leaves half a file.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <math.h>
 #include <stdlib.h>

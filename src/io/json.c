@@ -1,5 +1,6 @@
 /* io_json_read (json.h). */
 #include "io/json.h"
+#include "core/fail.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,6 +3,7 @@
  * final name, and a device, a FIFO or a symbolic link named as an output
  * is written through, never replaced. */
 #include "io/outpath.h"
+#include "core/fail.h"
 
 #include <errno.h>
 #include <fcntl.h>

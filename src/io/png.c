@@ -6,6 +6,7 @@
  * a failed write never leaves a half-written PNG under the final name.
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <math.h>
 #include <png.h>

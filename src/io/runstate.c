@@ -5,6 +5,7 @@
  * entry against what the loop expects before a value is copied.
  */
 #include "io/runstate.h"
+#include "core/fail.h"
 
 #include "core/loop.h"
 
@@ -51,14 +52,15 @@ static void fail_once(rs_writer *w, lethe_status st)
 
 void rs_set_text(rs_writer *w, const char *key, const char *value)
 {
-    /* Never truncated or dropped silently: the reader would see another value. */
-    if (strlen(key) >= sizeof w->md.kv[0].key || strlen(value) >= sizeof w->md.kv[0].value ||
-        (!lethe_meta_get(&w->md, key) && w->md.n == LETHE_MAX_META)) {
-        fail_once(w, lethe_fail(LETHE_ERR_ARG, "%s: run-state entry '%s' does not fit the "
-                                "metadata", w->path, key));
-        return;
+    /* Never truncated or dropped (lethe_meta_set refuses): the reader would
+     * see another value. */
+    lethe_status st = lethe_meta_set(&w->md, key, value);
+    if (st != LETHE_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", lethe_last_error());
+        fail_once(w, lethe_fail(st, "%s: run-state entry '%s' does not fit: %s", w->path, key,
+                                why));
     }
-    lethe_meta_set(&w->md, key, value);
 }
 
 void rs_set_long(rs_writer *w, const char *key, long v)

@@ -10,6 +10,7 @@
  * disk never leaves a half-written checkpoint under the real name.
  */
 #include "io/safetensors.h"
+#include "core/fail.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -24,10 +25,17 @@
 
 /* ------------------------------------------------------------ metadata */
 
-void lethe_meta_set(lethe_metadata *md, const char *key, const char *value)
+lethe_status lethe_meta_set(lethe_metadata *md, const char *key, const char *value)
 {
-    if (!md || !key) return;
-    if (md->n < 0 || md->n > LETHE_MAX_META) md->n = 0;
+    if (!md || !key)
+        return lethe_fail(LETHE_ERR_ARG, "metadata: NULL %s", md ? "key" : "metadata");
+    if (md->n < 0 || md->n > LETHE_MAX_META)
+        return lethe_fail(LETHE_ERR_ARG, "metadata: %d entries, not 0..%d (not initialised?)",
+                          md->n, LETHE_MAX_META);
+    /* Never truncated or dropped: a reader would see another value, or none. */
+    if (strlen(key) >= sizeof md->kv[0].key)
+        return lethe_fail(LETHE_ERR_ARG, "metadata key '%.32s...' is longer than %zu bytes",
+                          key, sizeof md->kv[0].key - 1);
     int i = 0;
     while (i < md->n && strcmp(md->kv[i].key, key) != 0) i++;
     if (!value) {                       /* NULL value: remove the key */
@@ -35,14 +43,21 @@ void lethe_meta_set(lethe_metadata *md, const char *key, const char *value)
             memmove(&md->kv[i], &md->kv[i + 1], (size_t)(md->n - i - 1) * sizeof md->kv[0]);
             md->n--;
         }
-        return;
+        return LETHE_OK;
     }
+    size_t len = strlen(value);
+    if (len >= sizeof md->kv[0].value)
+        return lethe_fail(LETHE_ERR_ARG, "metadata '%s': a value of %zu bytes (at most %zu)",
+                          key, len, sizeof md->kv[0].value - 1);
     if (i == md->n) {
-        if (md->n == LETHE_MAX_META) return;   /* full: documented as dropped */
+        if (md->n == LETHE_MAX_META)
+            return lethe_fail(LETHE_ERR_ARG, "metadata '%s': already %d entries, the most a "
+                              "checkpoint holds", key, LETHE_MAX_META);
         md->n++;
-        snprintf(md->kv[i].key, sizeof md->kv[i].key, "%s", key);
+        memcpy(md->kv[i].key, key, strlen(key) + 1);
     }
-    snprintf(md->kv[i].value, sizeof md->kv[i].value, "%s", value);
+    memcpy(md->kv[i].value, value, len + 1);
+    return LETHE_OK;
 }
 
 const char *lethe_meta_get(const lethe_metadata *md, const char *key)
@@ -195,7 +210,9 @@ static lethe_status parse_metadata(st_file *f, const cJSON *obj)
         if (!lethe_meta_get(&f->md, kv->string) && f->md.n == LETHE_MAX_META)
             return lethe_fail(LETHE_ERR_FORMAT, "%s: more than %d metadata entries",
                               f->label, LETHE_MAX_META);
-        lethe_meta_set(&f->md, kv->string, kv->valuestring);
+        /* Checked above, with the file named. */
+        lethe_status st = lethe_meta_set(&f->md, kv->string, kv->valuestring);
+        if (st != LETHE_OK) return st;
     }
     return LETHE_OK;
 }

@@ -3,6 +3,7 @@
  * ReLU → linear 10; 421,642 parameters at 28×28. PyTorch names: conv1,
  * conv2, fc1, fc2. */
 #include "nn/model.h"
+#include "core/fail.h"
 
 lethe_status nn_build_cnn(lethe_model *m)
 {

@@ -1,6 +1,7 @@
 /* mlp (PROTOCOL.md): 784 → 256 → ReLU → 256 → ReLU → 10.
  * PyTorch names: fc1, fc2, fc3; the input is flattened. */
 #include "nn/model.h"
+#include "core/fail.h"
 
 lethe_status nn_build_mlp(lethe_model *m)
 {

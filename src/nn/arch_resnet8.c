@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "nn/model.h"
+#include "core/fail.h"
 
 /* relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)) */
 static int basic_block(lethe_model *m, const char *prefix, int x, int width, int stride)

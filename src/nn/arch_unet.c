@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "nn/model.h"
+#include "core/fail.h"
 
 #define UNET_TDIM 64     /* sinusoidal timestep features */
 #define UNET_EDIM 128    /* embedding width */

@@ -3,8 +3,8 @@
  * forward and (grouped) backward passes that walk the node list.
  */
 #include "nn/model.h"
+#include "core/fail.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,13 +353,6 @@ lethe_status lethe_model_create(lethe_model **out, const char *arch,
         return st;
     }
     nn_fuse(m);
-    /* The kernels split work over OpenMP threads, each calling sgemm: a
-     * pthread OpenBLAS must then run single-threaded, or its threads and
-     * libgomp's fight over the cores (measured 2-4x slower on 2 cores).
-     * This is process-wide: OpenBLAS has no per-call setting. An OpenMP
-     * OpenBLAS needs nothing (it runs serially inside a parallel region). */
-    if (openblas_get_parallel() == 1 && openblas_get_num_threads() > 1)
-        openblas_set_num_threads(1);
     m->theta = calloc(m->n, sizeof(float));
     m->grad = calloc(m->n, sizeof(float));
     m->buffers = calloc(m->nbuf ? m->nbuf : 1, sizeof(float));
@@ -498,6 +491,7 @@ static size_t node_floats(const lethe_model *m, int i, size_t N)
 
 lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
 {
+    if (!m) return lethe_fail(LETHE_ERR_ARG, "lethe_model_reserve: NULL model");
     if (max_batch < 1 || max_batch > 65536)
         return lethe_fail(LETHE_ERR_ARG, "batch size %d out of range", max_batch);
     if (max_batch <= m->max_batch) return LETHE_OK;

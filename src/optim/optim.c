@@ -4,6 +4,7 @@
  * and the caller overrides fields after init.
  */
 #include "optim/optim.h"
+#include "core/fail.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -6,6 +6,7 @@
  *   step      lr0·gamma^⌊t/step_every⌋ (PyTorch StepLR)
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <math.h>
 #include <string.h>

@@ -8,6 +8,7 @@
  * position and rng, and the epoch's running sums (progress only). The
  * weight-init rng is used once before step 1 and is not part of it. */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 lethe_status ul_holdout_split(const lethe_subset *from, size_t n, uint64_t seed,
                               lethe_subset *held, lethe_subset *rest)

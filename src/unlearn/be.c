@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 typedef struct {
     int dim;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 enum { BOUND };
 

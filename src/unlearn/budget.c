@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "io/runstate.h"
+#include "core/fail.h"
 #include "nn/model.h"
 #include "core/loop.h"
 #include "unlearn/method.h"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 void lethe_unlearn_config_default(lethe_unlearn_config *c)
 {

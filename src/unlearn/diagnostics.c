@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 /* Multiply the loss gradients of rows [from, from + count) by s. */
 static void scale_rows(ul_ctx *c, int from, int count, float s)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 static void diff_free(ul_ctx *c)
 {

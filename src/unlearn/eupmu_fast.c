@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 typedef struct { float prev_before, prev_lr; int have_prev; } fast_state;
 

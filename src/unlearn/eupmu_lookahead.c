@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 typedef struct { float prev_ahead, prev_lr; int have_prev; } ahead_state;
 

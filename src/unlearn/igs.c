@@ -14,6 +14,7 @@
  * on log-loss differences instead; the method uses w⁺ = max(w, 0).
  */
 #include "lethe.h"
+#include "core/fail.h"
 
 #include <float.h>
 #include <math.h>

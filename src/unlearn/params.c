@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 #define FIELD UL_FIELD
 #define REAL UL_REAL
@@ -198,25 +199,36 @@ static int choice_index(const char *choices, const char *text)
     return -1;
 }
 
-const char *lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_param *p,
-                                   char *buf, size_t n)
+lethe_status lethe_unlearn_get_text(const lethe_unlearn_config *c, const lethe_param *p,
+                                    char *buf, size_t n)
 {
+    if (!c || !p || !buf || !n)
+        return lethe_fail(LETHE_ERR_ARG, "lethe_unlearn_get_text: NULL argument or no buffer");
+    buf[0] = '\0';
+    char text[LETHE_PARAM_TEXT_MAX];
     double v = lethe_unlearn_get(c, p);
-    if (p->type == LETHE_PARAM_CHOICE) return choice_name(p->choices, (int)v, buf, n);
-    if (p->store == LETHE_STORE_U64) {
-        snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)slot((lethe_unlearn_config *)c, p));
-        return buf;
+    if (p->type == LETHE_PARAM_CHOICE) {
+        /* choice_name answers "?" (not text) past the last choice. */
+        if (!(v >= 0) || choice_name(p->choices, (int)v, text, sizeof text) != text)
+            return lethe_fail(LETHE_ERR_ARG, "option %s: value %g is none of its choices (%s)",
+                              p->name, v, p->choices);
+    } else if (p->store == LETHE_STORE_U64) {
+        snprintf(text, sizeof text, "%llu",
+                 (unsigned long long)*(const uint64_t *)slot((lethe_unlearn_config *)c, p));
+    } else if (p->type == LETHE_PARAM_INT) {
+        snprintf(text, sizeof text, "%.0f", v);
+    } else {
+        /* The shortest text that reads back as the same float. */
+        for (int prec = 1; prec <= 9; prec++) {
+            snprintf(text, sizeof text, "%.*g", prec, v);
+            if (strtof(text, NULL) == (float)v) break;
+        }
     }
-    if (p->type == LETHE_PARAM_INT) {
-        snprintf(buf, n, "%.0f", v);
-        return buf;
-    }
-    /* The shortest text that reads back as the same float. */
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, n, "%.*g", prec, v);
-        if (strtof(buf, NULL) == (float)v) break;
-    }
-    return buf;
+    size_t len = (size_t)snprintf(buf, n, "%s", text);
+    if (len >= n)
+        return lethe_fail(LETHE_ERR_ARG, "option %s: its text '%s' does not fit a buffer of %zu "
+                          "bytes (LETHE_PARAM_TEXT_MAX always does)", p->name, text, n);
+    return LETHE_OK;
 }
 
 /* The methods that take p, comma-joined. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/loop.h"
+#include "core/fail.h"
 #include "io/runstate.h"
 #include "nn/model.h"
 #include "unlearn/method.h"
@@ -126,6 +127,9 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
                              lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
                              const ul_hook *hook, lethe_run_control *run)
 {
+    if (!m || !ds || !cfg || !res)
+        return lethe_fail(LETHE_ERR_ARG, "unlearn: NULL %s", !m ? "model" : !ds ? "data set"
+                          : !cfg ? "configuration" : "result");
     memset(res, 0, sizeof *res);
     res->audit_first_violation = -1;
     res->conflict_share = res->mean_cos = res->mean_lambda_gap = NAN;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 static int cmp_desc(const void *a, const void *b)
 {

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "io/json.h"
+#include "core/fail.h"
 
 #include "lethe.h"
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "io/runstate.h"
+#include "core/fail.h"
 #include "nn/model.h"
 #include "unlearn/method.h"
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "nn/model.h"
+#include "core/fail.h"
 #include "unlearn/method.h"
 
 /* ------------------------------------------------------------ pieces */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "unlearn/method.h"
+#include "core/fail.h"
 
 /* Per-sample CE on the true label of `idx` (n) of `data`, EVAL mode, in
  * chunks of the model's reserved batch; counted. */

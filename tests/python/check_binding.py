@@ -1,7 +1,10 @@
 """The Python binding against the library and the command line (run by
-tests/test_python.c with /usr/bin/python3): check_binding.py MODEL DATA_DIR OUT
+tests/test_python.c with /usr/bin/python3):
+check_binding.py MODEL DATA_DIR OUT [LIB_V1 LIB_OLD]
 prints the metrics of lethe.unlearn as JSON after checking the small calls
-and the errors. Exit 0 only if every check held."""
+and the errors. LIB_V1 and LIB_OLD are fake libraries (fake_lethe.c) of
+major version 1 and of a 0.x without the calls the binding needs. Exit 0
+only if every check held."""
 import json
 import math
 import os
@@ -20,6 +23,7 @@ def check(cond, what):
 
 
 model, data_dir, out = sys.argv[1:4]
+fake_v1, fake_old = (sys.argv[4:6] + [None, None])[:2]
 
 # The λ controller: a rising retain loss raises λ; by hand, β_t = β0·α·(t+1)^(-1/3).
 igs = lethe.IGS(eps=0.01, beta=1.0, lambda0=1.0, D=100.0)
@@ -54,6 +58,20 @@ raises(lambda: lethe.unlearn(model, "class:0", {"method": "pcgrad", "c": 0.5},
        "an option the method lacks")
 raises(lambda: lethe.load("/nonexistent/liblethe.so"), "not found", "a missing library")
 raises(lambda: lethe.load("libm.so.6"), "not liblethe", "a library that is not Lethe")
+if fake_v1:
+    raises(lambda: lethe.load(fake_v1), "is Lethe 1.0.0; this binding needs 0.x",
+           "a library of another major version (ABI)")
+if fake_old:
+    raises(lambda: lethe.load(fake_old), "lacks lethe_last_error",
+           "a 0.x library without the binding's calls")
+# The binding's own library stays loaded after the refusals above.
+check(lethe.IGS().weight() == 1.0, "IGS after the refused libraries")
+# A NULL model given to the library itself: an error status, never a crash.
+lib = lethe.load()
+check(lib.lethe_model_reserve(None, 8) == 4 and b"NULL model" in lib.lethe_last_error(),
+      "lethe_model_reserve(NULL): %r" % lib.lethe_last_error())
+check(lib.lethe_unlearn(None, None, None, None, None, None, None, None) == 4 and
+      b"NULL model" in lib.lethe_last_error(), "lethe_unlearn(NULL): %r" % lib.lethe_last_error())
 
 meta = lethe.checkpoint_metadata(model)
 check(meta.get("arch") == "mlp", "checkpoint metadata %r" % (meta,))

@@ -6,20 +6,26 @@
     igs.observe(loss_r_before, loss_r_after, lr)
 
     lethe.ungrad_lambda(dot_ru, norm2_r, eps, D)     # UNGrad's explicit λ*
+    ds = lethe.Dataset("fmnist")                      # Lethe's data, split and batches:
+    forget, retain = ds.split("class:0")              # the same as `lethe unlearn` draws
+    x, y = ds.batch(lethe.BatchStream(forget, seed=1).next(128))
     m = lethe.unlearn("cnn.safetensors", forget="class:0",
                       config={"method": "eupmu", "lr": 0.02, "eps": 0.01},
                       out="unlearned.safetensors")   # -> {"ua": ..., "ra": ..., ...}
 
 The library is found through $LETHE_LIB, then the build folder of the tree
-this file sits in, then the system's (`make install`). Every failure of the
-library raises LetheError with its one-line message (lethe_last_error()).
+this file sits in, then the system's (`make install`); loading it calls
+lethe_init(0) (the thread pools; OMP_NUM_THREADS sets the count). Every
+failure of the library raises LetheError with its one-line message
+(lethe_last_error()).
 """
 import ctypes
 import ctypes.util
 import os
 
 __all__ = ["LetheError", "IGS", "ungrad_lambda", "unlearn", "checkpoint_metadata",
-           "methods", "method_options", "library_version", "load"]
+           "methods", "method_options", "library_version", "load", "Dataset", "BatchStream",
+           "Rng"]
 
 ABI_MAJOR = "0"
 
@@ -61,22 +67,28 @@ def load(path=None):
             continue
         if not hasattr(lib, "lethe_version") or not hasattr(lib, "lethe_sizeof"):
             raise LetheError("%s is not liblethe of a version with lethe_version()" % cand)
-        _declare(lib)
-        version = lib.lethe_version().decode()
+        lib.lethe_version.restype = ctypes.c_char_p
+        lib.lethe_version.argtypes = []
+        version = (lib.lethe_version() or b"?").decode(errors="replace")
         if version.split(".")[0] != ABI_MAJOR:
             raise LetheError("%s is Lethe %s; this binding needs %s.x" % (cand, version, ABI_MAJOR))
+        _declare(lib, cand)
+        # The process-wide thread pools (lethe.h: lethe_init), as the command line sets them.
+        if lib.lethe_init(0) != 0:
+            raise LetheError(lib.lethe_last_error().decode(errors="replace"))
         _lib = lib
         return lib
     raise LetheError("liblethe.so not found (tried: %s); build it with `make shared` or "
                      "`make install`, or set LETHE_LIB" % ("; ".join(tried) or "nothing found"))
 
 
-def _declare(lib):
+def _declare(lib, path):
     c = ctypes
     sigs = {
         "lethe_version": (c.c_char_p, []),
         "lethe_sizeof": (c.c_size_t, [c.c_char_p]),
         "lethe_last_error": (c.c_char_p, []),
+        "lethe_init": (c.c_int, [c.c_int]),
         "lethe_igs_init": (c.c_int, [c.c_void_p, c.c_float, c.c_float, c.c_float, c.c_float]),
         "lethe_igs_weight": (c.c_float, [c.c_void_p]),
         "lethe_igs_observe": (c.c_int, [c.c_void_p, c.c_float, c.c_float, c.c_float]),
@@ -87,7 +99,7 @@ def _declare(lib):
         "lethe_checkpoint_read_meta": (c.c_int, [c.c_char_p, c.c_void_p]),
         "lethe_checkpoint_save": (c.c_int, [c.c_void_p, c.c_void_p, c.c_char_p]),
         "lethe_meta_get": (c.c_char_p, [c.c_void_p, c.c_char_p]),
-        "lethe_meta_set": (None, [c.c_void_p, c.c_char_p, c.c_char_p]),
+        "lethe_meta_set": (c.c_int, [c.c_void_p, c.c_char_p, c.c_char_p]),
         "lethe_model_free": (None, [c.c_void_p]),
         "lethe_model_reserve": (c.c_int, [c.c_void_p, c.c_int]),
         "lethe_dataset_load": (c.c_int, [c.c_void_p, c.c_char_p, c.c_char_p, c.c_int]),
@@ -105,7 +117,19 @@ def _declare(lib):
         "lethe_unlearn_result_free": (None, [c.c_void_p]),
         "lethe_evaluate": (c.c_int, [c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p,
                                      c.c_void_p, c.c_void_p, c.c_uint64, c.c_void_p]),
+        "lethe_dataset_batch": (None, [c.c_void_p, c.POINTER(c.c_int32), c.c_int,
+                                       c.POINTER(c.c_float), c.POINTER(c.c_int32)]),
+        "lethe_rng_seed": (None, [c.c_void_p, c.c_uint64]),
+        "lethe_rng_below": (c.c_uint32, [c.c_void_p, c.c_uint32]),
+        "lethe_stream_init": (c.c_int, [c.c_void_p, c.c_void_p, c.c_uint64]),
+        "lethe_stream_next": (c.c_int, [c.c_void_p, c.c_int, c.c_int, c.POINTER(c.c_int32)]),
+        "lethe_stream_free": (None, [c.c_void_p]),
     }
+    missing = [name for name in sigs if not hasattr(lib, name)]
+    if missing:
+        more = " and %d more" % (len(missing) - 3) if len(missing) > 3 else ""
+        raise LetheError("%s lacks %s%s: a Lethe older than this binding (rebuild it, or "
+                         "point LETHE_LIB at a newer one)" % (path, ", ".join(missing[:3]), more))
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
         f.restype = res
@@ -242,8 +266,8 @@ def unlearn(model, forget, config=None, data=None, data_dir=None, out=None, seed
         mt = _Metrics()
         _check(lib.lethe_evaluate(m, train, test, fs, rs, tr, tf, seed, ctypes.byref(mt)))
         if out:
-            lib.lethe_meta_set(md, b"unlearned_with", method)
-            lib.lethe_meta_set(md, b"forget", forget.encode())
+            _check(lib.lethe_meta_set(md, b"unlearned_with", method))
+            _check(lib.lethe_meta_set(md, b"forget", forget.encode()))
             _check(lib.lethe_checkpoint_save(m, md, os.fsencode(out)))
         head = ctypes.cast(res, ctypes.POINTER(_ResultHead)).contents
         metrics = {"ua": mt.ua, "ra": mt.ra, "ta": mt.ta, "mia": mt.mia,
@@ -260,3 +284,94 @@ def unlearn(model, forget, config=None, data=None, data_dir=None, out=None, seed
             lib.lethe_dataset_free(d)
         if m.value:
             lib.lethe_model_free(m)
+
+
+class _Subset(ctypes.Structure):
+    _fields_ = [("idx", ctypes.POINTER(ctypes.c_int32)), ("n", ctypes.c_size_t)]
+
+
+class Dataset:
+    """A data set as Lethe loads it ("fmnist", "mnist", "cifar10"; data_dir None: the
+    default folder), with Lethe's forget splits and its normalised batches, so that a
+    PyTorch loop sees the very inputs `lethe unlearn` sees."""
+
+    def __init__(self, name="fmnist", data_dir=None, train=True):
+        lib = load()
+        self._ds = _buffer("lethe_dataset")
+        ddir = os.fsencode(data_dir) if data_dir else None
+        _check(lib.lethe_dataset_load(self._ds, name.encode(), ddir, 1 if train else 0))
+        head = ctypes.cast(self._ds, ctypes.POINTER(ctypes.c_int * 5)).contents
+        self.n, self.c, self.h, self.w, self.nclass = (int(v) for v in head)
+
+    def __del__(self):
+        if getattr(self, "_ds", None) is not None and _lib is not None:
+            _lib.lethe_dataset_free(self._ds)
+            self._ds = None
+
+    def split(self, forget, seed=0):
+        """(forget, retain) index lists of a forget spec ("class:0", "random:10%",
+        "indices:FILE"), each in increasing order, as lethe_forget_split makes them
+        (random fractions drawn from seed)."""
+        lib = load()
+        spec = _buffer("lethe_forget_spec")
+        fs, rs = _Subset(), _Subset()
+        _check(lib.lethe_forget_parse(spec, forget.encode()))
+        try:
+            _check(lib.lethe_forget_split(spec, self._ds, seed, ctypes.byref(fs), ctypes.byref(rs)))
+            return fs.idx[:fs.n], rs.idx[:rs.n]
+        finally:
+            lib.lethe_subset_free(ctypes.byref(fs))
+            lib.lethe_subset_free(ctypes.byref(rs))
+
+    def batch(self, indices):
+        """(x, y) of the images `indices`: x a ctypes float array (n, C, H, W) normalised
+        as Lethe does ((p/255 − mean)/std per channel), y a list of labels. Wrap x with
+        torch.frombuffer(x, dtype=torch.float32).view(n, C, H, W)."""
+        n = len(indices)
+        for i in indices:
+            if not 0 <= i < self.n:
+                raise LetheError("index %d is outside the data set (0..%d)" % (i, self.n - 1))
+        idx = (ctypes.c_int32 * max(n, 1))(*indices)
+        x = (ctypes.c_float * max(n * self.c * self.h * self.w, 1))()
+        y = (ctypes.c_int32 * max(n, 1))()
+        load().lethe_dataset_batch(self._ds, idx, n, x, y)
+        return x, list(y[:n])
+
+
+class BatchStream:
+    """Lethe's seeded batch stream over an index list (lethe_stream): next(bs) returns the
+    next bs indices, reshuffling at each epoch; with wrap (as unlearning draws) every batch
+    is full. `lethe unlearn` draws its forgetting batches with seed 2·s + 1 and its
+    retaining ones with 2·s + 2, s its --seed."""
+
+    def __init__(self, indices, seed):
+        lib = load()
+        self._idx = (ctypes.c_int32 * max(len(indices), 1))(*indices)   # kept: the stream reads it
+        self._sub = _Subset(self._idx, len(indices))
+        self._s = _buffer("lethe_stream")
+        _check(lib.lethe_stream_init(self._s, ctypes.byref(self._sub), seed))
+
+    def __del__(self):
+        if getattr(self, "_s", None) is not None and _lib is not None:
+            _lib.lethe_stream_free(self._s)
+            self._s = None
+
+    def next(self, bs, wrap=True):
+        out = (ctypes.c_int32 * max(bs, 1))()
+        k = load().lethe_stream_next(self._s, bs, 1 if wrap else 0, out)
+        return list(out[:k])
+
+
+class Rng:
+    """Lethe's explicit RNG (xoshiro256** seeded by splitmix64). `lethe unlearn` draws
+    the random labels of `rl` from Rng(seed ^ 0x726c6162656c73), one below(C − 1) per
+    forgetting row, in batch order."""
+
+    def __init__(self, seed):
+        self._r = _buffer("lethe_rng")
+        load().lethe_rng_seed(self._r, seed & 0xFFFFFFFFFFFFFFFF)
+
+    def below(self, n):
+        if n < 1:
+            raise LetheError("Rng.below(%d): n must be at least 1" % n)
+        return int(load().lethe_rng_below(self._r, n))

@@ -102,9 +102,13 @@ typedef struct {
 
 /* Default folder of Debian's dataset-fashion-mnist. */
 #define LETHE_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+/* Default folder of CIFAR-10's binary batches, relative to the current
+ * folder: where `lethe data fetch cifar10` writes them. */
+#define LETHE_CIFAR10_DIR "runs/data/cifar10"
 
 /* Load `name` ("fmnist", "mnist", "cifar10") from `dir` (NULL: the default
- * folder for fmnist); train = 1 for the training split, 0 for the test one. */
+ * folder, LETHE_FMNIST_DIR or LETHE_CIFAR10_DIR; mnist has none); train =
+ * 1 for the training split, 0 for the test one. */
 lethe_status lethe_dataset_load(lethe_dataset *ds, const char *name,
                                 const char *dir, int train);
 void lethe_dataset_free(lethe_dataset *ds);

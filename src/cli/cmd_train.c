@@ -13,7 +13,8 @@ static const cli_opt opts[] = {
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
     {"arch", "NAME", "mlp | cnn | resnet8 (default cnn)", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist)", 0},
-    {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist)", 0},
+    {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist, "
+                        LETHE_CIFAR10_DIR " for cifar10: lethe data fetch cifar10)", 0},
     {"forget", "SPEC", "Retrain: train on the retained part only (class:0 | random:10% | "
                        "indices:FILE)", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},

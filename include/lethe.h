@@ -344,9 +344,13 @@ typedef struct {
     int nesterov;
     uint64_t seed;              /* initial weights and data order */
     int init;                   /* 1: initialise θ from the seed first */
+    int augment;                /* 1: each training image padded by 4 black pixels, cropped
+                                   back at random and mirrored with probability 1/2 (the
+                                   CIFAR recipe), drawn from the seed and the step; 0 (the
+                                   default): the images as stored */
 } lethe_train_config;
 /* The PROTOCOL recipe: SGD, momentum 0.9, wd 5e-4, batch 128, lr 0.05
- * cosine to 0 over 8 epochs, seed 0. */
+ * cosine to 0 over 8 epochs, seed 0, no augmentation. */
 void lethe_train_config_default(lethe_train_config *c);
 
 /* What a long run reports as it goes (the library never prints). */

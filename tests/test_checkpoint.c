@@ -534,6 +534,7 @@ static void roundtrip(const char *arch, int c, int h, int w, int nclass)
 TEST(checkpoint_roundtrip_mlp) { roundtrip("mlp", 1, 28, 28, 10); }
 TEST(checkpoint_roundtrip_cnn) { roundtrip("cnn", 1, 28, 28, 10); }
 TEST(checkpoint_roundtrip_resnet8) { roundtrip("resnet8", 1, 28, 28, 10); }
+TEST(checkpoint_roundtrip_resnet20) { roundtrip("resnet20", 3, 32, 32, 10); }
 TEST(checkpoint_roundtrip_resnet8_rgb) { roundtrip("resnet8", 3, 32, 32, 7); }
 
 TEST(checkpoint_save_fills_arch)
@@ -691,10 +692,14 @@ TEST(checkpoint_open_metadata)
 
 /* ------------------------------------------------------- PyTorch fixtures */
 
-/* Load tests/data/torch_ARCH.safetensors, forward the sin probe in EVAL
- * mode and compare with torch's logits. */
-static void torch_fixture(const char *arch)
+/* Load tests/data/torch_ARCH.safetensors, forward the sin probe (4, c,
+ * h, w) in EVAL mode and compare with torch's logits. */
+static void torch_fixture(const char *arch, int c, int h, int w)
 {
+    enum { MAXIN = 4 * 3 * 32 * 32 };
+    const int nin = 4 * c * h * w;
+    CHECK(nin <= MAXIN);
+    if (nin > MAXIN) return;
     char name[64], lname[64];
     snprintf(name, sizeof name, "torch_%s.safetensors", arch);
     snprintf(lname, sizeof lname, "torch_%s_logits.safetensors", arch);
@@ -709,13 +714,13 @@ static void torch_fixture(const char *arch)
     CHECK_OK(st_read(&f, test_data(lname), 1));
     const st_entry *ein = f.n ? st_find(&f, "input") : NULL;
     const st_entry *eout = f.n ? st_find(&f, "expected_logits") : NULL;
-    CHECK(ein && ein->numel == 4 * 784 && eout && eout->numel == 40);
-    if (ein && eout && ein->numel == 4 * 784 && eout->numel == 40) {
-        static float x[4 * 784], stored[4 * 784], want[40];   /* (4, 1, 28, 28), (4, 10) */
-        for (int k = 0; k < 4 * 784; k++) x[k] = (float)sin(0.1 * k);
+    CHECK(ein && ein->numel == (size_t)nin && eout && eout->numel == 40);
+    if (ein && eout && ein->numel == (size_t)nin && eout->numel == 40) {
+        static float x[MAXIN], stored[MAXIN], want[40];   /* (4, c, h, w), (4, 10) */
+        for (int k = 0; k < nin; k++) x[k] = (float)sin(0.1 * k);
         st_entry_to_float(&f, ein, stored);
         double dx = 0;
-        for (int k = 0; k < 4 * 784; k++) dx = fmax(dx, fabs(x[k] - stored[k]));
+        for (int k = 0; k < nin; k++) dx = fmax(dx, fabs(x[k] - stored[k]));
         CHECK_NEAR(dx, 0, 1e-6);
         st_entry_to_float(&f, eout, want);
         lethe_groups g;
@@ -732,14 +737,27 @@ static void torch_fixture(const char *arch)
     lethe_model_free(m);
 }
 
-TEST(torch_fixture_resnet8_logits) { torch_fixture("resnet8"); }
-TEST(torch_fixture_cnn_f16_logits) { torch_fixture("cnn"); }
-
-TEST(torch_fixture_resave_matches_torch)
+TEST(torch_fixture_resnet8_logits) { torch_fixture("resnet8", 1, 28, 28); }
+TEST(torch_fixture_cnn_f16_logits) { torch_fixture("cnn", 1, 28, 28); }
+/* CIFAR's shape; 272,474 parameters, He et al.'s 0.27M. */
+TEST(torch_fixture_resnet20_logits)
 {
-    /* Lethe writes the torch file's tensors back in the same order, dtypes,
-     * shapes and bytes: its layout is PyTorch's state_dict. */
-    const char *src = test_data("torch_resnet8.safetensors");
+    torch_fixture("resnet20", 3, 32, 32);
+    lethe_model *m = NULL;
+    size_t n = 0;
+    CHECK_OK(lethe_model_create(&m, "resnet20", 3, 32, 32, 10));
+    if (m) lethe_model_theta(m, &n);
+    CHECK_MSG(n == 272474, "resnet20 has %zu parameters", n);
+    lethe_model_free(m);
+}
+
+/* Lethe writes the torch file's tensors back in the same order, dtypes,
+ * shapes and bytes: its layout is PyTorch's state_dict. */
+static void torch_resave(const char *arch)
+{
+    char name[64];
+    snprintf(name, sizeof name, "torch_%s.safetensors", arch);
+    const char *src = test_data(name);
     const char *dst = test_path("resaved.safetensors");
     lethe_model *m = NULL;
     lethe_metadata md;
@@ -764,3 +782,6 @@ TEST(torch_fixture_resave_matches_torch)
     st_free(&b);
     lethe_model_free(m);
 }
+
+TEST(torch_fixture_resave_matches_torch) { torch_resave("resnet8"); }
+TEST(torch_fixture_resave_matches_torch_resnet20) { torch_resave("resnet20"); }

@@ -351,3 +351,46 @@ TEST(evaluate_combines_metrics)
     free(test.pixels);
     free(test.labels);
 }
+
+/* A data set of n black images c × h × w, labels i % 10. */
+static void black_set(lethe_dataset *ds, int n, int c, int h, int w, const char *name)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->n = n;
+    ds->c = c;
+    ds->h = h;
+    ds->w = w;
+    ds->nclass = 10;
+    ds->pixels = calloc((size_t)n * c * h * w, 1);
+    ds->labels = malloc((size_t)n);
+    for (int i = 0; i < n; i++) ds->labels[i] = (uint8_t)(i % 10);
+    for (int k = 0; k < 3; k++) ds->std[k] = 1.0f;
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+}
+
+/* A CIFAR model given Fashion-MNIST-shaped data, and the reverse: one
+ * clear refusal, never a forward that reads past the batch. */
+TEST(eval_refuses_data_of_another_shape)
+{
+    static const struct { const char *arch; int mc, mh; int dc, dh; const char *want; } cases[] = {
+        {"resnet20", 3, 32, 1, 28, "resnet20 model takes 3x32x32 inputs, data set fmnist has 1x28x28"},
+        {"cnn", 1, 28, 3, 32, "cnn model takes 1x28x28 inputs, data set cifar10 has 3x32x32"},
+    };
+    for (int k = 0; k < 2; k++) {
+        lethe_model *m = NULL;
+        CHECK_OK(lethe_model_create(&m, cases[k].arch, cases[k].mc, cases[k].mh, cases[k].mh, 10));
+        lethe_dataset ds;
+        black_set(&ds, 4, cases[k].dc, cases[k].dh, cases[k].dh, k == 0 ? "fmnist" : "cifar10");
+        lethe_subset all;
+        CHECK_OK(lethe_subset_all(&all, 4));
+        double acc = -1;
+        lethe_status st = m ? lethe_model_reserve(m, 4) : LETHE_ERR_ARG;
+        if (st == LETHE_OK) st = lethe_eval_accuracy(m, &ds, &all, 4, &acc, NULL);
+        CHECK_MSG(st == LETHE_ERR_MISMATCH && strstr(lethe_last_error(), cases[k].want),
+                  "%s: %s: %s", cases[k].arch, lethe_status_to_string(st), lethe_last_error());
+        CHECK(acc == -1);
+        lethe_subset_free(&all);
+        lethe_dataset_free(&ds);
+        lethe_model_free(m);
+    }
+}

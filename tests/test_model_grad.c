@@ -100,6 +100,7 @@ static void model_fd(const char *arch)
 }
 
 TEST(model_gradients_finite_differences_resnet8) { model_fd("resnet8"); }
+TEST(model_gradients_finite_differences_resnet20) { model_fd("resnet20"); }
 TEST(model_gradients_finite_differences_cnn) { model_fd("cnn"); }
 
 /* The logits and both groups' gradients with the fast lowerings

@@ -120,10 +120,11 @@ TEST(resume_train_stop_hook_bitwise)
     lethe_dataset ds;
     make_set(&ds, 40, 3, 12);
     lethe_subset all = all_of(&ds);
-    /* mlp with Nesterov momentum; resnet8 (batch-norm buffers) with AdamW. */
-    static const struct { const char *arch; lethe_opt_kind opt; } cases[] = {
-        {"mlp", LETHE_OPT_SGD}, {"resnet8", LETHE_OPT_ADAMW}};
-    for (int k = 0; k < 2; k++) {
+    /* mlp with Nesterov momentum; resnet8 (batch-norm buffers) with AdamW;
+     * mlp on augmented batches (crops drawn from the seed and the step). */
+    static const struct { const char *arch; lethe_opt_kind opt; int augment; } cases[] = {
+        {"mlp", LETHE_OPT_SGD, 0}, {"resnet8", LETHE_OPT_ADAMW, 0}, {"mlp", LETHE_OPT_SGD, 1}};
+    for (int k = 0; k < 3; k++) {
         lethe_train_config cfg;
         lethe_train_config_default(&cfg);
         cfg.epochs = 3;         /* 40 images, batch 16: 3 steps an epoch, the last short */
@@ -132,6 +133,7 @@ TEST(resume_train_stop_hook_bitwise)
         cfg.seed = 11;
         cfg.optimizer = cases[k].opt;
         cfg.nesterov = cases[k].opt == LETHE_OPT_SGD;
+        cfg.augment = cases[k].augment;
         lethe_model *ref = fresh(cases[k].arch, &ds, 1), *m = fresh(cases[k].arch, &ds, 2);
         lethe_model *ck = fresh(cases[k].arch, &ds, 3);
         CHECK(ref && m && ck);
@@ -171,6 +173,13 @@ TEST(resume_train_stop_hook_bitwise)
         CHECK_OK(lethe_train_run(m, &ds, &all, &cfg, &run, stop_at, &s));
         CHECK(run.step == 9 && run.saved_step == -1);
         CHECK_MSG(same_model(ref, m), "%s: the resumed run ends elsewhere", cases[k].arch);
+        /* The state (step 7) named with augmentation switched the other way. */
+        cfg.augment = !cfg.augment;
+        s = (stopper){-1, 0};
+        st = lethe_train_run(m, &ds, &all, &cfg, &run, stop_at, &s);
+        CHECK_MSG(st == LETHE_ERR_MISMATCH && strstr(lethe_last_error(), "augment=1"),
+                  "%s: resumed with augment %d: %s", cases[k].arch, cfg.augment,
+                  lethe_last_error());
     next:
         lethe_model_free(ref);
         lethe_model_free(m);

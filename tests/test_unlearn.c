@@ -361,6 +361,8 @@ out:
 
 TEST(ungrad_grouped_equals_mixed_mlp) { ungrad_forms_agree("mlp", 28); }
 TEST(ungrad_grouped_equals_mixed_resnet8) { ungrad_forms_agree("resnet8", 8); }
+/* The grouped backward (§2.1) through resnet20's 19 batch norms. */
+TEST(ungrad_grouped_equals_mixed_resnet20) { ungrad_forms_agree("resnet20", 8); }
 
 /* §8: d* = g_u + λ* g_r has ⟨g_r, d*⟩ = −ε when λ* > 0; and EUPMU's first
  * step (§3) by hand. Random forgetting (D_f and D_r drawn from the same

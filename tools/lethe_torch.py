@@ -8,7 +8,7 @@ load_state_dict(strict=True) and a torch-made file loads into Lethe.
     python3 tools/lethe_torch.py check MODEL.safetensors
         load a Lethe checkpoint into torch (strict) and print its
         Fashion-MNIST test accuracy: the "loads in PyTorch" proof
-    python3 tools/lethe_torch.py fixture [--arch resnet8|cnn] OUT.safetensors
+    python3 tools/lethe_torch.py fixture [--arch resnet8|resnet20|cnn] OUT.safetensors
         write the test fixture OUT and OUT's logits file (*_logits.safetensors)
     python3 tools/lethe_torch.py export --arch A [--seed S] OUT.safetensors
         save a freshly initialised torch model
@@ -189,7 +189,30 @@ class ResNet8(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8}
+class ResNet20(nn.Module):
+    """The CIFAR ResNet-20 of He et al. (2016, section 4.2): conv1 -> bn1 -> ReLU ->
+    layer1..3 of three basic blocks each (16/32/64, first strides 1/2/2; 1x1
+    conv + BN shortcuts where the shape changes) -> avg pool -> fc; 272,474
+    parameters at 3x32x32"""
+
+    def __init__(self, in_c=3, in_h=32, in_w=32, nclass=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = nn.Sequential(*[BasicBlock(16, 16, 1) for _ in range(3)])
+        self.layer2 = nn.Sequential(BasicBlock(16, 32, 2), BasicBlock(32, 32, 1),
+                                    BasicBlock(32, 32, 1))
+        self.layer3 = nn.Sequential(BasicBlock(32, 64, 2), BasicBlock(64, 64, 1),
+                                    BasicBlock(64, 64, 1))
+        self.fc = nn.Linear(64, nclass)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8, "resnet20": ResNet20}
 
 
 def make_model(arch, in_shape="1,28,28", nclass=10):
@@ -258,14 +281,17 @@ def logits_path(out):
 
 
 def cmd_fixture(args):
-    """resnet8: BN affine randomised, 3 train-mode batches so the running
-    stats and num_batches_tracked are not the defaults; then eval logits.
+    """resnet8 (1x28x28), resnet20 (3x32x32, CIFAR's shape): BN affine
+    randomised, 3 train-mode batches so the running stats and
+    num_batches_tracked are not the defaults; then eval logits.
     cnn: stored as F16 (to stay small and exercise F16 loading), its logits
     computed from the F16-rounded weights."""
     torch.manual_seed(0)
-    model = make_model(args.arch)
-    meta = {"arch": args.arch, "in_shape": "1,28,28", "nclass": "10", "made_by": "pytorch"}
-    if args.arch == "resnet8":
+    shape = (3, 32, 32) if args.arch == "resnet20" else (1, 28, 28)
+    in_shape = ",".join(str(v) for v in shape)
+    model = make_model(args.arch, in_shape)
+    meta = {"arch": args.arch, "in_shape": in_shape, "nclass": "10", "made_by": "pytorch"}
+    if args.arch in ("resnet8", "resnet20"):
         with torch.no_grad():
             for mod in model.modules():
                 if isinstance(mod, nn.BatchNorm2d):
@@ -274,13 +300,13 @@ def cmd_fixture(args):
         model.train()
         with torch.no_grad():
             for _ in range(3):
-                model(torch.randn(8, 1, 28, 28))
+                model(torch.randn(8, *shape))
         state = model.state_dict()
     else:
         model = model.half().float()  # the weights the F16 file will hold
         state = {k: v.half() for k, v in model.state_dict().items()}
     model.eval()
-    x = probe_input()
+    x = probe_input(4, *shape)
     with torch.no_grad():
         logits = model(x)
     save_safetensors(state, args.out, meta)
@@ -291,9 +317,10 @@ def cmd_fixture(args):
 
 def cmd_export(args):
     torch.manual_seed(args.seed)
-    model = make_model(args.arch)
+    in_shape = "3,32,32" if args.arch == "resnet20" else "1,28,28"
+    model = make_model(args.arch, in_shape)
     save_safetensors(model.state_dict(), args.out,
-                     {"arch": args.arch, "in_shape": "1,28,28", "nclass": "10",
+                     {"arch": args.arch, "in_shape": in_shape, "nclass": "10",
                       "made_by": "pytorch", "seed": str(args.seed)})
     print(f"wrote {args.out}")
 
@@ -306,7 +333,7 @@ def main(argv=None):
     c.add_argument("--data", default=FMNIST_DIR)
     c.set_defaults(fn=cmd_check)
     f = sub.add_parser("fixture", help="write the PyTorch-made test fixture")
-    f.add_argument("--arch", choices=["resnet8", "cnn"], default="resnet8")
+    f.add_argument("--arch", choices=["resnet8", "resnet20", "cnn"], default="resnet8")
     f.add_argument("out")
     f.set_defaults(fn=cmd_fixture)
     e = sub.add_parser("export", help="save a freshly initialised torch model")

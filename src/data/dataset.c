@@ -238,8 +238,13 @@ lethe_status lethe_dataset_load(lethe_dataset *ds, const char *name, const char 
     if (own < 0) return LETHE_ERR_ARG;
     if (own) return load_own(ds, name, dir, train, cifar, nclass);
     if (strcmp(name, "cifar10") == 0) {
-        if (!dir) return lethe_fail(LETHE_ERR_ARG, "data set cifar10 needs a folder");
-        return lethe_cifar_load(ds, dir, train);
+        if (dir) return lethe_cifar_load(ds, dir, train);
+        struct stat sb;
+        if (stat(LETHE_CIFAR10_DIR, &sb) != 0 && errno == ENOENT)
+            return lethe_fail(LETHE_ERR_NOTFOUND, "%s: no CIFAR-10 here (get it with `lethe "
+                              "data fetch cifar10`, or name a cifar-10-batches-bin/ folder "
+                              "with --data-dir)", LETHE_CIFAR10_DIR);
+        return lethe_cifar_load(ds, LETHE_CIFAR10_DIR, train);
     }
     for (size_t k = 0; k < sizeof grey_sets / sizeof grey_sets[0]; k++) {
         const grey_set *gs = &grey_sets[k];

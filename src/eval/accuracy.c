@@ -39,6 +39,11 @@ lethe_status lethe_eval_accuracy(lethe_model *m, const lethe_dataset *ds,
         return lethe_fail(LETHE_ERR_ARG, "lethe_eval_accuracy: subset of %zu samples is too large", sub->n);
     if (!ds->pixels || !ds->labels || ds->n <= 0 || ds->c <= 0 || ds->h <= 0 || ds->w <= 0)
         return lethe_fail(LETHE_ERR_ARG, "lethe_eval_accuracy: data set '%s' is empty or has no pixels", ds->name);
+    /* The forward reads the model's image size from each row of x: images
+     * of another shape (a CIFAR model given Fashion-MNIST) would be read
+     * past the end of the batch. */
+    lethe_status fit = lethe_model_check_data(m, ds);
+    if (fit != LETHE_OK) return fit;
 
     /* Check every index and label once, before any work: a bad label would
      * otherwise be read past the end of a logits row. */

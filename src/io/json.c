@@ -1,4 +1,4 @@
-/* io_json_read (json.h). */
+/* io_json_read and io_json_read_value (json.h). */
 #include "io/json.h"
 #include "core/fail.h"
 
@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-lethe_status io_json_read(const char *path, long max_bytes, int missing_ok, cJSON **out)
+/* The document in `path` into *out; a file that does not parse is
+ * "PATH: bad" (io_json_read keeps its one wording for both faults). */
+static lethe_status read_doc(const char *path, long max_bytes, int missing_ok, cJSON **out,
+                             const char *bad)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -40,10 +43,20 @@ lethe_status io_json_read(const char *path, long max_bytes, int missing_ok, cJSO
     buf[len] = 0;
     *out = cJSON_ParseWithLength(buf, (size_t)len);
     free(buf);
-    if (!*out || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return lethe_fail(LETHE_ERR_FORMAT, "%s: not a JSON object", path);
-    }
+    if (!*out) return lethe_fail(LETHE_ERR_FORMAT, "%s: %s", path, bad);
     return LETHE_OK;
+}
+
+lethe_status io_json_read_value(const char *path, long max_bytes, int missing_ok, cJSON **out)
+{
+    return read_doc(path, max_bytes, missing_ok, out, "not valid JSON");
+}
+
+lethe_status io_json_read(const char *path, long max_bytes, int missing_ok, cJSON **out)
+{
+    lethe_status st = read_doc(path, max_bytes, missing_ok, out, "not a JSON object");
+    if (st != LETHE_OK || !*out || cJSON_IsObject(*out)) return st;
+    cJSON_Delete(*out);
+    *out = NULL;
+    return lethe_fail(LETHE_ERR_FORMAT, "%s: not a JSON object", path);
 }

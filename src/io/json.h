@@ -15,5 +15,9 @@
  * gives LETHE_OK and *out NULL; any other failure is an error naming the
  * file. */
 lethe_status io_json_read(const char *path, long max_bytes, int missing_ok, cJSON **out);
+/* As io_json_read, for a document of any kind (an array of labels, …):
+ * "not valid JSON" where io_json_read says "not a JSON object". */
+lethe_status io_json_read_value(const char *path, long max_bytes, int missing_ok,
+                                cJSON **out);
 
 #endif

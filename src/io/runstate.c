@@ -243,6 +243,20 @@ static lethe_status config_mismatch(const char *label, const char *was, const ch
         a += la + 1;
         b += lb + 1;
     }
+    /* One has a setting more (written only when on, as "augment=1"). */
+    size_t la = strcspn(a, " "), lb = strcspn(b, " ");
+    if (a[la] && !b[lb]) {
+        const char *t = a + la + 1;
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: the state is of another run: it has %.*s, "
+                          "this run does not (resume with the same options)", label,
+                          (int)strcspn(t, " "), t);
+    }
+    if (b[lb] && !a[la]) {
+        const char *t = b + lb + 1;
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: the state is of another run: this run has "
+                          "%.*s, it does not (resume with the same options)", label,
+                          (int)strcspn(t, " "), t);
+    }
     return lethe_fail(LETHE_ERR_MISMATCH, "%s: the state is of another run", label);
 }
 

@@ -1,7 +1,11 @@
-/* resnet8: a 3×3 conv stem (16) with batch norm, three stages of one basic
- * block each (widths 16/32/64, strides 1/2/2), global average pool, linear.
- * Names follow torchvision's ResNet: conv1, bn1, layerS.0.{conv1,bn1,conv2,
- * bn2,downsample.0,downsample.1}, fc. */
+/* The CIFAR ResNets of He et al. (2016, §4.2), 6n + 2 layers: a 3×3 conv
+ * stem (16) with batch norm, three stages of n basic blocks (widths
+ * 16/32/64, the first block of a stage with stride 1/2/2), global average
+ * pool, linear. resnet8 is n = 1; resnet20 is n = 3, 272,474 parameters
+ * at 3×32×32 (the paper's 0.27M; where a block changes shape its shortcut
+ * is a 1×1 conv with batch norm, He et al.'s option B, so that every
+ * layer is one PyTorch has). Names follow torchvision's ResNet: conv1,
+ * bn1, layerS.B.{conv1,bn1,conv2,bn2,downsample.0,downsample.1}, fc. */
 #include <stdio.h>
 
 #include "nn/model.h"
@@ -30,14 +34,22 @@ static int basic_block(lethe_model *m, const char *prefix, int x, int width, int
     return nn_add_relu(m, nn_add_sum(m, h, sc));
 }
 
-lethe_status nn_build_resnet8(lethe_model *m)
+/* The network with n blocks a stage. */
+static lethe_status resnet_cifar(lethe_model *m, int n)
 {
+    static const int width[3] = {16, 32, 64}, stride[3] = {1, 2, 2};
     int x = nn_add_input(m);
     int h = nn_add_relu(m, nn_add_bn(m, "bn1", nn_add_conv(m, "conv1", x, 16, 3, 1, 1, 0)));
-    h = basic_block(m, "layer1.0", h, 16, 1);
-    if (h >= 0) h = basic_block(m, "layer2.0", h, 32, 2);
-    if (h >= 0) h = basic_block(m, "layer3.0", h, 64, 2);
+    char prefix[32];
+    for (int s = 0; s < 3; s++)
+        for (int b = 0; b < n && h >= 0; b++) {
+            snprintf(prefix, sizeof prefix, "layer%d.%d", s + 1, b);
+            h = basic_block(m, prefix, h, width[s], b == 0 ? stride[s] : 1);
+        }
     if (h < 0 || nn_add_linear(m, "fc", nn_add_gap(m, h), m->nclass) < 0)
-        return lethe_fail(LETHE_ERR_ARG, "resnet8: model tables full");
+        return lethe_fail(LETHE_ERR_ARG, "resnet%d: model tables full", 6 * n + 2);
     return LETHE_OK;
 }
+
+lethe_status nn_build_resnet8(lethe_model *m) { return resnet_cifar(m, 1); }
+lethe_status nn_build_resnet20(lethe_model *m) { return resnet_cifar(m, 3); }

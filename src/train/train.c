@@ -13,8 +13,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/loop.h"
+#include "data/augment.h"
 #include "io/runstate.h"
 
 void lethe_train_config_default(lethe_train_config *c)
@@ -29,6 +31,7 @@ void lethe_train_config_default(lethe_train_config *c)
     c->nesterov = 0;
     c->seed = 0;
     c->init = 1;
+    c->augment = 0;
 }
 
 /* What a state holds beyond θ, the optimiser and the stream. */
@@ -54,6 +57,9 @@ static void train_config_text(char *buf, size_t len, lethe_model *m,
              (unsigned long long)c->seed, c->init, ds->name, ds->n, sub->n,
              (unsigned long long)rs_hash_ints(sub->idx, sub->n), lethe_model_arch(m), n,
              (unsigned long long)rs_hash_model(m));
+    /* Only when on: the states of runs without it keep their config. */
+    size_t at = strlen(buf);
+    if (c->augment && at < len) snprintf(buf + at, len - at, " augment=1");
 }
 
 static lethe_status train_save(const char *path, lethe_model *m, const lethe_optim *opt,
@@ -123,6 +129,8 @@ typedef struct {
     float *x, *losses, *dlogits, *w;
     int32_t *y, *idx;
     int bs, c;
+    int augment;
+    uint64_t aug_seed;      /* with the step, the seed of that step's crops and flips */
     long per_epoch, total;
     train_sums *k;
     const char *config;
@@ -142,7 +150,15 @@ static lethe_status train_step(void *ctx, long s, double *samples)
     }
     /* With wrap = 0 the stream's epochs are exactly per_epoch batches. */
     int nb = lethe_stream_next(L->stream, bs, 0, L->idx);
-    lethe_dataset_batch(L->ds, L->idx, nb, L->x, L->y);
+    if (L->augment) {
+        /* A fresh rng a step, from the seed and the step's number: a
+         * resumed run draws the same crops with no state to save. */
+        lethe_rng ar;
+        lethe_rng_seed(&ar, L->aug_seed ^ ((uint64_t)s * 0x9e3779b97f4a7c15ULL));
+        aug_dataset_batch(L->ds, L->idx, nb, L->x, L->y, &ar);
+    } else {
+        lethe_dataset_batch(L->ds, L->idx, nb, L->x, L->y);
+    }
     const float *logits;
     if ((st = lethe_model_forward(L->m, L->x, nb, NULL, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
         return st;
@@ -247,7 +263,8 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     p.epochs = cfg->epochs;
     p.lambda = NAN;
     train_loop tl = {m, ds, &opt, &stream, &sched, theta, grad, n, x, losses, dlogits, w, y,
-                     idx, bs, c, per_epoch, total, &k, config, &p};
+                     idx, bs, c, cfg->augment != 0, cfg->seed ^ 0x6175676d656e7400ULL /* "augment" */,
+                     per_epoch, total, &k, config, &p};
     core_loop L = {.start = k.step, .total = total, .before_s = k.seconds, .run = run,
                    .cb = cb, .cbctx = ctx, .p = &p, .ctx = &tl, .step = train_step,
                    .save = train_loop_save};

@@ -34,6 +34,7 @@
 #endif
 
 #include "lethe.h"
+#include "nn/kernels.h"
 #include "nn/model.h"
 
 #define MAX_RUNS 101
@@ -329,9 +330,9 @@ int main(int argc, char **argv)
     const float *logits;
     float *gs[1] = {grad};
 
-    double tf[MAX_RUNS], ts[MAX_RUNS], cs[MAX_RUNS];
+    double tf[MAX_RUNS], ts[MAX_RUNS], cs[MAX_RUNS], cf[MAX_RUNS];
     for (int r = -1; r < runs; r++) {       /* r = -1 warms up */
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         for (int i = 0; i < iters; i++) lethe_model_forward(m, x, B, NULL, LETHE_BN_TRAIN, &logits);
         double t1 = now(), c1 = cpu_now();
         if (r == runs - 1 && profile) {
@@ -352,13 +353,19 @@ int main(int argc, char **argv)
             tf[r] = (t1 - t0) / iters;
             ts[r] = (t2 - t1) / iters;
             cs[r] = (c2 - c1) / iters;
+            cf[r] = (c1 - c0) / iters;
         }
     }
-    stats sf = summarise(tf, runs), st = summarise(ts, runs), sc = summarise(cs, runs);
+    stats sf = summarise(tf, runs), st = summarise(ts, runs), sc = summarise(cs, runs),
+          scf = summarise(cf, runs);
     if (!tsv)
-        printf("%s, batch %d, %d threads, %d runs of %d iterations (median, min–max)\n\n", arch,
-               B, threads, runs, iters);
+        printf("%s, batch %d, %d threads, kernels %s (%s), %d runs of %d iterations "
+               "(median, min–max)\n\n", arch, B, threads, nn_kernels_active(),
+               nn_kernels_reason(), runs, iters);
     report("forward", sf, B);
+    if (!tsv)
+        printf("%-26s %8.2f ms  (CPU time of all threads; %.2f cores busy)\n",
+               "  forward CPU", scf.med * 1e3, scf.med / sf.med);
     report("training step", st, B);
     if (!tsv)
         printf("%-26s %8.2f ms  (CPU time of all threads; %.2f cores busy)\n",

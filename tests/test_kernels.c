@@ -6,8 +6,10 @@
  * convolution's tiles use fused multiply-adds (the plain loop does not),
  * and vectorised reductions have as many lanes as the vectors. A wrong
  * kernel (a tile's edge, a masked load, a lane left out) is off by the
- * size of the values, far above the tolerance. Where only one set runs
- * there is nothing to compare and the test is skipped.
+ * size of the values, far above the tolerance. That two sets differ at
+ * all somewhere is checked too: bitwise equal results on every model
+ * would mean that both ran the same code. Where only one set runs there
+ * is nothing to compare and the test is skipped.
  *
  * Also: the sets' bookkeeping (names, refusals, the active set), and
  * LETHE_KERNELS and `lethe info --system` at the command line. */
@@ -105,6 +107,7 @@ TEST_KSETS(kernel_sets_agree_on_every_model)
     for (int k = 0; k < nn_kernels_count(); k++) {
         const char *other = nn_kernels_name(k);
         if (strcmp(other, self) == 0 || !nn_kernels_usable(k)) continue;
+        int differ = 0;
         for (size_t a = 0; a < sizeof arches / sizeof arches[0]; a++) {
             model_run mine, theirs;
             CHECK_OK(nn_kernels_use(self));
@@ -122,10 +125,14 @@ TEST_KSETS(kernel_sets_agree_on_every_model)
                             mine.n, 1e-4);
                 check_close("group 1 gradient", arches[a], other, mine.grad + mine.n,
                             theirs.grad + theirs.n, mine.n, 1e-4);
+                differ |= memcmp(mine.out, theirs.out, mine.nout * sizeof(float)) != 0 ||
+                          memcmp(mine.grad, theirs.grad, 2 * mine.n * sizeof(float)) != 0;
             }
             run_free(&mine);
             run_free(&theirs);
         }
+        CHECK_MSG(differ, "the %s and %s kernels gave bitwise the same results on every model: "
+                  "do both run the same code?", self, other);
         compared++;
     }
     CHECK_OK(nn_kernels_use(self));

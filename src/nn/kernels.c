@@ -41,11 +41,20 @@ typedef struct {
  * the OS saves the vector registers); older compilers and clang by its
  * main features. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
-static int cpu_v3(void) { return __builtin_cpu_supports("x86-64-v3") != 0; }
-static int cpu_v4(void) { return __builtin_cpu_supports("x86-64-v4") != 0; }
+static int cpu_v3(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v3") != 0;
+}
+static int cpu_v4(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4") != 0;
+}
 #else
 static int cpu_v3(void)
 {
+    __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
            __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
 }
@@ -110,13 +119,19 @@ NN_KERNEL_TABLE(KSET_DECL)
 static const kernel_fns fns_native = {NN_KERNEL_TABLE(KSET_FILL)};
 #undef KSET_NOW
 
-#ifndef LETHE_MARCH
-#define LETHE_MARCH "the compiler's default"
+/* The Makefile names the -march; a build by other means (the fuzzing
+ * build) has the compiler's default target. */
+#ifdef LETHE_MARCH
+#define NATIVE_NEEDS "-march=" LETHE_MARCH
+#define NATIVE_BUILD "MARCH=" LETHE_MARCH
+#else
+#define NATIVE_NEEDS "the compiler's default target"
+#define NATIVE_BUILD "the compiler's default target"
 #endif
 static const kernel_set sets[] = {
-    {"native", "-march=" LETHE_MARCH, cpu_native, &fns_native},
+    {"native", NATIVE_NEEDS, cpu_native, &fns_native},
 };
-static const char build_desc[] = "MARCH=" LETHE_MARCH " (one kernel set, chosen when compiled)";
+static const char build_desc[] = NATIVE_BUILD " (one kernel set, chosen when compiled)";
 
 #endif
 

@@ -1,6 +1,6 @@
 # Lethe: machine unlearning in C.
 #   make            library, command line (build/lethe), tests, benchmarks
-#   make test       run the test suite (ends with "N passed, N failed")
+#   make test       run the test suite (ends with "N passed, N failed, N skipped")
 #   make SAN=1      build with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make MARCH=native   build for this CPU only (see "Kernel sets" below)
 CC      ?= cc

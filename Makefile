@@ -11,8 +11,8 @@ CFLAGS  ?= -O2 -g
 # x86-64 build runs on any x86-64: the library is compiled for the
 # baseline, and the layer kernels (KERN_SRC) once per set with its own
 # flags; the first set the CPU runs is chosen at run time (LETHE_KERNELS
-# forces one). The AVX-512 set autovectorises with 256-bit vectors, as GCC
-# does for every Intel AVX-512 core it tunes for; its direct-convolution
+# forces one). The AVX-512 set autovectorises with 256-bit vectors, as GCC 12
+# does when tuning for Intel's AVX-512 cores; its direct-convolution
 # tile uses 512-bit ones. MARCH=native (or any -march value) compiles
 # everything for that CPU, one set named "native". Other machines: native.
 KERN_SRC := $(addprefix src/nn/,batchnorm.c concat.c conv2d.c conv_direct.c conv_winograd.c \

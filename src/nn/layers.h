@@ -171,7 +171,7 @@ int nn_conv2d_takes_affine(const nn_conv_shape *s);
  * benchmarks that compare the lowerings. Set it before sizing workspaces
  * (they differ); not thread-safe. */
 void nn_conv_set_fast_paths(int on);
-int nn_conv_fast_paths(void);
+int nn_conv_fast_paths(void);   /* the switch, one for every kernel set (kernels.c) */
 void nn_conv2d_forward(float *out, const float *in, const float *w, const float *b,
                        const nn_conv_shape *s, float *ws);
 void nn_conv2d_backward(float *din, float *const dw[], float *const db[],

@@ -17,6 +17,7 @@ CFLAGS  ?= -O2 -g
 # everything for that CPU, one set named "native". Other machines: native.
 KERN_SRC := $(addprefix src/nn/,batchnorm.c concat.c conv2d.c conv_direct.c conv_winograd.c \
               embed.c gap.c groupnorm.c linear.c maxpool.c mse.c relu.c silu.c upsample.c)
+PORTABLE :=
 ifeq ($(filter-out portable,$(MARCH)),)
   ifeq ($(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),x86_64)
     PORTABLE := 1

@@ -1,12 +1,46 @@
 # Lethe: machine unlearning in C.
 #   make            library, command line (build/lethe), tests, benchmarks
-#   make test       run the test suite (ends with "N passed, N failed")
+#   make test       run the test suite (ends with "N passed, N failed, N skipped")
 #   make SAN=1      build with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make MARCH=native   build for this CPU only (see "Kernel sets" below)
 CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
-MARCH   ?= native
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -march=$(MARCH) -Iinclude -Isrc
+
+# Kernel sets (src/nn/kernels.h). Without MARCH (or MARCH=portable) an
+# x86-64 build runs on any x86-64: the library is compiled for the
+# baseline, and the layer kernels (KERN_SRC) once per set with its own
+# flags; the first set the CPU runs is chosen at run time (LETHE_KERNELS
+# forces one). The AVX-512 set autovectorises with 256-bit vectors, as GCC 12
+# does when tuning for Intel's AVX-512 cores; its direct-convolution
+# tile uses 512-bit ones. MARCH=native (or any -march value) compiles
+# everything for that CPU, one set named "native". Other machines: native.
+KERN_SRC := $(addprefix src/nn/,batchnorm.c concat.c conv2d.c conv_direct.c conv_winograd.c \
+              embed.c gap.c groupnorm.c linear.c maxpool.c mse.c relu.c silu.c upsample.c)
+PORTABLE :=
+ifeq ($(filter-out portable,$(MARCH)),)
+  ifeq ($(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),x86_64)
+    PORTABLE := 1
+  else
+    override MARCH := native
+  endif
+endif
+ifeq ($(PORTABLE),1)
+  KSETS          := avx512 avx2 generic
+  BASE_MARCH     := x86-64
+  KFLAGS_avx512  := -march=x86-64-v4 -mprefer-vector-width=256
+  KFLAGS_avx2    := -march=x86-64-v3
+  KFLAGS_generic := -march=x86-64
+  KSET_DEFS      := -DLETHE_PORTABLE
+  $(info -- build: portable (x86-64; kernel sets $(KSETS), one chosen at run time))
+else
+  KSETS          := native
+  BASE_MARCH     := $(MARCH)
+  KSET_DEFS      := -DLETHE_MARCH='"$(MARCH)"'
+  $(info -- build: MARCH=$(MARCH) (one kernel set))
+endif
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -march=$(BASE_MARCH) -Iinclude -Isrc
 LDLIBS  += -lm
 
 ifeq ($(SAN),1)
@@ -46,7 +80,10 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The kernel files once per set: build/src/nn/conv2d.avx2.o, …
+kset_objs = $(foreach k,$(KSETS),$(KERN_SRC:%.c=$(1)/%.$(k).o))
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(KERN_SRC),$(LIB_SRC))) \
+             $(call kset_objs,$(BUILD))
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -54,7 +91,8 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 VERSION  := $(shell sed -n 's/^\#define LETHE_VERSION "\(.*\)"/\1/p' include/lethe.h)
 SOMAJOR  := 0
 SONAME   := liblethe.so.$(SOMAJOR)
-PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+PIC_OBJ  := $(patsubst %.c,$(BUILD)/pic/%.o,$(filter-out $(KERN_SRC),$(LIB_SRC))) \
+            $(call kset_objs,$(BUILD)/pic)
 
 all: $(BUILD)/lethe $(BUILD)/lethe-tests $(BENCH_BIN)
 
@@ -74,6 +112,19 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/liblethe.a
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Set K's objects: its flags after CFLAGS (the last -march counts), and
+# -DNN_KSET=K, which gives its kernels their names (src/nn/kernel_names.h).
+define kset_rules
+$$(KERN_SRC:%.c=$$(BUILD)/%.$(1).o): $$(BUILD)/%.$(1).o: %.c $$(wildcard include/*.h src/*/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(KFLAGS_$(1)) -DNN_KSET=$(1) -c -o $$@ $$<
+$$(KERN_SRC:%.c=$$(BUILD)/pic/%.$(1).o): $$(BUILD)/pic/%.$(1).o: %.c $$(wildcard include/*.h src/*/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(KFLAGS_$(1)) -DNN_KSET=$(1) -fPIC -c -o $$@ $$<
+endef
+$(foreach k,$(KSETS),$(eval $(call kset_rules,$(k))))
+$(BUILD)/src/nn/kernels.o $(BUILD)/pic/src/nn/kernels.o: CFLAGS += $(KSET_DEFS)
 
 # The Python binding's test loads liblethe.so (not under the sanitizers,
 # whose runtime a plain python3 cannot load).
@@ -172,6 +223,9 @@ FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 # A harness's dictionary (fuzz/NAME.dict), if it has one.
 fuzz_dict = $$(test -f fuzz/$(1).dict && echo -dict=fuzz/$(1).dict)
+
+# One kernel set, compiled for clang's default target.
+$(KERN_SRC:%.c=$(FUZZ_BUILD)/%.o): FUZZ_CFLAGS += -DNN_KSET=native
 
 $(FUZZ_BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h fuzz/*.h)
 	@mkdir -p $(dir $@)

@@ -16,7 +16,9 @@
  *         [--threads N] [--unlearn] [--profile] [--tsv] [--export DIR]
  *
  * --tsv prints "name<TAB>median_ms<TAB>min_ms<TAB>max_ms" lines only (for
- * bench/vs-torch). --export DIR writes the initial weights
+ * bench/vs-torch; "forward CPU" and "training step CPU" are the CPU time
+ * of all threads, what compares two builds on a loaded machine; no sgemm
+ * reference). --export DIR writes the initial weights
  * (DIR/init_ARCH.safetensors) and the inputs (DIR/input_ARCH.bin: 2·B
  * images (2B, 1, 28, 28) float32, then 2·B int32 labels; rows [0, B) are
  * the forward/training batch and the forgetting batch, [B, 2B) the
@@ -34,6 +36,7 @@
 #endif
 
 #include "lethe.h"
+#include "nn/kernels.h"
 #include "nn/model.h"
 
 #define MAX_RUNS 101
@@ -76,6 +79,17 @@ static void report(const char *name, stats s, int batch)
     else
         printf("%-26s %8.2f ms  (%.2f–%.2f)  %8.0f images/s\n", name, s.med * 1e3,
                s.min * 1e3, s.max * 1e3, batch / s.med);
+}
+
+/* The CPU time of all threads beside a wall-clock figure; a TSV line
+ * (median, min, max) with --tsv. */
+static void report_cpu(const char *name, stats c, stats wall)
+{
+    if (tsv)
+        printf("%s\t%.4f\t%.4f\t%.4f\n", name, c.med * 1e3, c.min * 1e3, c.max * 1e3);
+    else
+        printf("  %-24s %8.2f ms  (CPU time of all threads; %.2f cores busy)\n", name,
+               c.med * 1e3, c.med / wall.med);
 }
 
 /* The matrix products of one cnn training step at batch B (row-major
@@ -332,9 +346,9 @@ int main(int argc, char **argv)
     const float *logits;
     float *gs[1] = {grad};
 
-    double tf[MAX_RUNS], ts[MAX_RUNS], cs[MAX_RUNS];
+    double tf[MAX_RUNS], ts[MAX_RUNS], cs[MAX_RUNS], cf[MAX_RUNS];
     for (int r = -1; r < runs; r++) {       /* r = -1 warms up */
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         for (int i = 0; i < iters; i++) lethe_model_forward(m, x, B, NULL, LETHE_BN_TRAIN, &logits);
         double t1 = now(), c1 = cpu_now();
         if (r == runs - 1 && profile) {
@@ -355,17 +369,19 @@ int main(int argc, char **argv)
             tf[r] = (t1 - t0) / iters;
             ts[r] = (t2 - t1) / iters;
             cs[r] = (c2 - c1) / iters;
+            cf[r] = (c1 - c0) / iters;
         }
     }
-    stats sf = summarise(tf, runs), st = summarise(ts, runs), sc = summarise(cs, runs);
+    stats sf = summarise(tf, runs), st = summarise(ts, runs), sc = summarise(cs, runs),
+          scf = summarise(cf, runs);
     if (!tsv)
-        printf("%s, batch %d, %d threads, %d runs of %d iterations (median, min–max)\n\n", arch,
-               B, threads, runs, iters);
+        printf("%s, batch %d, %d threads, kernels %s (%s), %d runs of %d iterations "
+               "(median, min–max)\n\n", arch, B, threads, nn_kernels_active(),
+               nn_kernels_reason(), runs, iters);
     report("forward", sf, B);
+    report_cpu("forward CPU", scf, sf);
     report("training step", st, B);
-    if (!tsv)
-        printf("%-26s %8.2f ms  (CPU time of all threads; %.2f cores busy)\n",
-               "  training step CPU", sc.med * 1e3, sc.med / st.med);
+    report_cpu("training step CPU", sc, st);
 
     if (unlearn) {
         static const char *methods[] = {"eupmu", "eupmu-fast", "ungrad-mixed", "ungrad"};

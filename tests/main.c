@@ -1,5 +1,7 @@
 /* Test runner: runs every registered test (or those whose name contains
- * argv[1]) and ends with the line "N passed, N failed". */
+ * argv[1]) and ends with the line "N passed, N failed, N skipped". A
+ * TEST_KSETS test runs once per kernel set, each with its set active, the
+ * set that was active restored after it. */
 #include "test.h"
 
 #include <stdarg.h>
@@ -8,24 +10,42 @@
 #include <unistd.h>
 
 #include "lethe.h"
+#include "nn/kernels.h"
 
 #define MAX_TESTS 1024
+#define MAX_RUNS 2048
 
-typedef struct { const char *name, *file; test_fn fn; } test_entry;
+/* A registered test; ksets: once per kernel set. */
+typedef struct { const char *name, *file; test_fn fn; int ksets; } test_entry;
 static test_entry tests[MAX_TESTS];
 static int ntests;
-static int current_failed;
+static int current_failed, current_skipped;
+static char skip_why[256];
+static const char *current_kset;
 static char tmpdir[256];
 
-void test_register(const char *name, const char *file, test_fn fn)
+static void add(const char *name, const char *file, test_fn fn, int ksets)
 {
-    if (ntests < MAX_TESTS) {
-        tests[ntests].name = name;
-        tests[ntests].file = file;
-        tests[ntests].fn = fn;
-        ntests++;
-    }
+    if (ntests < MAX_TESTS) tests[ntests++] = (test_entry){name, file, fn, ksets};
 }
+
+void test_register(const char *name, const char *file, test_fn fn) { add(name, file, fn, 0); }
+
+void test_register_ksets(const char *name, const char *file, test_fn fn)
+{
+    add(name, file, fn, 1);
+}
+
+void test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(skip_why, sizeof skip_why, fmt, ap);
+    va_end(ap);
+    current_skipped = 1;
+}
+
+const char *test_kset(void) { return current_kset; }
 
 void test_fail(const char *file, int line, const char *fmt, ...)
 {
@@ -79,16 +99,47 @@ int main(int argc, char **argv)
         return 1;
     }
     qsort(tests, (size_t)ntests, sizeof tests[0], cmp_tests);
-    int passed = 0, failed = 0;
-    for (int i = 0; i < ntests; i++) {
-        if (filter && !strstr(tests[i].name, filter) && !strstr(tests[i].file, filter))
-            continue;
-        current_failed = 0;
-        fprintf(stderr, "%-48s ", tests[i].name);
-        tests[i].fn();
+    /* The runs: a test, or a TEST_KSETS test with each set (kset ≥ 0). */
+    static struct { const test_entry *t; int kset; char name[96]; } runs[MAX_RUNS];
+    int nruns = 0;
+    for (int i = 0; i < ntests; i++)
+        for (int k = 0; k < (tests[i].ksets ? nn_kernels_count() : 1) && nruns < MAX_RUNS; k++) {
+            runs[nruns].t = &tests[i];
+            runs[nruns].kset = tests[i].ksets ? k : -1;
+            if (tests[i].ksets)
+                snprintf(runs[nruns].name, sizeof runs[nruns].name, "%s[%s]", tests[i].name,
+                         nn_kernels_name(k));
+            else
+                snprintf(runs[nruns].name, sizeof runs[nruns].name, "%s", tests[i].name);
+            nruns++;
+        }
+    int passed = 0, failed = 0, skipped = 0;
+    for (int i = 0; i < nruns; i++) {
+        const test_entry *t = runs[i].t;
+        if (filter && !strstr(runs[i].name, filter) && !strstr(t->file, filter)) continue;
+        current_failed = current_skipped = 0;
+        current_kset = NULL;
+        fprintf(stderr, "%-48s ", runs[i].name);
+        const int k = runs[i].kset;
+        char before[32];
+        snprintf(before, sizeof before, "%s", nn_kernels_active());
+        if (k >= 0 && !nn_kernels_usable(k)) {
+            test_skip("this CPU cannot run the %s kernels (%s)", nn_kernels_name(k),
+                      nn_kernels_needs(k));
+        } else if (k >= 0 && nn_kernels_use(nn_kernels_name(k)) != LETHE_OK) {
+            test_fail(t->file, 0, "kernel set %s: %s", nn_kernels_name(k), lethe_last_error());
+        } else {
+            current_kset = k >= 0 ? nn_kernels_name(k) : NULL;
+            t->fn();
+            if (k >= 0 && nn_kernels_use(before) != LETHE_OK)
+                test_fail(t->file, 0, "kernel set %s: %s", before, lethe_last_error());
+        }
         if (current_failed) {
             fprintf(stderr, "FAIL (%d)\n", current_failed);
             failed++;
+        } else if (current_skipped) {
+            fprintf(stderr, "SKIPPED: %s\n", skip_why);
+            skipped++;
         } else {
             fprintf(stderr, "ok\n");
             passed++;
@@ -97,6 +148,6 @@ int main(int argc, char **argv)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }

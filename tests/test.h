@@ -1,6 +1,10 @@
 /* A tiny test harness: TEST(name) { ... } registers itself; CHECK(...)
- * records a failure and goes on; the runner prints "N passed, N failed"
- * and exits 1 on any failure. */
+ * records a failure and goes on; test_skip(...) says why a test cannot run
+ * here; the runner prints "N passed, N failed, N skipped" and exits 1 on
+ * any failure. TEST_KSETS(name) registers a test of the layer kernels that
+ * runs once per kernel set of the build (src/nn/kernels.h), as
+ * name[avx512], name[avx2], name[generic], each with its set active; a set
+ * this CPU cannot run is reported as skipped. */
 #ifndef LETHE_TEST_H
 #define LETHE_TEST_H
 
@@ -9,8 +13,15 @@
 
 typedef void (*test_fn)(void);
 void test_register(const char *name, const char *file, test_fn fn);
+void test_register_ksets(const char *name, const char *file, test_fn fn);
 void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The current test cannot run here (a tool, a device, an instruction set
+ * is missing): it counts as skipped, not passed, unless a check failed.
+ * The caller returns after it. */
+void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The kernel set a TEST_KSETS test runs with (NULL in a plain TEST). */
+const char *test_kset(void);
 /* Directory for scratch files of this run (created by the runner). */
 const char *test_tmpdir(void);
 /* Path of `name` inside test_tmpdir() (static buffer ring of 8). */
@@ -23,6 +34,14 @@ const char *test_data(const char *name);
     __attribute__((constructor)) static void register_##name(void)         \
     {                                                                      \
         test_register(#name, __FILE__, test_##name);                       \
+    }                                                                      \
+    static void test_##name(void)
+
+#define TEST_KSETS(name)                                                   \
+    static void test_##name(void);                                         \
+    __attribute__((constructor)) static void register_##name(void)         \
+    {                                                                      \
+        test_register_ksets(#name, __FILE__, test_##name);                 \
     }                                                                      \
     static void test_##name(void)
 

@@ -159,7 +159,7 @@ static const int cases[][11] = {
     {2, 2, 2, 9, 8, 7, 1, 1, 0, 0, 0},     /* 1×1 stride 1, few channels */
 };
 
-TEST(conv2d_every_lowering_matches_double_reference)
+TEST_KSETS(conv2d_every_lowering_matches_double_reference)
 {
     char what[96];
     for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++)
@@ -173,7 +173,7 @@ TEST(conv2d_every_lowering_matches_double_reference)
  * against the same conv on the normalised tensor, for every lowering that
  * copies (Winograd, phase planes, padded grid, first-layer im2col on the
  * padded grid): bitwise the same output and weight gradient. */
-TEST(conv2d_input_affine_equals_normalised_input)
+TEST_KSETS(conv2d_input_affine_equals_normalised_input)
 {
     /* n0, n1, c, h, w, oc, k, stride, pad */
     static const int shapes[][9] = {

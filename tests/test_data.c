@@ -453,7 +453,7 @@ TEST(dataset_fmnist_real)
 {
     struct stat sb;
     if (stat(LETHE_FMNIST_DIR, &sb) != 0) {
-        fprintf(stderr, "(skipped: %s missing) ", LETHE_FMNIST_DIR);
+        test_skip("%s missing", LETHE_FMNIST_DIR);
         return;
     }
     lethe_dataset tr, te;

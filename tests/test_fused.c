@@ -53,7 +53,7 @@ static void two_groups(lethe_groups *g, int n0, int n1)
 /* conv → [ReLU] → [max pool k/s] fused, against the three layers one after
  * the other; backward with two groups, din overwritten (over garbage) and
  * added. Cases: k, stride, pad, H, W, pool k, pool s, relu, C. */
-TEST(conv2d_epilogue_matches_chain)
+TEST_KSETS(conv2d_epilogue_matches_chain)
 {
     static const int cases[][9] = {
         {3, 1, 1, 9, 10, 2, 2, 1, 3},  /* padded grid, odd plane: a row and a column left out */
@@ -136,7 +136,7 @@ TEST(conv2d_epilogue_matches_chain)
 
 /* ------------------------------------------ linear, batch norm, sum, gap */
 
-TEST(linear_relu_and_overwrite_match_chain)
+TEST_KSETS(linear_relu_and_overwrite_match_chain)
 {
     enum { N = 37, IN = 300, OUT = 24 };
     lethe_rng rng;
@@ -170,7 +170,7 @@ TEST(linear_relu_and_overwrite_match_chain)
 
 /* _ex batch norm (μ saved, xhat recomputed, ReLU fused, din overwritten)
  * against the xhat form followed by nn_relu_*, two groups, every mode. */
-TEST(batchnorm_ex_matches_xhat_form)
+TEST_KSETS(batchnorm_ex_matches_xhat_form)
 {
     enum { N0 = 3, N1 = 4, N = 7, C = 5, HW = 13 };
     const size_t n = (size_t)N * C * HW;
@@ -246,7 +246,7 @@ TEST(batchnorm_ex_matches_xhat_form)
     free(din);
 }
 
-TEST(add_and_gap_overwrite_or_add)
+TEST_KSETS(add_and_gap_overwrite_or_add)
 {
     float a[4] = {1, -2, 0.5f, -0.25f}, b[4] = {0.5f, 1, -1, 0.5f}, o[4], d[4] = {1, 2, 3, 4};
     nn_add_forward_ex(o, a, b, 4, 1);
@@ -343,6 +343,6 @@ static void graph_case(const char *arch, int hw)
     lethe_model_free(b);
 }
 
-TEST(model_fused_graph_matches_unfused_cnn) { graph_case("cnn", 28); }
-TEST(model_fused_graph_matches_unfused_resnet8) { graph_case("resnet8", 12); }
-TEST(model_fused_graph_matches_unfused_mlp) { graph_case("mlp", 10); }
+TEST_KSETS(model_fused_graph_matches_unfused_cnn) { graph_case("cnn", 28); }
+TEST_KSETS(model_fused_graph_matches_unfused_resnet8) { graph_case("resnet8", 12); }
+TEST_KSETS(model_fused_graph_matches_unfused_mlp) { graph_case("mlp", 10); }

@@ -48,7 +48,7 @@ static double linear_obj(void *p)
     return gc_dot(c->r, c->out, (size_t)c->n * c->out_f);
 }
 
-TEST(linear_forward_matches_loops)
+TEST_KSETS(linear_forward_matches_loops)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 1);
@@ -70,7 +70,7 @@ TEST(linear_forward_matches_loops)
     CHECK_NEAR(out[out_f + 2], s, 1e-5);
 }
 
-TEST(linear_gradients_finite_differences)
+TEST_KSETS(linear_gradients_finite_differences)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 2);
@@ -100,7 +100,7 @@ TEST(linear_gradients_finite_differences)
     for (int i = 0; i < OUT * IN; i++) CHECK_NEAR(dw[i], 2 * dw2[i], 1e-5);
 }
 
-TEST(linear_grouped_weight_gradient)
+TEST_KSETS(linear_grouped_weight_gradient)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 3);
@@ -147,7 +147,7 @@ TEST(linear_grouped_weight_gradient)
 
 /* Large enough to be split over threads (with OpenBLAS on one thread):
  * forward, din and grouped dw against their definitions in double. */
-TEST(linear_threaded_matches_definition)
+TEST_KSETS(linear_threaded_matches_definition)
 {
     enum { N0 = 24, N = 64, IN = 300, OUT = 20 };
     int saved = openblas_get_num_threads();
@@ -215,7 +215,7 @@ static const int conv_cases[][5] = {
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
-TEST(conv2d_forward_matches_direct)
+TEST_KSETS(conv2d_forward_matches_direct)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 4);
@@ -248,7 +248,7 @@ TEST(conv2d_forward_matches_direct)
     }
 }
 
-TEST(conv2d_gradients_finite_differences)
+TEST_KSETS(conv2d_gradients_finite_differences)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 5);
@@ -349,7 +349,7 @@ static void conv_grouped_check(int blas_threads)
     openblas_set_num_threads(saved);
 }
 
-TEST(conv2d_grouped_weight_gradient)
+TEST_KSETS(conv2d_grouped_weight_gradient)
 {
     conv_grouped_check(1);
     conv_grouped_check(2);
@@ -358,7 +358,7 @@ TEST(conv2d_grouped_weight_gradient)
 /* Larger planes, so that chunks hold one sample (32 channels, 32×32) or a
  * few (8 channels, 26×26): forward and grouped backward by definition,
  * with OpenBLAS on one and on two threads. */
-TEST(conv2d_chunks_match_definition)
+TEST_KSETS(conv2d_chunks_match_definition)
 {
     static const int cases[][5] = {{32, 32, 3, 1, 1}, {8, 26, 3, 2, 1}, {8, 26, 1, 1, 0}};
     enum { N0 = 4, N1 = 7, N = 11 };
@@ -424,7 +424,7 @@ static double pool_obj(void *p)
     return gc_dot(c->r, c->out, (size_t)c->n * c->c * c->oh * c->ow);
 }
 
-TEST(maxpool_gradients_finite_differences)
+TEST_KSETS(maxpool_gradients_finite_differences)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 7);
@@ -465,7 +465,7 @@ TEST(maxpool_gradients_finite_differences)
     }
 }
 
-TEST(maxpool_ties_go_to_first)
+TEST_KSETS(maxpool_ties_go_to_first)
 {
     float in[16], out[4];
     int32_t arg[4];
@@ -502,7 +502,7 @@ static double add_obj(void *p)
     return gc_dot(c->r, c->out, (size_t)c->n);
 }
 
-TEST(gap_gradients_finite_differences)
+TEST_KSETS(gap_gradients_finite_differences)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 8);
@@ -519,7 +519,7 @@ TEST(gap_gradients_finite_differences)
     CHECK_FD(in, N * C * HW, din, gap_obj, &c, 1e-2f, 1e-3);
 }
 
-TEST(relu_gradients_finite_differences)
+TEST_KSETS(relu_gradients_finite_differences)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 9);
@@ -544,7 +544,7 @@ TEST(relu_gradients_finite_differences)
     CHECK(gc_max_abs_diff(copy, out, N) == 0.0);
 }
 
-TEST(add_gradients_finite_differences)
+TEST_KSETS(add_gradients_finite_differences)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 10);
@@ -572,7 +572,7 @@ static double mse_obj(void *p)
     return s;
 }
 
-TEST(mse_values_and_gradient)
+TEST_KSETS(mse_values_and_gradient)
 {
     float pred[2] = {1, 2}, target[2] = {0, 0}, loss;
     nn_mse(&loss, NULL, pred, target, NULL, 1, 2);
@@ -612,7 +612,7 @@ static double bn_obj(void *p)
     return gc_dot(c->r, c->out, BN_SZ);
 }
 
-TEST(batchnorm_gradients_finite_differences)
+TEST_KSETS(batchnorm_gradients_finite_differences)
 {
     static const lethe_bn_mode modes[3] = {LETHE_BN_TRAIN, LETHE_BN_BATCH, LETHE_BN_EVAL};
     static const char *names[3] = {"TRAIN", "BATCH", "EVAL"};
@@ -644,7 +644,7 @@ TEST(batchnorm_gradients_finite_differences)
     }
 }
 
-TEST(batchnorm_two_groups_equal_separate_calls)
+TEST_KSETS(batchnorm_two_groups_equal_separate_calls)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 13);
@@ -693,7 +693,7 @@ TEST(batchnorm_two_groups_equal_separate_calls)
     }
 }
 
-TEST(batchnorm_running_stats_by_hand)
+TEST_KSETS(batchnorm_running_stats_by_hand)
 {
     /* N = 4 in two groups of 2, C = 2, HW = 2. */
     float in[16] = {

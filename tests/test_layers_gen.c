@@ -49,7 +49,7 @@ static double gn_obj(void *p)
     return gc_dot(c->r, c->out, GN_SZ);
 }
 
-TEST(gen_groupnorm_forward_matches_loops)
+TEST_KSETS(gen_groupnorm_forward_matches_loops)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 41);
@@ -81,7 +81,7 @@ TEST(gen_groupnorm_forward_matches_loops)
     }
 }
 
-TEST(gen_groupnorm_gradients_finite_differences)
+TEST_KSETS(gen_groupnorm_gradients_finite_differences)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 42);
@@ -116,7 +116,7 @@ TEST(gen_groupnorm_gradients_finite_differences)
     }
 }
 
-TEST(gen_groupnorm_grouped_weight_gradient)
+TEST_KSETS(gen_groupnorm_grouped_weight_gradient)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 43);
@@ -160,7 +160,7 @@ TEST(gen_groupnorm_grouped_weight_gradient)
 
 /* Large enough for the threaded path: with γ = 1, β = 0 every (sample,
  * channel group) comes out with mean 0 and variance 1. */
-TEST(gen_groupnorm_large_normalises)
+TEST_KSETS(gen_groupnorm_large_normalises)
 {
     enum { N = 4, C = 32, HW = 784, G = 8 };
     const size_t sz = (size_t)N * C * HW;
@@ -195,7 +195,7 @@ static double silu_obj(void *p)
     return gc_dot(c->r, c->out, c->n);
 }
 
-TEST(gen_silu_values_and_gradients)
+TEST_KSETS(gen_silu_values_and_gradients)
 {
     enum { N = 40 };
     lethe_rng rng;
@@ -233,7 +233,7 @@ static double up_obj(void *p)
     return gc_dot(c->r, c->out, 4 * UP_SZ);
 }
 
-TEST(gen_upsample_values_and_gradients)
+TEST_KSETS(gen_upsample_values_and_gradients)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 46);
@@ -269,7 +269,7 @@ static double cc_obj(void *p)
     return gc_dot(c->r, c->out, CC_N * (CC_A + CC_B) * CC_HW);
 }
 
-TEST(gen_concat_values_and_gradients)
+TEST_KSETS(gen_concat_values_and_gradients)
 {
     enum { SA = CC_N * CC_A * CC_HW, SB = CC_N * CC_B * CC_HW, SO = SA + SB };
     lethe_rng rng;
@@ -298,7 +298,7 @@ TEST(gen_concat_values_and_gradients)
 
 /* ---------------------------------------------------------- embeddings */
 
-TEST(gen_timestep_embed_by_hand)
+TEST_KSETS(gen_timestep_embed_by_hand)
 {
     /* D = 8: f = 1, 0.1, 0.01, 0.001 (python: math.sin(t * 10000**(-j/4))). */
     static const int32_t t[3] = {0, 1, 500};
@@ -331,7 +331,7 @@ static double le_obj(void *p)
     return gc_dot(c->r, c->out, LE_N * LE_D);
 }
 
-TEST(gen_label_embed_values_and_grouped_gradients)
+TEST_KSETS(gen_label_embed_values_and_grouped_gradients)
 {
     static const int32_t y[LE_N] = {2, 0, 2, 3, 1, 2};
     lethe_rng rng;
@@ -381,7 +381,7 @@ static double ba_obj(void *p)
     return gc_dot(c->r, c->out, BA_SZ);
 }
 
-TEST(gen_bcast_add_values_and_gradients)
+TEST_KSETS(gen_bcast_add_values_and_gradients)
 {
     lethe_rng rng;
     lethe_rng_seed(&rng, 49);

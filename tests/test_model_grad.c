@@ -99,9 +99,9 @@ static void model_fd(const char *arch)
     lethe_model_free(m);
 }
 
-TEST(model_gradients_finite_differences_resnet8) { model_fd("resnet8"); }
-TEST(model_gradients_finite_differences_resnet20) { model_fd("resnet20"); }
-TEST(model_gradients_finite_differences_cnn) { model_fd("cnn"); }
+TEST_KSETS(model_gradients_finite_differences_resnet8) { model_fd("resnet8"); }
+TEST_KSETS(model_gradients_finite_differences_resnet20) { model_fd("resnet20"); }
+TEST_KSETS(model_gradients_finite_differences_cnn) { model_fd("cnn"); }
 
 /* The logits and both groups' gradients with the fast lowerings
  * (Winograd, phase planes) against the plain ones (direct kernel, im2col),
@@ -154,5 +154,5 @@ static void fast_vs_plain(const char *arch)
     free(r);
 }
 
-TEST(model_fast_lowerings_match_plain_resnet8) { fast_vs_plain("resnet8"); }
-TEST(model_fast_lowerings_match_plain_cnn) { fast_vs_plain("cnn"); }
+TEST_KSETS(model_fast_lowerings_match_plain_resnet8) { fast_vs_plain("resnet8"); }
+TEST_KSETS(model_fast_lowerings_match_plain_cnn) { fast_vs_plain("cnn"); }

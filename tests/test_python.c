@@ -41,11 +41,11 @@ static char *tensor_bytes(const char *path, size_t *n)
 TEST(python_binding_matches_the_command_line)
 {
 #if defined(__SANITIZE_ADDRESS__)
-    fprintf(stderr, "    skipped: a sanitizer build's library cannot be loaded by python3\n");
+    test_skip("a sanitizer build's library cannot be loaded by python3");
     return;
 #endif
     if (access("/usr/bin/python3", X_OK) != 0) {
-        fprintf(stderr, "    skipped: /usr/bin/python3 not found (apt-get install python3)\n");
+        test_skip("/usr/bin/python3 not found (apt-get install python3)");
         return;
     }
     if (!cli_t_have_bin() || !cli_t_mkdir("python")) return;

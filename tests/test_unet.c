@@ -104,7 +104,7 @@ static double fd_obj(void *ctx)
     return s;
 }
 
-TEST(unet_gradients_finite_differences)
+TEST_KSETS(unet_gradients_finite_differences)
 {
     static const char *names[] = {
         "time_embed.0.weight", "time_embed.2.bias", "label_embed.weight", "conv_in.weight",

@@ -1,25 +1,98 @@
-/* lethe info: a checkpoint's metadata and tensor table. */
+/* lethe info: a checkpoint's metadata and tensor table; with --system,
+ * how this program was built and what it runs on: the kernel set chosen
+ * and why, the threads and the BLAS. */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cli/cli.h"
+#include "nn/kernels.h"
 
 static const cli_opt opts[] = {
-    {"arch", "NAME", "mlp | cnn | resnet8: read a checkpoint whose metadata names no "
+    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20: read a checkpoint whose metadata names no "
                      "architecture (a PyTorch state_dict) as this one", 0},
     {"data", "NAME", "with --arch, when the metadata has no in_shape or nclass: the data set "
                      "that gives them (default fmnist)", 0},
     {"data-dir", "DIR", "folder of that data set", 0},
-    {"quiet", NULL, "no effect: info prints only the checkpoint", 1},
+    {"system", NULL, "print the build, the CPU, the kernel set chosen and why, the "
+                     "threads and the BLAS, instead of a checkpoint", CLI_FLAG},
+    {"quiet", NULL, "no effect: info prints only what was asked", 1},
     CLI_EXAMPLE("lethe info runs/cnn.safetensors"),
+    CLI_EXAMPLE("lethe info --system"),
     {NULL, NULL, NULL, 0},
 };
+
+/* The CPU's name from /proc/cpuinfo ("model name"), or "unknown". */
+static void cpu_name(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        const char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) != 0 || !colon) continue;
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        snprintf(buf, n, "%s", colon);
+        buf[strcspn(buf, "\n")] = '\0';
+        break;
+    }
+    fclose(f);
+}
+
+/* lethe info --system. Returns 1 when LETHE_KERNELS is refused (after
+ * printing everything), else 0. */
+static int info_system(void)
+{
+    lethe_status ks = nn_kernels_init();
+    char cpu[128];
+    cpu_name(cpu, sizeof cpu);
+    printf("lethe %s, compiled by %s %s\n", LETHE_VERSION,
+#ifdef __clang__
+           "clang",
+#else
+           "GCC",
+#endif
+           __VERSION__);
+    printf("build     %s\n", nn_kernels_build());
+    printf("cpu       %s\n", cpu);
+    printf("kernels   %s (%s)\n", nn_kernels_active(), nn_kernels_reason());
+    if (ks != LETHE_OK) printf("          refused: %s\n", lethe_last_error());
+    for (int i = 0; i < nn_kernels_count(); i++)
+        printf("  %-8s %-50s %s\n", nn_kernels_name(i), nn_kernels_needs(i),
+               strcmp(nn_kernels_name(i), nn_kernels_active()) == 0 ? "runs here, active"
+               : nn_kernels_usable(i)                                ? "runs here"
+                                                                      : "not on this CPU");
+#ifdef _OPENMP
+    const int nt = omp_get_max_threads();
+    printf("threads   %d OpenMP thread%s for the kernels (OMP_NUM_THREADS, else one per "
+           "core this process may use)\n", nt, nt == 1 ? "" : "s");
+#else
+    printf("threads   1 (built without OpenMP)\n");
+#endif
+    const int par = openblas_get_parallel();
+    printf("BLAS      OpenBLAS, %s kernels, %s with %d thread%s of its own%s\n",
+           openblas_get_corename(),
+           par == 0 ? "sequential" : par == 1 ? "pthreads" : "OpenMP",
+           openblas_get_num_threads(), openblas_get_num_threads() == 1 ? "" : "s",
+           par == 1 ? " (run single-threaded inside the kernels' threads)" : "");
+    printf("          %s\n", openblas_get_config());
+    return ks == LETHE_OK ? 0 : 1;
+}
 
 int cmd_info(int argc, char **argv)
 {
     cli_args a;
-    int r = cli_parse_pos(&a, "info", "MODEL.safetensors", opts, 1, argc, argv);
+    int r = cli_parse_pos(&a, "info", "MODEL.safetensors | --system", opts, 1, argc, argv);
     if (r) return r == 1 ? 0 : 2;
+    if (cli_flag(&a, "system")) {
+        if (a.npos) return cli_usage_error("info", "--system takes no checkpoint");
+        return info_system();
+    }
     if (a.npos != 1) return cli_usage_error("info", "expected one checkpoint file");
     lethe_model *m;
     lethe_metadata md = {0};

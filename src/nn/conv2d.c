@@ -86,10 +86,6 @@
 #define WINO_TILES 256              /* Winograd tiles (product columns) a chunk aims for */
 #define KK_MAX 49                   /* largest kernel (positions) of the direct kernel */
 
-static int fast_on = 1;
-
-void nn_conv_set_fast_paths(int on) { fast_on = on; }
-
 /* The short loops here would be turned into memcpy/memset calls by GCC,
  * which cost more than the copies themselves; keep them inline. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -105,27 +101,6 @@ static int thread_id(void)
 #else
     return 0;
 #endif
-}
-
-int nn_outer_threads(void)
-{
-#ifdef _OPENMP
-    /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP. An OpenMP
-     * OpenBLAS runs single-threaded inside our parallel regions. */
-    if (openblas_get_parallel() == 1 && openblas_get_num_threads() > 1) return 1;
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-void nn_conv_shape_set(nn_conv_shape *s, int n, int c, int h, int w, int oc,
-                       int k, int stride, int pad)
-{
-    s->n = n; s->c = c; s->h = h; s->w = w; s->oc = oc;
-    s->kh = k; s->kw = k; s->stride = stride; s->pad = pad;
-    s->oh = stride > 0 ? (h + 2 * pad - k) / stride + 1 : 0;
-    s->ow = stride > 0 ? (w + 2 * pad - k) / stride + 1 : 0;
 }
 
 static size_t round16(size_t f) { return (f + 15) & ~(size_t)15; }
@@ -192,7 +167,7 @@ static conv_geom geom(const nn_conv_shape *s)
      * 12¼ of output, it measured no faster than the direct kernel). Its
      * padded plane has whole 2×2 tiles; junk rows and columns are cut as
      * above. */
-    q.wino = fast_on && q.shift && s->kh == 3 && s->kw == 3 && s->pad == 1 && s->ow >= 12 &&
+    q.wino = nn_conv_fast_paths() && q.shift && s->kh == 3 && s->kw == 3 && s->pad == 1 && s->ow >= 12 &&
              s->w + 4 <= ROW_MAX;
     if (q.wino) {
         q.shift = q.shift_dw = 0;
@@ -230,7 +205,7 @@ static conv_geom geom(const nn_conv_shape *s)
      * one junk column (OW + 1 = the phase planes' width). Measured on
      * resnet8: 10-25% faster than im2col; not for 1×1 shortcuts, which read
      * one phase in four (a strided copy and one product are faster). */
-    q.poly = fast_on && s->stride == 2 && s->c >= 8 && s->ow + 1 <= ROW_MAX &&
+    q.poly = nn_conv_fast_paths() && s->stride == 2 && s->c >= 8 && s->ow + 1 <= ROW_MAX &&
              s->kh == 3 && s->kw == 3 && s->pad == 1 &&
              s->oh == (s->h + 1) / 2 && s->ow == (s->w + 1) / 2;
     if (q.poly) {

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "nn/kernel_names.h"   /* in a kernel set's objects: the set's names */
+
 void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,
                  const size_t *toff, const float *const *wtap, int kk);
 

@@ -13,6 +13,7 @@
 #define LETHE_NN_LAYERS_H
 
 #include "lethe.h"
+#include "nn/kernel_names.h"   /* in a kernel set's objects: the set's names */
 
 /* Threads the kernels' OpenMP regions use around cblas_sgemm calls: 1 when
  * a pthread OpenBLAS has several threads of its own (they would fight over
@@ -170,6 +171,7 @@ int nn_conv2d_takes_affine(const nn_conv_shape *s);
  * benchmarks that compare the lowerings. Set it before sizing workspaces
  * (they differ); not thread-safe. */
 void nn_conv_set_fast_paths(int on);
+int nn_conv_fast_paths(void);   /* the switch, one for every kernel set (kernels.c) */
 void nn_conv2d_forward(float *out, const float *in, const float *w, const float *b,
                        const nn_conv_shape *s, float *ws);
 void nn_conv2d_backward(float *din, float *const dw[], float *const db[],

@@ -4,6 +4,7 @@
  */
 #include "nn/model.h"
 #include "core/fail.h"
+#include "nn/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -331,6 +332,10 @@ lethe_status lethe_model_create(lethe_model **out, const char *arch,
                                 int in_c, int in_h, int in_w, int nclass)
 {
     *out = NULL;
+    /* The kernel set, chosen once; a LETHE_KERNELS this CPU cannot run is
+     * refused here, before any work. */
+    lethe_status ks = nn_kernels_init();
+    if (ks != LETHE_OK) return ks;
     lethe_status (*build)(lethe_model *) = NULL;
     for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
         if (strcmp(arch, arch_table[i].name) == 0) build = arch_table[i].build;

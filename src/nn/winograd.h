@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "nn/kernel_names.h"   /* in a kernel set's objects: the set's names */
+
 /* U (16, OC, C) ← G g Gᵀ of every w (OC, C, 3, 3) kernel. */
 void wino_weights(float *U, const float *w, int oc, int c);
 

@@ -163,7 +163,7 @@ install: all shared man
 	@d="$(DESTDIR)$(PREFIX)"; mkdir -p "$$d" 2>/dev/null; \
 	 if [ ! -w "$$d" ]; then echo "make install: $$d is not writable (choose PREFIX=… or DESTDIR=…, or run as root)" >&2; exit 1; fi
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
-	    $(DESTDIR)$(PREFIX)/share/man/man1
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/lethe
 	install -m 644 $(BUILD)/liblethe.a $(DESTDIR)$(LIBDIR)/liblethe.a
 	install -m 755 $(BUILD)/liblethe.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblethe.so.$(VERSION)
 	ln -sf liblethe.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -174,13 +174,16 @@ install: all shared man
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/lethe.pc
 	install -m 755 $(BUILD)/lethe $(DESTDIR)$(PREFIX)/bin/lethe
 	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	# the tuned settings an installed lethe reads (PREFIX/share/lethe/tuned.json)
+	install -m 644 configs/tuned.json $(DESTDIR)$(PREFIX)/share/lethe/tuned.json
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/liblethe.a $(DESTDIR)$(LIBDIR)/liblethe.so.$(VERSION) \
 	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblethe.so \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/lethe.pc $(DESTDIR)$(PREFIX)/include/lethe.h \
 	    $(DESTDIR)$(PREFIX)/bin/lethe $(DESTDIR)$(PREFIX)/share/man/man1/lethe.1 \
-	    $(DESTDIR)$(PREFIX)/share/man/man1/lethe-*.1
+	    $(DESTDIR)$(PREFIX)/share/man/man1/lethe-*.1 $(DESTDIR)$(PREFIX)/share/lethe/tuned.json
+	-rmdir $(DESTDIR)$(PREFIX)/share/lethe 2>/dev/null
 
 # The ABI: what liblethe.so exports, one name per line, sorted. A change is
 # a decision: `make abi-symbols` rewrites the list to commit with it.

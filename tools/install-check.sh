@@ -13,7 +13,7 @@ fail() { echo "install-check: $*" >&2; exit 1; }
 
 make -s install PREFIX="$prefix" > "$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "make install failed"; }
 for f in lib/liblethe.a lib/liblethe.so lib/liblethe.so.0 include/lethe.h lib/pkgconfig/lethe.pc \
-         bin/lethe share/man/man1/lethe.1 share/man/man1/lethe-unlearn.1; do
+         bin/lethe share/man/man1/lethe.1 share/man/man1/lethe-unlearn.1 share/lethe/tuned.json; do
     [ -e "$prefix/$f" ] || fail "$f was not installed"
 done
 readelf -d "$prefix/lib/liblethe.so" | grep -q 'SONAME.*\[liblethe\.so\.0\]' || fail "no soname liblethe.so.0"

@@ -45,5 +45,6 @@ const ul_method ul_eupmu = {
     .has_lambda_form = 1,
     .step = eupmu_step,
     .grid = "lr=0.005,0.01,0.02,0.05;eps=0.01,0.1,0.5",
-    .gen_grid = "lr=0.0001,0.0003,0.001;eps=0,0.001",
+    /* Diffusion (Adam at 3e-4, the decaying β of §4): how fast λ adapts. */
+    .gen_grid = "beta=1,10,30,100",
 };

@@ -208,8 +208,15 @@ int cmd_train_diffusion(int argc, char **argv)
         goto fail;
     if ((st = gen_save(m, &s, &train, &cfg, fspec ? without : NULL, out)) != LETHE_OK) goto fail;
     cli_run_finish(&run);
-    printf("| arch | data | images | epochs | time (s) |\n|---|---|---|---|---|\n");
-    printf("| %s | %s | %zu | %d | %.1f |\n", arch, train.name, sub->n, cfg.train.epochs, secs);
+    static const table_col cols[] = {TABLE_COL("arch", NULL), TABLE_COL("data", NULL),
+                                     TABLE_COL("images", "%.0f"), TABLE_COL("epochs", "%.0f"),
+                                     TABLE_COL("time (s)", "%.1f")};
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols, 5);
+    table_text(&t, "%s", arch);
+    table_text(&t, "%s", train.name);
+    table_numv(&t, (const double[]){(double)sub->n, cfg.train.epochs, secs}, 3);
+    table_end_row(&t);
     fprintf(stderr, "wrote %s\n", out);
     rc = 0;
     goto done;
@@ -415,23 +422,29 @@ lethe_status gen_write_grid(const char *path, const float *images, int nclass, i
     return st;
 }
 
-void gen_print_header(int nclass)
+void gen_table_begin(gen_table *g, int nclass)
 {
-    printf("| model | UA_gen (95%% CI) | acc on retained | FD-cls |");
-    for (int k = 0; k < nclass; k++) printf(" acc %d |", k);
-    printf("\n|---|---|---|---|");
-    for (int k = 0; k < nclass; k++) printf("---|");
-    printf("\n");
+    static const table_col first[4] = {TABLE_COL("model", NULL), GEN_COLS};
+    memcpy(g->col, first, sizeof first);
+    for (int k = 0; k < nclass; k++) {
+        snprintf(g->head[k], sizeof g->head[k], "acc %d", k);
+        g->col[4 + k] = (table_col)TABLE_COL(g->head[k], "%.0f");
+    }
+    table_begin(&g->t, stdout, TABLE_MARKDOWN, g->col, 4 + nclass);
 }
 
-void gen_print_row(const char *label, const lethe_gen_metrics *g)
+void gen_cells(table *t, const lethe_gen_metrics *g)
 {
-    printf("| %s | ", label);
-    if (isfinite(g->ua_gen)) printf("%.2f (%.1f–%.1f) |", g->ua_gen, g->ua_gen_lo, g->ua_gen_hi);
-    else printf("– |");
-    printf(" %.2f | %.2f |", g->acc_retained, g->fd_cls);
-    for (int k = 0; k < g->nclass; k++) printf(" %.0f |", g->acc[k]);
-    printf("\n");
+    table_nums(t, (const double[]){g->ua_gen, g->ua_gen_lo, g->ua_gen_hi}, 3);
+    table_numv(t, (const double[]){g->acc_retained, g->fd_cls}, 2);
+}
+
+void gen_table_row(gen_table *g, const char *label, const lethe_gen_metrics *m)
+{
+    table_text(&g->t, "%s", label);
+    gen_cells(&g->t, m);
+    table_numv(&g->t, m->acc, m->nclass);
+    table_end_row(&g->t);
 }
 
 void gen_print_floor(const lethe_gen_metrics *g)
@@ -523,8 +536,9 @@ int cmd_eval_diffusion(int argc, char **argv)
     if ((st = lethe_gen_evaluate(m, &s, clf, &test, mask, &ec, &g, images)) != LETHE_OK) goto fail;
     fprintf(stderr, "done in %.1f s; FD-cls against %d real test images of the retained classes\n",
             core_now() - t0, g.n_real);
-    gen_print_header(g.nclass);
-    gen_print_row(path, &g);
+    gen_table gt;
+    gen_table_begin(&gt, g.nclass);
+    gen_table_row(&gt, path, &g);
     gen_print_floor(&g);
     if (grid) {
         if ((st = gen_write_grid(grid, images, g.nclass, ec.per_class, 10, h, w)) != LETHE_OK)

@@ -224,9 +224,10 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         cJSON_AddItemToObject(root, "metrics", gen_metrics_json(&after, &ec));
         if (cli_flag(&a, "before"))
             cJSON_AddItemToObject(root, "metrics_before", gen_metrics_json(&before, &ec));
-        gen_print_header(after.nclass);
-        if (cli_flag(&a, "before")) gen_print_row("original", &before);
-        gen_print_row(cfg.method, &after);
+        gen_table gt;
+        gen_table_begin(&gt, after.nclass);
+        if (cli_flag(&a, "before")) gen_table_row(&gt, "original", &before);
+        gen_table_row(&gt, cfg.method, &after);
         gen_print_floor(&after);
     }
     printf("%s: %ld steps in %.1f s, %.0f forward / %.0f backward passes of %d images\n",

@@ -4,6 +4,7 @@
 #define LETHE_CLI_PROTOCOL_H
 
 #include "cli/cli.h"
+#include "cli/table.h"
 
 typedef struct {
     const char *name;       /* fmnist-cw */
@@ -99,9 +100,15 @@ typedef struct {
 /* Run one method from a copy of the original and evaluate it. */
 lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, proto_run *out);
 
-/* Markdown row: | method | UA | RA | TA | MIA | gap | RTE | passes | */
-void proto_print_header(void);
-void proto_print_row(const char *name, const lethe_metrics *m, double gap, double secs,
-                     double fwd, double bwd);
+/* The unlearning table on stdout: | FIRST | UA | RA | TA | MIA-Eff. | Avg. Gap |
+ * RTE (s) | fwd/bwd passes |, FIRST "method" or "model". A row shows "–" for
+ * a gap that is NaN (no Retrain), secs < 0 (not timed) and r NULL (no
+ * unlearning run: no passes). */
+#define PROTO_NCOL 8
+void proto_table_begin(table *t, const char *first);
+void proto_table_row(table *t, const char *name, const lethe_metrics *m, double gap,
+                     double secs, const lethe_unlearn_result *r);
+/* The row's last two cells, RTE (s) and fwd/bwd passes. */
+void proto_table_cost(table *t, double secs, const lethe_unlearn_result *r);
 
 #endif

@@ -208,15 +208,7 @@ int cmd_train_diffusion(int argc, char **argv)
         goto fail;
     if ((st = gen_save(m, &s, &train, &cfg, fspec ? without : NULL, out)) != LETHE_OK) goto fail;
     cli_run_finish(&run);
-    static const table_col cols[] = {TABLE_COL("arch", NULL), TABLE_COL("data", NULL),
-                                     TABLE_COL("images", "%.0f"), TABLE_COL("epochs", "%.0f"),
-                                     TABLE_COL("time (s)", "%.1f")};
-    table t;
-    table_begin(&t, stdout, TABLE_MARKDOWN, cols, 5);
-    table_text(&t, "%s", arch);
-    table_text(&t, "%s", train.name);
-    table_numv(&t, (const double[]){(double)sub->n, cfg.train.epochs, secs}, 3);
-    table_end_row(&t);
+    cli_train_table(arch, train.name, sub->n, cfg.train.epochs, NAN, NAN, secs);
     fprintf(stderr, "wrote %s\n", out);
     rc = 0;
     goto done;

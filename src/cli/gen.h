@@ -30,14 +30,13 @@ int gen_sample_opts(const cli_args *a, const char *cmd, lethe_sample_config *sc)
 cJSON *gen_metrics_json(const lethe_gen_metrics *g, const lethe_gen_eval_config *c);
 lethe_status gen_write_grid(const char *path, const float *images, int nclass, int per_class,
                             int cols, int h, int w);
-/* The columns of gen_cells: a row's UA_gen with its 95% interval ("–"
- * without a forgotten class), accuracy on the retained classes, FD-cls. */
+/* The cells of GEN_COLS: UA_gen with its 95% interval ("–" without a
+ * forgotten class), accuracy on the retained classes, FD-cls. */
 #define GEN_COLS                                                                           \
     TABLE_COL("UA_gen (95% CI)", "%.2f (%.1f–%.1f)"), TABLE_COL("acc on retained", "%.2f"),   \
         TABLE_COL("FD-cls", "%.2f")
 void gen_cells(table *t, const lethe_gen_metrics *g);
-/* The table of eval and unlearn on stdout: | model | GEN_COLS | acc of
- * each class |, a row per model. */
+/* eval's and unlearn's table on stdout: | model | GEN_COLS | acc of each class |. */
 typedef struct {
     table t;
     table_col col[4 + LETHE_GEN_MAX_CLASSES];

@@ -274,13 +274,11 @@ done:
     {TABLE_COL(first, NULL), TABLE_COL("UA", "%.2f"), TABLE_COL("RA", "%.2f"),                 \
      TABLE_COL("TA", "%.2f"), TABLE_COL("MIA-Eff.", "%.2f"), TABLE_COL("Avg. Gap", "%.2f"),    \
      TABLE_COL("RTE (s)", "%.1f"), TABLE_COL("fwd/bwd passes", "%.0f/%.0f")}
-static const table_col by_method[PROTO_NCOL] = PROTO_COLS("method");
-static const table_col by_model[PROTO_NCOL] = PROTO_COLS("model");
+static const table_col by_method[] = PROTO_COLS("method"), by_model[] = PROTO_COLS("model");
 
 void proto_table_begin(table *t, const char *first)
 {
-    table_begin(t, stdout, TABLE_MARKDOWN, strcmp(first, "model") ? by_method : by_model,
-                PROTO_NCOL);
+    table_begin(t, stdout, TABLE_MARKDOWN, strcmp(first, "model") ? by_method : by_model, 8);
 }
 
 void proto_table_row(table *t, const char *name, const lethe_metrics *m, double gap,

@@ -100,15 +100,13 @@ typedef struct {
 /* Run one method from a copy of the original and evaluate it. */
 lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, proto_run *out);
 
-/* The unlearning table on stdout: | FIRST | UA | RA | TA | MIA-Eff. | Avg. Gap |
- * RTE (s) | fwd/bwd passes |, FIRST "method" or "model". A row shows "–" for
- * a gap that is NaN (no Retrain), secs < 0 (not timed) and r NULL (no
- * unlearning run: no passes). */
-#define PROTO_NCOL 8
+/* The unlearning table on stdout: | FIRST ("method" or "model") | UA | RA | TA |
+ * MIA-Eff. | Avg. Gap | RTE (s) | fwd/bwd passes |. "–" for a gap that is NaN
+ * (no Retrain), secs < 0 (not timed), r NULL (no run: no passes). */
 void proto_table_begin(table *t, const char *first);
 void proto_table_row(table *t, const char *name, const lethe_metrics *m, double gap,
                      double secs, const lethe_unlearn_result *r);
-/* The row's last two cells, RTE (s) and fwd/bwd passes. */
+/* A row's last two cells: RTE (s) and fwd/bwd passes. */
 void proto_table_cost(table *t, double secs, const lethe_unlearn_result *r);
 
 #endif

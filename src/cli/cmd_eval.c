@@ -74,7 +74,7 @@ static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
     table t;
     table_begin(&t, stdout, TABLE_MARKDOWN, cols[0], 3);
     table_text(&t, "%s", split);
-    table_numv(&t, (const double[]){ds.n, acc}, 2);
+    table_nums(&t, (const double[]){ds.n, acc}, 2);
     table_end_row(&t);
     if (cli_flag(a, "per-class")) {
         cJSON *pc = cJSON_AddArrayToObject(root, "per_class");
@@ -89,7 +89,7 @@ static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
                 cli_lib_error("eval", st);
                 goto done;
             }
-            table_numv(&t, (const double[]){c, (double)cls.n, ac}, 3);
+            table_nums(&t, (const double[]){c, (double)cls.n, ac}, 3);
             table_end_row(&t);
             cJSON_AddItemToArray(pc, cJSON_CreateNumber(ac));
         }
@@ -135,7 +135,7 @@ static int eval_unlearning(const cli_args *a, lethe_model *m, const char *data, 
     for (int k = 0; k < 1 + !!refpath; k++) {
         const lethe_metrics *x = k ? &mr : &mm;
         table_text(&t, "%s", k ? refpath : cli_str(a, "model", "model"));
-        table_numv(&t, (const double[]){x->ua, x->ra, x->ta, x->ta_forget, x->mia,
+        table_nums(&t, (const double[]){x->ua, x->ra, x->ta, x->ta_forget, x->mia,
                                         refpath ? lethe_avg_gap(x, &mr) : NAN}, 6);
         table_end_row(&t);
     }

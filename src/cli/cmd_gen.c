@@ -414,29 +414,30 @@ lethe_status gen_write_grid(const char *path, const float *images, int nclass, i
     return st;
 }
 
-void gen_table_begin(gen_table *g, int nclass)
-{
-    static const table_col first[4] = {TABLE_COL("model", NULL), GEN_COLS};
-    memcpy(g->col, first, sizeof first);
-    for (int k = 0; k < nclass; k++) {
-        snprintf(g->head[k], sizeof g->head[k], "acc %d", k);
-        g->col[4 + k] = (table_col)TABLE_COL(g->head[k], "%.0f");
-    }
-    table_begin(&g->t, stdout, TABLE_MARKDOWN, g->col, 4 + nclass);
-}
-
 void gen_cells(table *t, const lethe_gen_metrics *g)
 {
-    table_nums(t, (const double[]){g->ua_gen, g->ua_gen_lo, g->ua_gen_hi}, 3);
-    table_numv(t, (const double[]){g->acc_retained, g->fd_cls}, 2);
+    table_nums(t, (const double[]){g->ua_gen, g->ua_gen_lo, g->ua_gen_hi, g->acc_retained,
+                                   g->fd_cls}, 5);
 }
 
-void gen_table_row(gen_table *g, const char *label, const lethe_gen_metrics *m)
+void gen_print_table(const char *first, const lethe_gen_metrics *m0, const char *label,
+                     const lethe_gen_metrics *m)
 {
-    table_text(&g->t, "%s", label);
-    gen_cells(&g->t, m);
-    table_numv(&g->t, m->acc, m->nclass);
-    table_end_row(&g->t);
+    char head[LETHE_GEN_MAX_CLASSES][16];
+    table_col col[4 + LETHE_GEN_MAX_CLASSES] = {TABLE_COL("model", NULL), GEN_COLS};
+    for (int k = 0; k < m->nclass; k++) {
+        snprintf(head[k], sizeof head[k], "acc %d", k);
+        col[4 + k] = (table_col)TABLE_COL(head[k], "%.0f");
+    }
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, col, 4 + m->nclass);
+    for (int i = !first; i < 2; i++) {
+        table_text(&t, "%s", i ? label : first);
+        gen_cells(&t, i ? m : m0);
+        table_nums(&t, (i ? m : m0)->acc, m->nclass);
+        table_end_row(&t);
+    }
+    gen_print_floor(m);
 }
 
 void gen_print_floor(const lethe_gen_metrics *g)
@@ -528,10 +529,7 @@ int cmd_eval_diffusion(int argc, char **argv)
     if ((st = lethe_gen_evaluate(m, &s, clf, &test, mask, &ec, &g, images)) != LETHE_OK) goto fail;
     fprintf(stderr, "done in %.1f s; FD-cls against %d real test images of the retained classes\n",
             core_now() - t0, g.n_real);
-    gen_table gt;
-    gen_table_begin(&gt, g.nclass);
-    gen_table_row(&gt, path, &g);
-    gen_print_floor(&g);
+    gen_print_table(NULL, NULL, path, &g);
     if (grid) {
         if ((st = gen_write_grid(grid, images, g.nclass, ec.per_class, 10, h, w)) != LETHE_OK)
             goto fail;

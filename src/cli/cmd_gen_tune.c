@@ -188,7 +188,7 @@ int cmd_tune_diffusion(int argc, char **argv)
         double secs = res.seconds;
         lethe_unlearn_result_free(&res);
         if (st != LETHE_OK) goto fail;
-        table_numv(&t, (const double[]){gm.ua_gen, gm.acc_retained, gm.fd_cls, secs}, 4);
+        table_nums(&t, (const double[]){gm.ua_gen, gm.acc_retained, gm.fd_cls, secs}, 4);
         table_end_row(&t);
         if (!have || better(&gm, &gbest)) {
             gbest = gm;

@@ -60,7 +60,7 @@ void cli_train_table(const char *arch, const char *data, size_t n, int epochs, d
     table_begin(&t, stdout, TABLE_MARKDOWN, cols, 7);
     table_text(&t, "%s", arch);
     table_text(&t, "%s", data);
-    table_numv(&t, (const double[]){(double)n, epochs, acc_train, acc_test, secs}, 5);
+    table_nums(&t, (const double[]){(double)n, epochs, acc_train, acc_test, secs}, 5);
     table_end_row(&t);
 }
 

@@ -113,7 +113,7 @@ int cmd_tune(int argc, char **argv)
             table_end_row(&t);
             continue;
         }
-        table_numv(&t, (const double[]){run.m.ua, run.m.ra, run.m.ta, run.m.mia, run.gap}, 5);
+        table_nums(&t, (const double[]){run.m.ua, run.m.ra, run.m.ta, run.m.mia, run.gap}, 5);
         table_end_row(&t);
         lethe_unlearn_result_free(&run.res);
         if (run.gap < best_gap) {

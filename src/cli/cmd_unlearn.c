@@ -76,14 +76,10 @@ static void print_budget(const lethe_budget_config *bc, const lethe_budget_resul
     table_begin(&t, stdout, TABLE_MARKDOWN, cols, 7);
     for (int i = 0; i < br->ntrials; i++) {
         const lethe_budget_trial *tr = &br->trial[i];
-        int ran = !tr->diverged;
-        table_num(&t, i + 1);
-        table_num(&t, tr->eps);
-        table_num(&t, tr->lr);
-        table_num(&t, ran ? tr->ra : NAN);
-        table_num(&t, ran ? tr->ra_drop : NAN);
-        table_num(&t, ran ? (double)tr->steps_run : NAN);
-        if (!ran) table_text(&t, "broke (diverged)");
+        double none = tr->diverged ? NAN : 0;   /* a diverged trial measured nothing */
+        table_nums(&t, (const double[]){i + 1, tr->eps, tr->lr, tr->ra + none,
+                                        tr->ra_drop + none, (double)tr->steps_run + none}, 6);
+        if (tr->diverged) table_text(&t, "broke (diverged)");
         else if (tr->kept || !tr->kept_steps) table_text(&t, "%s", tr->kept ? "kept" : "broke");
         else table_text(&t, "broke; kept up to step %ld (drop %.2f)", tr->kept_steps,
                         br->ra_orig - tr->kept_ra);

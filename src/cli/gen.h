@@ -36,14 +36,10 @@ lethe_status gen_write_grid(const char *path, const float *images, int nclass, i
     TABLE_COL("UA_gen (95% CI)", "%.2f (%.1f–%.1f)"), TABLE_COL("acc on retained", "%.2f"),   \
         TABLE_COL("FD-cls", "%.2f")
 void gen_cells(table *t, const lethe_gen_metrics *g);
-/* eval's and unlearn's table on stdout: | model | GEN_COLS | acc of each class |. */
-typedef struct {
-    table t;
-    table_col col[4 + LETHE_GEN_MAX_CLASSES];
-    char head[LETHE_GEN_MAX_CLASSES][16];
-} gen_table;
-void gen_table_begin(gen_table *g, int nclass);
-void gen_table_row(gen_table *g, const char *label, const lethe_gen_metrics *m);
+/* eval's and unlearn's table on stdout, | model | GEN_COLS | acc of each class |:
+ * a row of m0 labelled first (unless first is NULL), one of m, then m's floor. */
+void gen_print_table(const char *first, const lethe_gen_metrics *m0, const char *label,
+                     const lethe_gen_metrics *m);
 /* The FD-cls floor line, when the metrics have one. */
 void gen_print_floor(const lethe_gen_metrics *g);
 /* A cached DDPM, trained when missing on `sub` of train (all of it for the

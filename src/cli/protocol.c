@@ -285,16 +285,16 @@ void proto_table_row(table *t, const char *name, const lethe_metrics *m, double 
                      double secs, const lethe_unlearn_result *r)
 {
     table_text(t, "%s", name);
-    table_numv(t, (const double[]){m->ua, m->ra, m->ta, m->mia, gap}, 5);
+    table_nums(t, (const double[]){m->ua, m->ra, m->ta, m->mia, gap}, 5);
     proto_table_cost(t, secs, r);
     table_end_row(t);
 }
 
 void proto_table_cost(table *t, double secs, const lethe_unlearn_result *r)
 {
-    table_num(t, secs >= 0 ? secs : NAN);
-    table_nums(t, (const double[]){r ? (double)r->fwd_samples / r->batch : NAN,
-                                   r ? (double)r->bwd_samples / r->batch : NAN}, 2);
+    table_nums(t, (const double[]){secs >= 0 ? secs : NAN,
+                                   r ? (double)r->fwd_samples / r->batch : NAN,
+                                   r ? (double)r->bwd_samples / r->batch : NAN}, 3);
 }
 
 lethe_status proto_parse_grid(const char *text, const lethe_unlearn_config *base, proto_grid *g)

@@ -57,20 +57,34 @@ void table_begin(table *t, FILE *out, table_format format, const table_col *col,
     t->at = t->shown = 0;
 }
 
-/* n ≤ 3 numbers in the column's format (one that takes fewer ignores the
- * rest, as printf does); CSV writes single numbers in "%.6g". */
-static void format_nums(const table *t, char *buf, size_t size, const double *v, int n)
+/* How many numbers the next cell's format takes (1 to 3). */
+static int wants(const table *t)
+{
+    const char *f = t->at < t->ncol ? t->col[t->at].fmt : NULL;
+    int n = 0;
+    for (; f && *f; f++)
+        if (*f == '%' && f[1] == '%') f++;    /* "%%" */
+        else if (*f == '%') n++;
+    return n < 1 ? 1 : n > 3 ? 3 : n;
+}
+
+/* x[0..n) in the next cell's format; CSV writes a single number in "%.6g". */
+static void format_nums(const table *t, char *buf, size_t size, const double x[3], int n)
 {
     const char *fmt = t->at < t->ncol && t->col[t->at].fmt ? t->col[t->at].fmt : "%g";
-    snprintf(buf, size, t->format == TABLE_CSV && n == 1 ? "%.6g" : fmt, v[0],
-             n > 1 ? v[1] : 0.0, n > 2 ? v[2] : 0.0);
+    snprintf(buf, size, t->format == TABLE_CSV && n == 1 ? "%.6g" : fmt, x[0], x[1], x[2]);
 }
 
 void table_nums(table *t, const double *v, int n)
 {
-    char buf[256];
-    if (isfinite(v[0])) format_nums(t, buf, sizeof buf, v, n);
-    cell(t, isfinite(v[0]) ? buf : missing[t->format], 0, NULL);
+    for (int k; n > 0; v += k, n -= k) {
+        double x[3] = {0};
+        char buf[256];
+        k = wants(t);
+        memcpy(x, v, (size_t)(k < n ? k : n) * sizeof x[0]);
+        if (isfinite(x[0])) format_nums(t, buf, sizeof buf, x, k);
+        cell(t, isfinite(x[0]) ? buf : missing[t->format], 0, NULL);
+    }
 }
 
 void table_num(table *t, double v)
@@ -78,16 +92,11 @@ void table_num(table *t, double v)
     table_nums(t, &v, 1);
 }
 
-void table_numv(table *t, const double *v, int n)
-{
-    for (int k = 0; k < n; k++) table_nums(t, v + k, 1);
-}
-
 void table_sd(table *t, double mean, double sd)
 {
     char buf[256] = "", sbuf[128] = "";
-    if (isfinite(sd)) format_nums(t, sbuf, sizeof sbuf, &sd, 1);
-    if (isfinite(mean)) format_nums(t, buf, sizeof buf, &mean, 1);
+    if (isfinite(sd)) format_nums(t, sbuf, sizeof sbuf, (const double[3]){sd}, 1);
+    if (isfinite(mean)) format_nums(t, buf, sizeof buf, (const double[3]){mean}, 1);
     if (isfinite(mean) && isfinite(sd) && t->format != TABLE_CSV)
         snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s",
                  t->format == TABLE_LATEX ? " $\\pm$ " : " ± ", sbuf);

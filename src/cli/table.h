@@ -5,7 +5,14 @@
  *   Markdown: | a | b | under a |---| rule; missing "–"; spread "m ± sd".
  *   LaTeX:    booktabs tabular; text escaped; missing "--"; "m $\pm$ sd".
  *   CSV:      single numbers "%.6g" (for further processing); text quoted
- *             where needed; missing: empty; a spread in a column HEAD_sd. */
+ *             where needed; missing: empty; a spread in a column HEAD_sd.
+ *
+ *     static const table_col cols[] = {TABLE_COL("method", NULL), TABLE_COL("UA", "%.2f")};
+ *     table t;
+ *     table_begin(&t, stdout, TABLE_MARKDOWN, cols, 2);      // | method | UA |, |---|---|
+ *     table_text(&t, "%s", "ft");
+ *     table_num(&t, NAN);
+ *     table_end_row(&t);                                     // | ft | – |          */
 #ifndef LETHE_CLI_TABLE_H
 #define LETHE_CLI_TABLE_H
 
@@ -29,11 +36,10 @@ typedef struct {
 
 /* Write the header to out (flushed, like every row). */
 void table_begin(table *t, FILE *out, table_format format, const table_col *col, int ncol);
-/* One cell of n numbers in the column's format; missing if v[0] is not finite. */
+/* Numbers into cells, each cell taking as many as its column's format (a
+ * cell whose first number is not finite is missing). */
 void table_nums(table *t, const double *v, int n);
 void table_num(table *t, double v);
-/* n cells of one number each. */
-void table_numv(table *t, const double *v, int n);
 /* "mean ± sd"; the mean alone if sd is not finite. */
 void table_sd(table *t, double mean, double sd);
 /* A text cell, printf-style ("" is empty). */

@@ -292,9 +292,9 @@ void proto_table_row(table *t, const char *name, const lethe_metrics *m, double 
 
 void proto_table_cost(table *t, double secs, const lethe_unlearn_result *r)
 {
-    table_nums(t, (const double[]){secs >= 0 ? secs : NAN,
-                                   r ? (double)r->fwd_samples / r->batch : NAN,
-                                   r ? (double)r->bwd_samples / r->batch : NAN}, 3);
+    double fwd = r ? (double)r->fwd_samples / r->batch : 0;
+    double bwd = r ? (double)r->bwd_samples / r->batch : 0;
+    table_nums(t, (const double[]){secs >= 0 ? secs : NAN, fwd > 0 || bwd > 0 ? fwd : NAN, bwd}, 3);
 }
 
 lethe_status proto_parse_grid(const char *text, const lethe_unlearn_config *base, proto_grid *g)

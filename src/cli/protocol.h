@@ -102,7 +102,7 @@ lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, pro
 
 /* The unlearning table on stdout: | FIRST ("method" or "model") | UA | RA | TA |
  * MIA-Eff. | Avg. Gap | RTE (s) | fwd/bwd passes |. "–" for a gap that is NaN
- * (no Retrain), secs < 0 (not timed), r NULL (no run: no passes). */
+ * (no Retrain), secs < 0 (not timed), no passes (r NULL: no run). */
 void proto_table_begin(table *t, const char *first);
 void proto_table_row(table *t, const char *name, const lethe_metrics *m, double gap,
                      double secs, const lethe_unlearn_result *r);

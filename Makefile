@@ -103,7 +103,8 @@ $(BUILD)/liblethe.a: $(LIB_OBJ)
 $(BUILD)/lethe: $(CLI_OBJ) $(BUILD)/liblethe.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/lethe-tests: $(TEST_OBJ) $(BUILD)/liblethe.a
+# The tests link the command line's table printer too (tests/test_table.c).
+$(BUILD)/lethe-tests: $(TEST_OBJ) $(BUILD)/src/cli/table.o $(BUILD)/liblethe.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/liblethe.a

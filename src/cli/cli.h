@@ -153,6 +153,10 @@ void cli_stdout_restore(const char *path);
 lethe_status cli_load_data(const char *name, const char *dir, lethe_dataset *train,
                            lethe_dataset *test);
 
+/* train's table on stdout: | arch | data | images | epochs | train acc | test acc |
+ * time (s) |, the accuracies left out when NaN (a diffusion model has none). */
+void cli_train_table(const char *arch, const char *data, size_t n, int epochs, double acc_train,
+                     double acc_test, double secs);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);

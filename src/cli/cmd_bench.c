@@ -98,33 +98,21 @@ static void spread_of(const fig *f, int n, int k, double *mean, double *sd, int 
     *cnt = c;
 }
 
-static void print_spread(const char *name, const fig *f, int n, double fwd, double bwd)
+static void print_spread(table *t, const char *name, const fig *f, int n, double fwd,
+                         double bwd)
 {
-    printf("| %s |", name);
+    table_text(t, "%s", name);
     for (int k = 0; k < NFIG; k++) {
         double m, sd;
         int c;
         spread_of(f, n, k, &m, &sd, &c);
-        const char *fm = k == F_RTE ? "%.1f" : "%.2f";
-        if (!(c > 0 && (k != F_RTE || m >= 0))) {
-            printf(" – |");
-            continue;
-        }
-        printf(" ");
-        printf(fm, m);
-        if (isfinite(sd)) {
-            printf(" ± ");
-            printf(fm, sd);
-        }
-        printf(" |");
+        table_sd(t, c > 0 && (k != F_RTE || m >= 0) ? m : NAN, sd);
     }
-    if (fwd > 0 || bwd > 0) printf(" %.0f/%.0f |", fwd, bwd);
-    else printf(" – |");
+    table_nums(t, (const double[]){fwd > 0 || bwd > 0 ? fwd : NAN, bwd}, 2);
     int failed = 0;
     for (int i = 0; i < n; i++) failed += !f[i].ok;
-    if (failed) printf(" (%d of %d seeds failed)", failed, n);
-    printf("\n");
-    fflush(stdout);
+    if (failed) table_note(t, "(%d of %d seeds failed)", failed, n);
+    table_end_row(t);
 }
 
 /* A method's row of a multi-seed bench: the first seed's object, holding
@@ -260,6 +248,7 @@ int cmd_bench(int argc, char **argv)
     for (int i = 0; i < nm * ns; i++) runs[i].ok = 0;
     cJSON *root = cJSON_CreateObject();
     cJSON *methods = NULL;
+    table t = {0};
     int rc = 0;
     int opened = 1;
     for (int k = 0; k < nctx && opened; k++) {
@@ -301,9 +290,9 @@ int cmd_bench(int argc, char **argv)
                                    : "unlearning seed varied; Original and Retrain fixed");
             printf("\n\n");
             if (ns == 1) {
-                proto_print_header();
-                proto_print_row("Original", &p.m_orig, refs[0].v[F_GAP], -1, 0, 0);
-                proto_print_row("Retrain", &p.m_retrain, 0.0, refs[ns].v[F_RTE], 0, 0);
+                proto_table_begin(&t, "method");
+                proto_table_row(&t, "Original", &p.m_orig, refs[0].v[F_GAP], -1, NULL);
+                proto_table_row(&t, "Retrain", &p.m_retrain, 0.0, refs[ns].v[F_RTE], NULL);
             }
         }
         for (int i = 0; i < nm; i++) {
@@ -322,9 +311,11 @@ int cmd_bench(int argc, char **argv)
                 if ((st = proto_run_method(&p, &cfg, &run)) != LETHE_OK) {
                     /* A diverging baseline (GA is unbounded below) is a result,
                      * not a crash: its row says so and the run goes on. */
-                    if (ns == 1) printf("| %s | failed: %s | | | | | | |\n", names[i],
-                                        lethe_last_error());
-                    fflush(stdout);
+                    if (ns == 1) {
+                        table_text(&t, "%s", names[i]);
+                        table_text(&t, "failed: %s", lethe_last_error());
+                        table_end_row(&t);
+                    }
                     cJSON *o = cJSON_CreateObject();
                     cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
                     cJSON_AddStringToObject(o, "error", lethe_last_error());
@@ -345,7 +336,7 @@ int cmd_bench(int argc, char **argv)
                 f->fwd = (double)run.res.fwd_samples / run.res.batch;
                 f->bwd = (double)run.res.bwd_samples / run.res.batch;
                 if (ns == 1)
-                    proto_print_row(names[i], &run.m, run.gap, run.res.seconds, f->fwd, f->bwd);
+                    proto_table_row(&t, names[i], &run.m, run.gap, run.res.seconds, &run.res);
                 cJSON *o = cJSON_CreateObject();
                 if (ns > 1) cJSON_AddNumberToObject(o, "seed", (double)cfg.seed);
                 cJSON_AddItemToObject(o, "config", report_config(&run.cfg, p.sp.spec_text));
@@ -361,16 +352,16 @@ int cmd_bench(int argc, char **argv)
     }
     if (ns > 1 && opened) {
         /* Mean ± sd of every figure, on stdout and in each row's "spread". */
-        proto_print_header();
-        print_spread("Original", refs, nctx, 0, 0);
-        print_spread("Retrain", refs + ns, nctx, 0, 0);
+        proto_table_begin(&t, "method");
+        print_spread(&t, "Original", refs, nctx, 0, 0);
+        print_spread(&t, "Retrain", refs + ns, nctx, 0, 0);
         if (vary_models) {
             add_spread(cJSON_GetObjectItemCaseSensitive(root, "original"), refs, nctx, 0);
             add_spread(cJSON_GetObjectItemCaseSensitive(root, "retrain"), refs + ns, nctx, 0);
         }
         for (int i = 0; i < nm; i++) {
             fig *f = &runs[(size_t)i * ns];
-            print_spread(names[i], f, ns, f[0].fwd, f[0].bwd);
+            print_spread(&t, names[i], f, ns, f[0].fwd, f[0].bwd);
             if (rows[i]) add_spread(rows[i], f, ns, 1);
         }
     }

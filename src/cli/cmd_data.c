@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "data/cifar_png.h"
 #include "io/paths.h"
 
@@ -275,10 +276,17 @@ static void unpack_clean(const char *into)
 /* The table on stdout: one row a batch. */
 static void print_table(const char *dir, const char *state[NBATCH])
 {
-    printf("| file | bytes | md5 | state |\n|---|---|---|---|\n");
-    for (int k = 0; k < NBATCH; k++)
-        printf("| %s/%s | %lld | %s | %s |\n", dir, batches[k].bin, BATCH_BYTES, batches[k].md5,
-               state[k]);
+    static const table_col cols[] = {TABLE_COL("file", NULL), TABLE_COL("bytes", "%.0f"),
+                                     TABLE_COL("md5", NULL), TABLE_COL("state", NULL)};
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols, 4);
+    for (int k = 0; k < NBATCH; k++) {
+        table_text(&t, "%s/%s", dir, batches[k].bin);
+        table_num(&t, BATCH_BYTES);
+        table_text(&t, "%s", batches[k].md5);
+        table_text(&t, "%s", state[k]);
+        table_end_row(&t);
+    }
 }
 
 static int cmd_check(const char *dir, int quiet)

@@ -57,13 +57,13 @@ int cmd_demo(int argc, char **argv)
     printf("\nForget class 0 (T-shirt/top) of Fashion-MNIST from a cnn with EUPMU "
            "(lr %g, eps %g, beta %g, %ld steps):\n\n", (double)cfg.lr, (double)cfg.eps,
            (double)cfg.beta, run.res.steps);
-    proto_print_header();
-    proto_print_row("Original (before)", &p.m_orig, lethe_avg_gap(&p.m_orig, &p.m_retrain), -1, 0, 0);
-    proto_print_row("EUPMU (after)", &run.m, run.gap, run.res.seconds,
-                    (double)run.res.fwd_samples / run.res.batch,
-                    (double)run.res.bwd_samples / run.res.batch);
-    proto_print_row("Retrain (gold standard)", &p.m_retrain, 0.0,
-                    p.retrain_seconds > 0 ? p.retrain_seconds : -1, 0, 0);
+    table t;
+    proto_table_begin(&t, "method");
+    proto_table_row(&t, "Original (before)", &p.m_orig, lethe_avg_gap(&p.m_orig, &p.m_retrain),
+                    -1, NULL);
+    proto_table_row(&t, "EUPMU (after)", &run.m, run.gap, run.res.seconds, &run.res);
+    proto_table_row(&t, "Retrain (gold standard)", &p.m_retrain, 0.0,
+                    p.retrain_seconds > 0 ? p.retrain_seconds : -1, NULL);
     printf("\nUA = 100 - accuracy on the forgotten images, RA = accuracy on the kept ones,\n"
            "TA = test accuracy on the kept classes, MIA-Eff. = share of forgotten images a\n"
            "membership attack calls non-members; Avg. Gap = mean distance to Retrain.\n");

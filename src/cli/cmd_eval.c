@@ -1,6 +1,7 @@
 /* lethe eval: accuracy of a model, or with --forget the unlearning metrics
  * (UA, RA, TA, MIA-Efficacy) and, with --reference, their gaps. */
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/report.h"
+#include "cli/table.h"
 
 static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
@@ -35,15 +37,6 @@ static const cli_opt opts[] = {
                 "--reference runs/retrain.safetensors"),
     {NULL, NULL, NULL, 0},
 };
-
-static void print_row(const char *name, const lethe_metrics *m, const lethe_metrics *ref)
-{
-    printf("| %s | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta);
-    if (m->has_ta_forget) printf(" %.2f |", m->ta_forget);
-    printf(" %.2f |", m->mia);
-    if (ref) printf(" %.2f |", lethe_avg_gap(m, ref));
-    printf("\n");
-}
 
 static int write_json(const char *path, cJSON *root)
 {
@@ -75,10 +68,18 @@ static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
     }
     cJSON_AddStringToObject(root, "split", split);
     cJSON_AddNumberToObject(root, "accuracy", acc);
-    printf("| split | images | accuracy |\n|---|---|---|\n| %s | %d | %.2f |\n", split, ds.n, acc);
+    static const table_col cols[2][3] = {
+        {TABLE_COL("split", NULL), TABLE_COL("images", "%.0f"), TABLE_COL("accuracy", "%.2f")},
+        {TABLE_COL("class", "%.0f"), TABLE_COL("images", "%.0f"), TABLE_COL("accuracy", "%.2f")}};
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols[0], 3);
+    table_text(&t, "%s", split);
+    table_nums(&t, (const double[]){ds.n, acc}, 2);
+    table_end_row(&t);
     if (cli_flag(a, "per-class")) {
         cJSON *pc = cJSON_AddArrayToObject(root, "per_class");
-        printf("\n| class | images | accuracy |\n|---|---|---|\n");
+        printf("\n");
+        table_begin(&t, stdout, TABLE_MARKDOWN, cols[1], 3);
         for (int c = 0; c < C; c++) {
             cls.n = 0;
             for (int i = 0; i < ds.n; i++)
@@ -88,7 +89,8 @@ static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
                 cli_lib_error("eval", st);
                 goto done;
             }
-            printf("| %d | %zu | %.2f |\n", c, cls.n, ac);
+            table_nums(&t, (const double[]){c, (double)cls.n, ac}, 3);
+            table_end_row(&t);
             cJSON_AddItemToArray(pc, cJSON_CreateNumber(ac));
         }
     }
@@ -122,11 +124,21 @@ static int eval_unlearning(const cli_args *a, lethe_model *m, const char *data, 
             goto fail;
         if ((st = cli_split_metrics(&sp, ref, seed, &mr)) != LETHE_OK) goto fail;
     }
-    printf("| model | UA | RA | TA |%s MIA-Eff. |%s\n", mm.has_ta_forget ? " TA (forgotten) |" : "",
-           refpath ? " Avg. Gap |" : "");
-    printf("|---|---|---|---|%s---|%s\n", mm.has_ta_forget ? "---|" : "", refpath ? "---|" : "");
-    print_row(cli_str(a, "model", "model"), &mm, refpath ? &mr : NULL);
-    if (refpath) print_row(refpath, &mr, &mr);
+    /* TA on the forgotten classes for a class forget set; Avg. Gap with a reference. */
+    table_col cols[] = {TABLE_COL("model", NULL), TABLE_COL("UA", "%.2f"), TABLE_COL("RA", "%.2f"),
+                        TABLE_COL("TA", "%.2f"), TABLE_COL("TA (forgotten)", "%.2f"),
+                        TABLE_COL("MIA-Eff.", "%.2f"), TABLE_COL("Avg. Gap", "%.2f")};
+    cols[4].hide = !mm.has_ta_forget;
+    cols[6].hide = !refpath;
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols, 7);
+    for (int k = 0; k < 1 + !!refpath; k++) {
+        const lethe_metrics *x = k ? &mr : &mm;
+        table_text(&t, "%s", k ? refpath : cli_str(a, "model", "model"));
+        table_nums(&t, (const double[]){x->ua, x->ra, x->ta, x->ta_forget, x->mia,
+                                        refpath ? lethe_avg_gap(x, &mr) : NAN}, 6);
+        table_end_row(&t);
+    }
     cJSON_AddStringToObject(root, "forget", sp.spec_text);
     cJSON_AddItemToObject(root, "metrics", report_metrics(&mm));
     if (refpath) {

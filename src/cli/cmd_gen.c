@@ -208,8 +208,7 @@ int cmd_train_diffusion(int argc, char **argv)
         goto fail;
     if ((st = gen_save(m, &s, &train, &cfg, fspec ? without : NULL, out)) != LETHE_OK) goto fail;
     cli_run_finish(&run);
-    printf("| arch | data | images | epochs | time (s) |\n|---|---|---|---|---|\n");
-    printf("| %s | %s | %zu | %d | %.1f |\n", arch, train.name, sub->n, cfg.train.epochs, secs);
+    cli_train_table(arch, train.name, sub->n, cfg.train.epochs, NAN, NAN, secs);
     fprintf(stderr, "wrote %s\n", out);
     rc = 0;
     goto done;
@@ -415,23 +414,30 @@ lethe_status gen_write_grid(const char *path, const float *images, int nclass, i
     return st;
 }
 
-void gen_print_header(int nclass)
+void gen_cells(table *t, const lethe_gen_metrics *g)
 {
-    printf("| model | UA_gen (95%% CI) | acc on retained | FD-cls |");
-    for (int k = 0; k < nclass; k++) printf(" acc %d |", k);
-    printf("\n|---|---|---|---|");
-    for (int k = 0; k < nclass; k++) printf("---|");
-    printf("\n");
+    table_nums(t, (const double[]){g->ua_gen, g->ua_gen_lo, g->ua_gen_hi, g->acc_retained,
+                                   g->fd_cls}, 5);
 }
 
-void gen_print_row(const char *label, const lethe_gen_metrics *g)
+void gen_print_table(const char *first, const lethe_gen_metrics *m0, const char *label,
+                     const lethe_gen_metrics *m)
 {
-    printf("| %s | ", label);
-    if (isfinite(g->ua_gen)) printf("%.2f (%.1f–%.1f) |", g->ua_gen, g->ua_gen_lo, g->ua_gen_hi);
-    else printf("– |");
-    printf(" %.2f | %.2f |", g->acc_retained, g->fd_cls);
-    for (int k = 0; k < g->nclass; k++) printf(" %.0f |", g->acc[k]);
-    printf("\n");
+    char head[LETHE_GEN_MAX_CLASSES][16];
+    table_col col[4 + LETHE_GEN_MAX_CLASSES] = {TABLE_COL("model", NULL), GEN_COLS};
+    for (int k = 0; k < m->nclass; k++) {
+        snprintf(head[k], sizeof head[k], "acc %d", k);
+        col[4 + k] = (table_col)TABLE_COL(head[k], "%.0f");
+    }
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, col, 4 + m->nclass);
+    for (int i = !first; i < 2; i++) {
+        table_text(&t, "%s", i ? label : first);
+        gen_cells(&t, i ? m : m0);
+        table_nums(&t, (i ? m : m0)->acc, m->nclass);
+        table_end_row(&t);
+    }
+    gen_print_floor(m);
 }
 
 void gen_print_floor(const lethe_gen_metrics *g)
@@ -523,9 +529,7 @@ int cmd_eval_diffusion(int argc, char **argv)
     if ((st = lethe_gen_evaluate(m, &s, clf, &test, mask, &ec, &g, images)) != LETHE_OK) goto fail;
     fprintf(stderr, "done in %.1f s; FD-cls against %d real test images of the retained classes\n",
             core_now() - t0, g.n_real);
-    gen_print_header(g.nclass);
-    gen_print_row(path, &g);
-    gen_print_floor(&g);
+    gen_print_table(NULL, NULL, path, &g);
     if (grid) {
         if ((st = gen_write_grid(grid, images, g.nclass, ec.per_class, 10, h, w)) != LETHE_OK)
             goto fail;

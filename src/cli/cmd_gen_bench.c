@@ -80,16 +80,16 @@ lethe_status gen_ensure_ddpm(const char *path, const lethe_dataset *train,
     return st;
 }
 
-static void row(const char *name, const lethe_gen_metrics *g, const lethe_unlearn_result *r)
+static const table_col cols[] = {TABLE_COL("method", NULL), GEN_COLS, TABLE_COL("RTE (s)", "%.1f"),
+                                 TABLE_COL("fwd/bwd passes", "%.0f/%.0f")};
+
+static void row(table *t, const char *name, const lethe_gen_metrics *g,
+                const lethe_unlearn_result *r)
 {
-    printf("| %s | %.2f (%.1f–%.1f) | %.2f | %.2f |", name, g->ua_gen, g->ua_gen_lo,
-           g->ua_gen_hi, g->acc_retained, g->fd_cls);
-    if (r)
-        printf(" %.1f | %.0f/%.0f |\n", r->seconds, (double)r->fwd_samples / r->batch,
-               (double)r->bwd_samples / r->batch);
-    else
-        printf(" – | – |\n");
-    fflush(stdout);
+    table_text(t, "%s", name);
+    gen_cells(t, g);
+    proto_table_cost(t, r ? r->seconds : -1, r);
+    table_end_row(t);
 }
 
 static lethe_status write_grid(const char *dir, const char *name, lethe_model *m,
@@ -113,7 +113,7 @@ static lethe_status write_grid(const char *dir, const char *name, lethe_model *m
 }
 
 /* Measure one model's samples, draw its grid, print its row, add its JSON. */
-static lethe_status measure(const char *label, lethe_model *m, const lethe_ddpm *s,
+static lethe_status measure(table *t, const char *label, lethe_model *m, const lethe_ddpm *s,
                             proto_ctx *p, lethe_gen_eval_config *ec, const char *grids,
                             const lethe_unlearn_result *res, const lethe_unlearn_config *cfg,
                             cJSON *arr, lethe_gen_metrics *g)
@@ -122,7 +122,7 @@ static lethe_status measure(const char *label, lethe_model *m, const lethe_ddpm 
                                          g, NULL);
     if (st == LETHE_OK) st = write_grid(grids, label, m, s, &ec->sample);
     if (st != LETHE_OK) return st;
-    row(label, g, res);
+    row(t, label, g, res);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", label);
     if (cfg) cJSON_AddItemToObject(o, "config", report_config(cfg, p->sp.spec_text));
@@ -273,9 +273,8 @@ int cmd_bench_diffusion(int argc, char **argv)
            "the same starting noise for every model.\n\n",
            steps, batch, batch, ec.sample.steps, (double)ec.sample.guidance,
            (double)ec.sample.guidance - 1.0, ec.per_forget, ec.per_class, "9,000");
-    printf("| method | UA_gen (95%% CI) | acc on retained | FD-cls | RTE (s) | fwd/bwd passes |\n");
-    printf("|---|---|---|---|---|---|\n");
-    fflush(stdout);
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols, 6);
     int total = nmeth + 1 + with_retrain, done_rows = 0;
     double t0 = core_now();
     if (!quiet)
@@ -283,12 +282,12 @@ int cmd_bench_diffusion(int argc, char **argv)
                 ec.per_class);
     lethe_gen_metrics g0, g;
     ec.floor_set = &p.sp.train;   /* once, for the original's row */
-    st = measure("Original", ddpm, &s, &p, &ec, grids, NULL, NULL, runs, &g0);
+    st = measure(&t, "Original", ddpm, &s, &p, &ec, grids, NULL, NULL, runs, &g0);
     ec.floor_set = NULL;
     if (st != LETHE_OK) goto fail;
     bench_progress(quiet, ++done_rows, total, t0);
     if (with_retrain) {
-        if ((st = measure("Retrain", retrain, &s_re, &p, &ec, grids, NULL, NULL, runs, &g)) !=
+        if ((st = measure(&t, "Retrain", retrain, &s_re, &p, &ec, grids, NULL, NULL, runs, &g)) !=
             LETHE_OK)
             goto fail;
         bench_progress(quiet, ++done_rows, total, t0);
@@ -314,8 +313,9 @@ int cmd_bench_diffusion(int argc, char **argv)
         if (!quiet) cli_progress_done(&prog);
         if (st == LETHE_ERR_NUMERIC) {
             /* A diverging method is a result, not the end of the bench. */
-            printf("| %s | diverged: %s | | | | |\n", tok, lethe_last_error());
-            fflush(stdout);
+            table_text(&t, "%s", tok);
+            table_text(&t, "diverged: %s", lethe_last_error());
+            table_end_row(&t);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "method", tok);
             cJSON_AddItemToObject(o, "config", report_config(&cfg, p.sp.spec_text));
@@ -325,7 +325,7 @@ int cmd_bench_diffusion(int argc, char **argv)
             continue;
         }
         if (st != LETHE_OK) goto fail;
-        st = measure(tok, work, &s, &p, &ec, grids, &res, &cfg, runs, &g);
+        st = measure(&t, tok, work, &s, &p, &ec, grids, &res, &cfg, runs, &g);
         lethe_unlearn_result_free(&res);
         if (st != LETHE_OK) goto fail;
         bench_progress(quiet, ++done_rows, total, t0);

@@ -142,13 +142,16 @@ int cmd_tune_diffusion(int argc, char **argv)
     if (!steps) steps = 5 * (long)((p.sp.forget.n + (size_t)batch - 1) / (size_t)batch);
     printf("\ntuning %s on %s: %d settings of %ld steps × %ld images; DDIM %d steps, guidance "
            "%g, %d images of class 0 and %d of each other class. Score: UA_gen ≥ 95 first, "
-           "then the smallest FD-cls.\n\n| ", method, scn, total, steps, batch, ec.sample.steps,
+           "then the smallest FD-cls.\n\n", method, scn, total, steps, batch, ec.sample.steps,
            (double)ec.sample.guidance, ec.per_forget, ec.per_class);
-    for (int k = 0; k < g.np; k++) printf("%s | ", g.name[k]);
-    printf("UA_gen | acc on retained | FD-cls | RTE (s) |\n|");
-    for (int k = 0; k < g.np + 4; k++) printf("---|");
-    printf("\n");
-    fflush(stdout);
+    static const table_col figs[] = {TABLE_COL("UA_gen", "%.2f"),
+                                     TABLE_COL("acc on retained", "%.2f"),
+                                     TABLE_COL("FD-cls", "%.2f"), TABLE_COL("RTE (s)", "%.1f")};
+    table_col cols[PROTO_GRID_PARAMS + 4];
+    for (int k = 0; k < g.np + 4; k++)
+        cols[k] = k < g.np ? (table_col)TABLE_COL(g.name[k], "%g") : figs[k - g.np];
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols, g.np + 4);
     int best[PROTO_GRID_PARAMS] = {0}, cur[PROTO_GRID_PARAMS] = {0}, have = 0;
     lethe_gen_metrics gbest;
     memset(&gbest, 0, sizeof gbest);
@@ -163,9 +166,8 @@ int cmd_tune_diffusion(int argc, char **argv)
             rem /= g.nv[k];
             lethe_unlearn_set_number(&cfg, g.name[k], g.v[k][cur[k]]);  /* checked */
         }
-        printf("| ");
-        for (int k = 0; k < g.np; k++) printf("%g | ", g.v[k][cur[k]]);
-        fflush(stdout);
+        for (int k = 0; k < g.np; k++) table_num(&t, g.v[k][cur[k]]);
+        fflush(stdout);     /* the setting being tried, while it runs */
         lethe_unlearn_result res;
         memset(&res, 0, sizeof res);
         cli_progress prog;
@@ -175,8 +177,8 @@ int cmd_tune_diffusion(int argc, char **argv)
             (st = lethe_unlearn(work, tr, &p.sp.forget, &p.sp.retain, &cfg, &res,
                                 quiet ? NULL : cli_progress_cb, &prog)) != LETHE_OK) {
             if (!quiet) cli_progress_done(&prog);
-            printf("failed: %s | | | |\n", lethe_last_error());
-            fflush(stdout);
+            table_text(&t, "failed: %s", lethe_last_error());
+            table_end_row(&t);
             continue;
         }
         if (!quiet) cli_progress_done(&prog);
@@ -186,8 +188,8 @@ int cmd_tune_diffusion(int argc, char **argv)
         double secs = res.seconds;
         lethe_unlearn_result_free(&res);
         if (st != LETHE_OK) goto fail;
-        printf("%.2f | %.2f | %.2f | %.1f |\n", gm.ua_gen, gm.acc_retained, gm.fd_cls, secs);
-        fflush(stdout);
+        table_nums(&t, (const double[]){gm.ua_gen, gm.acc_retained, gm.fd_cls, secs}, 4);
+        table_end_row(&t);
         if (!have || better(&gm, &gbest)) {
             gbest = gm;
             memcpy(best, cur, sizeof best);

@@ -224,10 +224,7 @@ int cmd_unlearn_diffusion(int argc, char **argv)
         cJSON_AddItemToObject(root, "metrics", gen_metrics_json(&after, &ec));
         if (cli_flag(&a, "before"))
             cJSON_AddItemToObject(root, "metrics_before", gen_metrics_json(&before, &ec));
-        gen_print_header(after.nclass);
-        if (cli_flag(&a, "before")) gen_print_row("original", &before);
-        gen_print_row(cfg.method, &after);
-        gen_print_floor(&after);
+        gen_print_table(cli_flag(&a, "before") ? "original" : NULL, &before, cfg.method, &after);
     }
     printf("%s: %ld steps in %.1f s, %.0f forward / %.0f backward passes of %d images\n",
            cfg.method, res.steps, res.seconds, (double)res.fwd_samples / res.batch,

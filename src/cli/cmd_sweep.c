@@ -100,13 +100,6 @@ static cJSON *entry(const char *label, const lethe_unlearn_config *cfg, const ch
     return o;
 }
 
-static void print_run(const char *label, const proto_run *run)
-{
-    proto_print_row(label, &run->m, isfinite(run->gap) ? run->gap : NAN, run->res.seconds,
-                    (double)run->res.fwd_samples / run->res.batch,
-                    (double)run->res.bwd_samples / run->res.batch);
-}
-
 int cmd_sweep(int argc, char **argv)
 {
     cli_args a;
@@ -246,12 +239,13 @@ int cmd_sweep(int argc, char **argv)
 
     printf("\n%s: forget %s (%zu images), %s; %s over %s\n\n", p.sc->name, p.sp.spec_text,
            p.sp.forget.n, p.sc->arch, method, param);
-    proto_print_header();
-    proto_print_row("Original", &p.m_orig, p.retrain ? lethe_avg_gap(&p.m_orig, &p.m_retrain) : NAN,
-                    -1, 0, 0);
+    table t;
+    proto_table_begin(&t, "method");
+    proto_table_row(&t, "Original", &p.m_orig,
+                    p.retrain ? lethe_avg_gap(&p.m_orig, &p.m_retrain) : NAN, -1, NULL);
     if (p.retrain)
-        proto_print_row("Retrain", &p.m_retrain, 0.0,
-                        p.retrain_seconds > 0 ? p.retrain_seconds : -1, 0, 0);
+        proto_table_row(&t, "Retrain", &p.m_retrain, 0.0,
+                        p.retrain_seconds > 0 ? p.retrain_seconds : -1, NULL);
     int rc = 0, ok = 0;
     for (int i = 0; i < nv; i++) {
         lethe_unlearn_config c = base;
@@ -264,7 +258,7 @@ int cmd_sweep(int argc, char **argv)
             rc = 1;
             continue;
         }
-        print_run(label, &run);
+        proto_table_row(&t, label, &run.m, run.gap, run.res.seconds, &run.res);
         cJSON *o = entry(label, &c, p.sp.spec_text, &run);
         cJSON_AddNumberToObject(o, "sweep_value", values[i]);
         cJSON_AddItemToArray(methods, o);
@@ -283,7 +277,7 @@ int cmd_sweep(int argc, char **argv)
             rc = 1;
             continue;
         }
-        print_run(tok, &run);
+        proto_table_row(&t, tok, &run.m, run.gap, run.res.seconds, &run.res);
         cJSON *o = entry(tok, &c, p.sp.spec_text, &run);
         cJSON_AddBoolToObject(o, "compare", 1);
         cJSON_AddItemToArray(methods, o);

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/fail.h"
 #include "cli/plot.h"
+#include "cli/table.h"
 
 enum { C_UA, C_RA, C_TA, C_MIA, C_GAP, C_RTE, C_FWD, C_BWD, C_CONFLICT, C_LGAP, NCOL };
 
@@ -20,7 +21,7 @@ typedef struct {
 typedef struct {
     int n, cap;
     row *r;
-} table;
+} rows;
 
 static double num(const cJSON *o, const char *name)
 {
@@ -28,7 +29,7 @@ static double num(const cJSON *o, const char *name)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-static row *add_row(table *t, const char *name)
+static row *add_row(rows *t, const char *name)
 {
     if (t->n == t->cap) {
         int cap = t->cap ? 2 * t->cap : 16;
@@ -91,7 +92,7 @@ static int fill(row *r, const cJSON *metrics, const cJSON *ref, const cJSON *run
     return 1;
 }
 
-static lethe_status collect(const cJSON *root, table *t)
+static lethe_status collect(const cJSON *root, rows *t)
 {
     const cJSON *methods = cJSON_GetObjectItemCaseSensitive(root, "methods");
     const cJSON *orig = cJSON_GetObjectItemCaseSensitive(root, "original");
@@ -162,107 +163,26 @@ static const char *heads_csv[NCOL] = {"UA", "RA", "TA", "MIA_Eff", "avg_gap", "r
 static const char *fmt[NCOL] = {"%.2f", "%.2f", "%.2f", "%.2f", "%.2f", "%.1f",
                                 "%.0f", "%.0f", "%.1f", "%.3g"};
 
-/* A cell: the value, and "± sd" (pm: the format's sign) when it has one. */
-static void cell(char *buf, size_t n, int k, double v, double sd, const char *empty,
-                 const char *pm)
+/* The columns shown (show[k]); in CSV, a column NAME_sd beside each one
+ * that has a spread. */
+static void write_table(const rows *tb, table_format format, const int *show)
 {
-    if (!isfinite(v)) {
-        snprintf(buf, n, "%s", empty);
-        return;
+    table_col col[1 + NCOL] = {{"method", NULL, "Method", NULL, 0, 0}};
+    for (int k = 0; k < NCOL; k++) {
+        col[1 + k] = (table_col){heads_md[k], fmt[k], heads_tex[k], heads_csv[k], 0, !show[k]};
+        for (int i = 0; i < tb->n && show[k] && !col[1 + k].sd; i++)
+            col[1 + k].sd = isfinite(tb->r[i].sd[k]);
     }
-    int at = snprintf(buf, n, fmt[k], v);
-    if (isfinite(sd) && at > 0 && (size_t)at < n) {
-        at += snprintf(buf + at, n - (size_t)at, "%s", pm);
-        if (at > 0 && (size_t)at < n) snprintf(buf + at, n - (size_t)at, fmt[k], sd);
+    table t;
+    table_begin(&t, stdout, format, col, 1 + NCOL);
+    for (int i = 0; i < tb->n; i++) {
+        table_text(&t, "%s", tb->r[i].name);
+        for (int k = 0; k < NCOL; k++) table_sd(&t, tb->r[i].v[k], tb->r[i].sd[k]);
+        table_end_row(&t);
+        /* A rule between the references and the methods. */
+        if (i + 1 < tb->n && strcmp(tb->r[i].name, "Retrain") == 0) table_rule(&t);
     }
-}
-
-static void latex_text(const char *s)
-{
-    for (; *s; s++) {
-        if (strchr("_%&#$", *s)) printf("\\%c", *s);
-        else if (*s == '\\') printf("\\textbackslash{}");
-        else putchar(*s);
-    }
-}
-
-static void csv_text(const char *s)
-{
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"') putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
-static void write_table(const table *t, const char *format, const int *show)
-{
-    char c[64];
-    if (strcmp(format, "markdown") == 0) {
-        printf("| method |");
-        for (int k = 0; k < NCOL; k++) if (show[k]) printf(" %s |", heads_md[k]);
-        printf("\n|---|");
-        for (int k = 0; k < NCOL; k++) if (show[k]) printf("---|");
-        printf("\n");
-        for (int i = 0; i < t->n; i++) {
-            printf("| %s |", t->r[i].name);
-            for (int k = 0; k < NCOL; k++) {
-                if (!show[k]) continue;
-                cell(c, sizeof c, k, t->r[i].v[k], t->r[i].sd[k], "–", " ± ");
-                printf(" %s |", c);
-            }
-            printf("\n");
-        }
-    } else if (strcmp(format, "latex") == 0) {
-        printf("\\begin{tabular}{l");
-        for (int k = 0; k < NCOL; k++) if (show[k]) printf("r");
-        printf("}\n\\toprule\nMethod");
-        for (int k = 0; k < NCOL; k++) if (show[k]) printf(" & %s", heads_tex[k]);
-        printf(" \\\\\n\\midrule\n");
-        for (int i = 0; i < t->n; i++) {
-            latex_text(t->r[i].name);
-            for (int k = 0; k < NCOL; k++) {
-                if (!show[k]) continue;
-                cell(c, sizeof c, k, t->r[i].v[k], t->r[i].sd[k], "--", " $\\pm$ ");
-                printf(" & %s", c);
-            }
-            printf(" \\\\\n");
-            /* A rule between the references and the methods. */
-            if (i + 1 < t->n && (strcmp(t->r[i].name, "Retrain") == 0)) printf("\\midrule\n");
-        }
-        printf("\\bottomrule\n\\end{tabular}\n");
-    } else {
-        /* A column NAME_sd beside each column that has a spread. */
-        int sdcol[NCOL];
-        for (int k = 0; k < NCOL; k++) {
-            sdcol[k] = 0;
-            for (int i = 0; i < t->n && show[k] && !sdcol[k]; i++) sdcol[k] = isfinite(t->r[i].sd[k]);
-        }
-        printf("method");
-        for (int k = 0; k < NCOL; k++) {
-            if (show[k]) printf(",%s", heads_csv[k]);
-            if (sdcol[k]) printf(",%s_sd", heads_csv[k]);
-        }
-        printf("\n");
-        for (int i = 0; i < t->n; i++) {
-            csv_text(t->r[i].name);
-            for (int k = 0; k < NCOL; k++) {
-                if (!show[k]) continue;
-                /* CSV keeps more digits: it is for further processing. */
-                if (isfinite(t->r[i].v[k])) printf(",%.6g", t->r[i].v[k]);
-                else printf(",");
-                if (!sdcol[k]) continue;
-                if (isfinite(t->r[i].sd[k])) printf(",%.6g", t->r[i].sd[k]);
-                else printf(",");
-            }
-            printf("\n");
-        }
-    }
+    table_end(&t);
 }
 
 static const cli_opt opts[] = {
@@ -288,7 +208,7 @@ int cmd_table(int argc, char **argv)
     cJSON *root;
     lethe_status st = plot_read_json(a.pos[0], &root);
     if (st != LETHE_OK) return cli_lib_error("table", st);
-    table t = {0};
+    rows t = {0};
     st = collect(root, &t);
     cJSON_Delete(root);
     if (st != LETHE_OK) {
@@ -301,7 +221,8 @@ int cmd_table(int argc, char **argv)
         show[k] = k < C_RTE;
         for (int i = 0; i < t.n && !show[k]; i++) show[k] = isfinite(t.r[i].v[k]);
     }
-    write_table(&t, format, show);
+    write_table(&t, strcmp(format, "latex") == 0 ? TABLE_LATEX
+                    : strcmp(format, "csv") == 0 ? TABLE_CSV : TABLE_MARKDOWN, show);
     free(t.r);
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "cli/report.h"
 #include "cli/signals.h"
+#include "cli/table.h"
 
 static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
@@ -46,6 +47,22 @@ static const cli_opt opts[] = {
     CLI_EXAMPLE("lethe train --arch resnet20 --data cifar10 --out runs/resnet20.safetensors"),
     {NULL, NULL, NULL, 0},
 };
+
+void cli_train_table(const char *arch, const char *data, size_t n, int epochs, double acc_train,
+                     double acc_test, double secs)
+{
+    table_col cols[] = {TABLE_COL("arch", NULL), TABLE_COL("data", NULL),
+                        TABLE_COL("images", "%.0f"), TABLE_COL("epochs", "%.0f"),
+                        TABLE_COL("train acc", "%.2f"), TABLE_COL("test acc", "%.2f"),
+                        TABLE_COL("time (s)", "%.1f")};
+    cols[4].hide = cols[5].hide = isnan(acc_train);
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols, 7);
+    table_text(&t, "%s", arch);
+    table_text(&t, "%s", data);
+    table_nums(&t, (const double[]){(double)n, epochs, acc_train, acc_test, secs}, 5);
+    table_end_row(&t);
+}
 
 int cmd_train(int argc, char **argv)
 {
@@ -178,10 +195,7 @@ int cmd_train(int argc, char **argv)
         (st = lethe_meta_set(&md, "test_accuracy", acc)) != LETHE_OK)
         goto fail;
     /* The table first: an output "-" then has standard output to itself. */
-    printf("| arch | data | images | epochs | train acc | test acc | time (s) |\n");
-    printf("|---|---|---|---|---|---|---|\n");
-    printf("| %s | %s | %zu | %d | %.2f | %.2f | %.1f |\n", arch, train.name, sub->n,
-           cfg.epochs, acc_train, acc_test, secs);
+    cli_train_table(arch, train.name, sub->n, cfg.epochs, acc_train, acc_test, secs);
     cli_stdout_restore(out);
     if ((st = lethe_checkpoint_save(m, &md, out)) != LETHE_OK) goto fail;
     if (rep) {

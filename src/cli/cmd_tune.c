@@ -86,11 +86,14 @@ int cmd_tune(int argc, char **argv)
     }
     int total = 1;
     for (int k = 0; k < g.np; k++) total *= g.nv[k];
-    printf("\ntuning %s on %s: %d settings, Avg. Gap against Retrain\n\n| ", method, scn, total);
-    for (int k = 0; k < g.np; k++) printf("%s | ", g.name[k]);
-    printf("UA | RA | TA | MIA-Eff. | Avg. Gap |\n|");
-    for (int k = 0; k < g.np + 5; k++) printf("---|");
-    printf("\n");
+    printf("\ntuning %s on %s: %d settings, Avg. Gap against Retrain\n\n", method, scn, total);
+    static const char *const heads[] = {"UA", "RA", "TA", "MIA-Eff.", "Avg. Gap"};
+    table_col cols[PROTO_GRID_PARAMS + 5];
+    for (int k = 0; k < g.np + 5; k++)
+        cols[k] = k < g.np ? (table_col)TABLE_COL(g.name[k], "%g")
+                           : (table_col)TABLE_COL(heads[k - g.np], "%.2f");
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols, g.np + 5);
     int best[PROTO_GRID_PARAMS] = {0}, cur[PROTO_GRID_PARAMS] = {0};
     double best_gap = INFINITY;
     int rc = 0;
@@ -103,16 +106,15 @@ int cmd_tune(int argc, char **argv)
             lethe_unlearn_set_number(&cfg, g.name[k], g.v[k][cur[k]]);  /* checked */
         }
         proto_run run;
-        printf("| ");
-        for (int k = 0; k < g.np; k++) printf("%g | ", g.v[k][cur[k]]);
+        for (int k = 0; k < g.np; k++) table_num(&t, g.v[k][cur[k]]);
         if ((st = lethe_unlearn_validate(&cfg)) != LETHE_OK ||
             (st = proto_run_method(&p, &cfg, &run)) != LETHE_OK) {
-            printf("failed: %s |\n", lethe_last_error());
+            table_text(&t, "failed: %s", lethe_last_error());
+            table_end_row(&t);
             continue;
         }
-        printf("%.2f | %.2f | %.2f | %.2f | %.2f |\n", run.m.ua, run.m.ra, run.m.ta, run.m.mia,
-               run.gap);
-        fflush(stdout);
+        table_nums(&t, (const double[]){run.m.ua, run.m.ra, run.m.ta, run.m.mia, run.gap}, 5);
+        table_end_row(&t);
         lethe_unlearn_result_free(&run.res);
         if (run.gap < best_gap) {
             best_gap = run.gap;

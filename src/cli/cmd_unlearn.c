@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/protocol.h"
 #include "cli/report.h"
 #include "cli/signals.h"
 #include "cli/ulopts.h"
@@ -63,36 +64,26 @@ static const cli_opt opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
-static void print_row(const char *name, const lethe_metrics *m, const lethe_metrics *ref,
-                      const lethe_unlearn_result *r)
-{
-    printf("| %s | %.2f | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta, m->mia);
-    if (ref) printf(" %.2f |", lethe_avg_gap(m, ref));
-    else printf(" – |");
-    if (r)
-        printf(" %.1f | %.0f/%.0f |\n", r->seconds, (double)r->fwd_samples / r->batch,
-               (double)r->bwd_samples / r->batch);
-    else printf(" – | – |\n");
-}
-
 static void print_budget(const lethe_budget_config *bc, const lethe_budget_result *br)
 {
+    static const table_col cols[] = {
+        TABLE_COL("trial", "%.0f"), TABLE_COL("eps", "%.4g"), TABLE_COL("lr", "%.4g"),
+        TABLE_COL("held-out RA", "%.2f"), TABLE_COL("RA drop", "%.2f"),
+        TABLE_COL("steps run", "%.0f"), TABLE_COL("within budget", NULL)};
     printf("utility budget %g points of RA on %zu held-out retain samples (original %.2f%%)\n\n",
            bc->budget, br->holdout.n, br->ra_orig);
-    printf("| trial | eps | lr | held-out RA | RA drop | steps run | within budget |\n");
-    printf("|---|---|---|---|---|---|---|\n");
+    table t;
+    table_begin(&t, stdout, TABLE_MARKDOWN, cols, 7);
     for (int i = 0; i < br->ntrials; i++) {
-        const lethe_budget_trial *t = &br->trial[i];
-        if (t->diverged)
-            printf("| %d | %.4g | %.4g | – | – | – | broke (diverged) |\n", i + 1,
-                   (double)t->eps, (double)t->lr);
-        else if (t->kept || !t->kept_steps)
-            printf("| %d | %.4g | %.4g | %.2f | %.2f | %ld | %s |\n", i + 1, (double)t->eps,
-                   (double)t->lr, t->ra, t->ra_drop, t->steps_run, t->kept ? "kept" : "broke");
-        else
-            printf("| %d | %.4g | %.4g | %.2f | %.2f | %ld | broke; kept up to step %ld (drop "
-                   "%.2f) |\n", i + 1, (double)t->eps, (double)t->lr, t->ra, t->ra_drop,
-                   t->steps_run, t->kept_steps, br->ra_orig - t->kept_ra);
+        const lethe_budget_trial *tr = &br->trial[i];
+        double none = tr->diverged ? NAN : 0;   /* a diverged trial measured nothing */
+        table_nums(&t, (const double[]){i + 1, tr->eps, tr->lr, tr->ra + none,
+                                        tr->ra_drop + none, (double)tr->steps_run + none}, 6);
+        if (tr->diverged) table_text(&t, "broke (diverged)");
+        else if (tr->kept || !tr->kept_steps) table_text(&t, "%s", tr->kept ? "kept" : "broke");
+        else table_text(&t, "broke; kept up to step %ld (drop %.2f)", tr->kept_steps,
+                        br->ra_orig - tr->kept_ra);
+        table_end_row(&t);
     }
     printf("\n%s eps = %.4g, lr %.4g, %ld steps; held-out RA drop %.2f points; accuracy on the "
            "forget set %.2f%% (UA %.2f); %s\n", br->feasible ? "chosen" : "OVER BUDGET, the "
@@ -303,11 +294,14 @@ int cmd_unlearn(int argc, char **argv)
             cJSON_AddItemToObject(root, "reference", report_metrics(&mref));
             cJSON_AddNumberToObject(root, "avg_gap", lethe_avg_gap(&after, &mref));
         }
-        printf("| model | UA | RA | TA | MIA-Eff. | Avg. Gap | RTE (s) | fwd/bwd passes |\n");
-        printf("|---|---|---|---|---|---|---|---|\n");
-        if (cli_flag(&a, "before")) print_row("original", &before, ref ? &mref : NULL, NULL);
-        print_row(cfg.method, &after, ref ? &mref : NULL, &res);
-        if (ref) print_row("retrain", &mref, &mref, NULL);
+        table t;
+        proto_table_begin(&t, "model");
+        if (cli_flag(&a, "before"))
+            proto_table_row(&t, "original", &before, ref ? lethe_avg_gap(&before, &mref) : NAN,
+                            -1, NULL);
+        proto_table_row(&t, cfg.method, &after, ref ? lethe_avg_gap(&after, &mref) : NAN,
+                        res.seconds, &res);
+        if (ref) proto_table_row(&t, "retrain", &mref, lethe_avg_gap(&mref, &mref), -1, NULL);
     } else {
         printf("%s: %ld steps in %.1f s, %.0f forward / %.0f backward passes\n", cfg.method,
                res.steps, res.seconds, (double)res.fwd_samples / res.batch,

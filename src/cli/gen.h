@@ -4,6 +4,7 @@
 #define LETHE_CLI_GEN_H
 
 #include "cli/cli.h"
+#include "cli/table.h"
 
 int cmd_train_diffusion(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
@@ -24,14 +25,21 @@ lethe_status gen_save(const lethe_model *m, const lethe_ddpm *s, const lethe_dat
 /* --sampler, --steps, --eta, --guidance (default 2); 0 or the exit status. */
 int gen_sample_opts(const cli_args *a, const char *cmd, lethe_sample_config *sc);
 
-/* Generation metrics as JSON, a per-class grid (cols per row), a table
- * (header, then a row per model). */
+/* Generation metrics as JSON, a per-class grid (cols per row). */
 #include <cjson/cJSON.h>
 cJSON *gen_metrics_json(const lethe_gen_metrics *g, const lethe_gen_eval_config *c);
 lethe_status gen_write_grid(const char *path, const float *images, int nclass, int per_class,
                             int cols, int h, int w);
-void gen_print_header(int nclass);
-void gen_print_row(const char *label, const lethe_gen_metrics *g);
+/* The cells of GEN_COLS: UA_gen with its 95% interval ("–" without a
+ * forgotten class), accuracy on the retained classes, FD-cls. */
+#define GEN_COLS                                                                           \
+    TABLE_COL("UA_gen (95% CI)", "%.2f (%.1f–%.1f)"), TABLE_COL("acc on retained", "%.2f"),   \
+        TABLE_COL("FD-cls", "%.2f")
+void gen_cells(table *t, const lethe_gen_metrics *g);
+/* eval's and unlearn's table on stdout, | model | GEN_COLS | acc of each class |:
+ * a row of m0 labelled first (unless first is NULL), one of m, then m's floor. */
+void gen_print_table(const char *first, const lethe_gen_metrics *m0, const char *label,
+                     const lethe_gen_metrics *m);
 /* The FD-cls floor line, when the metrics have one. */
 void gen_print_floor(const lethe_gen_metrics *g);
 /* A cached DDPM, trained when missing on `sub` of train (all of it for the

@@ -270,22 +270,31 @@ done:
     return st;
 }
 
-void proto_print_header(void)
+#define PROTO_COLS(first)                                                                  \
+    {TABLE_COL(first, NULL), TABLE_COL("UA", "%.2f"), TABLE_COL("RA", "%.2f"),                 \
+     TABLE_COL("TA", "%.2f"), TABLE_COL("MIA-Eff.", "%.2f"), TABLE_COL("Avg. Gap", "%.2f"),    \
+     TABLE_COL("RTE (s)", "%.1f"), TABLE_COL("fwd/bwd passes", "%.0f/%.0f")}
+static const table_col by_method[] = PROTO_COLS("method"), by_model[] = PROTO_COLS("model");
+
+void proto_table_begin(table *t, const char *first)
 {
-    printf("| method | UA | RA | TA | MIA-Eff. | Avg. Gap | RTE (s) | fwd/bwd passes |\n");
-    printf("|---|---|---|---|---|---|---|---|\n");
+    table_begin(t, stdout, TABLE_MARKDOWN, strcmp(first, "model") ? by_method : by_model, 8);
 }
 
-void proto_print_row(const char *name, const lethe_metrics *m, double gap, double secs,
-                     double fwd, double bwd)
+void proto_table_row(table *t, const char *name, const lethe_metrics *m, double gap,
+                     double secs, const lethe_unlearn_result *r)
 {
-    printf("| %s | %.2f | %.2f | %.2f | %.2f |", name, m->ua, m->ra, m->ta, m->mia);
-    if (isfinite(gap)) printf(" %.2f |", gap);
-    else printf(" – |");     /* no Retrain reference */
-    if (secs >= 0 && (fwd > 0 || bwd > 0)) printf(" %.1f | %.0f/%.0f |\n", secs, fwd, bwd);
-    else if (secs >= 0) printf(" %.1f | – |\n", secs);
-    else printf(" – | – |\n");
-    fflush(stdout);
+    table_text(t, "%s", name);
+    table_nums(t, (const double[]){m->ua, m->ra, m->ta, m->mia, gap}, 5);
+    proto_table_cost(t, secs, r);
+    table_end_row(t);
+}
+
+void proto_table_cost(table *t, double secs, const lethe_unlearn_result *r)
+{
+    double fwd = r ? (double)r->fwd_samples / r->batch : 0;
+    double bwd = r ? (double)r->bwd_samples / r->batch : 0;
+    table_nums(t, (const double[]){secs >= 0 ? secs : NAN, fwd > 0 || bwd > 0 ? fwd : NAN, bwd}, 3);
 }
 
 lethe_status proto_parse_grid(const char *text, const lethe_unlearn_config *base, proto_grid *g)

@@ -4,6 +4,7 @@
 #define LETHE_CLI_PROTOCOL_H
 
 #include "cli/cli.h"
+#include "cli/table.h"
 
 typedef struct {
     const char *name;       /* fmnist-cw */
@@ -99,9 +100,13 @@ typedef struct {
 /* Run one method from a copy of the original and evaluate it. */
 lethe_status proto_run_method(proto_ctx *p, const lethe_unlearn_config *cfg, proto_run *out);
 
-/* Markdown row: | method | UA | RA | TA | MIA | gap | RTE | passes | */
-void proto_print_header(void);
-void proto_print_row(const char *name, const lethe_metrics *m, double gap, double secs,
-                     double fwd, double bwd);
+/* The unlearning table on stdout: | FIRST ("method" or "model") | UA | RA | TA |
+ * MIA-Eff. | Avg. Gap | RTE (s) | fwd/bwd passes |. "–" for a gap that is NaN
+ * (no Retrain), secs < 0 (not timed), no passes (r NULL: no run). */
+void proto_table_begin(table *t, const char *first);
+void proto_table_row(table *t, const char *name, const lethe_metrics *m, double gap,
+                     double secs, const lethe_unlearn_result *r);
+/* A row's last two cells: RTE (s) and fwd/bwd passes. */
+void proto_table_cost(table *t, double secs, const lethe_unlearn_result *r);
 
 #endif

@@ -169,6 +169,12 @@ lethe_status text_tsv_parse(text_tsv *t, const char *data, size_t len, const cha
         t->line[i] = (uint32_t)ln;
         t->label_off[i] = b.n;
         long k = append_repaired(&b, s, nlab, &t->replaced);
+        if (k > TEXT_MAX_LABEL) {   /* each invalid byte grew to 3 */
+            st = lethe_fail(LETHE_ERR_FORMAT, "%s line %zu: label of %ld bytes once invalid "
+                            "UTF-8 is replaced by U+FFFD, over the limit of %d", name, ln, k,
+                            TEXT_MAX_LABEL);
+            goto fail;
+        }
         if (k >= 0) {
             t->text_off[i] = b.n;
             k = append_repaired(&b, tab + 1, ntext, &t->replaced);
@@ -177,7 +183,6 @@ lethe_status text_tsv_parse(text_tsv *t, const char *data, size_t len, const cha
             st = lethe_fail(LETHE_ERR_NOMEM, "%s line %zu: out of memory", name, ln);
             goto fail;
         }
-        /* A label of 128 bytes may grow by repair; its bound is on the file's bytes. */
         t->text_len[i] = (uint32_t)k;
         t->n++;
     }
@@ -332,6 +337,7 @@ void text_split_free(text_split *s)
     free(s->ids);
     free(s->len);
     free(s->labels);
+    free(s->line);
     memset(s, 0, sizeof *s);
 }
 
@@ -350,7 +356,8 @@ lethe_status text_split_encode(text_split *s, const text_vocab *v, const text_cl
     s->ids = malloc(rows * (size_t)T * sizeof *s->ids);
     s->len = malloc(rows * sizeof *s->len);
     s->labels = malloc(rows);
-    if (!s->ids || !s->len || !s->labels) {
+    s->line = malloc(rows * sizeof *s->line);
+    if (!s->ids || !s->len || !s->labels || !s->line) {
         text_split_free(s);
         return lethe_fail(LETHE_ERR_NOMEM, "%s: out of memory for %d examples", name, t->n);
     }
@@ -365,6 +372,7 @@ lethe_status text_split_encode(text_split *s, const text_vocab *v, const text_cl
             return st;
         }
         s->labels[i] = (uint8_t)k;
+        s->line[i] = t->line[i];
         int cut = 0;
         s->len[i] = text_encode(v, text_tsv_text(t, i), t->text_len[i],
                                 s->ids + (size_t)i * (size_t)T, &cut);

@@ -27,8 +27,8 @@
  *     U+FFFD, in labels and texts alike; the count is kept (replaced).
  *   - Bounds: a file of at most TEXT_MAX_FILE bytes, TEXT_MAX_EXAMPLES
  *     lines, each at most TEXT_MAX_LINE bytes (label, tab and text, before
- *     the '\n'); a label at most TEXT_MAX_LABEL bytes, with no control
- *     character; 2 to TEXT_MAX_CLASSES classes. Beyond a bound: an error.
+ *     the '\n'); a label at most TEXT_MAX_LABEL bytes, in the file and
+ *     after the U+FFFD replacement, with no control character; 2 to TEXT_MAX_CLASSES classes. Beyond a bound: an error.
  *   - Classes: the training split's distinct labels in byte order (strcmp),
  *     class k the k-th. A test label that is not a class is an error.
  *   - Tokens: ASCII letters are lowercased; a run of ASCII letters and
@@ -165,6 +165,7 @@ typedef struct {
     int32_t *ids;           /* (N, T) token ids, TEXT_PAD after len[i] */
     int32_t *len;           /* (N) non-pad ids: the padding mask is t < len[i] */
     uint8_t *labels;        /* (N) classes */
+    uint32_t *line;         /* (N) the example's line in its file (1-based) */
     long truncated;         /* examples whose tokens did not all fit */
     long replaced;          /* invalid UTF-8 bytes replaced by U+FFFD */
 } text_split;

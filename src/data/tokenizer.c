@@ -402,9 +402,9 @@ static lethe_status expect_line(cursor *c, const char *want)
 {
     const char *s;
     size_t n;
+    int line = c->line + 1;
     if (!next_line(c, &s, &n) || n != strlen(want) || memcmp(s, want, n) != 0)
-        return lethe_fail(LETHE_ERR_FORMAT, "vocabulary line %d: expected '%s'", c->line,
-                          want);
+        return lethe_fail(LETHE_ERR_FORMAT, "vocabulary line %d: expected '%s'", line, want);
     return LETHE_OK;
 }
 

@@ -14,15 +14,16 @@
 
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
-#define CHECK_ERR(expr, status, needle)                                                  \
-    do {                                                                                 \
-        lethe_status s__ = (expr);                                                       \
-        CHECK_MSG(s__ == (status), "%s -> %s (%s), expected %s", #expr,                  \
-                  lethe_status_to_string(s__), lethe_last_error(),                       \
-                  lethe_status_to_string(status));                                       \
-        CHECK_MSG(contains(lethe_last_error(), (needle)), "%s: message '%s' lacks '%s'", \
-                  #expr, lethe_last_error(), (needle));                                  \
-    } while (0)
+/* st is `want` and the last error holds `needle`. */
+static void expect_err(lethe_status st, lethe_status want, const char *needle, const char *expr,
+                       int line)
+{
+    if (st != want || !contains(lethe_last_error(), needle))
+        test_fail(__FILE__, line, "%s -> %s (%s), expected %s with '%s'", expr,
+                  lethe_status_to_string(st), lethe_last_error(), lethe_status_to_string(want),
+                  needle);
+}
+#define CHECK_ERR(expr, status, needle) expect_err((expr), (status), (needle), #expr, __LINE__)
 
 static lethe_status parse(text_tsv *t, const char *s)
 {
@@ -447,7 +448,10 @@ TEST(text_folder_splits)
     write_in(dir, "train.tsv", "");
     CHECK_ERR(text_data_load(&d, "text", dir, &cfg, 0), LETHE_ERR_FORMAT, "train.tsv: empty file");
     const char *none = make_dir("text-none");
-    CHECK_ERR(text_data_load(&d, "text", none, &cfg, 0), LETHE_ERR_NOTFOUND, "train.tsv");
+    CHECK_ERR(text_data_load(&d, "text", none, &cfg, 0), LETHE_ERR_NOTFOUND,
+              "text-none/train.tsv: No such file");
+    CHECK_ERR(text_data_load(&d, "text", test_path("no-such-folder"), &cfg, 0),
+              LETHE_ERR_NOTFOUND, "no-such-folder/train.tsv: No such file");
     CHECK_ERR(text_data_load(&d, "text", NULL, &cfg, 0), LETHE_ERR_ARG, "--data-dir");
     CHECK_ERR(text_data_load(&d, "novel", dir, &cfg, 0), LETHE_ERR_NOTFOUND,
               "novel: not a text data set");
@@ -535,6 +539,14 @@ TEST(text_sms_spam_collection)
     CHECK(d.classes.n == 2 && strcmp(d.classes.name[0], "ham") == 0 &&
           strcmp(d.classes.name[1], "spam") == 0);
     CHECK(d.train.replaced == 0);
+    /* Each of the 5,574 lines in one split only. */
+    static uint8_t seen[5575];
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < d.train.n; i++) seen[d.train.line[i] <= 5574 ? d.train.line[i] : 0]++;
+    for (int i = 0; i < d.test.n; i++) seen[d.test.line[i] <= 5574 ? d.test.line[i] : 0]++;
+    int once = seen[0] == 0;
+    for (int l = 1; l <= 5574; l++) once &= seen[l] == 1;
+    CHECK(once);
     /* Measured with this rule and seed 0: 3,756 ids, 32 training texts
      * over 63 tokens. */
     CHECK_MSG(d.vocab.n == 3756 && d.train.truncated == 32, "vocab %d, truncated %ld",

@@ -466,12 +466,9 @@ lethe_status text_data_load(text_data *d, const char *name, const char *dir,
     memset(d, 0, sizeof *d);
     lethe_status st = text_vocab_config_check(cfg);
     if (st != LETHE_OK) return st;
+    /* A missing folder is said by the first file's error ("DIR/train.tsv: No
+     * such file or directory"). */
     if (!dir) return lethe_fail(LETHE_ERR_ARG, "data set %s needs a folder (--data-dir)", name);
-    struct stat sb;
-    if (stat(dir, &sb) != 0)
-        return lethe_fail(errno == ENOENT ? LETHE_ERR_NOTFOUND : LETHE_ERR_IO,
-                          "%s: no such folder", dir);
-    if (!S_ISDIR(sb.st_mode)) return lethe_fail(LETHE_ERR_ARG, "%s: not a folder", dir);
 
     char p1[4096], p2[4096];
     text_tsv a = {0}, b = {0}, all = {0};

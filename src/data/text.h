@@ -193,4 +193,19 @@ lethe_status text_data_load(text_data *d, const char *name, const char *dir,
                             const text_vocab_config *cfg, uint64_t seed);
 void text_data_free(text_data *d);
 
+/*
+ * How this meets lethe_dataset (once the engine takes int32 token inputs):
+ * the two splits come from one call, since the test split is encoded with
+ * the training split's vocabulary and classes. A loader for --data text
+ * and sms-spam would call text_data_load, then hand each text_split's
+ * arrays to a lethe_dataset without copying (ids → tokens (N, T), len →
+ * lengths, labels → labels, n, nclass = classes.n), setting the split's
+ * arrays to NULL; keep the vocabulary's blob (text_vocab_write) for the
+ * checkpoint; and map --forget class:spam through text_class_find.
+ * lethe_dataset_batch would copy rows of tokens as lethe_dataset_batch
+ * copies images, with no allocation. The blob is too long for a
+ * lethe_meta value (SMS Spam: 24,301 bytes; values stop at 511): the
+ * checkpoint would carry it as a U8 tensor or as a longer metadata value.
+ */
+
 #endif

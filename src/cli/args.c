@@ -14,12 +14,17 @@
 
 #include "cli/cli.h"
 #include "cli/signals.h"
+#include "core/dist.h"
 #include "io/outpath.h"
 
 /* "lethe CMD: message" on stderr, one line. */
 static void say(const char *cmd, const char *fmt, va_list ap)
 {
+    /* Under mpirun: an error every rank found together is printed once. */
+    if (core_dist_size() > 1 && core_dist_error_is_shared() && !core_dist_root()) return;
     fprintf(stderr, "lethe %s: ", cmd);
+    if (core_dist_size() > 1 && !core_dist_error_is_shared())
+        fprintf(stderr, "rank %d of %d: ", core_dist_rank(), core_dist_size());
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
 }
@@ -41,6 +46,7 @@ int cli_lib_error(const char *cmd, lethe_status st)
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    core_dist_error_shared();   /* the ranks' command lines agree (main.c) */
     va_list ap;
     va_start(ap, fmt);
     say(cmd, fmt, ap);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/gen.h"
@@ -177,6 +178,14 @@ static int dist_start(int *argc, char ***argv, char **quiet_argv, int max)
         return 2;
     }
     if (core_dist_root()) return 0;
+    /* Progress and tables from rank 0 alone; this rank's errors still go
+     * to its stderr (a copy of it), naming the rank. */
+    int fd = dup(2);
+    FILE *err = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (err) {
+        cli_set_error_stream(err);
+        if (!freopen("/dev/null", "w", stderr)) cli_set_error_stream(NULL);
+    }
     if (!freopen("/dev/null", "w", stdout)) return 0;
     int has = 0;
     for (int i = 0; i < *argc; i++) has |= strcmp((*argv)[i], "--quiet") == 0;

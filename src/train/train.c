@@ -281,10 +281,10 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
         long last = (long)sub->n - (per_epoch - 1) * bs, ranks = core_dist_size();
         if (ranks > last) {
             core_dist_error_shared();
-            st = lethe_fail(LETHE_ERR_ARG, "%ld ranks, but %s of %ld samples: each rank needs at "
-                            "least one sample of every batch (use -np %ld or fewer, or another "
-                            "--batch)", ranks, last < bs ? "the last batch is" : "a batch is",
-                            last, last);
+            st = lethe_fail(LETHE_ERR_ARG, "%ld ranks, but %s batch has %ld sample%s: each rank "
+                            "needs at least one sample of every batch (use -np %ld or fewer, or "
+                            "another --batch)", ranks, last < bs ? "the last" : "a", last,
+                            last > 1 ? "s" : "", last);
             goto done;
         }
         size_t at = strlen(config);
@@ -292,9 +292,10 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
         if ((st = core_dist_agree_run(config, ds)) != LETHE_OK) goto done;
     }
     train_sums k = {0};
-    if (resume && (st = train_load(run->resume_path, m, &opt, &stream, config, total, &k)) !=
-                      LETHE_OK)
-        goto done;
+    if (resume) st = train_load(run->resume_path, m, &opt, &stream, config, total, &k);
+    /* Under mpirun: a state every rank refuses (another rank count) is said once. */
+    if (resume && core_dist_size() > 1 && !core_dist_any(st == LETHE_OK)) core_dist_error_shared();
+    if (st != LETHE_OK) goto done;
     lethe_progress p = {0};
     p.total = total;
     p.epochs = cfg->epochs;

@@ -315,6 +315,13 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     /* A resumed run initialises as a fresh one (the audit's probe, SalUn's
      * mask: the same passes over the data, so nothing is left half set up),
      * then takes every value the loop carries from the state. */
+    if (core_dist_size() > 1) {
+        /* Before any collective: every rank has the same run (its settings,
+         * θ_0 and data), or none starts. */
+        char agree[512];
+        ul_config_text(agree, sizeof agree, &c, T, rs_hash_model(m));
+        if ((st = core_dist_agree_run(agree, ds)) != LETHE_OK) goto done;
+    }
     if (cfg->audit && (st = ul_audit_init(&audit, &c, &probe)) != LETHE_OK) goto done;
     if (cfg->unseen && (st = ul_unseen_init(&c)) != LETHE_OK) goto done;
     if (meth->init && (st = meth->init(&c)) != LETHE_OK) goto done;
@@ -323,13 +330,14 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     if (core_dist_size() > 1) {
         size_t at = strlen(config);
         snprintf(config + at, sizeof config - at, " ranks=%d", core_dist_size());
-        if ((st = core_dist_agree_run(config, ds)) != LETHE_OK) goto done;
     }
     long start = 0;
-    if (run && run->resume_path &&
-        (st = ul_load(run->resume_path, &c, meth, &audit, config, T, &start, &seconds0)) !=
-            LETHE_OK)
-        goto done;
+    if (run && run->resume_path) {
+        st = ul_load(run->resume_path, &c, meth, &audit, config, T, &start, &seconds0);
+        /* Under mpirun: a state every rank refuses (another rank count) is said once. */
+        if (core_dist_size() > 1 && !core_dist_any(st == LETHE_OK)) core_dist_error_shared();
+        if (st != LETHE_OK) goto done;
+    }
     lethe_progress p = {0};
     p.total = T;
     p.epochs = 1;

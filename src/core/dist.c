@@ -27,7 +27,9 @@
 
 static int g_rank = 0, g_size = 1;
 static int g_shared_error = 0;
+#ifdef HAVE_MPI
 static int g_mpi_on = 0;               /* MPI_Init was called and not finalised */
+#endif
 static long g_fault_rank = -1, g_fault_step = -1;
 static char g_fault_kind[8];
 
@@ -117,11 +119,13 @@ lethe_status core_dist_init(int *argc, char ***argv)
         if (r) g_rank = (int)strtol(r, NULL, 10);
         char many[32] = "several";
         if (n > 1) snprintf(many, sizeof many, "%ld", n);
-        return lethe_fail(LETHE_ERR_ARG, "started by an MPI launcher with %s processes, but "
-                          "this lethe %s (apt-get install openmpi-bin libopenmpi-dev, then "
-                          "make: the build says whether it found MPI); run it without mpirun",
-                          many, core_dist_built() ? "has MPI turned off (LETHE_MPI=0)"
-                                                  : "was built without MPI");
+        if (core_dist_built())
+            return lethe_fail(LETHE_ERR_ARG, "started by an MPI launcher with %s processes, but "
+                              "LETHE_MPI=0 turns MPI off: unset it, or run without mpirun", many);
+        return lethe_fail(LETHE_ERR_ARG, "started by an MPI launcher with %s processes, but this "
+                          "lethe was built without MPI (apt-get install openmpi-bin "
+                          "libopenmpi-dev, then make: the build says whether it found MPI); "
+                          "run it without mpirun", many);
     }
 #ifdef HAVE_MPI
     int inited = 0;
@@ -226,6 +230,7 @@ void core_dist_gather_f(float *buf, long n)
 #endif
 }
 
+#ifdef HAVE_MPI
 /* The first token (split at sep) where a and b differ, into pa, la and pb, lb. */
 static void first_diff(const char *a, const char *b, char sep, const char **pa, int *la,
                        const char **pb, int *lb)
@@ -244,6 +249,8 @@ static void first_diff(const char *a, const char *b, char sep, const char **pa, 
         b += nb + 1;
     }
 }
+
+#endif
 
 enum { AGREE_TEXT = 4096 };
 

@@ -164,35 +164,19 @@ void core_dist_shard(long n, long *lo, long *hi)
     *hi = n * (g_rank + 1) / g_size;
 }
 
-void core_dist_sum_f(float *buf, size_t n)
-{
 #ifdef HAVE_MPI
-    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-#else
-    (void)buf;
-    (void)n;
-#endif
+static void sum_all(void *buf, size_t n, MPI_Datatype t)
+{
+    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, MPI_SUM, MPI_COMM_WORLD);
 }
+#define SUM_ALL(buf, n, t) sum_all(buf, n, t)
+#else
+#define SUM_ALL(buf, n, t) ((void)(buf), (void)(n))
+#endif
 
-void core_dist_sum_d(double *buf, size_t n)
-{
-#ifdef HAVE_MPI
-    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-#else
-    (void)buf;
-    (void)n;
-#endif
-}
-
-void core_dist_sum_l(long *buf, size_t n)
-{
-#ifdef HAVE_MPI
-    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-#else
-    (void)buf;
-    (void)n;
-#endif
-}
+void core_dist_sum_f(float *buf, size_t n) { SUM_ALL(buf, n, MPI_FLOAT); }
+void core_dist_sum_d(double *buf, size_t n) { SUM_ALL(buf, n, MPI_DOUBLE); }
+void core_dist_sum_l(long *buf, size_t n) { SUM_ALL(buf, n, MPI_LONG); }
 
 int core_dist_any(int flag)
 {

@@ -74,8 +74,11 @@ static int run_mpi(const char *prefix, const char *apps, char **out, char **err,
     char cmd[8192];
     cli_t_path_buf ob, eb;
     const char *o = cli_t_path(ob, "mpi", "stdout.txt"), *e = cli_t_path(eb, "mpi", "stderr.txt");
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s timeout 60 mpirun %s %s >'%s' 2>'%s'",
-             prefix ? prefix : "", g_flags, apps, o, e);
+    /* Under make SAN=1 the MPI library's own allocations at exit are not
+     * this code's leaks: LeakSanitizer is off for these runs (one process
+     * is checked by the rest of the suite). */
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 %s timeout 60 "
+             "mpirun %s %s >'%s' 2>'%s'", prefix ? prefix : "", g_flags, apps, o, e);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int st = system(cmd);

@@ -86,6 +86,8 @@ ifneq ($(MPI_LIBS),)
   $(info -- MPI: found ($(strip $(MPI_LIBS))); mpirun -np N build/lethe … runs data-parallel)
   LDLIBS += $(MPI_LIBS)
   $(BUILD)/src/core/dist.o $(BUILD)/pic/src/core/dist.o: CFLAGS += $(MPI_CFLAGS) -DHAVE_MPI
+else ifeq ($(MPI),0)
+  $(info -- MPI: off (MPI=0), one process only)
 else
   $(info -- MPI: not found, one process only (apt-get install openmpi-bin libopenmpi-dev))
 endif

@@ -69,6 +69,29 @@ else
   $(info -- OpenMP: not found, single-threaded element-wise loops)
 endif
 
+# MPI (optional: data-parallel runs, `mpirun -np N build/lethe train|unlearn …`;
+# docs/DISTRIBUTED.md). Found by pkg-config (ompi-c, mpich) or mpicc; MPI=0
+# builds without it (then `rm -rf build` first). Only src/core/dist.c sees it.
+ifneq ($(MPI),0)
+  MPI_PC := $(firstword $(foreach p,ompi-c mpich,$(shell pkg-config --exists $(p) 2>/dev/null && echo $(p))))
+  ifneq ($(MPI_PC),)
+    MPI_CFLAGS := $(shell pkg-config --cflags $(MPI_PC))
+    MPI_LIBS   := $(shell pkg-config --libs $(MPI_PC))
+  else ifneq ($(shell command -v mpicc 2>/dev/null),)
+    MPI_CFLAGS := $(filter -I% -D%,$(shell mpicc --showme:compile 2>/dev/null || mpicc -compile_info 2>/dev/null))
+    MPI_LIBS   := $(filter -L% -l% -Wl%,$(shell mpicc --showme:link 2>/dev/null || mpicc -link_info 2>/dev/null))
+  endif
+endif
+ifneq ($(MPI_LIBS),)
+  $(info -- MPI: found ($(strip $(MPI_LIBS))); mpirun -np N build/lethe … runs data-parallel)
+  LDLIBS += $(MPI_LIBS)
+  $(BUILD)/src/core/dist.o $(BUILD)/pic/src/core/dist.o: CFLAGS += $(MPI_CFLAGS) -DHAVE_MPI
+else ifeq ($(MPI),0)
+  $(info -- MPI: off (MPI=0), one process only)
+else
+  $(info -- MPI: not found, one process only (apt-get install openmpi-bin libopenmpi-dev))
+endif
+
 # zlib, cJSON, libsvm, libpng (required).
 LDLIBS += -lz -lcjson -lsvm -lpng
 CFLAGS += -I/usr/include/cjson

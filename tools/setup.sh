@@ -2,7 +2,7 @@
 # Install the Debian packages Lethe needs (as root), then build.
 set -eu
 cd "$(dirname "$0")/.."
-PKGS="build-essential pkg-config libopenblas-dev zlib1g-dev libcjson-dev libsvm-dev libpng-dev gnuplot-nox dataset-fashion-mnist python3"
+PKGS="build-essential pkg-config libopenblas-dev zlib1g-dev libcjson-dev libsvm-dev libpng-dev gnuplot-nox dataset-fashion-mnist python3 openmpi-bin libopenmpi-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -14,14 +14,28 @@
 
 #include "cli/cli.h"
 #include "cli/signals.h"
+#include "core/dist.h"
 #include "io/outpath.h"
+
+/* Where errors go: stderr, or under mpirun on ranks other than 0, whose
+ * stderr is closed (main.c), a copy of it (cli_set_error_stream). */
+static FILE *err_stream;
+
+void cli_set_error_stream(FILE *f) { err_stream = f; }
 
 /* "lethe CMD: message" on stderr, one line. */
 static void say(const char *cmd, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "lethe %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    /* Under mpirun: an error every rank found together is printed once;
+     * one a rank found alone names it. */
+    if (core_dist_size() > 1 && core_dist_error_is_shared() && !core_dist_root()) return;
+    FILE *e = err_stream ? err_stream : stderr;
+    fprintf(e, "lethe %s: ", cmd);
+    if (core_dist_size() > 1 && !core_dist_error_is_shared())
+        fprintf(e, "rank %d of %d: ", core_dist_rank(), core_dist_size());
+    vfprintf(e, fmt, ap);
+    fputc('\n', e);
+    fflush(e);
 }
 
 int cli_error(const char *cmd, const char *fmt, ...)
@@ -41,6 +55,7 @@ int cli_lib_error(const char *cmd, lethe_status st)
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    core_dist_error_shared();   /* the ranks' command lines agree (main.c) */
     va_list ap;
     va_start(ap, fmt);
     say(cmd, fmt, ap);

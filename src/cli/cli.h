@@ -110,6 +110,9 @@ int cli_int(const cli_args *a, const char *name, long def, long lo, long hi, lon
 int cli_float(const cli_args *a, const char *name, double def, double lo, double hi,
               double *out);
 
+/* Errors to f instead of stderr (under mpirun, ranks other than 0). */
+void cli_set_error_stream(FILE *f);
+
 /* Exit statuses: 0 success, 1 runtime error (cli_error), 2 usage error:
  * the command line must change (cli_usage_error), 128 + signal when
  * interrupted (130 SIGINT, 143 SIGTERM; see signals.h). */

@@ -2,9 +2,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/gen.h"
+#include "core/dist.h"
 
 /* The trade-off commands (cmd_sweep.c, cmd_plot.c, cmd_table.c). */
 int cmd_sweep(int argc, char **argv);
@@ -151,7 +153,65 @@ static int dispatch(const char *name, int argc, char **argv)
     return unknown_command(name);
 }
 
+/* Under mpirun (core/dist.h): the ranks must be given the same command
+ * line (compared option by option), and only rank 0 prints: the others get
+ * --quiet and a closed standard output; their errors still reach stderr,
+ * naming the rank. */
+static int dist_start(int *argc, char ***argv, char **quiet_argv, int max)
+{
+    if (core_dist_init(argc, argv) != LETHE_OK) {
+        if (core_dist_root()) fprintf(stderr, "lethe: %s\n", lethe_last_error());
+        return 2;
+    }
+    if (core_dist_size() == 1) return 0;
+    char text[4096] = "";
+    size_t at = 0;
+    for (int i = 1; i < *argc && at + 2 < sizeof text; i++) {
+        /* "--seed 0" is one token: the option and its value. */
+        int opt = strncmp((*argv)[i], "--", 2) == 0;
+        at += (size_t)snprintf(text + at, sizeof text - at, "%s%s", i > 1 ? (opt ? "\n" : " ") : "",
+                               (*argv)[i]);
+    }
+    if (at >= sizeof text) at = sizeof text - 1;
+    if (core_dist_agree("command line", text, '\n') != LETHE_OK) {
+        if (core_dist_root()) fprintf(stderr, "lethe: %s\n", lethe_last_error());
+        return 2;
+    }
+    if (core_dist_root()) return 0;
+    /* Progress and tables from rank 0 alone; this rank's errors still go
+     * to its stderr (a copy of it), naming the rank. */
+    int fd = dup(2);
+    FILE *err = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (err) {
+        cli_set_error_stream(err);
+        if (!freopen("/dev/null", "w", stderr)) cli_set_error_stream(NULL);
+    }
+    if (!freopen("/dev/null", "w", stdout)) return 0;
+    int has = 0;
+    for (int i = 0; i < *argc; i++) has |= strcmp((*argv)[i], "--quiet") == 0;
+    if (has || *argc < 2 || *argc + 1 >= max) return 0;
+    for (int i = 0; i < *argc; i++) quiet_argv[i] = (*argv)[i];
+    quiet_argv[*argc] = "--quiet";
+    quiet_argv[*argc + 1] = NULL;
+    (*argc)++;
+    *argv = quiet_argv;
+    return 0;
+}
+
+static int lethe_main(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    static char *quiet_argv[CLI_MAX_ARGS * 2 + 2];
+    int rc = dist_start(&argc, &argv, quiet_argv, (int)(sizeof quiet_argv / sizeof *quiet_argv));
+    if (rc) {
+        core_dist_error_shared();
+        return core_dist_finish(rc);
+    }
+    return core_dist_finish(lethe_main(argc, argv));
+}
+
+static int lethe_main(int argc, char **argv)
 {
     cli_set_command_line(argc, argv);
     /* The thread pools, once for every command (threads: OMP_NUM_THREADS). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/signals.h"
+#include "core/dist.h"
 #include "io/outpath.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -160,7 +161,7 @@ int cli_run_fail(const cli_run *r, const char *cmd, lethe_status st)
 void cli_run_finish(const cli_run *r)
 {
     const lethe_run_control *c = &r->ctl;
-    if (!c->state_path) return;
+    if (!c->state_path || !core_dist_root()) return;   /* rank 0's file */
     if (c->saved_step < 0 && !(r->resume && strcmp(r->resume, c->state_path) == 0)) return;
     /* Only a regular file is removed (the end of a link, where it was
      * written): --state /dev/null stays. */

@@ -4,6 +4,7 @@
  */
 #include "core/loop.h"
 #include "core/fail.h"
+#include "core/dist.h"
 
 #include <time.h>
 #ifdef _OPENMP
@@ -73,9 +74,13 @@ lethe_status core_loop_run(core_loop *L)
         if (run) {
             run->step = s + 1;
             int stop = core_stopping(run);
+            /* Under mpirun every rank stops after the same step (a signal
+             * reaches them at different times); rank 0 writes the state. */
+            if (core_dist_size() > 1 && (stop = core_dist_any(stop))) core_dist_error_shared();
             if (core_due(run, stop, s + 1, L->total, now, last_save)) {
-                if ((st = L->save(L->ctx, run->state_path, s + 1, L->before_s + now - t0)) !=
-                    LETHE_OK)
+                if (core_dist_root() &&
+                    (st = L->save(L->ctx, run->state_path, s + 1, L->before_s + now - t0)) !=
+                        LETHE_OK)
                     break;
                 run->saved_step = s + 1;
                 last_save = now;

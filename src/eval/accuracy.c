@@ -7,6 +7,7 @@
  * batch, so the result does not depend on how the subset is cut into batches.
  */
 #include "lethe.h"
+#include "core/dist.h"
 #include "core/fail.h"
 
 #include <limits.h>
@@ -69,9 +70,12 @@ lethe_status lethe_eval_accuracy(lethe_model *m, const lethe_dataset *ds,
         goto done;
     }
 
-    long correct = 0;
-    for (int start = 0; start < n; start += bs) {
-        int b = n - start < bs ? n - start : bs;
+    /* Under mpirun each rank runs its part [lo, hi) of the subset; the
+     * counts are summed and the probabilities gathered. One process: all. */
+    long correct = 0, lo = 0, hi = n;
+    core_dist_shard(n, &lo, &hi);
+    for (int start = (int)lo; start < (int)hi; start += bs) {
+        int b = (int)hi - start < bs ? (int)hi - start : bs;
         lethe_dataset_batch(ds, sub->idx + start, b, x, y);
         lethe_groups g;
         lethe_groups_one(&g, b);
@@ -89,6 +93,10 @@ lethe_status lethe_eval_accuracy(lethe_model *m, const lethe_dataset *ds,
             }
             p_true[start + i] = p;
         }
+    }
+    if (core_dist_size() > 1) {
+        core_dist_sum_l(&correct, 1);
+        if (p_true) core_dist_gather_f(p_true, n);
     }
     *acc = 100.0 * (double)correct / (double)n;
 

@@ -4,6 +4,7 @@
  * is written through, never replaced. */
 #include "io/outpath.h"
 #include "core/fail.h"
+#include "core/dist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -171,6 +172,8 @@ static lethe_status write_replace(const char *path, const char *target, const io
 
 lethe_status io_out_write(const char *path, const io_piece *pieces, int n)
 {
+    /* Under mpirun rank 0 alone writes (checkpoints, reports, run states). */
+    if (!core_dist_root()) return LETHE_OK;
     char target[PATH_MAX];
     switch (io_out_resolve(path, target, sizeof target)) {
     case IO_OUT_FD:
@@ -192,6 +195,7 @@ lethe_status io_out_write(const char *path, const io_piece *pieces, int n)
 
 lethe_status io_out_copy(const char *src, const char *path)
 {
+    if (!core_dist_root()) return LETHE_OK;
     FILE *f = fopen(src, "rb");
     if (!f) return lethe_fail(LETHE_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
     long len = -1;

@@ -233,6 +233,17 @@ static lethe_status bad(const rs_reader *r, const char *what, const char *name)
 static lethe_status config_mismatch(const char *label, const char *was, const char *now)
 {
     const char *a = was, *b = now;
+    /* Under mpirun a config ends in "ranks=N" (core/dist.h): a state is
+     * for the rank count that wrote it. */
+    const char *ra = strstr(was, " ranks="), *rb = strstr(now, " ranks=");
+    long na = ra ? strtol(ra + 7, NULL, 10) : 1, nb = rb ? strtol(rb + 7, NULL, 10) : 1;
+    if (na != nb && na > 1)
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: the state was written by %ld processes "
+                          "(mpirun), this run has %ld (resume with mpirun -np %ld)", label, na,
+                          nb, na);
+    if (na != nb)
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: the state was written by one process, this "
+                          "run has %ld (resume it without mpirun)", label, nb);
     for (;;) {
         size_t la = strcspn(a, " "), lb = strcspn(b, " ");
         if (la != lb || strncmp(a, b, la) != 0)

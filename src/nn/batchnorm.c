@@ -18,8 +18,10 @@
  * normalisation to the conv after (out NULL) and the backward's last pass
  * to the conv before (nn_batchnorm_backward_sums, nn_bn_dx). */
 #include "nn/layers.h"
+#include "core/dist.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LANES 16
@@ -63,7 +65,7 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
                        const float *in, const float *gamma, const float *beta,
                        float *run_mean, float *run_var, int n, int c, int hw,
                        const lethe_groups *g, lethe_bn_mode mode, float momentum, float eps,
-                       int relu, const float *pstats)
+                       int relu, const float *pstats, const double *gst)
 {
     /* n only sizes the threading: the groups say which samples exist. */
     (void)n;
@@ -80,18 +82,26 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
                 mean = run_mean[ch];
                 is = 1.0 / sqrt((double)run_var[ch] + eps);
             } else {
-                if (cnt == 0) {
+                /* Under mpirun (gst): the group's count and statistics over
+                 * every rank's samples (bn_sync_stats). */
+                const size_t n_st = gst ? (size_t)gst[((size_t)k * c + ch) * 3] : cnt;
+                if (n_st == 0) {
                     istd[(size_t)k * c + ch] = 0.0f;
                     if (mean_out) mean_out[(size_t)k * c + ch] = 0.0f;
                     continue;
                 }
                 double ss;
-                chan_stats(in, pstats, s, e, c, hw, ch, &mean, &ss);
-                double var = ss / (double)cnt;
+                if (gst) {
+                    mean = gst[((size_t)k * c + ch) * 3 + 1];
+                    ss = gst[((size_t)k * c + ch) * 3 + 2];
+                } else {
+                    chan_stats(in, pstats, s, e, c, hw, ch, &mean, &ss);
+                }
+                double var = ss / (double)n_st;
                 is = 1.0 / sqrt(var + eps);
                 if (mode == LETHE_BN_TRAIN) {
                     /* One value per channel: PyTorch refuses; keep var finite. */
-                    double unbiased = cnt > 1 ? ss / (double)(cnt - 1) : var;
+                    double unbiased = n_st > 1 ? ss / (double)(n_st - 1) : var;
                     run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);
                     run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * unbiased);
                 }
@@ -126,14 +136,84 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
     }
 }
 
+/* Under mpirun (core_dist_bn_gather set): a buffer for the gathered
+ * per-channel values, grown to the largest layer's once, then reused. */
+static double *sync_buf;
+static size_t sync_cap;
+
+static double *sync_space(size_t n)
+{
+    if (n > sync_cap) {
+        double *p = realloc(sync_buf, n * sizeof *p);
+        if (!p) return NULL;
+        sync_buf = p;
+        sync_cap = n;
+    }
+    return sync_buf;
+}
+
+/* Each group's (count, mean, M2) per channel over every rank's samples
+ * into gst (G, C, 3): this rank's from chan_stats, gathered, merged in
+ * rank order (Chan et al., as chan_stats merges planes), so every rank
+ * holds the same values and they do not depend on how the batch was cut.
+ * Returns gst, or NULL (no memory: the caller's statistics stay local). */
+static const double *bn_sync_stats(const float *in, const float *pstats, int c, int hw,
+                                   const lethe_groups *g)
+{
+    const size_t per = (size_t)g->n * c * 3;
+    const int ranks = core_dist_size();
+    double *buf = sync_space(per * (size_t)(ranks + 2));
+    if (!buf) return NULL;
+    double *mine = buf, *gst = buf + per, *all = buf + 2 * per;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int ch = 0; ch < c; ch++)
+        for (int k = 0; k < g->n; k++) {
+            const int s = g->start[k], e = g->start[k + 1];
+            double *o = mine + ((size_t)k * c + ch) * 3, mu = 0.0, q = 0.0;
+            if (e > s) chan_stats(in, pstats, s, e, c, hw, ch, &mu, &q);
+            o[0] = (double)(e - s) * hw;
+            o[1] = mu;
+            o[2] = q;
+        }
+    core_dist_bn_gather(mine, all, per);
+    for (size_t j = 0; j < per; j += 3) {
+        double n = 0.0, mu = 0.0, q = 0.0;
+        for (int r = 0; r < ranks; r++) {
+            const double *v = all + (size_t)r * per + j;
+            if (v[0] == 0.0) continue;
+            const double tot = n + v[0], delta = v[1] - mu;
+            mu += delta * v[0] / tot;
+            q += v[2] + delta * delta * n * v[0] / tot;
+            n = tot;
+        }
+        gst[j] = n;
+        gst[j + 1] = mu;
+        gst[j + 2] = q > 0.0 ? q : 0.0;
+    }
+    return gst;
+}
+
+/* bn_forward, with statistics over every rank when under mpirun. */
+static void bn_forward_all(float *out, float *xhat, float *mean_out, float *istd,
+                           const float *in, const float *gamma, const float *beta,
+                           float *run_mean, float *run_var, int n, int c, int hw,
+                           const lethe_groups *g, lethe_bn_mode mode, float momentum,
+                           float eps, int relu, const float *pstats)
+{
+    const double *gst = NULL;
+    if (core_dist_bn_gather && mode != LETHE_BN_EVAL) gst = bn_sync_stats(in, pstats, c, hw, g);
+    bn_forward(out, xhat, mean_out, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
+               momentum, eps, relu, pstats, gst);
+}
+
 void nn_batchnorm_forward(float *out, float *xhat, float *istd,
                           const float *in, const float *gamma, const float *beta,
                           float *run_mean, float *run_var,
                           int n, int c, int hw, const lethe_groups *g,
                           lethe_bn_mode mode, float momentum, float eps)
 {
-    bn_forward(out, xhat, NULL, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
-               momentum, eps, 0, NULL);
+    bn_forward_all(out, xhat, NULL, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
+                   momentum, eps, 0, NULL);
 }
 
 void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
@@ -143,8 +223,8 @@ void nn_batchnorm_forward_ex(float *out, float *mean, float *istd,
                              lethe_bn_mode mode, float momentum, float eps, int relu,
                              const float *pstats)
 {
-    bn_forward(out, NULL, mean, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
-               momentum, eps, relu, pstats);
+    bn_forward_all(out, NULL, mean, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
+                   momentum, eps, relu, pstats);
 }
 
 /* The gradient reaching the normalisation: dout, masked by out > 0 when a
@@ -221,19 +301,26 @@ bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const
                     const float *dout, const float *xhat, const float *in,
                     const float *mean, const float *istd, const float *gamma,
                     const float *beta, float *sums, int c, int hw,
-                    const lethe_groups *g, lethe_bn_mode mode, int ch, const int relu)
+                    const lethe_groups *g, lethe_bn_mode mode, int ch, const int relu,
+                    double *raw, const double *red)
 {
     {
         const float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
         /* Aliased dgamma[k] of one channel are all written by this thread. */
         for (int k = 0; k < g->n; k++) {
             const int s = g->start[k], e = g->start[k + 1];
-            const size_t cnt = (size_t)(e - s) * hw;
+            size_t cnt = (size_t)(e - s) * hw;
+            /* Under mpirun: first (raw) this rank's sums, then (red) the
+             * sums over every rank for the means; dγ, dβ stay this rank's
+             * (the gradient's all-reduce adds them up). */
+            const size_t o3 = ((size_t)k * c + ch) * 3;
+            if (raw) raw[o3] = raw[o3 + 1] = raw[o3 + 2] = 0.0;
+            if (red) cnt = (size_t)red[o3 + 2];
             if (cnt == 0) continue;
             const float isf = istd[(size_t)k * c + ch];
             const float mf = mean ? mean[(size_t)k * c + ch] : 0.0f;
             double sdy = 0.0, sdyx = 0.0;
-            for (int i = s; i < e; i++) {
+            for (int i = s; !red && i < e; i++) {
                 const size_t o = ((size_t)i * c + ch) * hw;
                 if (xhat) {
                     const float *dy = dout + o, *xh = xhat + o;
@@ -246,8 +333,19 @@ bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const
                     bn_sums(dout + o, in + o, ga, mf, isf, be, hw, &sdy, &sdyx, relu);
                 }
             }
-            if (dgamma && dgamma[k]) dgamma[k][ch] += (float)sdyx;
-            if (dbeta && dbeta[k]) dbeta[k][ch] += (float)sdy;
+            if (red) {
+                sdy = red[o3];
+                sdyx = red[o3 + 1];
+            } else {
+                if (dgamma && dgamma[k]) dgamma[k][ch] += (float)sdyx;
+                if (dbeta && dbeta[k]) dbeta[k][ch] += (float)sdy;
+            }
+            if (raw) {
+                raw[o3] = sdy;
+                raw[o3 + 1] = sdyx;
+                raw[o3 + 2] = (double)cnt;
+                continue;
+            }
             const float scale = ga * isf;
             const float mdy = mode == LETHE_BN_EVAL ? 0.0f : (float)(sdy / (double)cnt);
             const float mdyx = mode == LETHE_BN_EVAL ? 0.0f : (float)(sdyx / (double)cnt);
@@ -284,11 +382,12 @@ bn_backward_channel(float *din, int din_add, float *const dgamma[], float *const
     }
 }
 
-static void bn_backward(float *din, int din_add, float *const dgamma[], float *const dbeta[],
-                        const float *dout, int relu, const float *xhat, const float *in,
-                        const float *mean, const float *istd, const float *gamma,
-                        const float *beta, float *sums, int n, int c, int hw,
-                        const lethe_groups *g, lethe_bn_mode mode)
+static void bn_backward_pass(float *din, int din_add, float *const dgamma[],
+                             float *const dbeta[], const float *dout, int relu,
+                             const float *xhat, const float *in, const float *mean,
+                             const float *istd, const float *gamma, const float *beta,
+                             float *sums, int n, int c, int hw, const lethe_groups *g,
+                             lethe_bn_mode mode, double *raw, const double *red)
 {
     /* Two loops, so that each outlined parallel body sees relu as a
      * constant (OpenMP outlines before inlining). */
@@ -297,13 +396,44 @@ static void bn_backward(float *din, int din_add, float *const dgamma[], float *c
 #pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
         for (int ch = 0; ch < c; ch++)
             bn_backward_channel(din, din_add, dgamma, dbeta, dout, xhat, in, mean, istd, gamma,
-                                beta, sums, c, hw, g, mode, ch, 1);
+                                beta, sums, c, hw, g, mode, ch, 1, raw, red);
     } else {
 #pragma omp parallel for schedule(dynamic, 1) if ((long)n * c * hw > 32768)
         for (int ch = 0; ch < c; ch++)
             bn_backward_channel(din, din_add, dgamma, dbeta, dout, xhat, in, mean, istd, gamma,
-                                beta, sums, c, hw, g, mode, ch, 0);
+                                beta, sums, c, hw, g, mode, ch, 0, raw, red);
     }
+}
+
+/* Under mpirun with batch statistics, mean(dout) and mean(dout·xhat) are
+ * over every rank's samples: a pass for this rank's sums (and dγ, dβ), the
+ * sums gathered and added in rank order, a pass for din with them. */
+static void bn_backward(float *din, int din_add, float *const dgamma[], float *const dbeta[],
+                        const float *dout, int relu, const float *xhat, const float *in,
+                        const float *mean, const float *istd, const float *gamma,
+                        const float *beta, float *sums, int n, int c, int hw,
+                        const lethe_groups *g, lethe_bn_mode mode)
+{
+    const size_t per = (size_t)g->n * c * 3;
+    const int ranks = core_dist_size();
+    double *buf = core_dist_bn_gather && mode != LETHE_BN_EVAL
+                      ? sync_space(per * (size_t)(ranks + 2)) : NULL;
+    if (!buf) {
+        bn_backward_pass(din, din_add, dgamma, dbeta, dout, relu, xhat, in, mean, istd, gamma,
+                         beta, sums, n, c, hw, g, mode, NULL, NULL);
+        return;
+    }
+    double *mine = buf, *red = buf + per, *all = buf + 2 * per;
+    bn_backward_pass(NULL, 0, dgamma, dbeta, dout, relu, xhat, in, mean, istd, gamma, beta,
+                     NULL, n, c, hw, g, mode, mine, NULL);
+    core_dist_bn_gather(mine, all, per);
+    for (size_t j = 0; j < per; j++) {
+        double v = 0.0;
+        for (int r = 0; r < ranks; r++) v += all[(size_t)r * per + j];
+        red[j] = v;
+    }
+    bn_backward_pass(din, din_add, NULL, NULL, dout, relu, xhat, in, mean, istd, gamma, beta,
+                     sums, n, c, hw, g, mode, NULL, red);
 }
 
 void nn_batchnorm_backward(float *din, float *const dgamma[], float *const dbeta[],

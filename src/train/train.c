@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/loop.h"
 #include "data/augment.h"
 #include "io/runstate.h"
@@ -129,6 +130,7 @@ typedef struct {
     float *x, *losses, *dlogits, *w;
     int32_t *y, *idx;
     int bs, c;
+    size_t px;              /* floats per image */
     int augment;
     uint64_t aug_seed;      /* with the step, the seed of that step's crops and flips */
     long per_epoch, total;
@@ -159,23 +161,42 @@ static lethe_status train_step(void *ctx, long s, double *samples)
     } else {
         lethe_dataset_batch(L->ds, L->idx, nb, L->x, L->y);
     }
+    /* Under mpirun this rank's rows [lo, hi) of the global batch of nb
+     * (every rank drew and loaded all of it: the same order and crops as
+     * one process); the loss weights stay 1/nb. One process: [0, nb). */
+    long lo = 0, hi = nb;
+    const int dist = core_dist_size() > 1;
+    if (dist) core_dist_shard(nb, &lo, &hi);
+    const int nl = (int)(hi - lo);
+    const float *xl = L->x + (size_t)lo * L->px;
+    const int32_t *yl = L->y + lo;
     const float *logits;
-    if ((st = lethe_model_forward(L->m, L->x, nb, NULL, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
+    if ((st = lethe_model_forward(L->m, xl, nl, NULL, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
         return st;
-    for (int i = 0; i < nb; i++) L->w[i] = 1.0f / (float)nb;
-    for (size_t i = 0; i < (size_t)nb * c; i++) L->dlogits[i] = 0.0f;
-    lethe_loss(LETHE_LOSS_CE, L->losses, L->dlogits, logits, L->y, L->w, nb, c);
+    for (int i = 0; i < nl; i++) L->w[i] = 1.0f / (float)nb;
+    for (size_t i = 0; i < (size_t)nl * c; i++) L->dlogits[i] = 0.0f;
+    lethe_loss(LETHE_LOSS_CE, L->losses, L->dlogits, logits, yl, L->w, nl, c);
     double bl = 0.0;
-    for (int i = 0; i < nb; i++) bl += L->losses[i];
+    for (int i = 0; i < nl; i++) bl += L->losses[i];
+    if (dist && core_dist_fault(s)) bl = NAN;       /* the fault test's NaN */
     if (!isfinite(bl)) return numeric(s + 1, "the training loss", bl, " (lower the learning rate)");
-    k->correct += lethe_correct(logits, L->y, nb, c);
-    k->loss_sum += bl;
-    k->seen += nb;
+    long correct = lethe_correct(logits, yl, nl, c);
     lethe_vec_zero(L->grad, n);
     float *gs[1] = {L->grad};
     if ((st = lethe_model_backward(L->m, L->dlogits, NULL, gs)) != LETHE_OK) return st;
     if (!lethe_vec_finite(L->grad, n))
         return numeric(s + 1, "the gradient", first_bad(L->grad, n), "");
+    if (dist) {
+        /* One fused in-place all-reduce of the gradient; the progress sums. */
+        core_dist_sum_f(L->grad, n);
+        double sums[2] = {bl, (double)correct};
+        core_dist_sum_d(sums, 2);
+        bl = sums[0];
+        correct = (long)sums[1];
+    }
+    k->correct += correct;
+    k->loss_sum += bl;
+    k->seen += nb;
     lethe_optim_step(L->opt, L->theta, L->grad, NULL, lethe_schedule_lr(L->sched, s));
     if (!lethe_vec_finite(L->theta, n))
         return numeric(s + 1, "a parameter after the update", first_bad(L->theta, n),
@@ -254,16 +275,33 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     lethe_schedule sched = {cfg->schedule, cfg->lr, total, per_epoch, 0.1f};
     char config[512];
     train_config_text(config, sizeof config, m, ds, sub, cfg, n);
+    if (core_dist_size() > 1) {
+        /* Each rank needs a sample of every batch, the last one too; a
+         * state is for one rank count. */
+        long last = (long)sub->n - (per_epoch - 1) * bs, ranks = core_dist_size();
+        if (ranks > last) {
+            core_dist_error_shared();
+            st = lethe_fail(LETHE_ERR_ARG, "%ld ranks, but %s batch has %ld sample%s: each rank "
+                            "needs at least one sample of every batch (use -np %ld or fewer, or "
+                            "another --batch)", ranks, last < bs ? "the last" : "a", last,
+                            last > 1 ? "s" : "", last);
+            goto done;
+        }
+        size_t at = strlen(config);
+        snprintf(config + at, sizeof config - at, " ranks=%ld", ranks);
+        if ((st = core_dist_agree_run(config, ds)) != LETHE_OK) goto done;
+    }
     train_sums k = {0};
-    if (resume && (st = train_load(run->resume_path, m, &opt, &stream, config, total, &k)) !=
-                      LETHE_OK)
-        goto done;
+    if (resume) st = train_load(run->resume_path, m, &opt, &stream, config, total, &k);
+    /* Under mpirun: a state every rank refuses (another rank count) is said once. */
+    if (resume && core_dist_size() > 1 && !core_dist_any(st == LETHE_OK)) core_dist_error_shared();
+    if (st != LETHE_OK) goto done;
     lethe_progress p = {0};
     p.total = total;
     p.epochs = cfg->epochs;
     p.lambda = NAN;
     train_loop tl = {m, ds, &opt, &stream, &sched, theta, grad, n, x, losses, dlogits, w, y,
-                     idx, bs, c, cfg->augment != 0, cfg->seed ^ 0x6175676d656e7400ULL /* "augment" */,
+                     idx, bs, c, px, cfg->augment != 0, cfg->seed ^ 0x6175676d656e7400ULL /* "augment" */,
                      per_epoch, total, &k, config, &p};
     core_loop L = {.start = k.step, .total = total, .before_s = k.seconds, .run = run,
                    .cb = cb, .cbctx = ctx, .p = &p, .ctx = &tl, .step = train_step,

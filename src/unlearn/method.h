@@ -123,6 +123,12 @@ typedef struct ul_ctx {
     lethe_status task_err;      /* of the last ul_draw's prepare, reported by the forward */
     ul_diff *diff;              /* the diffusion task's rows (read by diffusion.c and the
                                    diffusion-only methods); NULL: classification */
+    /* Under mpirun (core/dist.h): this rank's rows of the current draw,
+     * its share of B_f in rows [0, dist_nf), of B_r in [dist_nf, dist_nf +
+     * dist_nr); dist_all the global rows drawn. Row ranges of the global
+     * draw ([0, nf), [nf, nf + nr)) given to ul_loss and ul_eval_loss are
+     * read as these (ul_local_rows). */
+    int dist_nf, dist_nr, dist_all, dist_drew_f;
 } ul_ctx;
 
 typedef struct {
@@ -158,6 +164,10 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget);
 /* The task's rows from samples just put in rows [from, from + count) of
  * c->x (see ul_task.prepare); nothing for classification. */
 lethe_status ul_prepare(ul_ctx *c, int from, int count, int rl);
+/* Under mpirun: rows [from, from + count) of the global draw ([0, nf) for
+ * B_f, [nf, nf + nr) or [0, nr) for B_r) as this rank's rows of them; one
+ * process: unchanged. */
+void ul_local_rows(const ul_ctx *c, int *from, int *count);
 /* Forward rows [0, nf + nr) (or only the drawn ones) as two groups. */
 lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode);
 /* Per-sample losses on rows [from, from + count) of the last forward into

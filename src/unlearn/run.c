@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/loop.h"
 #include "core/fail.h"
 #include "io/runstate.h"
@@ -122,6 +123,44 @@ static int ul_loop_end(void *ctx, long t, lethe_status *st)
     ul_loop *L = ctx;
     return L->hook->fn(L->c->m, t, L->hook->ctx, st);
 }
+/* Under mpirun (core/dist.h): what runs data-parallel. A method that
+ * forwards or reduces on its own (a teacher, a mask over D_f, a look-ahead
+ * batch, an extra class) would see this rank's rows alone; it runs in one
+ * process. Every rank needs rows of each batch. */
+static lethe_status dist_refuse(const ul_method *meth, const lethe_unlearn_config *cfg,
+                                const lethe_subset *forget, const lethe_subset *retain)
+{
+    static const char *const alone[] = {"be", "bs", "eupmu-lookahead", "salun", "scrub", "esd"};
+    for (size_t i = 0; i < sizeof alone / sizeof alone[0]; i++)
+        if (strcmp(meth->name, alone[i]) == 0)
+            return lethe_fail(LETHE_ERR_ARG, "method %s runs in one process only (not under "
+                              "mpirun); data-parallel: eupmu, eupmu-fast, ungrad, ungrad-mixed, "
+                              "ft, ga, rl, neggrad+, l1-sparse, pcgrad, cagrad, mgda", meth->name);
+    if (cfg->ddpm || cfg->audit || cfg->unseen)
+        return lethe_fail(LETHE_ERR_ARG, "%s runs in one process only (not under mpirun)",
+                          cfg->ddpm ? "unlearning a diffusion model"
+                          : cfg->audit ? "the utility audit (--audit)"
+                                       : "forgetting just enough (--unseen)");
+    long ranks = core_dist_size(), bs = cfg->batch;
+    long nf = meth->uses_forget ? ((long)forget->n < bs ? (long)forget->n : bs) : ranks;
+    long nr = meth->uses_retain && retain ? ((long)retain->n < bs ? (long)retain->n : bs) : ranks;
+    long small = nf < nr ? nf : nr;
+    if (ranks > small)
+        return lethe_fail(LETHE_ERR_ARG, "%ld ranks, but a batch of %ld samples: each rank needs "
+                          "at least one sample of every batch (use -np %ld or fewer, or a larger "
+                          "--batch)", ranks, small, small);
+    return LETHE_OK;
+}
+
+/* dist_refuse, its error the same on every rank (printed once). */
+static lethe_status dist_check(const ul_method *meth, const lethe_unlearn_config *cfg,
+                               const lethe_subset *forget, const lethe_subset *retain)
+{
+    lethe_status st = dist_refuse(meth, cfg, forget, retain);
+    if (st != LETHE_OK) core_dist_error_shared();
+    return st;
+}
+
 static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
                              const lethe_subset *retain, const lethe_unlearn_config *cfg,
                              lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
@@ -193,6 +232,8 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
             return st;
         retain = &rest;
     }
+    if (core_dist_size() > 1 && (st = dist_check(meth, cfg, forget, retain)) != LETHE_OK)
+        return st;
     int diag = cfg->diagnostics;
     c.m = m;
     c.ds = ds;
@@ -230,8 +271,9 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     /* Diagnostics need g_u and g_r apart even where the method does not. */
     int group_grads = meth->needs_group_grads || diag;
     if (group_grads) {
-        c.g_u = malloc(c.n * sizeof(float));
-        c.g_r = malloc(c.n * sizeof(float));
+        /* One block, g_r right after g_u: under mpirun one all-reduce sums both. */
+        c.g_u = malloc(2 * c.n * sizeof(float));
+        c.g_r = c.g_u ? c.g_u + c.n : NULL;
     }
     if (!c.x || !c.y || !c.yt || !c.idx || !c.next_r || !c.w || !c.losses || !c.dlogits ||
         !res->trace || (group_grads && (!c.g_u || !c.g_r))) {
@@ -273,16 +315,29 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     /* A resumed run initialises as a fresh one (the audit's probe, SalUn's
      * mask: the same passes over the data, so nothing is left half set up),
      * then takes every value the loop carries from the state. */
+    if (core_dist_size() > 1) {
+        /* Before any collective: every rank has the same run (its settings,
+         * θ_0 and data), or none starts. */
+        char agree[512];
+        ul_config_text(agree, sizeof agree, &c, T, rs_hash_model(m));
+        if ((st = core_dist_agree_run(agree, ds)) != LETHE_OK) goto done;
+    }
     if (cfg->audit && (st = ul_audit_init(&audit, &c, &probe)) != LETHE_OK) goto done;
     if (cfg->unseen && (st = ul_unseen_init(&c)) != LETHE_OK) goto done;
     if (meth->init && (st = meth->init(&c)) != LETHE_OK) goto done;
     char config[512];
     ul_config_text(config, sizeof config, &c, T, theta0);
+    if (core_dist_size() > 1) {
+        size_t at = strlen(config);
+        snprintf(config + at, sizeof config - at, " ranks=%d", core_dist_size());
+    }
     long start = 0;
-    if (run && run->resume_path &&
-        (st = ul_load(run->resume_path, &c, meth, &audit, config, T, &start, &seconds0)) !=
-            LETHE_OK)
-        goto done;
+    if (run && run->resume_path) {
+        st = ul_load(run->resume_path, &c, meth, &audit, config, T, &start, &seconds0);
+        /* Under mpirun: a state every rank refuses (another rank count) is said once. */
+        if (core_dist_size() > 1 && !core_dist_any(st == LETHE_OK)) core_dist_error_shared();
+        if (st != LETHE_OK) goto done;
+    }
     lethe_progress p = {0};
     p.total = T;
     p.epochs = 1;
@@ -312,8 +367,7 @@ done:
     free(c.losses);
     free(c.dlogits);
     if (c.task && c.task->free) c.task->free(&c);
-    free(c.g_u);
-    free(c.g_r);
+    free(c.g_u);            /* g_r with it */
     free(c.dclip);
     free(c.tau_by_index);
     free(c.row_tau);

@@ -13,10 +13,59 @@
 #include <string.h>
 
 #include "nn/model.h"
+#include "core/dist.h"
 #include "core/fail.h"
 #include "unlearn/method.h"
 
 /* ------------------------------------------------------------ pieces */
+
+/* Under mpirun: move `count` rows (image, label, target, forget target)
+ * from row `from` to row `to` (to <= from). */
+static void dist_move_rows(ul_ctx *c, int from, int to, int count)
+{
+    if (from == to || count <= 0) return;
+    memmove(c->x + (size_t)to * c->px, c->x + (size_t)from * c->px,
+            (size_t)count * c->px * sizeof(float));
+    memmove(c->y + to, c->y + from, (size_t)count * sizeof(int32_t));
+    memmove(c->yt + to, c->yt + from, (size_t)count * sizeof(int32_t));
+}
+
+/* Under mpirun: every rank drew and loaded the whole global batches (the
+ * same indices and random labels as one process, B_f in rows [0, nf), B_r
+ * in [nf, nf + nr)); keep this rank's share of each, B_f's first. */
+static void dist_keep_shard(ul_ctx *c, int nf, int nr)
+{
+    long flo, fhi, rlo, rhi;
+    core_dist_shard(nf, &flo, &fhi);
+    core_dist_shard(nr, &rlo, &rhi);
+    dist_move_rows(c, (int)flo, 0, (int)(fhi - flo));
+    dist_move_rows(c, nf + (int)rlo, (int)(fhi - flo), (int)(rhi - rlo));
+    c->dist_nf = (int)(fhi - flo);
+    c->dist_nr = (int)(rhi - rlo);
+    c->dist_all = nf + nr;
+    c->dist_drew_f = nf > 0;
+}
+
+void ul_local_rows(const ul_ctx *c, int *from, int *count)
+{
+    if (core_dist_size() == 1) return;
+    if (*from == 0 && c->dist_drew_f) {
+        *count = c->dist_nf;
+    } else {
+        *from = c->dist_nf;
+        *count = c->dist_nr;
+    }
+}
+
+/* Under mpirun: the mean of the per-sample losses of this rank's rows
+ * [from, from + count) and every other rank's (one all-reduce). */
+static float dist_mean_loss(const ul_ctx *c, int from, int count)
+{
+    double v[2] = {0.0, (double)count};
+    for (int i = 0; i < count; i++) v[0] += c->losses[from + i];
+    core_dist_sum_d(v, 2);
+    return (float)(v[0] / v[1]);
+}
 
 void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
 {
@@ -54,6 +103,15 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
         memcpy(c->yt + nf, c->y + nf, (size_t)nr * sizeof(int32_t));
     }
     c->cur_nf = nf;
+    if (core_dist_size() > 1) {
+        /* The groups' number from the global batch: each rank has rows of both. */
+        dist_keep_shard(c, nf, nr);
+        c->cur_nf = c->dist_nf;
+        lethe_groups_two(&c->g, c->dist_nf, c->dist_nr);
+        if (!nf || !nr) lethe_groups_one(&c->g, c->dist_nf + c->dist_nr);
+        c->task_err = LETHE_OK;
+        return;
+    }
     lethe_groups_two(&c->g, nf, nr);
     if (!nf || !nr) lethe_groups_one(&c->g, nf + nr);
     /* The task's rows (diffusion: (x_t, t, label) with their targets). */
@@ -68,10 +126,13 @@ lethe_status ul_prepare(ul_ctx *c, int from, int count, int rl)
 
 static int drawn(const ul_ctx *c) { return c->g.start[c->g.n]; }
 
+/* The rows drawn over every rank (the passes counted are the global batch's). */
+static int drawn_all(const ul_ctx *c) { return core_dist_size() > 1 ? c->dist_all : drawn(c); }
+
 lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode)
 {
     int n = drawn(c);
-    c->res->fwd_samples += n;
+    c->res->fwd_samples += drawn_all(c);
     lethe_status st = c->task_err;
     if (st == LETHE_OK && c->task->cond) st = c->task->cond(c, 0);
     if (st != LETHE_OK) return st;
@@ -86,9 +147,11 @@ void ul_clear_dlogits(ul_ctx *c)
 float ul_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight)
 {
     if (count <= 0) return 0.0f;
+    ul_local_rows(c, &from, &count);
     float mean = c->task->loss(c, k, from, count, weight, weight != 0.0f);
     /* Forget just enough: forgetting rows at their target move no further. */
     if (c->row_tau && weight != 0.0f && from < c->cur_nf) ul_unseen_gate(c, from, count);
+    if (core_dist_size() > 1) mean = dist_mean_loss(c, from, count);
     return mean;
 }
 
@@ -111,8 +174,20 @@ lethe_status ul_backward(ul_ctx *c, float *g_forget, float *g_retain)
     } else {
         grads[0] = g_forget ? g_forget : g_retain;
     }
-    c->res->bwd_samples += drawn(c);
-    return lethe_model_backward(c->m, c->dlogits, &c->g, grads);
+    c->res->bwd_samples += drawn_all(c);
+    lethe_status st = lethe_model_backward(c->m, c->dlogits, &c->g, grads);
+    if (st != LETHE_OK || core_dist_size() == 1) return st;
+    /* Under mpirun: the sums over every rank's rows, one fused all-reduce
+     * (g_u and g_r are adjacent, run.c), so that ⟨g_u, g_r⟩ and ‖g_r‖² are
+     * global. */
+    float *a = grads[0], *b = c->g.n == 2 ? grads[1] : NULL;
+    if (a && b && b == a + c->n) {
+        core_dist_sum_f(a, 2 * c->n);
+    } else {
+        if (a) core_dist_sum_f(a, c->n);
+        if (b && b != a) core_dist_sum_f(b, c->n);
+    }
+    return LETHE_OK;
 }
 
 lethe_status ul_two_grads(ul_ctx *c, lethe_trace_step *tr)
@@ -183,16 +258,18 @@ lethe_status ul_frozen_copy(ul_ctx *c, lethe_model **out)
 
 lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
 {
+    c->res->fwd_samples += count;
+    ul_local_rows(c, &from, &count);
     lethe_groups g;
     lethe_groups_one(&g, count);
     const float *logits;
-    c->res->fwd_samples += count;
     lethe_status st = c->task->cond ? c->task->cond(c, from) : LETHE_OK;
     if (st == LETHE_OK)
         st = lethe_model_forward(c->m, c->x + (size_t)from * c->px, count, &g, LETHE_BN_BATCH,
                                  &logits);
     if (st != LETHE_OK) return st;
     *loss = c->task->eval_loss(c, logits, from, count);
+    if (core_dist_size() > 1) *loss = dist_mean_loss(c, from, count);
     return LETHE_OK;
 }
 

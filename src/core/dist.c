@@ -1,0 +1,294 @@
+/*
+ * Data-parallel runs over MPI (dist.h). Built with HAVE_MPI when the
+ * Makefile finds MPI (mpicc or pkg-config ompi-c / mpich); without it the
+ * same functions run one process. Only MPI-3 calls (MPI_Allreduce and
+ * MPI_Allgather(v) with MPI_IN_PLACE, MPI_Abort), so that OpenMPI and MPICH
+ * both build it.
+ *
+ * A rank that fails alone (its own file, a NaN of its own, a crash) must
+ * not leave the others waiting in a collective: core_dist_finish aborts the
+ * job (MPI_Abort) after its one error line, which names the rank; a killed
+ * rank is noticed by the launcher, which ends the others. Errors every rank
+ * finds together (a bad option, the checks of core_dist_agree) are printed
+ * by rank 0 alone and end every rank normally.
+ */
+#include "core/dist.h"
+#include "core/fail.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1;
+static int g_shared_error = 0;
+#ifdef HAVE_MPI
+static int g_mpi_on = 0;               /* MPI_Init was called and not finalised */
+#endif
+static long g_fault_rank = -1, g_fault_step = -1;
+static char g_fault_kind[8];
+
+void (*core_dist_bn_gather)(const double *in, double *out, size_t n) = NULL;
+
+int core_dist_built(void)
+{
+#ifdef HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int core_dist_rank(void) { return g_rank; }
+int core_dist_size(void) { return g_size; }
+int core_dist_root(void) { return g_rank == 0; }
+
+void core_dist_error_shared(void) { g_shared_error = 1; }
+int core_dist_error_is_shared(void) { return g_shared_error; }
+
+/* The job size a launcher announces in the environment (OpenMPI, MPICH's
+ * and Intel's Hydra), 0 when not started by one, −1 when it says so but
+ * not the size (PMIx alone). */
+static long launcher_size(void)
+{
+    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v) {
+            long n = strtol(v, NULL, 10);
+            return n > 0 ? n : -1;
+        }
+    }
+    return getenv("PMIX_RANK") ? -1 : 0;
+}
+
+static void read_fault(void)
+{
+    const char *f = getenv("LETHE_DIST_FAULT");
+    char kind[8] = "";
+    long r, s;
+    if (f && sscanf(f, "%ld:%ld:%7s", &r, &s, kind) == 3) {
+        g_fault_rank = r;
+        g_fault_step = s;
+        memcpy(g_fault_kind, kind, sizeof g_fault_kind);
+    }
+}
+
+int core_dist_fault(long step)
+{
+    if (g_fault_rank != g_rank || g_fault_step != step) return 0;
+    if (strcmp(g_fault_kind, "kill") == 0) raise(SIGKILL);
+    if (strcmp(g_fault_kind, "exit") == 0) _exit(1);
+    return strcmp(g_fault_kind, "nan") == 0;
+}
+
+#ifdef HAVE_MPI
+static void bn_gather_mpi(const double *in, double *out, size_t n)
+{
+    MPI_Allgather(in, (int)n, MPI_DOUBLE, out, (int)n, MPI_DOUBLE, MPI_COMM_WORLD);
+}
+
+/* Any exit that does not pass through core_dist_finish (an exit() deep in
+ * the command line) must not leave the other ranks waiting. */
+static void abort_at_exit(void)
+{
+    if (g_mpi_on && g_size > 1) {
+        fflush(stdout);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+}
+#endif
+
+lethe_status core_dist_init(int *argc, char ***argv)
+{
+    read_fault();
+    long n = launcher_size();
+    const char *off = getenv("LETHE_MPI");
+    int use = core_dist_built() && !(off && strcmp(off, "0") == 0);
+    if (n == 0 || n == 1) return LETHE_OK;
+    if (!use) {
+        /* Every process says it alone: the first one prints (main). */
+        const char *r = getenv("OMPI_COMM_WORLD_RANK");
+        if (!r) r = getenv("PMI_RANK");
+        if (r) g_rank = (int)strtol(r, NULL, 10);
+        char many[32] = "several";
+        if (n > 1) snprintf(many, sizeof many, "%ld", n);
+        if (core_dist_built())
+            return lethe_fail(LETHE_ERR_ARG, "started by an MPI launcher with %s processes, but "
+                              "LETHE_MPI=0 turns MPI off: unset it, or run without mpirun", many);
+        return lethe_fail(LETHE_ERR_ARG, "started by an MPI launcher with %s processes, but this "
+                          "lethe was built without MPI (apt-get install openmpi-bin "
+                          "libopenmpi-dev, then make: the build says whether it found MPI); "
+                          "run it without mpirun", many);
+    }
+#ifdef HAVE_MPI
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited && MPI_Init(argc, argv) != MPI_SUCCESS)
+        return lethe_fail(LETHE_ERR_IO, "MPI_Init failed: no working MPI runtime");
+    g_mpi_on = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    atexit(abort_at_exit);
+    if (g_size > 1) core_dist_bn_gather = bn_gather_mpi;
+#else
+    (void)argc;
+    (void)argv;
+#endif
+    return LETHE_OK;
+}
+
+int core_dist_finish(int rc)
+{
+#ifdef HAVE_MPI
+    if (g_mpi_on) {
+        fflush(stdout);
+        fflush(stderr);
+        if (rc != 0 && g_size > 1 && !g_shared_error) MPI_Abort(MPI_COMM_WORLD, rc);
+        g_mpi_on = 0;
+        MPI_Finalize();
+    }
+#endif
+    return rc;
+}
+
+void core_dist_shard(long n, long *lo, long *hi)
+{
+    *lo = n * g_rank / g_size;
+    *hi = n * (g_rank + 1) / g_size;
+}
+
+#ifdef HAVE_MPI
+static void sum_all(void *buf, size_t n, MPI_Datatype t)
+{
+    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, MPI_SUM, MPI_COMM_WORLD);
+}
+#define SUM_ALL(buf, n, t) sum_all(buf, n, t)
+#else
+#define SUM_ALL(buf, n, t) ((void)(buf), (void)(n))
+#endif
+
+void core_dist_sum_f(float *buf, size_t n) { SUM_ALL(buf, n, MPI_FLOAT); }
+void core_dist_sum_d(double *buf, size_t n) { SUM_ALL(buf, n, MPI_DOUBLE); }
+void core_dist_sum_l(long *buf, size_t n) { SUM_ALL(buf, n, MPI_LONG); }
+
+int core_dist_any(int flag)
+{
+    int v = flag != 0;
+#ifdef HAVE_MPI
+    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+#endif
+    return v;
+}
+
+int core_dist_first(int flag)
+{
+    int v = flag ? g_rank : g_size;
+#ifdef HAVE_MPI
+    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+#endif
+    return v < g_size ? v : -1;
+}
+
+void core_dist_gather_f(float *buf, long n)
+{
+#ifdef HAVE_MPI
+    if (g_size <= 1) return;
+    int cnt[g_size], disp[g_size];
+    for (int r = 0; r < g_size; r++) {
+        long lo = n * r / g_size, hi = n * (r + 1) / g_size;
+        disp[r] = (int)lo;
+        cnt[r] = (int)(hi - lo);
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, disp, MPI_FLOAT,
+                   MPI_COMM_WORLD);
+#else
+    (void)buf;
+    (void)n;
+#endif
+}
+
+#ifdef HAVE_MPI
+/* The first token (split at sep) where a and b differ, into pa, la and pb, lb. */
+static void first_diff(const char *a, const char *b, char sep, const char **pa, int *la,
+                       const char **pb, int *lb)
+{
+    char set[2] = {sep, 0};
+    for (;;) {
+        size_t na = strcspn(a, set), nb = strcspn(b, set);
+        if (na != nb || strncmp(a, b, na) != 0 || !a[na] || !b[nb]) {
+            *pa = a;
+            *la = (int)(na < 160 ? na : 160);
+            *pb = b;
+            *lb = (int)(nb < 160 ? nb : 160);
+            return;
+        }
+        a += na + 1;
+        b += nb + 1;
+    }
+}
+
+#endif
+
+enum { AGREE_TEXT = 4096 };
+
+lethe_status core_dist_agree(const char *label, const char *text, char sep)
+{
+    if (g_size <= 1) return LETHE_OK;
+#ifdef HAVE_MPI
+    char *all = malloc((size_t)g_size * AGREE_TEXT);
+    char mine[AGREE_TEXT];
+    if (!all) return lethe_fail(LETHE_ERR_NOMEM, "out of memory comparing the ranks' %s", label);
+    snprintf(mine, sizeof mine, "%s", text);
+    MPI_Allgather(mine, AGREE_TEXT, MPI_CHAR, all, AGREE_TEXT, MPI_CHAR, MPI_COMM_WORLD);
+    lethe_status st = LETHE_OK;
+    for (int r = 1; r < g_size && st == LETHE_OK; r++) {
+        const char *a = all, *b = all + (size_t)r * AGREE_TEXT;
+        if (strcmp(a, b) == 0) continue;
+        const char *pa, *pb;
+        int la, lb;
+        first_diff(a, b, sep, &pa, &la, &pb, &lb);
+        core_dist_error_shared();
+        st = lethe_fail(LETHE_ERR_MISMATCH, "ranks disagree on the %s: rank 0 has '%.*s', rank "
+                        "%d has '%.*s' (every rank needs the same options and data)", label,
+                        la, pa, r, lb, pb);
+    }
+    free(all);
+    return st;
+#else
+    (void)label;
+    (void)text;
+    (void)sep;
+    return LETHE_OK;
+#endif
+}
+
+/* 64-bit FNV-1a over 8-byte words (then the tail): the data sets' bytes. */
+static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ULL;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds)
+{
+    if (g_size <= 1) return LETHE_OK;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    if (ds->pixels) h = hash_bytes(h, ds->pixels, (size_t)ds->n * ds->c * ds->h * ds->w);
+    if (ds->labels) h = hash_bytes(h, ds->labels, (size_t)ds->n);
+    char text[AGREE_TEXT];
+    snprintf(text, sizeof text, "%s data_bytes=%016llx", config, (unsigned long long)h);
+    return core_dist_agree("settings", text, ' ');
+}

@@ -1,0 +1,84 @@
+/*
+ * Data-parallel runs over MPI (docs/DISTRIBUTED.md): `mpirun -np N lethe
+ * train|unlearn …` gives the same model as one process, to float-reduction
+ * precision. Every rank reads the data and takes its shard of each global
+ * batch (core_dist_shard); the step's gradient is summed across ranks in one
+ * fused in-place all-reduce (core_dist_sum_f); the loss values a method
+ * reads and the evaluation's counts are summed the same way; batch
+ * normalisation sums its per-channel statistics across ranks through
+ * core_dist_bn_gather; rank 0 alone writes files (io_out_write).
+ *
+ * One process (no MPI in the build, or not started by a launcher) is the
+ * same API with size 1: every call is a no-op, no MPI function is called,
+ * and the results are bitwise those of a build without this file.
+ *
+ * The run-time state is the rank and size, set once by core_dist_init
+ * before any work and read-only afterwards.
+ */
+#ifndef LETHE_CORE_DIST_H
+#define LETHE_CORE_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lethe.h"
+
+/* 1 if this build has MPI (HAVE_MPI). */
+int core_dist_built(void);
+
+/* Join the MPI job when started by a launcher (mpirun, mpiexec, srun: the
+ * launcher's environment says so); otherwise size 1 and nothing is called.
+ * A build without MPI started with more than one process, or a launcher
+ * that gives no working job, fails with one line (lethe_last_error). */
+lethe_status core_dist_init(int *argc, char ***argv);
+/* Leave the job: exit status rc of this rank. rc != 0 on a rank whose
+ * error was its own (core_dist_error_shared not set) aborts every rank
+ * (MPI_Abort), so that none waits in a collective for it. Returns rc. */
+int core_dist_finish(int rc);
+
+int core_dist_rank(void);
+int core_dist_size(void);
+/* 1 on the rank that prints and writes files (rank 0). */
+int core_dist_root(void);
+
+/* This rank's part [lo, hi) of n items split in size contiguous blocks,
+ * in rank order (the concatenation is 0..n−1). */
+void core_dist_shard(long n, long *lo, long *hi);
+
+/* In-place sums across ranks (MPI_Allreduce, MPI_SUM); no-ops for size 1.
+ * The result is the same on every rank. */
+void core_dist_sum_f(float *buf, size_t n);
+void core_dist_sum_d(double *buf, size_t n);
+void core_dist_sum_l(long *buf, size_t n);
+/* 1 if flag is non-zero on any rank. */
+int core_dist_any(int flag);
+/* The lowest rank whose flag is non-zero, or −1. */
+int core_dist_first(int flag);
+/* buf holds n floats of which this rank filled its core_dist_shard(n)
+ * part: every rank gets all of them (MPI_Allgatherv in place). */
+void core_dist_gather_f(float *buf, long n);
+
+/* Batch normalisation's hook (src/nn/batchnorm.c): NULL for one process;
+ * else gathers n doubles of every rank into out (size·n, rank order). Set
+ * by core_dist_init. */
+extern void (*core_dist_bn_gather)(const double *in, double *out, size_t n);
+
+/* The same settings on every rank: text is compared across ranks (tokens
+ * split at sep); a difference fails on every rank with one line naming the
+ * first rank that differs from rank 0 and the first token that differs:
+ * "ranks disagree on LABEL: rank 0 has A, rank R has B". */
+lethe_status core_dist_agree(const char *label, const char *text, char sep);
+/* core_dist_agree on a run's settings (its run-state config: the options,
+ * the subset, the starting θ) and a hash of the data set's bytes. */
+lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds);
+/* Mark the error about to be returned as the same on every rank (a
+ * collective check): only rank 0 prints it and no rank aborts. */
+void core_dist_error_shared(void);
+int core_dist_error_is_shared(void);
+
+/* Test-only fault injection (LETHE_DIST_FAULT="RANK:STEP:KIND", KIND
+ * kill, exit or nan): 1 when this rank should make its step-STEP loss NaN;
+ * kill and exit end this rank there. Read once by core_dist_init. */
+int core_dist_fault(long step);
+
+#endif

@@ -14,17 +14,20 @@
 #include "lethe.h"
 #include "nn/layers.h"
 
-#define NN_MAX_TENSORS 256
-#define NN_MAX_NODES 256
 #define NN_NAME_LEN 64
+#define NN_MAX_NODES_LIMIT 100000   /* a bound, not a table size: the tables grow */
 
+/* The op kinds. Each has one row in the op table (nn/op.h): its forward,
+ * backward, initialisation, FLOPs, saved state and workspace, beside its
+ * builder in its op file (op_*.c). */
 typedef enum {
     NN_INPUT, NN_CONV, NN_LINEAR, NN_RELU, NN_MAXPOOL, NN_GAP, NN_BN, NN_ADD,
     /* Generation (the U-Net): group norm (+ SiLU), SiLU, ×2 upsampling,
      * channel concatenation (in0, in1), timestep and label embeddings (no
      * input node: they read the conditioning of lethe_model_set_cond),
      * and x (in0) + a per-channel vector (in1) broadcast over pixels. */
-    NN_GN, NN_SILU, NN_UPSAMPLE, NN_CONCAT, NN_TEMB, NN_LEMB, NN_BCAST_ADD
+    NN_GN, NN_SILU, NN_UPSAMPLE, NN_CONCAT, NN_TEMB, NN_LEMB, NN_BCAST_ADD,
+    NN_OP_COUNT
 } nn_op;
 
 typedef struct {
@@ -66,12 +69,13 @@ struct lethe_model {
     char arch[32];
     int in_c, in_h, in_w, nclass;
 
-    int ntensors;
-    lethe_tensor tensors[NN_MAX_TENSORS];
-    char names[NN_MAX_TENSORS][NN_NAME_LEN];
+    int ntensors, cap_tensors;  /* the tables grow as the builders add */
+    lethe_tensor *tensors;      /* (cap_tensors) */
+    char (*names)[NN_NAME_LEN]; /* (cap_tensors) */
 
-    int nnodes;
-    nn_node nodes[NN_MAX_NODES];
+    int nnodes, cap_nodes;
+    nn_node *nodes;             /* (cap_nodes) */
+    char build_err[160];        /* the first builder error, "" if none */
 
     float *theta, *grad;        /* (n) */
     size_t n;
@@ -97,8 +101,10 @@ struct lethe_model {
     int prof_cpu;               /* profile in this thread's CPU time, not wall time */
 };
 
-/* Builders used by the architecture files (arch_*.c). Each returns the new
- * node's index, or −1 when a table is full. */
+/* Builders used by the architecture files (arch_*.c), one in each op file
+ * (op_*.c). Each returns the new node's index, or −1: an input that is −1
+ * (an earlier builder failed), or a bad argument, recorded in
+ * m->build_err (the first only), which lethe_model_create reports. */
 int nn_add_input(lethe_model *m);
 int nn_add_conv(lethe_model *m, const char *name, int in, int oc, int k,
                 int stride, int pad, int bias);
@@ -121,7 +127,8 @@ int nn_add_temb(lethe_model *m, int d);
 int nn_add_lemb(lethe_model *m, const char *name, int rows, int d);
 int nn_add_bcast_add(lethe_model *m, int x, int v);
 
-/* Fuse ReLUs and pools into their producers (once, after building). */
+/* Fuse ReLUs and pools into their producers (once, after building;
+ * fuse.c, the planner). */
 void nn_fuse(lethe_model *m);
 
 /* Architecture constructors (one file each). */

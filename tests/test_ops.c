@@ -11,12 +11,16 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "gradcheck.h"
 #include "nn/op.h"
+#include "nn/seq.h"
 #include "test.h"
 
-enum { NB = 5, N0 = 2 };
+enum { NB = 5, N0 = 2, KINKS = 1, MASKED = 2 };
 
 /* ------------------------------------------------------------ graphs */
 
@@ -115,20 +119,85 @@ static lethe_status g_bcast_add(lethe_model *m)
     return done(m, nn_add_bcast_add(m, nn_add_conv(m, "c", x, 3, 3, 1, 1, 1), v));
 }
 
+/* Sequences (1, T, D). */
+static lethe_status g_tokens(lethe_model *m) { return done(m, nn_add_tokens(m, nn_add_input(m))); }
+
+static lethe_status g_tlinear(lethe_model *m)
+{
+    return done(m, nn_add_token_linear(m, "fc", nn_add_input(m), 5));
+}
+
+static lethe_status g_ln(lethe_model *m)
+{
+    return done(m, nn_add_layernorm(m, "ln", nn_add_input(m)));
+}
+
+static lethe_status g_gelu(lethe_model *m) { return done(m, nn_add_gelu(m, nn_add_input(m))); }
+
+static lethe_status g_attn(lethe_model *m)
+{
+    return done(m, nn_add_attention(m, nn_add_input(m), 2, 0));
+}
+
+static lethe_status g_attn_causal(lethe_model *m)
+{
+    return done(m, nn_add_attention(m, nn_add_input(m), 2, 1));
+}
+
+/* A class token before masked tokens (never masked itself). */
+static lethe_status g_attn_cls(lethe_model *m)
+{
+    int x = nn_add_cls_token(m, "cls_token", nn_add_input(m));
+    return done(m, nn_add_attention(m, x, 1, 0));
+}
+
+static lethe_status g_matmul(lethe_model *m)
+{
+    int x = nn_add_input(m);
+    return done(m, nn_add_matmul(m, nn_add_token_linear(m, "a", x, 4), x));
+}
+
+static lethe_status g_tokemb(lethe_model *m)
+{
+    nn_add_input(m);
+    return done(m, nn_add_token_embed(m, "emb", 7, 3, 4));
+}
+
+static lethe_status g_posemb(lethe_model *m)
+{
+    return done(m, nn_add_pos_embed(m, "pos_embed", nn_add_input(m)));
+}
+
+static lethe_status g_cls(lethe_model *m)
+{
+    return done(m, nn_add_cls_token(m, "cls_token", nn_add_input(m)));
+}
+
+static lethe_status g_tmean(lethe_model *m)
+{
+    return done(m, nn_add_token_mean(m, nn_add_input(m)));
+}
+
+static lethe_status g_take0(lethe_model *m)
+{
+    return done(m, nn_add_take_first(m, nn_add_input(m)));
+}
+
 typedef struct {
     const char *op;            /* the kind it checks (nn_op_name) */
     lethe_status (*build)(lethe_model *);
     int c, h, w;               /* input shape */
-    int kinks;                 /* ReLUs and pools inside: a central difference
-                                  across a kink misses by up to the change of
-                                  slope, so a few entries may miss */
+    int flags;                 /* KINKS: ReLUs and pools inside (a central
+                                  difference across a kink misses by up to the
+                                  change of slope, so a few entries may miss);
+                                  MASKED: forwards with a padding mask */
 } op_case;
 
 static const op_case cases[] = {
     {"input", g_linear, 2, 3, 3, 0},   /* ∂/∂x of every case */
     {"conv", g_conv, 2, 5, 5, 0},
     {"conv", g_conv_s2, 2, 6, 6, 0},
-    {"conv", g_fused, 2, 8, 8, 1},
+    {"conv", g_fused, 2, 8, 8, KINKS},
     {"linear", g_linear, 2, 3, 3, 0},
     {"relu", g_relu, 2, 3, 3, 0},
     {"maxpool", g_maxpool, 2, 6, 6, 0},
@@ -142,6 +211,20 @@ static const op_case cases[] = {
     {"timestep_embed", g_temb, 1, 2, 2, 0},
     {"label_embed", g_lemb, 1, 2, 2, 0},
     {"bcast_add", g_bcast_add, 2, 4, 4, 0},
+    {"tokens", g_tokens, 3, 2, 2, 0},
+    {"token_linear", g_tlinear, 1, 4, 3, 0},
+    {"layernorm", g_ln, 1, 3, 6, 0},
+    {"gelu", g_gelu, 1, 3, 4, 0},
+    {"attention", g_attn, 1, 4, 12, MASKED},
+    {"attention", g_attn_causal, 1, 4, 12, 0},
+    {"attention", g_attn_cls, 1, 4, 6, MASKED},
+    {"matmul", g_matmul, 1, 4, 4, 0},
+    {"token_embed", g_tokemb, 1, 1, 1, 0},
+    {"pos_embed", g_posemb, 1, 3, 4, 0},
+    {"cls_token", g_cls, 1, 3, 4, 0},
+    {"token_mean", g_tmean, 1, 4, 3, MASKED},
+    {"token_mean", g_tmean, 1, 4, 3, 0},
+    {"take_first", g_take0, 1, 3, 4, 0},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -153,7 +236,8 @@ typedef struct {
     const lethe_groups *g;
     int lo, hi;                /* the samples whose share counts */
     size_t out;
-    const int32_t *t, *y;
+    const int32_t *t, *y, *ids;
+    const uint8_t *mask;
 } obj_ctx;
 
 static double objective(void *ctx)
@@ -161,6 +245,7 @@ static double objective(void *ctx)
     obj_ctx *c = ctx;
     const float *o = NULL;
     lethe_model_set_cond(c->m, c->t, c->y);
+    lethe_model_set_tokens(c->m, c->ids, c->mask);
     if (lethe_model_forward(c->m, c->x, NB, c->g, LETHE_BN_BATCH, &o) != LETHE_OK) return NAN;
     double s = 0.0;
     for (size_t i = (size_t)c->lo * c->out; i < (size_t)c->hi * c->out; i++)
@@ -198,7 +283,7 @@ static void fd_check(const char *what, const op_case *k, float *x, size_t n,
 {
     double worst;
     const size_t miss = fd_misses(x, n, grad, objective, c, 1e-2, &worst);
-    if (k->kinks)
+    if (k->flags & KINKS)
         CHECK_MSG(miss <= n / 32 && worst < 0.2,
                   "%s (%s): %zu of %zu entries off by over 1%%, worst %.3g", what, k->op, miss,
                   n, worst);
@@ -231,9 +316,16 @@ static void check_case(const op_case *k)
         t[i] = 17 * i + 3;
         y[i] = (i * 3) % 4;
     }
+    /* Token ids, and a mask that leaves sample i T − (i % 3) tokens. */
+    int32_t ids[NB * 8];
+    uint8_t mask[NB * 8];
+    const int tm = k->h;
+    for (int i = 0; i < NB * 8; i++) ids[i] = (i * 5 + 1) % 7;
+    for (int i = 0; i < NB; i++)
+        for (int j = 0; j < tm; j++) mask[i * tm + j] = j < tm - i % 3;
     lethe_groups g;
     gc_groups(&g, N0, NB - N0);
-    obj_ctx c = {m, x, r, &g, 0, NB, out, t, y};
+    obj_ctx c = {m, x, r, &g, 0, NB, out, t, y, ids, k->flags & MASKED ? mask : NULL};
     objective(&c);
     CHECK_OK(lethe_model_backward_ex(m, r, NULL, &g, gr, dx));
     /* Each group's parameter gradient against its own share. */
@@ -321,4 +413,57 @@ TEST(ops_builder_errors_say_what_was_wrong)
         CHECK(lethe_model_find(m, "fc0.weight") == lethe_model_tensor(m, 0));
         lethe_model_free(m);
     }
+}
+
+/* Attention and matmul split samples × heads over the OpenMP threads:
+ * each (sample, head) is computed by one thread with the same products,
+ * so one thread and all of them give the same bits. */
+TEST(ops_attention_threads_bitwise)
+{
+#ifdef _OPENMP
+    enum { N = 4, T = 32, D = 64, H = 4 };
+    const int all = omp_get_max_threads();
+    if (all < 2) {
+        test_skip("one OpenMP thread");
+        return;
+    }
+    lethe_rng rng;
+    lethe_rng_seed(&rng, 5);
+    const size_t nq = (size_t)N * T * 3 * D, no = (size_t)N * T * D;
+    float *qkv = malloc(nq * sizeof(float)), *dout = malloc(no * sizeof(float));
+    float *out[2], *p[2], *dq[2], *mm[2];
+    float *ws = malloc(nn_attention_workspace(T) * sizeof(float));
+    uint8_t mask[N * T];
+    for (int i = 0; i < N * T; i++) mask[i] = (i % T) < T - 3 * (i / T);
+    gc_fill(&rng, qkv, nq, -1, 1);
+    gc_fill(&rng, dout, no, -1, 1);
+    for (int r = 0; r < 2; r++) {
+        omp_set_num_threads(r ? all : 1);
+        out[r] = malloc(no * sizeof(float));
+        p[r] = malloc((size_t)N * H * T * T * sizeof(float));
+        dq[r] = malloc(nq * sizeof(float));
+        mm[r] = malloc((size_t)N * T * T * sizeof(float));
+        nn_attention_forward(out[r], p[r], qkv, mask, T, 1, N, T, H, D);
+        nn_attention_backward(dq[r], 0, dout, p[r], qkv, N, T, H, D, ws);
+        nn_matmul_forward(mm[r], qkv, qkv, N, T, T, T);
+    }
+    omp_set_num_threads(all);
+    CHECK(memcmp(out[0], out[1], no * sizeof(float)) == 0);
+    CHECK(memcmp(dq[0], dq[1], nq * sizeof(float)) == 0);
+    CHECK(memcmp(mm[0], mm[1], (size_t)N * T * T * sizeof(float)) == 0);
+    /* Masked keys get no weight; the causal mask none above the diagonal. */
+    CHECK(p[0][(size_t)3 * H * T * T + T - 1] == 0.0f);
+    CHECK(p[0][1] == 0.0f && p[0][0] == 1.0f);
+    for (int r = 0; r < 2; r++) {
+        free(out[r]);
+        free(p[r]);
+        free(dq[r]);
+        free(mm[r]);
+    }
+    free(qkv);
+    free(dout);
+    free(ws);
+#else
+    test_skip("built without OpenMP");
+#endif
 }

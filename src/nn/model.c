@@ -70,7 +70,9 @@ int nn_tensor_add(lethe_model *m, const char *prefix, const char *suffix, int nd
                   const int *shape, int trainable, int is_int64)
 {
     char name[NN_NAME_LEN];
-    if (snprintf(name, sizeof name, "%s.%s", prefix, suffix) >= (int)sizeof name)
+    /* An empty suffix: the prefix alone (timm's pos_embed, cls_token). */
+    if (snprintf(name, sizeof name, "%s%s%s", prefix, suffix[0] ? "." : "", suffix) >=
+        (int)sizeof name)
         return nn_build_fail(m, "tensor name %s.%s longer than %d characters", prefix, suffix,
                              NN_NAME_LEN - 1);
     for (int j = 0; j < m->ntensors; j++)
@@ -216,6 +218,8 @@ void lethe_model_free(lethe_model *m)
     free(m->buffers);
     free(m->arena);
     free(m->ws);
+    free(m->tok);
+    free(m->mask);
     free(m->tensors);
     free(m->names);
     free(m->nodes);
@@ -327,9 +331,15 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
             if (w > ws) ws = w;
         }
     }
+    if (m->seq_t < 1 && m->in_c == 1) m->seq_t = m->in_h;   /* a (1, T, D) input */
     float *arena = malloc((total ? total : 1) * sizeof(float));
     float *wsp = malloc((ws ? ws : 1) * sizeof(float));
-    if (!arena || !wsp) {
+    const size_t nt = N * (size_t)(m->seq_t > 0 ? m->seq_t : 1);
+    int32_t *tok = malloc(nt * sizeof(int32_t));
+    uint8_t *mask = malloc(nt);
+    if (!arena || !wsp || !tok || !mask) {
+        free(tok);
+        free(mask);
         free(arena);
         free(wsp);
         return lethe_fail(LETHE_ERR_NOMEM, "out of memory for activations of batch %d",
@@ -337,6 +347,11 @@ lethe_status lethe_model_reserve(lethe_model *m, int max_batch)
     }
     free(m->arena);
     free(m->ws);
+    free(m->tok);
+    free(m->mask);
+    m->tok = tok;
+    m->mask = mask;
+    m->mask_on = 0;
     m->arena = arena;
     m->ws = wsp;
     m->ws_size = ws;
@@ -422,6 +437,13 @@ size_t lethe_model_out_size(const lethe_model *m)
     return m->nnodes > 0 ? m->nodes[m->nnodes - 1].size : 0;
 }
 
+lethe_status lethe_model_set_tokens(lethe_model *m, const int32_t *ids, const uint8_t *mask)
+{
+    m->tok_in = ids;
+    m->mask_in = mask;
+    return LETHE_OK;
+}
+
 lethe_status lethe_model_set_cond(lethe_model *m, const int32_t *t, const int32_t *y)
 {
     m->cond_t = t;
@@ -480,11 +502,23 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
     }
     lethe_status st = check_groups(m, g, n);
     if (st != LETHE_OK) return st;
-    nn_pass p = {.m = m, .n = n, .g = g, .mode = mode, .cond_t = cond_t, .cond_y = cond_y};
+    const int32_t *tok = m->tok_in;
+    const uint8_t *mask = m->mask_in;
+    m->tok_in = NULL;
+    m->mask_in = NULL;
+    nn_pass p = {.m = m, .n = n, .g = g, .mode = mode, .cond_t = cond_t, .cond_y = cond_y,
+                 .tok = tok, .mask = mask, .tm = m->seq_t};
     for (int i = 0; i < m->nnodes; i++) {
         const nn_op_desc *d = nn_op_get(m->nodes[i].op);
         if (d->check && (st = d->check(m, &m->nodes[i], &p)) != LETHE_OK) return st;
     }
+    /* Ids and mask serve backward too: kept in the model's own copies. */
+    const size_t nt = (size_t)n * (size_t)m->seq_t;
+    if (tok && m->tok) memcpy(m->tok, tok, nt * sizeof(int32_t));
+    m->mask_on = mask && m->mask;
+    if (m->mask_on) memcpy(m->mask, mask, nt);
+    p.tok = tok && m->tok ? m->tok : NULL;
+    p.mask = m->mask_on ? m->mask : NULL;
     m->input = x;
     m->last_n = n;
     m->last_groups = *g;
@@ -553,7 +587,8 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
     m->nodes[last].dirty = 1;
 
     float *dw[LETHE_MAX_GROUPS], *db[LETHE_MAX_GROUPS];
-    nn_pass p = {.m = m, .n = n, .g = g, .mode = m->last_mode, .dw = dw, .db = db};
+    nn_pass p = {.m = m, .n = n, .g = g, .mode = m->last_mode, .dw = dw, .db = db,
+                 .tok = m->tok, .mask = m->mask_on ? m->mask : NULL, .tm = m->seq_t};
     for (int i = last; i > 0; i--) {
         nn_node *nd = &m->nodes[i];
         if (nd->op == NN_INPUT || nd->fold >= 0) continue;

@@ -27,6 +27,13 @@ typedef enum {
      * input node: they read the conditioning of lethe_model_set_cond),
      * and x (in0) + a per-channel vector (in1) broadcast over pixels. */
     NN_GN, NN_SILU, NN_UPSAMPLE, NN_CONCAT, NN_TEMB, NN_LEMB, NN_BCAST_ADD,
+    /* Sequences (op_seq.c): a per-sample sequence (T, D) is a (1, T, D)
+     * tensor. Image to tokens, per-token linear, layer norm, GELU,
+     * multi-head attention, per-sample matmul, token embedding (reads
+     * lethe_model_set_tokens), learnt positions, class token, mean over
+     * tokens, the class token's row. */
+    NN_TOKENS, NN_TLINEAR, NN_LN, NN_GELU, NN_ATTN, NN_MATMUL, NN_TOKEMB, NN_POSEMB, NN_CLS,
+    NN_TMEAN, NN_TAKE0,
     NN_OP_COUNT
 } nn_op;
 
@@ -40,6 +47,7 @@ typedef struct {
     int k, stride, pad;         /* conv and pool geometry */
     int ng;                     /* group norm: channel groups */
     int silu;                   /* group norm: SiLU applied to its output */
+    int heads, causal;          /* attention */
     /* Fusion (nn_fuse): a ReLU, and after a conv's ReLU a max pool, run
      * inside the producer's kernel. The folded nodes keep their index (the
      * graph's edges point at them) but are skipped; `head` is the last node
@@ -96,6 +104,16 @@ struct lethe_model {
     lethe_bn_mode last_mode;
     const int32_t *cond_t, *cond_y; /* lethe_model_set_cond's arrays (N), for the
                                    next forward only (not owned) */
+    /* Sequences: seq_t tokens per sample (the token embedding's, else
+     * in_h); lethe_model_set_tokens's ids and mask (N, seq_t) for the
+     * next forward (not owned), copied into tok and mask (max_batch,
+     * seq_t; owned) for backward; mask_on: the last forward had a mask. */
+    int seq_t;
+    const int32_t *tok_in;
+    const uint8_t *mask_in;
+    int32_t *tok;
+    uint8_t *mask;
+    int mask_on;
     double *prof;               /* NULL, or (2·nnodes) seconds spent per node, forward
                                    then backward, added up (bench_engine's profile) */
     int prof_cpu;               /* profile in this thread's CPU time, not wall time */
@@ -126,6 +144,26 @@ int nn_add_concat(lethe_model *m, int a, int b);
 int nn_add_temb(lethe_model *m, int d);
 int nn_add_lemb(lethe_model *m, const char *name, int rows, int d);
 int nn_add_bcast_add(lethe_model *m, int x, int v);
+/* Sequences (1, T, D) (op_seq.c): an image (C, H, W) as H·W tokens of C;
+ * PyTorch's Linear on each token (name.weight (out, D), name.bias); layer
+ * norm over D (name.weight, name.bias); GELU (exact); attention of `heads`
+ * heads on qkv (1, T, 3D) → (1, T, D), padding mask always, causal mask
+ * when causal; per sample a (1, T, K) · b (1, K, M); a token table
+ * name.weight (vocab, D) looked up by the ids of lethe_model_set_tokens
+ * (t per sample); x + name (1, T, D) learnt positions (timm's pos_embed);
+ * name (1, 1, D) put before the tokens (timm's cls_token); the mean over
+ * the tokens the mask keeps (1, 1, D); the first token's row (1, 1, D). */
+int nn_add_tokens(lethe_model *m, int in);
+int nn_add_token_linear(lethe_model *m, const char *name, int in, int out_f);
+int nn_add_layernorm(lethe_model *m, const char *name, int in);
+int nn_add_gelu(lethe_model *m, int in);
+int nn_add_attention(lethe_model *m, int qkv, int heads, int causal);
+int nn_add_matmul(lethe_model *m, int a, int b);
+int nn_add_token_embed(lethe_model *m, const char *name, int vocab, int d, int t);
+int nn_add_pos_embed(lethe_model *m, const char *name, int in);
+int nn_add_cls_token(lethe_model *m, const char *name, int in);
+int nn_add_token_mean(lethe_model *m, int in);
+int nn_add_take_first(lethe_model *m, int in);
 
 /* Fuse ReLUs and pools into their producers (once, after building;
  * fuse.c, the planner). */

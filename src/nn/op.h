@@ -26,6 +26,11 @@ typedef struct {
     lethe_bn_mode mode;         /* the forward's batch-norm mode */
     /* Forward: the conditioning of lethe_model_set_cond (N), or NULL. */
     const int32_t *cond_t, *cond_y;
+    /* The forward's token ids and padding mask (N, tm) (lethe_model_set_tokens,
+     * copied), either NULL when not given. */
+    const int32_t *tok;
+    const uint8_t *mask;
+    int tm;
     /* Backward: gin the group's output gradient (the caller's dlogits for
      * the last node, read only), gout its buffer (NULL for the last
      * node); dw[k], db[k] group k's gradient of t_w, t_b, or NULL. */

@@ -7,7 +7,8 @@
 
 extern const nn_op_desc nn_op_input, nn_op_conv, nn_op_linear, nn_op_relu, nn_op_maxpool,
     nn_op_gap, nn_op_bn, nn_op_add, nn_op_gn, nn_op_silu, nn_op_upsample, nn_op_concat,
-    nn_op_temb, nn_op_lemb, nn_op_bcast_add;
+    nn_op_temb, nn_op_lemb, nn_op_bcast_add, nn_op_tokens, nn_op_tlinear, nn_op_ln, nn_op_gelu,
+    nn_op_attn, nn_op_matmul, nn_op_tokemb, nn_op_posemb, nn_op_cls, nn_op_tmean, nn_op_take0;
 
 static const nn_op_desc *const table[] = {
     [NN_INPUT] = &nn_op_input,
@@ -25,6 +26,17 @@ static const nn_op_desc *const table[] = {
     [NN_TEMB] = &nn_op_temb,
     [NN_LEMB] = &nn_op_lemb,
     [NN_BCAST_ADD] = &nn_op_bcast_add,
+    [NN_TOKENS] = &nn_op_tokens,
+    [NN_TLINEAR] = &nn_op_tlinear,
+    [NN_LN] = &nn_op_ln,
+    [NN_GELU] = &nn_op_gelu,
+    [NN_ATTN] = &nn_op_attn,
+    [NN_MATMUL] = &nn_op_matmul,
+    [NN_TOKEMB] = &nn_op_tokemb,
+    [NN_POSEMB] = &nn_op_posemb,
+    [NN_CLS] = &nn_op_cls,
+    [NN_TMEAN] = &nn_op_tmean,
+    [NN_TAKE0] = &nn_op_take0,
 };
 
 _Static_assert(sizeof table / sizeof table[0] == NN_OP_COUNT, "an op kind without a row");

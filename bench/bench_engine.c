@@ -38,6 +38,7 @@
 #include "lethe.h"
 #include "nn/kernels.h"
 #include "nn/model.h"
+#include "nn/op.h"
 
 #define MAX_RUNS 101
 
@@ -184,12 +185,6 @@ static int synthetic(lethe_dataset *ds, int n, lethe_rng *rng)
     return 0;
 }
 
-static const char *op_name(nn_op op)
-{
-    static const char *names[] = {"input", "conv", "linear", "relu", "maxpool", "gap", "bn", "add"};
-    return names[op];
-}
-
 /* Per-layer profile of `iters` training steps: fused groups as one line. */
 static void print_profile(lethe_model *m, const double *prof, int iters, int B)
 {
@@ -205,7 +200,7 @@ static void print_profile(lethe_model *m, const double *prof, int iters, int B)
         const char *tn = nd->t_w >= 0 ? m->tensors[nd->t_w].name : "";
         int len = (int)strcspn(tn, ".");
         if (strncmp(tn, "layer", 5) == 0) len = (int)(strrchr(tn, '.') - tn);
-        snprintf(name, sizeof name, "%d %s %.*s%s%s", i, op_name(nd->op), len, tn,
+        snprintf(name, sizeof name, "%d %s %.*s%s%s", i, nn_op_name(nd->op), len, tn,
                  nd->relu ? "+relu" : "", nd->pool >= 0 ? "+pool" : "");
         double f = prof[i] / iters, b = prof[m->nnodes + i] / iters;
         tf += f;

@@ -290,6 +290,13 @@ size_t lethe_model_out_size(const lethe_model *m);
  * them; a forward of one that has them fails with LETHE_ERR_ARG when they
  * are not set or a label is out of range. */
 lethe_status lethe_model_set_cond(lethe_model *m, const int32_t *t, const int32_t *y);
+/* Token inputs of the next forward of a sequence model: ids (n, T) for its
+ * token embedding (T its tokens per sample; a model without one ignores
+ * them), and a padding mask (n, T), 1 for a real token, 0 for padding,
+ * or NULL (none). Neither owned; copied by that forward (for backward),
+ * then cleared. A forward of a model with a token embedding fails with
+ * LETHE_ERR_ARG without ids or with an id outside its table. */
+lethe_status lethe_model_set_tokens(lethe_model *m, const int32_t *ids, const uint8_t *mask);
 /* Forward x (n, C, H, W) into the logits (n, lethe_model_out_size(m)),
  * owned by m. */
 lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,

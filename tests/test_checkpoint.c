@@ -739,6 +739,9 @@ static void torch_fixture(const char *arch, int c, int h, int w)
 
 TEST(torch_fixture_resnet8_logits) { torch_fixture("resnet8", 1, 28, 28); }
 TEST(torch_fixture_cnn_f16_logits) { torch_fixture("cnn", 1, 28, 28); }
+/* timm's ViT names, state_dict order (cls_token, pos_embed before the
+ * patch embedding), norms and positions away from their defaults. */
+TEST(torch_fixture_vit_tiny_logits) { torch_fixture("vit-tiny", 1, 28, 28); }
 /* CIFAR's shape; 272,474 parameters, He et al.'s 0.27M. */
 TEST(torch_fixture_resnet20_logits)
 {

@@ -102,6 +102,7 @@ static void model_fd(const char *arch)
 TEST_KSETS(model_gradients_finite_differences_resnet8) { model_fd("resnet8"); }
 TEST_KSETS(model_gradients_finite_differences_resnet20) { model_fd("resnet20"); }
 TEST_KSETS(model_gradients_finite_differences_cnn) { model_fd("cnn"); }
+TEST(model_gradients_finite_differences_vit_tiny) { model_fd("vit-tiny"); }
 
 /* The logits and both groups' gradients with the fast lowerings
  * (Winograd, phase planes) against the plain ones (direct kernel, im2col),

@@ -8,7 +8,7 @@ load_state_dict(strict=True) and a torch-made file loads into Lethe.
     python3 tools/lethe_torch.py check MODEL.safetensors
         load a Lethe checkpoint into torch (strict) and print its
         Fashion-MNIST test accuracy: the "loads in PyTorch" proof
-    python3 tools/lethe_torch.py fixture [--arch resnet8|resnet20|cnn] OUT.safetensors
+    python3 tools/lethe_torch.py fixture [--arch resnet8|resnet20|cnn|vit-tiny] OUT.safetensors
         write the test fixture OUT and OUT's logits file (*_logits.safetensors)
     python3 tools/lethe_torch.py export --arch A [--seed S] OUT.safetensors
         save a freshly initialised torch model
@@ -212,7 +212,82 @@ class ResNet20(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8, "resnet20": ResNet20}
+class VitAttention(nn.Module):
+    """timm's Attention: qkv (D -> 3D, q k v then heads), softmax(q·kᵀ/√dh)·v, proj"""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        qkv = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        a = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        x = (a.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
+        return self.proj(x)
+
+
+class VitMlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class VitBlock(nn.Module):
+    """pre-norm: x + attn(norm1(x)), then x + mlp(norm2(x))"""
+
+    def __init__(self, dim, heads, hidden):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = VitAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = VitMlp(dim, hidden)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class VitPatchEmbed(nn.Module):
+    def __init__(self, in_c, patch, dim):
+        super().__init__()
+        self.proj = nn.Conv2d(in_c, dim, patch, stride=patch)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class VitTiny(nn.Module):
+    """Lethe's vit-tiny with timm's VisionTransformer names: patch 4, width 64,
+    4 blocks of 4 heads, MLP 128, class token readout after the final norm."""
+
+    def __init__(self, in_c=1, in_h=28, in_w=28, nclass=10, patch=4, dim=64, depth=4,
+                 heads=4, hidden=128):
+        super().__init__()
+        ntok = (in_h // patch) * (in_w // patch) + 1
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, ntok, dim) * 0.02)
+        self.patch_embed = VitPatchEmbed(in_c, patch, dim)
+        self.blocks = nn.ModuleList([VitBlock(dim, heads, hidden) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, nclass)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.norm(x)[:, 0])
+
+
+ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8, "resnet20": ResNet20, "vit-tiny": VitTiny}
 
 
 def make_model(arch, in_shape="1,28,28", nclass=10):
@@ -302,6 +377,13 @@ def cmd_fixture(args):
             for _ in range(3):
                 model(torch.randn(8, *shape))
         state = model.state_dict()
+    elif args.arch == "vit-tiny":
+        # Every parameter away from its default (norms, positions, class token).
+        with torch.no_grad():
+            for name, prm in model.named_parameters():
+                if "norm" in name or name in ("cls_token", "pos_embed"):
+                    prm.add_(0.3 * torch.randn_like(prm))
+        state = model.state_dict()
     else:
         model = model.half().float()  # the weights the F16 file will hold
         state = {k: v.half() for k, v in model.state_dict().items()}
@@ -333,7 +415,8 @@ def main(argv=None):
     c.add_argument("--data", default=FMNIST_DIR)
     c.set_defaults(fn=cmd_check)
     f = sub.add_parser("fixture", help="write the PyTorch-made test fixture")
-    f.add_argument("--arch", choices=["resnet8", "resnet20", "cnn"], default="resnet8")
+    f.add_argument("--arch", choices=["resnet8", "resnet20", "cnn", "vit-tiny"],
+                   default="resnet8")
     f.add_argument("out")
     f.set_defaults(fn=cmd_fixture)
     e = sub.add_parser("export", help="save a freshly initialised torch model")

@@ -14,6 +14,6 @@ lethe_status nn_build_cnn(lethe_model *m)
     h = nn_add_maxpool(m, h, 2, 2);
     h = nn_add_relu(m, nn_add_linear(m, "fc1", h, 128));
     if (nn_add_linear(m, "fc2", h, m->nclass) < 0)
-        return lethe_fail(LETHE_ERR_ARG, "cnn: model tables full");
+        return lethe_fail(LETHE_ERR_ARG, "cnn: graph not built");
     return LETHE_OK;
 }

@@ -9,6 +9,6 @@ lethe_status nn_build_mlp(lethe_model *m)
     int h = nn_add_relu(m, nn_add_linear(m, "fc1", x, 256));
     h = nn_add_relu(m, nn_add_linear(m, "fc2", h, 256));
     if (nn_add_linear(m, "fc3", h, m->nclass) < 0)
-        return lethe_fail(LETHE_ERR_ARG, "mlp: model tables full");
+        return lethe_fail(LETHE_ERR_ARG, "mlp: graph not built");
     return LETHE_OK;
 }

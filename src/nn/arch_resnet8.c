@@ -47,7 +47,7 @@ static lethe_status resnet_cifar(lethe_model *m, int n)
             h = basic_block(m, prefix, h, width[s], b == 0 ? stride[s] : 1);
         }
     if (h < 0 || nn_add_linear(m, "fc", nn_add_gap(m, h), m->nclass) < 0)
-        return lethe_fail(LETHE_ERR_ARG, "resnet%d: model tables full", 6 * n + 2);
+        return lethe_fail(LETHE_ERR_ARG, "resnet%d: graph not built", 6 * n + 2);
     return LETHE_OK;
 }
 

@@ -80,6 +80,6 @@ lethe_status nn_build_unet(lethe_model *m)
     h = res_block(m, "up.1.res", nn_add_concat(m, nn_add_upsample(m, h), s0), emb, width[0]);
     h = nn_add_groupnorm(m, "norm_out", h, UNET_GROUPS, 1);
     if (conv3(m, "conv_out", h, m->in_c, 1) < 0)
-        return lethe_fail(LETHE_ERR_ARG, "unet: model tables full");
+        return lethe_fail(LETHE_ERR_ARG, "unet: graph not built");
     return LETHE_OK;
 }

@@ -14,17 +14,27 @@
 #include "lethe.h"
 #include "nn/layers.h"
 
-#define NN_MAX_TENSORS 256
-#define NN_MAX_NODES 256
 #define NN_NAME_LEN 64
+#define NN_MAX_NODES_LIMIT 100000   /* a bound, not a table size: the tables grow */
 
+/* The op kinds. Each has one row in the op table (nn/op.h): its forward,
+ * backward, initialisation, FLOPs, saved state and workspace, beside its
+ * builder in its op file (op_*.c). */
 typedef enum {
     NN_INPUT, NN_CONV, NN_LINEAR, NN_RELU, NN_MAXPOOL, NN_GAP, NN_BN, NN_ADD,
     /* Generation (the U-Net): group norm (+ SiLU), SiLU, ×2 upsampling,
      * channel concatenation (in0, in1), timestep and label embeddings (no
      * input node: they read the conditioning of lethe_model_set_cond),
      * and x (in0) + a per-channel vector (in1) broadcast over pixels. */
-    NN_GN, NN_SILU, NN_UPSAMPLE, NN_CONCAT, NN_TEMB, NN_LEMB, NN_BCAST_ADD
+    NN_GN, NN_SILU, NN_UPSAMPLE, NN_CONCAT, NN_TEMB, NN_LEMB, NN_BCAST_ADD,
+    /* Sequences (op_seq.c): a per-sample sequence (T, D) is a (1, T, D)
+     * tensor. Image to tokens, per-token linear, layer norm, GELU,
+     * multi-head attention, per-sample matmul, token embedding (reads
+     * lethe_model_set_tokens), learnt positions, class token, mean over
+     * tokens, the class token's row. */
+    NN_TOKENS, NN_TLINEAR, NN_LN, NN_GELU, NN_ATTN, NN_MATMUL, NN_TOKEMB, NN_POSEMB, NN_CLS,
+    NN_TMEAN, NN_TAKE0,
+    NN_OP_COUNT
 } nn_op;
 
 typedef struct {
@@ -37,6 +47,7 @@ typedef struct {
     int k, stride, pad;         /* conv and pool geometry */
     int ng;                     /* group norm: channel groups */
     int silu;                   /* group norm: SiLU applied to its output */
+    int heads, causal;          /* attention */
     /* Fusion (nn_fuse): a ReLU, and after a conv's ReLU a max pool, run
      * inside the producer's kernel. The folded nodes keep their index (the
      * graph's edges point at them) but are skipped; `head` is the last node
@@ -66,12 +77,13 @@ struct lethe_model {
     char arch[32];
     int in_c, in_h, in_w, nclass;
 
-    int ntensors;
-    lethe_tensor tensors[NN_MAX_TENSORS];
-    char names[NN_MAX_TENSORS][NN_NAME_LEN];
+    int ntensors, cap_tensors;  /* the tables grow as the builders add */
+    lethe_tensor *tensors;      /* (cap_tensors) */
+    char (*names)[NN_NAME_LEN]; /* (cap_tensors) */
 
-    int nnodes;
-    nn_node nodes[NN_MAX_NODES];
+    int nnodes, cap_nodes;
+    nn_node *nodes;             /* (cap_nodes) */
+    char build_err[160];        /* the first builder error, "" if none */
 
     float *theta, *grad;        /* (n) */
     size_t n;
@@ -92,13 +104,25 @@ struct lethe_model {
     lethe_bn_mode last_mode;
     const int32_t *cond_t, *cond_y; /* lethe_model_set_cond's arrays (N), for the
                                    next forward only (not owned) */
+    /* Sequences: seq_t tokens per sample (the token embedding's, else
+     * in_h); lethe_model_set_tokens's ids and mask (N, seq_t) for the
+     * next forward (not owned), copied into tok and mask (max_batch,
+     * seq_t; owned) for backward; mask_on: the last forward had a mask. */
+    int seq_t;
+    const int32_t *tok_in;
+    const uint8_t *mask_in;
+    int32_t *tok;
+    uint8_t *mask;
+    int mask_on;
     double *prof;               /* NULL, or (2·nnodes) seconds spent per node, forward
                                    then backward, added up (bench_engine's profile) */
     int prof_cpu;               /* profile in this thread's CPU time, not wall time */
 };
 
-/* Builders used by the architecture files (arch_*.c). Each returns the new
- * node's index, or −1 when a table is full. */
+/* Builders used by the architecture files (arch_*.c), one in each op file
+ * (op_*.c). Each returns the new node's index, or −1: an input that is −1
+ * (an earlier builder failed), or a bad argument, recorded in
+ * m->build_err (the first only), which lethe_model_create reports. */
 int nn_add_input(lethe_model *m);
 int nn_add_conv(lethe_model *m, const char *name, int in, int oc, int k,
                 int stride, int pad, int bias);
@@ -120,8 +144,29 @@ int nn_add_concat(lethe_model *m, int a, int b);
 int nn_add_temb(lethe_model *m, int d);
 int nn_add_lemb(lethe_model *m, const char *name, int rows, int d);
 int nn_add_bcast_add(lethe_model *m, int x, int v);
+/* Sequences (1, T, D) (op_seq.c): an image (C, H, W) as H·W tokens of C;
+ * PyTorch's Linear on each token (name.weight (out, D), name.bias); layer
+ * norm over D (name.weight, name.bias); GELU (exact); attention of `heads`
+ * heads on qkv (1, T, 3D) → (1, T, D), padding mask always, causal mask
+ * when causal; per sample a (1, T, K) · b (1, K, M); a token table
+ * name.weight (vocab, D) looked up by the ids of lethe_model_set_tokens
+ * (t per sample); x + name (1, T, D) learnt positions (timm's pos_embed);
+ * name (1, 1, D) put before the tokens (timm's cls_token); the mean over
+ * the tokens the mask keeps (1, 1, D); the first token's row (1, 1, D). */
+int nn_add_tokens(lethe_model *m, int in);
+int nn_add_token_linear(lethe_model *m, const char *name, int in, int out_f);
+int nn_add_layernorm(lethe_model *m, const char *name, int in);
+int nn_add_gelu(lethe_model *m, int in);
+int nn_add_attention(lethe_model *m, int qkv, int heads, int causal);
+int nn_add_matmul(lethe_model *m, int a, int b);
+int nn_add_token_embed(lethe_model *m, const char *name, int vocab, int d, int t);
+int nn_add_pos_embed(lethe_model *m, const char *name, int in);
+int nn_add_cls_token(lethe_model *m, const char *name, int in);
+int nn_add_token_mean(lethe_model *m, int in);
+int nn_add_take_first(lethe_model *m, int in);
 
-/* Fuse ReLUs and pools into their producers (once, after building). */
+/* Fuse ReLUs and pools into their producers (once, after building;
+ * fuse.c, the planner). */
 void nn_fuse(lethe_model *m);
 
 /* Architecture constructors (one file each). */
@@ -130,5 +175,6 @@ lethe_status nn_build_cnn(lethe_model *m);
 lethe_status nn_build_resnet8(lethe_model *m);
 lethe_status nn_build_resnet20(lethe_model *m);     /* arch_resnet8.c */
 lethe_status nn_build_unet(lethe_model *m);
+lethe_status nn_build_vit_tiny(lethe_model *m);     /* arch_vit.c */
 
 #endif

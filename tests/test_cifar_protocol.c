@@ -20,16 +20,23 @@ typedef cli_t_path_buf path_buf;
 
 static const char *tpath(path_buf buf, const char *name) { return cli_t_path(buf, SUB, name); }
 
-static int run(const char *args, char **out, char **err)
+static int run(const char *args, char **out, char **err) { return cli_t_run(SUB, args, out, err); }
+
+/* `lethe args` exits 0 and its stdout holds every string of want (NULL
+ * ended); failures reported at the caller's line. */
+static void expect_ok_at(int line, const char *args, const char *const *want)
 {
-    char *o, *e;
-    int rc = cli_t_run(SUB, args, &o, &e);
-    if (out) *out = o;
-    else free(o);
-    if (err) *err = e;
-    else free(e);
-    return rc;
+    char *o = NULL, *e = NULL;
+    int rc = run(args, &o, &e);
+    if (rc != 0) test_fail(__FILE__, line, "`lethe %s` exited %d: %s", args, rc, e ? e : "");
+    for (int i = 0; want[i]; i++)
+        if (!o || !strstr(o, want[i]))
+            test_fail(__FILE__, line, "`lethe %s`: stdout lacks '%s': %s", args, want[i],
+                      o ? o : "");
+    free(o);
+    free(e);
 }
+#define expect_ok(args, ...) expect_ok_at(__LINE__, args, (const char *const[]){__VA_ARGS__, NULL})
 
 /* A CIFAR-10 folder: data_batch_1..5.bin and test_batch.bin, image i of a
  * file of class (i + salt) mod 10. 1 on success. */
@@ -108,17 +115,12 @@ TEST(cifar_protocol_bench_both_scenarios)
 {
     path_buf dir, cache, rep, orig, retrain;
     if (!setup(dir, cache)) return;
-    char args[4096], *o = NULL, *e = NULL;
+    char args[4096];
     snprintf(args, sizeof args, "bench --scenario cifar10-cw --data-dir '%s' --cache '%s' "
              "--epochs 1 --methods eupmu,rl --steps 2 --report '%s' --quiet --force", dir, cache,
              tpath(rep, "bench-cw.json"));
-    int rc = run(args, &o, &e);
-    CHECK_MSG(rc == 0, "bench cifar10-cw exited %d: %s", rc, e ? e : "");
-    CHECK_MSG(o && strstr(o, "cifar10-cw: forget class:0 (20 images), resnet20") &&
-                  strstr(o, "| eupmu |") && strstr(o, "| rl |") && strstr(o, "| Retrain"),
-              "bench table: %s", o ? o : "");
-    free(o);
-    free(e);
+    expect_ok(args, "cifar10-cw: forget class:0 (20 images), resnet20", "| eupmu |", "| rl |",
+              "| Retrain");
     cJSON *root = cli_t_load_json(rep);
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(root, "scenario");
     const cJSON *ja = cJSON_GetObjectItemCaseSensitive(root, "arch");
@@ -139,12 +141,7 @@ TEST(cifar_protocol_bench_both_scenarios)
     snprintf(args, sizeof args, "bench --scenario cifar10-rnd --data-dir '%s' --cache '%s' "
              "--epochs 1 --methods eupmu --steps 2 --report '%s' --quiet --force", dir, cache,
              tpath(rep, "bench-rnd.json"));
-    rc = run(args, &o, &e);
-    CHECK_MSG(rc == 0, "bench cifar10-rnd exited %d: %s", rc, e ? e : "");
-    CHECK_MSG(o && strstr(o, "cifar10-rnd: forget random:") && strstr(o, "| eupmu |"),
-              "bench table: %s", o ? o : "");
-    free(o);
-    free(e);
+    expect_ok(args, "cifar10-rnd: forget random:", "| eupmu |");
     CHECK(find_cached(cache, "retrain-resnet20-cifar10-random0.1-data-", retrain));
 
     snprintf(args, sizeof args, "bench --scenario cifar10-cw --forget-seed 3 --data-dir '%s' "
@@ -157,24 +154,14 @@ TEST(cifar_protocol_tune_and_sweep)
 {
     path_buf dir, cache, json;
     if (!setup(dir, cache)) return;
-    char args[4096], *o = NULL, *e = NULL;
+    char args[4096];
     snprintf(args, sizeof args, "tune --method eupmu --scenario cifar10-cw --grid 'lr=0.01,0.02' "
              "--data-dir '%s' --cache '%s' --epochs 1 --quiet", dir, cache);
-    int rc = run(args, &o, &e);
-    CHECK_MSG(rc == 0, "tune exited %d: %s", rc, e ? e : "");
-    CHECK_MSG(o && strstr(o, "| 0.01 |") && strstr(o, "| 0.02 |") && strstr(o, "best: lr="),
-              "tune table: %s", o ? o : "");
-    free(o);
-    free(e);
+    expect_ok(args, "| 0.01 |", "| 0.02 |", "best: lr=");
     snprintf(args, sizeof args, "sweep --scenario cifar10-rnd --method eupmu --param eps "
              "--values 0.01,0.1 --steps 2 --data-dir '%s' --cache '%s' --epochs 1 --json '%s' "
              "--no-plot --quiet --force", dir, cache, tpath(json, "sweep.json"));
-    rc = run(args, &o, &e);
-    CHECK_MSG(rc == 0, "sweep exited %d: %s", rc, e ? e : "");
-    CHECK_MSG(o && strstr(o, "| eupmu eps=0.01 |") && strstr(o, "| eupmu eps=0.1 |"),
-              "sweep table: %s", o ? o : "");
-    free(o);
-    free(e);
+    expect_ok(args, "| eupmu eps=0.01 |", "| eupmu eps=0.1 |");
     cJSON *root = cli_t_load_json(json);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "methods")) >= 2);
     cJSON_Delete(root);

@@ -41,18 +41,27 @@ static double objective(void *ctx)
     return s;
 }
 
+/* A model for NB inputs (ch, hw, hw) and 10 classes, initialised from
+ * rng seeded with seed (NULL on failure). */
+static lethe_model *new_model(const char *arch, int ch, int hw, uint64_t seed, lethe_rng *rng)
+{
+    lethe_model *m = NULL;
+    CHECK_OK(lethe_model_create(&m, arch, ch, hw, hw, 10));
+    if (!m) return NULL;
+    CHECK_OK(lethe_model_reserve(m, NB));
+    lethe_rng_seed(rng, seed);
+    lethe_model_init(m, rng);
+    return m;
+}
+
 /* Inputs (NB, ch, hw, hw); npick entries of each tensor (1 to 3): its
  * largest gradient first. */
 static void model_fd_at(const char *arch, int ch, int hw, int npick)
 {
     const int nclass = 10, nin = NB * ch * hw * hw;
-    lethe_model *m = NULL;
-    CHECK_OK(lethe_model_create(&m, arch, ch, hw, hw, nclass));
-    if (!m) return;
-    CHECK_OK(lethe_model_reserve(m, NB));
     lethe_rng rng;
-    lethe_rng_seed(&rng, 11);
-    lethe_model_init(m, &rng);
+    lethe_model *m = new_model(arch, ch, hw, 11, &rng);
+    if (!m) return;
     float *x = malloc(nin * sizeof(float)), *r = malloc(NB * nclass * sizeof(float));
     gc_fill(&rng, x, nin, -1, 1);
     gc_fill(&rng, r, NB * nclass, -1, 1);
@@ -173,13 +182,9 @@ TEST_KSETS(model_fast_lowerings_match_plain_cnn) { fast_vs_plain("cnn"); }
 static void grouped_equals_separate(const char *arch, int ch, int hw)
 {
     const int nclass = 10, px = ch * hw * hw, n1 = NB - N0;
-    lethe_model *m = NULL;
-    CHECK_OK(lethe_model_create(&m, arch, ch, hw, hw, nclass));
-    if (!m) return;
-    CHECK_OK(lethe_model_reserve(m, NB));
     lethe_rng rng;
-    lethe_rng_seed(&rng, 21);
-    lethe_model_init(m, &rng);
+    lethe_model *m = new_model(arch, ch, hw, 21, &rng);
+    if (!m) return;
     size_t n;
     lethe_model_theta(m, &n);
     float *x = malloc((size_t)NB * px * sizeof(float)), *r = malloc(NB * nclass * sizeof(float));

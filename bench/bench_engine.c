@@ -15,12 +15,15 @@
  *     build/bench/bench_engine [--arch cnn] [--batch 128] [--runs 7] [--iters 10]
  *         [--threads N] [--unlearn] [--profile] [--tsv] [--export DIR]
  *
+ * Inputs are (1, 28, 28), Fashion-MNIST's shape, and (3, 32, 32),
+ * CIFAR-10's, for resnet20 and resnet18, the CIFAR models.
+ *
  * --tsv prints "name<TAB>median_ms<TAB>min_ms<TAB>max_ms" lines only (for
  * bench/vs-torch; "forward CPU" and "training step CPU" are the CPU time
  * of all threads, what compares two builds on a loaded machine; no sgemm
  * reference). --export DIR writes the initial weights
  * (DIR/init_ARCH.safetensors) and the inputs (DIR/input_ARCH.bin: 2·B
- * images (2B, 1, 28, 28) float32, then 2·B int32 labels; rows [0, B) are
+ * images (2B, C, H, W) float32, then 2·B int32 labels; rows [0, B) are
  * the forward/training batch and the forgetting batch, [B, 2B) the
  * retaining batch) so that PyTorch can start from the same state.
  */
@@ -164,24 +167,28 @@ static void sgemm_reference(int B, int threads, int runs, int iters, double *all
     free(C);
 }
 
-/* A synthetic data set of n random images (C = 1, 28×28) with labels
- * i mod 10, normalised like Fashion-MNIST. */
-static int synthetic(lethe_dataset *ds, int n, lethe_rng *rng)
+/* A synthetic data set of n random images with labels i mod 10: (1, 28,
+ * 28) normalised like Fashion-MNIST, or (3, 32, 32) like CIFAR-10. */
+static int synthetic(lethe_dataset *ds, int n, int rgb, lethe_rng *rng)
 {
+    static const float cm[3] = {0.4914f, 0.4822f, 0.4465f}, cs[3] = {0.2470f, 0.2435f, 0.2616f};
     memset(ds, 0, sizeof *ds);
     ds->n = n;
-    ds->c = 1;
-    ds->h = ds->w = 28;
+    ds->c = rgb ? 3 : 1;
+    ds->h = ds->w = rgb ? 32 : 28;
     ds->nclass = 10;
-    ds->pixels = malloc((size_t)n * 784);
+    const size_t px = (size_t)ds->c * ds->h * ds->w;
+    ds->pixels = malloc((size_t)n * px);
     ds->labels = malloc((size_t)n);
     if (!ds->pixels || !ds->labels) return -1;
-    for (size_t i = 0; i < (size_t)n * 784; i++)
+    for (size_t i = 0; i < (size_t)n * px; i++)
         ds->pixels[i] = (uint8_t)(lethe_rng_next(rng) >> 56);
     for (int i = 0; i < n; i++) ds->labels[i] = (uint8_t)(i % 10);
-    ds->mean[0] = 0.2860f;
-    ds->std[0] = 0.3530f;
-    snprintf(ds->name, sizeof ds->name, "fmnist");
+    for (int c = 0; c < ds->c; c++) {
+        ds->mean[c] = rgb ? cm[c] : 0.2860f;
+        ds->std[c] = rgb ? cs[c] : 0.3530f;
+    }
+    snprintf(ds->name, sizeof ds->name, rgb ? "cifar10" : "fmnist");
     return 0;
 }
 
@@ -278,8 +285,11 @@ int main(int argc, char **argv)
     _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
     _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
 
+    const int rgb = !strcmp(arch, "resnet20") || !strcmp(arch, "resnet18");
+    const int C = rgb ? 3 : 1, HW = rgb ? 32 : 28;
+    const size_t px = (size_t)C * HW * HW;
     lethe_model *m;
-    if (lethe_model_create(&m, arch, 1, 28, 28, 10) != LETHE_OK ||
+    if (lethe_model_create(&m, arch, C, HW, HW, 10) != LETHE_OK ||
         lethe_model_reserve(m, B) != LETHE_OK) {
         fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
         return 1;
@@ -293,13 +303,13 @@ int main(int argc, char **argv)
     /* The inputs: the first 2·B images of a synthetic data set. */
     lethe_dataset ds;
     int32_t *idx = malloc(2 * (size_t)B * sizeof(int32_t));
-    float *x = malloc(2 * (size_t)B * 784 * sizeof(float));   /* (2B, 1, 28, 28) */
+    float *x = malloc(2 * (size_t)B * px * sizeof(float));    /* (2B, C, HW, HW) */
     int32_t *y = malloc(2 * (size_t)B * sizeof(int32_t));      /* (2B) */
     float *dl = malloc((size_t)B * 10 * sizeof(float));        /* (B, 10) */
     float *ls = malloc((size_t)B * sizeof(float));
     float *w = malloc((size_t)B * sizeof(float));
     double *prof = calloc(2 * (size_t)m->nnodes, sizeof(double));
-    if (!idx || !x || !y || !dl || !ls || !w || !prof || synthetic(&ds, 20 * B, &rng) != 0) {
+    if (!idx || !x || !y || !dl || !ls || !w || !prof || synthetic(&ds, 20 * B, rgb, &rng) != 0) {
         fprintf(stderr, "bench_engine: out of memory\n");
         return 1;
     }
@@ -312,20 +322,20 @@ int main(int argc, char **argv)
         lethe_metadata md = {0};
         snprintf(path, sizeof path, "%s/init_%s.safetensors", export_dir, arch);
         if (lethe_meta_set(&md, "arch", arch) != LETHE_OK ||
-            lethe_meta_set(&md, "in_shape", "1,28,28") != LETHE_OK ||
+            lethe_meta_set(&md, "in_shape", rgb ? "3,32,32" : "1,28,28") != LETHE_OK ||
             lethe_meta_set(&md, "nclass", "10") != LETHE_OK ||
             lethe_checkpoint_save(m, &md, path) != LETHE_OK) {
             fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
             return 1;
         }
         snprintf(path, sizeof path, "%s/input_%s.bin", export_dir, arch);
-        if (write_inputs(path, x, y, 2 * B, 784) != 0) {
+        if (write_inputs(path, x, y, 2 * B, px) != 0) {
             fprintf(stderr, "bench_engine: cannot write %s\n", path);
             return 1;
         }
     }
     lethe_model *m0 = NULL;
-    if (unlearn && (lethe_model_create(&m0, arch, 1, 28, 28, 10) != LETHE_OK ||
+    if (unlearn && (lethe_model_create(&m0, arch, C, HW, HW, 10) != LETHE_OK ||
                     lethe_model_copy(m0, m) != LETHE_OK)) {
         fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
         return 1;

@@ -255,8 +255,9 @@ typedef struct {
     int is_int64;           /* stored as int64 in checkpoints (num_batches_tracked) */
 } lethe_tensor;
 
-/* Architectures: "mlp", "cnn", "resnet8", "resnet20" (classifiers: nclass
- * logits; resnet20 is He et al.'s CIFAR ResNet-20), and
+/* Architectures: "mlp", "cnn", "resnet8", "resnet20", "resnet18"
+ * (classifiers: nclass logits; resnet20 is He et al.'s CIFAR ResNet-20,
+ * resnet18 the CIFAR ResNet-18 of the unlearning papers), and
  * "unet", the class-conditional DDPM noise predictor ε_θ(x_t, t, y) (output
  * (C, H, W) per sample, H and W divisible by 4; label table of nclass + 1
  * rows, row nclass the null class; needs lethe_model_set_cond before each

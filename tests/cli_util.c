@@ -200,6 +200,9 @@ int cli_t_have_bin(void)
 
 int cli_t_run(const char *sub, const char *args, char **out, char **err)
 {
+    char *o_, *e_;
+    if (!out) out = &o_;
+    if (!err) err = &e_;
     *out = *err = NULL;
     const char *bin = getenv("LETHE_BIN");
     if (!bin || !*bin) return -1;
@@ -210,6 +213,8 @@ int cli_t_run(const char *sub, const char *args, char **out, char **err)
     int st = system(cmd);
     *out = cli_t_slurp(o, NULL);
     *err = cli_t_slurp(e, NULL);
+    if (out == &o_) free(o_);
+    if (err == &e_) free(e_);
     if (st == -1 || !WIFEXITED(st)) return -1;
     return WEXITSTATUS(st);
 }

@@ -70,8 +70,9 @@ int cli_t_write_mnist(const char *dir, const cli_t_mnist *spec);
  * set it, and 0 (the caller skips the test). */
 int cli_t_have_bin(void);
 /* Run `$LETHE_BIN args` through the shell, stdout and stderr to files in
- * test_tmpdir()/sub; their text in *out and *err (caller frees). The exit
- * status, or −1 if it did not exit normally (or LETHE_BIN is unset). */
+ * test_tmpdir()/sub; their text in *out and *err (caller frees; either may
+ * be NULL: not kept). The exit status, or −1 if it did not exit normally
+ * (or LETHE_BIN is unset). */
 int cli_t_run(const char *sub, const char *args, char **out, char **err);
 /* Bad input: `lethe args` must exit non-zero with exactly one stderr line
  * "lethe …" that contains needle (unless NULL), and, when quiet_stdout,

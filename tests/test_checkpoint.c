@@ -788,3 +788,91 @@ static void torch_resave(const char *arch)
 
 TEST(torch_fixture_resave_matches_torch) { torch_resave("resnet8"); }
 TEST(torch_fixture_resave_matches_torch_resnet20) { torch_resave("resnet20"); }
+
+/* tools/lethe_torch.py's synth_weights, bit for bit: entry k of the j-th
+ * state_dict tensor is u·s, u = (splitmix64(j << 32 | k) >> 40) / 2^23 − 1,
+ * s = (float)sqrt(6 / fan_in). */
+static void synth_fill(float *w, size_t numel, int64_t rows, uint64_t j)
+{
+    const float s = (float)sqrt(6.0 / (double)(numel / (size_t)rows));
+    for (size_t k = 0; k < numel; k++) {
+        uint64_t z = (j << 32) + k + 0x9E3779B97F4A7C15ULL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        w[k] = ((float)(z >> 40) / (float)(1 << 23) - 1.0f) * s;
+    }
+}
+
+/* resnet18: 11,173,962 parameters, too many for a fixture of weights. The
+ * file holds, in state_dict order, the batch norms and fc.bias as torch
+ * left them, "synth:NAME" (its shape) for each conv and fc weight, which
+ * both sides make with synth_fill, then two probes (2, 3, 16, 16) and
+ * torch's eval logits. Names, order and shapes are checked against
+ * Lethe's tensors; the logits to 1e-4. */
+TEST(torch_fixture_resnet18_logits)
+{
+    const char *path = test_data("torch_resnet18.safetensors");
+    if (access(path, R_OK) != 0) {
+        test_skip("%s missing (tools/lethe_torch.py fixture --arch resnet18)", path);
+        return;
+    }
+    enum { NS = 2, C = 3, HW = 16, NIN = NS * C * HW * HW, NL = NS * 10 };
+    lethe_model *m = NULL;
+    st_file f;
+    CHECK_OK(st_read(&f, path, 1));
+    CHECK_OK(lethe_model_create(&m, "resnet18", C, HW, HW, 10));
+    if (!m || !f.n) goto out;
+    size_t n = 0;
+    lethe_model_theta(m, &n);
+    CHECK_MSG(n == 11173962, "resnet18 has %zu parameters", n);
+    const int nt = lethe_model_ntensors(m);
+    CHECK_MSG(f.n == nt + 2, "fixture holds %d entries, resnet18 %d tensors + 2", f.n, nt);
+    if (f.n != nt + 2) goto out;
+    for (int i = 0; i < nt; i++) {
+        const lethe_tensor *t = lethe_model_tensor(m, i);
+        const st_entry *e = &f.t[i];
+        char synth[80];
+        snprintf(synth, sizeof synth, "synth:%s", t->name);
+        int same = e->ndim == t->ndim;
+        if (strcmp(e->name, t->name) == 0) {          /* stored as torch left it */
+            for (int d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
+            CHECK_MSG(same && e->numel == t->numel, "%s: shape differs from torch's", t->name);
+            if (same && e->numel == t->numel) st_entry_to_float(&f, e, t->data);
+        } else if (strcmp(e->name, synth) == 0) {     /* made here as in torch */
+            float dims[ST_MAX_DIMS] = {0};
+            same = e->ndim == 1 && e->numel == (size_t)t->ndim && t->ndim >= 2;
+            if (same) st_entry_to_float(&f, e, dims);
+            for (int d = 0; same && d < t->ndim; d++) same = dims[d] == (float)t->shape[d];
+            CHECK_MSG(same, "%s: shape differs from torch's", t->name);
+            if (same) synth_fill(t->data, t->numel, t->shape[0], (uint64_t)i);
+        } else {
+            CHECK_MSG(0, "tensor %d: torch has '%s', lethe '%s'", i, e->name, t->name);
+        }
+    }
+    const st_entry *ein = st_find(&f, "input"), *eout = st_find(&f, "expected_logits");
+    CHECK(ein && ein->numel == NIN && eout && eout->numel == NL);
+    if (!ein || ein->numel != NIN || !eout || eout->numel != NL) goto out;
+    static float x[NIN], stored[NIN], want[NL];   /* (2, 3, 16, 16), (2, 10) */
+    for (int k = 0; k < NIN; k++) x[k] = (float)sin(0.1 * k);
+    st_entry_to_float(&f, ein, stored);
+    double dx = 0, err = 0, big = 0;
+    for (int k = 0; k < NIN; k++) dx = fmax(dx, fabs(x[k] - stored[k]));
+    CHECK_NEAR(dx, 0, 1e-6);
+    st_entry_to_float(&f, eout, want);
+    lethe_groups g;
+    lethe_groups_one(&g, NS);
+    const float *logits = NULL;
+    CHECK_OK(lethe_model_reserve(m, NS));
+    CHECK_OK(lethe_model_forward(m, x, NS, &g, LETHE_BN_EVAL, &logits));
+    CHECK(logits != NULL);
+    for (int k = 0; logits && k < NL; k++) {
+        err = fmax(err, fabs(logits[k] - want[k]));
+        big = fmax(big, fabs(want[k]));
+    }
+    CHECK_MSG(big > 0.1, "torch's logits are all near 0 (largest %g): a weak probe", big);
+    CHECK_MSG(err < 1e-4, "resnet18 logits differ from torch's by %g (largest %g)", err, big);
+out:
+    st_free(&f);
+    lethe_model_free(m);
+}

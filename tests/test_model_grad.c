@@ -41,18 +41,29 @@ static double objective(void *ctx)
     return s;
 }
 
-static void model_fd(const char *arch)
+/* A model for NB inputs (ch, hw, hw) and 10 classes, initialised from
+ * rng seeded with seed (NULL on failure). */
+static lethe_model *new_model(const char *arch, int ch, int hw, uint64_t seed, lethe_rng *rng)
 {
-    const int nclass = 10;
     lethe_model *m = NULL;
-    CHECK_OK(lethe_model_create(&m, arch, 1, 28, 28, nclass));
-    if (!m) return;
+    CHECK_OK(lethe_model_create(&m, arch, ch, hw, hw, 10));
+    if (!m) return NULL;
     CHECK_OK(lethe_model_reserve(m, NB));
+    lethe_rng_seed(rng, seed);
+    lethe_model_init(m, rng);
+    return m;
+}
+
+/* Inputs (NB, ch, hw, hw); npick entries of each tensor (1 to 3): its
+ * largest gradient first. */
+static void model_fd_at(const char *arch, int ch, int hw, int npick)
+{
+    const int nclass = 10, nin = NB * ch * hw * hw;
     lethe_rng rng;
-    lethe_rng_seed(&rng, 11);
-    lethe_model_init(m, &rng);
-    float *x = malloc(NB * 784 * sizeof(float)), *r = malloc(NB * nclass * sizeof(float));
-    gc_fill(&rng, x, NB * 784, -1, 1);
+    lethe_model *m = new_model(arch, ch, hw, 11, &rng);
+    if (!m) return;
+    float *x = malloc(nin * sizeof(float)), *r = malloc(NB * nclass * sizeof(float));
+    gc_fill(&rng, x, nin, -1, 1);
     gc_fill(&rng, r, NB * nclass, -1, 1);
     lethe_groups g;
     gc_groups(&g, N0, NB - N0);
@@ -78,7 +89,7 @@ static void model_fd(const char *arch)
         CHECK_MSG(scale > 1e-4, "%s %s: largest gradient %g", arch, t->name, scale);
         const size_t picks[3] = {best, (best + t->numel / 2 + 1) % t->numel,
                                  (best + t->numel / 3 + 2) % t->numel};
-        for (int p = 0; p < 3; p++) {
+        for (int p = 0; p < npick; p++) {
             const size_t i = t->offset + picks[p];
             /* A small step: ReLUs and pools have kinks a large one crosses. */
             const double num = gc_fd_one(theta, i, objective, &c, 1e-3f);
@@ -90,7 +101,7 @@ static void model_fd(const char *arch)
             checked++;
         }
     }
-    CHECK(tensors >= 8 && checked == 3 * tensors);
+    CHECK(tensors >= 8 && checked == npick * tensors);
     CHECK_MSG(close >= 0.9 * checked, "%s: %d of %d entries within 2%%", arch, close, checked);
     free(g0);
     free(g1);
@@ -99,10 +110,17 @@ static void model_fd(const char *arch)
     lethe_model_free(m);
 }
 
+static void model_fd(const char *arch) { model_fd_at(arch, 1, 28, 3); }
+
 TEST_KSETS(model_gradients_finite_differences_resnet8) { model_fd("resnet8"); }
 TEST_KSETS(model_gradients_finite_differences_resnet20) { model_fd("resnet20"); }
 TEST_KSETS(model_gradients_finite_differences_cnn) { model_fd("cnn"); }
 TEST(model_gradients_finite_differences_vit_tiny) { model_fd("vit-tiny"); }
+/* resnet18 (11.2M parameters) on RGB 12×12, so that its four stages run at
+ * 12, 6, 3 and 2 pixels (layer4's batch norms normalise 8 or 16 values a
+ * channel), one entry a tensor (its largest gradient, 62 tensors): a
+ * forward takes 50 times resnet8's. */
+TEST_KSETS(model_gradients_finite_differences_resnet18) { model_fd_at("resnet18", 3, 12, 1); }
 
 /* The logits and both groups' gradients with the fast lowerings
  * (Winograd, phase planes) against the plain ones (direct kernel, im2col),
@@ -157,3 +175,55 @@ static void fast_vs_plain(const char *arch)
 
 TEST_KSETS(model_fast_lowerings_match_plain_resnet8) { fast_vs_plain("resnet8"); }
 TEST_KSETS(model_fast_lowerings_match_plain_cnn) { fast_vs_plain("cnn"); }
+
+/* ALGORITHM.md §2.1 through a whole model: one forward and backward of two
+ * sample groups (batch norm normalising each alone, each group's gradient
+ * to its own vector) gives the gradients of two separate passes, one
+ * group each. */
+static void grouped_equals_separate(const char *arch, int ch, int hw)
+{
+    const int nclass = 10, px = ch * hw * hw, n1 = NB - N0;
+    lethe_rng rng;
+    lethe_model *m = new_model(arch, ch, hw, 21, &rng);
+    if (!m) return;
+    size_t n;
+    lethe_model_theta(m, &n);
+    float *x = malloc((size_t)NB * px * sizeof(float)), *r = malloc(NB * nclass * sizeof(float));
+    float *g[2] = {calloc(n, sizeof(float)), calloc(n, sizeof(float))};
+    float *h[2] = {calloc(n, sizeof(float)), calloc(n, sizeof(float))};
+    gc_fill(&rng, x, (size_t)NB * px, -1, 1);
+    gc_fill(&rng, r, NB * nclass, -1, 1);
+    lethe_groups two, one0, one1;
+    gc_groups(&two, N0, n1);
+    gc_groups(&one0, N0, 0);
+    gc_groups(&one1, n1, 0);
+    const float *lg = NULL;
+    CHECK_OK(lethe_model_forward(m, x, NB, &two, LETHE_BN_BATCH, &lg));
+    CHECK_OK(lethe_model_backward(m, r, &two, g));
+    CHECK_OK(lethe_model_forward(m, x, N0, &one0, LETHE_BN_BATCH, &lg));
+    CHECK_OK(lethe_model_backward(m, r, &one0, &h[0]));
+    CHECK_OK(lethe_model_forward(m, x + (size_t)N0 * px, n1, &one1, LETHE_BN_BATCH, &lg));
+    CHECK_OK(lethe_model_backward(m, r + N0 * nclass, &one1, &h[1]));
+    for (int k = 0; k < 2; k++) {
+        double big = 0.0;
+        for (size_t i = 0; i < n; i++) big = fmax(big, fabs(h[k][i]));
+        double e = gc_max_abs_diff(g[k], h[k], n);
+        CHECK_MSG(big > 1e-3 && e <= 1e-4 * big,
+                  "%s: group %d's gradient differs from its own pass by %g (largest %g)", arch, k,
+                  e, big);
+    }
+    /* The groups' gradients differ (each is its own samples'). */
+    CHECK(gc_max_abs_diff(g[0], g[1], n) > 1e-3);
+    for (int k = 0; k < 2; k++) {
+        free(g[k]);
+        free(h[k]);
+    }
+    free(x);
+    free(r);
+    lethe_model_free(m);
+}
+
+TEST_KSETS(model_grouped_equals_separate_resnet20) { grouped_equals_separate("resnet20", 3, 16); }
+/* resnet18's 20 batch norms and the wide layers' im2col lowering (layer3
+ * and layer4 at 256 and 512 channels). */
+TEST_KSETS(model_grouped_equals_separate_resnet18) { grouped_equals_separate("resnet18", 3, 12); }

@@ -8,8 +8,9 @@ load_state_dict(strict=True) and a torch-made file loads into Lethe.
     python3 tools/lethe_torch.py check MODEL.safetensors
         load a Lethe checkpoint into torch (strict) and print its
         Fashion-MNIST test accuracy: the "loads in PyTorch" proof
-    python3 tools/lethe_torch.py fixture [--arch resnet8|resnet20|cnn|vit-tiny] OUT.safetensors
-        write the test fixture OUT and OUT's logits file (*_logits.safetensors)
+    python3 tools/lethe_torch.py fixture [--arch resnet8|resnet20|resnet18|cnn|vit-tiny] OUT.safetensors
+        write the test fixture OUT and OUT's logits file (*_logits.safetensors);
+        resnet18's is one small file (synthesised weights: cmd_fixture)
     python3 tools/lethe_torch.py export --arch A [--seed S] OUT.safetensors
         save a freshly initialised torch model
 
@@ -287,7 +288,35 @@ class VitTiny(nn.Module):
         return self.head(self.norm(x)[:, 0])
 
 
-ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8, "resnet20": ResNet20, "vit-tiny": VitTiny}
+
+class ResNet18(nn.Module):
+    """The CIFAR ResNet-18 of the unlearning papers: torchvision's ResNet-18
+    with a 3x3 stem (64, stride 1, pad 1) and no max pool: conv1 -> bn1 ->
+    ReLU -> layer1..4 of two basic blocks each (64/128/256/512, first strides
+    1/2/2/2; 1x1 conv + BN downsample where the shape changes) -> avg pool ->
+    fc; 11,173,962 parameters for ten classes"""
+
+    def __init__(self, in_c=3, in_h=32, in_w=32, nclass=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, 64, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        widths, cin = (64, 128, 256, 512), 64
+        for s, w in enumerate(widths):
+            stride = 1 if s == 0 else 2
+            setattr(self, f"layer{s + 1}",
+                    nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
+            cin = w
+        self.fc = nn.Linear(512, nclass)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8, "resnet20": ResNet20,
+         "resnet18": ResNet18, "vit-tiny": VitTiny}
+CIFAR_ARCHS = ("resnet20", "resnet18")   # made for 3x32x32 inputs
 
 
 def make_model(arch, in_shape="1,28,28", nclass=10):
@@ -355,13 +384,42 @@ def logits_path(out):
     return base + "_logits.safetensors"
 
 
+def synth_weights(state):
+    """Fill every weight of more than one dimension (convs, fc) in place with
+    u * s: u = (splitmix64(j << 32 | k) >> 40) / 2^23 - 1, uniform on
+    [-1, 1) and exact in float32, for the k-th entry of the j-th state_dict
+    tensor, and s = float32(sqrt(6 / fan_in)) (He's uniform), fan_in =
+    numel / shape[0]. tests/test_checkpoint.c makes the same floats bit for
+    bit, so that the resnet18 fixture need not hold 11M weights."""
+    m64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+    for j, (name, t) in enumerate(state.items()):
+        if t.dim() < 2:
+            continue
+        z = (np.uint64(j) << np.uint64(32)) + np.arange(t.numel(), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            z = (z + np.uint64(0x9E3779B97F4A7C15)) & m64
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+        u = (z >> np.uint64(40)).astype(np.float32) / np.float32(1 << 23) - np.float32(1)
+        s = np.float32(math.sqrt(6.0 / (t.numel() // t.shape[0])))
+        t.copy_(torch.from_numpy((u * s).reshape(tuple(t.shape))))
+
+
 def cmd_fixture(args):
-    """resnet8 (1x28x28), resnet20 (3x32x32, CIFAR's shape): BN affine
+    """resnet18 (3x16x16, two probes): weights of synth_weights, batch norms
+    as resnet8's below with the running statistics the exact means of its
+    three batches (momentum None); the file holds the batch norms, fc.bias,
+    and for each synthesised weight "synth:NAME", its shape (int64), in
+    state_dict order, then the probe and torch's logits: 80 kB, not 45 MB.
+    resnet8 (1x28x28), resnet20 (3x32x32, CIFAR's shape): BN affine
     randomised, 3 train-mode batches so the running stats and
     num_batches_tracked are not the defaults; then eval logits.
     cnn: stored as F16 (to stay small and exercise F16 loading), its logits
     computed from the F16-rounded weights."""
     torch.manual_seed(0)
+    if args.arch == "resnet18":
+        return fixture_synth(args)
     shape = (3, 32, 32) if args.arch == "resnet20" else (1, 28, 28)
     in_shape = ",".join(str(v) for v in shape)
     model = make_model(args.arch, in_shape)
@@ -397,9 +455,40 @@ def cmd_fixture(args):
     print(f"wrote {args.out} and {logits_path(args.out)}")
 
 
+def fixture_synth(args):
+    shape = (3, 16, 16)
+    in_shape = ",".join(str(v) for v in shape)
+    model = make_model(args.arch, in_shape)
+    with torch.no_grad():
+        synth_weights(model.state_dict())
+        for mod in model.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+                mod.momentum = None      # running stats: the mean over the batches
+        model.train()
+        for _ in range(3):
+            model(torch.randn(8, *shape))
+    model.eval()
+    out = {}
+    for name, t in model.state_dict().items():
+        if t.dim() < 2:
+            out[name] = t
+        else:
+            out["synth:" + name] = torch.tensor(list(t.shape), dtype=torch.int64)
+    x = probe_input(2, *shape)
+    with torch.no_grad():
+        logits = model(x)
+    out["input"] = x
+    out["expected_logits"] = logits
+    save_safetensors(out, args.out, {"arch": args.arch, "in_shape": in_shape, "nclass": "10",
+                                     "made_by": "pytorch", "weights": "synth"})
+    print(f"wrote {args.out} (logits {logits.abs().max().item():.3g} at most)")
+
+
 def cmd_export(args):
     torch.manual_seed(args.seed)
-    in_shape = "3,32,32" if args.arch == "resnet20" else "1,28,28"
+    in_shape = "3,32,32" if args.arch in CIFAR_ARCHS else "1,28,28"
     model = make_model(args.arch, in_shape)
     save_safetensors(model.state_dict(), args.out,
                      {"arch": args.arch, "in_shape": in_shape, "nclass": "10",
@@ -415,7 +504,7 @@ def main(argv=None):
     c.add_argument("--data", default=FMNIST_DIR)
     c.set_defaults(fn=cmd_check)
     f = sub.add_parser("fixture", help="write the PyTorch-made test fixture")
-    f.add_argument("--arch", choices=["resnet8", "resnet20", "cnn", "vit-tiny"],
+    f.add_argument("--arch", choices=["resnet8", "resnet20", "resnet18", "cnn", "vit-tiny"],
                    default="resnet8")
     f.add_argument("out")
     f.set_defaults(fn=cmd_fixture)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Lethe against PyTorch (CPU), side by side, on the same work.
 
-Same models (cnn, resnet8, PyTorch twins from tools/lethe_torch.py), same
+Same models (cnn, resnet8 by default; resnet20 and resnet18 on CIFAR's
+3x32x32 with --arch; PyTorch twins from tools/lethe_torch.py), same
 initial weights and inputs (exported by build/bench/bench_engine), batch
 128 (+128 for the unlearning steps), the same thread count (2). Timed:
 forward, training step (forward + cross-entropy + backward + SGD with
@@ -75,12 +76,13 @@ def worker(args):
     torch.set_num_threads(args.threads)
     if args.config == "best":
         torch.set_flush_denormal(True)
-    model, _ = lt.model_from_file(args.init)
+    model, meta = lt.model_from_file(args.init)
     model.train()
     B = args.batch
     raw = np.fromfile(args.input, dtype=np.uint8)
-    nx = 2 * B * 784
-    x_all = torch.from_numpy(raw[: nx * 4].view(np.float32).copy()).reshape(2 * B, 1, 28, 28)
+    c, h, w = (int(v) for v in meta.get("in_shape", "1,28,28").split(","))
+    nx = 2 * B * c * h * w
+    x_all = torch.from_numpy(raw[: nx * 4].view(np.float32).copy()).reshape(2 * B, c, h, w)
     y_all = torch.from_numpy(raw[nx * 4: nx * 4 + 2 * B * 4].view(np.int32).astype(np.int64))
     x, y = x_all[:B], y_all[:B]
     xf, xr, yf, yr = x_all[:B], x_all[B:], y_all[:B], y_all[B:]

@@ -375,7 +375,7 @@ int cli_check_method(const char *cmd, const char *opt, const char *name)
 }
 
 /* The classifiers of src/nn/model.c; its "unet" is the diffusion model. */
-static const char *const classifier_archs[] = {"mlp", "cnn", "resnet8", "resnet20", "vit-tiny"};
+static const char *const classifier_archs[] = {"mlp", "cnn", "resnet8", "resnet20", "resnet18", "vit-tiny"};
 
 int cli_check_arch(const char *cmd, const char *arch)
 {
@@ -389,9 +389,9 @@ int cli_check_arch(const char *cmd, const char *arch)
     if (!guess && strncmp(arch, "resnet", 6) == 0) guess = "resnet8";
     if (guess)
         return cli_usage_error(cmd, "--arch: unknown architecture '%s' (did you mean '%s'? "
-                               "classifiers: mlp, cnn, resnet8, resnet20, vit-tiny)", arch, guess);
+                               "classifiers: mlp, cnn, resnet8, resnet20, resnet18, vit-tiny)", arch, guess);
     return cli_usage_error(cmd, "--arch: unknown architecture '%s' (classifiers: mlp, cnn, "
-                           "resnet8, resnet20, vit-tiny)", arch);
+                           "resnet8, resnet20, resnet18, vit-tiny)", arch);
 }
 
 int cli_check_data(const char *cmd, const char *name)

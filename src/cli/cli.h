@@ -57,9 +57,10 @@ int cli_unknown_choice(const char *cmd, const char *what, const char *word,
 /* The name among names[0..n) nearest to word (edit distance, a swap of
  * neighbours counted as one), or NULL if none is a likely typo of it. */
 const char *cli_nearest(const char *word, const char *const *names, int n);
-/* 0 if `arch` is a classifier's architecture (mlp, cnn, resnet8, resnet20); else 2
- * after one line: unet is named as the diffusion model it is (use --task
- * diffusion), any other name gets the nearest valid one and the list. */
+/* 0 if `arch` is a classifier's architecture (mlp, cnn, resnet8, resnet20,
+ * resnet18); else 2 after one line: unet is named as the diffusion model
+ * it is (use --task diffusion), any other name gets the nearest valid one
+ * and the list. */
 int cli_check_arch(const char *cmd, const char *arch);
 /* 0 if `name` names a data set: fmnist, mnist, cifar10, or one's own
  * (idx, idx:K, cifar:K with K from 2 to 256); else 2 after one line with

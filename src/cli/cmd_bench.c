@@ -13,9 +13,11 @@
 
 static const cli_opt opts[] = {
     CLI_HEADING("scenario (required)"),
-    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | fmnist-ddpm-cw", 0},
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | cifar10-cw | cifar10-rnd | fmnist-ddpm-cw", 0},
     CLI_NOTE("fmnist-cw: forget class 0 (T-shirt/top) of Fashion-MNIST from a cnn."),
     CLI_NOTE("fmnist-rnd: forget a random 10% of Fashion-MNIST's training images from a cnn."),
+    CLI_NOTE("cifar10-cw, cifar10-rnd: the same on CIFAR-10 (class 0, airplane) from a "
+             "resnet20 trained with augmentation (lethe data fetch cifar10 first)."),
     CLI_NOTE("fmnist-ddpm-cw: forget class 0 from a class-conditional DDPM (unet); its own "
              "options: lethe bench --scenario fmnist-ddpm-cw --help."),
     CLI_HEADING("methods"),
@@ -24,8 +26,8 @@ static const cli_opt opts[] = {
     {"tuned", "FILE", "tuned settings (default: configs/tuned.json beside the program, "
                       "else in the current folder)", 0},
     {"steps", "N", "override every method's step count (default: 5·ceil(|D_f|/128))", 0},
-    {"match-unseen", "MODE", "forget just enough: auto (default: on for fmnist-rnd, off for "
-                             "fmnist-cw) | on | off (lethe unlearn --help)", 0},
+    {"match-unseen", "MODE", "forget just enough: auto (default: on for the random scenarios, "
+                             "off for the class-wise ones) | on | off (lethe unlearn --help)", 0},
     {"seeds", "N", "run every method with N unlearning seeds (--seed, --seed + 1, …) and print "
                    "mean ± sd (default 1)", 0},
     {"retrain-seeds", NULL, "with --seeds: vary the Original and Retrain training seeds too "
@@ -35,9 +37,11 @@ static const cli_opt opts[] = {
     {"cache", "DIR", "cached original/Retrain models (default: runs/cache of the tree the "
                      "program was built in, else ~/.cache/lethe/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
-    {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
+    {"epochs", "N", "epochs of the original/Retrain recipe (default 8; cifar10-*: "
+                    PROTO_CIFAR_EPOCHS_TEXT ")", 0},
     {"seed", "N", "seed (default 0)", 0},
-    {"forget-seed", "N", "fmnist-rnd: seed of the random forget set (default: --seed); another "
+    {"forget-seed", "N", "fmnist-rnd, cifar10-rnd: seed of the random forget set (default: "
+                         "--seed); another "
                          "draw trains its own Retrain", 0},
     CLI_HEADING("outputs"),
     {"report", "FILE", "results as JSON (default runs/bench-SCENARIO.json beside the "
@@ -50,7 +54,8 @@ static const cli_opt opts[] = {
 
 /* Every scenario of bench and tune: fmnist-ddpm-cw went to cmd_gen_bench.c
  * (main.c), so here it can only be misspelt. */
-static const char *const bench_scenarios[] = {"fmnist-cw", "fmnist-rnd", "fmnist-ddpm-cw"};
+static const char *const bench_scenarios[] = {"fmnist-cw", "fmnist-rnd", "cifar10-cw",
+                                              "cifar10-rnd", "fmnist-ddpm-cw"};
 
 /* Every registered method that runs on classifiers, in registry order. */
 static const char *default_methods(char *buf, size_t n)
@@ -166,11 +171,11 @@ int cmd_bench(int argc, char **argv)
     const char *scn = cli_str(&a, "scenario", NULL);
     if (!scn)
         return cli_usage_error("bench", "--scenario NAME is required (fmnist-cw, fmnist-rnd, "
-                               "fmnist-ddpm-cw)");
+                               "cifar10-cw, cifar10-rnd, fmnist-ddpm-cw)");
     const proto_scenario *sc = proto_find(scn);
-    if (!sc) return cli_unknown_choice("bench", "scenario", scn, bench_scenarios, 3);
+    if (!sc) return cli_unknown_choice("bench", "scenario", scn, bench_scenarios, 5);
     long epochs, seed, steps, fseed;
-    if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
+    if (cli_int(&a, "epochs", sc->epochs, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
         cli_int(&a, "steps", 0, 0, 10000000, &steps) ||
         cli_int(&a, "forget-seed", seed, 0, LONG_MAX, &fseed))
         return 2;
@@ -185,11 +190,12 @@ int cmd_bench(int argc, char **argv)
     const char *match = cli_str(&a, "match-unseen", "auto");
     if (strcmp(match, "auto") && strcmp(match, "on") && strcmp(match, "off"))
         return cli_usage_error("bench", "--match-unseen %s: expected auto, on or off", match);
-    if (strcmp(match, "on") == 0 && strcmp(scn, "fmnist-cw") == 0)
-        return cli_usage_error("bench", "--match-unseen on: fmnist-cw forgets a class; Retrain "
+    const int classwise = strncmp(sc->forget, "class:", 6) == 0;
+    if (strcmp(match, "on") == 0 && classwise)
+        return cli_usage_error("bench", "--match-unseen on: %s forgets a class; Retrain "
                                "recognises none of a class it never saw, so unseen data is not "
-                               "the target there");
-    if (fseed != seed && strcmp(scn, "fmnist-rnd") != 0)
+                               "the target there", scn);
+    if (fseed != seed && classwise)
         return cli_usage_error("bench", "--forget-seed: %s forgets a class, which no seed draws",
                                scn);
     int quiet = cli_flag(&a, "quiet");

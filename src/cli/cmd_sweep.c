@@ -19,7 +19,8 @@
 
 static const cli_opt opts[] = {
     CLI_HEADING("setup: a scenario, or a model of one's own"),
-    {"scenario", "NAME", "fmnist-cw | fmnist-rnd (cached original and Retrain)", 0},
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | cifar10-cw | cifar10-rnd (cached original "
+                         "and Retrain)", 0},
     {"model", "FILE", "instead of --scenario: the trained original model", 0},
     {"forget", "SPEC", "with --model: class:C | random:P% | indices:FILE", 0},
     {"reference", "FILE", "with --model: the Retrain model (gaps and the Retrain mark)", 0},
@@ -30,7 +31,8 @@ static const cli_opt opts[] = {
     {"data-dir", "DIR", "folder of the data set", 0},
     {"cache", "DIR", "cached original/Retrain models (default: runs/cache of the tree the "
                      "program was built in, else ~/.cache/lethe/cache)", 0},
-    {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
+    {"epochs", "N", "epochs of the original/Retrain recipe (default 8; cifar10-*: "
+                    PROTO_CIFAR_EPOCHS_TEXT ")", 0},
     CLI_HEADING("what to sweep (required: --method, --param, --values)"),
     {"param", "NAME", "the method's option to sweep: lr, eps, beta, a, gamma, l1, … (its "
                       "options: lethe help unlearn)", 0},
@@ -120,8 +122,9 @@ int cmd_sweep(int argc, char **argv)
     if (!param || !vtext)
         return cli_usage_error("sweep", "--param NAME and --values LIST are required");
     const proto_scenario *sc = scn ? proto_find(scn) : NULL;
-    static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd"};
-    if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 2);
+    static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "cifar10-cw",
+                                            "cifar10-rnd"};
+    if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 4);
     if (cli_str(&a, "data", NULL) && (r = cli_check_data("sweep", cli_str(&a, "data", NULL))))
         return r;
     if (cli_str(&a, "arch", NULL) && (r = cli_check_arch("sweep", cli_str(&a, "arch", NULL))))
@@ -133,7 +136,7 @@ int cmd_sweep(int argc, char **argv)
     int nv;
     if ((r = parse_values(vtext, values, &nv))) return r;
     long epochs, fseed;
-    if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) ||
+    if (cli_int(&a, "epochs", sc ? sc->epochs : 8, 1, 1000, &epochs) ||
         cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed))
         return 2;
     int quiet = cli_flag(&a, "quiet");

@@ -12,7 +12,7 @@
 static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
-    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | vit-tiny (default cnn)", 0},
+    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny (default cnn)", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist), or one's own in --data-dir: "
                      "idx (IDX files; idx:K for K classes) | cifar:K (CIFAR binaries of K "
                      "classes)", 0},

@@ -15,7 +15,8 @@
 static const cli_opt opts[] = {
     CLI_HEADING("what to tune (both required)"),
     {"method", "NAME", "method to tune", 0},
-    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | fmnist-ddpm-cw (its own options: lethe "
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | cifar10-cw | cifar10-rnd | fmnist-ddpm-cw "
+                         "(its own options: lethe "
                          "tune --scenario fmnist-ddpm-cw --help)", 0},
     {"grid", "SPEC", "e.g. 'lr=0.005,0.01;eps=0.01,0.1' (default: the method's grid)", 0},
     CLI_HEADING("settings file"),
@@ -27,7 +28,8 @@ static const cli_opt opts[] = {
     {"cache", "DIR", "cached original/Retrain models (default: runs/cache of the tree the "
                      "program was built in, else ~/.cache/lethe/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
-    {"epochs", "N", "epochs of the original/Retrain recipe (default 8)", 0},
+    {"epochs", "N", "epochs of the original/Retrain recipe (default 8; cifar10-*: "
+                    PROTO_CIFAR_EPOCHS_TEXT ")", 0},
     {"seed", "N", "seed (default 0)", 0},
     CLI_HEADING("run control"),
     {"quiet", NULL, "print only the table (no progress, no settings lines)", 1},
@@ -46,10 +48,11 @@ int cmd_tune(int argc, char **argv)
     const char *method = cli_str(&a, "method", NULL), *scn = cli_str(&a, "scenario", NULL);
     if (!method || !scn) return cli_usage_error("tune", "--method and --scenario are required");
     const proto_scenario *sc = proto_find(scn);
-    static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "fmnist-ddpm-cw"};
-    if (!sc) return cli_unknown_choice("tune", "scenario", scn, scenarios, 3);
+    static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "cifar10-cw",
+                                            "cifar10-rnd", "fmnist-ddpm-cw"};
+    if (!sc) return cli_unknown_choice("tune", "scenario", scn, scenarios, 5);
     long epochs, seed;
-    if (cli_int(&a, "epochs", 8, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
+    if (cli_int(&a, "epochs", sc->epochs, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;
     /* A named file that --write is to create need not exist yet. */
     int quiet = cli_flag(&a, "quiet");

@@ -4,8 +4,12 @@
  * pool, linear. resnet8 is n = 1; resnet20 is n = 3, 272,474 parameters
  * at 3×32×32 (the paper's 0.27M; where a block changes shape its shortcut
  * is a 1×1 conv with batch norm, He et al.'s option B, so that every
- * layer is one PyTorch has). Names follow torchvision's ResNet: conv1,
- * bn1, layerS.B.{conv1,bn1,conv2,bn2,downsample.0,downsample.1}, fc. */
+ * layer is one PyTorch has). resnet18 is the CIFAR variant of
+ * torchvision's ResNet-18 that the unlearning papers train (SalUn, EUPMU):
+ * the same 3×3 stem (64, stride 1, no max pool), four stages of two basic
+ * blocks (64/128/256/512, strides 1/2/2/2), 11,173,962 parameters for ten
+ * classes. Names follow torchvision's ResNet: conv1, bn1,
+ * layerS.B.{conv1,bn1,conv2,bn2,downsample.0,downsample.1}, fc. */
 #include <stdio.h>
 
 #include "nn/model.h"
@@ -34,22 +38,26 @@ static int basic_block(lethe_model *m, const char *prefix, int x, int width, int
     return nn_add_relu(m, nn_add_sum(m, h, sc));
 }
 
-/* The network with n blocks a stage. */
-static lethe_status resnet_cifar(lethe_model *m, int n)
+/* A stem conv of width[0] channels, then nstage stages of n basic blocks
+ * each (stage s: width[s] channels, its first block with stride[s]). */
+static lethe_status resnet(lethe_model *m, int nstage, const int *width, const int *stride, int n)
 {
-    static const int width[3] = {16, 32, 64}, stride[3] = {1, 2, 2};
     int x = nn_add_input(m);
-    int h = nn_add_relu(m, nn_add_bn(m, "bn1", nn_add_conv(m, "conv1", x, 16, 3, 1, 1, 0)));
+    int h = nn_add_relu(m, nn_add_bn(m, "bn1", nn_add_conv(m, "conv1", x, width[0], 3, 1, 1, 0)));
     char prefix[32];
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < nstage; s++)
         for (int b = 0; b < n && h >= 0; b++) {
             snprintf(prefix, sizeof prefix, "layer%d.%d", s + 1, b);
             h = basic_block(m, prefix, h, width[s], b == 0 ? stride[s] : 1);
         }
     if (h < 0 || nn_add_linear(m, "fc", nn_add_gap(m, h), m->nclass) < 0)
-        return lethe_fail(LETHE_ERR_ARG, "resnet%d: graph not built", 6 * n + 2);
+        return lethe_fail(LETHE_ERR_ARG, "%s: graph not built", m->arch);
     return LETHE_OK;
 }
 
-lethe_status nn_build_resnet8(lethe_model *m) { return resnet_cifar(m, 1); }
-lethe_status nn_build_resnet20(lethe_model *m) { return resnet_cifar(m, 3); }
+static const int cifar_width[3] = {16, 32, 64}, cifar_stride[3] = {1, 2, 2};
+static const int r18_width[4] = {64, 128, 256, 512}, r18_stride[4] = {1, 2, 2, 2};
+
+lethe_status nn_build_resnet8(lethe_model *m) { return resnet(m, 3, cifar_width, cifar_stride, 1); }
+lethe_status nn_build_resnet20(lethe_model *m) { return resnet(m, 3, cifar_width, cifar_stride, 3); }
+lethe_status nn_build_resnet18(lethe_model *m) { return resnet(m, 4, r18_width, r18_stride, 2); }

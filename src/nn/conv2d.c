@@ -159,7 +159,14 @@ static conv_geom geom(const nn_conv_shape *s)
      * gradient as shifted sgemm products only up to 32 output channels:
      * 10-35% faster than im2col there, 60% slower at OC = 64, where
      * OpenBLAS runs the (C, OC, cps) shape poorly. */
-    q.shift = q.padded && s->c >= 8 && s->kh * s->kw <= KK_MAX;
+    /* Wide layers on small planes (resnet18's layer3 and layer4: 256 to 512
+     * channels on 8×8 and 4×4 planes): the direct kernel and the phase
+     * planes stream all C·OC·KH·KW weights once a sample for a few dozen
+     * columns (7-14 GF/s measured); im2col and one sgemm over a chunk of
+     * samples read them once a chunk. Below 2^18 weights (every layer of
+     * resnet8, resnet20, cnn) nothing changes. */
+    const int wide = (size_t)s->c * s->oc * s->kh * s->kw > ((size_t)1 << 18) && q.ohw <= 64;
+    q.shift = q.padded && s->c >= 8 && s->kh * s->kw <= KK_MAX && !wide;
     q.shift_dw = q.shift && s->oc <= 32;
     /* Winograd for 3×3 pad-1 kernels wherever the shifts would be read and
      * planes are at least 12 wide: 2.25× fewer multiply-adds, the
@@ -205,7 +212,7 @@ static conv_geom geom(const nn_conv_shape *s)
      * one junk column (OW + 1 = the phase planes' width). Measured on
      * resnet8: 10-25% faster than im2col; not for 1×1 shortcuts, which read
      * one phase in four (a strided copy and one product are faster). */
-    q.poly = nn_conv_fast_paths() && s->stride == 2 && s->c >= 8 && s->ow + 1 <= ROW_MAX &&
+    q.poly = nn_conv_fast_paths() && !wide && s->stride == 2 && s->c >= 8 && s->ow + 1 <= ROW_MAX &&
              s->kh == 3 && s->kw == 3 && s->pad == 1 &&
              s->oh == (s->h + 1) / 2 && s->ow == (s->w + 1) / 2;
     if (q.poly) {
@@ -234,7 +241,9 @@ static conv_geom geom(const nn_conv_shape *s)
     }
     const size_t per = ((size_t)q.ckk + (size_t)s->oc) * (size_t)q.cps + q.pps;
     int nb = q.cps > 0 ? (CONV_COLS + q.cps - 1) / q.cps : 1;
-    while (nb > 1 && per * (size_t)nb > CONV_CHUNK_FLOATS) nb--;
+    /* A wide layer's col is large (4,608 rows at 512 channels): 4 MiB a
+     * chunk, so that its products still have ~CONV_COLS columns. */
+    while (nb > 1 && per * (size_t)nb > (wide ? 4 : 1) * (size_t)CONV_CHUNK_FLOATS) nb--;
     if (nb > s->n) nb = s->n;
     q.nb = nb < 1 ? 1 : nb;
     q.cmax = (size_t)q.nb * q.cps;

@@ -142,6 +142,7 @@ static const struct {
     {"cnn", nn_build_cnn},
     {"resnet8", nn_build_resnet8},
     {"resnet20", nn_build_resnet20},
+    {"resnet18", nn_build_resnet18},
     {"unet", nn_build_unet},
     {"vit-tiny", nn_build_vit_tiny},
 };
@@ -159,8 +160,8 @@ lethe_status lethe_model_create(lethe_model **out, const char *arch,
         if (strcmp(arch, arch_table[i].name) == 0) build = arch_table[i].build;
     if (!build)
         return lethe_fail(LETHE_ERR_NOTFOUND,
-                          "unknown architecture '%s' (known: mlp, cnn, resnet8, resnet20, unet, "
-                          "vit-tiny)", arch);
+                          "unknown architecture '%s' (known: mlp, cnn, resnet8, resnet20, resnet18, "
+                          "unet, vit-tiny)", arch);
     if (in_c < 1 || in_c > 3 || in_h < 8 || in_h > 256 || in_w < 8 || in_w > 256 ||
         nclass < 2 || nclass > 1000)
         return lethe_fail(LETHE_ERR_ARG, "bad input shape %dx%dx%d or class count %d",

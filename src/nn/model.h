@@ -174,6 +174,7 @@ lethe_status nn_build_mlp(lethe_model *m);
 lethe_status nn_build_cnn(lethe_model *m);
 lethe_status nn_build_resnet8(lethe_model *m);
 lethe_status nn_build_resnet20(lethe_model *m);     /* arch_resnet8.c */
+lethe_status nn_build_resnet18(lethe_model *m);     /* arch_resnet8.c */
 lethe_status nn_build_unet(lethe_model *m);
 lethe_status nn_build_vit_tiny(lethe_model *m);     /* arch_vit.c */
 

@@ -45,6 +45,21 @@ void test_skip(const char *fmt, ...)
     current_skipped = 1;
 }
 
+int test_skip_under_asan(const char *env, const char *what)
+{
+#ifdef __SANITIZE_ADDRESS__
+    if (!getenv(env)) {
+        test_skip("%s take minutes under ASan: make test runs them (%s=1 runs them here)", what,
+                  env);
+        return 1;
+    }
+#else
+    (void)env;
+    (void)what;
+#endif
+    return 0;
+}
+
 const char *test_kset(void) { return current_kset; }
 
 void test_fail(const char *file, int line, const char *fmt, ...)

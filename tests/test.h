@@ -20,6 +20,10 @@ void test_fail(const char *file, int line, const char *fmt, ...)
  * is missing): it counts as skipped, not passed, unless a check failed.
  * The caller returns after it. */
 void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Under ASan, skips the test (saying why and that `make test` runs it)
+ * and returns 1, unless the environment variable `env` is set: for runs
+ * that take minutes there. Returns 0 (run it) in the plain build. */
+int test_skip_under_asan(const char *env, const char *what);
 /* The kernel set a TEST_KSETS test runs with (NULL in a plain TEST). */
 const char *test_kset(void);
 /* Directory for scratch files of this run (created by the runner). */

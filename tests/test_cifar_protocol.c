@@ -107,19 +107,12 @@ static int setup(path_buf dir, path_buf cache)
     return write_cifar10(dir);
 }
 
-/* CI's time: under ASan the runs that train resnet20 take minutes each;
- * make test runs them, LETHE_CIFAR_SAN=1 runs them under ASan too (the
- * bench, tune and sweep code they reach is the Fashion-MNIST tests' too). */
+/* CI's time: under ASan the runs that train resnet20 take minutes each
+ * (the bench, tune and sweep code they reach is the Fashion-MNIST tests'
+ * too). */
 static int heavy_ok(void)
 {
-#ifdef __SANITIZE_ADDRESS__
-    if (!getenv("LETHE_CIFAR_SAN")) {
-        test_skip("resnet20 protocol runs take minutes under ASan: make test runs them "
-                  "(LETHE_CIFAR_SAN=1 runs them here)");
-        return 0;
-    }
-#endif
-    return 1;
+    return !test_skip_under_asan("LETHE_CIFAR_SAN", "resnet20 protocol runs");
 }
 
 /* bench on both scenarios: resnet20 trained with the scenario's recipe

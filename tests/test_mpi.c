@@ -36,14 +36,9 @@ static int mpi_here(void)
         test_skip("MPI is not built in (apt-get install openmpi-bin libopenmpi-dev, make)");
         return 0;
     }
-#ifdef __SANITIZE_ADDRESS__
     /* CI's time: under ASan these runs take minutes (2 min 41 s on the
-     * shared 2-core machine, all passing); make test runs them. */
-    if (!getenv("LETHE_MPI_SAN")) {
-        test_skip("MPI tests run in the plain build (LETHE_MPI_SAN=1 runs them under ASan)");
-        return 0;
-    }
-#endif
+     * shared 2-core machine, all passing). */
+    if (test_skip_under_asan("LETHE_MPI_SAN", "MPI tests")) return 0;
     if (system("command -v mpirun >/dev/null 2>&1") != 0) {
         test_skip("mpirun is not on the PATH");
         return 0;

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lethe.h"
@@ -129,12 +130,17 @@ int main(int argc, char **argv)
             nruns++;
         }
     int passed = 0, failed = 0, skipped = 0;
+    static double took[MAX_RUNS]; /* wall seconds per run, -1 when filtered out */
+    double total = 0;
     for (int i = 0; i < nruns; i++) {
+        took[i] = -1;
         const test_entry *t = runs[i].t;
         if (filter && !strstr(runs[i].name, filter) && !strstr(t->file, filter)) continue;
         current_failed = current_skipped = 0;
         current_kset = NULL;
         fprintf(stderr, "%-48s ", runs[i].name);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         const int k = runs[i].kset;
         char before[32];
         snprintf(before, sizeof before, "%s", nn_kernels_active());
@@ -149,6 +155,11 @@ int main(int argc, char **argv)
             if (k >= 0 && nn_kernels_use(before) != LETHE_OK)
                 test_fail(t->file, 0, "kernel set %s: %s", before, lethe_last_error());
         }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        took[i] = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        total += took[i];
+        /* The time shows on runs of a second or more: what CI's budget is spent on. */
+        if (took[i] >= 1.0) fprintf(stderr, "[%.1f s] ", took[i]);
         if (current_failed) {
             fprintf(stderr, "FAIL (%d)\n", current_failed);
             failed++;
@@ -160,6 +171,17 @@ int main(int argc, char **argv)
             passed++;
         }
     }
+    /* The five slowest runs, so a suite grown too long shows where. */
+    fprintf(stderr, "%.0f s in all; slowest:", total);
+    for (int r = 0; r < 5; r++) {
+        int best = -1;
+        for (int i = 0; i < nruns; i++)
+            if (took[i] >= 0 && (best < 0 || took[i] > took[best])) best = i;
+        if (best < 0) break;
+        fprintf(stderr, "%s %s %.1f s", r ? "," : "", runs[best].name, took[best]);
+        took[best] = -1;
+    }
+    fprintf(stderr, "\n");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -249,4 +249,24 @@ TEST(cifar_protocol_model_and_data_disagree)
     cli_t_expect_fail_at(__FILE__, __LINE__, SUB, args,
                          "mlp model takes 1x28x28 inputs, data set cifar10 has 3x32x32", 1);
     CHECK(!cli_t_exists(out));
+
+    /* The channel statistics travel with the model (Fashion-MNIST's too),
+     * and the same images normalised otherwise (one's own set in CIFAR's
+     * format, cifar:10, takes (p/255 − 0.5)/0.5) are refused. */
+    CHECK_MSG(strcmp(meta(orig, "input_mean"),
+                                                 "0.4914,0.4822,0.4465") == 0,
+              "input_mean: %s", meta(orig, "input_mean"));
+    CHECK_MSG(strcmp(meta(orig, "input_std"),
+                                                "0.247,0.2435,0.2616") == 0,
+              "input_std: %s", meta(orig, "input_std"));
+    CHECK(strcmp(meta(fmodel, "input_mean"), "0.286") == 0);
+    snprintf(args, sizeof args, "eval --model '%s' --data cifar:10 --data-dir '%s' --quiet",
+             orig, dir);
+    cli_t_expect_fail_at(__FILE__, __LINE__, SUB, args,
+                         "was trained on inputs with input_mean 0.4914,0.4822,0.4465; the data "
+                         "set's channel 0 has 0.5", 1);
+    snprintf(args, sizeof args, "unlearn --model '%s' --data cifar:10 --data-dir '%s' "
+             "--forget class:0 --method ft --steps 1 --out '%s' --quiet", orig, dir, out);
+    cli_t_expect_fail_at(__FILE__, __LINE__, SUB, args, "input_mean 0.4914,0.4822,0.4465", 1);
+    CHECK(!cli_t_exists(out));
 }

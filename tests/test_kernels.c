@@ -36,19 +36,28 @@ static void run_free(model_run *r)
 
 /* One forward (TRAIN) and backward of `arch` from seed 7 with the active
  * kernel set: r gets copies of the output, the gradients of both groups
- * (2·n floats) and the buffers. Returns 0, or -1 after a failed check. */
+ * (2·n floats) and the buffers. Inputs 1×28×28, but resnet18's 3×12×12
+ * (its four stages at 12, 6, 3, 2 pixels; 28×28 costs ten times as much).
+ * Returns 0, or -1 after a failed check. */
 static int run_model(const char *arch, model_run *r)
 {
     memset(r, 0, sizeof *r);
     lethe_model *m = NULL;
-    CHECK_OK(lethe_model_create(&m, arch, 1, 28, 28, 10));
-    if (!m) return -1;
+    const int big = strcmp(arch, "resnet18") == 0, ch = big ? 3 : 1, hw = big ? 12 : 28;
+    const int nx = B * ch * hw * hw;
+    float *x = malloc((size_t)nx * sizeof(float));
+    if (!x) return -1;
+    CHECK_OK(lethe_model_create(&m, arch, ch, hw, hw, 10));
+    if (!m) {
+        free(x);
+        return -1;
+    }
     CHECK_OK(lethe_model_reserve(m, B));
     lethe_rng rng;
     lethe_rng_seed(&rng, 7);
     lethe_model_init(m, &rng);
-    float x[B * 784], *dl = NULL;
-    for (int i = 0; i < B * 784; i++) x[i] = lethe_rng_normal(&rng);
+    float *dl = NULL;
+    for (int i = 0; i < nx; i++) x[i] = lethe_rng_normal(&rng);
     const int32_t t[B] = {0, 1, 250, 500, 998, 999}, y[B] = {0, 3, 10, 7, 9, 1};
     lethe_groups g;
     lethe_groups_two(&g, B0, B - B0);
@@ -77,6 +86,7 @@ static int run_model(const char *arch, model_run *r)
     rc = 0;
 done:
     free(dl);
+    free(x);
     lethe_model_free(m);
     return rc;
 }
@@ -102,7 +112,8 @@ static void check_close(const char *what, const char *arch, const char *other, c
 TEST_KSETS(kernel_sets_agree_on_every_model)
 {
     const char *self = test_kset();
-    static const char *arches[] = {"cnn", "resnet8", "mlp", "unet"};
+    static const char *arches[] = {"cnn", "resnet8", "resnet20", "resnet18", "vit-tiny", "mlp",
+                                   "unet"};
     int compared = 0;
     for (int k = 0; k < nn_kernels_count(); k++) {
         const char *other = nn_kernels_name(k);

@@ -218,5 +218,13 @@ lethe_status cli_open_model(const char *path, lethe_model **m, lethe_metadata *m
  * arch, in_shape and nclass, so that models saved from it carry them. */
 lethe_status cli_open_model_as(const char *path, const char *arch, const char *data,
                                const char *dir, lethe_model **m, lethe_metadata *md);
+/* The input normalisation a model was trained with, in its metadata as
+ * input_mean and input_std ("0.4914,0.4822,0.4465"), one value a channel,
+ * so that the model says how to feed it (checkpoints made before have none,
+ * and are not checked). */
+lethe_status cli_meta_put_norm(lethe_metadata *md, const lethe_dataset *ds);
+/* 0 if md's normalisation (when it names one for ds's channel count) is
+ * ds's, to 1e-4; else non-zero with why (which channel, both values). */
+int cli_norm_differs(const lethe_metadata *md, const lethe_dataset *ds, char *why, size_t n);
 
 #endif

@@ -44,13 +44,28 @@ static int write_json(const char *path, cJSON *root)
     return st == LETHE_OK ? 0 : cli_lib_error("eval", st);
 }
 
-static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data)
+/* Non-zero (after printing) when the model was trained on inputs
+ * normalised otherwise than the data set's. */
+static int eval_norm_check(const char *path, const lethe_metadata *md, const lethe_dataset *ds)
+{
+    char why[256];
+    return cli_norm_differs(md, ds, why, sizeof why)
+               ? cli_error("eval", "%s: %s (data set %s)", path, why, ds->name)
+               : 0;
+}
+
+static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data, const char *path,
+                         const lethe_metadata *md)
 {
     lethe_dataset ds = {0};
     const char *split = cli_str(a, "split", "test");    /* checked by cmd_eval */
     lethe_status st = lethe_dataset_load(&ds, data, cli_str(a, "data-dir", NULL),
                                          strcmp(split, "train") == 0);
     if (st != LETHE_OK) return cli_lib_error("eval", st);
+    if (eval_norm_check(path, md, &ds)) {
+        lethe_dataset_free(&ds);
+        return 1;
+    }
     int rc = 1;
     int C = ds.nclass;
     lethe_subset all = {0};
@@ -105,12 +120,16 @@ done:
 }
 
 static int eval_unlearning(const cli_args *a, lethe_model *m, const char *data, uint64_t seed,
-                           uint64_t fseed)
+                           uint64_t fseed, const char *path, const lethe_metadata *md)
 {
     cli_split sp;
     lethe_status st = cli_split_load(&sp, data, cli_str(a, "data-dir", NULL),
                                      cli_str(a, "forget", NULL), fseed);
     if (st != LETHE_OK) return cli_lib_error("eval", st);
+    if (eval_norm_check(path, md, &sp.train)) {
+        cli_split_free(&sp);
+        return 1;
+    }
     int rc = 1;
     lethe_model *ref = NULL;
     cJSON *root = cJSON_CreateObject();
@@ -193,8 +212,8 @@ int cmd_eval(int argc, char **argv)
     const char *data = cli_str(&a, "data", lethe_meta_get(&md, "dataset"));
     if (!data) data = "fmnist";
     int rc = cli_str(&a, "forget", NULL)
-                 ? eval_unlearning(&a, m, data, (uint64_t)seed, (uint64_t)fseed)
-                 : eval_accuracy(&a, m, data);
+                 ? eval_unlearning(&a, m, data, (uint64_t)seed, (uint64_t)fseed, path, &md)
+                 : eval_accuracy(&a, m, data, path, &md);
     lethe_model_free(m);
     return rc;
 }

@@ -189,6 +189,7 @@ int cmd_train(int argc, char **argv)
         (st = lethe_meta_set(&md, "in_shape", shape)) != LETHE_OK ||
         (st = lethe_meta_set(&md, "nclass", ncls)) != LETHE_OK ||
         (st = lethe_meta_set(&md, "dataset", train.name)) != LETHE_OK ||
+        (st = cli_meta_put_norm(&md, &train)) != LETHE_OK ||
         (st = lethe_meta_set(&md, "recipe", recipe)) != LETHE_OK ||
         (st = lethe_meta_set(&md, "seed", seedb)) != LETHE_OK ||
         (fspec && (st = lethe_meta_set(&md, "trained_without", without)) != LETHE_OK) ||

@@ -129,6 +129,7 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
         (st = lethe_meta_set(&md, "in_shape", shape)) != LETHE_OK ||
         (st = lethe_meta_set(&md, "nclass", ncls)) != LETHE_OK ||
         (st = lethe_meta_set(&md, "dataset", tr->name)) != LETHE_OK ||
+        (st = cli_meta_put_norm(&md, tr)) != LETHE_OK ||
         (st = lethe_meta_set(&md, "recipe", recipe)) != LETHE_OK ||
         (st = lethe_meta_set(&md, "seed", seed)) != LETHE_OK ||
         (without && (st = lethe_meta_set(&md, "trained_without", without)) != LETHE_OK) ||
@@ -222,6 +223,9 @@ lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char 
     if (lethe_model_nclass(p->orig) != tr->nclass)
         return lethe_fail(LETHE_ERR_MISMATCH, "%s: model has %d classes, data set %s has %d",
                           model_path, lethe_model_nclass(p->orig), tr->name, tr->nclass);
+    char why[256];
+    if (cli_norm_differs(&md, tr, why, sizeof why))
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: %s (data set %s)", model_path, why, tr->name);
     if (reference_path) {
         lethe_metadata rmd = {0};
         if ((st = cli_open_model_as(reference_path, arch, dname, data_dir, &p->retrain, &rmd)) !=

@@ -1,5 +1,6 @@
 /* Loading a forget/retain split of a data set and evaluating a model on it;
  * the training set of `lethe train`; saving an unlearned model. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -220,4 +221,50 @@ lethe_status cli_save_unlearned(const lethe_model *m, lethe_metadata *md,
         (st = lethe_meta_set(md, "unlearned_from", from)) != LETHE_OK)
         return st;
     return lethe_checkpoint_save(m, md, out);
+}
+
+lethe_status cli_meta_put_norm(lethe_metadata *md, const lethe_dataset *ds)
+{
+    char mean[96] = "", std[96] = "";
+    for (int c = 0; c < ds->c && c < 3; c++) {
+        size_t km = strlen(mean), ks = strlen(std);
+        snprintf(mean + km, sizeof mean - km, "%s%.6g", c ? "," : "", (double)ds->mean[c]);
+        snprintf(std + ks, sizeof std - ks, "%s%.6g", c ? "," : "", (double)ds->std[c]);
+    }
+    lethe_status st = lethe_meta_set(md, "input_mean", mean);
+    return st == LETHE_OK ? lethe_meta_set(md, "input_std", std) : st;
+}
+
+/* One key's values against want[0..c): 0 when equal (or absent). */
+static int norm_key_differs(const lethe_metadata *md, const char *key, const float *want, int c,
+                            char *why, size_t n)
+{
+    const char *v = lethe_meta_get(md, key);
+    if (!v) return 0;
+    int values = 1;
+    for (const char *q = v; *q; q++) values += *q == ',';
+    if (values != c) return 0;    /* another channel count: the shape check says so */
+    const char *s = v;
+    for (int k = 0; k < c; k++) {
+        char *end;
+        double x = strtod(s, &end);
+        if (end == s || (k + 1 < c ? *end != ',' : *end != 0)) {
+            snprintf(why, n, "its %s '%s' is not %d numbers", key, v, c);
+            return 1;
+        }
+        if (fabs(x - (double)want[k]) > 1e-4) {
+            snprintf(why, n, "it was trained on inputs with %s %s; the data set's channel %d "
+                     "has %.4g", key, v, k, (double)want[k]);
+            return 1;
+        }
+        s = end + 1;
+    }
+    return 0;
+}
+
+int cli_norm_differs(const lethe_metadata *md, const lethe_dataset *ds, char *why, size_t n)
+{
+    int c = ds->c < 3 ? ds->c : 3;
+    return norm_key_differs(md, "input_mean", ds->mean, c, why, n) ||
+           norm_key_differs(md, "input_std", ds->std, c, why, n);
 }

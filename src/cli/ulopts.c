@@ -38,5 +38,8 @@ int cli_check_model_data(const char *cmd, const char *path, const lethe_metadata
     if (lethe_model_nclass(m) != ds->nclass)
         return cli_error(cmd, "%s: model has %d classes, data set %s has %d", path,
                          lethe_model_nclass(m), ds->name, ds->nclass);
+    char why[256];
+    if (cli_norm_differs(md, ds, why, sizeof why))
+        return cli_error(cmd, "%s: %s (data set %s)", path, why, ds->name);
     return 0;
 }

@@ -55,7 +55,8 @@ static uint64_t fingerprint(const lethe_dataset *d, uint64_t h)
 {
     int32_t dims[5] = {d->n, d->c, d->h, d->w, d->nclass};
     h = fnv_bytes(h, dims, sizeof dims);
-    h = fnv_bytes(h, d->pixels, (size_t)d->n * d->c * d->h * d->w);
+    if (d->tokens) h = fnv_bytes(h, d->tokens, (size_t)d->n * d->w * sizeof(int32_t));
+    else h = fnv_bytes(h, d->pixels, (size_t)d->n * d->c * d->h * d->w);
     return fnv_bytes(h, d->labels, (size_t)d->n);
 }
 

@@ -193,6 +193,12 @@ lethe_status text_data_load(text_data *d, const char *name, const char *dir,
                             const text_vocab_config *cfg, uint64_t seed);
 void text_data_free(text_data *d);
 
+/* One split of "text" or "sms-spam" (seed 0) as a lethe_dataset (include/
+ * lethe.h): tokens (N, T), labels, c = the vocabulary's size, h = 1, w =
+ * T, vocab = the blob of text_vocab_write; the default config. dir NULL:
+ * LETHE_SMS_SPAM_DIR for sms-spam. An empty split is an error. */
+lethe_status text_dataset_load(lethe_dataset *ds, const char *name, const char *dir, int train);
+
 /*
  * How this meets lethe_dataset (once the engine takes int32 token inputs):
  * the two splits come from one call, since the test split is encoded with

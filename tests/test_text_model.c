@@ -4,6 +4,7 @@
  * model refusing images and the reverse. */
 #include "test.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -306,4 +307,50 @@ TEST(text_checkpoint_vocabulary_checked)
     free(t);
     lethe_model_free(m);
     lethe_dataset_free(&tr);
+}
+
+/* tools/lethe_torch.py fixture --arch text-transformer: torch's twin (V 50,
+ * T 12, norms and positions away from their defaults) on four examples of
+ * 12, 9, 6 and 3 tokens; Lethe's logits on the same ids (F32, as a text
+ * batch holds them) within 1e-4. */
+TEST(torch_fixture_text_transformer_logits)
+{
+    lethe_model *m = NULL;
+    lethe_metadata md;
+    CHECK_OK(lethe_checkpoint_open(&m, test_data("torch_text-transformer.safetensors"), &md));
+    if (!m) return;
+    CHECK(strcmp(lethe_model_arch(m), "text-transformer") == 0 && lethe_model_nclass(m) == 2);
+    st_file f;
+    CHECK_OK(st_read(&f, test_data("torch_text-transformer_logits.safetensors"), 1));
+    const st_entry *ein = f.n ? st_find(&f, "input") : NULL;
+    const st_entry *eout = f.n ? st_find(&f, "expected_logits") : NULL;
+    CHECK(ein && ein->numel == 48 && eout && eout->numel == 8);
+    if (ein && eout && ein->numel == 48 && eout->numel == 8) {
+        float x[48], want[8];
+        st_entry_to_float(&f, ein, x);
+        st_entry_to_float(&f, eout, want);
+        CHECK(x[0] == 1.0f && x[11] != 0.0f && x[12 + 9] == 0.0f && x[36 + 3] == 0.0f);
+        const float *lg = NULL;
+        CHECK_OK(lethe_model_reserve(m, 4));
+        CHECK_OK(lethe_model_forward(m, x, 4, NULL, LETHE_BN_EVAL, &lg));
+        double err = 0, big = 0;
+        for (int k = 0; lg && k < 8; k++) {
+            err = fmax(err, fabs(lg[k] - want[k]));
+            big = fmax(big, fabs(want[k]));
+        }
+        CHECK(lg != NULL && big > 0.1);
+        CHECK_NEAR(err, 0, 1e-4);
+        /* The same through lethe_model_set_tokens (ids and mask). */
+        int32_t ids[48];
+        uint8_t mask[48];
+        for (int k = 0; k < 48; k++) ids[k] = (int32_t)x[k], mask[k] = ids[k] != 0;
+        float zero[48] = {0};
+        CHECK_OK(lethe_model_set_tokens(m, ids, mask));
+        CHECK_OK(lethe_model_forward(m, zero, 4, NULL, LETHE_BN_EVAL, &lg));
+        err = 0;
+        for (int k = 0; lg && k < 8; k++) err = fmax(err, fabs(lg[k] - want[k]));
+        CHECK_NEAR(err, 0, 1e-4);
+    }
+    st_free(&f);
+    lethe_model_free(m);
 }

@@ -201,13 +201,18 @@ void lethe_subset_free(lethe_subset *s);
 lethe_status lethe_subset_all(lethe_subset *s, size_t n);
 
 /* What to forget: "class:0", "class:0,3", "random:10%", "random:0.1",
- * "indices:FILE" (one index per line, '#' comments). */
+ * "indices:FILE" (one index per line, '#' comments). For a text set a
+ * class may be named by its label, "class:spam" (an item that starts with
+ * a letter or a non-ASCII byte; digits are an index): path then holds the
+ * list as written, resolved against the set's class names by
+ * lethe_forget_split and lethe_forget_split_test (an image set has none:
+ * an error). */
 typedef enum { LETHE_FORGET_CLASS, LETHE_FORGET_RANDOM, LETHE_FORGET_INDICES } lethe_forget_kind;
 typedef struct {
     lethe_forget_kind kind;
     uint64_t class_mask;    /* bit c set: forget class c (CLASS) */
     double fraction;        /* in (0, 1) (RANDOM) */
-    char path[512];         /* index file (INDICES) */
+    char path[512];         /* index file (INDICES); the class list naming labels (CLASS) */
 } lethe_forget_spec;
 
 lethe_status lethe_forget_parse(lethe_forget_spec *f, const char *text);

@@ -354,3 +354,108 @@ TEST(torch_fixture_text_transformer_logits)
     st_free(&f);
     lethe_model_free(m);
 }
+
+/* ------------------------------------------------------- command line */
+
+#include "cli_util.h"
+
+#define EXPECT_FAIL(args, needle) cli_t_expect_fail_at(__FILE__, __LINE__, "textcli", args, needle, 1)
+
+/* lethe train --data text, predict (--text, and standard input), unlearn
+ * and eval with --forget class:spam, and the bad inputs: a label no class
+ * has, a text model given images and an image model given texts (train,
+ * eval, unlearn, predict). */
+TEST(text_cli_train_predict_forget_by_label)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir("textcli")) return;
+    const char *dir = spam_dir();
+    cli_t_path_buf model, forgot, cnn, mnist, in;
+    cli_t_path(model, "textcli", "t.safetensors");
+    cli_t_path(forgot, "textcli", "f.safetensors");
+    cli_t_path(cnn, "textcli", "cnn.safetensors");
+    cli_t_path(mnist, "textcli", "mnist");
+    cli_t_path(in, "textcli", "in.txt");
+    char args[4096], *o = NULL, *e = NULL;
+    snprintf(args, sizeof args, "train --arch text-transformer --data text --data-dir '%s' "
+             "--optimizer adamw --lr 0.003 --wd 0.01 --epochs 6 --batch 16 --quiet --out '%s'",
+             dir, model);
+    int rc = cli_t_run("textcli", args, &o, &e);
+    CHECK_MSG(rc == 0, "train exited %d: %s", rc, e ? e : "");
+    CHECK(o && contains(o, "| text-transformer | text | 48 | 6 | 100.00 | 100.00 |"));
+    free(o);
+    free(e);
+
+    /* One line per text, label TAB probability. */
+    snprintf(args, sizeof args, "predict --model '%s' --text 'claim a FREE prize now!'", model);
+    rc = cli_t_run("textcli", args, &o, &e);
+    CHECK_MSG(rc == 0 && o && strncmp(o, "spam\t0.", 7) == 0 && cli_t_count_lines(o) == 1,
+              "predict: %d %s %s", rc, o ? o : "", e ? e : "");
+    free(o);
+    free(e);
+    const char lines[] = "see you at lunch\r\n\xff\xfe broken bytes\n\nwin cash";
+    CHECK(cli_t_spit(in, lines, sizeof lines - 1));
+    snprintf(args, sizeof args, "predict --model '%s' < '%s'", model, in);
+    rc = cli_t_run("textcli", args, &o, &e);
+    CHECK_MSG(rc == 0 && o && cli_t_count_lines(o) == 4 && strncmp(o, "ham\t", 4) == 0,
+              "predict from stdin: %d %s %s", rc, o ? o : "", e ? e : "");
+    if (o) {
+        const char *last = strrchr(o, '\n');
+        while (last > o && last[-1] != '\n') last--;
+        CHECK(last && strncmp(last, "spam\t", 5) == 0);
+    }
+    free(o);
+    free(e);
+
+    /* Forget by label; the unlearned model still classifies text alone. */
+    snprintf(args, sizeof args, "unlearn --model '%s' --data text --data-dir '%s' --forget "
+             "class:spam --method ga --quiet --out '%s'", model, dir, forgot);
+    rc = cli_t_run("textcli", args, &o, &e);
+    CHECK_MSG(rc == 0, "unlearn class:spam exited %d: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "predict --model '%s' --text 'hello'", forgot);
+    rc = cli_t_run("textcli", args, &o, NULL);
+    CHECK(rc == 0 && o && cli_t_count_lines(o) == 1);
+    free(o);
+    snprintf(args, sizeof args, "eval --model '%s' --data text --data-dir '%s' --forget class:spam",
+             model, dir);
+    rc = cli_t_run("textcli", args, &o, &e);
+    CHECK_MSG(rc == 0 && o && contains(o, "UA"), "eval class:spam: %d %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "eval --model '%s' --data text --data-dir '%s' --forget class:eggs",
+             model, dir);
+    EXPECT_FAIL(args, "text has no class 'eggs' (classes: ham … spam)");
+
+    /* Images for a text model, texts for an image model. */
+    static const cli_t_mnist spec = {40, 20, 28, 7, 1, 2, 0, 0};
+    CHECK(cli_t_write_mnist(mnist, &spec));
+    snprintf(args, sizeof args, "eval --model '%s' --data mnist --data-dir '%s'", model, mnist);
+    EXPECT_FAIL(args, "text-transformer is a text model, data set mnist holds images");
+    snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+             "class:0 --method ga --out '%s' --force", model, mnist, forgot);
+    EXPECT_FAIL(args, "a text-transformer model reads texts, data set mnist holds images");
+    snprintf(args, sizeof args, "train --arch text-transformer --data mnist --data-dir '%s' "
+             "--out '%s' --force", mnist, forgot);
+    EXPECT_FAIL(args, "--arch text-transformer reads texts, --data mnist holds images");
+    snprintf(args, sizeof args, "train --arch cnn --data text --data-dir '%s' --out '%s' "
+             "--force", dir, forgot);
+    EXPECT_FAIL(args, "--arch cnn reads images, --data text holds texts");
+    lethe_model *m = NULL;
+    CHECK_OK(lethe_model_create(&m, "cnn", 1, 28, 28, 10));
+    lethe_metadata md = {0};
+    CHECK_OK(lethe_meta_set(&md, "in_shape", "1,28,28"));
+    if (m) CHECK_OK(lethe_checkpoint_save(m, &md, cnn));
+    lethe_model_free(m);
+    snprintf(args, sizeof args, "eval --model '%s' --data text --data-dir '%s'", cnn, dir);
+    EXPECT_FAIL(args, "cnn is an image model, data set text holds texts");
+    snprintf(args, sizeof args, "unlearn --model '%s' --data text --data-dir '%s' --forget "
+             "class:0 --method ga --out '%s' --force", cnn, dir, forgot);
+    EXPECT_FAIL(args, "a cnn model reads images, data set text holds texts");
+    snprintf(args, sizeof args, "predict --model '%s' --text hi", cnn);
+    EXPECT_FAIL(args, "a cnn model classifies 1x28x28 images, not text");
+    snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+             "class:spam --method ga --out '%s' --force", cnn, mnist, forgot);
+    EXPECT_FAIL(args, "mnist has no class names");
+    EXPECT_FAIL("predict --text hi", "--model FILE is required");
+}

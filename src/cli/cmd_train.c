@@ -8,6 +8,7 @@
 #include "cli/report.h"
 #include "cli/signals.h"
 #include "cli/table.h"
+#include "nn/model.h"
 
 static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
@@ -135,6 +136,13 @@ int cmd_train(int argc, char **argv)
     lethe_subset all = {0}, forget = {0}, retain = {0}, tf = {0}, tr = {0};
     lethe_status st = cli_load_data(data, cli_str(&a, "data-dir", NULL), &train, &test);
     if (st != LETHE_OK) return cli_lib_error("train", st);
+    if (nn_arch_is_text(arch) != (train.tokens != NULL)) {
+        rc = cli_usage_error("train", "--arch %s reads %s, --data %s holds %s%s", arch,
+                             nn_arch_is_text(arch) ? "texts" : "images", data,
+                             train.tokens ? "texts" : "images",
+                             train.tokens ? " (a text model: --arch text-transformer)" : "");
+        goto done;
+    }
     if ((st = lethe_model_create(&m, arch, train.c, train.h, train.w, train.nclass)) != LETHE_OK)
         goto fail;
     const lethe_subset *sub;

@@ -480,6 +480,15 @@ lethe_status nn_model_set_vocab(lethe_model *m, const char *blob, size_t len)
     return LETHE_OK;
 }
 
+int nn_model_is_text(const lethe_model *m) { return m->tokens_in_x; }
+
+int nn_arch_is_text(const char *arch)
+{
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (strcmp(arch, arch_table[i].name) == 0) return arch_table[i].text;
+    return 0;
+}
+
 const char *nn_model_vocab(const lethe_model *m, size_t *len)
 {
     if (len) *len = m->vocab_len;

@@ -193,5 +193,9 @@ lethe_status nn_build_text_transformer(lethe_model *m); /* arch_text.c */
  * it holds (NULL when none; owned by m). */
 lethe_status nn_model_set_vocab(lethe_model *m, const char *blob, size_t len);
 const char *nn_model_vocab(const lethe_model *m, size_t *len);
+/* 1 for a text model (token ids in), 0 for an image one. */
+int nn_model_is_text(const lethe_model *m);
+/* 1 when arch names a text model (text-transformer). */
+int nn_arch_is_text(const char *arch);
 
 #endif

@@ -340,7 +340,8 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
  * attack). Not for a model with conditioning (unet). */
 lethe_status lethe_model_backward_ex(lethe_model *m, const float *dlogits, const float *dfeat,
                                      const lethe_groups *g, float *const grads[], float *dx);
-/* Copy θ and buffers from another model of the same architecture. */
+/* Copy θ and buffers (and a text model's vocabulary) from another model of
+ * the same architecture. */
 lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src);
 /* The penultimate features of the last forward: the input of the final
  * layer, (n, *dim) rows (a classifier's embedding, e.g. cnn's 128 after

@@ -13,7 +13,6 @@
  * The attention's keys are masked at padding; the mean pool reads the
  * non-pad tokens only, so padding changes nothing. Layer norms eps 1e-6,
  * exact GELU, qkv with bias (as vit-tiny's). */
-#include <stdio.h>
 
 #include "core/fail.h"
 #include "nn/model.h"
@@ -24,22 +23,6 @@ typedef struct {
 
 static const text_cfg text_small = {64, 2, 4, 128};
 
-static int block(lethe_model *m, int i, int x, const text_cfg *c)
-{
-    char a[NN_NAME_LEN], b[NN_NAME_LEN];
-    snprintf(a, sizeof a, "blocks.%d.norm1", i);
-    int h = nn_add_layernorm(m, a, x);
-    snprintf(a, sizeof a, "blocks.%d.attn.qkv", i);
-    h = nn_add_attention(m, nn_add_token_linear(m, a, h, 3 * c->dim), c->heads, 0);
-    snprintf(a, sizeof a, "blocks.%d.attn.proj", i);
-    x = nn_add_sum(m, x, nn_add_token_linear(m, a, h, c->dim));
-    snprintf(a, sizeof a, "blocks.%d.norm2", i);
-    snprintf(b, sizeof b, "blocks.%d.mlp.fc1", i);
-    h = nn_add_gelu(m, nn_add_token_linear(m, b, nn_add_layernorm(m, a, x), c->mlp));
-    snprintf(b, sizeof b, "blocks.%d.mlp.fc2", i);
-    return nn_add_sum(m, x, nn_add_token_linear(m, b, h, c->dim));
-}
-
 lethe_status nn_build_text_transformer(lethe_model *m)
 {
     const text_cfg *c = &text_small;
@@ -48,7 +31,7 @@ lethe_status nn_build_text_transformer(lethe_model *m)
     nn_add_input(m);
     int x = nn_add_token_embed(m, "embed", m->in_c, c->dim, m->in_w);
     x = nn_add_pos_embed(m, "pos_embed", x);
-    for (int i = 0; i < c->depth; i++) x = block(m, i, x, c);
+    for (int i = 0; i < c->depth; i++) x = nn_add_vit_block(m, i, x, c->dim, c->heads, c->mlp);
     x = nn_add_token_mean(m, nn_add_layernorm(m, "norm", x));
     if (nn_add_linear(m, "head", x, m->nclass) < 0)
         return lethe_fail(LETHE_ERR_ARG, "%s: graph not built", m->arch);

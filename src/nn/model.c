@@ -443,6 +443,8 @@ lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src)
                           src->arch, dst->arch);
     memcpy(dst->theta, src->theta, src->n * sizeof(float));
     memcpy(dst->buffers, src->buffers, src->nbuf * sizeof(float));
+    /* A text model's copy keeps its vocabulary, for its checkpoint. */
+    if (src->vocab != dst->vocab) return nn_model_set_vocab(dst, src->vocab, src->vocab_len);
     return LETHE_OK;
 }
 

@@ -458,4 +458,17 @@ TEST(text_cli_train_predict_forget_by_label)
              "class:spam --method ga --out '%s' --force", cnn, mnist, forgot);
     EXPECT_FAIL(args, "mnist has no class names");
     EXPECT_FAIL("predict --text hi", "--model FILE is required");
+
+    /* The reader's bad folders reach the command line as one line. */
+    const char *bad = test_path("text-cli-bad");
+    mkdir(bad, 0755);
+    write_in(bad, "train.tsv", "a\tx y\nb\tz w\n");
+    write_in(bad, "test.tsv", "a\tx\nc\ty\n");
+    snprintf(args, sizeof args, "train --arch text-transformer --data text --data-dir '%s' "
+             "--out '%s' --force", bad, forgot);
+    EXPECT_FAIL(args, "test.tsv line 2: label 'c' is not a class of the training split");
+    write_in(bad, "test.tsv", "");
+    EXPECT_FAIL(args, "test.tsv: empty file");
+    write_in(bad, "train.tsv", "");
+    EXPECT_FAIL(args, "train.tsv: empty file");
 }

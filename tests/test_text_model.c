@@ -15,15 +15,6 @@
 
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
-static void expect_err(lethe_status st, lethe_status want, const char *needle, const char *expr,
-                       int line)
-{
-    if (st != want || !contains(lethe_last_error(), needle))
-        test_fail(__FILE__, line, "%s -> %s (%s), expected %s with '%s'", expr,
-                  lethe_status_to_string(st), lethe_last_error(), lethe_status_to_string(want),
-                  needle);
-}
-#define CHECK_ERR(expr, status, needle) expect_err((expr), (status), (needle), #expr, __LINE__)
 
 static void write_in(const char *dir, const char *file, const char *s)
 {
@@ -99,10 +90,10 @@ TEST(text_dataset_from_folder)
     mkdir(bad, 0755);
     write_in(bad, "train.tsv", "a\tx y\nb\tz w\n");
     write_in(bad, "test.tsv", "c\tx\n");
-    CHECK_ERR(lethe_dataset_load(&te, "text", bad, 0), LETHE_ERR_FORMAT,
+    CHECK_FAILS(lethe_dataset_load(&te, "text", bad, 0), LETHE_ERR_FORMAT,
               "test.tsv line 1: label 'c' is not a class of the training split");
     write_in(bad, "test.tsv", "");
-    CHECK_ERR(lethe_dataset_load(&te, "text", bad, 1), LETHE_ERR_FORMAT, "test.tsv: empty file");
+    CHECK_FAILS(lethe_dataset_load(&te, "text", bad, 1), LETHE_ERR_FORMAT, "test.tsv: empty file");
 }
 
 /* Logits of m on the first n examples of ds. */
@@ -169,29 +160,29 @@ TEST(text_transformer_trains_and_keeps_its_vocabulary)
      * set of another vocabulary is refused too. */
     lethe_dataset img = {.n = 1, .c = 1, .h = 28, .w = 28, .nclass = 2};
     snprintf(img.name, sizeof img.name, "fmnist");
-    CHECK_ERR(lethe_model_check_data(m, &img), LETHE_ERR_MISMATCH,
+    CHECK_FAILS(lethe_model_check_data(m, &img), LETHE_ERR_MISMATCH,
               "text-transformer is a text model, data set fmnist holds images");
     lethe_model *cnn = NULL;
     CHECK_OK(lethe_model_create(&cnn, "cnn", 1, 28, 28, 2));
     if (cnn) {
         tr.c = 1, tr.h = 28, tr.w = 28;   /* even of the right shape */
-        CHECK_ERR(lethe_model_check_data(cnn, &tr), LETHE_ERR_MISMATCH,
+        CHECK_FAILS(lethe_model_check_data(cnn, &tr), LETHE_ERR_MISMATCH,
                   "cnn is an image model, data set text holds texts (token ids)");
         tr.c = te.c, tr.h = 1, tr.w = 64;
     }
     if (r) {
         te.vocab[te.vocab_len - 2] ^= 1;
-        CHECK_ERR(lethe_model_check_data(r, &te), LETHE_ERR_MISMATCH, "another vocabulary");
+        CHECK_FAILS(lethe_model_check_data(r, &te), LETHE_ERR_MISMATCH, "another vocabulary");
         te.vocab[te.vocab_len - 2] ^= 1;
     }
     /* An id the table lacks, a value that is no id. */
     float x[64] = {2, 5, 0};
     const float *lg;
     x[1] = (float)tr.c;
-    CHECK_ERR(lethe_model_forward(m, x, 1, NULL, LETHE_BN_EVAL, &lg), LETHE_ERR_ARG,
+    CHECK_FAILS(lethe_model_forward(m, x, 1, NULL, LETHE_BN_EVAL, &lg), LETHE_ERR_ARG,
               "token id");
     x[1] = 1.5f;
-    CHECK_ERR(lethe_model_forward(m, x, 1, NULL, LETHE_BN_EVAL, &lg), LETHE_ERR_ARG,
+    CHECK_FAILS(lethe_model_forward(m, x, 1, NULL, LETHE_BN_EVAL, &lg), LETHE_ERR_ARG,
               "is not a token id");
     lethe_model_free(cnn);
     lethe_model_free(r);
@@ -271,7 +262,7 @@ TEST(text_checkpoint_vocabulary_checked)
         CHECK_OK(lethe_meta_set(&md, "in_shape", shape));
         CHECK_OK(st_write(path, &md, t, n + 1));
         lethe_model *r = NULL;
-        CHECK_ERR(lethe_checkpoint_open(&r, path, NULL), LETHE_ERR_MISMATCH,
+        CHECK_FAILS(lethe_checkpoint_open(&r, path, NULL), LETHE_ERR_MISMATCH,
                   "does not fit the text-transformer model");
         lethe_model_free(r);
     }
@@ -295,7 +286,7 @@ TEST(text_checkpoint_vocabulary_checked)
         CHECK_OK(lethe_meta_set(&cm, "nclass", "2"));
         CHECK_OK(st_write(path, &cm, o, nc + 1));
         lethe_model *r = NULL;
-        CHECK_ERR(lethe_checkpoint_open(&r, path, NULL), LETHE_ERR_MISMATCH,
+        CHECK_FAILS(lethe_checkpoint_open(&r, path, NULL), LETHE_ERR_MISMATCH,
                   "holds a vocabulary ('text.vocab') but the cnn model is not a text model");
         lethe_model_free(r);
         st_free(&f);

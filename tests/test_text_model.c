@@ -300,19 +300,22 @@ TEST(text_checkpoint_vocabulary_checked)
     lethe_dataset_free(&tr);
 }
 
-/* tools/lethe_torch.py fixture --arch text-transformer: torch's twin (V 50,
- * T 12, norms and positions away from their defaults) on four examples of
- * 12, 9, 6 and 3 tokens; Lethe's logits on the same ids (F32, as a text
- * batch holds them) within 1e-4. */
-TEST(torch_fixture_text_transformer_logits)
+/* tools/lethe_torch.py fixture --arch ARCH: torch's twin (V 50, T 12,
+ * norms and positions away from their defaults) on four examples of 12,
+ * 9, 6 and 3 tokens; Lethe's logits on the same ids (F32, as a text batch
+ * holds them) within 1e-4. */
+static void torch_fixture_text(const char *arch)
 {
+    char name[64], lname[64];
+    snprintf(name, sizeof name, "torch_%s.safetensors", arch);
+    snprintf(lname, sizeof lname, "torch_%s_logits.safetensors", arch);
     lethe_model *m = NULL;
     lethe_metadata md;
-    CHECK_OK(lethe_checkpoint_open(&m, test_data("torch_text-transformer.safetensors"), &md));
+    CHECK_OK(lethe_checkpoint_open(&m, test_data(name), &md));
     if (!m) return;
-    CHECK(strcmp(lethe_model_arch(m), "text-transformer") == 0 && lethe_model_nclass(m) == 2);
+    CHECK(strcmp(lethe_model_arch(m), arch) == 0 && lethe_model_nclass(m) == 2);
     st_file f;
-    CHECK_OK(st_read(&f, test_data("torch_text-transformer_logits.safetensors"), 1));
+    CHECK_OK(st_read(&f, test_data(lname), 1));
     const st_entry *ein = f.n ? st_find(&f, "input") : NULL;
     const st_entry *eout = f.n ? st_find(&f, "expected_logits") : NULL;
     CHECK(ein && ein->numel == 48 && eout && eout->numel == 8);
@@ -345,6 +348,9 @@ TEST(torch_fixture_text_transformer_logits)
     st_free(&f);
     lethe_model_free(m);
 }
+
+TEST(torch_fixture_text_transformer_logits) { torch_fixture_text("text-transformer"); }
+TEST(torch_fixture_text_bag_logits) { torch_fixture_text("text-bag"); }
 
 /* ------------------------------------------------------- command line */
 

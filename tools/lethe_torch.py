@@ -8,7 +8,7 @@ load_state_dict(strict=True) and a torch-made file loads into Lethe.
     python3 tools/lethe_torch.py check MODEL.safetensors
         load a Lethe checkpoint into torch (strict) and print its
         Fashion-MNIST test accuracy: the "loads in PyTorch" proof
-    python3 tools/lethe_torch.py fixture [--arch resnet8|resnet20|resnet18|cnn|vit-tiny|text-transformer] OUT.safetensors
+    python3 tools/lethe_torch.py fixture [--arch resnet8|…|vit-tiny|text-transformer|text-bag] OUT.safetensors
         write the test fixture OUT and OUT's logits file (*_logits.safetensors);
         resnet18's is one small file (synthesised weights: cmd_fixture)
     python3 tools/lethe_torch.py export --arch A [--seed S] OUT.safetensors
@@ -341,8 +341,24 @@ class TextTransformer(nn.Module):
         return self.head((self.norm(x) * m).sum(1) / m.sum(1))
 
 
+class TextBag(nn.Module):
+    """Lethe's text-bag: EmbeddingBag(mode="mean") over the non-pad ids (id 0
+    padding) and a linear head; in_shape (V, 1, T), token ids in."""
+
+    def __init__(self, in_c, in_h=1, in_w=64, nclass=2, dim=64):
+        super().__init__()
+        self.embed = nn.Embedding(in_c, dim)
+        self.head = nn.Linear(dim, nclass)
+
+    def forward(self, ids):
+        m = (ids != 0).unsqueeze(-1).float()
+        return self.head((self.embed(ids) * m).sum(1) / m.sum(1))
+
+
 ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8, "resnet20": ResNet20,
-         "resnet18": ResNet18, "vit-tiny": VitTiny, "text-transformer": TextTransformer}
+         "resnet18": ResNet18, "vit-tiny": VitTiny, "text-transformer": TextTransformer,
+         "text-bag": TextBag}
+TEXT_ARCHS = ("text-transformer", "text-bag")
 TEXT_VOCAB = "text.vocab"   # a text model's vocabulary blob (U8), not a parameter
 CIFAR_ARCHS = ("resnet20", "resnet18")   # made for 3x32x32 inputs
 
@@ -452,7 +468,7 @@ def cmd_fixture(args):
     torch.manual_seed(0)
     if args.arch == "resnet18":
         return fixture_synth(args)
-    if args.arch == "text-transformer":
+    if args.arch in TEXT_ARCHS:
         return fixture_text(args)
     shape = (3, 32, 32) if args.arch == "resnet20" else (1, 28, 28)
     in_shape = ",".join(str(v) for v in shape)
@@ -500,9 +516,9 @@ def probe_ids(n, vocab, t):
 
 
 def fixture_text(args):
-    """text-transformer (V 50, T 12, 2 classes), every parameter away from
-    its default; the probe's ids stored as F32 (Lethe's text batches hold
-    them so) beside torch's logits"""
+    """text-transformer or text-bag (V 50, T 12, 2 classes), every parameter
+    away from its default; the probe's ids stored as F32 (Lethe's text
+    batches hold them so) beside torch's logits"""
     vocab, t = 50, 12
     in_shape = f"{vocab},1,{t}"
     model = make_model(args.arch, in_shape, 2)
@@ -557,7 +573,7 @@ def cmd_export(args):
     torch.manual_seed(args.seed)
     in_shape = "3,32,32" if args.arch in CIFAR_ARCHS else "1,28,28"
     nclass = 10
-    if args.arch == "text-transformer":   # no vocabulary: Lethe's loads it, predict cannot
+    if args.arch in TEXT_ARCHS:   # no vocabulary: Lethe's loads it, predict cannot
         in_shape, nclass = "50,1,64", 2
     model = make_model(args.arch, in_shape, nclass)
     save_safetensors(model.state_dict(), args.out,
@@ -575,7 +591,7 @@ def main(argv=None):
     c.set_defaults(fn=cmd_check)
     f = sub.add_parser("fixture", help="write the PyTorch-made test fixture")
     f.add_argument("--arch", choices=["resnet8", "resnet20", "resnet18", "cnn", "vit-tiny",
-                                      "text-transformer"],
+                                      "text-transformer", "text-bag"],
                    default="resnet8")
     f.add_argument("out")
     f.set_defaults(fn=cmd_fixture)

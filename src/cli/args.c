@@ -376,7 +376,7 @@ int cli_check_method(const char *cmd, const char *opt, const char *name)
 
 /* The classifiers of src/nn/model.c; its "unet" is the diffusion model. */
 static const char *const classifier_archs[] = {"mlp", "cnn", "resnet8", "resnet20", "resnet18", "vit-tiny",
-                                               "text-transformer"};
+                                               "text-transformer", "text-bag"};
 
 int cli_check_arch(const char *cmd, const char *arch)
 {
@@ -391,9 +391,9 @@ int cli_check_arch(const char *cmd, const char *arch)
     if (guess)
         return cli_usage_error(cmd, "--arch: unknown architecture '%s' (did you mean '%s'? "
                                "classifiers: mlp, cnn, resnet8, resnet20, resnet18, vit-tiny, "
-                               "text-transformer)", arch, guess);
+                               "text-transformer, text-bag)", arch, guess);
     return cli_usage_error(cmd, "--arch: unknown architecture '%s' (classifiers: mlp, cnn, "
-                           "resnet8, resnet20, resnet18, vit-tiny, text-transformer)", arch);
+                           "resnet8, resnet20, resnet18, vit-tiny, text-transformer, text-bag)", arch);
 }
 
 int cli_check_data(const char *cmd, const char *name)

@@ -14,7 +14,7 @@ static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
     {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny | text-transformer "
-                     "(default cnn)", 0},
+                     "| text-bag (default cnn)", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 | sms-spam (default fmnist), or one's own in "
                      "--data-dir: idx (IDX files; idx:K for K classes) | cifar:K (CIFAR "
                      "binaries of K classes) | text (train.tsv, test.tsv: label<TAB>text)", 0},
@@ -48,8 +48,8 @@ static const cli_opt opts[] = {
     CLI_EXAMPLE("lethe train --arch cnn --data fmnist --out runs/cnn.safetensors"),
     CLI_EXAMPLE("lethe train --arch cnn --forget class:0 --out runs/retrain-class0.safetensors"),
     CLI_EXAMPLE("lethe train --arch resnet20 --data cifar10 --out runs/resnet20.safetensors"),
-    CLI_EXAMPLE("lethe train --arch text-transformer --data sms-spam --optimizer adamw --lr 0.001 "
-                "--wd 0.01 --epochs 10 --out runs/sms.safetensors"),
+    CLI_EXAMPLE("lethe train --arch text-transformer --data sms-spam --optimizer adamw --lr 0.002 "
+                "--wd 0.01 --batch 32 --epochs 10 --out runs/sms.safetensors"),
     {NULL, NULL, NULL, 0},
 };
 

@@ -12,7 +12,11 @@
  *
  * The attention's keys are masked at padding; the mean pool reads the
  * non-pad tokens only, so padding changes nothing. Layer norms eps 1e-6,
- * exact GELU, qkv with bias (as vit-tiny's). */
+ * exact GELU, qkv with bias (as vit-tiny's).
+ *
+ * text-bag, the baseline beside it: PyTorch's EmbeddingBag(mode="mean")
+ * and a linear layer, out = head(mean over the non-pad tokens of
+ * embed(ids)) (embed.weight (V, 64), head); no positions, no attention. */
 
 #include "core/fail.h"
 #include "nn/model.h"
@@ -33,6 +37,16 @@ lethe_status nn_build_text_transformer(lethe_model *m)
     x = nn_add_pos_embed(m, "pos_embed", x);
     for (int i = 0; i < c->depth; i++) x = nn_add_vit_block(m, i, x, c->dim, c->heads, c->mlp);
     x = nn_add_token_mean(m, nn_add_layernorm(m, "norm", x));
+    if (nn_add_linear(m, "head", x, m->nclass) < 0)
+        return lethe_fail(LETHE_ERR_ARG, "%s: graph not built", m->arch);
+    return LETHE_OK;
+}
+
+lethe_status nn_build_text_bag(lethe_model *m)
+{
+    m->tokens_in_x = 1;
+    nn_add_input(m);
+    int x = nn_add_token_mean(m, nn_add_token_embed(m, "embed", m->in_c, text_small.dim, m->in_w));
     if (nn_add_linear(m, "head", x, m->nclass) < 0)
         return lethe_fail(LETHE_ERR_ARG, "%s: graph not built", m->arch);
     return LETHE_OK;

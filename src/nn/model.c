@@ -147,6 +147,7 @@ static const struct {
     {"unet", nn_build_unet, 0},
     {"vit-tiny", nn_build_vit_tiny, 0},
     {"text-transformer", nn_build_text_transformer, 1},
+    {"text-bag", nn_build_text_bag, 1},
 };
 
 lethe_status lethe_model_create(lethe_model **out, const char *arch,
@@ -165,7 +166,7 @@ lethe_status lethe_model_create(lethe_model **out, const char *arch,
     if (!build)
         return lethe_fail(LETHE_ERR_NOTFOUND,
                           "unknown architecture '%s' (known: mlp, cnn, resnet8, resnet20, resnet18, "
-                          "unet, vit-tiny, text-transformer)", arch);
+                          "unet, vit-tiny, text-transformer, text-bag)", arch);
     if (text) {
         /* (V, 1, T): a vocabulary of V ids (the 3 reserved ones and one
          * word at least), T ids per example. */

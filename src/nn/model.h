@@ -188,6 +188,7 @@ lethe_status nn_build_resnet18(lethe_model *m);     /* arch_resnet8.c */
 lethe_status nn_build_unet(lethe_model *m);
 lethe_status nn_build_vit_tiny(lethe_model *m);     /* arch_vit.c */
 lethe_status nn_build_text_transformer(lethe_model *m); /* arch_text.c */
+lethe_status nn_build_text_bag(lethe_model *m);     /* arch_text.c */
 /* blocks.i of timm's ViT on x (1, T, dim): pre-norm attention of `heads`
  * heads and a GELU MLP of `mlp` (arch_vit.c); the new node, or −1. */
 int nn_add_vit_block(lethe_model *m, int i, int x, int dim, int heads, int mlp);

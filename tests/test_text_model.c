@@ -382,6 +382,12 @@ TEST(text_cli_train_predict_forget_by_label)
     free(o);
     free(e);
 
+    snprintf(args, sizeof args, "info '%s'", model);
+    rc = cli_t_run("textcli", args, &o, NULL);
+    CHECK_MSG(rc == 0 && o && contains(o, "ids, 64 per text, 2 classes: ham spam"), "info: %s",
+              o ? o : "");
+    free(o);
+
     /* One line per text, label TAB probability. */
     snprintf(args, sizeof args, "predict --model '%s' --text 'claim a FREE prize now!'", model);
     rc = cli_t_run("textcli", args, &o, &e);

@@ -43,6 +43,7 @@
  *     lethe_model_buffers, lethe_model_ntensors, lethe_model_tensor,
  *     lethe_model_find, lethe_model_nclass, lethe_model_input_shape,
  *     lethe_model_out_size, lethe_model_features, lethe_model_flops,
+ *     lethe_dataset_sample_size,
  *     lethe_meta_get, lethe_igs_weight, lethe_ul_loss_name, lethe_methods,
  *     lethe_method_uses_eps, lethe_method_classifies, lethe_method_summary,
  *     lethe_method_grid, lethe_method_params, lethe_all_params,
@@ -148,6 +149,16 @@ typedef struct {
     uint8_t *labels;        /* (N) */
     float mean[3], std[3];
     char name[32];          /* "fmnist", "mnist", "cifar10" */
+    /* A text set ("text", "sms-spam"; NULL for images): token ids (N, w),
+     * w = T ids per example, c = the vocabulary size, h = 1 (a text is a
+     * (V, 1, T) one-hot signal kept as its T ids), pixels NULL. A batch
+     * holds the ids as floats (exact), x (n, T); a token model's forward
+     * reads them (padding: id 0). vocab: the vocabulary and class names
+     * (src/data/text.h's blob, vocab_len bytes, NUL-terminated) that a
+     * checkpoint of a model trained on it carries. */
+    int32_t *tokens;
+    char *vocab;
+    size_t vocab_len;
 } lethe_dataset;
 
 /* Default folder of Debian's dataset-fashion-mnist. */
@@ -158,7 +169,11 @@ typedef struct {
 
 /* Load `name` ("fmnist", "mnist", "cifar10") from `dir` (NULL: the default
  * folder, LETHE_FMNIST_DIR or LETHE_CIFAR10_DIR; mnist has none); train =
- * 1 for the training split, 0 for the test one. */
+ * 1 for the training split, 0 for the test one. Text: "text" (dir/train.tsv
+ * and dir/test.tsv) and "sms-spam" (dir/SMSSpamCollection split 80/20 by
+ * seed 0; default dir LETHE_SMS_SPAM_DIR), docs/PROTOCOL.md "Text data";
+ * either split is encoded with the training split's vocabulary. */
+#define LETHE_SMS_SPAM_DIR "../shared/datasets/sms-spam"
 lethe_status lethe_dataset_load(lethe_dataset *ds, const char *name,
                                 const char *dir, int train);
 void lethe_dataset_free(lethe_dataset *ds);
@@ -176,6 +191,8 @@ lethe_status lethe_cifar_load(lethe_dataset *ds, const char *dir, int train);
  * every idx[i] in [0, ds->n). */
 void lethe_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n,
                          float *x, int32_t *y);
+/* Floats of x per sample: C·H·W for images, T (= w) for a text set. */
+size_t lethe_dataset_sample_size(const lethe_dataset *ds);
 
 /* An index list into a dataset. */
 typedef struct { int32_t *idx; size_t n; } lethe_subset;
@@ -184,13 +201,18 @@ void lethe_subset_free(lethe_subset *s);
 lethe_status lethe_subset_all(lethe_subset *s, size_t n);
 
 /* What to forget: "class:0", "class:0,3", "random:10%", "random:0.1",
- * "indices:FILE" (one index per line, '#' comments). */
+ * "indices:FILE" (one index per line, '#' comments). For a text set a
+ * class may be named by its label, "class:spam" (an item that starts with
+ * a letter or a non-ASCII byte; digits are an index): path then holds the
+ * list as written, resolved against the set's class names by
+ * lethe_forget_split and lethe_forget_split_test (an image set has none:
+ * an error). */
 typedef enum { LETHE_FORGET_CLASS, LETHE_FORGET_RANDOM, LETHE_FORGET_INDICES } lethe_forget_kind;
 typedef struct {
     lethe_forget_kind kind;
     uint64_t class_mask;    /* bit c set: forget class c (CLASS) */
     double fraction;        /* in (0, 1) (RANDOM) */
-    char path[512];         /* index file (INDICES) */
+    char path[512];         /* index file (INDICES); the class list naming labels (CLASS) */
 } lethe_forget_spec;
 
 lethe_status lethe_forget_parse(lethe_forget_spec *f, const char *text);
@@ -318,7 +340,8 @@ lethe_status lethe_model_backward(lethe_model *m, const float *dlogits,
  * attack). Not for a model with conditioning (unet). */
 lethe_status lethe_model_backward_ex(lethe_model *m, const float *dlogits, const float *dfeat,
                                      const lethe_groups *g, float *const grads[], float *dx);
-/* Copy θ and buffers from another model of the same architecture. */
+/* Copy θ and buffers (and a text model's vocabulary) from another model of
+ * the same architecture. */
 lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src);
 /* The penultimate features of the last forward: the input of the final
  * layer, (n, *dim) rows (a classifier's embedding, e.g. cnn's 128 after

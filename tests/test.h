@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef void (*test_fn)(void);
 void test_register(const char *name, const char *file, test_fn fn);
@@ -66,6 +67,17 @@ const char *test_data(const char *name);
         if (!(fabs(a_ - b_) <= (tol)))                                     \
             test_fail(__FILE__, __LINE__, "%s = %.9g, %s = %.9g, tol %g",  \
                       #a, a_, #b, b_, (double)(tol));                      \
+    } while (0)
+
+/* expr returns `status` and the last error holds `needle`. */
+#define CHECK_FAILS(expr, status, needle)                                  \
+    do {                                                                   \
+        lethe_status s_ = (expr);                                          \
+        const char *e_ = lethe_last_error();                               \
+        if (s_ != (status) || !strstr(e_, (needle)))                       \
+            test_fail(__FILE__, __LINE__, "%s -> %s (%s), expected %s with '%s'", \
+                      #expr, lethe_status_to_string(s_), e_,               \
+                      lethe_status_to_string(status), (needle));           \
     } while (0)
 
 #define CHECK_OK(expr)                                                     \

@@ -228,7 +228,7 @@ TEST(help_cli_hints_name_the_fix)
     snprintf(args, sizeof args, "eval --model m.safetensors --forget clas:0");
     expect(2, args, "did you mean --forget class:0?", NULL);
     snprintf(args, sizeof args, "train --data-dir '%s' --arch resnet --out '%s'", nodata, out);
-    expect(2, args, "did you mean 'resnet8'?", "mlp, cnn, resnet8, resnet20, resnet18, vit-tiny)");
+    expect(2, args, "did you mean 'resnet8'?", "mlp, cnn, resnet8, resnet20, resnet18, vit-tiny, text-transformer, text-bag)");
     char *e;
     run(args, NULL, &e);
     CHECK_MSG(e && !strstr(e, "unet"), "a classifier's choices list unet: %s", e ? e : "");

@@ -592,7 +592,7 @@ TEST(forget_parse_errors)
     CHECK_ERR(lethe_forget_parse(&f, "class:99999999999999999999"), LETHE_ERR_ARG,
               "out of range");
     CHECK_ERR(lethe_forget_parse(&f, "class:0,0"), LETHE_ERR_ARG, "repeated");
-    const char *junk[] = {"class:", "class:a", "class:1x", "class:0,", "class:-1",
+    const char *junk[] = {"class:", "class:1x", "class:0,", "class:-1",
                           "class: 1", "class:1,,2"};
     for (size_t k = 0; k < sizeof junk / sizeof junk[0]; k++)
         CHECK_MSG(lethe_forget_parse(&f, junk[k]) == LETHE_ERR_ARG, "'%s' accepted", junk[k]);

@@ -17,6 +17,7 @@
  * lowerings with the plain ones entry by entry. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gradcheck.h"
 #include "nn/layers.h"
@@ -46,7 +47,9 @@ static double objective(void *ctx)
 static lethe_model *new_model(const char *arch, int ch, int hw, uint64_t seed, lethe_rng *rng)
 {
     lethe_model *m = NULL;
-    CHECK_OK(lethe_model_create(&m, arch, ch, hw, hw, 10));
+    /* A text model's input is (V, 1, T): ch ids, hw tokens. */
+    const int text = strncmp(arch, "text-", 5) == 0;
+    CHECK_OK(lethe_model_create(&m, arch, ch, text ? 1 : hw, text ? hw * hw : hw, 10));
     if (!m) return NULL;
     CHECK_OK(lethe_model_reserve(m, NB));
     lethe_rng_seed(rng, seed);
@@ -58,12 +61,18 @@ static lethe_model *new_model(const char *arch, int ch, int hw, uint64_t seed, l
  * largest gradient first. */
 static void model_fd_at(const char *arch, int ch, int hw, int npick)
 {
-    const int nclass = 10, nin = NB * ch * hw * hw;
+    const int text = strncmp(arch, "text-", 5) == 0;
+    const int nclass = 10, nin = NB * (text ? 1 : ch) * hw * hw;
     lethe_rng rng;
     lethe_model *m = new_model(arch, ch, hw, 11, &rng);
     if (!m) return;
     float *x = malloc(nin * sizeof(float)), *r = malloc(NB * nclass * sizeof(float));
     gc_fill(&rng, x, nin, -1, 1);
+    /* Token ids as floats, sample i padded (id 0) after hw·hw − i tokens. */
+    for (int i = 0; text && i < NB; i++)
+        for (int t = 0; t < hw * hw; t++)
+            x[i * hw * hw + t] =
+                t < hw * hw - i ? (float)(1 + lethe_rng_below(&rng, (uint32_t)ch - 1)) : 0.0f;
     gc_fill(&rng, r, NB * nclass, -1, 1);
     lethe_groups g;
     gc_groups(&g, N0, NB - N0);
@@ -101,7 +110,7 @@ static void model_fd_at(const char *arch, int ch, int hw, int npick)
             checked++;
         }
     }
-    CHECK(tensors >= 8 && checked == npick * tensors);
+    CHECK(tensors >= (strcmp(arch, "text-bag") == 0 ? 3 : 8) && checked == npick * tensors);
     CHECK_MSG(close >= 0.9 * checked, "%s: %d of %d entries within 2%%", arch, close, checked);
     free(g0);
     free(g1);
@@ -125,6 +134,10 @@ TEST_KSETS(model_gradients_finite_differences_cnn) { model_fd("cnn"); }
  * 17 with the class token), two entries a tensor: each op's own check
  * (test_ops.c) is the thorough one, this is their wiring. */
 TEST(model_gradients_finite_differences_vit_tiny) { model_fd_at("vit-tiny", 1, 16, 2); }
+/* 40 ids, 9 tokens (hw² with hw = 3), the last samples padded: padding
+ * changes nothing the gradient sees. */
+TEST(model_gradients_finite_differences_text_transformer) { model_fd_at("text-transformer", 40, 3, 3); }
+TEST(model_gradients_finite_differences_text_bag) { model_fd_at("text-bag", 40, 3, 3); }
 /* resnet18 (11.2M parameters) on RGB 12×12, so that its four stages run at
  * 12, 6, 3 and 2 pixels (layer4's batch norms normalise 8 or 16 values a
  * channel), one entry a tensor (its largest gradient, 62 tensors): a

@@ -8,7 +8,7 @@ load_state_dict(strict=True) and a torch-made file loads into Lethe.
     python3 tools/lethe_torch.py check MODEL.safetensors
         load a Lethe checkpoint into torch (strict) and print its
         Fashion-MNIST test accuracy: the "loads in PyTorch" proof
-    python3 tools/lethe_torch.py fixture [--arch resnet8|resnet20|resnet18|cnn|vit-tiny] OUT.safetensors
+    python3 tools/lethe_torch.py fixture [--arch resnet8|…|vit-tiny|text-transformer|text-bag] OUT.safetensors
         write the test fixture OUT and OUT's logits file (*_logits.safetensors);
         resnet18's is one small file (synthesised weights: cmd_fixture)
     python3 tools/lethe_torch.py export --arch A [--seed S] OUT.safetensors
@@ -222,11 +222,14 @@ class VitAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
+        """mask (b, t) bool, True for a real token: padded keys get no weight"""
         b, t, d = x.shape
         qkv = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         a = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        if mask is not None:
+            a = a.masked_fill(~mask[:, None, None, :], float("-inf"))
         x = (a.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
         return self.proj(x)
 
@@ -251,8 +254,8 @@ class VitBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = VitMlp(dim, hidden)
 
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x, mask=None):
+        x = x + self.attn(self.norm1(x), mask)
         return x + self.mlp(self.norm2(x))
 
 
@@ -314,8 +317,49 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class TextTransformer(nn.Module):
+    """Lethe's text-transformer (src/nn/arch_text.c): in_shape (V, 1, T) is a
+    vocabulary of V ids and T ids per example; forward takes token ids (b, T)
+    int64, id 0 padding. embed (V, 64) + pos_embed, 2 pre-norm blocks of 4
+    heads (MLP 128) with padded keys masked, final norm, mean over the real
+    tokens, head."""
+
+    def __init__(self, in_c, in_h=1, in_w=64, nclass=2, dim=64, depth=2, heads=4, hidden=128):
+        super().__init__()
+        self.embed = nn.Embedding(in_c, dim)
+        self.pos_embed = nn.Parameter(torch.randn(1, in_w, dim) * 0.02)
+        self.blocks = nn.ModuleList([VitBlock(dim, heads, hidden) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, nclass)
+
+    def forward(self, ids):
+        mask = ids != 0
+        x = self.embed(ids) + self.pos_embed
+        for b in self.blocks:
+            x = b(x, mask)
+        m = mask.unsqueeze(-1).to(x.dtype)
+        return self.head((self.norm(x) * m).sum(1) / m.sum(1))
+
+
+class TextBag(nn.Module):
+    """Lethe's text-bag: EmbeddingBag(mode="mean") over the non-pad ids (id 0
+    padding) and a linear head; in_shape (V, 1, T), token ids in."""
+
+    def __init__(self, in_c, in_h=1, in_w=64, nclass=2, dim=64):
+        super().__init__()
+        self.embed = nn.Embedding(in_c, dim)
+        self.head = nn.Linear(dim, nclass)
+
+    def forward(self, ids):
+        m = (ids != 0).unsqueeze(-1).float()
+        return self.head((self.embed(ids) * m).sum(1) / m.sum(1))
+
+
 ARCHS = {"mlp": MLP, "cnn": CNN, "resnet8": ResNet8, "resnet20": ResNet20,
-         "resnet18": ResNet18, "vit-tiny": VitTiny}
+         "resnet18": ResNet18, "vit-tiny": VitTiny, "text-transformer": TextTransformer,
+         "text-bag": TextBag}
+TEXT_ARCHS = ("text-transformer", "text-bag")
+TEXT_VOCAB = "text.vocab"   # a text model's vocabulary blob (U8), not a parameter
 CIFAR_ARCHS = ("resnet20", "resnet18")   # made for 3x32x32 inputs
 
 
@@ -327,8 +371,12 @@ def make_model(arch, in_shape="1,28,28", nclass=10):
 
 
 def model_from_file(path):
-    """(torch module loaded strictly from a safetensors file, metadata)"""
+    """(torch module loaded strictly from a safetensors file, metadata); a
+    text model's vocabulary (text.vocab, UTF-8 text) is returned in
+    meta["text.vocab"], and its forward takes token ids"""
     tensors, meta = load_safetensors(path)
+    if TEXT_VOCAB in tensors:
+        meta[TEXT_VOCAB] = bytes(tensors.pop(TEXT_VOCAB).numpy()).decode("utf-8")
     if "arch" not in meta:
         raise ValueError(f"{path}: no 'arch' in the metadata")
     model = make_model(meta["arch"], meta.get("in_shape", "1,28,28"), meta.get("nclass", 10))
@@ -420,6 +468,8 @@ def cmd_fixture(args):
     torch.manual_seed(0)
     if args.arch == "resnet18":
         return fixture_synth(args)
+    if args.arch in TEXT_ARCHS:
+        return fixture_text(args)
     shape = (3, 32, 32) if args.arch == "resnet20" else (1, 28, 28)
     in_shape = ",".join(str(v) for v in shape)
     model = make_model(args.arch, in_shape)
@@ -451,6 +501,39 @@ def cmd_fixture(args):
         logits = model(x)
     save_safetensors(state, args.out, meta)
     save_safetensors({"input": x, "expected_logits": logits}, logits_path(args.out),
+                     {"made_by": "pytorch", "model": os.path.basename(args.out)})
+    print(f"wrote {args.out} and {logits_path(args.out)}")
+
+
+def probe_ids(n, vocab, t):
+    """ids[i, j] = 1 + (7·i + 3·j) mod (vocab − 1) for j < t − 3·i, then 0
+    (padding): four examples of t, t−3, t−6, t−9 tokens, integers only"""
+    ids = torch.zeros(n, t, dtype=torch.int64)
+    for i in range(n):
+        for j in range(t - 3 * i):
+            ids[i, j] = 1 + (7 * i + 3 * j) % (vocab - 1)
+    return ids
+
+
+def fixture_text(args):
+    """text-transformer or text-bag (V 50, T 12, 2 classes), every parameter
+    away from its default; the probe's ids stored as F32 (Lethe's text
+    batches hold them so) beside torch's logits"""
+    vocab, t = 50, 12
+    in_shape = f"{vocab},1,{t}"
+    model = make_model(args.arch, in_shape, 2)
+    with torch.no_grad():
+        for name, prm in model.named_parameters():
+            if "norm" in name or name == "pos_embed":
+                prm.add_(0.3 * torch.randn_like(prm))
+    model.eval()
+    ids = probe_ids(4, vocab, t)
+    with torch.no_grad():
+        logits = model(ids)
+    save_safetensors(model.state_dict(), args.out,
+                     {"arch": args.arch, "in_shape": in_shape, "nclass": "2",
+                      "made_by": "pytorch"})
+    save_safetensors({"input": ids.float(), "expected_logits": logits}, logits_path(args.out),
                      {"made_by": "pytorch", "model": os.path.basename(args.out)})
     print(f"wrote {args.out} and {logits_path(args.out)}")
 
@@ -489,9 +572,12 @@ def fixture_synth(args):
 def cmd_export(args):
     torch.manual_seed(args.seed)
     in_shape = "3,32,32" if args.arch in CIFAR_ARCHS else "1,28,28"
-    model = make_model(args.arch, in_shape)
+    nclass = 10
+    if args.arch in TEXT_ARCHS:   # no vocabulary: Lethe's loads it, predict cannot
+        in_shape, nclass = "50,1,64", 2
+    model = make_model(args.arch, in_shape, nclass)
     save_safetensors(model.state_dict(), args.out,
-                     {"arch": args.arch, "in_shape": in_shape, "nclass": "10",
+                     {"arch": args.arch, "in_shape": in_shape, "nclass": str(nclass),
                       "made_by": "pytorch", "seed": str(args.seed)})
     print(f"wrote {args.out}")
 
@@ -504,7 +590,8 @@ def main(argv=None):
     c.add_argument("--data", default=FMNIST_DIR)
     c.set_defaults(fn=cmd_check)
     f = sub.add_parser("fixture", help="write the PyTorch-made test fixture")
-    f.add_argument("--arch", choices=["resnet8", "resnet20", "resnet18", "cnn", "vit-tiny"],
+    f.add_argument("--arch", choices=["resnet8", "resnet20", "resnet18", "cnn", "vit-tiny",
+                                      "text-transformer", "text-bag"],
                    default="resnet8")
     f.add_argument("out")
     f.set_defaults(fn=cmd_fixture)

@@ -375,7 +375,8 @@ int cli_check_method(const char *cmd, const char *opt, const char *name)
 }
 
 /* The classifiers of src/nn/model.c; its "unet" is the diffusion model. */
-static const char *const classifier_archs[] = {"mlp", "cnn", "resnet8", "resnet20", "resnet18", "vit-tiny"};
+static const char *const classifier_archs[] = {"mlp", "cnn", "resnet8", "resnet20", "resnet18", "vit-tiny",
+                                               "text-transformer", "text-bag"};
 
 int cli_check_arch(const char *cmd, const char *arch)
 {
@@ -389,16 +390,17 @@ int cli_check_arch(const char *cmd, const char *arch)
     if (!guess && strncmp(arch, "resnet", 6) == 0) guess = "resnet8";
     if (guess)
         return cli_usage_error(cmd, "--arch: unknown architecture '%s' (did you mean '%s'? "
-                               "classifiers: mlp, cnn, resnet8, resnet20, resnet18, vit-tiny)", arch, guess);
+                               "classifiers: mlp, cnn, resnet8, resnet20, resnet18, vit-tiny, "
+                               "text-transformer, text-bag)", arch, guess);
     return cli_usage_error(cmd, "--arch: unknown architecture '%s' (classifiers: mlp, cnn, "
-                           "resnet8, resnet20, resnet18, vit-tiny)", arch);
+                           "resnet8, resnet20, resnet18, vit-tiny, text-transformer, text-bag)", arch);
 }
 
 int cli_check_data(const char *cmd, const char *name)
 {
-    static const char *const named[] = {"fmnist", "mnist", "cifar10", "idx"};
+    static const char *const named[] = {"fmnist", "mnist", "cifar10", "idx", "sms-spam", "text"};
     const char *colon = strchr(name, ':');
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         if (strcmp(name, named[i]) == 0) return 0;
     if (colon && (strncmp(name, "idx:", 4) == 0 || strncmp(name, "cifar:", 6) == 0)) {
         char *end;
@@ -408,17 +410,18 @@ int cli_check_data(const char *cmd, const char *name)
         return cli_usage_error(cmd, "--data %s: the class count after ':' must be a whole number "
                                "from 2 to 256", name);
     }
-    static const char *const forms[] = {"fmnist", "mnist", "cifar10", "idx", "cifar"};
+    static const char *const forms[] = {"fmnist", "mnist", "cifar10", "idx", "cifar", "sms-spam",
+                                        "text"};
     char kind[64];
     snprintf(kind, sizeof kind, "%.*s", colon ? (int)(colon - name) : (int)strlen(name), name);
-    const char *guess = cli_nearest(kind, forms, 5);
+    const char *guess = cli_nearest(kind, forms, 7);
     if (guess && strcmp(guess, "cifar") == 0) guess = "cifar:K";
     if (guess)
         return cli_usage_error(cmd, "--data: unknown data set '%s' (did you mean '%s'? known: "
-                               "fmnist, mnist, cifar10; one's own: idx, idx:K, cifar:K)", name,
-                               guess);
-    return cli_usage_error(cmd, "--data: unknown data set '%s' (known: fmnist, mnist, cifar10; "
-                           "one's own: idx, idx:K, cifar:K)", name);
+                               "fmnist, mnist, cifar10, sms-spam; one's own: idx, idx:K, "
+                               "cifar:K, text)", name, guess);
+    return cli_usage_error(cmd, "--data: unknown data set '%s' (known: fmnist, mnist, cifar10, "
+                           "sms-spam; one's own: idx, idx:K, cifar:K, text)", name);
 }
 
 int cli_forget_parse(const char *cmd, const char *opt, const char *text,

@@ -13,13 +13,17 @@
 
 static const cli_opt opts[] = {
     CLI_HEADING("scenario (required)"),
-    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | cifar10-cw | cifar10-rnd | fmnist-ddpm-cw", 0},
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | cifar10-cw | cifar10-rnd | fmnist-ddpm-cw | "
+                         "sms-rnd | sms-idx", 0},
     CLI_NOTE("fmnist-cw: forget class 0 (T-shirt/top) of Fashion-MNIST from a cnn."),
     CLI_NOTE("fmnist-rnd: forget a random 10% of Fashion-MNIST's training images from a cnn."),
     CLI_NOTE("cifar10-cw, cifar10-rnd: the same on CIFAR-10 (class 0, airplane) from a "
              "resnet20 trained with augmentation (lethe data fetch cifar10 first)."),
     CLI_NOTE("fmnist-ddpm-cw: forget class 0 from a class-conditional DDPM (unet); its own "
              "options: lethe bench --scenario fmnist-ddpm-cw --help."),
+    CLI_NOTE("sms-rnd: forget a random 10% of the SMS Spam training messages from a "
+             "text-transformer (--data-dir: the SMSSpamCollection folder, default "
+             LETHE_SMS_SPAM_DIR "); sms-idx: the same for the index list 0, 45, …, 4455."),
     CLI_HEADING("methods"),
     {"methods", "LIST", "comma-separated methods (default: every method that runs on "
                         "classifiers, as `lethe help unlearn` lists them)", 0},
@@ -38,9 +42,9 @@ static const cli_opt opts[] = {
                      "program was built in, else ~/.cache/lethe/cache)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},
     {"epochs", "N", "epochs of the original/Retrain recipe (default 8; cifar10-*: "
-                    PROTO_CIFAR_EPOCHS_TEXT ")", 0},
+                    PROTO_CIFAR_EPOCHS_TEXT "; sms-*: 10)", 0},
     {"seed", "N", "seed (default 0)", 0},
-    {"forget-seed", "N", "fmnist-rnd, cifar10-rnd: seed of the random forget set (default: "
+    {"forget-seed", "N", "fmnist-rnd, cifar10-rnd, sms-rnd: seed of the random forget set (default: "
                          "--seed); another "
                          "draw trains its own Retrain", 0},
     CLI_HEADING("outputs"),
@@ -55,7 +59,8 @@ static const cli_opt opts[] = {
 /* Every scenario of bench and tune: fmnist-ddpm-cw went to cmd_gen_bench.c
  * (main.c), so here it can only be misspelt. */
 static const char *const bench_scenarios[] = {"fmnist-cw", "fmnist-rnd", "cifar10-cw",
-                                              "cifar10-rnd", "fmnist-ddpm-cw"};
+                                              "cifar10-rnd", "fmnist-ddpm-cw", "sms-rnd",
+                                              "sms-idx"};
 
 /* Every registered method that runs on classifiers, in registry order. */
 static const char *default_methods(char *buf, size_t n)
@@ -171,9 +176,9 @@ int cmd_bench(int argc, char **argv)
     const char *scn = cli_str(&a, "scenario", NULL);
     if (!scn)
         return cli_usage_error("bench", "--scenario NAME is required (fmnist-cw, fmnist-rnd, "
-                               "cifar10-cw, cifar10-rnd, fmnist-ddpm-cw)");
+                               "cifar10-cw, cifar10-rnd, fmnist-ddpm-cw, sms-rnd, sms-idx)");
     const proto_scenario *sc = proto_find(scn);
-    if (!sc) return cli_unknown_choice("bench", "scenario", scn, bench_scenarios, 5);
+    if (!sc) return cli_unknown_choice("bench", "scenario", scn, bench_scenarios, 7);
     long epochs, seed, steps, fseed;
     if (cli_int(&a, "epochs", sc->epochs, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
         cli_int(&a, "steps", 0, 0, 10000000, &steps) ||

@@ -9,7 +9,9 @@
 #endif
 
 #include "cli/cli.h"
+#include "data/text.h"
 #include "nn/kernels.h"
+#include "nn/model.h"
 
 static const cli_opt opts[] = {
     {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18: read a checkpoint whose "
@@ -111,6 +113,18 @@ int cmd_info(int argc, char **argv)
     if (st != LETHE_OK) return cli_lib_error("info", st);
     printf("%s\n\nmetadata:\n", a.pos[0]);
     for (int i = 0; i < md.n; i++) printf("  %-18s %s\n", md.kv[i].key, md.kv[i].value);
+    size_t vlen;
+    const char *blob = nn_model_vocab(m, &vlen);
+    text_vocab v;
+    text_classes c;
+    if (blob && text_vocab_read(&v, &c, blob, vlen) == LETHE_OK) {
+        printf("\nvocabulary (text.vocab, %zu bytes): %d ids, %d per text, %d classes:", vlen,
+               v.n, v.cfg.max_len, c.n);
+        for (int k = 0; k < c.n && k < 20; k++) printf(" %s", c.name[k]);
+        printf("%s\n", c.n > 20 ? " …" : "");
+        text_vocab_free(&v);
+        text_classes_free(&c);
+    }
     size_t n, nb;
     lethe_model_theta(m, &n);
     lethe_model_buffers(m, &nb);

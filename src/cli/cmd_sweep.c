@@ -123,8 +123,8 @@ int cmd_sweep(int argc, char **argv)
         return cli_usage_error("sweep", "--param NAME and --values LIST are required");
     const proto_scenario *sc = scn ? proto_find(scn) : NULL;
     static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "cifar10-cw",
-                                            "cifar10-rnd"};
-    if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 4);
+                                            "cifar10-rnd", "sms-rnd", "sms-idx"};
+    if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 6);
     if (cli_str(&a, "data", NULL) && (r = cli_check_data("sweep", cli_str(&a, "data", NULL))))
         return r;
     if (cli_str(&a, "arch", NULL) && (r = cli_check_arch("sweep", cli_str(&a, "arch", NULL))))

@@ -8,16 +8,19 @@
 #include "cli/report.h"
 #include "cli/signals.h"
 #include "cli/table.h"
+#include "nn/model.h"
 
 static const cli_opt opts[] = {
     CLI_HEADING("model and data"),
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help", 0},
-    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny (default cnn)", 0},
-    {"data", "NAME", "fmnist | mnist | cifar10 (default fmnist), or one's own in --data-dir: "
-                     "idx (IDX files; idx:K for K classes) | cifar:K (CIFAR binaries of K "
-                     "classes)", 0},
+    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny | text-transformer "
+                     "| text-bag (default cnn)", 0},
+    {"data", "NAME", "fmnist | mnist | cifar10 | sms-spam (default fmnist), or one's own in "
+                     "--data-dir: idx (IDX files; idx:K for K classes) | cifar:K (CIFAR "
+                     "binaries of K classes) | text (train.tsv, test.tsv: label<TAB>text)", 0},
     {"data-dir", "DIR", "folder of the data set (default: Debian's for fmnist, "
-                        LETHE_CIFAR10_DIR " for cifar10: lethe data fetch cifar10)", 0},
+                        LETHE_CIFAR10_DIR " for cifar10: lethe data fetch cifar10, "
+                        LETHE_SMS_SPAM_DIR " for sms-spam)", 0},
     {"forget", "SPEC", "Retrain: train on the retained part only (class:0 | random:10% | "
                        "indices:FILE)", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
@@ -45,6 +48,8 @@ static const cli_opt opts[] = {
     CLI_EXAMPLE("lethe train --arch cnn --data fmnist --out runs/cnn.safetensors"),
     CLI_EXAMPLE("lethe train --arch cnn --forget class:0 --out runs/retrain-class0.safetensors"),
     CLI_EXAMPLE("lethe train --arch resnet20 --data cifar10 --out runs/resnet20.safetensors"),
+    CLI_EXAMPLE("lethe train --arch text-transformer --data sms-spam --optimizer adamw --lr 0.002 "
+                "--wd 0.01 --batch 32 --epochs 10 --out runs/sms.safetensors"),
     {NULL, NULL, NULL, 0},
 };
 
@@ -131,6 +136,13 @@ int cmd_train(int argc, char **argv)
     lethe_subset all = {0}, forget = {0}, retain = {0}, tf = {0}, tr = {0};
     lethe_status st = cli_load_data(data, cli_str(&a, "data-dir", NULL), &train, &test);
     if (st != LETHE_OK) return cli_lib_error("train", st);
+    if (nn_arch_is_text(arch) != (train.tokens != NULL)) {
+        rc = cli_usage_error("train", "--arch %s reads %s, --data %s holds %s%s", arch,
+                             nn_arch_is_text(arch) ? "texts" : "images", data,
+                             train.tokens ? "texts" : "images",
+                             train.tokens ? " (a text model: --arch text-transformer)" : "");
+        goto done;
+    }
     if ((st = lethe_model_create(&m, arch, train.c, train.h, train.w, train.nclass)) != LETHE_OK)
         goto fail;
     const lethe_subset *sub;

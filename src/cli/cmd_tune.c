@@ -49,8 +49,9 @@ int cmd_tune(int argc, char **argv)
     if (!method || !scn) return cli_usage_error("tune", "--method and --scenario are required");
     const proto_scenario *sc = proto_find(scn);
     static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "cifar10-cw",
-                                            "cifar10-rnd", "fmnist-ddpm-cw"};
-    if (!sc) return cli_unknown_choice("tune", "scenario", scn, scenarios, 5);
+                                            "cifar10-rnd", "fmnist-ddpm-cw", "sms-rnd",
+                                            "sms-idx"};
+    if (!sc) return cli_unknown_choice("tune", "scenario", scn, scenarios, 7);
     long epochs, seed;
     if (cli_int(&a, "epochs", sc->epochs, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;

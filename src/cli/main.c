@@ -13,6 +13,7 @@ int cmd_sweep(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_table(int argc, char **argv);
 int cmd_data(int argc, char **argv);       /* cmd_data.c */
+int cmd_predict(int argc, char **argv);    /* cmd_predict.c */
 
 static const struct {
     const char *name;
@@ -22,6 +23,7 @@ static const struct {
     {"train", cmd_train, "train a model (or Retrain without a forget set)"},
     {"eval", cmd_eval, "accuracy, or the unlearning metrics of a model"},
     {"info", cmd_info, "show a checkpoint's metadata and tensors"},
+    {"predict", cmd_predict, "classify texts with a text model: label and probability"},
     {"unlearn", cmd_unlearn, "make a trained model forget data"},
     {"bench", cmd_bench, "run a whole unlearning protocol and print its table"},
     {"tune", cmd_tune, "grid-search a method's hyperparameters by Avg. Gap"},

@@ -17,11 +17,19 @@
 #include "io/paths.h"
 
 /* cifar10-cw forgets class 0 (airplane): PROTOCOL.md says why. */
+/* sms-rnd: a random 10% of the messages (users asking for theirs to be
+ * deleted); sms-idx: an index list, the 100 training messages 0, 45, …,
+ * 4455 (written to the cache as an index file, since indices:FILE reads
+ * one). Both with text-transformer's SMS Spam recipe (docs/RESULTS.md). */
 static const proto_scenario scenarios[] = {
-    {"fmnist-cw", "class:0", "cnn", "fmnist", 8, 0.05f, 0},
-    {"fmnist-rnd", "random:0.1", "cnn", "fmnist", 8, 0.05f, 0},
-    {"cifar10-cw", "class:0", "resnet20", "cifar10", PROTO_CIFAR_EPOCHS, 0.1f, 1},
-    {"cifar10-rnd", "random:0.1", "resnet20", "cifar10", PROTO_CIFAR_EPOCHS, 0.1f, 1},
+    {"fmnist-cw", "class:0", "cnn", "fmnist", 8, 0.05f, 0, 0, 0, 0},
+    {"fmnist-rnd", "random:0.1", "cnn", "fmnist", 8, 0.05f, 0, 0, 0, 0},
+    {"cifar10-cw", "class:0", "resnet20", "cifar10", PROTO_CIFAR_EPOCHS, 0.1f, 1, 0, 0, 0},
+    {"cifar10-rnd", "random:0.1", "resnet20", "cifar10", PROTO_CIFAR_EPOCHS, 0.1f, 1, 0, 0, 0},
+    {"sms-rnd", "random:0.1", "text-transformer", "sms-spam", PROTO_SMS_EPOCHS, 0.002f, 0, 1,
+     0.01f, 32},
+    {"sms-idx", "every:45:100", "text-transformer", "sms-spam", PROTO_SMS_EPOCHS, 0.002f, 0, 1,
+     0.01f, 32},
 };
 
 const proto_scenario *proto_find(const char *name)
@@ -55,7 +63,8 @@ static uint64_t fingerprint(const lethe_dataset *d, uint64_t h)
 {
     int32_t dims[5] = {d->n, d->c, d->h, d->w, d->nclass};
     h = fnv_bytes(h, dims, sizeof dims);
-    h = fnv_bytes(h, d->pixels, (size_t)d->n * d->c * d->h * d->w);
+    if (d->tokens) h = fnv_bytes(h, d->tokens, (size_t)d->n * d->w * sizeof(int32_t));
+    else h = fnv_bytes(h, d->pixels, (size_t)d->n * d->c * d->h * d->w);
     return fnv_bytes(h, d->labels, (size_t)d->n);
 }
 
@@ -106,6 +115,11 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     cfg.seed = p->seed;
     cfg.lr = p->sc->lr;
     cfg.augment = p->sc->augment;
+    if (p->sc->adamw) {
+        cfg.optimizer = LETHE_OPT_ADAMW;
+        cfg.weight_decay = p->sc->wd;
+        cfg.batch = p->sc->batch;
+    }
     cli_progress prog;
     cli_progress_init(&prog, without ? "retrain" : "original");
     if (!p->quiet)
@@ -119,9 +133,13 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     char shape[64], ncls[16], recipe[128], seed[32];
     snprintf(shape, sizeof shape, "%d,%d,%d", tr->c, tr->h, tr->w);
     snprintf(ncls, sizeof ncls, "%d", tr->nclass);
-    snprintf(recipe, sizeof recipe, "sgd lr=%g schedule=cosine momentum=0.9 wd=0.0005 "
-             "epochs=%d batch=128%s", (double)p->sc->lr, p->epochs,
-             p->sc->augment ? " augment=crop4+flip" : "");
+    if (p->sc->adamw)
+        snprintf(recipe, sizeof recipe, "adamw lr=%g schedule=cosine wd=%g epochs=%d batch=%d",
+                 (double)p->sc->lr, (double)p->sc->wd, p->epochs, p->sc->batch);
+    else
+        snprintf(recipe, sizeof recipe, "sgd lr=%g schedule=cosine momentum=0.9 wd=0.0005 "
+                 "epochs=%d batch=128%s", (double)p->sc->lr, p->epochs,
+                 p->sc->augment ? " augment=crop4+flip" : "");
     snprintf(seed, sizeof seed, "%lu", (unsigned long)p->seed);
     if ((st = lethe_meta_set(&md, "format", "lethe")) != LETHE_OK ||
         (st = lethe_meta_set(&md, "version", LETHE_VERSION)) != LETHE_OK ||
@@ -153,6 +171,35 @@ lethe_status proto_ensure_original(proto_ctx *p)
     return st;
 }
 
+/* The index file of an "every:K:N" forget set in the cache (written once,
+ * atomically): "indices:PATH" into p->every_spec. */
+static lethe_status every_file(proto_ctx *p, const char **spec)
+{
+    int k, n;
+    char tail;
+    if (sscanf(p->sc->forget + 6, "%d:%d%c", &k, &n, &tail) != 2 || k < 1 || n < 1 ||
+        (long)k * n > INT_MAX)
+        return lethe_fail(LETHE_ERR_ARG, "scenario %s: bad forget rule '%s'", p->sc->name,
+                          p->sc->forget);
+    char name[128], path[1050];
+    snprintf(name, sizeof name, PROTO_EVERY_FILE, p->sc->name);
+    int len = snprintf(path, sizeof path, "%s/%s", p->cache, name);
+    if (len < 0 || (size_t)len >= sizeof path)
+        return lethe_fail(LETHE_ERR_ARG, "%s: cache path too long", p->cache);
+    snprintf(p->every_spec, sizeof p->every_spec, "indices:%s", path);
+    *spec = p->every_spec;
+    if (access(path, R_OK) == 0) return LETHE_OK;
+    size_t cap = 128 + (size_t)n * 12, used = 0;
+    char *text = malloc(cap);
+    if (!text) return lethe_fail(LETHE_ERR_NOMEM, "out of memory for %d indices", n);
+    used += (size_t)snprintf(text, cap, "# scenario %s: the training indices 0, %d, %d, ... "
+                             "(%d of them)\n", p->sc->name, k, 2 * k, n);
+    for (int i = 0; i < n; i++) used += (size_t)snprintf(text + used, cap - used, "%d\n", i * k);
+    lethe_status st = lethe_write_file_atomic(path, text, used);
+    free(text);
+    return st;
+}
+
 lethe_status proto_open(proto_ctx *p, const proto_scenario *sc, const char *cache,
                         const char *data_dir, int epochs, uint64_t seed, int quiet)
 {
@@ -173,7 +220,12 @@ lethe_status proto_open_draw(proto_ctx *p, const proto_scenario *sc, const char 
     if (io_mkdir_p(cache) != 0)
         return lethe_fail(LETHE_ERR_IO, "%s: cannot create the cache folder: %s", cache,
                           strerror(errno));
-    lethe_status st = cli_split_load(&p->sp, sc->data, data_dir, sc->forget, forget_seed);
+    const char *forget = sc->forget;
+    lethe_status st;
+    if (strncmp(forget, "every:", 6) == 0) {
+        if ((st = every_file(p, &forget)) != LETHE_OK) return st;
+    }
+    st = cli_split_load(&p->sp, sc->data, data_dir, forget, forget_seed);
     if (st != LETHE_OK || (st = cli_split_match(&p->sp, match_unseen, 0)) != LETHE_OK) return st;
     if ((st = proto_ensure_original(p)) != LETHE_OK) return st;
     char path[1024], slug[256], draw[32] = "", stem[400], tail[64];

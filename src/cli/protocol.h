@@ -7,16 +7,26 @@
 #include "cli/table.h"
 
 /* A scenario and its original/Retrain recipe: SGD, momentum 0.9, wd 5e-4,
- * batch 128, lr cosine to 0 over the epochs (PROTOCOL.md). */
+ * batch 128, lr cosine to 0 over the epochs (PROTOCOL.md); the text ones
+ * AdamW (β 0.9, 0.999), their own weight decay and batch. */
 typedef struct {
     const char *name;       /* fmnist-cw */
-    const char *forget;     /* class:0 */
+    const char *forget;     /* class:0; "every:K:N": the N training indices 0, K, 2K, …
+                               (an index file the cache holds, PROTO_EVERY_FILE) */
     const char *arch;       /* cnn */
     const char *data;       /* fmnist */
     int epochs;             /* the recipe's default epochs (--epochs overrides) */
     float lr;               /* its peak learning rate */
     int augment;            /* 1: crop 4 + flip on every training batch */
+    int adamw;              /* 1: AdamW with weight decay wd and batch `batch` */
+    float wd;
+    int batch;
 } proto_scenario;
+
+/* The index file of an "every:K:N" scenario in the cache folder. */
+#define PROTO_EVERY_FILE "forget-%s.txt"
+/* sms-rnd and sms-idx: text-transformer on SMS Spam for this many epochs. */
+#define PROTO_SMS_EPOCHS 10
 
 /* cifar10-cw and cifar10-rnd: resnet20 with augmentation, lr 0.1, this
  * many epochs (PROTOCOL.md: chosen from the measured epoch time so that a
@@ -40,6 +50,7 @@ typedef struct {
     proto_scenario own;         /* a custom setup's "scenario" (proto_open_custom) */
     char own_data[32];          /* its data set name */
     char data_fp[17];           /* fingerprint of the data (proto_cache_path), "" until made */
+    char every_spec[1100];      /* "indices:CACHE/forget-NAME.txt" of an every:K:N scenario */
 } proto_ctx;
 
 /* Load the split; train or reuse the original and Retrain models. */

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/ulopts.h"
+#include "nn/model.h"
 
 int cli_unlearn_config(const cli_args *a, lethe_unlearn_config *c)
 {
@@ -29,6 +30,10 @@ int cli_unlearn_options(const cli_args *a, lethe_unlearn_config *c)
 int cli_check_model_data(const char *cmd, const char *path, const lethe_metadata *md,
                          const lethe_model *m, const lethe_dataset *ds)
 {
+    if (nn_model_is_text(m) != (ds->tokens != NULL))
+        return cli_error(cmd, "%s: a %s model reads %s, data set %s holds %s", path,
+                         lethe_model_arch(m), nn_model_is_text(m) ? "texts" : "images",
+                         ds->name, ds->tokens ? "texts" : "images");
     const char *shape = lethe_meta_get(md, "in_shape");
     char want[64];
     snprintf(want, sizeof want, "%d,%d,%d", ds->c, ds->h, ds->w);

@@ -287,6 +287,7 @@ lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds)
     if (g_size <= 1) return LETHE_OK;
     uint64_t h = 0xcbf29ce484222325ULL;
     if (ds->pixels) h = hash_bytes(h, ds->pixels, (size_t)ds->n * ds->c * ds->h * ds->w);
+    if (ds->tokens) h = hash_bytes(h, (const uint8_t *)ds->tokens, (size_t)ds->n * ds->w * sizeof(int32_t));
     if (ds->labels) h = hash_bytes(h, ds->labels, (size_t)ds->n);
     char text[AGREE_TEXT];
     snprintf(text, sizeof text, "%s data_bytes=%016llx", config, (unsigned long long)h);

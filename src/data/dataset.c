@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "data/formats.h"
+#include "data/text.h"
 
 #define FMNIST_HINT " (install Debian package dataset-fashion-mnist)"
 
@@ -237,6 +238,8 @@ lethe_status lethe_dataset_load(lethe_dataset *ds, const char *name, const char 
     int cifar, nclass, own = own_form(name, &cifar, &nclass);
     if (own < 0) return LETHE_ERR_ARG;
     if (own) return load_own(ds, name, dir, train, cifar, nclass);
+    if (strcmp(name, "text") == 0 || strcmp(name, "sms-spam") == 0)
+        return text_dataset_load(ds, name, dir, train);
     if (strcmp(name, "cifar10") == 0) {
         if (dir) return lethe_cifar_load(ds, dir, train);
         struct stat sb;
@@ -257,8 +260,8 @@ lethe_status lethe_dataset_load(lethe_dataset *ds, const char *name, const char 
         return load_idx_set(ds, gs, dir, train);
     }
     return lethe_fail(LETHE_ERR_NOTFOUND,
-                      "unknown data set '%s' (expected fmnist, mnist, cifar10, or one's own: "
-                      "idx, idx:K, cifar:K)", name);
+                      "unknown data set '%s' (expected fmnist, mnist, cifar10, sms-spam, or "
+                      "one's own: idx, idx:K, cifar:K, text)", name);
 }
 
 void lethe_dataset_free(lethe_dataset *ds)
@@ -266,6 +269,8 @@ void lethe_dataset_free(lethe_dataset *ds)
     if (!ds) return;
     free(ds->pixels);
     free(ds->labels);
+    free(ds->tokens);
+    free(ds->vocab);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -288,9 +293,24 @@ void lethe_subset_free(lethe_subset *s)
 }
 
 /* The indices must be in [0, ds->n); the caller's subsets guarantee it. */
+size_t lethe_dataset_sample_size(const lethe_dataset *ds)
+{
+    return (size_t)(ds->tokens ? 1 : ds->c) * (size_t)ds->h * (size_t)ds->w;
+}
+
 void lethe_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n, float *x,
                          int32_t *y)
 {
+    if (ds->tokens) {
+        /* A text set: the ids as floats, exact below 2^24 (text.h bounds them). */
+        const size_t T = (size_t)ds->w;
+        for (int i = 0; i < n; i++) {
+            const int32_t *src = ds->tokens + (size_t)idx[i] * T;   /* (T) */
+            for (size_t t = 0; t < T; t++) x[(size_t)i * T + t] = (float)src[t];
+            y[i] = ds->labels[idx[i]];
+        }
+        return;
+    }
     const int C = ds->c;
     const size_t hw = (size_t)ds->h * ds->w, chw = (size_t)C * hw;
     /* One value per byte and channel: 256·C divisions instead of n·C·H·W.

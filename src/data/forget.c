@@ -2,7 +2,11 @@
  * Forget specs (PROTOCOL.md, Scenarios): which training images D_f to
  * forget, and the complement D_r to retain.
  *
- *     class:C[,C...]   every image of the listed classes (0..63)
+ *     class:C[,C...]   every image of the listed classes (0..63); for a
+ *                      text set C may be a label too (class:spam): an item
+ *                      of digits is an index, one that starts with an
+ *                      ASCII letter or a non-ASCII byte a label, resolved
+ *                      against the set's class names when it is split
  *     random:P%        a seeded random fraction P/100 of the set
  *     random:F         the same with F in (0, 1)
  *     indices:FILE     explicit indices, one per line, '#' comments
@@ -12,6 +16,7 @@
  */
 #include "lethe.h"
 #include "core/fail.h"
+#include "data/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,10 +29,27 @@
 /* Used inside format strings, hence the %%. */
 #define FORGET_FORMS "class:C[,C...], random:P%%, random:F with 0 < F < 1, indices:FILE"
 
+/* A label in a class list: starts with an ASCII letter or a non-ASCII byte. */
+static int label_start(unsigned char c) { return isalpha(c) || c >= 0x80; }
+
 static lethe_status parse_classes(lethe_forget_spec *f, const char *text, const char *p)
 {
     uint64_t mask = 0;
+    const char *list = p;
+    int names = 0;
     for (;;) {
+        if (label_start((unsigned char)*p)) {
+            /* Kept as written, resolved when the spec meets its data set. */
+            const size_t n = strcspn(p, ",");
+            if (n > TEXT_MAX_LABEL)
+                return lethe_fail(LETHE_ERR_ARG, "forget spec '%s': label '%.*s…' longer than "
+                                  "%d bytes", text, 20, p, TEXT_MAX_LABEL);
+            names = 1;
+            p += n;
+            if (*p == '\0') break;
+            p++;
+            continue;
+        }
         if (!isdigit((unsigned char)*p))
             return lethe_fail(LETHE_ERR_ARG, "forget spec '%s': expected a class number at '%s'",
                               text, p);
@@ -47,9 +69,57 @@ static lethe_status parse_classes(lethe_forget_spec *f, const char *text, const 
                               text, p);
         p++;
     }
+    if (names) {
+        if (strlen(list) >= sizeof f->path)
+            return lethe_fail(LETHE_ERR_ARG, "forget spec '%s': class list too long", text);
+        memcpy(f->path, list, strlen(list) + 1);
+    }
     f->kind = LETHE_FORGET_CLASS;
     f->class_mask = mask;
     return LETHE_OK;
+}
+
+/* The classes of a CLASS spec on ds: its numbers, and its labels (f->path,
+ * when it names some) found among the class names of a text set. */
+static lethe_status class_mask_on(const lethe_forget_spec *f, const lethe_dataset *ds,
+                                  uint64_t *out)
+{
+    uint64_t mask = f->class_mask;
+    *out = mask;
+    if (!f->path[0]) return LETHE_OK;
+    if (!ds->vocab)
+        return lethe_fail(LETHE_ERR_ARG, "forget spec 'class:%s': %s has no class names (its "
+                          "classes are numbers: class:0 …)", f->path, ds->name);
+    text_vocab v;
+    text_classes c;
+    lethe_status st = text_vocab_read(&v, &c, ds->vocab, ds->vocab_len);
+    if (st != LETHE_OK) return st;
+    text_vocab_free(&v);
+    for (const char *p = f->path; st == LETHE_OK && *p;) {
+        const size_t n = strcspn(p, ",");
+        if (label_start((unsigned char)*p)) {
+            char name[TEXT_MAX_LABEL + 1];
+            snprintf(name, sizeof name, "%.*s", (int)n, p);
+            const int k = text_class_find(&c, name);
+            if (k < 0)
+                st = lethe_fail(LETHE_ERR_ARG, "forget spec 'class:%s': %s has no class '%s' "
+                                "(classes: %s … %s)", f->path, ds->name, name, c.name[0],
+                                c.name[c.n - 1]);
+            else if (k > 63)
+                st = lethe_fail(LETHE_ERR_ARG, "forget spec 'class:%s': class '%s' is %d, "
+                                "out of range 0..63", f->path, name, k);
+            else if (mask >> k & 1)
+                st = lethe_fail(LETHE_ERR_ARG, "forget spec 'class:%s': class '%s' (%d) "
+                                "repeated", f->path, name, k);
+            else
+                mask |= (uint64_t)1 << k;
+        }
+        p += n;
+        if (*p) p++;
+    }
+    text_classes_free(&c);
+    *out = mask;
+    return st;
 }
 
 static lethe_status parse_fraction(lethe_forget_spec *f, const char *text, const char *p)
@@ -102,6 +172,10 @@ lethe_status lethe_forget_to_string(const lethe_forget_spec *f, char *buf, size_
     size_t len = 0;   /* the whole text's length, as snprintf counts it */
     switch (f->kind) {
     case LETHE_FORGET_CLASS: {
+        if (f->path[0]) {   /* labels: the list as written */
+            len = (size_t)snprintf(buf, n, "class:%s", f->path);
+            break;
+        }
         char text[256];   /* "class:" and at most 64 numbers with commas: 187 bytes */
         size_t k = (size_t)snprintf(text, sizeof text, "class:");
         const char *sep = "";
@@ -162,6 +236,12 @@ static lethe_status split_flags(const uint8_t *in_forget, int n, lethe_subset *f
 static lethe_status class_flags(const lethe_forget_spec *f, const lethe_dataset *ds,
                                 int need_images, uint8_t *in_forget)
 {
+    uint64_t mask;
+    lethe_status st = class_mask_on(f, ds, &mask);
+    if (st != LETHE_OK) return st;
+    lethe_forget_spec r = *f;
+    r.class_mask = mask;
+    f = &r;
     size_t count[64] = {0};
     for (int i = 0; i < ds->n; i++) {
         int y = ds->labels[i];

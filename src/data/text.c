@@ -500,3 +500,41 @@ done:
     else snprintf(d->name, sizeof d->name, "%s", name);
     return st;
 }
+
+lethe_status text_dataset_load(lethe_dataset *ds, const char *name, const char *dir, int train)
+{
+    memset(ds, 0, sizeof *ds);
+    if (!dir && strcmp(name, "sms-spam") == 0) dir = LETHE_SMS_SPAM_DIR;
+    text_vocab_config cfg;
+    text_vocab_config_default(&cfg);
+    text_data d;
+    lethe_status st = text_data_load(&d, name, dir, &cfg, 0);
+    if (st != LETHE_OK) return st;
+    char *blob = NULL;
+    size_t len = 0;
+    text_split *s = train ? &d.train : &d.test;
+    if ((st = text_vocab_write(&d.vocab, &d.classes, &blob, &len)) != LETHE_OK) goto done;
+    if (s->n < 1) {
+        st = lethe_fail(LETHE_ERR_FORMAT, "%s in %s: the %s split is empty", name, dir,
+                        train ? "training" : "test");
+        goto done;
+    }
+    ds->n = s->n;
+    ds->c = d.vocab.n;
+    ds->h = 1;
+    ds->w = s->T;
+    ds->nclass = d.classes.n;
+    ds->tokens = s->ids;
+    ds->labels = s->labels;
+    s->ids = NULL;
+    s->labels = NULL;
+    for (int k = 0; k < 3; k++) ds->mean[k] = 0.0f, ds->std[k] = 1.0f;
+    ds->vocab = blob;
+    ds->vocab_len = len;
+    blob = NULL;
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+done:
+    free(blob);
+    text_data_free(&d);
+    return st;
+}

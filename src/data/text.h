@@ -193,19 +193,23 @@ lethe_status text_data_load(text_data *d, const char *name, const char *dir,
                             const text_vocab_config *cfg, uint64_t seed);
 void text_data_free(text_data *d);
 
+/* One split of "text" or "sms-spam" (seed 0) as a lethe_dataset (include/
+ * lethe.h): tokens (N, T), labels, c = the vocabulary's size, h = 1, w =
+ * T, vocab = the blob of text_vocab_write; the default config. dir NULL:
+ * LETHE_SMS_SPAM_DIR for sms-spam. An empty split is an error. */
+lethe_status text_dataset_load(lethe_dataset *ds, const char *name, const char *dir, int train);
+
 /*
- * How this meets lethe_dataset (once the engine takes int32 token inputs):
- * the two splits come from one call, since the test split is encoded with
- * the training split's vocabulary and classes. A loader for --data text
- * and sms-spam would call text_data_load, then hand each text_split's
- * arrays to a lethe_dataset without copying (ids → tokens (N, T), len →
- * lengths, labels → labels, n, nclass = classes.n), setting the split's
- * arrays to NULL; keep the vocabulary's blob (text_vocab_write) for the
- * checkpoint; and map --forget class:spam through text_class_find.
- * lethe_dataset_batch would copy rows of tokens as lethe_dataset_batch
- * copies images, with no allocation. The blob is too long for a
- * lethe_meta value (SMS Spam: 24,301 bytes; values stop at 511): the
- * checkpoint would carry it as a U8 tensor or as a longer metadata value.
+ * How this meets lethe_dataset: text_dataset_load (lethe_dataset_load of
+ * "text" and "sms-spam") calls text_data_load and hands one split's ids
+ * and labels to the lethe_dataset without copying (tokens (N, T), c = the
+ * vocabulary's size, h = 1, w = T), with the blob of text_vocab_write as
+ * its vocab; lethe_dataset_batch writes the ids as floats, which a text
+ * model's forward reads back (padding mask: id ≠ TEXT_PAD). A model
+ * trained on it keeps the blob, and its checkpoint carries it as the U8
+ * tensor "text.vocab" (io/checkpoint.c): too long for a lethe_meta value
+ * (SMS Spam: 24,301 bytes; values stop at 511). --forget class:spam is
+ * resolved through text_class_find (data/forget.c).
  */
 
 #endif

@@ -38,7 +38,7 @@ lethe_status lethe_eval_accuracy(lethe_model *m, const lethe_dataset *ds,
         return lethe_fail(LETHE_ERR_ARG, "lethe_eval_accuracy: empty subset");
     if (sub->n > (size_t)INT_MAX)
         return lethe_fail(LETHE_ERR_ARG, "lethe_eval_accuracy: subset of %zu samples is too large", sub->n);
-    if (!ds->pixels || !ds->labels || ds->n <= 0 || ds->c <= 0 || ds->h <= 0 || ds->w <= 0)
+    if (!(ds->pixels || ds->tokens) || !ds->labels || ds->n <= 0 || ds->c <= 0 || ds->h <= 0 || ds->w <= 0)
         return lethe_fail(LETHE_ERR_ARG, "lethe_eval_accuracy: data set '%s' is empty or has no pixels", ds->name);
     /* The forward reads the model's image size from each row of x: images
      * of another shape (a CIFAR model given Fashion-MNIST) would be read
@@ -61,7 +61,7 @@ lethe_status lethe_eval_accuracy(lethe_model *m, const lethe_dataset *ds,
 
     const int n = (int)sub->n;
     const int bs = batch < n ? batch : n;
-    const size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    const size_t per = lethe_dataset_sample_size(ds);
     float *x = malloc((size_t)bs * per * sizeof *x);   /* (bs, C, H, W) */
     int32_t *y = malloc((size_t)bs * sizeof *y);       /* (bs) */
     lethe_status st = LETHE_OK;

@@ -7,9 +7,19 @@
  * loads into torch with load_state_dict(strict=True) and back. A load checks
  * every name and shape before it writes a single value, so a mismatched file
  * leaves the model as it was.
+ *
+ * A text model's checkpoint also holds its vocabulary and class names
+ * (data/text.h's blob: what `lethe predict` needs to classify new text) as
+ * the U8 tensor "text.vocab" of one dimension, after the model's tensors.
+ * It is checked on load: at most TEXT_MAX_BLOB bytes, a blob that
+ * text_vocab_read accepts, of as many ids, tokens per example and classes
+ * as the model has; only a text model may hold one. PyTorch twins drop it
+ * before load_state_dict (tools/lethe_torch.py).
  */
 #include "io/safetensors.h"
 #include "core/fail.h"
+#include "data/text.h"
+#include "nn/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +47,53 @@ static int same_shape(const lethe_tensor *t, const st_entry *e)
     return t->numel == 1 && e->numel == 1 && t->ndim <= 1 && e->ndim <= 1;
 }
 
+#define VOCAB_TENSOR "text.vocab"
+
+/* The vocabulary entry of f, checked against m: *blob points into f's
+ * data (NULL, 0 when there is none). */
+static lethe_status vocab_of(const lethe_model *m, const st_file *f, const char **blob,
+                             size_t *len)
+{
+    *blob = NULL;
+    *len = 0;
+    const st_entry *e = st_find(f, VOCAB_TENSOR);
+    if (!e) return LETHE_OK;
+    if (!m->tokens_in_x)
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s: holds a vocabulary ('%s') but the %s model "
+                          "is not a text model", f->label, VOCAB_TENSOR, m->arch);
+    if (e->dtype != ST_U8 || e->ndim != 1 || e->numel < 1 || e->numel > TEXT_MAX_BLOB || !f->data)
+        return lethe_fail(LETHE_ERR_FORMAT, "%s: '%s' must be U8 bytes of one dimension, 1 to "
+                          "%zu of them", f->label, VOCAB_TENSOR, TEXT_MAX_BLOB);
+    const char *b = (const char *)f->data + e->begin;
+    text_vocab v;
+    text_classes c;
+    lethe_status st = text_vocab_read(&v, &c, b, e->numel);
+    if (st != LETHE_OK) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", lethe_last_error());
+        return lethe_fail(LETHE_ERR_FORMAT, "%s: '%s': %s", f->label, VOCAB_TENSOR, why);
+    }
+    if (v.n != m->in_c || v.cfg.max_len != m->in_w || c.n != m->nclass)
+        st = lethe_fail(LETHE_ERR_MISMATCH, "%s: its vocabulary (%d ids, %d per example, %d "
+                        "classes) does not fit the %s model (%d, %d, %d)", f->label, v.n,
+                        v.cfg.max_len, c.n, m->arch, m->in_c, m->in_w, m->nclass);
+    text_vocab_free(&v);
+    text_classes_free(&c);
+    if (st != LETHE_OK) return st;
+    *blob = b;
+    *len = e->numel;
+    return LETHE_OK;
+}
+
 /* Check f against m, then copy every tensor in. */
 static lethe_status load_into(lethe_model *m, const st_file *f)
 {
     const char *arch = lethe_model_arch(m);
     int nt = lethe_model_ntensors(m);
+    const char *vocab;
+    size_t vlen;
+    lethe_status vs = vocab_of(m, f, &vocab, &vlen);
+    if (vs != LETHE_OK) return vs;
     for (int i = 0; i < nt; i++) {
         const lethe_tensor *t = lethe_model_tensor(m, i);
         const st_entry *e = st_find(f, t->name);
@@ -62,9 +114,10 @@ static lethe_status load_into(lethe_model *m, const st_file *f)
                               "holds floats in the %s model", f->label, t->name, arch);
     }
     for (int i = 0; i < f->n; i++)
-        if (!lethe_model_find(m, f->t[i].name))
+        if (!lethe_model_find(m, f->t[i].name) && strcmp(f->t[i].name, VOCAB_TENSOR) != 0)
             return lethe_fail(LETHE_ERR_MISMATCH, "%s: the file holds tensor '%.64s' that "
                               "the %s model lacks", f->label, f->t[i].name, arch);
+    if ((vs = nn_model_set_vocab(m, vocab, vlen)) != LETHE_OK) return vs;
     for (int i = 0; i < nt; i++) {
         const lethe_tensor *t = lethe_model_tensor(m, i);
         st_entry_to_float(f, st_find(f, t->name), t->data);
@@ -77,7 +130,7 @@ lethe_status lethe_checkpoint_save(const lethe_model *m, const lethe_metadata *m
 {
     if (!m || !path) return lethe_fail(LETHE_ERR_ARG, "checkpoint save: NULL model or path");
     int n = lethe_model_ntensors(m);
-    st_out *out = calloc((size_t)n + 1, sizeof *out);
+    st_out *out = calloc((size_t)n + 2, sizeof *out);
     lethe_metadata *meta = malloc(sizeof *meta);
     if (!out || !meta) {
         free(out);
@@ -92,6 +145,12 @@ lethe_status lethe_checkpoint_save(const lethe_model *m, const lethe_metadata *m
         for (int k = 0; k < t->ndim && k < ST_MAX_DIMS; k++) out[i].shape[k] = t->shape[k];
         out[i].data = t->data;
     }
+    size_t vlen;
+    const char *vocab = nn_model_vocab(m, &vlen);
+    if (vocab) {
+        out[n] = (st_out){.name = VOCAB_TENSOR, .dtype = ST_U8, .ndim = 1,
+                          .shape = {(int64_t)vlen}, .u8 = (const uint8_t *)vocab};
+    }
     /* A file must say what it holds to be opened again: fill the keys that
      * the model knows when the caller left them out. */
     if (md) memcpy(meta, md, sizeof *meta);
@@ -104,7 +163,12 @@ lethe_status lethe_checkpoint_save(const lethe_model *m, const lethe_metadata *m
         s = lethe_meta_set(meta, "arch", lethe_model_arch(m));
     if (s == LETHE_OK && !lethe_meta_get(meta, "nclass"))
         s = lethe_meta_set(meta, "nclass", nclass);
-    if (s == LETHE_OK) s = st_write(path, meta, out, n);
+    /* A text model cannot be opened with the Fashion-MNIST default shape. */
+    char shape[48];
+    snprintf(shape, sizeof shape, "%d,%d,%d", m->in_c, m->in_h, m->in_w);
+    if (s == LETHE_OK && m->tokens_in_x && !lethe_meta_get(meta, "in_shape"))
+        s = lethe_meta_set(meta, "in_shape", shape);
+    if (s == LETHE_OK) s = st_write(path, meta, out, n + (vocab != NULL));
     free(meta);
     free(out);
     return s;

@@ -72,7 +72,7 @@ const char *lethe_meta_get(const lethe_metadata *md, const char *key)
 
 static const struct { const char *name; size_t size; } dtypes[] = {
     [ST_F32] = {"F32", 4}, [ST_F64] = {"F64", 8}, [ST_F16] = {"F16", 2},
-    [ST_BF16] = {"BF16", 2}, [ST_I64] = {"I64", 8},
+    [ST_BF16] = {"BF16", 2}, [ST_I64] = {"I64", 8}, [ST_U8] = {"U8", 1},
 };
 #define NDTYPES ((int)(sizeof dtypes / sizeof dtypes[0]))
 
@@ -128,6 +128,7 @@ void st_entry_to_float(const st_file *f, const st_entry *e, float *out)
         case ST_F16: out[i] = half_to_float((uint16_t)load_le(p, 2)); break;
         case ST_BF16: out[i] = bits_to_float((uint32_t)load_le(p, 2) << 16); break;
         case ST_I64: out[i] = (float)(int64_t)load_le(p, 8); break;
+        case ST_U8: out[i] = (float)p[0]; break;
         }
     }
 }
@@ -481,8 +482,8 @@ static lethe_status check_out(const char *path, const st_out *t, int n, size_t *
         if (!o->name || !o->name[0] || strcmp(o->name, "__metadata__") == 0)
             return lethe_fail(LETHE_ERR_ARG, "%s: tensor %d has an empty or reserved name",
                               path, i);
-        if (o->dtype != ST_F32 && o->dtype != ST_I64)
-            return lethe_fail(LETHE_ERR_ARG, "%s: tensor '%s': can only write F32 or I64",
+        if (o->dtype != ST_F32 && o->dtype != ST_I64 && o->dtype != ST_U8)
+            return lethe_fail(LETHE_ERR_ARG, "%s: tensor '%s': can only write F32, I64 or U8",
                               path, o->name);
         if (o->ndim < 0 || o->ndim > ST_MAX_DIMS)
             return lethe_fail(LETHE_ERR_ARG, "%s: tensor '%s' has %d dimensions", path,
@@ -493,7 +494,7 @@ static lethe_status check_out(const char *path, const st_out *t, int n, size_t *
                 __builtin_mul_overflow(numel, (size_t)o->shape[k], &numel))
                 return lethe_fail(LETHE_ERR_ARG, "%s: tensor '%s' has a bad shape", path,
                                   o->name);
-        if (numel && !o->data)
+        if (numel && !(o->dtype == ST_U8 ? (const void *)o->u8 : (const void *)o->data))
             return lethe_fail(LETHE_ERR_ARG, "%s: tensor '%s' has no data", path, o->name);
         for (int j = 0; j < i; j++)
             if (strcmp(t[j].name, o->name) == 0)
@@ -549,6 +550,10 @@ static char *make_header(const lethe_metadata *md, const st_out *t, int n, const
  * Returns -1 for a count that is not a finite integer. */
 static int encode_values(uint8_t *out, const st_out *o, size_t numel)
 {
+    if (o->dtype == ST_U8) {
+        if (numel) memcpy(out, o->u8, numel);
+        return 0;
+    }
     for (size_t j = 0; j < numel; j++) {
         float v = o->data[j];
         if (o->dtype == ST_F32) {

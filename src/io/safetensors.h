@@ -15,8 +15,9 @@
 
 #include "lethe.h"
 
-/* Dtypes Lethe reads (all converted to float) and writes (F32, I64). */
-typedef enum { ST_F32, ST_F64, ST_F16, ST_BF16, ST_I64 } st_dtype;
+/* Dtypes Lethe reads (all converted to float) and writes (F32, I64; U8 for
+ * bytes: a text model's vocabulary, "text.vocab"). */
+typedef enum { ST_F32, ST_F64, ST_F16, ST_BF16, ST_I64, ST_U8 } st_dtype;
 
 #define ST_MAX_DIMS 8
 #define ST_MAX_HEADER (100u << 20)   /* bytes of JSON we agree to parse */
@@ -57,13 +58,15 @@ void st_entry_to_float(const st_file *f, const st_entry *e, float *out);
 const char *st_dtype_name(st_dtype d);
 size_t st_dtype_size(st_dtype d);
 
-/* One tensor to write: F32 stores data as is, I64 stores llround(data[i]). */
+/* One tensor to write: F32 stores data as is, I64 stores llround(data[i]),
+ * U8 stores the bytes u8. */
 typedef struct {
     const char *name;
-    st_dtype dtype;             /* ST_F32 or ST_I64 */
+    st_dtype dtype;             /* ST_F32, ST_I64 or ST_U8 */
     int ndim;
     int64_t shape[ST_MAX_DIMS];
-    const float *data;          /* (numel) */
+    const float *data;          /* (numel) F32 and I64 */
+    const uint8_t *u8;          /* (numel) U8 */
 } st_out;
 
 /* Write tensors in the given order, the header padded with spaces to a

@@ -21,8 +21,10 @@ typedef struct {
 
 static const vit_cfg vit_tiny = {4, 64, 4, 4, 128};
 
-static int block(lethe_model *m, int i, int x, const vit_cfg *c)
+/* One pre-norm block, blocks.i.* (text-transformer's too: arch_text.c). */
+int nn_add_vit_block(lethe_model *m, int i, int x, int dim, int heads, int mlp)
 {
+    const vit_cfg cc = {0, dim, 0, heads, mlp}, *c = &cc;
     char a[NN_NAME_LEN], b[NN_NAME_LEN];
     snprintf(a, sizeof a, "blocks.%d.norm1", i);
     int h = nn_add_layernorm(m, a, x);
@@ -45,7 +47,7 @@ static lethe_status vit(lethe_model *m, const vit_cfg *c)
     int x = nn_add_input(m);
     x = nn_add_conv(m, "patch_embed.proj", x, c->dim, c->patch, c->patch, 0, 1);
     x = nn_add_pos_embed(m, "pos_embed", nn_add_cls_token(m, "cls_token", nn_add_tokens(m, x)));
-    for (int i = 0; i < c->depth; i++) x = block(m, i, x, c);
+    for (int i = 0; i < c->depth; i++) x = nn_add_vit_block(m, i, x, c->dim, c->heads, c->mlp);
     x = nn_add_take_first(m, nn_add_layernorm(m, "norm", x));
     if (nn_add_linear(m, "head", x, m->nclass) < 0)
         return lethe_fail(LETHE_ERR_ARG, "%s: graph not built", m->arch);

@@ -137,14 +137,17 @@ int nn_node_add(lethe_model *m, nn_op op, int in0, int c, int h, int w)
 static const struct {
     const char *name;
     lethe_status (*build)(lethe_model *);
+    int text;   /* 1: input (V, 1, T), token ids of a V-word vocabulary (lethe_dataset) */
 } arch_table[] = {
-    {"mlp", nn_build_mlp},
-    {"cnn", nn_build_cnn},
-    {"resnet8", nn_build_resnet8},
-    {"resnet20", nn_build_resnet20},
-    {"resnet18", nn_build_resnet18},
-    {"unet", nn_build_unet},
-    {"vit-tiny", nn_build_vit_tiny},
+    {"mlp", nn_build_mlp, 0},
+    {"cnn", nn_build_cnn, 0},
+    {"resnet8", nn_build_resnet8, 0},
+    {"resnet20", nn_build_resnet20, 0},
+    {"resnet18", nn_build_resnet18, 0},
+    {"unet", nn_build_unet, 0},
+    {"vit-tiny", nn_build_vit_tiny, 0},
+    {"text-transformer", nn_build_text_transformer, 1},
+    {"text-bag", nn_build_text_bag, 1},
 };
 
 lethe_status lethe_model_create(lethe_model **out, const char *arch,
@@ -156,12 +159,25 @@ lethe_status lethe_model_create(lethe_model **out, const char *arch,
     lethe_status ks = nn_kernels_init();
     if (ks != LETHE_OK) return ks;
     lethe_status (*build)(lethe_model *) = NULL;
+    int text = 0;
     for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
-        if (strcmp(arch, arch_table[i].name) == 0) build = arch_table[i].build;
+        if (strcmp(arch, arch_table[i].name) == 0)
+            build = arch_table[i].build, text = arch_table[i].text;
     if (!build)
         return lethe_fail(LETHE_ERR_NOTFOUND,
                           "unknown architecture '%s' (known: mlp, cnn, resnet8, resnet20, resnet18, "
-                          "unet, vit-tiny)", arch);
+                          "unet, vit-tiny, text-transformer, text-bag)", arch);
+    if (text) {
+        /* (V, 1, T): a vocabulary of V ids (the 3 reserved ones and one
+         * word at least), T ids per example. */
+        if (in_c < 3 || in_c > NN_MAX_VOCAB || in_h != 1 || in_w < 1 || in_w > NN_MAX_TOKENS ||
+            nclass < 2 || nclass > 1000)
+            return lethe_fail(LETHE_ERR_ARG, "%s: input %dx%dx%d is not (vocabulary 3..%d, 1, "
+                              "tokens 1..%d), or class count %d is not 2..1000 (a text model "
+                              "takes token ids: --data text or sms-spam)", arch, in_c, in_h,
+                              in_w, NN_MAX_VOCAB, NN_MAX_TOKENS, nclass);
+        return nn_model_create_graph(out, arch, build, in_c, in_h, in_w, nclass);
+    }
     if (in_c < 1 || in_c > 3 || in_h < 8 || in_h > 256 || in_w < 8 || in_w > 256 ||
         nclass < 2 || nclass > 1000)
         return lethe_fail(LETHE_ERR_ARG, "bad input shape %dx%dx%d or class count %d",
@@ -219,6 +235,7 @@ void lethe_model_free(lethe_model *m)
     free(m->theta);
     free(m->grad);
     free(m->buffers);
+    free(m->vocab);
     free(m->arena);
     free(m->ws);
     free(m->tok);
@@ -242,6 +259,15 @@ void lethe_model_input_shape(const lethe_model *m, int *c, int *h, int *w)
 
 lethe_status lethe_model_check_data(const lethe_model *m, const lethe_dataset *ds)
 {
+    if (m->tokens_in_x != (ds->tokens != NULL))
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s is %s model, data set %s holds %s", m->arch,
+                          m->tokens_in_x ? "a text" : "an image", ds->name,
+                          ds->tokens ? "texts (token ids)" : "images");
+    if (m->vocab && ds->vocab &&
+        (m->vocab_len != ds->vocab_len || memcmp(m->vocab, ds->vocab, m->vocab_len) != 0))
+        return lethe_fail(LETHE_ERR_MISMATCH, "%s model: data set %s has another vocabulary "
+                          "or other classes than the model's (another training split?)",
+                          m->arch, ds->name);
     if (ds->c != m->in_c || ds->h != m->in_h || ds->w != m->in_w)
         return lethe_fail(LETHE_ERR_MISMATCH, "%s model takes %dx%dx%d inputs, data set %s has %dx%dx%d",
                           m->arch, m->in_c, m->in_h, m->in_w, ds->name, ds->c, ds->h, ds->w);
@@ -418,6 +444,8 @@ lethe_status lethe_model_copy(lethe_model *dst, const lethe_model *src)
                           src->arch, dst->arch);
     memcpy(dst->theta, src->theta, src->n * sizeof(float));
     memcpy(dst->buffers, src->buffers, src->nbuf * sizeof(float));
+    /* A text model's copy keeps its vocabulary, for its checkpoint. */
+    if (src->vocab != dst->vocab) return nn_model_set_vocab(dst, src->vocab, src->vocab_len);
     return LETHE_OK;
 }
 
@@ -438,6 +466,36 @@ double lethe_model_flops(const lethe_model *m)
 size_t lethe_model_out_size(const lethe_model *m)
 {
     return m->nnodes > 0 ? m->nodes[m->nnodes - 1].size : 0;
+}
+
+lethe_status nn_model_set_vocab(lethe_model *m, const char *blob, size_t len)
+{
+    char *v = NULL;
+    if (blob && len) {
+        if (!(v = malloc(len + 1)))
+            return lethe_fail(LETHE_ERR_NOMEM, "out of memory for a vocabulary of %zu bytes", len);
+        memcpy(v, blob, len);
+        v[len] = 0;
+    }
+    free(m->vocab);
+    m->vocab = v;
+    m->vocab_len = v ? len : 0;
+    return LETHE_OK;
+}
+
+int nn_model_is_text(const lethe_model *m) { return m->tokens_in_x; }
+
+int nn_arch_is_text(const char *arch)
+{
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (strcmp(arch, arch_table[i].name) == 0) return arch_table[i].text;
+    return 0;
+}
+
+const char *nn_model_vocab(const lethe_model *m, size_t *len)
+{
+    if (len) *len = m->vocab_len;
+    return m->vocab;
 }
 
 lethe_status lethe_model_set_tokens(lethe_model *m, const int32_t *ids, const uint8_t *mask)
@@ -488,6 +546,24 @@ static lethe_status check_groups(const lethe_model *m, const lethe_groups *g, in
     return LETHE_OK;
 }
 
+/* A text model's x (n, T) holds token ids as floats (lethe_dataset_batch
+ * of a text set): into m->tok, with the padding mask id ≠ 0 (TEXT_PAD). A
+ * value that is not a whole id is refused (the op's check bounds it). */
+static lethe_status ids_from_x(lethe_model *m, const float *x, int n)
+{
+    const size_t nt = (size_t)n * (size_t)m->seq_t;
+    for (size_t j = 0; j < nt; j++) {
+        const float v = x[j];
+        if (!(v >= 0.0f && v < (float)NN_MAX_VOCAB) || v != (float)(int32_t)v)
+            return lethe_fail(LETHE_ERR_ARG, "%s model: input %g of sample %zu is not a token "
+                              "id (a text model takes token ids)", m->arch, (double)v,
+                              j / (size_t)m->seq_t);
+        m->tok[j] = (int32_t)v;
+        m->mask[j] = m->tok[j] != 0;
+    }
+    return LETHE_OK;
+}
+
 /* The conditioning a graph with embedding nodes needs: timesteps t (n) for
  * a timestep embedding, labels y (n) within its table for a label one. */
 lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
@@ -509,6 +585,11 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
     const uint8_t *mask = m->mask_in;
     m->tok_in = NULL;
     m->mask_in = NULL;
+    if (!tok && m->tokens_in_x && x) {
+        if ((st = ids_from_x(m, x, n)) != LETHE_OK) return st;
+        tok = m->tok;
+        mask = m->mask;
+    }
     nn_pass p = {.m = m, .n = n, .g = g, .mode = mode, .cond_t = cond_t, .cond_y = cond_y,
                  .tok = tok, .mask = mask, .tm = m->seq_t};
     for (int i = 0; i < m->nnodes; i++) {
@@ -517,9 +598,9 @@ lethe_status lethe_model_forward(lethe_model *m, const float *x, int n,
     }
     /* Ids and mask serve backward too: kept in the model's own copies. */
     const size_t nt = (size_t)n * (size_t)m->seq_t;
-    if (tok && m->tok) memcpy(m->tok, tok, nt * sizeof(int32_t));
+    if (tok && m->tok && tok != m->tok) memcpy(m->tok, tok, nt * sizeof(int32_t));
     m->mask_on = mask && m->mask;
-    if (m->mask_on) memcpy(m->mask, mask, nt);
+    if (m->mask_on && mask != m->mask) memcpy(m->mask, mask, nt);
     p.tok = tok && m->tok ? m->tok : NULL;
     p.mask = m->mask_on ? m->mask : NULL;
     m->input = x;
@@ -633,6 +714,9 @@ lethe_status lethe_model_backward_ex(lethe_model *m, const float *dlogits, const
                                      const lethe_groups *g, float *const grads[], float *dx)
 {
     float *none[LETHE_MAX_GROUPS] = {0};
+    if (dx && m->tokens_in_x)
+        return lethe_fail(LETHE_ERR_ARG, "%s model: no gradient in its input, token ids",
+                          m->arch);
     if (dx && m->last_n > 0)
         memset(dx, 0, (size_t)m->last_n * (size_t)m->in_c * m->in_h * m->in_w * sizeof(float));
     m->dx = dx;

@@ -16,6 +16,8 @@
 
 #define NN_NAME_LEN 64
 #define NN_MAX_NODES_LIMIT 100000   /* a bound, not a table size: the tables grow */
+#define NN_MAX_VOCAB (1 << 20)      /* a text model's ids (data/text.h's TEXT_MAX_VOCAB) */
+#define NN_MAX_TOKENS 4096          /* a text model's ids per example (TEXT_MAX_LEN) */
 
 /* The op kinds. Each has one row in the op table (nn/op.h): its forward,
  * backward, initialisation, FLOPs, saved state and workspace, beside its
@@ -114,6 +116,14 @@ struct lethe_model {
     int32_t *tok;
     uint8_t *mask;
     int mask_on;
+    /* Text models (arch_text.c): x (N, T) holds the ids as floats when no
+     * lethe_model_set_tokens came first (a lethe_dataset text batch); the
+     * padding mask is then id ≠ 0. vocab: the vocabulary blob (data/text.h)
+     * its checkpoint carries as the U8 tensor "text.vocab" (owned; NULL:
+     * none). */
+    int tokens_in_x;
+    char *vocab;
+    size_t vocab_len;
     double *prof;               /* NULL, or (2·nnodes) seconds spent per node, forward
                                    then backward, added up (bench_engine's profile) */
     int prof_cpu;               /* profile in this thread's CPU time, not wall time */
@@ -177,5 +187,19 @@ lethe_status nn_build_resnet20(lethe_model *m);     /* arch_resnet8.c */
 lethe_status nn_build_resnet18(lethe_model *m);     /* arch_resnet8.c */
 lethe_status nn_build_unet(lethe_model *m);
 lethe_status nn_build_vit_tiny(lethe_model *m);     /* arch_vit.c */
+lethe_status nn_build_text_transformer(lethe_model *m); /* arch_text.c */
+lethe_status nn_build_text_bag(lethe_model *m);     /* arch_text.c */
+/* blocks.i of timm's ViT on x (1, T, dim): pre-norm attention of `heads`
+ * heads and a GELU MLP of `mlp` (arch_vit.c); the new node, or −1. */
+int nn_add_vit_block(lethe_model *m, int i, int x, int dim, int heads, int mlp);
+
+/* A text model's vocabulary blob (a copy; NULL, 0 removes it), and the one
+ * it holds (NULL when none; owned by m). */
+lethe_status nn_model_set_vocab(lethe_model *m, const char *blob, size_t len);
+const char *nn_model_vocab(const lethe_model *m, size_t *len);
+/* 1 for a text model (token ids in), 0 for an image one. */
+int nn_model_is_text(const lethe_model *m);
+/* 1 when arch names a text model (text-transformer). */
+int nn_arch_is_text(const char *arch);
 
 #endif

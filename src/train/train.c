@@ -19,6 +19,7 @@
 #include "core/loop.h"
 #include "data/augment.h"
 #include "io/runstate.h"
+#include "nn/model.h"
 
 void lethe_train_config_default(lethe_train_config *c)
 {
@@ -239,6 +240,13 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     int bs = cfg->batch, c = lethe_model_nclass(m);
     lethe_status st = lethe_model_check_data(m, ds);
     if (st != LETHE_OK) return st;
+    if (cfg->augment && ds->tokens)
+        return lethe_fail(LETHE_ERR_ARG, "data set %s holds texts: crop and flip augment "
+                          "images only", ds->name);
+    /* A text model keeps the vocabulary it learnt, for its checkpoint. */
+    if (ds->vocab && !nn_model_vocab(m, NULL) &&
+        (st = nn_model_set_vocab(m, ds->vocab, ds->vocab_len)) != LETHE_OK)
+        return st;
     if ((st = lethe_model_reserve(m, bs)) != LETHE_OK) return st;
     int resume = run && run->resume_path;
 
@@ -251,8 +259,8 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     size_t n;
     float *theta = lethe_model_theta(m, &n);
     float *grad = lethe_model_grad(m, NULL);
-    size_t px = (size_t)ds->c * ds->h * ds->w;
-    float *x = malloc((size_t)bs * px * sizeof(float));        /* (B, C, H, W) */
+    size_t px = lethe_dataset_sample_size(ds);
+    float *x = malloc((size_t)bs * px * sizeof(float));        /* (B, C, H, W) or (B, T) */
     int32_t *y = malloc((size_t)bs * sizeof(int32_t));          /* (B) */
     int32_t *idx = malloc((size_t)bs * sizeof(int32_t));        /* (B) */
     float *losses = malloc((size_t)bs * sizeof(float));         /* (B) */

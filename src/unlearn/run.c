@@ -248,7 +248,7 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
     c.nf = forget->n < (size_t)c.bs ? (int)forget->n : c.bs;
     c.nr = retain && retain->n ? (retain->n < (size_t)c.bs ? (int)retain->n : c.bs) : 0;
     c.cur_nf = c.nf;
-    c.px = (size_t)ds->c * ds->h * ds->w;
+    c.px = lethe_dataset_sample_size(ds);
     c.dout = lethe_model_out_size(m);
     res->batch = c.bs;
     long T = ul_steps(cfg, forget->n);

@@ -119,6 +119,7 @@ def _declare(lib, path):
                                      c.c_void_p, c.c_void_p, c.c_uint64, c.c_void_p]),
         "lethe_dataset_batch": (None, [c.c_void_p, c.POINTER(c.c_int32), c.c_int,
                                        c.POINTER(c.c_float), c.POINTER(c.c_int32)]),
+        "lethe_dataset_sample_size": (c.c_size_t, [c.c_void_p]),
         "lethe_rng_seed": (None, [c.c_void_p, c.c_uint64]),
         "lethe_rng_below": (c.c_uint32, [c.c_void_p, c.c_uint32]),
         "lethe_stream_init": (c.c_int, [c.c_void_p, c.c_void_p, c.c_uint64]),
@@ -326,13 +327,14 @@ class Dataset:
     def batch(self, indices):
         """(x, y) of the images `indices`: x a ctypes float array (n, C, H, W) normalised
         as Lethe does ((p/255 − mean)/std per channel), y a list of labels. Wrap x with
-        torch.frombuffer(x, dtype=torch.float32).view(n, C, H, W)."""
+        torch.frombuffer(x, dtype=torch.float32).view(n, C, H, W). A text set
+        ("text", "sms-spam") gives its token ids as floats, x (n, W)."""
         n = len(indices)
         for i in indices:
             if not 0 <= i < self.n:
                 raise LetheError("index %d is outside the data set (0..%d)" % (i, self.n - 1))
         idx = (ctypes.c_int32 * max(n, 1))(*indices)
-        x = (ctypes.c_float * max(n * self.c * self.h * self.w, 1))()
+        x = (ctypes.c_float * max(n * load().lethe_dataset_sample_size(self._ds), 1))()
         y = (ctypes.c_int32 * max(n, 1))()
         load().lethe_dataset_batch(self._ds, idx, n, x, y)
         return x, list(y[:n])

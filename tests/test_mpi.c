@@ -1,10 +1,11 @@
 /* Data-parallel runs under mpirun (src/core/dist.h): 2 ranks give the
  * model of one process to float-reduction precision (cnn, resnet8; train,
- * EUPMU with its λ trace, UNGrad); a failing rank (a NaN, killed) ends
+ * EUPMU with its λ trace, UNGrad), and with --deterministic the same bytes;
+ * a failing rank (a NaN, killed) ends
  * every rank in bounded time with a message naming it, and the last saved
  * state resumes; bad input (more ranks than a batch has samples, ranks
  * given other options or other data, a state of another rank count, MPI
- * turned off) is one line. Skipped when the build has no MPI or mpirun is
+ * turned off, --deterministic beyond its chunks) is one line. Skipped when the build has no MPI or mpirun is
  * missing. Tiny synthetic data, one thread per rank: about 20 s in all. */
 #include <stdlib.h>
 #include <string.h>
@@ -175,8 +176,8 @@ done:
     cJSON_Delete(rb);
 }
 
-/* Train (2 steps), then EUPMU and UNGrad (3 steps each), in one process and
- * on 2 ranks: the same models, λ traces and metrics. */
+/* Train (2 steps), then EUPMU and (cnn) UNGrad (3 steps each), in one
+ * process and on 2 ranks: the same models, λ traces and metrics. */
 static void same_as_one_process(const char *arch)
 {
     if (!mpi_here()) return;
@@ -193,8 +194,10 @@ static void same_as_one_process(const char *arch)
     if (!one_ok(a1) || !mpi_ok(2, a2)) return;
     check_same_model(tmp(one), tmp(two), &worst);
     fprintf(stderr, "  %s train, 2 ranks vs 1: max |diff| %.3g\n", arch, worst);
+    /* UNGrad's sums are the code EUPMU's are; resnet8 runs EUPMU alone
+     * (CI's time), and EUPMU again in mpi_deterministic_bitwise. */
     static const char *methods[] = {"eupmu", "ungrad"};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < (strcmp(arch, "cnn") == 0 ? 2 : 1); k++) {
         char u1[64], u2[64], r1[64], r2[64];
         snprintf(u1, sizeof u1, "%s-%s-1.st", arch, methods[k]);
         snprintf(u2, sizeof u2, "%s-%s-2.st", arch, methods[k]);
@@ -214,6 +217,46 @@ static void same_as_one_process(const char *arch)
 
 TEST(mpi_same_as_one_process_cnn) { same_as_one_process("cnn"); }
 TEST(mpi_same_as_one_process_resnet8) { same_as_one_process("resnet8"); }
+
+/* 1 if files a and b hold the same bytes (else a failure naming them). */
+static int same_bytes(const char *a, const char *b)
+{
+    size_t la = 0, lb = 0;
+    char *x = cli_t_slurp(a, &la), *y = cli_t_slurp(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, la) == 0;
+    CHECK_MSG(same, "--deterministic: %s and %s differ (%zu and %zu bytes)", a, b, la, lb);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* --deterministic: one process and 2 ranks write the same bytes: train
+ * (cnn; resnet8, whose batch-norm statistics are merged chunk by chunk
+ * too), then EUPMU on the resnet8 (its grouped backward, λ from the loss
+ * sums, the extra forward of B_r). */
+TEST(mpi_deterministic_bitwise)
+{
+    if (!mpi_here()) return;
+    const char *d = data_dir();
+    static const char *archs[] = {"cnn", "resnet8"};
+    for (int k = 0; k < 2; k++) {
+        char args[4096], a1[4096], a2[4096], one[64], two[64];
+        snprintf(one, sizeof one, "det-%s-1.st", archs[k]);
+        snprintf(two, sizeof two, "det-%s-2.st", archs[k]);
+        snprintf(args, sizeof args, "train --arch %s --data mnist --data-dir '%s' --epochs 1 "
+                 "--batch 120 --seed 3 --deterministic --quiet --force --out '%%s'", archs[k], d);
+        snprintf(a1, sizeof a1, args, tmp(one));
+        snprintf(a2, sizeof a2, args, tmp(two));
+        if (!one_ok(a1) || !mpi_ok(2, a2) || !same_bytes(tmp(one), tmp(two))) continue;
+        if (k == 0) continue;
+        snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+                 "class:0 --method eupmu --steps 2 --batch 16 --seed 1 --deterministic --quiet "
+                 "--force --out '%%s'", tmp(one), d);
+        snprintf(a1, sizeof a1, args, tmp("det-eupmu-1.st"));
+        snprintf(a2, sizeof a2, args, tmp("det-eupmu-2.st"));
+        if (one_ok(a1) && mpi_ok(2, a2)) same_bytes(tmp("det-eupmu-1.st"), tmp("det-eupmu-2.st"));
+    }
+}
 
 /* Bad input gives one "lethe …" line on stderr (mpirun's own banners
  * aside), a non-zero exit, no hang. */
@@ -291,6 +334,9 @@ TEST(mpi_bad_input)
     /* More ranks than the global batch has samples. */
     snprintf(apps, sizeof apps, "-np 3 '%s' train %s --batch 2", bin, common);
     expect_one_line(NULL, apps, "3 ranks, but a batch has 2 samples");
+    /* --deterministic on more ranks than its chunks. */
+    snprintf(apps, sizeof apps, "-np 5 '%s' train %s --deterministic --batch 40", bin, common);
+    expect_one_line(NULL, apps, "--deterministic runs on at most 4 ranks");
     /* Ranks given other options: the first setting that differs. */
     snprintf(apps, sizeof apps, "-np 1 '%s' train %s --seed 1 : -np 1 '%s' train %s --seed 2",
              bin, common, bin, common);
@@ -315,4 +361,33 @@ TEST(mpi_bad_input)
     /* MPI turned off: the message of a build without MPI. */
     snprintf(apps, sizeof apps, "%s LETHE_MPI -np 2 '%s' --version", g_env, bin);
     expect_one_line("LETHE_MPI=0", apps, "started by an MPI launcher with 2 processes");
+}
+
+/* --deterministic's limits in one process (no MPI needed): a batch that
+ * cannot be cut in its chunks, a method that forwards on its own. */
+TEST(deterministic_bad_input)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir("mpi")) return;
+    const char *d = data_dir();
+    char args[4096];
+    snprintf(args, sizeof args, "train --arch cnn --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 3 --deterministic --quiet --force --out '%s'", d, tmp("det-bad.st"));
+    cli_t_expect_fail_at(__FILE__, __LINE__, "mpi", args,
+                         "--deterministic cuts every batch in 4 chunks, but a batch has 3 "
+                         "samples", 1);
+    CHECK(!cli_t_exists(tmp("det-bad.st")));
+    snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 120 --quiet --force --out '%s'", d, tmp("det-mlp.st"));
+    if (!one_ok(args)) return;
+    snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+             "class:0 --method salun --steps 1 --deterministic --quiet --force --out '%s'",
+             tmp("det-mlp.st"), d, tmp("det-bad-u.st"));
+    cli_t_expect_fail_at(__FILE__, __LINE__, "mpi", args,
+                         "--deterministic: method salun forwards on its own", 1);
+    snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+             "class:0 --method eupmu --steps 1 --batch 1 --deterministic --quiet --force "
+             "--out '%s'", tmp("det-mlp.st"), d, tmp("det-bad-u.st"));
+    cli_t_expect_fail_at(__FILE__, __LINE__, "mpi", args,
+                         "--deterministic cuts every batch in 2 chunks, but a batch has 1 sample", 1);
+    CHECK(!cli_t_exists(tmp("det-bad-u.st")));
 }

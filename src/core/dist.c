@@ -292,3 +292,148 @@ lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds)
     snprintf(text, sizeof text, "%s data_bytes=%016llx", config, (unsigned long long)h);
     return core_dist_agree("settings", text, ' ');
 }
+
+/* ------------------------------------------------------- --deterministic */
+
+static const core_dist_plan *g_plan;   /* the plan whose groups are running */
+
+static void plan_chunks_of(int rank, int k, int *lo, int *hi)
+{
+    *lo = (int)((long)k * rank / g_size);
+    *hi = (int)((long)k * (rank + 1) / g_size);
+}
+
+void core_dist_plan_init(core_dist_plan *p, int sets, const int rows[], int k)
+{
+    memset(p, 0, sizeof *p);
+    p->sets = sets;
+    p->k = k;
+    plan_chunks_of(g_rank, k, &p->lo, &p->hi);
+    int at = 0;
+    p->g.n = 0;
+    p->g.start[0] = 0;
+    for (int s = 0; s < sets; s++) {
+        p->rows[s] = rows[s];
+        for (int j = p->lo; j < p->hi; j++) {
+            at += (int)((long)rows[s] * (j + 1) / k - (long)rows[s] * j / k);
+            p->g.start[++p->g.n] = at;
+        }
+    }
+}
+
+void core_dist_plan_rows(const core_dist_plan *p, int s, long *lo, long *hi)
+{
+    *lo = (long)p->rows[s] * p->lo / p->k;
+    *hi = (long)p->rows[s] * p->hi / p->k;
+}
+
+void core_dist_plan_use(const core_dist_plan *p) { g_plan = p; }
+const core_dist_plan *core_dist_plan_active(void) { return g_plan; }
+
+const core_dist_plan *core_dist_plan_for(const lethe_groups *g)
+{
+    if (!g_plan || !g || g->n != g_plan->g.n) return NULL;
+    for (int k = 0; k <= g->n; k++)
+        if (g->start[k] != g_plan->g.start[k]) return NULL;
+    return g_plan;
+}
+
+void core_dist_plan_where(const core_dist_plan *p, int s, int j, int *rank, int *local)
+{
+    int r = (int)(((long)j * g_size) / p->k), lo, hi;
+    /* The rank whose [lo, hi) holds j (the division lands on it or next to it). */
+    for (;;) {
+        plan_chunks_of(r, p->k, &lo, &hi);
+        if (j < lo) r--;
+        else if (j >= hi) r++;
+        else break;
+    }
+    *rank = r;
+    *local = s * (hi - lo) + (j - lo);
+}
+
+void *core_dist_scratch(void **buf, size_t *cap, size_t bytes)
+{
+    if (bytes > *cap) {
+        void *p = realloc(*buf, bytes);
+        if (!p) return NULL;
+        *buf = p;
+        *cap = bytes;
+    }
+    return *buf;
+}
+
+void core_dist_gather_d(const double *mine, double *all, size_t per)
+{
+#ifdef HAVE_MPI
+    if (g_size > 1) {
+        MPI_Allgather(mine, (int)per, MPI_DOUBLE, all, (int)per, MPI_DOUBLE, MPI_COMM_WORLD);
+        return;
+    }
+#endif
+    if (all != mine) memmove(all, mine, per * sizeof *all);
+}
+
+float *core_dist_plan_mine(const core_dist_plan *p, float *all, size_t w)
+{
+    return all + (size_t)p->sets * p->lo * w;
+}
+
+void core_dist_plan_sum_f(const core_dist_plan *p, float *all, size_t w, float *const out[])
+{
+#ifdef HAVE_MPI
+    if (g_size > 1) {
+        /* Rank r's local groups follow each other from chunk sets·lo_r on. */
+        int cnt[g_size], disp[g_size];
+        for (int r = 0; r < g_size; r++) {
+            int lo, hi;
+            plan_chunks_of(r, p->k, &lo, &hi);
+            disp[r] = (int)((size_t)p->sets * lo * w);
+            cnt[r] = (int)((size_t)p->sets * (hi - lo) * w);
+        }
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, cnt, disp, MPI_FLOAT,
+                       MPI_COMM_WORLD);
+    }
+#endif
+    /* The chunks of each destination, set by set, in chunk order. */
+    const float *src[2 * LETHE_MAX_GROUPS];
+    for (int s = 0; s < p->sets; s++) {
+        if (!out[s]) continue;
+        int m = 0, first = 1;
+        for (int t = 0; t < p->sets; t++) {
+            if (out[t] != out[s]) continue;
+            if (t < s) first = 0;
+            for (int j = 0; j < p->k; j++) {
+                int r, loc, lo, hi;
+                core_dist_plan_where(p, t, j, &r, &loc);
+                plan_chunks_of(r, p->k, &lo, &hi);
+                src[m++] = all + ((size_t)p->sets * lo + (size_t)loc) * w;
+            }
+        }
+        if (!first) continue;   /* an earlier set wrote this vector */
+        float *o = out[s];
+#pragma omp parallel for schedule(static) if (w > 65536)
+        for (size_t i = 0; i < w; i++) {
+            double v = 0.0;
+            for (int q = 0; q < m; q++) v += src[q][i];
+            o[i] = (float)v;
+        }
+    }
+}
+
+void core_dist_plan_sum_d(const core_dist_plan *p, const double *mine, double *out)
+{
+    double pad[LETHE_MAX_GROUPS] = {0};
+    for (int k = 0; k < p->g.n; k++) pad[k] = mine[k];
+    double all[g_size * LETHE_MAX_GROUPS];
+    core_dist_gather_d(pad, all, LETHE_MAX_GROUPS);
+    for (int s = 0; s < p->sets; s++) {
+        double v = 0.0;
+        for (int j = 0; j < p->k; j++) {
+            int r, loc;
+            core_dist_plan_where(p, s, j, &r, &loc);
+            v += all[(size_t)r * LETHE_MAX_GROUPS + loc];
+        }
+        out[s] = v;
+    }
+}

@@ -27,6 +27,7 @@
 
 static int g_rank = 0, g_size = 1;
 static int g_shared_error = 0;
+static int g_alone = 0;                /* core_dist_alone: every rank runs all of it */
 #ifdef HAVE_MPI
 static int g_mpi_on = 0;               /* MPI_Init was called and not finalised */
 #endif
@@ -45,7 +46,11 @@ int core_dist_built(void)
 }
 
 int core_dist_rank(void) { return g_rank; }
-int core_dist_size(void) { return g_size; }
+int core_dist_size(void) { return g_alone ? 1 : g_size; }
+void core_dist_alone(int on) { g_alone = on; }
+
+/* The rank within the job as the splitting sees it (0 when alone). */
+static int eff_rank(void) { return g_alone ? 0 : g_rank; }
 int core_dist_root(void) { return g_rank == 0; }
 
 void core_dist_error_shared(void) { g_shared_error = 1; }
@@ -160,14 +165,14 @@ int core_dist_finish(int rc)
 
 void core_dist_shard(long n, long *lo, long *hi)
 {
-    *lo = n * g_rank / g_size;
-    *hi = n * (g_rank + 1) / g_size;
+    *lo = n * eff_rank() / core_dist_size();
+    *hi = n * (eff_rank() + 1) / core_dist_size();
 }
 
 #ifdef HAVE_MPI
 static void sum_all(void *buf, size_t n, MPI_Datatype t)
 {
-    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, MPI_SUM, MPI_COMM_WORLD);
+    if (core_dist_size() > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, MPI_SUM, MPI_COMM_WORLD);
 }
 #define SUM_ALL(buf, n, t) sum_all(buf, n, t)
 #else
@@ -187,6 +192,8 @@ int core_dist_any(int flag)
     return v;
 }
 
+int core_dist_all(int flag) { return !core_dist_any(!flag); }
+
 int core_dist_first(int flag)
 {
     int v = flag ? g_rank : g_size;
@@ -199,7 +206,7 @@ int core_dist_first(int flag)
 void core_dist_gather_f(float *buf, long n)
 {
 #ifdef HAVE_MPI
-    if (g_size <= 1) return;
+    if (core_dist_size() <= 1) return;
     int cnt[g_size], disp[g_size];
     for (int r = 0; r < g_size; r++) {
         long lo = n * r / g_size, hi = n * (r + 1) / g_size;
@@ -240,7 +247,7 @@ enum { AGREE_TEXT = 4096 };
 
 lethe_status core_dist_agree(const char *label, const char *text, char sep)
 {
-    if (g_size <= 1) return LETHE_OK;
+    if (core_dist_size() <= 1) return LETHE_OK;
 #ifdef HAVE_MPI
     char *all = malloc((size_t)g_size * AGREE_TEXT);
     char mine[AGREE_TEXT];
@@ -284,7 +291,7 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
 
 lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds)
 {
-    if (g_size <= 1) return LETHE_OK;
+    if (core_dist_size() <= 1) return LETHE_OK;
     uint64_t h = 0xcbf29ce484222325ULL;
     if (ds->pixels) h = hash_bytes(h, ds->pixels, (size_t)ds->n * ds->c * ds->h * ds->w);
     if (ds->labels) h = hash_bytes(h, ds->labels, (size_t)ds->n);
@@ -293,14 +300,31 @@ lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds)
     return core_dist_agree("settings", text, ' ');
 }
 
+lethe_status core_dist_check_train(long n, long bs, char *config, size_t len,
+                                   const lethe_dataset *ds)
+{
+    if (core_dist_size() <= 1) return LETHE_OK;
+    long per_epoch = (n + bs - 1) / bs, last = n - (per_epoch - 1) * bs, ranks = core_dist_size();
+    if (ranks > last) {
+        core_dist_error_shared();
+        return lethe_fail(LETHE_ERR_ARG, "%ld ranks, but %s batch has %ld sample%s: each rank "
+                          "needs at least one sample of every batch (use -np %ld or fewer, or "
+                          "another --batch)", ranks, last < bs ? "the last" : "a", last,
+                          last > 1 ? "s" : "", last);
+    }
+    size_t at = strlen(config);
+    if (at < len) snprintf(config + at, len - at, " ranks=%ld", ranks);
+    return core_dist_agree_run(config, ds);
+}
+
 /* ------------------------------------------------------- --deterministic */
 
 static const core_dist_plan *g_plan;   /* the plan whose groups are running */
 
 static void plan_chunks_of(int rank, int k, int *lo, int *hi)
 {
-    *lo = (int)((long)k * rank / g_size);
-    *hi = (int)((long)k * (rank + 1) / g_size);
+    *lo = (int)((long)k * rank / core_dist_size());
+    *hi = (int)((long)k * (rank + 1) / core_dist_size());
 }
 
 void core_dist_plan_init(core_dist_plan *p, int sets, const int rows[], int k)
@@ -308,7 +332,7 @@ void core_dist_plan_init(core_dist_plan *p, int sets, const int rows[], int k)
     memset(p, 0, sizeof *p);
     p->sets = sets;
     p->k = k;
-    plan_chunks_of(g_rank, k, &p->lo, &p->hi);
+    plan_chunks_of(eff_rank(), k, &p->lo, &p->hi);
     int at = 0;
     p->g.n = 0;
     p->g.start[0] = 0;
@@ -340,7 +364,7 @@ const core_dist_plan *core_dist_plan_for(const lethe_groups *g)
 
 void core_dist_plan_where(const core_dist_plan *p, int s, int j, int *rank, int *local)
 {
-    int r = (int)(((long)j * g_size) / p->k), lo, hi;
+    int r = (int)(((long)j * core_dist_size()) / p->k), lo, hi;
     /* The rank whose [lo, hi) holds j (the division lands on it or next to it). */
     for (;;) {
         plan_chunks_of(r, p->k, &lo, &hi);
@@ -366,7 +390,7 @@ void *core_dist_scratch(void **buf, size_t *cap, size_t bytes)
 void core_dist_gather_d(const double *mine, double *all, size_t per)
 {
 #ifdef HAVE_MPI
-    if (g_size > 1) {
+    if (core_dist_size() > 1) {
         MPI_Allgather(mine, (int)per, MPI_DOUBLE, all, (int)per, MPI_DOUBLE, MPI_COMM_WORLD);
         return;
     }
@@ -382,7 +406,7 @@ float *core_dist_plan_mine(const core_dist_plan *p, float *all, size_t w)
 void core_dist_plan_sum_f(const core_dist_plan *p, float *all, size_t w, float *const out[])
 {
 #ifdef HAVE_MPI
-    if (g_size > 1) {
+    if (core_dist_size() > 1) {
         /* Rank r's local groups follow each other from chunk sets·lo_r on. */
         int cnt[g_size], disp[g_size];
         for (int r = 0; r < g_size; r++) {
@@ -425,7 +449,7 @@ void core_dist_plan_sum_d(const core_dist_plan *p, const double *mine, double *o
 {
     double pad[LETHE_MAX_GROUPS] = {0};
     for (int k = 0; k < p->g.n; k++) pad[k] = mine[k];
-    double all[g_size * LETHE_MAX_GROUPS];
+    double all[core_dist_size() * LETHE_MAX_GROUPS];
     core_dist_gather_d(pad, all, LETHE_MAX_GROUPS);
     for (int s = 0; s < p->sets; s++) {
         double v = 0.0;

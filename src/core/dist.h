@@ -38,6 +38,12 @@ int core_dist_finish(int rc);
 
 int core_dist_rank(void);
 int core_dist_size(void);
+/* on = 1: until core_dist_alone(0), every rank runs the whole of what
+ * follows as one process would (core_dist_size() is 1, no collective is
+ * called, core_dist_shard gives all), for work that does not run
+ * data-parallel; core_dist_rank and core_dist_root stay, so rank 0 alone
+ * writes. Every rank must enter and leave it at the same point. */
+void core_dist_alone(int on);
 /* 1 on the rank that prints and writes files (rank 0). */
 int core_dist_root(void);
 
@@ -52,7 +58,11 @@ void core_dist_sum_d(double *buf, size_t n);
 void core_dist_sum_l(long *buf, size_t n);
 /* 1 if flag is non-zero on any rank. */
 int core_dist_any(int flag);
-/* The lowest rank whose flag is non-zero, or −1. */
+/* 1 if flag is non-zero on every rank (a cached file every rank can read:
+ * on machines of their own, one may lack it). */
+int core_dist_all(int flag);
+/* The lowest rank whose flag is non-zero, or −1. These two are over the
+ * whole job even inside core_dist_alone (every rank reaches them there). */
 int core_dist_first(int flag);
 /* buf holds n floats of which this rank filled its core_dist_shard(n)
  * part: every rank gets all of them (MPI_Allgatherv in place). */
@@ -121,6 +131,13 @@ lethe_status core_dist_agree(const char *label, const char *text, char sep);
 /* core_dist_agree on a run's settings (its run-state config: the options,
  * the subset, the starting θ) and a hash of the data set's bytes. */
 lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds);
+/* Under mpirun, before a training loop over n samples in batches of bs:
+ * each rank needs a sample of every batch, the last one too (else one
+ * line, the same on every rank); " ranks=N" is appended to config (len
+ * bytes; a run state is for one rank count) and the ranks' configs and
+ * data compared (core_dist_agree_run). LETHE_OK at once for one process. */
+lethe_status core_dist_check_train(long n, long bs, char *config, size_t len,
+                                   const lethe_dataset *ds);
 /* Mark the error about to be returned as the same on every rank (a
  * collective check): only rank 0 prints it and no rank aborts. */
 void core_dist_error_shared(void);

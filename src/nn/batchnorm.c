@@ -256,7 +256,7 @@ static void bn_forward_all(float *out, float *xhat, float *mean_out, float *istd
     const double *gst = NULL;
     const core_dist_plan *pl = mode != LETHE_BN_EVAL ? core_dist_plan_for(g) : NULL;
     if (pl) gst = bn_plan_stats(pl, in, pstats, c, hw);
-    else if (core_dist_bn_gather && mode != LETHE_BN_EVAL)
+    else if (core_dist_bn_gather && core_dist_size() > 1 && mode != LETHE_BN_EVAL)
         gst = bn_sync_stats(in, pstats, c, hw, g);
     bn_forward(out, xhat, mean_out, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
                momentum, eps, relu, pstats, gst, pl && gst ? pl->hi - pl->lo : 1);
@@ -473,7 +473,7 @@ static void bn_backward(float *din, int din_add, float *const dgamma[], float *c
     const core_dist_plan *pl = mode != LETHE_BN_EVAL ? core_dist_plan_for(g) : NULL;
     const size_t per = (size_t)(pl ? LETHE_MAX_GROUPS : g->n) * c * 3;
     const int ranks = core_dist_size();
-    double *buf = (pl || core_dist_bn_gather) && mode != LETHE_BN_EVAL
+    double *buf = (pl || (core_dist_bn_gather && ranks > 1)) && mode != LETHE_BN_EVAL
                       ? sync_space(per * (size_t)(ranks + 2)) : NULL;
     if (!buf) {
         bn_backward_pass(din, din_add, dgamma, dbeta, dout, relu, xhat, in, mean, istd, gamma,

@@ -356,22 +356,8 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
             goto done;
         }
     }
-    if (core_dist_size() > 1) {
-        /* Each rank needs a sample of every batch, the last one too; a
-         * state is for one rank count. */
-        long last = (long)sub->n - (per_epoch - 1) * bs, ranks = core_dist_size();
-        if (ranks > last) {
-            core_dist_error_shared();
-            st = lethe_fail(LETHE_ERR_ARG, "%ld ranks, but %s batch has %ld sample%s: each rank "
-                            "needs at least one sample of every batch (use -np %ld or fewer, or "
-                            "another --batch)", ranks, last < bs ? "the last" : "a", last,
-                            last > 1 ? "s" : "", last);
-            goto done;
-        }
-        size_t at = strlen(config);
-        snprintf(config + at, sizeof config - at, " ranks=%ld", ranks);
-        if ((st = core_dist_agree_run(config, ds)) != LETHE_OK) goto done;
-    }
+    if ((st = core_dist_check_train((long)sub->n, bs, config, sizeof config, ds)) != LETHE_OK)
+        goto done;
     train_sums k = {0};
     if (resume) st = train_load(run->resume_path, m, &opt, &stream, config, total, &k);
     /* Under mpirun: a state every rank refuses (another rank count) is said once. */

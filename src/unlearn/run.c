@@ -127,8 +127,9 @@ static int ul_loop_end(void *ctx, long t, lethe_status *st)
 /* What does not run data-parallel (under mpirun or --deterministic): a
  * method that forwards or reduces on its own (a teacher, a mask over D_f,
  * a look-ahead batch, an extra class) would see this rank's rows alone,
- * and so would the audit, --unseen and the diffusion task. NULL, or what
- * (*method: a method's name, else an option's words). */
+ * and so would the audit and --unseen; --deterministic has no diffusion
+ * form (the task's rows are not cut in chunks). NULL, or what (*method: a
+ * method's name, else an option's words). */
 static const char *not_parallel(const ul_method *meth, const lethe_unlearn_config *cfg,
                                 int *method)
 {
@@ -137,7 +138,7 @@ static const char *not_parallel(const ul_method *meth, const lethe_unlearn_confi
     for (size_t i = 0; i < sizeof alone / sizeof alone[0]; i++)
         if (strcmp(meth->name, alone[i]) == 0) return meth->name;
     *method = 0;
-    if (cfg->ddpm) return "unlearning a diffusion model";
+    if (cfg->ddpm && cfg->deterministic) return "unlearning a diffusion model";
     if (cfg->audit) return "the utility audit (--audit)";
     if (cfg->unseen) return "forgetting just enough (--unseen)";
     return NULL;
@@ -215,7 +216,7 @@ static lethe_status dist_check(const ul_method *meth, const lethe_unlearn_config
     return st;
 }
 
-static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+static lethe_status run_body(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
                              const lethe_subset *retain, const lethe_unlearn_config *cfg,
                              lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
                              const ul_hook *hook, lethe_run_control *run)
@@ -439,5 +440,34 @@ done:
     lethe_subset_free(&probe);
     lethe_subset_free(&rest);
     if (st != LETHE_OK) lethe_unlearn_result_free(res);
+    return st;
+}
+
+/* Under mpirun, what does not run data-parallel (not_parallel: SalUn,
+ * SCRUB, BS, BE, EUPMU-lookahead, ESD, the audit, --unseen) runs whole on
+ * every rank, as one process (core_dist_alone): the same bits on each,
+ * no speed-up; then every rank must have succeeded or failed alike. */
+static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                             const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                             lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                             const ul_hook *hook, lethe_run_control *run)
+{
+    const ul_method *meth = cfg && cfg->method ? ul_find_method(cfg->method) : NULL;
+    int method;
+    if (core_dist_size() == 1 || !meth || cfg->deterministic || !not_parallel(meth, cfg, &method))
+        return run_body(m, ds, forget, retain, cfg, res, cb, cbctx, hook, run);
+    core_dist_alone(1);
+    lethe_status st = run_body(m, ds, forget, retain, cfg, res, cb, cbctx, hook, run);
+    core_dist_alone(0);
+    int failed = core_dist_first(st != LETHE_OK), passed = core_dist_first(st == LETHE_OK);
+    if (failed < 0 || passed < 0) {
+        if (st != LETHE_OK) core_dist_error_shared();   /* the same error on every rank */
+        return st;
+    }
+    if (st == LETHE_OK) {
+        lethe_unlearn_result_free(res);
+        st = lethe_fail(LETHE_ERR_IO, "rank %d failed running %s (whole, on every rank) where "
+                        "this rank did not", failed, meth->name);
+    }
     return st;
 }

@@ -24,6 +24,11 @@
 static void dist_move_rows(ul_ctx *c, int from, int to, int count)
 {
     if (from == to || count <= 0) return;
+    if (c->task->move_rows) {   /* the task's rows (diffusion: x_t, t, label, target) */
+        c->task->move_rows(c, from, to, count);
+        memmove(c->yt + to, c->yt + from, (size_t)count * sizeof(int32_t));
+        return;
+    }
     memmove(c->x + (size_t)to * c->px, c->x + (size_t)from * c->px,
             (size_t)count * c->px * sizeof(float));
     memmove(c->y + to, c->y + from, (size_t)count * sizeof(int32_t));
@@ -129,13 +134,17 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
     }
     c->cur_nf = nf;
     if (dist_on(c)) {
-        /* The groups' number from the global batch: each rank has rows of both. */
+        /* The task's rows of the global batches first (diffusion: the noise
+         * and timesteps every rank draws alike, as one process), then this
+         * rank's share; the groups' number from the global batch: each
+         * rank has rows of both. */
+        c->task_err = ul_prepare(c, 0, nf, rl_forget);
+        if (c->task_err == LETHE_OK && !reuse) c->task_err = ul_prepare(c, nf, nr, 0);
         dist_keep_shard(c, nf, nr);
         c->cur_nf = c->dist_nf;
         lethe_groups_two(&c->g, c->dist_nf, c->dist_nr);
         if (!nf || !nr) lethe_groups_one(&c->g, c->dist_nf + c->dist_nr);
         if (c->chunks) c->g = c->plan.g;
-        c->task_err = LETHE_OK;
         return;
     }
     lethe_groups_two(&c->g, nf, nr);

@@ -175,11 +175,39 @@ static void sum_all(void *buf, size_t n, MPI_Datatype t)
     if (core_dist_size() > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, MPI_SUM, MPI_COMM_WORLD);
 }
 #define SUM_ALL(buf, n, t) sum_all(buf, n, t)
+
+/* The gradient's sum. Two ranks: one MPI_Sendrecv of the whole buffer and
+ * a + b here, where MPI_Allreduce (a ring, or halving and doubling, in
+ * segments) takes several round trips: on a loaded machine each can wait
+ * a time slice for the other rank (bench_mpi, cnn: 17–23 ms a step in
+ * MPI_Allreduce, 5–8 ms so; docs/PERFORMANCE.md). The same bits: a + b =
+ * b + a, on both ranks. The received copy needs a buffer of n floats,
+ * grown once; without one, MPI_Allreduce. */
+static void *pair_buf;
+static size_t pair_cap;
+
+static void sum_floats(float *buf, size_t n)
+{
+    float *other = core_dist_size() == 2
+                       ? core_dist_scratch(&pair_buf, &pair_cap, n * sizeof(float)) : NULL;
+    if (!other) {
+        sum_all(buf, n, MPI_FLOAT);
+        return;
+    }
+    MPI_Sendrecv(buf, (int)n, MPI_FLOAT, 1 - g_rank, 0x5e, other, (int)n, MPI_FLOAT, 1 - g_rank,
+                 0x5e, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) buf[i] += other[i];
+}
 #else
 #define SUM_ALL(buf, n, t) ((void)(buf), (void)(n))
 #endif
 
+#ifdef HAVE_MPI
+void core_dist_sum_f(float *buf, size_t n) { sum_floats(buf, n); }
+#else
 void core_dist_sum_f(float *buf, size_t n) { SUM_ALL(buf, n, MPI_FLOAT); }
+#endif
 void core_dist_sum_d(double *buf, size_t n) { SUM_ALL(buf, n, MPI_DOUBLE); }
 void core_dist_sum_l(long *buf, size_t n) { SUM_ALL(buf, n, MPI_LONG); }
 

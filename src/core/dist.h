@@ -51,8 +51,9 @@ int core_dist_root(void);
  * in rank order (the concatenation is 0..n−1). */
 void core_dist_shard(long n, long *lo, long *hi);
 
-/* In-place sums across ranks (MPI_Allreduce, MPI_SUM); no-ops for size 1.
- * The result is the same on every rank. */
+/* In-place sums across ranks (MPI_Allreduce, MPI_SUM; floats on 2 ranks:
+ * one exchange, dist.c); no-ops for size 1. The result is the same on
+ * every rank. */
 void core_dist_sum_f(float *buf, size_t n);
 void core_dist_sum_d(double *buf, size_t n);
 void core_dist_sum_l(long *buf, size_t n);

@@ -423,6 +423,41 @@ TEST(mpi_bad_input)
     expect_one_line("LETHE_MPI=0", apps, "started by an MPI launcher with 2 processes");
 }
 
+/* --deterministic in one process (no MPI needed; under ASan too): 1 and 2
+ * threads write the same bytes on cnn (its fixed chunks, the linear
+ * layers' fixed blocks, one sample a conv chunk; resnet8's batch norm in
+ * mpi_deterministic_bitwise, CI's time), and the plain mode's checkpoint
+ * is another (the test sees the chunks at work). */
+TEST(deterministic_threads_bitwise)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir("mpi")) return;
+    const char *d = data_dir();
+    char args[4096], was[64] = "";
+    const char *t = getenv("OMP_NUM_THREADS");
+    if (t) snprintf(was, sizeof was, "%s", t);
+    static const char *const outs[] = {"det-t1.st", "det-t2.st", "plain-t2.st"};
+    for (int k = 0; k < 3; k++) {
+        setenv("OMP_NUM_THREADS", k ? "2" : "1", 1);
+        snprintf(args, sizeof args, "train --arch cnn --data mnist --data-dir '%s' --epochs 1 "
+                 "--batch 120 --seed 3 %s --quiet --force --out '%s'", d,
+                 k < 2 ? "--deterministic" : "", tmp(outs[k]));
+        char *o, *e;
+        int rc = cli_t_run("mpi", args, &o, &e);
+        CHECK_MSG(rc == 0, "lethe %s exited %d: %s", args, rc, e ? e : "");
+        free(o);
+        free(e);
+    }
+    if (t) setenv("OMP_NUM_THREADS", was, 1);
+    else unsetenv("OMP_NUM_THREADS");
+    same_bytes(tmp(outs[0]), tmp(outs[1]));
+    size_t la = 0, lb = 0;
+    char *a = cli_t_slurp(tmp(outs[1]), &la), *b = cli_t_slurp(tmp(outs[2]), &lb);
+    CHECK_MSG(a && b && (la != lb || memcmp(a, b, la) != 0),
+              "--deterministic wrote the plain mode's bytes");
+    free(a);
+    free(b);
+}
+
 /* --deterministic's limits in one process (no MPI needed): a batch that
  * cannot be cut in its chunks, a method that forwards on its own. */
 TEST(deterministic_bad_input)

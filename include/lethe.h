@@ -442,6 +442,8 @@ typedef struct {
                                    back at random and mirrored with probability 1/2 (the
                                    CIFAR recipe), drawn from the seed and the step; 0 (the
                                    default): the images as stored */
+    int deterministic;          /* 1: every batch summed in 4 fixed chunks (core/dist.h), so
+                                   that mpirun -np 1 to 4 give the same bits; 0 (default) */
 } lethe_train_config;
 /* The PROTOCOL recipe: SGD, momentum 0.9, wd 5e-4, batch 128, lr 0.05
  * cosine to 0 over 8 epochs, seed 0, no augmentation. */
@@ -690,6 +692,10 @@ typedef struct {
      * the class, which unseen data of the class would not show). */
     const lethe_dataset *unseen_data;
     const lethe_subset *unseen;
+    /* 1: the forget and the retain batch each summed in 2 fixed chunks
+     * (as lethe_train_config.deterministic), so that one process and
+     * mpirun -np 2 write the same bits; 0 (default). */
+    int deterministic;
 } lethe_unlearn_config;
 void lethe_unlearn_config_default(lethe_unlearn_config *c);
 

@@ -1,10 +1,11 @@
 /* Data-parallel runs under mpirun (src/core/dist.h): 2 ranks give the
  * model of one process to float-reduction precision (cnn, resnet8; train,
- * EUPMU with its λ trace, UNGrad); a failing rank (a NaN, killed) ends
+ * EUPMU with its λ trace, UNGrad), and with --deterministic the same bytes;
+ * a failing rank (a NaN, killed) ends
  * every rank in bounded time with a message naming it, and the last saved
  * state resumes; bad input (more ranks than a batch has samples, ranks
  * given other options or other data, a state of another rank count, MPI
- * turned off) is one line. Skipped when the build has no MPI or mpirun is
+ * turned off, --deterministic beyond its chunks) is one line. Skipped when the build has no MPI or mpirun is
  * missing. Tiny synthetic data, one thread per rank: about 20 s in all. */
 #include <stdlib.h>
 #include <string.h>
@@ -121,9 +122,10 @@ static int one_ok(const char *args)
     return rc == 0;
 }
 
-/* Every tensor of checkpoints a and b (θ and buffers) within the tolerance;
- * *worst the largest difference. */
-static void check_same_model(const char *a, const char *b, double *worst)
+/* Every tensor of checkpoints a and b (θ and buffers) within the tolerance
+ * (tol_abs: TOL_ABS, or more for AdamW's runs); *worst the largest
+ * difference. */
+static void check_same_model(const char *a, const char *b, double tol_abs, double *worst)
 {
     lethe_model *ma = NULL, *mb = NULL;
     *worst = INFINITY;
@@ -139,7 +141,7 @@ static void check_same_model(const char *a, const char *b, double *worst)
         for (size_t i = 0; i < na && na == nb; i++) {
             double d = fabs((double)x[i] - y[i]);
             if (d > *worst) *worst = d;
-            if (!(d <= TOL_ABS + TOL_REL * fabs(x[i]))) {
+            if (!(d <= tol_abs + TOL_REL * fabs(x[i]))) {
                 test_fail(__FILE__, __LINE__, "%s vs %s: %s value %zu: %.9g vs %.9g", a, b,
                           part ? "buffer" : "theta", i, x[i], y[i]);
                 goto done;
@@ -175,8 +177,8 @@ done:
     cJSON_Delete(rb);
 }
 
-/* Train (2 steps), then EUPMU and UNGrad (3 steps each), in one process and
- * on 2 ranks: the same models, λ traces and metrics. */
+/* Train (2 steps), then EUPMU and (cnn) UNGrad (3 steps each), in one
+ * process and on 2 ranks: the same models, λ traces and metrics. */
 static void same_as_one_process(const char *arch)
 {
     if (!mpi_here()) return;
@@ -191,10 +193,12 @@ static void same_as_one_process(const char *arch)
     snprintf(a1, sizeof a1, args, tmp(one));
     snprintf(a2, sizeof a2, args, tmp(two));
     if (!one_ok(a1) || !mpi_ok(2, a2)) return;
-    check_same_model(tmp(one), tmp(two), &worst);
+    check_same_model(tmp(one), tmp(two), TOL_ABS, &worst);
     fprintf(stderr, "  %s train, 2 ranks vs 1: max |diff| %.3g\n", arch, worst);
+    /* UNGrad's sums are the code EUPMU's are; resnet8 runs EUPMU alone
+     * (CI's time), and EUPMU again in mpi_deterministic_bitwise. */
     static const char *methods[] = {"eupmu", "ungrad"};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < (strcmp(arch, "cnn") == 0 ? 2 : 1); k++) {
         char u1[64], u2[64], r1[64], r2[64];
         snprintf(u1, sizeof u1, "%s-%s-1.st", arch, methods[k]);
         snprintf(u2, sizeof u2, "%s-%s-2.st", arch, methods[k]);
@@ -206,7 +210,7 @@ static void same_as_one_process(const char *arch)
         snprintf(a1, sizeof a1, args, tmp(u1), tmp(r1));
         snprintf(a2, sizeof a2, args, tmp(u2), tmp(r2));
         if (!one_ok(a1) || !mpi_ok(2, a2)) return;
-        check_same_model(tmp(u1), tmp(u2), &worst);
+        check_same_model(tmp(u1), tmp(u2), TOL_ABS, &worst);
         check_same_report(tmp(r1), tmp(r2));
         fprintf(stderr, "  %s %s, 2 ranks vs 1: max |diff| %.3g\n", arch, methods[k], worst);
     }
@@ -214,6 +218,105 @@ static void same_as_one_process(const char *arch)
 
 TEST(mpi_same_as_one_process_cnn) { same_as_one_process("cnn"); }
 TEST(mpi_same_as_one_process_resnet8) { same_as_one_process("resnet8"); }
+
+/* The diffusion task under mpirun: training (its noise and timesteps drawn
+ * for the global batch, as one process) and EUPMU's unlearning give one
+ * process's U-Net. AdamW moves a weight whose gradient is near 0 (near its
+ * ε) by up to lr whatever the gradient's last bits (lr 1e-3: 9.6e-5 after 4
+ * steps, 8.6e-6 between 1 and 2 threads of one process): lr 1e-4 here and
+ * a tolerance of 1e-4, which a wrong gradient (every step's update off by
+ * about 2·lr where its sign flips) exceeds. */
+TEST(mpi_diffusion_same_as_one_process)
+{
+    if (!mpi_here()) return;
+    static const cli_t_mnist small = {64, 20, 8, 7, 1, 2, 0, 0};
+    char d[1024];
+    snprintf(d, sizeof d, "%s", tmp("data8"));
+    if (!cli_t_exists(d)) CHECK(cli_t_write_mnist(d, &small));
+    char args[4096], a1[4096], a2[4096];
+    double worst;
+    snprintf(args, sizeof args, "train --task diffusion --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 16 --T 50 --lr 1e-4 --quiet --force --out '%%s'", d);
+    snprintf(a1, sizeof a1, args, tmp("ddpm-1.st"));
+    snprintf(a2, sizeof a2, args, tmp("ddpm-2.st"));
+    if (!one_ok(a1) || !mpi_ok(2, a2)) return;
+    check_same_model(tmp("ddpm-1.st"), tmp("ddpm-2.st"), 1e-4, &worst);
+    fprintf(stderr, "  unet train, 2 ranks vs 1: max |diff| %.3g\n", worst);
+    snprintf(args, sizeof args, "unlearn --task diffusion --model '%s' --data-dir '%s' --forget "
+             "class:0 --method eupmu --steps 3 --batch 8 --n 2 --steps-sample 2 --quiet --force "
+             "--out '%%s'", tmp("ddpm-1.st"), d);
+    snprintf(a1, sizeof a1, args, tmp("ddpm-u1.st"));
+    snprintf(a2, sizeof a2, args, tmp("ddpm-u2.st"));
+    if (!one_ok(a1) || !mpi_ok(2, a2)) return;
+    check_same_model(tmp("ddpm-u1.st"), tmp("ddpm-u2.st"), 1e-4, &worst);
+    fprintf(stderr, "  unet eupmu, 2 ranks vs 1: max |diff| %.3g\n", worst);
+}
+
+/* lethe bench under mpirun: the methods that run data-parallel (FT) and
+ * those that run whole on every rank (SalUn) give one process's metrics;
+ * rank 0 alone writes the report. */
+TEST(mpi_bench)
+{
+    if (!mpi_here()) return;
+    const char *d = data_dir();
+    char args[4096], a1[4096], a2[4096];
+    snprintf(args, sizeof args, "bench --scenario fmnist-cw --data-dir '%s' --epochs 1 --steps 2 "
+             "--methods ft,salun --quiet --force --cache '%%s' --report '%%s'", d);
+    snprintf(a1, sizeof a1, args, tmp("cache1"), tmp("bench-1.json"));
+    snprintf(a2, sizeof a2, args, tmp("cache2"), tmp("bench-2.json"));
+    if (!one_ok(a1) || !mpi_ok(2, a2)) return;
+    cJSON *ra = cli_t_load_json(tmp("bench-1.json")), *rb = cli_t_load_json(tmp("bench-2.json"));
+    const cJSON *ma = cJSON_GetObjectItem(ra, "methods"), *mb = cJSON_GetObjectItem(rb, "methods");
+    CHECK(cJSON_GetArraySize(ma) == 2 && cJSON_GetArraySize(mb) == 2);
+    static const char *keys[] = {"UA", "RA", "TA", "MIA_Eff"};
+    for (int i = 0; i < cJSON_GetArraySize(ma) && i < cJSON_GetArraySize(mb); i++)
+        for (int k = 0; k < 4; k++)
+            CHECK_NEAR(cli_t_jnum(cJSON_GetObjectItem(cJSON_GetArrayItem(ma, i), "metrics"), keys[k]),
+                       cli_t_jnum(cJSON_GetObjectItem(cJSON_GetArrayItem(mb, i), "metrics"), keys[k]),
+                       0.1);
+    cJSON_Delete(ra);
+    cJSON_Delete(rb);
+}
+
+/* 1 if files a and b hold the same bytes (else a failure naming them). */
+static int same_bytes(const char *a, const char *b)
+{
+    size_t la = 0, lb = 0;
+    char *x = cli_t_slurp(a, &la), *y = cli_t_slurp(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, la) == 0;
+    CHECK_MSG(same, "--deterministic: %s and %s differ (%zu and %zu bytes)", a, b, la, lb);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* --deterministic: one process and 2 ranks write the same bytes: train
+ * (cnn; resnet8, whose batch-norm statistics are merged chunk by chunk
+ * too), then EUPMU on the resnet8 (its grouped backward, λ from the loss
+ * sums, the extra forward of B_r). */
+TEST(mpi_deterministic_bitwise)
+{
+    if (!mpi_here()) return;
+    const char *d = data_dir();
+    static const char *archs[] = {"cnn", "resnet8"};
+    for (int k = 0; k < 2; k++) {
+        char args[4096], a1[4096], a2[4096], one[64], two[64];
+        snprintf(one, sizeof one, "det-%s-1.st", archs[k]);
+        snprintf(two, sizeof two, "det-%s-2.st", archs[k]);
+        snprintf(args, sizeof args, "train --arch %s --data mnist --data-dir '%s' --epochs 1 "
+                 "--batch 120 --seed 3 --deterministic --quiet --force --out '%%s'", archs[k], d);
+        snprintf(a1, sizeof a1, args, tmp(one));
+        snprintf(a2, sizeof a2, args, tmp(two));
+        if (!one_ok(a1) || !mpi_ok(2, a2) || !same_bytes(tmp(one), tmp(two))) continue;
+        if (k == 0) continue;
+        snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+                 "class:0 --method eupmu --steps 2 --batch 16 --seed 1 --deterministic --quiet "
+                 "--force --out '%%s'", tmp(one), d);
+        snprintf(a1, sizeof a1, args, tmp("det-eupmu-1.st"));
+        snprintf(a2, sizeof a2, args, tmp("det-eupmu-2.st"));
+        if (one_ok(a1) && mpi_ok(2, a2)) same_bytes(tmp("det-eupmu-1.st"), tmp("det-eupmu-2.st"));
+    }
+}
 
 /* Bad input gives one "lethe …" line on stderr (mpirun's own banners
  * aside), a non-zero exit, no hang. */
@@ -291,6 +394,9 @@ TEST(mpi_bad_input)
     /* More ranks than the global batch has samples. */
     snprintf(apps, sizeof apps, "-np 3 '%s' train %s --batch 2", bin, common);
     expect_one_line(NULL, apps, "3 ranks, but a batch has 2 samples");
+    /* --deterministic on more ranks than its chunks. */
+    snprintf(apps, sizeof apps, "-np 5 '%s' train %s --deterministic --batch 40", bin, common);
+    expect_one_line(NULL, apps, "--deterministic runs on at most 4 ranks");
     /* Ranks given other options: the first setting that differs. */
     snprintf(apps, sizeof apps, "-np 1 '%s' train %s --seed 1 : -np 1 '%s' train %s --seed 2",
              bin, common, bin, common);
@@ -315,4 +421,68 @@ TEST(mpi_bad_input)
     /* MPI turned off: the message of a build without MPI. */
     snprintf(apps, sizeof apps, "%s LETHE_MPI -np 2 '%s' --version", g_env, bin);
     expect_one_line("LETHE_MPI=0", apps, "started by an MPI launcher with 2 processes");
+}
+
+/* --deterministic in one process (no MPI needed; under ASan too): 1 and 2
+ * threads write the same bytes on cnn (its fixed chunks, the linear
+ * layers' fixed blocks, one sample a conv chunk; resnet8's batch norm in
+ * mpi_deterministic_bitwise, CI's time), and the plain mode's checkpoint
+ * is another (the test sees the chunks at work). */
+TEST(deterministic_threads_bitwise)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir("mpi")) return;
+    const char *d = data_dir();
+    char args[4096], was[64] = "";
+    const char *t = getenv("OMP_NUM_THREADS");
+    if (t) snprintf(was, sizeof was, "%s", t);
+    static const char *const outs[] = {"det-t1.st", "det-t2.st", "plain-t2.st"};
+    for (int k = 0; k < 3; k++) {
+        setenv("OMP_NUM_THREADS", k ? "2" : "1", 1);
+        snprintf(args, sizeof args, "train --arch cnn --data mnist --data-dir '%s' --epochs 1 "
+                 "--batch 120 --seed 3 %s --quiet --force --out '%s'", d,
+                 k < 2 ? "--deterministic" : "", tmp(outs[k]));
+        char *o, *e;
+        int rc = cli_t_run("mpi", args, &o, &e);
+        CHECK_MSG(rc == 0, "lethe %s exited %d: %s", args, rc, e ? e : "");
+        free(o);
+        free(e);
+    }
+    if (t) setenv("OMP_NUM_THREADS", was, 1);
+    else unsetenv("OMP_NUM_THREADS");
+    same_bytes(tmp(outs[0]), tmp(outs[1]));
+    size_t la = 0, lb = 0;
+    char *a = cli_t_slurp(tmp(outs[1]), &la), *b = cli_t_slurp(tmp(outs[2]), &lb);
+    CHECK_MSG(a && b && (la != lb || memcmp(a, b, la) != 0),
+              "--deterministic wrote the plain mode's bytes");
+    free(a);
+    free(b);
+}
+
+/* --deterministic's limits in one process (no MPI needed): a batch that
+ * cannot be cut in its chunks, a method that forwards on its own. */
+TEST(deterministic_bad_input)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir("mpi")) return;
+    const char *d = data_dir();
+    char args[4096];
+    snprintf(args, sizeof args, "train --arch cnn --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 3 --deterministic --quiet --force --out '%s'", d, tmp("det-bad.st"));
+    cli_t_expect_fail_at(__FILE__, __LINE__, "mpi", args,
+                         "--deterministic cuts every batch in 4 chunks, but a batch has 3 "
+                         "samples", 1);
+    CHECK(!cli_t_exists(tmp("det-bad.st")));
+    snprintf(args, sizeof args, "train --arch mlp --data mnist --data-dir '%s' --epochs 1 "
+             "--batch 120 --quiet --force --out '%s'", d, tmp("det-mlp.st"));
+    if (!one_ok(args)) return;
+    snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+             "class:0 --method salun --steps 1 --deterministic --quiet --force --out '%s'",
+             tmp("det-mlp.st"), d, tmp("det-bad-u.st"));
+    cli_t_expect_fail_at(__FILE__, __LINE__, "mpi", args,
+                         "--deterministic: method salun forwards on its own", 1);
+    snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+             "class:0 --method eupmu --steps 1 --batch 1 --deterministic --quiet --force "
+             "--out '%s'", tmp("det-mlp.st"), d, tmp("det-bad-u.st"));
+    cli_t_expect_fail_at(__FILE__, __LINE__, "mpi", args,
+                         "--deterministic cuts every batch in 2 chunks, but a batch has 1 sample", 1);
+    CHECK(!cli_t_exists(tmp("det-bad-u.st")));
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dist.h"
 #include "cli/gen.h"
 #include "core/fail.h"
 #include "cli/protocol.h"
@@ -57,7 +58,8 @@ lethe_status gen_ensure_ddpm(const char *path, const lethe_dataset *train,
                                 uint64_t seed, int quiet, lethe_model **m, lethe_ddpm *s)
 {
     lethe_metadata md;
-    if (access(path, R_OK) == 0) {
+    /* Under mpirun: loaded only if every rank has it, else trained by all. */
+    if (core_dist_all(access(path, R_OK) == 0)) {
         if (!quiet) fprintf(stderr, "reusing %s\n", path);
         return gen_open(path, m, &md, s);
     }

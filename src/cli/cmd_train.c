@@ -38,6 +38,8 @@ static const cli_opt opts[] = {
     {"augment", "MODE", "auto | on | off: random crop (4 black pixels of padding) and "
                         "horizontal flip of every training batch, drawn from --seed; auto "
                         "(default) is on for cifar10 only. Never applied to evaluation", 0},
+    {"deterministic", NULL, "sum every batch in 4 fixed chunks, so that mpirun -np 1 to 4 "
+                            "(and one process) write the same bits (docs/PERFORMANCE.md)", 1},
     CLI_HEADING("outputs"),
     {"out", "FILE", "checkpoint to write (.safetensors; required)", 0},
     {"report", "FILE", "write a JSON report (recipe, accuracies; timing apart) here; - for "
@@ -99,6 +101,7 @@ int cmd_train(int argc, char **argv)
     cfg.momentum = (float)mom;
     cfg.weight_decay = (float)wd;
     cfg.nesterov = cli_flag(&a, "nesterov");
+    cfg.deterministic = cli_flag(&a, "deterministic");
     lethe_schedule sch;
     if (lethe_schedule_parse(&sch, cli_str(&a, "schedule", "cosine")) != LETHE_OK)
         return cli_usage_error("train", "--schedule: %s", lethe_last_error());

@@ -37,6 +37,8 @@ static const cli_opt opts[] = {
     {"before", NULL, "also evaluate the model before unlearning", 1},
     {"no-eval", NULL, "skip the metrics (faster)", 1},
     {"diagnostics", NULL, "record cos(g_u,g_r), conflicts and λ*_t per step (no extra pass)", 1},
+    {"deterministic", NULL, "sum each batch in 2 fixed chunks, so that one process and mpirun "
+                            "-np 2 write the same bits (docs/PERFORMANCE.md)", 1},
     {"audit", NULL, "measure ℓ_r per step on a held-out probe of D_r against α_t·ε_t (counted)", 1},
     {"audit-probe", "N", "retain samples in the audit's probe (default 512; implies --audit)", 0},
     CLI_HEADING("utility budget: choose ε by how much held-out accuracy may drop"),
@@ -134,6 +136,7 @@ int cmd_unlearn(int argc, char **argv)
     lethe_unlearn_config cfg;
     lethe_unlearn_config_default(&cfg);
     cfg.diagnostics = cli_flag(&a, "diagnostics");
+    cfg.deterministic = cli_flag(&a, "deterministic");
     cfg.audit = cli_flag(&a, "audit") || cli_str(&a, "audit-probe", NULL);
     if ((r = cli_unlearn_config(&a, &cfg))) return r;
     long epochs, fseed, probe, bhold, biters, bcheck, bsteps, bhalv;

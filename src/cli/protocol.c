@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/dist.h"
 #include "io/json.h"
 #include "core/fail.h"
 
@@ -94,7 +95,8 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
 {
     lethe_metadata md = {0};
     *secs = 0;
-    if (access(path, R_OK) == 0) {
+    /* Under mpirun: loaded only if every rank has it, else trained by all. */
+    if (core_dist_all(access(path, R_OK) == 0)) {
         if (!p->quiet) fprintf(stderr, "reusing %s\n", path);
         lethe_status st = lethe_checkpoint_open(out, path, &md);
         const char *fp = lethe_meta_get(&md, "data_fingerprint");

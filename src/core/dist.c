@@ -27,6 +27,7 @@
 
 static int g_rank = 0, g_size = 1;
 static int g_shared_error = 0;
+static int g_alone = 0;                /* core_dist_alone: every rank runs all of it */
 #ifdef HAVE_MPI
 static int g_mpi_on = 0;               /* MPI_Init was called and not finalised */
 #endif
@@ -45,7 +46,11 @@ int core_dist_built(void)
 }
 
 int core_dist_rank(void) { return g_rank; }
-int core_dist_size(void) { return g_size; }
+int core_dist_size(void) { return g_alone ? 1 : g_size; }
+void core_dist_alone(int on) { g_alone = on; }
+
+/* The rank within the job as the splitting sees it (0 when alone). */
+static int eff_rank(void) { return g_alone ? 0 : g_rank; }
 int core_dist_root(void) { return g_rank == 0; }
 
 void core_dist_error_shared(void) { g_shared_error = 1; }
@@ -160,21 +165,49 @@ int core_dist_finish(int rc)
 
 void core_dist_shard(long n, long *lo, long *hi)
 {
-    *lo = n * g_rank / g_size;
-    *hi = n * (g_rank + 1) / g_size;
+    *lo = n * eff_rank() / core_dist_size();
+    *hi = n * (eff_rank() + 1) / core_dist_size();
 }
 
 #ifdef HAVE_MPI
 static void sum_all(void *buf, size_t n, MPI_Datatype t)
 {
-    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, MPI_SUM, MPI_COMM_WORLD);
+    if (core_dist_size() > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, MPI_SUM, MPI_COMM_WORLD);
 }
 #define SUM_ALL(buf, n, t) sum_all(buf, n, t)
+
+/* The gradient's sum. Two ranks: one MPI_Sendrecv of the whole buffer and
+ * a + b here, where MPI_Allreduce (a ring, or halving and doubling, in
+ * segments) takes several round trips: on a loaded machine each can wait
+ * a time slice for the other rank (bench_mpi, cnn: 17–23 ms a step in
+ * MPI_Allreduce, 5–8 ms so; docs/PERFORMANCE.md). The same bits: a + b =
+ * b + a, on both ranks. The received copy needs a buffer of n floats,
+ * grown once; without one, MPI_Allreduce. */
+static void *pair_buf;
+static size_t pair_cap;
+
+static void sum_floats(float *buf, size_t n)
+{
+    float *other = core_dist_size() == 2
+                       ? core_dist_scratch(&pair_buf, &pair_cap, n * sizeof(float)) : NULL;
+    if (!other) {
+        sum_all(buf, n, MPI_FLOAT);
+        return;
+    }
+    MPI_Sendrecv(buf, (int)n, MPI_FLOAT, 1 - g_rank, 0x5e, other, (int)n, MPI_FLOAT, 1 - g_rank,
+                 0x5e, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) buf[i] += other[i];
+}
 #else
 #define SUM_ALL(buf, n, t) ((void)(buf), (void)(n))
 #endif
 
+#ifdef HAVE_MPI
+void core_dist_sum_f(float *buf, size_t n) { sum_floats(buf, n); }
+#else
 void core_dist_sum_f(float *buf, size_t n) { SUM_ALL(buf, n, MPI_FLOAT); }
+#endif
 void core_dist_sum_d(double *buf, size_t n) { SUM_ALL(buf, n, MPI_DOUBLE); }
 void core_dist_sum_l(long *buf, size_t n) { SUM_ALL(buf, n, MPI_LONG); }
 
@@ -186,6 +219,8 @@ int core_dist_any(int flag)
 #endif
     return v;
 }
+
+int core_dist_all(int flag) { return !core_dist_any(!flag); }
 
 int core_dist_first(int flag)
 {
@@ -199,7 +234,7 @@ int core_dist_first(int flag)
 void core_dist_gather_f(float *buf, long n)
 {
 #ifdef HAVE_MPI
-    if (g_size <= 1) return;
+    if (core_dist_size() <= 1) return;
     int cnt[g_size], disp[g_size];
     for (int r = 0; r < g_size; r++) {
         long lo = n * r / g_size, hi = n * (r + 1) / g_size;
@@ -240,7 +275,7 @@ enum { AGREE_TEXT = 4096 };
 
 lethe_status core_dist_agree(const char *label, const char *text, char sep)
 {
-    if (g_size <= 1) return LETHE_OK;
+    if (core_dist_size() <= 1) return LETHE_OK;
 #ifdef HAVE_MPI
     char *all = malloc((size_t)g_size * AGREE_TEXT);
     char mine[AGREE_TEXT];
@@ -284,7 +319,7 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
 
 lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds)
 {
-    if (g_size <= 1) return LETHE_OK;
+    if (core_dist_size() <= 1) return LETHE_OK;
     uint64_t h = 0xcbf29ce484222325ULL;
     if (ds->pixels) h = hash_bytes(h, ds->pixels, (size_t)ds->n * ds->c * ds->h * ds->w);
     if (ds->tokens) h = hash_bytes(h, (const uint8_t *)ds->tokens, (size_t)ds->n * ds->w * sizeof(int32_t));
@@ -292,4 +327,166 @@ lethe_status core_dist_agree_run(const char *config, const lethe_dataset *ds)
     char text[AGREE_TEXT];
     snprintf(text, sizeof text, "%s data_bytes=%016llx", config, (unsigned long long)h);
     return core_dist_agree("settings", text, ' ');
+}
+
+lethe_status core_dist_check_train(long n, long bs, char *config, size_t len,
+                                   const lethe_dataset *ds)
+{
+    if (core_dist_size() <= 1) return LETHE_OK;
+    long per_epoch = (n + bs - 1) / bs, last = n - (per_epoch - 1) * bs, ranks = core_dist_size();
+    if (ranks > last) {
+        core_dist_error_shared();
+        return lethe_fail(LETHE_ERR_ARG, "%ld ranks, but %s batch has %ld sample%s: each rank "
+                          "needs at least one sample of every batch (use -np %ld or fewer, or "
+                          "another --batch)", ranks, last < bs ? "the last" : "a", last,
+                          last > 1 ? "s" : "", last);
+    }
+    size_t at = strlen(config);
+    if (at < len) snprintf(config + at, len - at, " ranks=%ld", ranks);
+    return core_dist_agree_run(config, ds);
+}
+
+/* ------------------------------------------------------- --deterministic */
+
+static const core_dist_plan *g_plan;   /* the plan whose groups are running */
+
+static void plan_chunks_of(int rank, int k, int *lo, int *hi)
+{
+    *lo = (int)((long)k * rank / core_dist_size());
+    *hi = (int)((long)k * (rank + 1) / core_dist_size());
+}
+
+void core_dist_plan_init(core_dist_plan *p, int sets, const int rows[], int k)
+{
+    memset(p, 0, sizeof *p);
+    p->sets = sets;
+    p->k = k;
+    plan_chunks_of(eff_rank(), k, &p->lo, &p->hi);
+    int at = 0;
+    p->g.n = 0;
+    p->g.start[0] = 0;
+    for (int s = 0; s < sets; s++) {
+        p->rows[s] = rows[s];
+        for (int j = p->lo; j < p->hi; j++) {
+            at += (int)((long)rows[s] * (j + 1) / k - (long)rows[s] * j / k);
+            p->g.start[++p->g.n] = at;
+        }
+    }
+}
+
+void core_dist_plan_rows(const core_dist_plan *p, int s, long *lo, long *hi)
+{
+    *lo = (long)p->rows[s] * p->lo / p->k;
+    *hi = (long)p->rows[s] * p->hi / p->k;
+}
+
+void core_dist_plan_use(const core_dist_plan *p) { g_plan = p; }
+const core_dist_plan *core_dist_plan_active(void) { return g_plan; }
+
+const core_dist_plan *core_dist_plan_for(const lethe_groups *g)
+{
+    if (!g_plan || !g || g->n != g_plan->g.n) return NULL;
+    for (int k = 0; k <= g->n; k++)
+        if (g->start[k] != g_plan->g.start[k]) return NULL;
+    return g_plan;
+}
+
+void core_dist_plan_where(const core_dist_plan *p, int s, int j, int *rank, int *local)
+{
+    int r = (int)(((long)j * core_dist_size()) / p->k), lo, hi;
+    /* The rank whose [lo, hi) holds j (the division lands on it or next to it). */
+    for (;;) {
+        plan_chunks_of(r, p->k, &lo, &hi);
+        if (j < lo) r--;
+        else if (j >= hi) r++;
+        else break;
+    }
+    *rank = r;
+    *local = s * (hi - lo) + (j - lo);
+}
+
+void *core_dist_scratch(void **buf, size_t *cap, size_t bytes)
+{
+    if (bytes > *cap) {
+        void *p = realloc(*buf, bytes);
+        if (!p) return NULL;
+        *buf = p;
+        *cap = bytes;
+    }
+    return *buf;
+}
+
+void core_dist_gather_d(const double *mine, double *all, size_t per)
+{
+#ifdef HAVE_MPI
+    if (core_dist_size() > 1) {
+        MPI_Allgather(mine, (int)per, MPI_DOUBLE, all, (int)per, MPI_DOUBLE, MPI_COMM_WORLD);
+        return;
+    }
+#endif
+    if (all != mine) memmove(all, mine, per * sizeof *all);
+}
+
+float *core_dist_plan_mine(const core_dist_plan *p, float *all, size_t w)
+{
+    return all + (size_t)p->sets * p->lo * w;
+}
+
+void core_dist_plan_sum_f(const core_dist_plan *p, float *all, size_t w, float *const out[])
+{
+#ifdef HAVE_MPI
+    if (core_dist_size() > 1) {
+        /* Rank r's local groups follow each other from chunk sets·lo_r on. */
+        int cnt[g_size], disp[g_size];
+        for (int r = 0; r < g_size; r++) {
+            int lo, hi;
+            plan_chunks_of(r, p->k, &lo, &hi);
+            disp[r] = (int)((size_t)p->sets * lo * w);
+            cnt[r] = (int)((size_t)p->sets * (hi - lo) * w);
+        }
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, cnt, disp, MPI_FLOAT,
+                       MPI_COMM_WORLD);
+    }
+#endif
+    /* The chunks of each destination, set by set, in chunk order. */
+    const float *src[2 * LETHE_MAX_GROUPS];
+    for (int s = 0; s < p->sets; s++) {
+        if (!out[s]) continue;
+        int m = 0, first = 1;
+        for (int t = 0; t < p->sets; t++) {
+            if (out[t] != out[s]) continue;
+            if (t < s) first = 0;
+            for (int j = 0; j < p->k; j++) {
+                int r, loc, lo, hi;
+                core_dist_plan_where(p, t, j, &r, &loc);
+                plan_chunks_of(r, p->k, &lo, &hi);
+                src[m++] = all + ((size_t)p->sets * lo + (size_t)loc) * w;
+            }
+        }
+        if (!first) continue;   /* an earlier set wrote this vector */
+        float *o = out[s];
+#pragma omp parallel for schedule(static) if (w > 65536)
+        for (size_t i = 0; i < w; i++) {
+            double v = 0.0;
+            for (int q = 0; q < m; q++) v += src[q][i];
+            o[i] = (float)v;
+        }
+    }
+}
+
+void core_dist_plan_sum_d(const core_dist_plan *p, const double *mine, double *out)
+{
+    double pad[LETHE_MAX_GROUPS] = {0};
+    for (int k = 0; k < p->g.n; k++) pad[k] = mine[k];
+    double all[core_dist_size() * LETHE_MAX_GROUPS];
+    core_dist_gather_d(pad, all, LETHE_MAX_GROUPS);
+    for (int s = 0; s < p->sets; s++) {
+        double v = 0.0;
+        for (int j = 0; j < p->k; j++) {
+            int r, loc;
+            core_dist_plan_where(p, s, j, &r, &loc);
+            v += all[(size_t)r * LETHE_MAX_GROUPS + loc];
+        }
+        out[s] = v;
+    }
 }

@@ -75,8 +75,9 @@ lethe_status core_loop_run(core_loop *L)
             run->step = s + 1;
             int stop = core_stopping(run);
             /* Under mpirun every rank stops after the same step (a signal
-             * reaches them at different times); rank 0 writes the state. */
-            if (core_dist_size() > 1 && (stop = core_dist_any(stop))) core_dist_error_shared();
+             * reaches them at different times), core_dist_alone's runs
+             * too; rank 0 writes the state. */
+            if ((stop = core_dist_any(stop))) core_dist_error_shared();
             if (core_due(run, stop, s + 1, L->total, now, last_save)) {
                 if (core_dist_root() &&
                     (st = L->save(L->ctx, run->state_path, s + 1, L->before_s + now - t0)) !=

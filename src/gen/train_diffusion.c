@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/loop.h"
 #include "io/runstate.h"
 
@@ -161,22 +162,38 @@ static lethe_status diff_step(void *ctx, long s, double *samples)
     if ((st = lethe_ddpm_train_batch(L->sched, L->noise, L->x0, L->y, nb, (int)d, L->nclass,
                                      L->cfg->p_uncond, L->xt, L->eps, L->t, L->yc)) != LETHE_OK)
         return st;
+    /* Under mpirun this rank's rows [lo, hi) of the global batch (every
+     * rank drew all of it, noise and timesteps too: one process's draws);
+     * the loss weights stay 1/nb. One process: [0, nb). */
+    long lo = 0, hi = nb;
+    const int dist = core_dist_size() > 1;
+    if (dist) core_dist_shard(nb, &lo, &hi);
+    const int nl = (int)(hi - lo);
     const float *pred;
-    if ((st = lethe_model_set_cond(L->m, L->t, L->yc)) != LETHE_OK ||
-        (st = lethe_model_forward(L->m, L->xt, nb, NULL, LETHE_BN_TRAIN, &pred)) != LETHE_OK)
+    if ((st = lethe_model_set_cond(L->m, L->t + lo, L->yc + lo)) != LETHE_OK ||
+        (st = lethe_model_forward(L->m, L->xt + (size_t)lo * d, nl, NULL, LETHE_BN_TRAIN,
+                                  &pred)) != LETHE_OK)
         return st;
-    memset(L->dpred, 0, (size_t)nb * d * sizeof(float));
-    float bl = lethe_denoise_loss(L->losses, L->dpred, pred, L->eps, 1.0f / (float)nb, nb,
-                                  (int)d);
+    memset(L->dpred, 0, (size_t)nl * d * sizeof(float));
+    float bl = lethe_denoise_loss(L->losses, L->dpred, pred, L->eps + (size_t)lo * d,
+                                  1.0f / (float)nb, nl, (int)d);
+    if (dist && core_dist_fault(s)) bl = NAN;       /* the fault test's NaN */
     if (!isfinite(bl))
         return lethe_fail(LETHE_ERR_NUMERIC, "step %ld: the denoising loss is %s; stopping, "
                           "no model written (lower the learning rate)", s + 1,
                           isnan(bl) ? "NaN" : "infinite");
-    k->loss_sum += (double)bl * nb;
-    k->seen += nb;
     lethe_vec_zero(L->grad, n);
     float *gs[1] = {L->grad};
     if ((st = lethe_model_backward(L->m, L->dpred, NULL, gs)) != LETHE_OK) return st;
+    if (dist) {
+        /* One fused in-place all-reduce of the gradient; the batch's mean loss. */
+        core_dist_sum_f(L->grad, n);
+        double sum = (double)bl * nl;
+        core_dist_sum_d(&sum, 1);
+        bl = (float)(sum / nb);
+    }
+    k->loss_sum += (double)bl * nb;
+    k->seen += nb;
     lethe_optim_step(L->opt, L->theta, L->grad, NULL, lethe_schedule_lr(L->lr_sched, s));
     if (!lethe_vec_finite(L->theta, n))
         return lethe_fail(LETHE_ERR_NUMERIC, "step %ld: a parameter is not finite after the "
@@ -282,11 +299,15 @@ lethe_status lethe_train_diffusion_run(lethe_model *m, const lethe_dataset *ds,
     lethe_schedule lr_sched = {tc->schedule, tc->lr, total, per_epoch, 0.1f};
     char config[768];
     config_text(config, sizeof config, m, ds, sub, sched, cfg, n);
-    diff_sums k = {0};
-    if (run && run->resume_path &&
-        (st = state_load(run->resume_path, m, &opt, &stream, &noise, ema, n, config, total, &k)) !=
-            LETHE_OK)
+    if ((st = core_dist_check_train((long)sub->n, bs, config, sizeof config, ds)) != LETHE_OK)
         goto done;
+    diff_sums k = {0};
+    if (run && run->resume_path)
+        st = state_load(run->resume_path, m, &opt, &stream, &noise, ema, n, config, total, &k);
+    /* Under mpirun: a state every rank refuses (another rank count) is said once. */
+    if (run && run->resume_path && core_dist_size() > 1 && !core_dist_any(st == LETHE_OK))
+        core_dist_error_shared();
+    if (st != LETHE_OK) goto done;
     lethe_progress p = {0};
     p.total = total;
     p.epochs = tc->epochs;

@@ -65,7 +65,7 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
                        const float *in, const float *gamma, const float *beta,
                        float *run_mean, float *run_var, int n, int c, int hw,
                        const lethe_groups *g, lethe_bn_mode mode, float momentum, float eps,
-                       int relu, const float *pstats, const double *gst)
+                       int relu, const float *pstats, const double *gst, int run_every)
 {
     /* n only sizes the threading: the groups say which samples exist. */
     (void)n;
@@ -99,7 +99,9 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
                 }
                 double var = ss / (double)n_st;
                 is = 1.0 / sqrt(var + eps);
-                if (mode == LETHE_BN_TRAIN) {
+                /* --deterministic: a set's chunks share its statistics,
+                 * which move the running averages once (its first). */
+                if (mode == LETHE_BN_TRAIN && k % run_every == 0) {
                     /* One value per channel: PyTorch refuses; keep var finite. */
                     double unbiased = n_st > 1 ? ss / (double)(n_st - 1) : var;
                     run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);
@@ -138,18 +140,39 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
 
 /* Under mpirun (core_dist_bn_gather set): a buffer for the gathered
  * per-channel values, grown to the largest layer's once, then reused. */
-static double *sync_buf;
+static void *sync_buf;
 static size_t sync_cap;
 
 static double *sync_space(size_t n)
 {
-    if (n > sync_cap) {
-        double *p = realloc(sync_buf, n * sizeof *p);
-        if (!p) return NULL;
-        sync_buf = p;
-        sync_cap = n;
-    }
-    return sync_buf;
+    return core_dist_scratch(&sync_buf, &sync_cap, n * sizeof(double));
+}
+
+/* Each group's (count, mean, M2) per channel over its rows of in into
+ * mine (G, C, 3). */
+static void bn_local_stats(double *mine, const float *in, const float *pstats, int c, int hw,
+                           const lethe_groups *g)
+{
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int ch = 0; ch < c; ch++)
+        for (int k = 0; k < g->n; k++) {
+            const int s = g->start[k], e = g->start[k + 1];
+            double *o = mine + ((size_t)k * c + ch) * 3, mu = 0.0, q = 0.0;
+            if (e > s) chan_stats(in, pstats, s, e, c, hw, ch, &mu, &q);
+            o[0] = (double)(e - s) * hw;
+            o[1] = mu;
+            o[2] = q;
+        }
+}
+
+/* (count, mean, M2) v merged into (*n, *mu, *q) (Chan et al.). */
+static void bn_merge(double *n, double *mu, double *q, const double *v)
+{
+    if (v[0] == 0.0) return;
+    const double tot = *n + v[0], delta = v[1] - *mu;
+    *mu += delta * v[0] / tot;
+    *q += v[2] + delta * delta * *n * v[0] / tot;
+    *n = tot;
 }
 
 /* Each group's (count, mean, M2) per channel over every rank's samples
@@ -165,31 +188,61 @@ static const double *bn_sync_stats(const float *in, const float *pstats, int c, 
     double *buf = sync_space(per * (size_t)(ranks + 2));
     if (!buf) return NULL;
     double *mine = buf, *gst = buf + per, *all = buf + 2 * per;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int ch = 0; ch < c; ch++)
-        for (int k = 0; k < g->n; k++) {
-            const int s = g->start[k], e = g->start[k + 1];
-            double *o = mine + ((size_t)k * c + ch) * 3, mu = 0.0, q = 0.0;
-            if (e > s) chan_stats(in, pstats, s, e, c, hw, ch, &mu, &q);
-            o[0] = (double)(e - s) * hw;
-            o[1] = mu;
-            o[2] = q;
-        }
+    bn_local_stats(mine, in, pstats, c, hw, g);
     core_dist_bn_gather(mine, all, per);
     for (size_t j = 0; j < per; j += 3) {
         double n = 0.0, mu = 0.0, q = 0.0;
-        for (int r = 0; r < ranks; r++) {
-            const double *v = all + (size_t)r * per + j;
-            if (v[0] == 0.0) continue;
-            const double tot = n + v[0], delta = v[1] - mu;
-            mu += delta * v[0] / tot;
-            q += v[2] + delta * delta * n * v[0] / tot;
-            n = tot;
-        }
+        for (int r = 0; r < ranks; r++) bn_merge(&n, &mu, &q, all + (size_t)r * per + j);
         gst[j] = n;
         gst[j + 1] = mu;
         gst[j + 2] = q > 0.0 ? q : 0.0;
     }
+    return gst;
+}
+
+/* --deterministic (core_dist_plan): every chunk's values (this rank's
+ * groups' in mine, (G, C, 3), padded here to LETHE_MAX_GROUPS) gathered, and each set's chunks combined in
+ * chunk order into every group of the set in out (G, C, 3): merged as
+ * statistics (count, mean, M2) when merge, else added (Σdy, Σdy·x̂,
+ * count). The same values on every rank for any number of ranks. */
+static void bn_plan_reduce(const core_dist_plan *pl, double *mine, double *all, double *out,
+                           int c, int merge)
+{
+    const size_t per = (size_t)LETHE_MAX_GROUPS * c * 3;
+    for (size_t j = (size_t)pl->g.n * c * 3; j < per; j++) mine[j] = 0.0;
+    core_dist_gather_d(mine, all, per);
+    const int cnt = pl->hi - pl->lo;
+    for (int s = 0; s < pl->sets; s++)
+        for (int ch = 0; ch < c; ch++) {
+            double v[3] = {0.0, 0.0, 0.0};
+            for (int j = 0; j < pl->k; j++) {
+                int r, loc;
+                core_dist_plan_where(pl, s, j, &r, &loc);
+                const double *x = all + (size_t)r * per + ((size_t)loc * c + ch) * 3;
+                if (merge) {
+                    bn_merge(&v[0], &v[1], &v[2], x);
+                } else {
+                    v[0] += x[0];
+                    v[1] += x[1];
+                    v[2] += x[2];
+                }
+            }
+            if (merge && v[2] < 0.0) v[2] = 0.0;
+            for (int k = s * cnt; k < (s + 1) * cnt; k++)
+                memcpy(out + ((size_t)k * c + ch) * 3, v, sizeof v);
+        }
+}
+
+/* The statistics of a plan's groups (bn_plan_reduce), or NULL (no memory). */
+static const double *bn_plan_stats(const core_dist_plan *pl, const float *in,
+                                   const float *pstats, int c, int hw)
+{
+    const size_t per = (size_t)LETHE_MAX_GROUPS * c * 3;
+    double *buf = sync_space(per * (size_t)(core_dist_size() + 2));
+    if (!buf) return NULL;
+    double *mine = buf, *gst = buf + per, *all = buf + 2 * per;
+    bn_local_stats(mine, in, pstats, c, hw, &pl->g);
+    bn_plan_reduce(pl, mine, all, gst, c, 1);
     return gst;
 }
 
@@ -201,9 +254,12 @@ static void bn_forward_all(float *out, float *xhat, float *mean_out, float *istd
                            float eps, int relu, const float *pstats)
 {
     const double *gst = NULL;
-    if (core_dist_bn_gather && mode != LETHE_BN_EVAL) gst = bn_sync_stats(in, pstats, c, hw, g);
+    const core_dist_plan *pl = mode != LETHE_BN_EVAL ? core_dist_plan_for(g) : NULL;
+    if (pl) gst = bn_plan_stats(pl, in, pstats, c, hw);
+    else if (core_dist_bn_gather && core_dist_size() > 1 && mode != LETHE_BN_EVAL)
+        gst = bn_sync_stats(in, pstats, c, hw, g);
     bn_forward(out, xhat, mean_out, istd, in, gamma, beta, run_mean, run_var, n, c, hw, g, mode,
-               momentum, eps, relu, pstats, gst);
+               momentum, eps, relu, pstats, gst, pl && gst ? pl->hi - pl->lo : 1);
 }
 
 void nn_batchnorm_forward(float *out, float *xhat, float *istd,
@@ -414,9 +470,10 @@ static void bn_backward(float *din, int din_add, float *const dgamma[], float *c
                         const float *beta, float *sums, int n, int c, int hw,
                         const lethe_groups *g, lethe_bn_mode mode)
 {
-    const size_t per = (size_t)g->n * c * 3;
+    const core_dist_plan *pl = mode != LETHE_BN_EVAL ? core_dist_plan_for(g) : NULL;
+    const size_t per = (size_t)(pl ? LETHE_MAX_GROUPS : g->n) * c * 3;
     const int ranks = core_dist_size();
-    double *buf = core_dist_bn_gather && mode != LETHE_BN_EVAL
+    double *buf = (pl || (core_dist_bn_gather && ranks > 1)) && mode != LETHE_BN_EVAL
                       ? sync_space(per * (size_t)(ranks + 2)) : NULL;
     if (!buf) {
         bn_backward_pass(din, din_add, dgamma, dbeta, dout, relu, xhat, in, mean, istd, gamma,
@@ -426,11 +483,15 @@ static void bn_backward(float *din, int din_add, float *const dgamma[], float *c
     double *mine = buf, *red = buf + per, *all = buf + 2 * per;
     bn_backward_pass(NULL, 0, dgamma, dbeta, dout, relu, xhat, in, mean, istd, gamma, beta,
                      NULL, n, c, hw, g, mode, mine, NULL);
-    core_dist_bn_gather(mine, all, per);
-    for (size_t j = 0; j < per; j++) {
-        double v = 0.0;
-        for (int r = 0; r < ranks; r++) v += all[(size_t)r * per + j];
-        red[j] = v;
+    if (pl) {
+        bn_plan_reduce(pl, mine, all, red, c, 0);
+    } else {
+        core_dist_bn_gather(mine, all, per);
+        for (size_t j = 0; j < per; j++) {
+            double v = 0.0;
+            for (int r = 0; r < ranks; r++) v += all[(size_t)r * per + j];
+            red[j] = v;
+        }
     }
     bn_backward_pass(din, din_add, NULL, NULL, dout, relu, xhat, in, mean, istd, gamma, beta,
                      sums, n, c, hw, g, mode, NULL, red);

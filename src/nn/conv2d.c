@@ -69,6 +69,7 @@
  * thread ran which block, so blocks (and forward chunks) are handed out
  * dynamically and a thread slowed by another process takes fewer. */
 #include "nn/layers.h"
+#include "core/dist.h"
 #include "nn/conv_direct.h"
 #include "nn/winograd.h"
 
@@ -803,7 +804,14 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
     const conv_geom q = geom(s);
     const int phw = ph * pw;
     const size_t in_plane = (size_t)s->c * s->h * s->w, out_plane = (size_t)s->oc * phw;
-    const conv_plan p = plan(s, &q, s->n);
+    conv_plan p = plan(s, &q, s->n);
+    if (core_dist_plan_active()) {
+        /* --deterministic: a product's bits depend on how many samples
+         * share it (its last, partial tile of columns), so one sample a
+         * chunk: each sample's output is the same whatever the batch. */
+        p.nb = 1;
+        p.chunks = s->n;
+    }
     const nn_affine *af = ep ? ep->in_affine : NULL;   /* needs q.padded (the caller's word) */
     /* One sample, no pool, no junk columns: t's layout is the output's. */
     const int direct = !pool && !q.padded && p.nb == 1;
@@ -1184,7 +1192,13 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
         for (k++; k < g->n && (dw ? dw[k] : NULL) == d && (db ? db[k] : NULL) == e; k++)
             r1 = g->start[k + 1];
         if ((!d && !e && !din) || r1 <= r0) continue;
-        const conv_plan p = plan(s, &q, r1 - r0);
+        conv_plan p = plan(s, &q, r1 - r0);
+        if (core_dist_plan_active()) {
+            /* --deterministic: one sample a chunk, as forward, so that the
+             * blocks (below) do not depend on the number of threads. */
+            p.nb = 1;
+            p.chunks = r1 - r0;
+        }
         /* dout's layout is t's: one sample a chunk, no pool, no ReLU, no junk. */
         c.direct = !c.pk && !c.relu && !c.bn && !q.padded && p.nb == 1;
         /* Fixed blocks of chunks, each summing into its own partial, taken

@@ -4,6 +4,7 @@
  * batchnorm.c, groupnorm.c.
  */
 #include "nn/op.h"
+#include "core/dist.h"
 
 #define BN_MOMENTUM 0.1f
 #define BN_EPS 1e-5f
@@ -50,7 +51,9 @@ static void bn_forward(nn_pass *p)
                             nn_tdata(m, nd->t_rv), p->n, nd->c, nd->h * nd->w, g, p->mode,
                             BN_MOMENTUM, BN_EPS, nd->relu,
                             p->mode != LETHE_BN_EVAL ? m->nodes[nd->in0].stats : NULL);
-    if (p->mode == LETHE_BN_TRAIN) nn_tdata(m, nd->t_nb)[0] += (float)g->n;
+    /* A batch a group; --deterministic's chunks of one batch count once. */
+    const core_dist_plan *pl = core_dist_plan_for(g);
+    if (p->mode == LETHE_BN_TRAIN) nn_tdata(m, nd->t_nb)[0] += (float)(pl ? pl->sets : g->n);
 }
 
 static void bn_backward(nn_pass *p)

@@ -10,6 +10,7 @@
 #include "lethe.h"
 #include "core/fail.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ void lethe_train_config_default(lethe_train_config *c)
     c->seed = 0;
     c->init = 1;
     c->augment = 0;
+    c->deterministic = 0;
 }
 
 /* What a state holds beyond θ, the optimiser and the stream. */
@@ -62,6 +64,8 @@ static void train_config_text(char *buf, size_t len, lethe_model *m,
     /* Only when on: the states of runs without it keep their config. */
     size_t at = strlen(buf);
     if (c->augment && at < len) snprintf(buf + at, len - at, " augment=1");
+    at = strlen(buf);
+    if (c->deterministic && at < len) snprintf(buf + at, len - at, " deterministic=1");
 }
 
 static lethe_status train_save(const char *path, lethe_model *m, const lethe_optim *opt,
@@ -138,14 +142,79 @@ typedef struct {
     train_sums *k;
     const char *config;
     lethe_progress *p;
+    float *chunks;          /* --deterministic: the chunks' gradients (TRAIN_CHUNKS, n), or NULL */
 } train_loop;
+
+/* --deterministic: each batch in this many fixed chunks (core_dist_plan). */
+#define TRAIN_CHUNKS LETHE_MAX_GROUPS
+
+/* Forward and backward of the rows [lo, hi) of the batch of nb in L->x
+ * (groups g: --deterministic's chunks, or NULL), and the sums over every
+ * rank: the gradient into L->grad, the loss sum into *bl, the correct
+ * answers into *correct. */
+static lethe_status train_pass(train_loop *L, long s, int nb, long lo, long hi,
+                               const lethe_groups *g, double *bl, long *correct)
+{
+    const int dist = core_dist_size() > 1, c = L->c;
+    const size_t n = L->n;
+    const int nl = (int)(hi - lo);
+    const float *xl = L->x + (size_t)lo * L->px;
+    const int32_t *yl = L->y + lo;
+    const float *logits;
+    lethe_status st;
+    if ((st = lethe_model_forward(L->m, xl, nl, g, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
+        return st;
+    for (int i = 0; i < nl; i++) L->w[i] = 1.0f / (float)nb;
+    for (size_t i = 0; i < (size_t)nl * c; i++) L->dlogits[i] = 0.0f;
+    lethe_loss(LETHE_LOSS_CE, L->losses, L->dlogits, logits, yl, L->w, nl, c);
+    *bl = 0.0;
+    double part[LETHE_MAX_GROUPS] = {0};
+    if (g) {
+        /* Per chunk, the chunks added in order (core_dist_plan_sum_d). */
+        for (int k = 0; k < g->n; k++)
+            for (int i = g->start[k]; i < g->start[k + 1]; i++) part[k] += L->losses[i];
+    } else {
+        for (int i = 0; i < nl; i++) *bl += L->losses[i];
+    }
+    if (dist && core_dist_fault(s)) part[0] = *bl = NAN;    /* the fault test's NaN */
+    double seen = *bl;
+    for (int k = 0; g && k < g->n; k++) seen += part[k];
+    if (!isfinite(seen)) return numeric(s + 1, "the training loss", seen, " (lower the learning rate)");
+    *correct = lethe_correct(logits, yl, nl, c);
+    if (g) {
+        /* Each chunk's gradient apart, then their sum in chunk order. */
+        float *mine = core_dist_plan_mine(core_dist_plan_for(g), L->chunks, n), *gs[LETHE_MAX_GROUPS];
+        lethe_vec_zero(mine, (size_t)g->n * n);
+        for (int k = 0; k < g->n; k++) gs[k] = mine + (size_t)k * n;
+        if ((st = lethe_model_backward(L->m, L->dlogits, g, gs)) != LETHE_OK) return st;
+        if (!lethe_vec_finite(mine, (size_t)g->n * n))
+            return numeric(s + 1, "the gradient", first_bad(mine, (size_t)g->n * n), "");
+        core_dist_plan_sum_f(core_dist_plan_for(g), L->chunks, n, (float *const[]){L->grad});
+        core_dist_plan_sum_d(core_dist_plan_for(g), part, bl);
+        if (dist) core_dist_sum_l(correct, 1);
+        return LETHE_OK;
+    }
+    lethe_vec_zero(L->grad, n);
+    float *gs[1] = {L->grad};
+    if ((st = lethe_model_backward(L->m, L->dlogits, NULL, gs)) != LETHE_OK) return st;
+    if (!lethe_vec_finite(L->grad, n))
+        return numeric(s + 1, "the gradient", first_bad(L->grad, n), "");
+    if (dist) {
+        /* One fused in-place all-reduce of the gradient; the progress sums. */
+        core_dist_sum_f(L->grad, n);
+        double sums[2] = {*bl, (double)*correct};
+        core_dist_sum_d(sums, 2);
+        *bl = sums[0];
+        *correct = (long)sums[1];
+    }
+    return LETHE_OK;
+}
 
 static lethe_status train_step(void *ctx, long s, double *samples)
 {
     train_loop *L = ctx;
     train_sums *k = L->k;
-    int bs = L->bs, c = L->c;
-    size_t n = L->n;
+    int bs = L->bs;
     lethe_status st;
     if (s % L->per_epoch == 0) {
         k->loss_sum = 0.0;
@@ -164,43 +233,30 @@ static lethe_status train_step(void *ctx, long s, double *samples)
     }
     /* Under mpirun this rank's rows [lo, hi) of the global batch of nb
      * (every rank drew and loaded all of it: the same order and crops as
-     * one process); the loss weights stay 1/nb. One process: [0, nb). */
+     * one process); the loss weights stay 1/nb. One process: [0, nb).
+     * --deterministic: this rank's chunks, a sample group each. */
     long lo = 0, hi = nb;
-    const int dist = core_dist_size() > 1;
-    if (dist) core_dist_shard(nb, &lo, &hi);
-    const int nl = (int)(hi - lo);
-    const float *xl = L->x + (size_t)lo * L->px;
-    const int32_t *yl = L->y + lo;
-    const float *logits;
-    if ((st = lethe_model_forward(L->m, xl, nl, NULL, LETHE_BN_TRAIN, &logits)) != LETHE_OK)
-        return st;
-    for (int i = 0; i < nl; i++) L->w[i] = 1.0f / (float)nb;
-    for (size_t i = 0; i < (size_t)nl * c; i++) L->dlogits[i] = 0.0f;
-    lethe_loss(LETHE_LOSS_CE, L->losses, L->dlogits, logits, yl, L->w, nl, c);
-    double bl = 0.0;
-    for (int i = 0; i < nl; i++) bl += L->losses[i];
-    if (dist && core_dist_fault(s)) bl = NAN;       /* the fault test's NaN */
-    if (!isfinite(bl)) return numeric(s + 1, "the training loss", bl, " (lower the learning rate)");
-    long correct = lethe_correct(logits, yl, nl, c);
-    lethe_vec_zero(L->grad, n);
-    float *gs[1] = {L->grad};
-    if ((st = lethe_model_backward(L->m, L->dlogits, NULL, gs)) != LETHE_OK) return st;
-    if (!lethe_vec_finite(L->grad, n))
-        return numeric(s + 1, "the gradient", first_bad(L->grad, n), "");
-    if (dist) {
-        /* One fused in-place all-reduce of the gradient; the progress sums. */
-        core_dist_sum_f(L->grad, n);
-        double sums[2] = {bl, (double)correct};
-        core_dist_sum_d(sums, 2);
-        bl = sums[0];
-        correct = (long)sums[1];
+    core_dist_plan pl;
+    const lethe_groups *g = NULL;
+    if (L->chunks) {
+        core_dist_plan_init(&pl, 1, &nb, TRAIN_CHUNKS);
+        core_dist_plan_rows(&pl, 0, &lo, &hi);
+        core_dist_plan_use(&pl);
+        g = &pl.g;
+    } else if (core_dist_size() > 1) {
+        core_dist_shard(nb, &lo, &hi);
     }
+    double bl;
+    long correct;
+    st = train_pass(L, s, nb, lo, hi, g, &bl, &correct);
+    core_dist_plan_use(NULL);
+    if (st != LETHE_OK) return st;
     k->correct += correct;
     k->loss_sum += bl;
     k->seen += nb;
     lethe_optim_step(L->opt, L->theta, L->grad, NULL, lethe_schedule_lr(L->sched, s));
-    if (!lethe_vec_finite(L->theta, n))
-        return numeric(s + 1, "a parameter after the update", first_bad(L->theta, n),
+    if (!lethe_vec_finite(L->theta, L->n))
+        return numeric(s + 1, "a parameter after the update", first_bad(L->theta, L->n),
                        " (lower the learning rate)");
     k->step = s + 1;
     k->images += nb;
@@ -268,7 +324,15 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     float *w = malloc((size_t)bs * sizeof(float));              /* (B) */
     lethe_optim opt = {0};
     lethe_stream stream = {0};
-    if (!x || !y || !idx || !losses || !dlogits || !w) {
+    /* --deterministic: each chunk's gradient apart (MPI counts are ints). */
+    float *chunks = NULL;
+    if (cfg->deterministic && (size_t)TRAIN_CHUNKS * n > (size_t)INT_MAX) {
+        st = lethe_fail(LETHE_ERR_ARG, "--deterministic: %zu parameters are too many (at most "
+                        "%d)", n, INT_MAX / TRAIN_CHUNKS);
+        goto done;
+    }
+    if (cfg->deterministic) chunks = malloc((size_t)TRAIN_CHUNKS * n * sizeof(float));
+    if (!x || !y || !idx || !losses || !dlogits || !w || (cfg->deterministic && !chunks)) {
         st = lethe_fail(LETHE_ERR_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -283,22 +347,25 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     lethe_schedule sched = {cfg->schedule, cfg->lr, total, per_epoch, 0.1f};
     char config[512];
     train_config_text(config, sizeof config, m, ds, sub, cfg, n);
-    if (core_dist_size() > 1) {
-        /* Each rank needs a sample of every batch, the last one too; a
-         * state is for one rank count. */
-        long last = (long)sub->n - (per_epoch - 1) * bs, ranks = core_dist_size();
-        if (ranks > last) {
+    if (cfg->deterministic) {
+        /* Every batch in TRAIN_CHUNKS chunks of one sample or more, a rank
+         * holding whole chunks. */
+        long last = (long)sub->n - (per_epoch - 1) * bs, small = last < bs ? last : bs;
+        if (core_dist_size() > TRAIN_CHUNKS || small < TRAIN_CHUNKS) {
             core_dist_error_shared();
-            st = lethe_fail(LETHE_ERR_ARG, "%ld ranks, but %s batch has %ld sample%s: each rank "
-                            "needs at least one sample of every batch (use -np %ld or fewer, or "
-                            "another --batch)", ranks, last < bs ? "the last" : "a", last,
-                            last > 1 ? "s" : "", last);
+            st = core_dist_size() > TRAIN_CHUNKS
+                     ? lethe_fail(LETHE_ERR_ARG, "--deterministic runs on at most %d ranks "
+                                  "(its %d fixed chunks of every batch), not %d", TRAIN_CHUNKS,
+                                  TRAIN_CHUNKS, core_dist_size())
+                     : lethe_fail(LETHE_ERR_ARG, "--deterministic cuts every batch in %d "
+                                  "chunks, but %s batch has %ld sample%s (another --batch)",
+                                  TRAIN_CHUNKS, last < bs ? "the last" : "a", small,
+                                  small > 1 ? "s" : "");
             goto done;
         }
-        size_t at = strlen(config);
-        snprintf(config + at, sizeof config - at, " ranks=%ld", ranks);
-        if ((st = core_dist_agree_run(config, ds)) != LETHE_OK) goto done;
     }
+    if ((st = core_dist_check_train((long)sub->n, bs, config, sizeof config, ds)) != LETHE_OK)
+        goto done;
     train_sums k = {0};
     if (resume) st = train_load(run->resume_path, m, &opt, &stream, config, total, &k);
     /* Under mpirun: a state every rank refuses (another rank count) is said once. */
@@ -310,7 +377,7 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     p.lambda = NAN;
     train_loop tl = {m, ds, &opt, &stream, &sched, theta, grad, n, x, losses, dlogits, w, y,
                      idx, bs, c, px, cfg->augment != 0, cfg->seed ^ 0x6175676d656e7400ULL /* "augment" */,
-                     per_epoch, total, &k, config, &p};
+                     per_epoch, total, &k, config, &p, chunks};
     core_loop L = {.start = k.step, .total = total, .before_s = k.seconds, .run = run,
                    .cb = cb, .cbctx = ctx, .p = &p, .ctx = &tl, .step = train_step,
                    .save = train_loop_save};
@@ -327,5 +394,6 @@ done:
     free(losses);
     free(dlogits);
     free(w);
+    free(chunks);
     return st;
 }

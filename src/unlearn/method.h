@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "core/dist.h"
 #include "io/runstate.h"
 #include "lethe.h"
 
@@ -129,7 +130,15 @@ typedef struct ul_ctx {
      * draw ([0, nf), [nf, nf + nr)) given to ul_loss and ul_eval_loss are
      * read as these (ul_local_rows). */
     int dist_nf, dist_nr, dist_all, dist_drew_f;
+    /* --deterministic: the draw's chunks (a sample group each) and their
+     * gradients (2·UL_CHUNKS, n); chunks NULL when off. */
+    core_dist_plan plan;
+    float *chunks;
 } ul_ctx;
+
+/* --deterministic: each batch of a draw in this many fixed chunks (two
+ * batches a draw: LETHE_MAX_GROUPS in all). */
+#define UL_CHUNKS (LETHE_MAX_GROUPS / 2)
 
 typedef struct {
     const char *name;

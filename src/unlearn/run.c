@@ -4,6 +4,7 @@
  * chosen method with the numeric checks, progress, run-state saves and the
  * stop signal, and cleans up.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,28 +124,63 @@ static int ul_loop_end(void *ctx, long t, lethe_status *st)
     ul_loop *L = ctx;
     return L->hook->fn(L->c->m, t, L->hook->ctx, st);
 }
-/* Under mpirun (core/dist.h): what runs data-parallel. A method that
- * forwards or reduces on its own (a teacher, a mask over D_f, a look-ahead
- * batch, an extra class) would see this rank's rows alone; it runs in one
- * process. Every rank needs rows of each batch. */
+/* What does not run data-parallel (under mpirun or --deterministic): a
+ * method that forwards or reduces on its own (a teacher, a mask over D_f,
+ * a look-ahead batch, an extra class) would see this rank's rows alone,
+ * and so would the audit and --unseen; --deterministic has no diffusion
+ * form (the task's rows are not cut in chunks). NULL, or what (*method: a
+ * method's name, else an option's words). */
+static const char *not_parallel(const ul_method *meth, const lethe_unlearn_config *cfg,
+                                int *method)
+{
+    static const char *const alone[] = {"be", "bs", "eupmu-lookahead", "salun", "scrub", "esd"};
+    *method = 1;
+    for (size_t i = 0; i < sizeof alone / sizeof alone[0]; i++)
+        if (strcmp(meth->name, alone[i]) == 0) return meth->name;
+    *method = 0;
+    if (cfg->ddpm && cfg->deterministic) return "unlearning a diffusion model";
+    if (cfg->audit) return "the utility audit (--audit)";
+    if (cfg->unseen) return "forgetting just enough (--unseen)";
+    return NULL;
+}
+
+#define PARALLEL_METHODS "eupmu, eupmu-fast, ungrad, ungrad-mixed, ft, ga, rl, neggrad+, " \
+                         "l1-sparse, pcgrad, cagrad, mgda"
+
+/* The batch sizes of a run: B_f and B_r (a side the method does not draw: big). */
+static long smaller_batch(const ul_method *meth, const lethe_unlearn_config *cfg,
+                          const lethe_subset *forget, const lethe_subset *retain)
+{
+    long bs = cfg->batch, big = LONG_MAX;
+    long nf = meth->uses_forget ? ((long)forget->n < bs ? (long)forget->n : bs) : big;
+    long nr = meth->uses_retain && retain ? ((long)retain->n < bs ? (long)retain->n : bs) : big;
+    return nf < nr ? nf : nr;
+}
+
+/* not_parallel's refusal, under mpirun or (det) --deterministic. */
+static lethe_status refuse_not_parallel(const ul_method *meth, const lethe_unlearn_config *cfg,
+                                        int det)
+{
+    int method;
+    const char *what = not_parallel(meth, cfg, &method);
+    if (!what) return LETHE_OK;
+    if (method && det)
+        return lethe_fail(LETHE_ERR_ARG, "--deterministic: method %s forwards on its own; "
+                          "supported: " PARALLEL_METHODS, what);
+    if (method)
+        return lethe_fail(LETHE_ERR_ARG, "method %s runs in one process only (not under "
+                          "mpirun); data-parallel: " PARALLEL_METHODS, what);
+    if (det) return lethe_fail(LETHE_ERR_ARG, "--deterministic does not support %s", what);
+    return lethe_fail(LETHE_ERR_ARG, "%s runs in one process only (not under mpirun)", what);
+}
+
+/* Under mpirun (core/dist.h): every rank needs rows of each batch. */
 static lethe_status dist_refuse(const ul_method *meth, const lethe_unlearn_config *cfg,
                                 const lethe_subset *forget, const lethe_subset *retain)
 {
-    static const char *const alone[] = {"be", "bs", "eupmu-lookahead", "salun", "scrub", "esd"};
-    for (size_t i = 0; i < sizeof alone / sizeof alone[0]; i++)
-        if (strcmp(meth->name, alone[i]) == 0)
-            return lethe_fail(LETHE_ERR_ARG, "method %s runs in one process only (not under "
-                              "mpirun); data-parallel: eupmu, eupmu-fast, ungrad, ungrad-mixed, "
-                              "ft, ga, rl, neggrad+, l1-sparse, pcgrad, cagrad, mgda", meth->name);
-    if (cfg->ddpm || cfg->audit || cfg->unseen)
-        return lethe_fail(LETHE_ERR_ARG, "%s runs in one process only (not under mpirun)",
-                          cfg->ddpm ? "unlearning a diffusion model"
-                          : cfg->audit ? "the utility audit (--audit)"
-                                       : "forgetting just enough (--unseen)");
-    long ranks = core_dist_size(), bs = cfg->batch;
-    long nf = meth->uses_forget ? ((long)forget->n < bs ? (long)forget->n : bs) : ranks;
-    long nr = meth->uses_retain && retain ? ((long)retain->n < bs ? (long)retain->n : bs) : ranks;
-    long small = nf < nr ? nf : nr;
+    lethe_status st = refuse_not_parallel(meth, cfg, 0);
+    if (st != LETHE_OK) return st;
+    long ranks = core_dist_size(), small = smaller_batch(meth, cfg, forget, retain);
     if (ranks > small)
         return lethe_fail(LETHE_ERR_ARG, "%ld ranks, but a batch of %ld samples: each rank needs "
                           "at least one sample of every batch (use -np %ld or fewer, or a larger "
@@ -152,16 +188,35 @@ static lethe_status dist_refuse(const ul_method *meth, const lethe_unlearn_confi
     return LETHE_OK;
 }
 
+/* --deterministic, in one process or under mpirun: the same methods, at
+ * most UL_CHUNKS ranks, batches of UL_CHUNKS samples or more. */
+static lethe_status det_refuse(const ul_method *meth, const lethe_unlearn_config *cfg,
+                               const lethe_subset *forget, const lethe_subset *retain)
+{
+    lethe_status st = refuse_not_parallel(meth, cfg, 1);
+    if (st != LETHE_OK) return st;
+    if (core_dist_size() > UL_CHUNKS)
+        return lethe_fail(LETHE_ERR_ARG, "--deterministic runs unlearning on at most %d ranks "
+                          "(its %d fixed chunks of every batch), not %d", UL_CHUNKS, UL_CHUNKS,
+                          core_dist_size());
+    long small = smaller_batch(meth, cfg, forget, retain);
+    if (small < UL_CHUNKS)
+        return lethe_fail(LETHE_ERR_ARG, "--deterministic cuts every batch in %d chunks, but a "
+                          "batch has %ld sample%s", UL_CHUNKS, small, small == 1 ? "" : "s");
+    return LETHE_OK;
+}
+
 /* dist_refuse, its error the same on every rank (printed once). */
 static lethe_status dist_check(const ul_method *meth, const lethe_unlearn_config *cfg,
                                const lethe_subset *forget, const lethe_subset *retain)
 {
-    lethe_status st = dist_refuse(meth, cfg, forget, retain);
+    lethe_status st = core_dist_size() > 1 ? dist_refuse(meth, cfg, forget, retain) : LETHE_OK;
+    if (st == LETHE_OK && cfg->deterministic) st = det_refuse(meth, cfg, forget, retain);
     if (st != LETHE_OK) core_dist_error_shared();
     return st;
 }
 
-static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+static lethe_status run_body(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
                              const lethe_subset *retain, const lethe_unlearn_config *cfg,
                              lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
                              const ul_hook *hook, lethe_run_control *run)
@@ -232,7 +287,8 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
             return st;
         retain = &rest;
     }
-    if (core_dist_size() > 1 && (st = dist_check(meth, cfg, forget, retain)) != LETHE_OK)
+    if ((core_dist_size() > 1 || cfg->deterministic) &&
+        (st = dist_check(meth, cfg, forget, retain)) != LETHE_OK)
         return st;
     int diag = cfg->diagnostics;
     c.m = m;
@@ -275,8 +331,15 @@ static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const leth
         c.g_u = malloc(2 * c.n * sizeof(float));
         c.g_r = c.g_u ? c.g_u + c.n : NULL;
     }
+    /* --deterministic: every chunk's gradient (the MPI counts are ints). */
+    if (cfg->deterministic && 2 * UL_CHUNKS * c.n > (size_t)INT_MAX) {
+        st = lethe_fail(LETHE_ERR_ARG, "--deterministic: %zu parameters are too many (at most "
+                        "%d)", c.n, INT_MAX / (2 * UL_CHUNKS));
+        goto done;
+    }
+    if (cfg->deterministic) c.chunks = malloc(2 * UL_CHUNKS * c.n * sizeof(float));
     if (!c.x || !c.y || !c.yt || !c.idx || !c.next_r || !c.w || !c.losses || !c.dlogits ||
-        !res->trace || (group_grads && (!c.g_u || !c.g_r))) {
+        !res->trace || (group_grads && (!c.g_u || !c.g_r)) || (cfg->deterministic && !c.chunks)) {
         st = lethe_fail(LETHE_ERR_NOMEM, "out of memory for unlearning buffers");
         goto done;
     }
@@ -369,6 +432,7 @@ done:
     if (c.task && c.task->free) c.task->free(&c);
     free(c.g_u);            /* g_r with it */
     free(c.dclip);
+    free(c.chunks);
     free(c.tau_by_index);
     free(c.row_tau);
     free(c.mask);
@@ -376,5 +440,34 @@ done:
     lethe_subset_free(&probe);
     lethe_subset_free(&rest);
     if (st != LETHE_OK) lethe_unlearn_result_free(res);
+    return st;
+}
+
+/* Under mpirun, what does not run data-parallel (not_parallel: SalUn,
+ * SCRUB, BS, BE, EUPMU-lookahead, ESD, the audit, --unseen) runs whole on
+ * every rank, as one process (core_dist_alone): the same bits on each,
+ * no speed-up; then every rank must have succeeded or failed alike. */
+static lethe_status run_core(lethe_model *m, const lethe_dataset *ds, const lethe_subset *forget,
+                             const lethe_subset *retain, const lethe_unlearn_config *cfg,
+                             lethe_unlearn_result *res, lethe_progress_fn cb, void *cbctx,
+                             const ul_hook *hook, lethe_run_control *run)
+{
+    const ul_method *meth = cfg && cfg->method ? ul_find_method(cfg->method) : NULL;
+    int method;
+    if (core_dist_size() == 1 || !meth || cfg->deterministic || !not_parallel(meth, cfg, &method))
+        return run_body(m, ds, forget, retain, cfg, res, cb, cbctx, hook, run);
+    core_dist_alone(1);
+    lethe_status st = run_body(m, ds, forget, retain, cfg, res, cb, cbctx, hook, run);
+    core_dist_alone(0);
+    int failed = core_dist_first(st != LETHE_OK), passed = core_dist_first(st == LETHE_OK);
+    if (failed < 0 || passed < 0) {
+        if (st != LETHE_OK) core_dist_error_shared();   /* the same error on every rank */
+        return st;
+    }
+    if (st == LETHE_OK) {
+        lethe_unlearn_result_free(res);
+        st = lethe_fail(LETHE_ERR_IO, "rank %d failed running %s (whole, on every rank) where "
+                        "this rank did not", failed, meth->name);
+    }
     return st;
 }

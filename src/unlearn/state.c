@@ -58,6 +58,8 @@ void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint64_t the
         k += (size_t)snprintf(more + k, sizeof more - k, " unseen=%s:%zu:%016llx",
                               g->unseen_data ? g->unseen_data->name : "?", g->unseen->n,
                               (unsigned long long)rs_hash_ints(g->unseen->idx, g->unseen->n));
+    if (k < sizeof more && g->deterministic)
+        k += (size_t)snprintf(more + k, sizeof more - k, " deterministic=1");
     /* Options in method_opt slots (methods added through the registry). */
     const ul_method *meth = ul_find_method(g->method);
     for (int i = 0; meth && i < meth->nparams && k < sizeof more; i++)

@@ -24,20 +24,37 @@
 static void dist_move_rows(ul_ctx *c, int from, int to, int count)
 {
     if (from == to || count <= 0) return;
+    if (c->task->move_rows) {   /* the task's rows (diffusion: x_t, t, label, target) */
+        c->task->move_rows(c, from, to, count);
+        memmove(c->yt + to, c->yt + from, (size_t)count * sizeof(int32_t));
+        return;
+    }
     memmove(c->x + (size_t)to * c->px, c->x + (size_t)from * c->px,
             (size_t)count * c->px * sizeof(float));
     memmove(c->y + to, c->y + from, (size_t)count * sizeof(int32_t));
     memmove(c->yt + to, c->yt + from, (size_t)count * sizeof(int32_t));
 }
 
+/* Rows split over ranks: under mpirun, or --deterministic (chunks). */
+static int dist_on(const ul_ctx *c) { return core_dist_size() > 1 || c->chunks; }
+
 /* Under mpirun: every rank drew and loaded the whole global batches (the
  * same indices and random labels as one process, B_f in rows [0, nf), B_r
- * in [nf, nf + nr)); keep this rank's share of each, B_f's first. */
+ * in [nf, nf + nr)); keep this rank's share of each, B_f's first.
+ * --deterministic: this rank's chunks of each (c->plan). */
 static void dist_keep_shard(ul_ctx *c, int nf, int nr)
 {
     long flo, fhi, rlo, rhi;
-    core_dist_shard(nf, &flo, &fhi);
-    core_dist_shard(nr, &rlo, &rhi);
+    if (c->chunks) {
+        const int rows[2] = {nf ? nf : nr, nr};
+        core_dist_plan_init(&c->plan, nf && nr ? 2 : 1, rows, UL_CHUNKS);
+        flo = fhi = rlo = rhi = 0;
+        if (nf) core_dist_plan_rows(&c->plan, 0, &flo, &fhi);
+        if (nr) core_dist_plan_rows(&c->plan, nf ? 1 : 0, &rlo, &rhi);
+    } else {
+        core_dist_shard(nf, &flo, &fhi);
+        core_dist_shard(nr, &rlo, &rhi);
+    }
     dist_move_rows(c, (int)flo, 0, (int)(fhi - flo));
     dist_move_rows(c, nf + (int)rlo, (int)(fhi - flo), (int)(rhi - rlo));
     c->dist_nf = (int)(fhi - flo);
@@ -48,7 +65,7 @@ static void dist_keep_shard(ul_ctx *c, int nf, int nr)
 
 void ul_local_rows(const ul_ctx *c, int *from, int *count)
 {
-    if (core_dist_size() == 1) return;
+    if (!dist_on(c)) return;
     if (*from == 0 && c->dist_drew_f) {
         *count = c->dist_nf;
     } else {
@@ -58,9 +75,22 @@ void ul_local_rows(const ul_ctx *c, int *from, int *count)
 }
 
 /* Under mpirun: the mean of the per-sample losses of this rank's rows
- * [from, from + count) and every other rank's (one all-reduce). */
+ * [from, from + count) and every other rank's (one all-reduce).
+ * --deterministic: summed chunk by chunk, the chunks in order. */
 static float dist_mean_loss(const ul_ctx *c, int from, int count)
 {
+    if (c->chunks) {
+        /* The set of the rows: B_f's chunks are groups [0, cnt) when drawn. */
+        const core_dist_plan *p = &c->plan;
+        const int cnt = p->hi - p->lo, s = p->sets == 2 && from >= c->dist_nf ? 1 : 0;
+        const int base = from - p->g.start[s * cnt];   /* 0, or the look-ahead's offset */
+        double part[LETHE_MAX_GROUPS] = {0}, tot[2];
+        for (int k = s * cnt; k < (s + 1) * cnt; k++)
+            for (int i = p->g.start[k]; i < p->g.start[k + 1]; i++)
+                part[k] += c->losses[base + i];
+        core_dist_plan_sum_d(p, part, tot);
+        return (float)(tot[s] / (double)p->rows[s]);
+    }
     double v[2] = {0.0, (double)count};
     for (int i = 0; i < count; i++) v[0] += c->losses[from + i];
     core_dist_sum_d(v, 2);
@@ -103,13 +133,18 @@ void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
         memcpy(c->yt + nf, c->y + nf, (size_t)nr * sizeof(int32_t));
     }
     c->cur_nf = nf;
-    if (core_dist_size() > 1) {
-        /* The groups' number from the global batch: each rank has rows of both. */
+    if (dist_on(c)) {
+        /* The task's rows of the global batches first (diffusion: the noise
+         * and timesteps every rank draws alike, as one process), then this
+         * rank's share; the groups' number from the global batch: each
+         * rank has rows of both. */
+        c->task_err = ul_prepare(c, 0, nf, rl_forget);
+        if (c->task_err == LETHE_OK && !reuse) c->task_err = ul_prepare(c, nf, nr, 0);
         dist_keep_shard(c, nf, nr);
         c->cur_nf = c->dist_nf;
         lethe_groups_two(&c->g, c->dist_nf, c->dist_nr);
         if (!nf || !nr) lethe_groups_one(&c->g, c->dist_nf + c->dist_nr);
-        c->task_err = LETHE_OK;
+        if (c->chunks) c->g = c->plan.g;
         return;
     }
     lethe_groups_two(&c->g, nf, nr);
@@ -127,7 +162,7 @@ lethe_status ul_prepare(ul_ctx *c, int from, int count, int rl)
 static int drawn(const ul_ctx *c) { return c->g.start[c->g.n]; }
 
 /* The rows drawn over every rank (the passes counted are the global batch's). */
-static int drawn_all(const ul_ctx *c) { return core_dist_size() > 1 ? c->dist_all : drawn(c); }
+static int drawn_all(const ul_ctx *c) { return dist_on(c) ? c->dist_all : drawn(c); }
 
 lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode)
 {
@@ -136,7 +171,10 @@ lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode)
     lethe_status st = c->task_err;
     if (st == LETHE_OK && c->task->cond) st = c->task->cond(c, 0);
     if (st != LETHE_OK) return st;
-    return lethe_model_forward(c->m, c->x, n, &c->g, mode, &c->logits);
+    core_dist_plan_use(c->chunks ? &c->plan : NULL);
+    st = lethe_model_forward(c->m, c->x, n, &c->g, mode, &c->logits);
+    core_dist_plan_use(NULL);
+    return st;
 }
 
 void ul_clear_dlogits(ul_ctx *c)
@@ -151,7 +189,7 @@ float ul_loss(ul_ctx *c, lethe_loss_kind k, int from, int count, float weight)
     float mean = c->task->loss(c, k, from, count, weight, weight != 0.0f);
     /* Forget just enough: forgetting rows at their target move no further. */
     if (c->row_tau && weight != 0.0f && from < c->cur_nf) ul_unseen_gate(c, from, count);
-    if (core_dist_size() > 1) mean = dist_mean_loss(c, from, count);
+    if (dist_on(c)) mean = dist_mean_loss(c, from, count);
     return mean;
 }
 
@@ -163,20 +201,40 @@ float ul_forget_loss(ul_ctx *c, float wf)
     return ul_loss(c, k, 0, c->nf, wf);
 }
 
+/* ul_backward under --deterministic: each chunk's gradient apart (set s's
+ * chunks are groups [s·cnt, (s + 1)·cnt), to dest[s]), then each
+ * destination the sum of its chunks in order, over every rank. */
+static lethe_status det_backward(ul_ctx *c, float *const dest[])
+{
+    const core_dist_plan *p = &c->plan;
+    const int cnt = p->hi - p->lo;
+    float *mine = core_dist_plan_mine(p, c->chunks, c->n), *grads[LETHE_MAX_GROUPS] = {0};
+    lethe_vec_zero(mine, (size_t)p->g.n * c->n);
+    for (int k = 0; k < p->g.n; k++)
+        if (dest[k / cnt]) grads[k] = mine + (size_t)k * c->n;
+    core_dist_plan_use(p);
+    lethe_status st = lethe_model_backward(c->m, c->dlogits, &p->g, grads);
+    core_dist_plan_use(NULL);
+    if (st != LETHE_OK) return st;
+    core_dist_plan_sum_f(p, c->chunks, c->n, dest);
+    return LETHE_OK;
+}
+
 lethe_status ul_backward(ul_ctx *c, float *g_forget, float *g_retain)
 {
     if (g_forget) lethe_vec_zero(g_forget, c->n);
     if (g_retain && g_retain != g_forget) lethe_vec_zero(g_retain, c->n);
     float *grads[LETHE_MAX_GROUPS] = {0};
-    if (c->g.n == 2) {
+    if (c->chunks ? c->plan.sets == 2 : c->g.n == 2) {
         grads[0] = g_forget;
         grads[1] = g_retain;
     } else {
         grads[0] = g_forget ? g_forget : g_retain;
     }
     c->res->bwd_samples += drawn_all(c);
+    if (c->chunks) return det_backward(c, grads);
     lethe_status st = lethe_model_backward(c->m, c->dlogits, &c->g, grads);
-    if (st != LETHE_OK || core_dist_size() == 1) return st;
+    if (st != LETHE_OK || !dist_on(c)) return st;
     /* Under mpirun: the sums over every rank's rows, one fused all-reduce
      * (g_u and g_r are adjacent, run.c), so that ⟨g_u, g_r⟩ and ‖g_r‖² are
      * global. */
@@ -259,17 +317,26 @@ lethe_status ul_frozen_copy(ul_ctx *c, lethe_model **out)
 lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
 {
     c->res->fwd_samples += count;
+    const int global = count;
     ul_local_rows(c, &from, &count);
     lethe_groups g;
     lethe_groups_one(&g, count);
+    /* --deterministic: the retain batch's chunks, as in the draw. */
+    core_dist_plan sub;
+    if (c->chunks) {
+        core_dist_plan_init(&sub, 1, &global, UL_CHUNKS);
+        g = sub.g;
+        core_dist_plan_use(&sub);
+    }
     const float *logits;
     lethe_status st = c->task->cond ? c->task->cond(c, from) : LETHE_OK;
     if (st == LETHE_OK)
         st = lethe_model_forward(c->m, c->x + (size_t)from * c->px, count, &g, LETHE_BN_BATCH,
                                  &logits);
+    core_dist_plan_use(NULL);
     if (st != LETHE_OK) return st;
     *loss = c->task->eval_loss(c, logits, from, count);
-    if (core_dist_size() > 1) *loss = dist_mean_loss(c, from, count);
+    if (dist_on(c)) *loss = dist_mean_loss(c, from, count);
     return LETHE_OK;
 }
 

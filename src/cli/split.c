@@ -225,6 +225,7 @@ lethe_status cli_save_unlearned(const lethe_model *m, lethe_metadata *md,
 
 lethe_status cli_meta_put_norm(lethe_metadata *md, const lethe_dataset *ds)
 {
+    if (ds->tokens) return LETHE_OK;    /* text: token ids, nothing normalised */
     char mean[96] = "", std[96] = "";
     for (int c = 0; c < ds->c && c < 3; c++) {
         size_t km = strlen(mean), ks = strlen(std);
@@ -264,6 +265,7 @@ static int norm_key_differs(const lethe_metadata *md, const char *key, const flo
 
 int cli_norm_differs(const lethe_metadata *md, const lethe_dataset *ds, char *why, size_t n)
 {
+    if (ds->tokens) return 0;
     int c = ds->c < 3 ? ds->c : 3;
     return norm_key_differs(md, "input_mean", ds->mean, c, why, n) ||
            norm_key_differs(md, "input_std", ds->std, c, why, n);

@@ -25,6 +25,9 @@ Lethe runs with flush-to-zero/denormals-are-zero set (bench_engine does it).
 Lethe and PyTorch alternate for --rounds rounds, so that a change in the
 machine's load hits both; every figure is the median over rounds of each
 round's median, with the smallest min and largest max, in ms per call.
+Beside forward and training step, their CPU time (of all threads) against
+PyTorch best's: on a shared machine, with --threads 1 under taskset, the
+figure that the other jobs distort least.
 
     make                                   # builds build/bench/bench_engine
     /usr/bin/python3 bench/vs-torch/vs_torch.py [--arch cnn,resnet8]
@@ -183,16 +186,17 @@ def worker(args):
     for name, fn in cases:
         reset()
         igs.update(lam=1.0, t=0, prev=None)
-        times = []
+        times, cpu = [], []
         for r in range(-1, args.runs):          # r = -1 warms up
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.iters):
                 fn()
             if r >= 0:
                 times.append((time.perf_counter() - t0) / args.iters)
-        times.sort()
-        print(f"{name}\t{times[len(times) // 2] * 1e3:.4f}\t{times[0] * 1e3:.4f}\t"
-              f"{times[-1] * 1e3:.4f}", flush=True)
+                cpu.append((time.process_time() - c0) / args.iters)
+        for key, v in ((name, sorted(times)), (name + " CPU", sorted(cpu))):
+            print(f"{key}\t{v[len(v) // 2] * 1e3:.4f}\t{v[0] * 1e3:.4f}\t{v[-1] * 1e3:.4f}",
+                  flush=True)
     return 0
 
 # ------------------------------------------------------------- driver
@@ -321,6 +325,12 @@ def main():
             sb = f"{b[0] / le[key][0]:8.2f}x" if b else f"{'':9}"
             sd = f"{d[0] / le[key][0]:8.2f}x" if d else f"{'':9}"
             print(f"  {label:20} {fmt(le[key]):>22} {fmt(b):>22} {sb} {fmt(d):>22} {sd}")
+            ck = key + " CPU"
+            if ck in le and ck in be:
+                # CPU time of all threads: what a loaded machine distorts least
+                # (with 1 thread, the thread's time, not the time it waited).
+                print(f"  {'  CPU time':20} {fmt(le[ck]):>22} {fmt(be[ck]):>22} "
+                      f"{be[ck][0] / le[ck][0]:8.2f}x")
         if "ungrad mixed step" in le:
             m = le["ungrad mixed step"][0]
             print(f"  Lethe vs its mixed UNGrad step: EUPMU {le['eupmu step'][0] / m:.2f} "

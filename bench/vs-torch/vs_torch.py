@@ -337,7 +337,8 @@ def main():
                   f"(target 0.72), EUPMU-fast {le['eupmu-fast step'][0] / m:.2f} (0.62), "
                   f"grouped UNGrad {le['ungrad grouped step'][0] / m:.2f} (0.62)")
     print("\nspeed-up = PyTorch time / Lethe time (images/s ratio). Targets: cnn training "
-          "step >= 1.6x and forward >= 1.5x, resnet8 training step >= 1.3x, against PyTorch best.")
+          "step >= 1.6x and forward >= 1.5x, resnet8 training step >= 1.3x, resnet20, "
+          "resnet18, vit-tiny and text-transformer training step >= 1.0x, against PyTorch best.")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 

@@ -13,10 +13,15 @@
  * groups as one) and each conv/linear layer's GFLOP/s.
  *
  *     build/bench/bench_engine [--arch cnn] [--batch 128] [--runs 7] [--iters 10]
- *         [--threads N] [--unlearn] [--profile] [--tsv] [--export DIR]
+ *         [--threads N] [--unlearn] [--profile] [--tsv] [--export DIR] [--in C,H,W]
  *
  * Inputs are (1, 28, 28), Fashion-MNIST's shape, and (3, 32, 32),
- * CIFAR-10's, for resnet20 and resnet18, the CIFAR models.
+ * CIFAR-10's, for resnet20 and resnet18, the CIFAR models; --in sets
+ * another (vit-tiny on CIFAR: --in 3,32,32). A token model
+ * (text-transformer, text-bag) reads (V, 1, T): a vocabulary of V ids
+ * (default 3756, SMS Spam's checkpoint's) and T ids per example (64), two
+ * classes; its inputs are random ids in [3, V) with a random length in
+ * [4, T], TEXT_CLS (2) first, padding (0) after (no --unlearn).
  *
  * --tsv prints "name<TAB>median_ms<TAB>min_ms<TAB>max_ms" lines only (for
  * bench/vs-torch; "forward CPU" and "training step CPU" are the CPU time
@@ -167,15 +172,15 @@ static void sgemm_reference(int B, int threads, int runs, int iters, double *all
     free(C);
 }
 
-/* A synthetic data set of n random images with labels i mod 10: (1, 28,
- * 28) normalised like Fashion-MNIST, or (3, 32, 32) like CIFAR-10. */
-static int synthetic(lethe_dataset *ds, int n, int rgb, lethe_rng *rng)
+/* A synthetic data set of n random images with labels i mod 10: (1, hw,
+ * hw) normalised like Fashion-MNIST, or (3, hw, hw) like CIFAR-10. */
+static int synthetic(lethe_dataset *ds, int n, int rgb, int hw, lethe_rng *rng)
 {
     static const float cm[3] = {0.4914f, 0.4822f, 0.4465f}, cs[3] = {0.2470f, 0.2435f, 0.2616f};
     memset(ds, 0, sizeof *ds);
     ds->n = n;
     ds->c = rgb ? 3 : 1;
-    ds->h = ds->w = rgb ? 32 : 28;
+    ds->h = ds->w = hw;
     ds->nclass = 10;
     const size_t px = (size_t)ds->c * ds->h * ds->w;
     ds->pixels = malloc((size_t)n * px);
@@ -190,6 +195,21 @@ static int synthetic(lethe_dataset *ds, int n, int rgb, lethe_rng *rng)
     }
     snprintf(ds->name, sizeof ds->name, rgb ? "cifar10" : "fmnist");
     return 0;
+}
+
+/* n token-id examples (n, T) as floats, as a token model reads x: id 2
+ * (TEXT_CLS) first, then random ids in [3, V) up to a random length in
+ * [4, T], padding (0) after; labels i mod 2. */
+static void synthetic_ids(float *x, int32_t *y, int n, int V, int T, lethe_rng *rng)
+{
+    for (int i = 0; i < n; i++) {
+        int len = T < 4 ? T : 4 + (int)(lethe_rng_next(rng) % (uint64_t)(T - 3));
+        for (int t = 0; t < T; t++)
+            x[(size_t)i * T + t] = t == 0 ? 2.0f
+                                 : t < len ? (float)(3 + lethe_rng_next(rng) % (uint64_t)(V - 3))
+                                           : 0.0f;
+        y[i] = i % 2;
+    }
 }
 
 /* Per-layer profile of `iters` training steps: fused groups as one line. */
@@ -250,7 +270,7 @@ static int write_inputs(const char *path, const float *x, const int32_t *y, int 
 
 int main(int argc, char **argv)
 {
-    const char *arch = "cnn", *export_dir = NULL;
+    const char *arch = "cnn", *export_dir = NULL, *in_shape = NULL;
     int B = 128, runs = 7, iters = 10, threads = 0, unlearn = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -263,6 +283,7 @@ int main(int argc, char **argv)
         else if (v && !strcmp(a, "--iters")) iters = atoi(argv[++i]);
         else if (v && !strcmp(a, "--threads")) threads = atoi(argv[++i]);
         else if (v && !strcmp(a, "--export")) export_dir = argv[++i];
+        else if (v && !strcmp(a, "--in")) in_shape = argv[++i];
         else {
             fprintf(stderr, "bench_engine: unknown or incomplete option '%s'\n", a);
             return 2;
@@ -285,11 +306,28 @@ int main(int argc, char **argv)
     _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
     _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
 
-    const int rgb = !strcmp(arch, "resnet20") || !strcmp(arch, "resnet18");
-    const int C = rgb ? 3 : 1, HW = rgb ? 32 : 28;
-    const size_t px = (size_t)C * HW * HW;
+    const int text = !strcmp(arch, "text-transformer") || !strcmp(arch, "text-bag");
+    int rgb = !strcmp(arch, "resnet20") || !strcmp(arch, "resnet18");
+    int C = text ? 3756 : rgb ? 3 : 1, H = text ? 1 : rgb ? 32 : 28, W = text ? 64 : H;
+    if (in_shape) {
+        char tail;
+        if (sscanf(in_shape, "%d,%d,%d%c", &C, &H, &W, &tail) != 3 || C < 1 || H < 1 ||
+            W < 1 || C > (text ? 1 << 20 : 3) || (text && C < 4) || H > 256 || W > 256 || (text && H != 1) ||
+            (!text && H != W)) {
+            fprintf(stderr, "bench_engine: --in '%s': want C,H,W (images: C 1..3, H = W "
+                    "<= 256; token models: V,1,T, V >= 4)\n", in_shape);
+            return 2;
+        }
+        rgb = !text && C == 3;
+    }
+    if (text && unlearn) {
+        fprintf(stderr, "bench_engine: --unlearn: not for a token model (%s)\n", arch);
+        return 2;
+    }
+    const int HW = H, K = text ? 2 : 10;  /* classes */
+    const size_t px = text ? (size_t)W : (size_t)C * H * W;
     lethe_model *m;
-    if (lethe_model_create(&m, arch, C, HW, HW, 10) != LETHE_OK ||
+    if (lethe_model_create(&m, arch, C, H, W, K) != LETHE_OK ||
         lethe_model_reserve(m, B) != LETHE_OK) {
         fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
         return 1;
@@ -305,25 +343,33 @@ int main(int argc, char **argv)
     int32_t *idx = malloc(2 * (size_t)B * sizeof(int32_t));
     float *x = malloc(2 * (size_t)B * px * sizeof(float));    /* (2B, C, HW, HW) */
     int32_t *y = malloc(2 * (size_t)B * sizeof(int32_t));      /* (2B) */
-    float *dl = malloc((size_t)B * 10 * sizeof(float));        /* (B, 10) */
+    float *dl = malloc((size_t)B * K * sizeof(float));         /* (B, K) */
     float *ls = malloc((size_t)B * sizeof(float));
     float *w = malloc((size_t)B * sizeof(float));
     double *prof = calloc(2 * (size_t)m->nnodes, sizeof(double));
-    if (!idx || !x || !y || !dl || !ls || !w || !prof || synthetic(&ds, 20 * B, rgb, &rng) != 0) {
+    if (!idx || !x || !y || !dl || !ls || !w || !prof ||
+        synthetic(&ds, text ? 1 : 20 * B, rgb, HW, &rng) != 0) {
         fprintf(stderr, "bench_engine: out of memory\n");
         return 1;
     }
-    for (int i = 0; i < 2 * B; i++) idx[i] = i;
-    lethe_dataset_batch(&ds, idx, 2 * B, x, y);
+    if (text) {
+        synthetic_ids(x, y, 2 * B, C, W, &rng);
+    } else {
+        for (int i = 0; i < 2 * B; i++) idx[i] = i;
+        lethe_dataset_batch(&ds, idx, 2 * B, x, y);
+    }
     for (int i = 0; i < B; i++) w[i] = 1.0f / (float)B;
 
     if (export_dir) {
         char path[1024];
         lethe_metadata md = {0};
         snprintf(path, sizeof path, "%s/init_%s.safetensors", export_dir, arch);
+        char shape[64], ncl[16];
+        snprintf(shape, sizeof shape, "%d,%d,%d", C, H, W);
+        snprintf(ncl, sizeof ncl, "%d", K);
         if (lethe_meta_set(&md, "arch", arch) != LETHE_OK ||
-            lethe_meta_set(&md, "in_shape", rgb ? "3,32,32" : "1,28,28") != LETHE_OK ||
-            lethe_meta_set(&md, "nclass", "10") != LETHE_OK ||
+            lethe_meta_set(&md, "in_shape", shape) != LETHE_OK ||
+            lethe_meta_set(&md, "nclass", ncl) != LETHE_OK ||
             lethe_checkpoint_save(m, &md, path) != LETHE_OK) {
             fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
             return 1;
@@ -335,7 +381,7 @@ int main(int argc, char **argv)
         }
     }
     lethe_model *m0 = NULL;
-    if (unlearn && (lethe_model_create(&m0, arch, C, HW, HW, 10) != LETHE_OK ||
+    if (unlearn && (lethe_model_create(&m0, arch, C, H, W, K) != LETHE_OK ||
                     lethe_model_copy(m0, m) != LETHE_OK)) {
         fprintf(stderr, "bench_engine: %s\n", lethe_last_error());
         return 1;
@@ -362,8 +408,8 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < iters; i++) {
             lethe_model_forward(m, x, B, NULL, LETHE_BN_TRAIN, &logits);
-            memset(dl, 0, (size_t)B * 10 * sizeof(float));
-            lethe_loss(LETHE_LOSS_CE, ls, dl, logits, y, w, B, 10);
+            memset(dl, 0, (size_t)B * K * sizeof(float));
+            lethe_loss(LETHE_LOSS_CE, ls, dl, logits, y, w, B, K);
             lethe_vec_zero(grad, n);
             lethe_model_backward(m, dl, NULL, gs);
             lethe_optim_step(&opt, theta, grad, NULL, 1e-3f);

@@ -2,7 +2,9 @@
 """Lethe against PyTorch (CPU), side by side, on the same work.
 
 Same models (cnn, resnet8 by default; resnet20 and resnet18 on CIFAR's
-3x32x32 with --arch; PyTorch twins from tools/lethe_torch.py), same
+3x32x32, vit-tiny on 1x28x28 and (vit-tiny:3x32x32) on 3x32x32, and
+text-transformer on token ids (V 3756, SMS Spam's checkpoint's
+vocabulary, T 64) with --arch; PyTorch twins from tools/lethe_torch.py), same
 initial weights and inputs (exported by build/bench/bench_engine), batch
 128 (+128 for the unlearning steps), the same thread count (2). Timed:
 forward, training step (forward + cross-entropy + backward + SGD with
@@ -14,17 +16,29 @@ PyTorch runs in two configurations, each in its own process:
   best     torch.set_flush_denormal(True), OPENBLAS_NUM_THREADS=1 (torch's
            own 2 threads do the work, OpenBLAS's do not compete), and
            MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
-           MALLOC_TOP_PAD_=268435456 (no page faults per step);
-  default  as installed (none of the above).
+           MALLOC_TOP_PAD_=268435456 (no page faults per step); for an
+           image model, timed both in the default (NCHW) memory format
+           and channels_last (model and input), and the layout whose
+           training step is faster is the one reported;
+  default  as installed (none of the above), NCHW.
 Lethe runs with flush-to-zero/denormals-are-zero set (bench_engine does it).
 Lethe and PyTorch alternate for --rounds rounds, so that a change in the
 machine's load hits both; every figure is the median over rounds of each
 round's median, with the smallest min and largest max, in ms per call.
+Beside forward and training step, their CPU time (of all threads) against
+PyTorch best's: on a shared machine, with --threads 1 under taskset, the
+figure that the other jobs distort least.
 
     make                                   # builds build/bench/bench_engine
     /usr/bin/python3 bench/vs-torch/vs_torch.py [--arch cnn,resnet8]
         [--threads 2] [--runs 5] [--iters 5] [--rounds 3] [--no-unlearn]
-        [--bench build/bench/bench_engine]
+        [--configs best,default] [--bench build/bench/bench_engine]
+
+An --arch entry is NAME or NAME:CxHxW (bench_engine --in C,H,W); token models
+(text-transformer, text-bag) take no unlearning steps. To compare on a
+fixed core set, run the whole script under taskset (its children
+inherit it): taskset -c 0 /usr/bin/python3 bench/vs-torch/vs_torch.py
+--threads 1 ...
 
 Needs PyTorch (Debian: apt-get install python3-torch python3-numpy) and
 only for this benchmark; run it with the python3 that has torch
@@ -64,6 +78,10 @@ FIGURES = [
 # ------------------------------------------------------------- worker
 
 
+def is_text(arch):
+    return arch.split(":")[0] in ("text-transformer", "text-bag")
+
+
 def worker(args):
     """Time PyTorch on the exported state; print bench_engine-style TSV."""
     import numpy as np
@@ -81,8 +99,15 @@ def worker(args):
     B = args.batch
     raw = np.fromfile(args.input, dtype=np.uint8)
     c, h, w = (int(v) for v in meta.get("in_shape", "1,28,28").split(","))
-    nx = 2 * B * c * h * w
-    x_all = torch.from_numpy(raw[: nx * 4].view(np.float32).copy()).reshape(2 * B, c, h, w)
+    text = is_text(meta["arch"])
+    shape = (2 * B, w) if text else (2 * B, c, h, w)    # token ids (2B, T) as floats
+    nx = 2 * B * (w if text else c * h * w)
+    x_all = torch.from_numpy(raw[: nx * 4].view(np.float32).copy()).reshape(shape)
+    if text:
+        x_all = x_all.long()
+    elif args.layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x_all = x_all.contiguous(memory_format=torch.channels_last)
     y_all = torch.from_numpy(raw[nx * 4: nx * 4 + 2 * B * 4].view(np.int32).astype(np.int64))
     x, y = x_all[:B], y_all[:B]
     xf, xr, yf, yr = x_all[:B], x_all[B:], y_all[:B], y_all[B:]
@@ -161,16 +186,17 @@ def worker(args):
     for name, fn in cases:
         reset()
         igs.update(lam=1.0, t=0, prev=None)
-        times = []
+        times, cpu = [], []
         for r in range(-1, args.runs):          # r = -1 warms up
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.iters):
                 fn()
             if r >= 0:
                 times.append((time.perf_counter() - t0) / args.iters)
-        times.sort()
-        print(f"{name}\t{times[len(times) // 2] * 1e3:.4f}\t{times[0] * 1e3:.4f}\t"
-              f"{times[-1] * 1e3:.4f}", flush=True)
+                cpu.append((time.process_time() - c0) / args.iters)
+        for key, v in ((name, sorted(times)), (name + " CPU", sorted(cpu))):
+            print(f"{key}\t{v[len(v) // 2] * 1e3:.4f}\t{v[0] * 1e3:.4f}\t{v[-1] * 1e3:.4f}",
+                  flush=True)
     return 0
 
 # ------------------------------------------------------------- driver
@@ -212,11 +238,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--no-unlearn", dest="unlearn", action="store_false")
+    ap.add_argument("--configs", default="best,default",
+                    help="PyTorch configurations to time (default: %(default)s)")
     ap.add_argument("--bench", default=BENCH, help="the bench_engine binary (default: %(default)s)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--config", default="best", help=argparse.SUPPRESS)
     ap.add_argument("--init", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
+    ap.add_argument("--layout", default="contiguous", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
@@ -243,15 +272,23 @@ def main():
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
     base_env = {k: v for k, v in os.environ.items()
                 if k not in BEST_ENV and not k.startswith("OMP_")}
-    results = {}
+    configs = args.configs.split(",")
+    results, layouts = {}, {}
     with tempfile.TemporaryDirectory(prefix="lethe-vs-torch-") as tmp:
-        for arch in args.arch.split(","):
-            lethe, best, default = [], [], []
+        for entry in args.arch.split(","):
+            arch, _, shape = entry.partition(":")
+            unlearn = args.unlearn and not is_text(arch)
+            lethe, default = [], []
+            best = {"contiguous": [], "channels_last": []}
+            if is_text(arch):
+                del best["channels_last"]
             common = ["--runs", str(args.runs), "--iters", str(args.iters),
                       "--threads", str(args.threads), "--batch", str(args.batch)]
             for r in range(args.rounds):
                 cmd = [args.bench, "--arch", arch, "--tsv"] + common
-                if args.unlearn:
+                if shape:
+                    cmd += ["--in", shape.replace("x", ",")]
+                if unlearn:
                     cmd.append("--unlearn")
                 if r == 0:
                     cmd += ["--export", tmp]
@@ -259,16 +296,28 @@ def main():
                 wcmd = [sys.executable, os.path.abspath(__file__), "--worker", "--arch", arch,
                         "--init", os.path.join(tmp, f"init_{arch}.safetensors"),
                         "--input", os.path.join(tmp, f"input_{arch}.bin")] + common
-                if not args.unlearn:
+                if not unlearn:
                     wcmd.append("--no-unlearn")
-                best.append(run(wcmd + ["--config", "best"], dict(base_env, **BEST_ENV)))
-                default.append(run(wcmd + ["--config", "default"], base_env))
-            results[arch] = (merge(lethe), merge(best), merge(default))
+                if "best" in configs:
+                    for layout, runs_ in best.items():
+                        runs_.append(run(wcmd + ["--config", "best", "--layout", layout],
+                                         dict(base_env, **BEST_ENV)))
+                if "default" in configs:
+                    default.append(run(wcmd + ["--config", "default"], base_env))
+            # PyTorch best: the layout with the faster training step.
+            merged = {k: merge(v) for k, v in best.items() if v}
+            pick = min(merged, key=lambda k: merged[k]["training step"][0]) if merged else None
+            layouts[entry] = (pick, {k: v["training step"][0] for k, v in merged.items()})
+            results[entry] = (merge(lethe), merged.get(pick, {}),
+                              merge(default) if default else {})
 
     print(f"{'':22} {'Lethe':>22} {'PyTorch best':>22} {'speed-up':>9} "
           f"{'PyTorch default':>22} {'speed-up':>9}")
     for arch, (le, be, de) in results.items():
-        print(f"{arch}")
+        pick, steps = layouts[arch]
+        print(f"{arch}" + (f"  (PyTorch best in {pick}; training step " +
+                           ", ".join(f"{k} {v:.2f} ms" for k, v in steps.items()) + ")"
+                           if pick else ""))
         for key, label, _ in FIGURES:
             if key not in le:
                 continue
@@ -276,13 +325,20 @@ def main():
             sb = f"{b[0] / le[key][0]:8.2f}x" if b else f"{'':9}"
             sd = f"{d[0] / le[key][0]:8.2f}x" if d else f"{'':9}"
             print(f"  {label:20} {fmt(le[key]):>22} {fmt(b):>22} {sb} {fmt(d):>22} {sd}")
+            ck = key + " CPU"
+            if ck in le and ck in be:
+                # CPU time of all threads: what a loaded machine distorts least
+                # (with 1 thread, the thread's time, not the time it waited).
+                print(f"  {'  CPU time':20} {fmt(le[ck]):>22} {fmt(be[ck]):>22} "
+                      f"{be[ck][0] / le[ck][0]:8.2f}x")
         if "ungrad mixed step" in le:
             m = le["ungrad mixed step"][0]
             print(f"  Lethe vs its mixed UNGrad step: EUPMU {le['eupmu step'][0] / m:.2f} "
                   f"(target 0.72), EUPMU-fast {le['eupmu-fast step'][0] / m:.2f} (0.62), "
                   f"grouped UNGrad {le['ungrad grouped step'][0] / m:.2f} (0.62)")
     print("\nspeed-up = PyTorch time / Lethe time (images/s ratio). Targets: cnn training "
-          "step >= 1.6x and forward >= 1.5x, resnet8 training step >= 1.3x, against PyTorch best.")
+          "step >= 1.6x and forward >= 1.5x, resnet8 training step >= 1.3x, resnet20, "
+          "resnet18, vit-tiny and text-transformer training step >= 1.0x, against PyTorch best.")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 

@@ -16,8 +16,24 @@
 
 /* Below this many multiply-adds a loop is not worth threading. */
 #define SEQ_PAR_MIN (1 << 16)
+/* The element-wise loops (layer norm, GELU) run on one thread below this
+ * much work, in units of about 0.8 ns of one thread (elements × 4 for a
+ * layer norm forward, 6 backward, × 8 and 14 for GELU's erff and expf):
+ * about 1.5 ms. A parallel region is a fork and a join, cheap on an idle
+ * machine but on a loaded one a wait for the sibling thread to be
+ * scheduled (perf: most of 2-thread text training at batch 16 spun in
+ * OpenMP barriers). text-transformer at batch 16 then runs its layer
+ * norms (0.2 ms) and GELUs (0.8 and 1.5 ms) on one thread, at batch 128
+ * on all. Each row's or element's arithmetic is the same on any thread,
+ * so the threshold moves no bit. */
+#define SEQ_ROW_PAR_MIN (1 << 21)
 
 static int threads_for(double work) { return work < SEQ_PAR_MIN ? 1 : nn_outer_threads(); }
+
+static int row_threads_for(double work)
+{
+    return work < SEQ_ROW_PAR_MIN ? 1 : nn_outer_threads();
+}
 
 static int thread_id(void)
 {
@@ -34,7 +50,7 @@ void nn_layernorm_forward(float *out, float *mean, float *istd, const float *in,
                           const float *gamma, const float *beta, int n, int t, int d, float eps)
 {
     const long rows = (long)n * t;
-    const int nt = threads_for((double)rows * d * 4);
+    const int nt = row_threads_for((double)rows * d * 4);
     (void)nt;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (long r = 0; r < rows; r++) {
@@ -72,7 +88,7 @@ void nn_layernorm_backward(float *din, int din_add, float *const dgamma[], float
     }
     if (!din) return;
     const long rows = (long)g->start[g->n] * t;
-    const int nt = threads_for((double)rows * d * 6);
+    const int nt = row_threads_for((double)rows * d * 6);
     (void)nt;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (long r = 0; r < rows; r++) {
@@ -97,13 +113,17 @@ void nn_layernorm_backward(float *din, int din_add, float *const dgamma[], float
 
 void nn_gelu_forward(float *out, const float *in, size_t n)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
+    const int nt = row_threads_for((double)n * 8);
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * 0.70710678f));
 }
 
 void nn_gelu_backward(float *din, int din_add, const float *dout, const float *in, size_t n)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
+    const int nt = row_threads_for((double)n * 14);
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t i = 0; i < n; i++) {
         const float x = in[i];
         const float cdf = 0.5f * (1.0f + erff(x * 0.70710678f));

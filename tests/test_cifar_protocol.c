@@ -226,10 +226,11 @@ TEST(cifar_protocol_model_and_data_disagree)
     path_buf dir, cache, orig, fm, fmodel, out;
     if (!setup(dir, cache)) return;
     char args[4096];
-    snprintf(args, sizeof args, "bench --scenario cifar10-cw --data-dir '%s' --cache '%s' "
-             "--epochs 1 --methods ft --steps 1 --report - --quiet", dir, cache);
+    /* An mlp stands for any CIFAR model (a resnet20 epoch takes minutes
+     * under ASan): the checks are on the input shape and normalisation. */
+    snprintf(args, sizeof args, "train --arch mlp --data cifar10 --data-dir '%s' --epochs 1 "
+             "--batch 32 --out '%s' --quiet --force", dir, tpath(orig, "cifar-mlp.safetensors"));
     CHECK(run(args, NULL, NULL) == 0);
-    CHECK(find_cached(cache, "orig-resnet20-cifar10-data-", orig));
     static const cli_t_mnist spec = {60, 20, 28, 3, 4, 5, 1, 1};
     CHECK(cli_t_write_mnist(tpath(fm, "fmnist"), &spec));
     snprintf(args, sizeof args, "unlearn --model '%s' --data fmnist --data-dir '%s' "

@@ -95,15 +95,6 @@
 #define NN_NO_LIBCALLS
 #endif
 
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 static size_t round16(size_t f) { return (f + 15) & ~(size_t)15; }
 
 /* Where row y of a plane starts: (y/2)·rp + (y odd)·ro. Row by row (rp =
@@ -826,7 +817,7 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
     }
 #pragma omp parallel num_threads(p.threads)
     {
-        const conv_slot sl = slot_at(s, &q, ws, thread_id());
+        const conv_slot sl = slot_at(s, &q, ws, nn_thread_id());
         /* Dynamic: chunks write disjoint outputs, so any thread may take any
          * chunk, and a thread slowed by another process takes fewer. */
 #pragma omp for schedule(dynamic, 1)
@@ -1208,7 +1199,7 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
         const int nblk = p.chunks < CONV_BLOCKS ? p.chunks : CONV_BLOCKS;
 #pragma omp parallel num_threads(p.threads)
         {
-            const conv_slot sl = slot_at(s, &q, ws, thread_id());
+            const conv_slot sl = slot_at(s, &q, ws, nn_thread_id());
 #pragma omp for schedule(dynamic, 1)
             for (int bk = 0; bk < nblk; bk++) {
                 float *dwt = part_dwt(s, &q, ws, bk);

@@ -14,11 +14,24 @@
 
 #include "lethe.h"
 #include "nn/kernel_names.h"   /* in a kernel set's objects: the set's names */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Threads the kernels' OpenMP regions use around cblas_sgemm calls: 1 when
  * a pthread OpenBLAS has several threads of its own (they would fight over
  * the cores), else omp_get_max_threads(). */
 int nn_outer_threads(void);
+
+/* The calling thread's number in its OpenMP team (0 without OpenMP). */
+static inline int nn_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 /* What a conv or linear kernel applies to its output before writing it
  * (graph fusion, model.c): a ReLU, and for conv then a k×k max pool with

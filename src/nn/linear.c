@@ -33,15 +33,6 @@ static void slice(int n, int id, int nt, int *a, int *b)
     *b = (int)((long)n * (id + 1) / nt);
 }
 
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 static int team_size(void)
 {
 #ifdef _OPENMP
@@ -124,7 +115,7 @@ static void linear_forward_det(float *out, const float *in, const float *w, cons
 #pragma omp parallel num_threads(nt)
     {
         int f0, f1;
-        slice(first[g.n], thread_id(), team_size(), &f0, &f1);
+        slice(first[g.n], nn_thread_id(), team_size(), &f0, &f1);
         for (int f = f0, k = 0; f < f1; f++) {
             while (f >= first[k + 1]) k++;
             const int r0 = g.start[k] + (f - first[k]) * DET_ROWS;
@@ -133,7 +124,7 @@ static void linear_forward_det(float *out, const float *in, const float *w, cons
             for (int i = 0; i < (r1 - r0) * out_f; i++) o[i] = b ? b[i % out_f] : 0.0f;
             if (pad)
                 det_gemm(1, r1 - r0, out_f, in_f, in + (size_t)r0 * in_f, in_f, w, in_f, 1.0f, o,
-                         out_f, pad + per * (size_t)thread_id());
+                         out_f, pad + per * (size_t)nn_thread_id());
             else    /* no memory for the scratch: right, if not bitwise so */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out_f, in_f, 1.0f,
                             in + (size_t)r0 * in_f, in_f, w, in_f, 1.0f, o, out_f);
@@ -158,7 +149,7 @@ void nn_linear_forward_ex(float *out, const float *in, const float *w, const flo
 #pragma omp parallel num_threads(nt)
     {
         int r0, r1;
-        slice(n, thread_id(), team_size(), &r0, &r1);
+        slice(n, nn_thread_id(), team_size(), &r0, &r1);
         if (r1 > r0) {
             float beta = 0.0f;
             if (b) {
@@ -204,7 +195,7 @@ static void linear_backward_det(float *din, int din_add, float *const dw[], cons
 #pragma omp parallel num_threads(nt)
     {
         int b0, b1;
-        slice(blocks, thread_id(), team_size(), &b0, &b1);
+        slice(blocks, nn_thread_id(), team_size(), &b0, &b1);
         for (int bk = b0; bk < b1; bk++) {
             const int c0 = bk * DET_ROWS, cw = in_f - c0 < DET_ROWS ? in_f - c0 : DET_ROWS;
             for (int k = 0; din && k < g->n; k++) {
@@ -212,7 +203,7 @@ static void linear_backward_det(float *din, int din_add, float *const dw[], cons
                 float *o = din + (size_t)r0 * in_f + c0;
                 if (pad)
                     det_gemm(0, m, cw, out_f, dout + (size_t)r0 * out_f, out_f, w + c0, in_f,
-                             din_add ? 1.0f : 0.0f, o, in_f, pad + per * (size_t)thread_id());
+                             din_add ? 1.0f : 0.0f, o, in_f, pad + per * (size_t)nn_thread_id());
                 else if (m > 0)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, cw, out_f, 1.0f,
                                 dout + (size_t)r0 * out_f, out_f, w + c0, in_f,
@@ -247,7 +238,7 @@ void nn_linear_backward_ex(float *din, int din_add, float *const dw[], float *co
         {
             /* This thread's columns [c0, c1) of IN, in din and in every dw. */
             int c0, c1;
-            slice(in_f, thread_id(), team_size(), &c0, &c1);
+            slice(in_f, nn_thread_id(), team_size(), &c0, &c1);
             const int cw = c1 - c0;
             if (cw > 0 && din)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cw, out_f,

@@ -35,15 +35,6 @@ static int row_threads_for(double work)
     return work < SEQ_ROW_PAR_MIN ? 1 : nn_outer_threads();
 }
 
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* ------------------------------------------------------------ layer norm */
 
 void nn_layernorm_forward(float *out, float *mean, float *istd, const float *in,
@@ -193,7 +184,7 @@ void nn_attention_backward(float *dqkv, int din_add, const float *dout, const fl
     (void)nt;
 #pragma omp parallel num_threads(nt)
     {
-        float *dP = ws + (size_t)thread_id() * t * t;
+        float *dP = ws + (size_t)nn_thread_id() * t * t;
 #pragma omp for schedule(static)
         for (long nh = 0; nh < (long)n * heads; nh++) {
             const int i = (int)(nh / heads), h = (int)(nh % heads);

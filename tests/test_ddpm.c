@@ -471,6 +471,7 @@ static lethe_status toy_eps(void *ctx, const float *x, const int32_t *t, const i
 
 TEST(ddpm_toy_two_points_learns)
 {
+    if (test_skip_under_asan("LETHE_SLOW_SAN", "2500 diffusion training steps")) return;
     enum { B = 128, STEPS = 2500, NS = 200 };
     const float pt[2] = {-0.8f, 0.8f};      /* the points (p, p) */
     lethe_ddpm s;

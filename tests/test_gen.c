@@ -105,6 +105,7 @@ static double fixed_loss(lethe_model *m, const lethe_dataset *ds, const lethe_dd
 
 TEST(gen_train_diffusion_lowers_the_loss)
 {
+    if (test_skip_under_asan("LETHE_SLOW_SAN", "diffusion training runs")) return;
     lethe_dataset ds;
     lethe_subset all;
     gen_toy(&ds, &all);
@@ -218,6 +219,7 @@ out:
 
 TEST(gen_evaluate_bookkeeping)
 {
+    if (test_skip_under_asan("LETHE_SLOW_SAN", "diffusion evaluations")) return;
     lethe_dataset ds;
     lethe_subset all;
     gen_toy(&ds, &all);
@@ -291,6 +293,7 @@ static void stop_at_4(const lethe_progress *p, void *ctx)
 
 TEST(gen_train_diffusion_resumes_bitwise)
 {
+    if (test_skip_under_asan("LETHE_SLOW_SAN", "diffusion training runs")) return;
     lethe_dataset ds;
     lethe_subset all;
     gen_toy(&ds, &all);

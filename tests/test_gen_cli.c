@@ -221,6 +221,7 @@ TEST(gencli_eval_report_and_grid)
  * after), a before|after grid, and a model that is still a diffusion model. */
 TEST(gencli_unlearn_eupmu)
 {
+    if (test_skip_under_asan("LETHE_SLOW_SAN", "diffusion unlearning runs")) return;
     fixture_paths f;
     if (!fixture(&f)) return;
     path_buf ub, rb, gb, sb;

@@ -121,14 +121,31 @@ static void model_fd_at(const char *arch, int ch, int hw, int npick)
 
 static void model_fd(const char *arch) { model_fd_at(arch, 1, 28, 3); }
 
-TEST_KSETS(model_gradients_finite_differences_resnet8) { model_fd("resnet8"); }
+/* The residual models' whole-model checks take minutes under ASan (82 s
+ * for resnet8's two sets, 73 s resnet20, 78 s resnet18 on 2 busy cores);
+ * every kernel they call is checked there by its own layer test, and
+ * `make test` runs these. */
+static int slow_under_asan(void)
+{
+    return test_skip_under_asan("LETHE_SLOW_SAN", "whole-model finite differences of the ResNets");
+}
+
+TEST_KSETS(model_gradients_finite_differences_resnet8)
+{
+    if (slow_under_asan()) return;
+    model_fd("resnet8");
+}
 /* resnet20 is resnet8's kernels nine blocks deep: one kernel set (the
  * active one; kernel_sets_agree_on_every_model holds the others to it) at
  * 12×12 (stages at 12, 6 and 3 pixels), two entries a tensor, for CI's
  * time under ASan (six minutes at 28×28 on every set). 125 of its 130
  * entries are within 2%, on one thread or two; at 16 to 24 pixels more
  * kinks lie within the step, and 117 to 121 are. */
-TEST(model_gradients_finite_differences_resnet20) { model_fd_at("resnet20", 1, 12, 2); }
+TEST(model_gradients_finite_differences_resnet20)
+{
+    if (slow_under_asan()) return;
+    model_fd_at("resnet20", 1, 12, 2);
+}
 TEST_KSETS(model_gradients_finite_differences_cnn) { model_fd("cnn"); }
 /* vit-tiny at 16×16 (16 tokens of patch 4, the attention's softmax over
  * 17 with the class token), two entries a tensor: each op's own check
@@ -142,7 +159,11 @@ TEST(model_gradients_finite_differences_text_bag) { model_fd_at("text-bag", 40, 
  * 12, 6, 3 and 2 pixels (layer4's batch norms normalise 8 or 16 values a
  * channel), one entry a tensor (its largest gradient, 62 tensors): a
  * forward takes 50 times resnet8's, so one kernel set, as for resnet20. */
-TEST(model_gradients_finite_differences_resnet18) { model_fd_at("resnet18", 3, 12, 1); }
+TEST(model_gradients_finite_differences_resnet18)
+{
+    if (slow_under_asan()) return;
+    model_fd_at("resnet18", 3, 12, 1);
+}
 
 /* The logits and both groups' gradients with the fast lowerings
  * (Winograd, phase planes) against the plain ones (direct kernel, im2col),

@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (int id = TEXT_NRESERVED; id < v.n; id++)
                 FUZZ_CHECK(text_vocab_id(&v, v.tok[id], strlen(v.tok[id])) == id);
             text_split s;
-            FUZZ_CHECK(text_split_encode(&s, &v, &c, &t, "fuzz.tsv") == LETHE_OK);
+            FUZZ_CHECK(text_split_encode(&s, &v, &c, "the training split", &t, "fuzz.tsv") == LETHE_OK);
             check_split(&s, &v, &c);
             text_split_free(&s);
             vocab_round_trip(&v, &c, &t);

@@ -96,6 +96,44 @@ TEST(text_dataset_from_folder)
     CHECK_FAILS(lethe_dataset_load(&te, "text", bad, 1), LETHE_ERR_FORMAT, "test.tsv: empty file");
 }
 
+/* A model reads other data with its own vocabulary and classes: a folder
+ * whose training split has other words (so a vocabulary built from it
+ * numbers them otherwise) and the same test texts encodes those texts to
+ * the very ids the model was trained with; a label the model lacks, and a
+ * broken vocabulary, are refused in one line. */
+TEST(text_model_vocabulary_reads_other_data)
+{
+    const char *dir = spam_dir();
+    lethe_dataset tr, te, own, with;
+    CHECK_OK(lethe_dataset_load(&tr, "text", dir, 1));
+    CHECK_OK(lethe_dataset_load(&te, "text", dir, 0));
+    const char *other = test_path("text-model-other");
+    mkdir(other, 0755);
+    write_in(other, "train.tsv", "ham\tlunch lunch lunch noon noon ok\nham\tlunch lunch noon\n"
+                                 "spam\tcash cash cash prize prize\nspam\tcash cash prize\n"
+                                 "ham\tzebra zebra lunch\n");
+    write_in(other, "test.tsv", "ham\tsee you at noon\nspam\tfree cash now\nham\tlunch meeting ok\n"
+                                "spam\tclaim your prize now\n");
+    CHECK_OK(lethe_dataset_load(&own, "text", other, 0));
+    /* Built anew, the ids differ: the check below has something to catch. */
+    CHECK(own.c != te.c || memcmp(own.tokens, te.tokens, (size_t)te.n * te.w * 4) != 0);
+    CHECK_OK(text_dataset_load_vocab(&with, "text", other, 0, tr.vocab, tr.vocab_len));
+    CHECK(with.n == te.n && with.c == te.c && with.w == te.w && with.nclass == te.nclass);
+    CHECK(with.tokens && memcmp(with.tokens, te.tokens, (size_t)te.n * te.w * 4) == 0);
+    CHECK(with.labels && memcmp(with.labels, te.labels, (size_t)te.n) == 0);
+    CHECK(with.vocab_len == tr.vocab_len && memcmp(with.vocab, tr.vocab, tr.vocab_len) == 0);
+    lethe_dataset_free(&with);
+    lethe_dataset_free(&own);
+
+    write_in(other, "test.tsv", "ham\tsee you\neggs\tham and eggs\n");
+    CHECK_FAILS(text_dataset_load_vocab(&with, "text", other, 0, tr.vocab, tr.vocab_len),
+                LETHE_ERR_FORMAT, "test.tsv line 2: label 'eggs' is not a class of the model");
+    CHECK_FAILS(text_dataset_load_vocab(&with, "text", other, 0, tr.vocab, 20), LETHE_ERR_FORMAT,
+                "the model's vocabulary (text.vocab): ");
+    lethe_dataset_free(&tr);
+    lethe_dataset_free(&te);
+}
+
 /* Logits of m on the first n examples of ds. */
 static void logits_of(lethe_model *m, const lethe_dataset *ds, int n, float *out)
 {
@@ -429,6 +467,29 @@ TEST(text_cli_train_predict_forget_by_label)
     snprintf(args, sizeof args, "eval --model '%s' --data text --data-dir '%s' --forget class:eggs",
              model, dir);
     EXPECT_FAIL(args, "text has no class 'eggs' (classes: ham … spam)");
+
+    /* Another folder, other training words, the same test texts: eval reads
+     * them with the model's vocabulary and gives the same table. */
+    char *o2 = NULL;
+    const char *other = test_path("textcli-other");
+    mkdir(other, 0755);
+    write_in(other, "train.tsv", "ham\tzebra zebra lunch lunch\nspam\tcash cash zebra\n");
+    char test_tsv[4096];
+    snprintf(test_tsv, sizeof test_tsv, "%s/test.tsv", dir);
+    char *tt = cli_t_slurp(test_tsv, NULL);
+    CHECK(tt != NULL);
+    if (tt) write_in(other, "test.tsv", tt);
+    free(tt);
+    snprintf(args, sizeof args, "eval --model '%s' --data text --data-dir '%s'", model, dir);
+    rc = cli_t_run("textcli", args, &o, NULL);
+    snprintf(args, sizeof args, "eval --model '%s' --data text --data-dir '%s'", model, other);
+    int rc2 = cli_t_run("textcli", args, &o2, &e);
+    CHECK_MSG(rc == 0 && rc2 == 0 && o && o2 && strcmp(o, o2) == 0 && contains(o, "| 4 |"),
+              "eval on another folder: %d %d\n%s\n%s\n%s", rc, rc2, o ? o : "", o2 ? o2 : "",
+              e ? e : "");
+    free(o);
+    free(o2);
+    free(e);
 
     /* Images for a text model, texts for an image model. */
     static const cli_t_mnist spec = {40, 20, 28, 7, 1, 2, 0, 0};

@@ -15,7 +15,9 @@
 #include "cli/cli.h"
 #include "cli/signals.h"
 #include "core/dist.h"
+#include "data/text.h"
 #include "io/outpath.h"
+#include "nn/model.h"
 
 /* Where errors go: stderr, or under mpirun on ranks other than 0, whose
  * stderr is closed (main.c), a copy of it (cli_set_error_stream). */
@@ -770,9 +772,25 @@ int cli_check_named_output(const cli_args *a, const char *opt, const char *path)
 lethe_status cli_load_data(const char *name, const char *dir, lethe_dataset *train,
                            lethe_dataset *test)
 {
-    lethe_status st = lethe_dataset_load(train, name, dir, 1);
+    return cli_load_data_for(NULL, name, dir, train, test);
+}
+
+lethe_status cli_dataset_load_for(const lethe_model *m, lethe_dataset *ds, const char *name,
+                                  const char *dir, int train)
+{
+    size_t len = 0;
+    const char *vocab = m ? nn_model_vocab(m, &len) : NULL;
+    if (vocab && (strcmp(name, "text") == 0 || strcmp(name, "sms-spam") == 0))
+        return text_dataset_load_vocab(ds, name, dir, train, vocab, len);
+    return lethe_dataset_load(ds, name, dir, train);
+}
+
+lethe_status cli_load_data_for(const lethe_model *m, const char *name, const char *dir,
+                               lethe_dataset *train, lethe_dataset *test)
+{
+    lethe_status st = cli_dataset_load_for(m, train, name, dir, 1);
     if (st != LETHE_OK) return st;
-    st = lethe_dataset_load(test, name, dir, 0);
+    st = cli_dataset_load_for(m, test, name, dir, 0);
     if (st != LETHE_OK) lethe_dataset_free(train);
     return st;
 }

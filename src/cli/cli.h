@@ -156,6 +156,14 @@ void cli_stdout_restore(const char *path);
 /* Load the train and test splits of --data/--data-dir. */
 lethe_status cli_load_data(const char *name, const char *dir, lethe_dataset *train,
                            lethe_dataset *test);
+/* For a trained model m: a text model's data set (text, sms-spam) encoded
+ * with the model's own vocabulary and classes (its text.vocab), not ones
+ * built anew from the training split, which differ as soon as the data
+ * do; anything else as lethe_dataset_load / cli_load_data. */
+lethe_status cli_dataset_load_for(const lethe_model *m, lethe_dataset *ds, const char *name,
+                                  const char *dir, int train);
+lethe_status cli_load_data_for(const lethe_model *m, const char *name, const char *dir,
+                               lethe_dataset *train, lethe_dataset *test);
 
 /* train's table on stdout: | arch | data | images | epochs | train acc | test acc |
  * time (s) |, the accuracies left out when NaN (a diffusion model has none). */
@@ -193,6 +201,9 @@ lethe_status cli_split_match(cli_split *s, const char *mode, int diffusion);
 void cli_split_unseen(const cli_split *s, lethe_unlearn_config *cfg);
 lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
                             const char *spec, uint64_t seed);
+/* The same with the data read for model m (cli_load_data_for). */
+lethe_status cli_split_load_for(cli_split *s, const lethe_model *m, const char *data,
+                                const char *dir, const char *spec, uint64_t seed);
 void cli_split_free(cli_split *s);
 /* Save an unlearned model: md (the original's metadata) plus the method,
  * the forget spec, the seed and the original's path. */

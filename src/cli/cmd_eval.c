@@ -59,8 +59,8 @@ static int eval_accuracy(const cli_args *a, lethe_model *m, const char *data, co
 {
     lethe_dataset ds = {0};
     const char *split = cli_str(a, "split", "test");    /* checked by cmd_eval */
-    lethe_status st = lethe_dataset_load(&ds, data, cli_str(a, "data-dir", NULL),
-                                         strcmp(split, "train") == 0);
+    lethe_status st = cli_dataset_load_for(m, &ds, data, cli_str(a, "data-dir", NULL),
+                                           strcmp(split, "train") == 0);
     if (st != LETHE_OK) return cli_lib_error("eval", st);
     if (eval_norm_check(path, md, &ds)) {
         lethe_dataset_free(&ds);
@@ -123,8 +123,8 @@ static int eval_unlearning(const cli_args *a, lethe_model *m, const char *data, 
                            uint64_t fseed, const char *path, const lethe_metadata *md)
 {
     cli_split sp;
-    lethe_status st = cli_split_load(&sp, data, cli_str(a, "data-dir", NULL),
-                                     cli_str(a, "forget", NULL), fseed);
+    lethe_status st = cli_split_load_for(&sp, m, data, cli_str(a, "data-dir", NULL),
+                                         cli_str(a, "forget", NULL), fseed);
     if (st != LETHE_OK) return cli_lib_error("eval", st);
     if (eval_norm_check(path, md, &sp.train)) {
         cli_split_free(&sp);

@@ -230,8 +230,8 @@ int cmd_unlearn(int argc, char **argv)
         goto done;
     }
     const char *data = cli_str(&a, "data", lethe_meta_get(&md, "dataset"));
-    if ((st = cli_split_load(&sp, data ? data : "fmnist", cli_str(&a, "data-dir", NULL), fspec,
-                             (uint64_t)fseed)) != LETHE_OK)
+    if ((st = cli_split_load_for(&sp, m, data ? data : "fmnist", cli_str(&a, "data-dir", NULL),
+                                 fspec, (uint64_t)fseed)) != LETHE_OK)
         goto fail;
     have_split = 1;
     if (cli_check_model_data("unlearn", path, &md, m, &sp.train)) goto done;

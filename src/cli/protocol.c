@@ -265,7 +265,8 @@ lethe_status proto_open_custom(proto_ctx *p, const char *model_path, const char 
     snprintf(p->own_data, sizeof p->own_data, "%s", dname ? dname : "fmnist");
     p->own.data = p->own_data;
     p->sc = &p->own;
-    if ((st = cli_split_load(&p->sp, p->own.data, data_dir, forget, forget_seed)) != LETHE_OK)
+    if ((st = cli_split_load_for(&p->sp, p->orig, p->own.data, data_dir, forget, forget_seed)) !=
+        LETHE_OK)
         return st;
     const lethe_dataset *tr = &p->sp.train;
     const char *shape = lethe_meta_get(&md, "in_shape");

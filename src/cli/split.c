@@ -50,10 +50,16 @@ static lethe_status carve_unseen(cli_split *s)
 lethe_status cli_split_load(cli_split *s, const char *data, const char *dir,
                             const char *spec, uint64_t seed)
 {
+    return cli_split_load_for(s, NULL, data, dir, spec, seed);
+}
+
+lethe_status cli_split_load_for(cli_split *s, const lethe_model *m, const char *data,
+                                const char *dir, const char *spec, uint64_t seed)
+{
     memset(s, 0, sizeof *s);
     lethe_status st = lethe_forget_parse(&s->spec, spec);
     if (st != LETHE_OK) return st;
-    if ((st = cli_load_data(data, dir, &s->train, &s->test)) != LETHE_OK) return st;
+    if ((st = cli_load_data_for(m, data, dir, &s->train, &s->test)) != LETHE_OK) return st;
     if ((st = lethe_forget_split(&s->spec, &s->train, seed, &s->forget, &s->retain)) != LETHE_OK ||
         (st = lethe_forget_split_test(&s->spec, &s->test, &s->test_forget,
                                       &s->test_retain)) != LETHE_OK) {

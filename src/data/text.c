@@ -342,7 +342,7 @@ void text_split_free(text_split *s)
 }
 
 lethe_status text_split_encode(text_split *s, const text_vocab *v, const text_classes *c,
-                               const text_tsv *t, const char *name)
+                               const char *whose, const text_tsv *t, const char *name)
 {
     memset(s, 0, sizeof *s);
     int T = v->cfg.max_len;
@@ -365,9 +365,8 @@ lethe_status text_split_encode(text_split *s, const text_vocab *v, const text_cl
         int k = text_class_find(c, text_tsv_label(t, i));
         if (k < 0) {
             lethe_status st = lethe_fail(LETHE_ERR_FORMAT, "%s line %u: label '%s' is not a "
-                                         "class of the training split (%d classes: '%s' … "
-                                         "'%s')", name, t->line[i], text_tsv_label(t, i),
-                                         c->n, c->name[0], c->name[c->n - 1]);
+                                         "class of %s (%d classes: '%s' … '%s')", name,
+                                         t->line[i], text_tsv_label(t, i), whose, c->n, c->name[0], c->name[c->n - 1]);
             text_split_free(s);
             return st;
         }
@@ -397,15 +396,30 @@ void text_data_free(text_data *d)
 }
 
 /* Classes and vocabulary from train, then both splits encoded. */
-static lethe_status build(text_data *d, const text_vocab_config *cfg, const text_tsv *train,
-                          const char *train_name, const text_tsv *test, const char *test_name)
+/* The classes and vocabulary from the training split, or from `vocab`
+ * (a model's, text_vocab_write's form) when it is not NULL; then both
+ * splits encoded with them. */
+static lethe_status build(text_data *d, const text_vocab_config *cfg, const char *vocab,
+                          size_t vocab_len, const text_tsv *train, const char *train_name,
+                          const text_tsv *test, const char *test_name)
 {
     lethe_status st;
-    if ((st = text_classes_from(&d->classes, train, train_name)) != LETHE_OK ||
-        (st = text_vocab_build(&d->vocab, cfg, train)) != LETHE_OK ||
-        (st = text_split_encode(&d->train, &d->vocab, &d->classes, train, train_name)) !=
+    const char *whose = "the training split";
+    if (vocab) {
+        whose = "the model";
+        if ((st = text_vocab_read(&d->vocab, &d->classes, vocab, vocab_len)) != LETHE_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", lethe_last_error());
+            return lethe_fail(st, "the model's vocabulary (text.vocab): %s", why);
+        }
+    } else if ((st = text_classes_from(&d->classes, train, train_name)) != LETHE_OK ||
+               (st = text_vocab_build(&d->vocab, cfg, train)) != LETHE_OK) {
+        return st;
+    }
+    if ((st = text_split_encode(&d->train, &d->vocab, &d->classes, whose, train, train_name)) !=
             LETHE_OK ||
-        (st = text_split_encode(&d->test, &d->vocab, &d->classes, test, test_name)) != LETHE_OK)
+        (st = text_split_encode(&d->test, &d->vocab, &d->classes, whose, test, test_name)) !=
+            LETHE_OK)
         return st;
     return LETHE_OK;
 }
@@ -463,6 +477,13 @@ done:
 lethe_status text_data_load(text_data *d, const char *name, const char *dir,
                             const text_vocab_config *cfg, uint64_t seed)
 {
+    return text_data_load_vocab(d, name, dir, cfg, seed, NULL, 0);
+}
+
+lethe_status text_data_load_vocab(text_data *d, const char *name, const char *dir,
+                                  const text_vocab_config *cfg, uint64_t seed, const char *vocab,
+                                  size_t vocab_len)
+{
     memset(d, 0, sizeof *d);
     lethe_status st = text_vocab_config_check(cfg);
     if (st != LETHE_OK) return st;
@@ -477,7 +498,7 @@ lethe_status text_data_load(text_data *d, const char *name, const char *dir,
             (st = path_in(p2, sizeof p2, dir, "test.tsv")) != LETHE_OK ||
             (st = text_tsv_read(&a, p1)) != LETHE_OK || (st = text_tsv_read(&b, p2)) != LETHE_OK)
             goto done;
-        st = build(d, cfg, &a, p1, &b, p2);
+        st = build(d, cfg, vocab, vocab_len, &a, p1, &b, p2);
     } else if (strcmp(name, "sms-spam") == 0) {
         if ((st = path_in(p1, sizeof p1, dir, "SMSSpamCollection")) != LETHE_OK ||
             (st = text_tsv_read(&all, p1)) != LETHE_OK)
@@ -488,7 +509,7 @@ lethe_status text_data_load(text_data *d, const char *name, const char *dir,
         if ((st = text_classes_from(&c, &all, p1)) != LETHE_OK) goto done;
         st = sms_split(&all, &c, seed, &a, &b);
         text_classes_free(&c);
-        if (st == LETHE_OK) st = build(d, cfg, &a, p1, &b, p1);
+        if (st == LETHE_OK) st = build(d, cfg, vocab, vocab_len, &a, p1, &b, p1);
     } else {
         st = lethe_fail(LETHE_ERR_NOTFOUND, "%s: not a text data set (text, sms-spam)", name);
     }
@@ -503,12 +524,18 @@ done:
 
 lethe_status text_dataset_load(lethe_dataset *ds, const char *name, const char *dir, int train)
 {
+    return text_dataset_load_vocab(ds, name, dir, train, NULL, 0);
+}
+
+lethe_status text_dataset_load_vocab(lethe_dataset *ds, const char *name, const char *dir,
+                                     int train, const char *vocab, size_t vocab_len)
+{
     memset(ds, 0, sizeof *ds);
     if (!dir && strcmp(name, "sms-spam") == 0) dir = LETHE_SMS_SPAM_DIR;
     text_vocab_config cfg;
     text_vocab_config_default(&cfg);
     text_data d;
-    lethe_status st = text_data_load(&d, name, dir, &cfg, 0);
+    lethe_status st = text_data_load_vocab(&d, name, dir, &cfg, 0, vocab, vocab_len);
     if (st != LETHE_OK) return st;
     char *blob = NULL;
     size_t len = 0;

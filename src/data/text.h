@@ -171,9 +171,9 @@ typedef struct {
 } text_split;
 
 /* Encode every row of t; a label that is not one of c's is an error naming
- * `name` and the line. */
+ * `name`, the line and `whose` classes c are ("the training split"). */
 lethe_status text_split_encode(text_split *s, const text_vocab *v, const text_classes *c,
-                               const text_tsv *t, const char *name);
+                               const char *whose, const text_tsv *t, const char *name);
 void text_split_free(text_split *s);
 
 typedef struct {
@@ -191,6 +191,15 @@ typedef struct {
  * splits kept in file order. The seed is unused for "text". */
 lethe_status text_data_load(text_data *d, const char *name, const char *dir,
                             const text_vocab_config *cfg, uint64_t seed);
+/* The same, with the classes and vocabulary of a trained model (`vocab`,
+ * the blob of text_vocab_write; cfg unused) in place of the training
+ * split's, so that a model reads data as it was trained to: a label the
+ * model has no class for is an error naming the file and line. The split
+ * of sms-spam is drawn as text_data_load draws it. vocab NULL: as
+ * text_data_load. */
+lethe_status text_data_load_vocab(text_data *d, const char *name, const char *dir,
+                                  const text_vocab_config *cfg, uint64_t seed, const char *vocab,
+                                  size_t vocab_len);
 void text_data_free(text_data *d);
 
 /* One split of "text" or "sms-spam" (seed 0) as a lethe_dataset (include/
@@ -198,6 +207,10 @@ void text_data_free(text_data *d);
  * T, vocab = the blob of text_vocab_write; the default config. dir NULL:
  * LETHE_SMS_SPAM_DIR for sms-spam. An empty split is an error. */
 lethe_status text_dataset_load(lethe_dataset *ds, const char *name, const char *dir, int train);
+/* The same with a model's vocabulary (text_data_load_vocab); vocab NULL:
+ * text_dataset_load. */
+lethe_status text_dataset_load_vocab(lethe_dataset *ds, const char *name, const char *dir,
+                                     int train, const char *vocab, size_t vocab_len);
 
 /*
  * How this meets lethe_dataset: text_dataset_load (lethe_dataset_load of

@@ -383,6 +383,37 @@ TEST(help_cli_cache_keyed_by_data)
     }
 }
 
+/* fmnist-vit-cw (issue 17): a vit-tiny original and Retrain trained with
+ * the scenario's AdamW recipe and cached under the vit's name, then the
+ * methods beside them in one table. */
+TEST(help_cli_bench_vit_scenario)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf db, cb, jb;
+    const char *data = tpath(db, "fmnist-vit"), *cache = tpath(cb, "vit-cache");
+    const char *json = tpath(jb, "vit.json");
+    static const cli_t_mnist spec = {80, 40, 8, 3, 0, 0, 0, 0};
+    CHECK(cli_t_write_mnist(data, &spec));
+    char args[4096], *o = NULL, *e = NULL;
+    snprintf(args, sizeof args, "bench --scenario fmnist-vit-cw --data-dir '%s' --cache '%s' "
+             "--epochs 1 --methods eupmu,rl --steps 2 --force --report '%s'", data, cache, json);
+    int rc = run(args, &o, &e);
+    CHECK_MSG(rc == 0, "bench fmnist-vit-cw: %d: %s", rc, e ? e : "");
+    CHECK_MSG(count_prefixed(cache, "orig-vit-tiny-fmnist-data-") == 1 &&
+                  count_prefixed(cache, "retrain-vit-tiny-fmnist-class0-data-") == 1,
+              "cached: %d originals", count_prefixed(cache, "orig-vit-tiny-fmnist-data-"));
+    CHECK_MSG(o && strstr(o, "| eupmu ") && strstr(o, "| rl ") && strstr(o, "| Retrain "),
+              "table: %s", o ? o : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "info \"$(ls '%s'/orig-vit-tiny-fmnist-data-*)\"", cache);
+    rc = run(args, &o, NULL);
+    CHECK_MSG(rc == 0 && o && strstr(o, "adamw lr=0.002") && strstr(o, "wd=0.05") &&
+                  strstr(o, "vit-tiny"),
+              "info of the cached original: %s", o ? o : "");
+    free(o);
+}
+
 /* A program outside a source tree (installed) keeps its cache and default
  * reports in $XDG_CACHE_HOME/lethe, never in the current folder, reads
  * PREFIX/share/lethe/tuned.json, and names both. */

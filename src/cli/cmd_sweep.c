@@ -19,8 +19,8 @@
 
 static const cli_opt opts[] = {
     CLI_HEADING("setup: a scenario, or a model of one's own"),
-    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | cifar10-cw | cifar10-rnd (cached original "
-                         "and Retrain)", 0},
+    {"scenario", "NAME", "fmnist-cw | fmnist-rnd | cifar10-cw | cifar10-rnd | fmnist-vit-cw | "
+                         "sms-rnd | sms-idx (cached original and Retrain)", 0},
     {"model", "FILE", "instead of --scenario: the trained original model", 0},
     {"forget", "SPEC", "with --model: class:C | random:P% | indices:FILE", 0},
     {"reference", "FILE", "with --model: the Retrain model (gaps and the Retrain mark)", 0},
@@ -122,9 +122,10 @@ int cmd_sweep(int argc, char **argv)
     if (!param || !vtext)
         return cli_usage_error("sweep", "--param NAME and --values LIST are required");
     const proto_scenario *sc = scn ? proto_find(scn) : NULL;
-    static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "cifar10-cw",
-                                            "cifar10-rnd", "sms-rnd", "sms-idx"};
-    if (scn && !sc) return cli_unknown_choice("sweep", "scenario", scn, scenarios, 6);
+    const char *names[16];
+    if (scn && !sc)
+        return cli_unknown_choice("sweep", "scenario", scn, names,
+                                  proto_scenario_names(names, 16, 0));
     if (cli_str(&a, "data", NULL) && (r = cli_check_data("sweep", cli_str(&a, "data", NULL))))
         return r;
     if (cli_str(&a, "arch", NULL) && (r = cli_check_arch("sweep", cli_str(&a, "arch", NULL))))

@@ -16,8 +16,8 @@ static const cli_opt opts[] = {
     CLI_HEADING("what to tune (both required)"),
     {"method", "NAME", "method to tune", 0},
     {"scenario", "NAME", "fmnist-cw | fmnist-rnd | cifar10-cw | cifar10-rnd | fmnist-ddpm-cw "
-                         "(its own options: lethe "
-                         "tune --scenario fmnist-ddpm-cw --help)", 0},
+                         "(its own options: lethe tune --scenario fmnist-ddpm-cw --help) | "
+                         "fmnist-vit-cw | sms-rnd | sms-idx", 0},
     {"grid", "SPEC", "e.g. 'lr=0.005,0.01;eps=0.01,0.1' (default: the method's grid)", 0},
     CLI_HEADING("settings file"),
     {"tuned", "FILE", "settings file (default: configs/tuned.json beside the program, else in "
@@ -48,10 +48,10 @@ int cmd_tune(int argc, char **argv)
     const char *method = cli_str(&a, "method", NULL), *scn = cli_str(&a, "scenario", NULL);
     if (!method || !scn) return cli_usage_error("tune", "--method and --scenario are required");
     const proto_scenario *sc = proto_find(scn);
-    static const char *const scenarios[] = {"fmnist-cw", "fmnist-rnd", "cifar10-cw",
-                                            "cifar10-rnd", "fmnist-ddpm-cw", "sms-rnd",
-                                            "sms-idx"};
-    if (!sc) return cli_unknown_choice("tune", "scenario", scn, scenarios, 7);
+    const char *names[16];
+    if (!sc)
+        return cli_unknown_choice("tune", "scenario", scn, names,
+                                  proto_scenario_names(names, 16, 1));
     long epochs, seed;
     if (cli_int(&a, "epochs", sc->epochs, 1, 1000, &epochs) || cli_int(&a, "seed", 0, 0, LONG_MAX, &seed))
         return 2;

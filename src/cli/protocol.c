@@ -17,7 +17,9 @@
 #include "cli/report.h"
 #include "io/paths.h"
 
-/* cifar10-cw forgets class 0 (airplane): PROTOCOL.md says why. */
+/* cifar10-cw forgets class 0 (airplane): PROTOCOL.md says why.
+ * fmnist-vit-cw: fmnist-cw's class 0 from a vit-tiny, trained with AdamW
+ * (issue 17's recipe, docs/RESULTS.md). */
 /* sms-rnd: a random 10% of the messages (users asking for theirs to be
  * deleted); sms-idx: an index list, the 100 training messages 0, 45, …,
  * 4455 (written to the cache as an index file, since indices:FILE reads
@@ -27,11 +29,24 @@ static const proto_scenario scenarios[] = {
     {"fmnist-rnd", "random:0.1", "cnn", "fmnist", 8, 0.05f, 0, 0, 0, 0},
     {"cifar10-cw", "class:0", "resnet20", "cifar10", PROTO_CIFAR_EPOCHS, 0.1f, 1, 0, 0, 0},
     {"cifar10-rnd", "random:0.1", "resnet20", "cifar10", PROTO_CIFAR_EPOCHS, 0.1f, 1, 0, 0, 0},
+    {"fmnist-vit-cw", "class:0", "vit-tiny", "fmnist", PROTO_VIT_EPOCHS, 0.002f, 0, 1, 0.05f,
+     128},
     {"sms-rnd", "random:0.1", "text-transformer", "sms-spam", PROTO_SMS_EPOCHS, 0.002f, 0, 1,
      0.01f, 32},
     {"sms-idx", "every:45:100", "text-transformer", "sms-spam", PROTO_SMS_EPOCHS, 0.002f, 0, 1,
      0.01f, 32},
 };
+
+int proto_scenario_names(const char **out, int cap, int with_gen)
+{
+    int n = 0;
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0] && n < cap; i++) {
+        out[n++] = scenarios[i].name;
+        if (with_gen && strcmp(scenarios[i].name, "cifar10-rnd") == 0 && n < cap)
+            out[n++] = "fmnist-ddpm-cw";
+    }
+    return n;
+}
 
 const proto_scenario *proto_find(const char *name)
 {

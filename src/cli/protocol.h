@@ -25,6 +25,9 @@ typedef struct {
 
 /* The index file of an "every:K:N" scenario in the cache folder. */
 #define PROTO_EVERY_FILE "forget-%s.txt"
+/* fmnist-vit-cw: vit-tiny on Fashion-MNIST, AdamW lr 0.002 cosine, wd
+ * 0.05, batch 128, for this many epochs. */
+#define PROTO_VIT_EPOCHS 12
 /* sms-rnd and sms-idx: text-transformer on SMS Spam for this many epochs. */
 #define PROTO_SMS_EPOCHS 10
 
@@ -35,6 +38,9 @@ typedef struct {
 #define PROTO_CIFAR_EPOCHS_TEXT "20"
 
 const proto_scenario *proto_find(const char *name);
+/* The scenario names, the table's order, into out (at most cap); with_gen
+ * adds "fmnist-ddpm-cw" (cmd_gen_bench.c's) after the CIFAR ones. The count. */
+int proto_scenario_names(const char **out, int cap, int with_gen);
 
 typedef struct {
     const proto_scenario *sc;

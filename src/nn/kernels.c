@@ -564,6 +564,11 @@ void nn_attention_softmax(float *p, const uint8_t *keep, int tm, int causal, int
     K()->nn_attention_softmax(p, keep, tm, causal, t);
 }
 
+void nn_attention_softmax_backward(float *dp, const float *p, float scale, int t)
+{
+    K()->nn_attention_softmax_backward(dp, p, scale, t);
+}
+
 void nn_vexpf(float *out, const float *in, size_t n) { K()->nn_vexpf(out, in, n); }
 
 void nn_verff(float *out, const float *in, size_t n) { K()->nn_verff(out, in, n); }

@@ -154,13 +154,7 @@ void nn_attention_backward(float *dqkv, int din_add, const float *dout, const fl
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, t, dh, 1.0f, dO, d, v, ld,
                         0.0f, dP, t);
             /* dS = P ⊙ (dP − Σ_j dP·P), scaled for the products below */
-            for (int r = 0; r < t; r++) {
-                const float *pr = P + (long)r * t;
-                float *dr = dP + (long)r * t;
-                double s = 0.0;
-                for (int j = 0; j < t; j++) s += (double)dr[j] * pr[j];
-                for (int j = 0; j < t; j++) dr[j] = pr[j] * (dr[j] - (float)s) * scale;
-            }
+            nn_attention_softmax_backward(dP, P, scale, t);
             /* dQ = dS·K; dK = dSᵀ·Q */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, dh, t, 1.0f, dP, t, k, ld,
                         beta, dq, ld);

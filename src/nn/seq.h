@@ -49,6 +49,9 @@ void nn_attention_backward(float *dqkv, int din_add, const float *dout, const fl
  * causal, j ≤ r allow, the other entries 0; a row with no key allowed is
  * all 0. */
 void nn_attention_softmax(float *p, const uint8_t *keep, int tm, int causal, int t);
+/* Its backward, in place: dp (T, T) ← scale · p ⊙ (dp − Σ_j dp·p), row by
+ * row (p the probabilities it made). */
+void nn_attention_softmax_backward(float *dp, const float *p, float scale, int t);
 
 /* Per sample, out (T, M) = a (T, K) · b (K, M); backward da (T, K), db
  * (K, M) (either NULL). */

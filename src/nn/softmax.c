@@ -3,7 +3,7 @@
  * once per call, not once per score: keys past the last one kept are cut
  * off by the row's length (with the causal prefix j ≤ r), and only a mask
  * with holes before that is applied element-wise (as −inf, which e^x
- * turns into 0). */
+ * turns into 0). Also the softmax's backward, vectorised likewise. */
 #include "nn/seq.h"
 #include "nn/vmath.h"
 
@@ -43,5 +43,19 @@ void nn_attention_softmax(float *p, const uint8_t *keep, int tm, int causal, int
 #pragma omp simd
         for (int j = 0; j < len; j++) row[j] *= inv;
         if (len < t) memset(row + len, 0, (size_t)(t - len) * sizeof *row);
+    }
+}
+
+void nn_attention_softmax_backward(float *dp, const float *p, float scale, int t)
+{
+    for (int r = 0; r < t; r++) {
+        const float *pr = p + (long)r * t;
+        float *dr = dp + (long)r * t;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < t; j++) s += (double)dr[j] * pr[j];
+        const float sf = (float)s;
+#pragma omp simd
+        for (int j = 0; j < t; j++) dr[j] = pr[j] * (dr[j] - sf) * scale;
     }
 }

@@ -5,7 +5,8 @@
  * kind of mask (none, padding after, holes, a class token before the
  * masked keys, causal, a sample with every key masked).
  *
- * Bounds (the measured maxima, avx2 and generic, are about half of them):
+ * Bounds (measured, avx2 and generic: e^x 8.1e-8 relative; erf 1.03e-7
+ * absolute, 1.6e-7 relative):
  *   e^x, x every 1e-3 of [−88, 88]: relative error ≤ 3e-7 where e^x is a
  *       normal float; absolute ≤ FLT_MIN below (subnormal or flushed);
  *   erf, x every 1e-3 of [−6, 6]: absolute and relative error ≤ 3e-7. */

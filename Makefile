@@ -16,7 +16,8 @@ CFLAGS  ?= -O2 -g
 # tile uses 512-bit ones. MARCH=native (or any -march value) compiles
 # everything for that CPU, one set named "native". Other machines: native.
 KERN_SRC := $(addprefix src/nn/,batchnorm.c concat.c conv2d.c conv_direct.c conv_winograd.c \
-              embed.c gap.c groupnorm.c linear.c maxpool.c mse.c relu.c silu.c upsample.c)
+              embed.c gap.c gelu.c groupnorm.c linear.c maxpool.c mse.c relu.c silu.c \
+              softmax.c upsample.c)
 PORTABLE :=
 ifeq ($(filter-out portable,$(MARCH)),)
   ifeq ($(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1),x86_64)

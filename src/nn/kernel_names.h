@@ -39,7 +39,9 @@
     X(nn_concat_forward) X(nn_concat_backward)                               \
     X(nn_timestep_embed)                                                     \
     X(nn_label_embed_forward) X(nn_label_embed_backward)                     \
-    X(nn_bcast_add_forward) X(nn_bcast_add_backward)
+    X(nn_bcast_add_forward) X(nn_bcast_add_backward)                         \
+    X(nn_gelu_forward) X(nn_gelu_backward) X(nn_attention_softmax)           \
+    X(nn_attention_softmax_backward) X(nn_vexpf) X(nn_verff)
 
 #define NN_KNAME_(f, set) f##_##set
 #define NN_KNAME(f, set) NN_KNAME_(f, set)
@@ -87,6 +89,12 @@
 #define nn_label_embed_backward NN_KNAME(nn_label_embed_backward, NN_KSET)
 #define nn_bcast_add_forward NN_KNAME(nn_bcast_add_forward, NN_KSET)
 #define nn_bcast_add_backward NN_KNAME(nn_bcast_add_backward, NN_KSET)
+#define nn_gelu_forward NN_KNAME(nn_gelu_forward, NN_KSET)
+#define nn_gelu_backward NN_KNAME(nn_gelu_backward, NN_KSET)
+#define nn_attention_softmax NN_KNAME(nn_attention_softmax, NN_KSET)
+#define nn_attention_softmax_backward NN_KNAME(nn_attention_softmax_backward, NN_KSET)
+#define nn_vexpf NN_KNAME(nn_vexpf, NN_KSET)
+#define nn_verff NN_KNAME(nn_verff, NN_KSET)
 /* Called only from inside a set (conv2d.c). */
 #define conv_direct NN_KNAME(conv_direct, NN_KSET)
 #define conv_direct_dw NN_KNAME(conv_direct_dw, NN_KSET)

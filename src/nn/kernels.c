@@ -8,6 +8,7 @@
 #include "core/fail.h"
 #include "nn/kernel_names.h"
 #include "nn/layers.h"
+#include "nn/seq.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -547,3 +548,27 @@ void nn_bcast_add_backward(float *dx, int dx_add, float *dv, int dv_add, const f
 {
     K()->nn_bcast_add_backward(dx, dx_add, dv, dv_add, dout, n, c, hw);
 }
+
+void nn_gelu_forward(float *out, const float *in, size_t n)
+{
+    K()->nn_gelu_forward(out, in, n);
+}
+
+void nn_gelu_backward(float *din, int din_add, const float *dout, const float *in, size_t n)
+{
+    K()->nn_gelu_backward(din, din_add, dout, in, n);
+}
+
+void nn_attention_softmax(float *p, const uint8_t *keep, int tm, int causal, int t)
+{
+    K()->nn_attention_softmax(p, keep, tm, causal, t);
+}
+
+void nn_attention_softmax_backward(float *dp, const float *p, float scale, int t)
+{
+    K()->nn_attention_softmax_backward(dp, p, scale, t);
+}
+
+void nn_vexpf(float *out, const float *in, size_t n) { K()->nn_vexpf(out, in, n); }
+
+void nn_verff(float *out, const float *in, size_t n) { K()->nn_verff(out, in, n); }

@@ -1,6 +1,7 @@
 /*
- * Sequence kernels (seq.h): layer norm, GELU, multi-head attention and the
- * per-sample matmul on cblas_sgemm, and the token reshapes. Threads as in
+ * Sequence kernels (seq.h): layer norm, multi-head attention and the
+ * per-sample matmul on cblas_sgemm, and the token reshapes (GELU and the
+ * attention's softmax are kernel-set files: gelu.c, softmax.c). Threads as in
  * linear.c: OpenMP over samples (attention: samples × heads), each thread
  * calling a single-threaded OpenBLAS, unless a pthread OpenBLAS has
  * threads of its own (nn_outer_threads).
@@ -16,16 +17,15 @@
 
 /* Below this many multiply-adds a loop is not worth threading. */
 #define SEQ_PAR_MIN (1 << 16)
-/* The element-wise loops (layer norm, GELU) run on one thread below this
- * much work, in units of about 0.8 ns of one thread (elements × 4 for a
- * layer norm forward, 6 backward, × 8 and 14 for GELU's erff and expf):
- * about 1.5 ms. A parallel region is a fork and a join, cheap on an idle
- * machine but on a loaded one a wait for the sibling thread to be
- * scheduled (perf: most of 2-thread text training at batch 16 spun in
- * OpenMP barriers). text-transformer at batch 16 then runs its layer
- * norms (0.2 ms) and GELUs (0.8 and 1.5 ms) on one thread, at batch 128
- * on all. Each row's or element's arithmetic is the same on any thread,
- * so the threshold moves no bit. */
+/* The layer norm's row loops run on one thread below this much work, in
+ * units of about 0.8 ns of one thread (elements × 4 for a forward, 6
+ * backward): about 1.5 ms (GELU's loops likewise, gelu.c). A parallel
+ * region is a fork and a join, cheap on an idle machine but on a loaded
+ * one a wait for the sibling thread to be scheduled (perf: most of
+ * 2-thread text training at batch 16 spun in OpenMP barriers).
+ * text-transformer at batch 16 then runs its layer norms (0.2 ms) on one
+ * thread, at batch 128 on all. Each row's arithmetic is the same on any
+ * thread, so the threshold moves no bit. */
 #define SEQ_ROW_PAR_MIN (1 << 21)
 
 static int threads_for(double work) { return work < SEQ_PAR_MIN ? 1 : nn_outer_threads(); }
@@ -100,30 +100,6 @@ void nn_layernorm_backward(float *din, int din_add, float *const dgamma[], float
     }
 }
 
-/* ------------------------------------------------------------------ GELU */
-
-void nn_gelu_forward(float *out, const float *in, size_t n)
-{
-    const int nt = row_threads_for((double)n * 8);
-    (void)nt;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * 0.70710678f));
-}
-
-void nn_gelu_backward(float *din, int din_add, const float *dout, const float *in, size_t n)
-{
-    const int nt = row_threads_for((double)n * 14);
-    (void)nt;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        const float x = in[i];
-        const float cdf = 0.5f * (1.0f + erff(x * 0.70710678f));
-        const float pdf = 0.39894228f * expf(-0.5f * x * x);
-        const float v = dout[i] * (cdf + x * pdf);
-        din[i] = din_add ? din[i] + v : v;
-    }
-}
-
 /* ------------------------------------------------------------- attention */
 
 size_t nn_attention_workspace(int t)
@@ -132,18 +108,10 @@ size_t nn_attention_workspace(int t)
     return (size_t)(nt < 1 ? 1 : nt) * (size_t)t * t;
 }
 
-/* May key j be attended by query q of sample i? */
-static inline int key_ok(const uint8_t *mask, int tm, int shift, int causal, int i, int q, int j)
-{
-    if (causal && j > q) return 0;
-    if (!mask || j < shift) return 1;
-    return mask[(long)i * tm + j - shift] != 0;
-}
-
 void nn_attention_forward(float *out, float *p, const float *qkv, const uint8_t *mask, int tm,
                           int causal, int n, int t, int heads, int d)
 {
-    const int dh = d / heads, ld = 3 * d, shift = t - tm;
+    const int dh = d / heads, ld = 3 * d;
     const float scale = 1.0f / sqrtf((float)dh);
     const int nt = threads_for((double)n * heads * t * t * dh * 2);
     (void)nt;
@@ -155,19 +123,7 @@ void nn_attention_forward(float *out, float *p, const float *qkv, const uint8_t 
         /* S = scale · Q·Kᵀ (T, T) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, t, dh, scale, q, ld, k, ld,
                     0.0f, P, t);
-        for (int r = 0; r < t; r++) {
-            float *row = P + (long)r * t;
-            float mx = -INFINITY;
-            for (int j = 0; j < t; j++)
-                if (key_ok(mask, tm, shift, causal, i, r, j) && row[j] > mx) mx = row[j];
-            double s = 0.0;
-            for (int j = 0; j < t; j++) {
-                row[j] = key_ok(mask, tm, shift, causal, i, r, j) ? expf(row[j] - mx) : 0.0f;
-                s += row[j];
-            }
-            const float inv = s > 0.0 ? (float)(1.0 / s) : 0.0f;
-            for (int j = 0; j < t; j++) row[j] *= inv;
-        }
+        nn_attention_softmax(P, mask ? mask + (long)i * tm : NULL, tm, causal, t);
         /* O = P·V (T, dh) into the head's columns. */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, dh, t, 1.0f, P, t, v, ld, 0.0f,
                     out + (long)i * t * d + h * dh, d);
@@ -198,13 +154,7 @@ void nn_attention_backward(float *dqkv, int din_add, const float *dout, const fl
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, t, dh, 1.0f, dO, d, v, ld,
                         0.0f, dP, t);
             /* dS = P ⊙ (dP − Σ_j dP·P), scaled for the products below */
-            for (int r = 0; r < t; r++) {
-                const float *pr = P + (long)r * t;
-                float *dr = dP + (long)r * t;
-                double s = 0.0;
-                for (int j = 0; j < t; j++) s += (double)dr[j] * pr[j];
-                for (int j = 0; j < t; j++) dr[j] = pr[j] * (dr[j] - (float)s) * scale;
-            }
+            nn_attention_softmax_backward(dP, P, scale, t);
             /* dQ = dS·K; dK = dSᵀ·Q */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, dh, t, 1.0f, dP, t, k, ld,
                         beta, dq, ld);

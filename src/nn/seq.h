@@ -20,9 +20,15 @@ void nn_layernorm_backward(float *din, int din_add, float *const dgamma[], float
                            const float *istd, const float *gamma, const lethe_groups *g, int t,
                            int d);
 
-/* GELU, the exact form: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (PyTorch's nn.GELU()). */
+/* GELU, the exact form: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (PyTorch's nn.GELU()).
+ * Kernel-set functions (gelu.c), as are nn_attention_softmax (softmax.c)
+ * and nn_vexpf, nn_verff. */
 void nn_gelu_forward(float *out, const float *in, size_t n);
 void nn_gelu_backward(float *din, int din_add, const float *dout, const float *in, size_t n);
+/* out (n) = e^in and erf(in) by vmath.h's vectorised functions (the tests
+ * check them against double precision in every set); out may be in. */
+void nn_vexpf(float *out, const float *in, size_t n);
+void nn_verff(float *out, const float *in, size_t n);
 
 /* Multi-head softmax attention. qkv (N, T, 3D): per token q, k, v of D =
  * H·dh each (head h the columns h·dh .. h·dh + dh − 1, timm's layout);
@@ -37,6 +43,15 @@ void nn_attention_forward(float *out, float *p, const float *qkv, const uint8_t 
                           int causal, int n, int t, int heads, int d);
 void nn_attention_backward(float *dqkv, int din_add, const float *dout, const float *p,
                            const float *qkv, int n, int t, int heads, int d, float *ws);
+/* The attention's softmax of one sample and head, in place: row r of p
+ * (T, T) becomes softmax over the keys j that keep (TM bytes, key j ≥
+ * shift = T − TM is kept when keep[j − shift] != 0; NULL: all) and, when
+ * causal, j ≤ r allow, the other entries 0; a row with no key allowed is
+ * all 0. */
+void nn_attention_softmax(float *p, const uint8_t *keep, int tm, int causal, int t);
+/* Its backward, in place: dp (T, T) ← scale · p ⊙ (dp − Σ_j dp·p), row by
+ * row (p the probabilities it made). */
+void nn_attention_softmax_backward(float *dp, const float *p, float scale, int t);
 
 /* Per sample, out (T, M) = a (T, K) · b (K, M); backward da (T, K), db
  * (K, M) (either NULL). */

@@ -409,7 +409,7 @@ TEST(help_cli_bench_vit_scenario)
     snprintf(args, sizeof args, "info \"$(ls '%s'/orig-vit-tiny-fmnist-data-*)\"", cache);
     rc = run(args, &o, NULL);
     CHECK_MSG(rc == 0 && o && strstr(o, "adamw lr=0.002") && strstr(o, "wd=0.05") &&
-                  strstr(o, "augment=crop4+flip") &&
+                  !strstr(o, "augment=") &&
                   strstr(o, "vit-tiny"),
               "info of the cached original: %s", o ? o : "");
     free(o);

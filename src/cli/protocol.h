@@ -26,7 +26,7 @@ typedef struct {
 /* The index file of an "every:K:N" scenario in the cache folder. */
 #define PROTO_EVERY_FILE "forget-%s.txt"
 /* fmnist-vit-cw: vit-tiny on Fashion-MNIST, AdamW lr 0.002 cosine, wd
- * 0.05, batch 128, crop + flip, for this many epochs. */
+ * 0.05, batch 128, for this many epochs. */
 #define PROTO_VIT_EPOCHS 12
 /* sms-rnd and sms-idx: text-transformer on SMS Spam for this many epochs. */
 #define PROTO_SMS_EPOCHS 10

@@ -117,7 +117,7 @@ TEST(text_model_vocabulary_reads_other_data)
     CHECK_OK(lethe_dataset_load(&own, "text", other, 0));
     /* Built anew, the ids differ: the check below has something to catch. */
     CHECK(own.c != te.c || memcmp(own.tokens, te.tokens, (size_t)te.n * te.w * 4) != 0);
-    CHECK_OK(text_dataset_load_vocab(&with, "text", other, 0, tr.vocab, tr.vocab_len));
+    CHECK_OK(text_datasets_load(NULL, &with, "text", other, tr.vocab, tr.vocab_len));
     CHECK(with.n == te.n && with.c == te.c && with.w == te.w && with.nclass == te.nclass);
     CHECK(with.tokens && memcmp(with.tokens, te.tokens, (size_t)te.n * te.w * 4) == 0);
     CHECK(with.labels && memcmp(with.labels, te.labels, (size_t)te.n) == 0);
@@ -126,9 +126,9 @@ TEST(text_model_vocabulary_reads_other_data)
     lethe_dataset_free(&own);
 
     write_in(other, "test.tsv", "ham\tsee you\neggs\tham and eggs\n");
-    CHECK_FAILS(text_dataset_load_vocab(&with, "text", other, 0, tr.vocab, tr.vocab_len),
+    CHECK_FAILS(text_datasets_load(NULL, &with, "text", other, tr.vocab, tr.vocab_len),
                 LETHE_ERR_FORMAT, "test.tsv line 2: label 'eggs' is not a class of the model");
-    CHECK_FAILS(text_dataset_load_vocab(&with, "text", other, 0, tr.vocab, 20), LETHE_ERR_FORMAT,
+    CHECK_FAILS(text_datasets_load(NULL, &with, "text", other, tr.vocab, 20), LETHE_ERR_FORMAT,
                 "the model's vocabulary (text.vocab): ");
     lethe_dataset_free(&tr);
     lethe_dataset_free(&te);

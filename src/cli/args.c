@@ -345,13 +345,20 @@ static int unknown_option(const char *cmd, const cli_opt *opts, const char *s, s
     return cli_usage_error(cmd, "unknown option %.*s (see lethe %s --help)", (int)len, s, cmd);
 }
 
+const char *cli_join(const char *const *names, int n, char *buf, size_t cap)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? ", " : "", names[i]);
+    return buf;
+}
+
 int cli_unknown_choice(const char *cmd, const char *what, const char *word,
                        const char *const *names, int n)
 {
-    char list[1024] = "";
-    size_t k = 0;
-    for (int i = 0; i < n && k < sizeof list; i++)
-        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", names[i]);
+    char list[1024];
+    cli_join(names, n, list, sizeof list);
     const char *guess = cli_nearest(word, names, n);
     if (guess)
         return cli_usage_error(cmd, "unknown %s '%s' (did you mean '%s'? known: %s)", what, word,
@@ -775,22 +782,30 @@ lethe_status cli_load_data(const char *name, const char *dir, lethe_dataset *tra
     return cli_load_data_for(NULL, name, dir, train, test);
 }
 
+/* The text data sets read both splits at once; train or test may be NULL. */
+static lethe_status load_for(const lethe_model *m, const char *name, const char *dir,
+                             lethe_dataset *train, lethe_dataset *test)
+{
+    if (text_dataset_name(name)) {
+        size_t len = 0;
+        const char *vocab = m ? nn_model_vocab(m, &len) : NULL;
+        return text_datasets_load(train, test, name, dir, vocab, len);
+    }
+    lethe_status st = train ? lethe_dataset_load(train, name, dir, 1) : LETHE_OK;
+    if (st != LETHE_OK || !test) return st;
+    if ((st = lethe_dataset_load(test, name, dir, 0)) != LETHE_OK && train)
+        lethe_dataset_free(train);
+    return st;
+}
+
 lethe_status cli_dataset_load_for(const lethe_model *m, lethe_dataset *ds, const char *name,
                                   const char *dir, int train)
 {
-    size_t len = 0;
-    const char *vocab = m ? nn_model_vocab(m, &len) : NULL;
-    if (vocab && (strcmp(name, "text") == 0 || strcmp(name, "sms-spam") == 0))
-        return text_dataset_load_vocab(ds, name, dir, train, vocab, len);
-    return lethe_dataset_load(ds, name, dir, train);
+    return load_for(m, name, dir, train ? ds : NULL, train ? NULL : ds);
 }
 
 lethe_status cli_load_data_for(const lethe_model *m, const char *name, const char *dir,
                                lethe_dataset *train, lethe_dataset *test)
 {
-    lethe_status st = cli_dataset_load_for(m, train, name, dir, 1);
-    if (st != LETHE_OK) return st;
-    st = cli_dataset_load_for(m, test, name, dir, 0);
-    if (st != LETHE_OK) lethe_dataset_free(train);
-    return st;
+    return load_for(m, name, dir, train, test);
 }

@@ -174,11 +174,9 @@ int cmd_bench(int argc, char **argv)
     const char *scn_names[16];
     const int nnames = proto_scenario_names(scn_names, 16, 1);
     if (!scn) {
-        char list[512] = "";
-        for (int i = 0; i < nnames; i++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                     scn_names[i]);
-        return cli_usage_error("bench", "--scenario NAME is required (%s)", list);
+        char list[512];
+        return cli_usage_error("bench", "--scenario NAME is required (%s)",
+                               cli_join(scn_names, nnames, list, sizeof list));
     }
     const proto_scenario *sc = proto_find(scn);
     if (!sc) return cli_unknown_choice("bench", "scenario", scn, scn_names, nnames);

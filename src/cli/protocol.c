@@ -40,11 +40,9 @@ static const proto_scenario scenarios[] = {
 int proto_scenario_names(const char **out, int cap, int with_gen)
 {
     int n = 0;
-    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0] && n < cap; i++) {
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0] && n < cap; i++)
         out[n++] = scenarios[i].name;
-        if (with_gen && strcmp(scenarios[i].name, "cifar10-rnd") == 0 && n < cap)
-            out[n++] = "fmnist-ddpm-cw";
-    }
+    if (with_gen && n < cap) out[n++] = "fmnist-ddpm-cw";
     return n;
 }
 

@@ -39,7 +39,7 @@ typedef struct {
 
 const proto_scenario *proto_find(const char *name);
 /* The scenario names, the table's order, into out (at most cap); with_gen
- * adds "fmnist-ddpm-cw" (cmd_gen_bench.c's) after the CIFAR ones. The count. */
+ * adds "fmnist-ddpm-cw" (cmd_gen_bench.c's) last. The count. */
 int proto_scenario_names(const char **out, int cap, int with_gen);
 
 typedef struct {

@@ -238,8 +238,7 @@ lethe_status lethe_dataset_load(lethe_dataset *ds, const char *name, const char 
     int cifar, nclass, own = own_form(name, &cifar, &nclass);
     if (own < 0) return LETHE_ERR_ARG;
     if (own) return load_own(ds, name, dir, train, cifar, nclass);
-    if (strcmp(name, "text") == 0 || strcmp(name, "sms-spam") == 0)
-        return text_dataset_load(ds, name, dir, train);
+    if (text_dataset_name(name)) return text_dataset_load(ds, name, dir, train);
     if (strcmp(name, "cifar10") == 0) {
         if (dir) return lethe_cifar_load(ds, dir, train);
         struct stat sb;

@@ -366,7 +366,8 @@ lethe_status text_split_encode(text_split *s, const text_vocab *v, const text_cl
         if (k < 0) {
             lethe_status st = lethe_fail(LETHE_ERR_FORMAT, "%s line %u: label '%s' is not a "
                                          "class of %s (%d classes: '%s' … '%s')", name,
-                                         t->line[i], text_tsv_label(t, i), whose, c->n, c->name[0], c->name[c->n - 1]);
+                                         t->line[i], text_tsv_label(t, i), whose, c->n,
+                                         c->name[0], c->name[c->n - 1]);
             text_split_free(s);
             return st;
         }
@@ -395,7 +396,6 @@ void text_data_free(text_data *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Classes and vocabulary from train, then both splits encoded. */
 /* The classes and vocabulary from the training split, or from `vocab`
  * (a model's, text_vocab_write's form) when it is not NULL; then both
  * splits encoded with them. */
@@ -524,13 +524,40 @@ done:
 
 lethe_status text_dataset_load(lethe_dataset *ds, const char *name, const char *dir, int train)
 {
-    return text_dataset_load_vocab(ds, name, dir, train, NULL, 0);
+    return text_datasets_load(train ? ds : NULL, train ? NULL : ds, name, dir, NULL, 0);
 }
 
-lethe_status text_dataset_load_vocab(lethe_dataset *ds, const char *name, const char *dir,
-                                     int train, const char *vocab, size_t vocab_len)
+/* Hand split s of d to ds (its ids and labels move; the blob is copied). */
+static lethe_status split_to_dataset(lethe_dataset *ds, text_data *d, text_split *s,
+                                     const char *blob, size_t len, const char *dir, int train)
 {
     memset(ds, 0, sizeof *ds);
+    if (s->n < 1)
+        return lethe_fail(LETHE_ERR_FORMAT, "%s in %s: the %s split is empty", d->name, dir,
+                          train ? "training" : "test");
+    if (!(ds->vocab = malloc(len + 1)))
+        return lethe_fail(LETHE_ERR_NOMEM, "out of memory for a vocabulary of %zu bytes", len);
+    memcpy(ds->vocab, blob, len + 1);
+    ds->vocab_len = len;
+    ds->n = s->n;
+    ds->c = d->vocab.n;
+    ds->h = 1;
+    ds->w = s->T;
+    ds->nclass = d->classes.n;
+    ds->tokens = s->ids;
+    ds->labels = s->labels;
+    s->ids = NULL;
+    s->labels = NULL;
+    for (int k = 0; k < 3; k++) ds->mean[k] = 0.0f, ds->std[k] = 1.0f;
+    snprintf(ds->name, sizeof ds->name, "%s", d->name);
+    return LETHE_OK;
+}
+
+lethe_status text_datasets_load(lethe_dataset *train, lethe_dataset *test, const char *name,
+                                const char *dir, const char *vocab, size_t vocab_len)
+{
+    if (train) memset(train, 0, sizeof *train);
+    if (test) memset(test, 0, sizeof *test);
     if (!dir && strcmp(name, "sms-spam") == 0) dir = LETHE_SMS_SPAM_DIR;
     text_vocab_config cfg;
     text_vocab_config_default(&cfg);
@@ -539,28 +566,12 @@ lethe_status text_dataset_load_vocab(lethe_dataset *ds, const char *name, const 
     if (st != LETHE_OK) return st;
     char *blob = NULL;
     size_t len = 0;
-    text_split *s = train ? &d.train : &d.test;
-    if ((st = text_vocab_write(&d.vocab, &d.classes, &blob, &len)) != LETHE_OK) goto done;
-    if (s->n < 1) {
-        st = lethe_fail(LETHE_ERR_FORMAT, "%s in %s: the %s split is empty", name, dir,
-                        train ? "training" : "test");
-        goto done;
+    st = text_vocab_write(&d.vocab, &d.classes, &blob, &len);
+    if (st == LETHE_OK && train) st = split_to_dataset(train, &d, &d.train, blob, len, dir, 1);
+    if (st == LETHE_OK && test) {
+        st = split_to_dataset(test, &d, &d.test, blob, len, dir, 0);
+        if (st != LETHE_OK && train) lethe_dataset_free(train);
     }
-    ds->n = s->n;
-    ds->c = d.vocab.n;
-    ds->h = 1;
-    ds->w = s->T;
-    ds->nclass = d.classes.n;
-    ds->tokens = s->ids;
-    ds->labels = s->labels;
-    s->ids = NULL;
-    s->labels = NULL;
-    for (int k = 0; k < 3; k++) ds->mean[k] = 0.0f, ds->std[k] = 1.0f;
-    ds->vocab = blob;
-    ds->vocab_len = len;
-    blob = NULL;
-    snprintf(ds->name, sizeof ds->name, "%s", name);
-done:
     free(blob);
     text_data_free(&d);
     return st;

@@ -50,6 +50,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lethe.h"
 
@@ -207,10 +208,16 @@ void text_data_free(text_data *d);
  * T, vocab = the blob of text_vocab_write; the default config. dir NULL:
  * LETHE_SMS_SPAM_DIR for sms-spam. An empty split is an error. */
 lethe_status text_dataset_load(lethe_dataset *ds, const char *name, const char *dir, int train);
-/* The same with a model's vocabulary (text_data_load_vocab); vocab NULL:
- * text_dataset_load. */
-lethe_status text_dataset_load_vocab(lethe_dataset *ds, const char *name, const char *dir,
-                                     int train, const char *vocab, size_t vocab_len);
+/* Both splits from one read and one encoding (either may be NULL), with a
+ * model's vocabulary and classes when vocab is not NULL
+ * (text_data_load_vocab). On an error neither is left loaded. */
+lethe_status text_datasets_load(lethe_dataset *train, lethe_dataset *test, const char *name,
+                                const char *dir, const char *vocab, size_t vocab_len);
+/* 1 when `name` is one of the text data sets (text, sms-spam). */
+static inline int text_dataset_name(const char *name)
+{
+    return strcmp(name, "text") == 0 || strcmp(name, "sms-spam") == 0;
+}
 
 /*
  * How this meets lethe_dataset: text_dataset_load (lethe_dataset_load of

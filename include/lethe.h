@@ -438,13 +438,18 @@ typedef struct {
     int nesterov;
     uint64_t seed;              /* initial weights and data order */
     int init;                   /* 1: initialise θ from the seed first */
-    int augment;                /* 1: each training image padded by 4 black pixels, cropped
-                                   back at random and mirrored with probability 1/2 (the
-                                   CIFAR recipe), drawn from the seed and the step; 0 (the
-                                   default): the images as stored */
+    int augment;                /* LETHE_AUGMENT_CROP_FLIP (1): each training image padded by
+                                   4 black pixels, cropped back at random and mirrored with
+                                   probability 1/2 (the CIFAR recipe); LETHE_AUGMENT_FLIP
+                                   (2): only mirrored; drawn from the seed and the step;
+                                   LETHE_AUGMENT_OFF (0, the default): the images as stored */
     int deterministic;          /* 1: every batch summed in 4 fixed chunks (core/dist.h), so
                                    that mpirun -np 1 to 4 give the same bits; 0 (default) */
 } lethe_train_config;
+/* lethe_train_config.augment's values. */
+#define LETHE_AUGMENT_OFF 0
+#define LETHE_AUGMENT_CROP_FLIP 1
+#define LETHE_AUGMENT_FLIP 2
 /* The PROTOCOL recipe: SGD, momentum 0.9, wd 5e-4, batch 128, lr 0.05
  * cosine to 0 over 8 epochs, seed 0, no augmentation. */
 void lethe_train_config_default(lethe_train_config *c);

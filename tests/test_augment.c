@@ -165,6 +165,56 @@ TEST(augment_draws_cover_every_offset)
     CHECK_MSG(flip[1] > 4200 && flip[1] < 4800, "mirrored %d times of %d", flip[1], T);
 }
 
+TEST(augment_flip_only_mirrors)
+{
+    /* LETHE_AUGMENT_FLIP: the same draws, the crop's corner ignored: each
+     * image is the stored one or its mirror, never shifted, and mirrored
+     * exactly when the crop-and-flip draw says so. */
+    enum { N = 3, C = 2, H = 5, W = 6, B = 9 };
+    lethe_dataset ds;
+    small_set(&ds, N, C, H, W);
+    int32_t idx[B] = {2, 0, 1, 1, 2, 0, 2, 1, 0}, y[B], py[B];
+    float x[B * C * H * W], plain[B * C * H * W];
+    lethe_dataset_batch(&ds, idx, B, plain, py);
+    int flips = 0, shifted_draws = 0;
+    for (uint64_t seed = 0; seed < 20; seed++) {
+        lethe_rng r, q;
+        lethe_rng_seed(&r, seed);
+        lethe_rng_seed(&q, seed);
+        aug_dataset_batch_ex(&ds, idx, B, x, y, &r, 0);
+        for (int i = 0; i < B; i++) {
+            aug_draw d = aug_draw_next(&q);
+            flips += d.flip;
+            shifted_draws += d.dy != AUG_PAD || d.dx != AUG_PAD;
+            CHECK(y[i] == py[i]);
+            for (int ch = 0; ch < C; ch++)
+                for (int row = 0; row < H; row++)
+                    for (int col = 0; col < W; col++) {
+                        int sc = d.flip ? W - 1 - col : col;
+                        float want = plain[((i * C + ch) * H + row) * W + sc];
+                        float got = x[((i * C + ch) * H + row) * W + col];
+                        if (got != want) {
+                            test_fail(__FILE__, __LINE__, "seed %llu image %d (%d,%d,%d): %g, "
+                                      "expected %g", (unsigned long long)seed, i, ch, row, col,
+                                      (double)got, (double)want);
+                            goto next;
+                        }
+                    }
+        }
+    next:;
+    }
+    CHECK(flips > 0 && flips < 20 * B);
+    CHECK(shifted_draws > 0);   /* the draws did ask for shifts; none was applied */
+    /* The rng is left where crop-and-flip leaves it: the same draws used. */
+    lethe_rng r1, r2;
+    lethe_rng_seed(&r1, 7);
+    lethe_rng_seed(&r2, 7);
+    aug_dataset_batch_ex(&ds, idx, B, x, y, &r1, 0);
+    aug_dataset_batch(&ds, idx, B, x, y, &r2);
+    CHECK(lethe_rng_below(&r1, 1u << 30) == lethe_rng_below(&r2, 1u << 30));
+    lethe_dataset_free(&ds);
+}
+
 /* 60 images 3×8×8 in 3 classes (class k: channel k bright). */
 static void colour_set(lethe_dataset *ds, int n)
 {
@@ -229,6 +279,15 @@ TEST(train_augment_seeded)
     CHECK(memcmp(a, b, CAP * sizeof(float)) == 0);    /* seeded: the same θ */
     CHECK_OK(train_once(&ds, 0, 5, plain, CAP));
     CHECK(memcmp(a, plain, CAP * sizeof(float)) != 0);  /* on: another run */
+    /* Flip alone: seeded, and neither the plain run nor crop-and-flip. */
+    CHECK_OK(train_once(&ds, LETHE_AUGMENT_FLIP, 5, b, CAP));
+    CHECK(memcmp(b, plain, CAP * sizeof(float)) != 0);
+    CHECK(memcmp(b, a, CAP * sizeof(float)) != 0);
+    CHECK_OK(train_once(&ds, LETHE_AUGMENT_FLIP, 5, a, CAP));
+    CHECK(memcmp(a, b, CAP * sizeof(float)) == 0);
+    /* Not a mode: refused, with the value named. */
+    CHECK(train_once(&ds, 3, 5, a, CAP) == LETHE_ERR_ARG);
+    CHECK(strstr(lethe_last_error(), "augment 3") != NULL);
     free(a);
     free(b);
     free(plain);

@@ -415,6 +415,40 @@ TEST(help_cli_bench_vit_scenario)
     free(o);
 }
 
+/* --augment flip: the mirror alone, named in the checkpoint's recipe and
+ * the report; an unknown mode lists the four. */
+TEST(help_cli_train_augment_flip)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf db, mb, jb;
+    const char *data = tpath(db, "fmnist-flip"), *model = tpath(mb, "flip.safetensors");
+    const char *json = tpath(jb, "flip.json");
+    static const cli_t_mnist spec = {60, 20, 8, 3, 0, 0, 0, 0};
+    CHECK(cli_t_write_mnist(data, &spec));
+    char args[4096], *o = NULL, *e = NULL;
+    snprintf(args, sizeof args, "train --arch mlp --data-dir '%s' --epochs 1 --augment flip "
+             "--quiet --force --out '%s' --report '%s'", data, model, json);
+    int rc = run(args, &o, &e);
+    CHECK_MSG(rc == 0, "train --augment flip: %d: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "info '%s'", model);
+    rc = run(args, &o, NULL);
+    CHECK_MSG(rc == 0 && o && strstr(o, "augment=flip") && !strstr(o, "crop4"),
+              "info: %s", o ? o : "");
+    free(o);
+    char *j = cli_t_slurp(json, NULL);
+    CHECK_MSG(j && strstr(j, "\"augment_mode\":\t\"flip\"") && strstr(j, "\"augment\":\ttrue"),
+              "report: %s", j ? j : "(none)");
+    free(j);
+    snprintf(args, sizeof args, "train --arch mlp --data-dir '%s' --augment shift --out '%s'",
+             data, model);
+    rc = run(args, NULL, &e);
+    CHECK_MSG(rc == 2 && e && strstr(e, "unknown 'shift' (auto, on, flip, off)"),
+              "bad mode: %d: %s", rc, e ? e : "");
+    free(e);
+}
+
 /* A program outside a source tree (installed) keeps its cache and default
  * reports in $XDG_CACHE_HOME/lethe, never in the current folder, reads
  * PREFIX/share/lethe/tuned.json, and names both. */

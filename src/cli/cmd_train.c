@@ -35,9 +35,10 @@ static const cli_opt opts[] = {
     {"wd", "X", "weight decay (default 5e-4)", 0},
     {"nesterov", NULL, "Nesterov momentum", 1},
     {"seed", "N", "seed of the initial weights and the data order (default 0)", 0},
-    {"augment", "MODE", "auto | on | off: random crop (4 black pixels of padding) and "
-                        "horizontal flip of every training batch, drawn from --seed; auto "
-                        "(default) is on for cifar10 only. Never applied to evaluation", 0},
+    {"augment", "MODE", "auto | on | flip | off: on is a random crop (4 black pixels of "
+                        "padding) and horizontal flip of every training batch, flip the flip "
+                        "alone, drawn from --seed; auto (default) is on for cifar10 only. "
+                        "Never applied to evaluation", 0},
     {"deterministic", NULL, "sum every batch in 4 fixed chunks, so that mpirun -np 1 to 4 "
                             "(and one process) write the same bits (docs/PERFORMANCE.md)", 1},
     CLI_HEADING("outputs"),
@@ -115,12 +116,19 @@ int cmd_train(int argc, char **argv)
     const char *data = cli_str(&a, "data", "fmnist");
     if ((r = cli_check_data("train", data))) return r;
     const char *aug = cli_str(&a, "augment", "auto");
-    if (strcmp(aug, "on") == 0 || strcmp(aug, "off") == 0)
-        cfg.augment = strcmp(aug, "on") == 0;
+    if (strcmp(aug, "on") == 0)
+        cfg.augment = LETHE_AUGMENT_CROP_FLIP;
+    else if (strcmp(aug, "flip") == 0)
+        cfg.augment = LETHE_AUGMENT_FLIP;
+    else if (strcmp(aug, "off") == 0)
+        cfg.augment = LETHE_AUGMENT_OFF;
     else if (strcmp(aug, "auto") == 0)
-        cfg.augment = strcmp(data, "cifar10") == 0;
+        cfg.augment = strcmp(data, "cifar10") == 0 ? LETHE_AUGMENT_CROP_FLIP : LETHE_AUGMENT_OFF;
     else
-        return cli_usage_error("train", "--augment: unknown '%s' (auto, on, off)", aug);
+        return cli_usage_error("train", "--augment: unknown '%s' (auto, on, flip, off)", aug);
+    const char *aug_name = cfg.augment == LETHE_AUGMENT_CROP_FLIP ? "crop4+flip"
+                           : cfg.augment == LETHE_AUGMENT_FLIP   ? "flip"
+                                                                 : "off";
     const char *fspec = cli_str(&a, "forget", NULL);
     lethe_forget_spec spec;
     if (fspec && (r = cli_forget_parse("train", "--forget", fspec, &spec))) return r;
@@ -158,7 +166,9 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "training %s (%zu parameters) on %s: %zu images, %d epochs, batch %d, "
                 "lr %g %s, seed %lu%s\n", arch, n, train.name, sub->n, cfg.epochs, cfg.batch,
                 (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (unsigned long)seed,
-                cfg.augment ? ", augmented (crop 4 + flip)" : "");
+                cfg.augment == LETHE_AUGMENT_CROP_FLIP ? ", augmented (crop 4 + flip)"
+                : cfg.augment == LETHE_AUGMENT_FLIP    ? ", augmented (flip)"
+                                                       : "");
     cli_progress prog;
     cli_progress_init(&prog, "train");
     double t0 = core_now();
@@ -192,7 +202,10 @@ int cmd_train(int argc, char **argv)
              (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (double)cfg.momentum,
              (double)cfg.weight_decay, cfg.nesterov, cfg.epochs, cfg.batch);
     /* Only when on: a checkpoint trained without it keeps its bytes. */
-    if (cfg.augment) strncat(recipe, " augment=crop4+flip", sizeof recipe - strlen(recipe) - 1);
+    if (cfg.augment) {
+        size_t at = strlen(recipe);
+        snprintf(recipe + at, sizeof recipe - at, " augment=%s", aug_name);
+    }
     snprintf(seedb, sizeof seedb, "%lu", (unsigned long)seed);
     snprintf(acc, sizeof acc, "%.2f", acc_test);
     if (fspec && (st = lethe_forget_to_string(&spec, without, sizeof without)) != LETHE_OK)
@@ -228,7 +241,8 @@ int cmd_train(int argc, char **argv)
         cJSON_AddItemToObject(rc_, "momentum", report_float(cfg.momentum));
         cJSON_AddItemToObject(rc_, "wd", report_float(cfg.weight_decay));
         cJSON_AddBoolToObject(rc_, "nesterov", cfg.nesterov);
-        cJSON_AddBoolToObject(rc_, "augment", cfg.augment);
+        cJSON_AddBoolToObject(rc_, "augment", cfg.augment != LETHE_AUGMENT_OFF);
+        cJSON_AddStringToObject(rc_, "augment_mode", aug_name);
         cJSON_AddNumberToObject(rc_, "seed", (double)seed);
         if (fspec) cJSON_AddStringToObject(rc_, "forget", lethe_meta_get(&md, "trained_without"));
         cJSON_AddNumberToObject(root, "images", (double)sub->n);

@@ -148,14 +148,15 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     char shape[64], ncls[16], recipe[128], seed[32];
     snprintf(shape, sizeof shape, "%d,%d,%d", tr->c, tr->h, tr->w);
     snprintf(ncls, sizeof ncls, "%d", tr->nclass);
+    const char *aug = p->sc->augment == LETHE_AUGMENT_CROP_FLIP ? " augment=crop4+flip"
+                      : p->sc->augment == LETHE_AUGMENT_FLIP    ? " augment=flip"
+                                                                : "";
     if (p->sc->adamw)
         snprintf(recipe, sizeof recipe, "adamw lr=%g schedule=cosine wd=%g epochs=%d batch=%d%s",
-                 (double)p->sc->lr, (double)p->sc->wd, p->epochs, p->sc->batch,
-                 p->sc->augment ? " augment=crop4+flip" : "");
+                 (double)p->sc->lr, (double)p->sc->wd, p->epochs, p->sc->batch, aug);
     else
         snprintf(recipe, sizeof recipe, "sgd lr=%g schedule=cosine momentum=0.9 wd=0.0005 "
-                 "epochs=%d batch=128%s", (double)p->sc->lr, p->epochs,
-                 p->sc->augment ? " augment=crop4+flip" : "");
+                 "epochs=%d batch=128%s", (double)p->sc->lr, p->epochs, aug);
     snprintf(seed, sizeof seed, "%lu", (unsigned long)p->seed);
     if ((st = lethe_meta_set(&md, "format", "lethe")) != LETHE_OK ||
         (st = lethe_meta_set(&md, "version", LETHE_VERSION)) != LETHE_OK ||

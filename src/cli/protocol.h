@@ -17,7 +17,7 @@ typedef struct {
     const char *data;       /* fmnist */
     int epochs;             /* the recipe's default epochs (--epochs overrides) */
     float lr;               /* its peak learning rate */
-    int augment;            /* 1: crop 4 + flip on every training batch */
+    int augment;            /* LETHE_AUGMENT_*: crop 4 + flip, or flip, on every training batch */
     int adamw;              /* 1: AdamW with weight decay wd and batch `batch` */
     float wd;
     int batch;

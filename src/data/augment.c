@@ -1,5 +1,6 @@
 /*
- * Random crop with zero padding and horizontal flip (augment.h).
+ * Random crop with zero padding and horizontal flip, or the flip alone
+ * (augment.h).
  *
  * The draws are taken one image after the other from the caller's rng, a
  * chunk of images at a time into a small array on the stack, and the
@@ -23,6 +24,12 @@ aug_draw aug_draw_next(lethe_rng *rng)
 void aug_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n, float *x,
                        int32_t *y, lethe_rng *rng)
 {
+    aug_dataset_batch_ex(ds, idx, n, x, y, rng, 1);
+}
+
+void aug_dataset_batch_ex(const lethe_dataset *ds, const int32_t *idx, int n, float *x,
+                          int32_t *y, lethe_rng *rng, int crop)
+{
     const int C = ds->c, H = ds->h, W = ds->w;
     const size_t hw = (size_t)H * W, chw = (size_t)C * hw;
     /* The normalised value of each byte and channel (C ≤ 3), as
@@ -35,7 +42,10 @@ void aug_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n, float
     aug_draw draw[AUG_CHUNK];
     for (int i0 = 0; i0 < n; i0 += AUG_CHUNK) {
         int m = n - i0 < AUG_CHUNK ? n - i0 : AUG_CHUNK;
-        for (int k = 0; k < m; k++) draw[k] = aug_draw_next(rng);
+        for (int k = 0; k < m; k++) {
+            draw[k] = aug_draw_next(rng);
+            if (!crop) draw[k].dy = draw[k].dx = AUG_PAD;
+        }
 #pragma omp parallel for schedule(static) if ((size_t)m * chw > 65536)
         for (int k = 0; k < m; k++) {
             const int i = i0 + k;

@@ -34,4 +34,11 @@ aug_draw aug_draw_next(lethe_rng *rng);
 void aug_dataset_batch(const lethe_dataset *ds, const int32_t *idx, int n, float *x,
                        int32_t *y, lethe_rng *rng);
 
+/* The same with crop = 0: the draws as above (the same rng use), the
+ * crop's corner ignored (dy = dx = AUG_PAD), only the mirror applied
+ * (LETHE_AUGMENT_FLIP: for images where a shift loses what matters, such
+ * as Fashion-MNIST's centred 28×28 items). */
+void aug_dataset_batch_ex(const lethe_dataset *ds, const int32_t *idx, int n, float *x,
+                          int32_t *y, lethe_rng *rng, int crop);
+
 #endif

@@ -63,7 +63,7 @@ static void train_config_text(char *buf, size_t len, lethe_model *m,
              (unsigned long long)rs_hash_model(m));
     /* Only when on: the states of runs without it keep their config. */
     size_t at = strlen(buf);
-    if (c->augment && at < len) snprintf(buf + at, len - at, " augment=1");
+    if (c->augment && at < len) snprintf(buf + at, len - at, " augment=%d", c->augment);
     at = strlen(buf);
     if (c->deterministic && at < len) snprintf(buf + at, len - at, " deterministic=1");
 }
@@ -227,7 +227,8 @@ static lethe_status train_step(void *ctx, long s, double *samples)
          * resumed run draws the same crops with no state to save. */
         lethe_rng ar;
         lethe_rng_seed(&ar, L->aug_seed ^ ((uint64_t)s * 0x9e3779b97f4a7c15ULL));
-        aug_dataset_batch(L->ds, L->idx, nb, L->x, L->y, &ar);
+        aug_dataset_batch_ex(L->ds, L->idx, nb, L->x, L->y, &ar,
+                             L->augment == LETHE_AUGMENT_CROP_FLIP);
     } else {
         lethe_dataset_batch(L->ds, L->idx, nb, L->x, L->y);
     }
@@ -296,6 +297,9 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     int bs = cfg->batch, c = lethe_model_nclass(m);
     lethe_status st = lethe_model_check_data(m, ds);
     if (st != LETHE_OK) return st;
+    if (cfg->augment < LETHE_AUGMENT_OFF || cfg->augment > LETHE_AUGMENT_FLIP)
+        return lethe_fail(LETHE_ERR_ARG, "augment %d: not a mode (0 off, 1 crop and flip, "
+                          "2 flip)", cfg->augment);
     if (cfg->augment && ds->tokens)
         return lethe_fail(LETHE_ERR_ARG, "data set %s holds texts: crop and flip augment "
                           "images only", ds->name);
@@ -376,7 +380,7 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     p.epochs = cfg->epochs;
     p.lambda = NAN;
     train_loop tl = {m, ds, &opt, &stream, &sched, theta, grad, n, x, losses, dlogits, w, y,
-                     idx, bs, c, px, cfg->augment != 0, cfg->seed ^ 0x6175676d656e7400ULL /* "augment" */,
+                     idx, bs, c, px, cfg->augment, cfg->seed ^ 0x6175676d656e7400ULL /* "augment" */,
                      per_epoch, total, &k, config, &p, chunks};
     core_loop L = {.start = k.step, .total = total, .before_s = k.seconds, .run = run,
                    .cb = cb, .cbctx = ctx, .p = &p, .ctx = &tl, .step = train_step,

@@ -290,7 +290,7 @@ TEST(own_cli_state_dict_without_arch)
 
     char args[4096];
     snprintf(args, sizeof args, "eval --model '%s' --data mnist --data-dir '%s'", bare, dir);
-    expect(1, args, "no 'arch' in the metadata", "--arch mlp|cnn|resnet8");
+    expect(1, args, "no 'arch' in the metadata", "--arch mlp|cnn|resnet8|resnet20|resnet18|vit-tiny");
     snprintf(args, sizeof args, "eval --model '%s' --arch mlp --data mnist --data-dir '%s'", bare,
              dir);
     expect(1, args, "fc1.weight", "(loaded as --arch mlp)");

@@ -1102,3 +1102,78 @@ TEST(resume_cli_pending_signal)
         }
     }
 }
+
+/* The one file in dir whose name starts with prefix and ends with suffix
+ * (into out; 0 when there are none or several). */
+static int one_file(const char *dir, const char *prefix, const char *suffix, path_buf out)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ls %s | grep '^%s.*%s$'", dir, prefix, suffix);
+    FILE *f = popen(cmd, "r");
+    if (!f) return 0;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (n++ == 0) snprintf(out, sizeof(path_buf), "%s/%.120s", dir, line);
+    }
+    pclose(f);
+    return n == 1;
+}
+
+/* bench trains the scenario's original and Retrain for its cache with a
+ * run state beside each (PATH.state): SIGTERM stops it with the state
+ * saved (exit 143, one line naming it), and the same command again goes
+ * on from there, to the very bytes of an uninterrupted bench, and removes
+ * the state. */
+TEST(resume_cli_bench_cached_model)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir("resume")) return;
+    path_buf db, c1, c2, r1, r2, st, m1, m2;
+    const char *data = tpath(db, "bench-fmnist"), *ref = tpath(c1, "bench-cache-ref");
+    const char *cache = tpath(c2, "bench-cache");
+    const char *rep1 = tpath(r1, "bench-ref.json"), *rep2 = tpath(r2, "bench.json");
+    static const cli_t_mnist spec = {300, 60, 12, 4, 0, 0, 0, 0};
+    CHECK(cli_t_write_mnist(data, &spec));
+    const char *common = "bench --scenario fmnist-cw --epochs 3 --methods rl --steps 2 --force";
+    args_t a;
+    char *err = NULL;
+    int rc = run_args_with("bref", words(&a, "%s --data-dir %s --cache %s --report %s --quiet",
+                                         common, data, ref, rep1), &err, SP_ONE_THREAD);
+    CHECK_MSG(rc == 0, "bench exited %d: %s", rc, err ? err : "");
+    free(err);
+
+    /* SIGTERM sent at once: held until the training's handler is in place. */
+    child c;
+    CHECK(spawn(&c, "bint", words(&a, "%s --data-dir %s --cache %s --report %s", common, data,
+                                  cache, rep2), SP_BLOCK | SP_ONE_THREAD, -1));
+    kill(c.pid, SIGTERM);
+    rc = reap(&c);
+    err = cli_t_slurp(c.err, NULL);
+    const char *line = last_line(err);
+    CHECK_MSG(rc == 143, "bench got SIGTERM: exit %d: %s", rc, err ? err : "");
+    CHECK_MSG(one_file(cache, "orig-cnn-fmnist-data-", "\\.safetensors\\.state", st),
+              "no state of the original in %s", cache);
+    char want[1400];
+    snprintf(want, sizeof want, "of training the original; state saved to %s; the same command "
+             "goes on from there", st);
+    CHECK_MSG(strncmp(line, "lethe bench: interrupted at step ", 33) == 0 && strstr(line, want),
+              "'%s'\nexpected '…%s'", line, want);
+    free(err);
+    CHECK(!one_file(cache, "orig-cnn-fmnist-data-", "\\.safetensors", m2) && !cli_t_exists(rep2));
+
+    rc = run_args_with("bres", words(&a, "%s --data-dir %s --cache %s --report %s", common, data,
+                                     cache, rep2), &err, SP_ONE_THREAD);
+    CHECK_MSG(rc == 0, "bench again exited %d: %s", rc, err ? err : "");
+    CHECK_MSG(err && strstr(err, "resuming the original from ") && strstr(err, st),
+              "no resume note: %s", err ? err : "");
+    free(err);
+    CHECK_MSG(!cli_t_exists(st), "the state %s was not removed", st);
+    static const char *const kinds[2] = {"orig-cnn-fmnist-data-", "retrain-cnn-fmnist-class0-data-"};
+    for (int k = 0; k < 2; k++) {
+        CHECK(one_file(ref, kinds[k], "\\.safetensors", m1) &&
+              one_file(cache, kinds[k], "\\.safetensors", m2));
+        CHECK_MSG(same_bytes(m1, m2), "%s: the resumed bench's model differs from the "
+                  "uninterrupted one's", kinds[k]);
+    }
+}

@@ -51,8 +51,10 @@ int cli_error(const char *cmd, const char *fmt, ...)
 
 int cli_lib_error(const char *cmd, lethe_status st)
 {
-    (void)st;
-    return cli_error(cmd, "%s", lethe_last_error());
+    int rc = cli_error(cmd, "%s", lethe_last_error());
+    /* A loop stopped by SIGINT/SIGTERM that saved its state: 130 or 143. */
+    if (st == LETHE_ERR_INTERRUPTED) rc = 128 + (cli_stop_signal() ? cli_stop_signal() : SIGINT);
+    return rc;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)

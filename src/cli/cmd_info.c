@@ -14,7 +14,7 @@
 #include "nn/model.h"
 
 static const cli_opt opts[] = {
-    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18: read a checkpoint whose "
+    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny: read a checkpoint whose "
                      "metadata names no architecture (a PyTorch state_dict) as this one", 0},
     {"data", "NAME", "with --arch, when the metadata has no in_shape or nclass: the data set "
                      "that gives them (default fmnist)", 0},

@@ -129,12 +129,22 @@ static void release_signal(int sig)
     if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == on_signal) signal(sig, SIG_DFL);
 }
 
-int cli_run_end(cli_run *r, const char *cmd, lethe_status st)
+int cli_run_release(cli_run *r)
 {
     release_signal(SIGINT);
     release_signal(SIGTERM);
-    int sig = stop_signal;
     r->ctl.stop = NULL;
+    return stop_signal;
+}
+
+int cli_stop_signal(void)
+{
+    return stop_signal;
+}
+
+int cli_run_end(cli_run *r, const char *cmd, lethe_status st)
+{
+    int sig = cli_run_release(r);
     if (st != LETHE_ERR_INTERRUPTED && !(st == LETHE_OK && sig)) {
         r->finished = st == LETHE_OK;
         return 0;

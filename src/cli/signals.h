@@ -40,6 +40,13 @@ void cli_run_begin(cli_run *r);
  * P; resume with --resume P" and return 128 + the signal (130 for SIGINT,
  * 143 for SIGTERM); otherwise 0. */
 int cli_run_end(cli_run *r, const char *cmd, lethe_status st);
+/* cli_run_end's first half, for loops inside a bigger command (a cached
+ * model's training under bench): the default handlers back, the signal
+ * that stopped the loop returned (0 if none), nothing printed. */
+int cli_run_release(cli_run *r);
+/* The signal that stopped the last loop (0 if none): a command that
+ * reports the interruption itself exits 128 + it. */
+int cli_stop_signal(void);
 /* A failure after the loop: the one error line, plus where the finished
  * run's state is kept when there is one. Returns 1. */
 int cli_run_fail(const cli_run *r, const char *cmd, lethe_status st);

@@ -159,7 +159,8 @@ lethe_status cli_open_model_as(const char *path, const char *arch, const char *d
     if (have) return lethe_checkpoint_open(m, path, md);
     if (!arch)
         return lethe_fail(LETHE_ERR_FORMAT, "%s: no 'arch' in the metadata (a PyTorch "
-                          "state_dict?): name its architecture with --arch mlp|cnn|resnet8",
+                          "state_dict?): name its architecture with --arch mlp|cnn|resnet8|"
+                          "resnet20|resnet18|vit-tiny",
                           path);
     /* A state_dict alone: the input shape and class count from the
      * metadata where it has them, else from the data set it is used on. */

@@ -13,6 +13,7 @@
 
 #include "core/dist.h"
 #include "cli/gen.h"
+#include "cli/signals.h"
 #include "core/fail.h"
 #include "cli/protocol.h"
 #include "cli/report.h"
@@ -70,15 +71,21 @@ lethe_status gen_ensure_ddpm(const char *path, const lethe_dataset *train,
     lethe_diffusion_config_default(&cfg);
     cfg.train.epochs = epochs;
     cfg.train.seed = seed;
+    const char *what = without ? "the Retrain DDPM" : "the original DDPM";
+    cli_run r;
+    if ((st = cli_cache_run_begin(&r, path, what, quiet)) != LETHE_OK) return st;
     if (!quiet)
-        fprintf(stderr, "training the %s DDPM (unet, %d epochs on %zu images; 12 epochs on all "
-                "60,000 take about 30 minutes on 2 cores), cached as %s\n",
-                without ? "Retrain" : "original", epochs, sub->n, path);
+        fprintf(stderr, "training %s (unet, %d epochs on %zu images; 12 epochs on all "
+                "60,000 take about 30 minutes on 2 cores), cached as %s\n", what, epochs,
+                sub->n, path);
     cli_progress prog;
     cli_progress_init(&prog, without ? "retrain ddpm" : "ddpm");
-    st = lethe_train_diffusion(*m, train, sub, s, &cfg, quiet ? NULL : cli_progress_cb, &prog);
+    st = lethe_train_diffusion_run(*m, train, sub, s, &cfg, &r.ctl,
+                                   quiet ? NULL : cli_progress_cb, &prog);
     if (!quiet) cli_progress_done(&prog);
-    if (st == LETHE_OK) st = gen_save(*m, s, train, &cfg, without, path);
+    if ((st = cli_cache_run_end(&r, st, what)) == LETHE_OK &&
+        (st = gen_save(*m, s, train, &cfg, without, path)) == LETHE_OK)
+        cli_cache_run_done(path);
     return st;
 }
 

@@ -104,65 +104,21 @@ void proto_cache_path(proto_ctx *p, const char *stem, const char *tail, char *ou
         snprintf(out, n, "%s", legacy);
 }
 
-/* Train a model for the cache at path, keeping its run state in
- * PATH.state: every 500 steps or 60 s, and when SIGINT or SIGTERM stops
- * it. A state found there is resumed (bitwise the uninterrupted model),
- * so that the next bench, tune, sweep or demo goes on from where the last
- * one stopped: a CIFAR Retrain is an hour on 2 cores. The state is
- * removed once the model is saved (by the caller). */
+/* Train a model for the cache at path, resumable (cli_cache_run_begin). */
 static lethe_status train_resumable(proto_ctx *p, lethe_model *m, const lethe_subset *sub,
                                     const lethe_train_config *cfg, const char *path,
                                     const char *what, cli_progress *prog)
 {
     cli_run r;
-    memset(&r, 0, sizeof r);
-    lethe_run_control_default(&r.ctl);
-    r.ctl.every_steps = 500;
-    r.ctl.every_seconds = 60.0;
-    if (snprintf(r.state, sizeof r.state, "%s.state", path) >= (int)sizeof r.state)
-        return lethe_fail(LETHE_ERR_ARG, "%s: path too long", path);
-    r.ctl.state_path = r.state;
-    lethe_metadata md;
-    if (core_dist_all(access(r.state, R_OK) == 0)) {
-        if (lethe_runstate_read_meta(r.state, &md) != LETHE_OK)
-            return lethe_fail(LETHE_ERR_FORMAT, "%s: not a run state (%s): remove it to train "
-                              "%s from the start", r.state, lethe_last_error(), what);
-        r.ctl.resume_path = r.state;
-        if (!p->quiet) {
-            const char *step = lethe_meta_get(&md, "step"), *total = lethe_meta_get(&md, "total");
-            fprintf(stderr, "resuming %s from %s: step %s of %s\n", what, r.state,
-                    step ? step : "?", total ? total : "?");
-        }
-    }
-    /* The handlers first: a signal after this line stops the loop cleanly. */
-    cli_run_begin(&r);
+    lethe_status st = cli_cache_run_begin(&r, path, what, p->quiet);
+    if (st != LETHE_OK) return st;
     if (!p->quiet)
         fprintf(stderr, "training %s %s on %zu images (%d epochs), cached as %s\n", what,
                 p->sc->arch, sub->n, cfg->epochs, path);
-    lethe_status st = lethe_train_run(m, &p->sp.train, sub, cfg, &r.ctl,
-                                      p->quiet ? NULL : cli_progress_cb, prog);
+    st = lethe_train_run(m, &p->sp.train, sub, cfg, &r.ctl, p->quiet ? NULL : cli_progress_cb,
+                         prog);
     if (!p->quiet) cli_progress_done(prog);
-    int sig = cli_run_release(&r);
-    if (st == LETHE_ERR_MISMATCH && r.ctl.resume_path)
-        return lethe_fail(st, "%s; remove %s to train %s from the start", lethe_last_error(),
-                          r.state, what);
-    if (st == LETHE_ERR_INTERRUPTED || (st == LETHE_OK && sig)) {
-        if (r.ctl.saved_step == r.ctl.step)
-            return lethe_fail(LETHE_ERR_INTERRUPTED, "interrupted at step %ld of training %s; "
-                              "state saved to %s; the same command goes on from there",
-                              r.ctl.step, what, r.state);
-        return lethe_fail(LETHE_ERR_INTERRUPTED, "interrupted at step %ld of training %s; no "
-                          "state saved", r.ctl.step, what);
-    }
-    return st;
-}
-
-/* The cached model's state is done with once the model is on disk. */
-static void drop_state(const char *path)
-{
-    char state[1100];
-    if (!core_dist_root()) return;
-    if (snprintf(state, sizeof state, "%s.state", path) < (int)sizeof state) unlink(state);
+    return cli_cache_run_end(&r, st, what);
 }
 
 static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_subset *sub,
@@ -228,7 +184,7 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
         (without && (st = lethe_meta_set(&md, "trained_without", without)) != LETHE_OK) ||
         (st = lethe_meta_set(&md, "data_fingerprint", p->data_fp)) != LETHE_OK)
         return st;
-    if ((st = lethe_checkpoint_save(*out, &md, path)) == LETHE_OK) drop_state(path);
+    if ((st = lethe_checkpoint_save(*out, &md, path)) == LETHE_OK) cli_cache_run_done(path);
     return st;
 }
 

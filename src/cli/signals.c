@@ -12,6 +12,7 @@
 
 #include "cli/signals.h"
 #include "core/dist.h"
+#include "core/fail.h"
 #include "io/outpath.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -177,4 +178,52 @@ void cli_run_finish(const cli_run *r)
      * written): --state /dev/null stays. */
     char target[PATH_MAX];
     if (io_out_resolve(c->state_path, target, sizeof target) == IO_OUT_FILE) unlink(target);
+}
+
+lethe_status cli_cache_run_begin(cli_run *r, const char *path, const char *what, int quiet)
+{
+    memset(r, 0, sizeof *r);
+    lethe_run_control_default(&r->ctl);
+    r->ctl.every_steps = 500;
+    r->ctl.every_seconds = 60.0;
+    if (snprintf(r->state, sizeof r->state, "%s.state", path) >= (int)sizeof r->state)
+        return lethe_fail(LETHE_ERR_ARG, "%s: path too long", path);
+    r->ctl.state_path = r->state;
+    lethe_metadata md;
+    if (core_dist_all(access(r->state, R_OK) == 0)) {
+        if (lethe_runstate_read_meta(r->state, &md) != LETHE_OK)
+            return lethe_fail(LETHE_ERR_FORMAT, "%s: not a run state (%s): remove it to train "
+                              "%s from the start", r->state, lethe_last_error(), what);
+        r->ctl.resume_path = r->state;
+        const char *step = lethe_meta_get(&md, "step"), *total = lethe_meta_get(&md, "total");
+        if (!quiet)
+            fprintf(stderr, "resuming %s from %s: step %s of %s\n", what, r->state,
+                    step ? step : "?", total ? total : "?");
+    }
+    /* The handlers before the caller's "training …" line: a signal sent
+     * once that line is out stops the loop cleanly. */
+    cli_run_begin(r);
+    return LETHE_OK;
+}
+
+lethe_status cli_cache_run_end(cli_run *r, lethe_status st, const char *what)
+{
+    int sig = cli_run_release(r);
+    if (st == LETHE_ERR_MISMATCH && r->ctl.resume_path)
+        return lethe_fail(st, "%s; remove %s to train %s from the start", lethe_last_error(),
+                          r->state, what);
+    if (st != LETHE_ERR_INTERRUPTED && !(st == LETHE_OK && sig)) return st;
+    if (r->ctl.saved_step == r->ctl.step)
+        return lethe_fail(LETHE_ERR_INTERRUPTED, "interrupted at step %ld of training %s; state "
+                          "saved to %s; the same command goes on from there", r->ctl.step, what,
+                          r->state);
+    return lethe_fail(LETHE_ERR_INTERRUPTED, "interrupted at step %ld of training %s; no state "
+                      "saved", r->ctl.step, what);
+}
+
+void cli_cache_run_done(const char *path)
+{
+    char state[1100];
+    if (!core_dist_root()) return;   /* rank 0 wrote it */
+    if (snprintf(state, sizeof state, "%s.state", path) < (int)sizeof state) unlink(state);
 }

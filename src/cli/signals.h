@@ -47,6 +47,20 @@ int cli_run_release(cli_run *r);
 /* The signal that stopped the last loop (0 if none): a command that
  * reports the interruption itself exits 128 + it. */
 int cli_stop_signal(void);
+/* A model trained for a command's cache (bench's original and Retrain, the
+ * DDPMs) keeps its run state in PATH.state: every 500 steps or 60 s, and
+ * when SIGINT or SIGTERM stops it. begin sets r up for path, with the
+ * state found there to resume ("resuming WHAT from …" on stderr unless
+ * quiet; a file that is no run state is refused) and the handlers in
+ * place; end, after the loop returned st, restores them and turns an
+ * interruption into LETHE_ERR_INTERRUPTED "interrupted at step S of
+ * training WHAT; state saved to P; the same command goes on from there"
+ * (cli_lib_error then exits 128 + the signal), a state of another run
+ * into a line saying to remove it; done removes the state once the model
+ * is saved. A CIFAR Retrain is an hour on 2 cores: no session loses it. */
+lethe_status cli_cache_run_begin(cli_run *r, const char *path, const char *what, int quiet);
+lethe_status cli_cache_run_end(cli_run *r, lethe_status st, const char *what);
+void cli_cache_run_done(const char *path);
 /* A failure after the loop: the one error line, plus where the finished
  * run's state is kept when there is one. Returns 1. */
 int cli_run_fail(const cli_run *r, const char *cmd, lethe_status st);

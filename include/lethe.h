@@ -261,7 +261,9 @@ void lethe_groups_two(lethe_groups *g, int n0, int n1);   /* [0,n0), [n0,n0+n1) 
 typedef enum {
     LETHE_BN_TRAIN,  /* batch statistics, running averages updated */
     LETHE_BN_EVAL,   /* running averages */
-    LETHE_BN_BATCH   /* batch statistics, running averages left alone */
+    LETHE_BN_BATCH,  /* batch statistics, running averages left alone */
+    LETHE_BN_TRAIN_LAST  /* batch statistics; only the last group's move the
+                            running averages (unlearning: the retain batch) */
 } lethe_bn_mode;
 
 typedef struct lethe_model lethe_model;
@@ -701,7 +703,19 @@ typedef struct {
      * (as lethe_train_config.deterministic), so that one process and
      * mpirun -np 2 write the same bits; 0 (default). */
     int deterministic;
+    /* Which batches move batch norm's running averages (models with batch
+     * norm): LETHE_BN_RUNNING_ALL (0, the default) every batch as drawn,
+     * the forget batch's statistics too, as the authors' code and most
+     * implementations have it (each batch forwarded in training mode);
+     * for class-wise forgetting each step then pulls the averages towards
+     * one class's statistics. LETHE_BN_RUNNING_RETAIN (1) only the retain
+     * batches, as a model trained on D_r alone would have them (a step
+     * with no retain batch, GA's, leaves them). docs/RESULTS.md
+     * "cifar10-cw" measures both. */
+    int bn_running;
 } lethe_unlearn_config;
+#define LETHE_BN_RUNNING_ALL 0
+#define LETHE_BN_RUNNING_RETAIN 1
 void lethe_unlearn_config_default(lethe_unlearn_config *c);
 
 /* One step of the trace (NaN where a method has no such value). */

@@ -101,7 +101,9 @@ static void bn_forward(float *out, float *xhat, float *mean_out, float *istd,
                 is = 1.0 / sqrt(var + eps);
                 /* --deterministic: a set's chunks share its statistics,
                  * which move the running averages once (its first). */
-                if (mode == LETHE_BN_TRAIN && k % run_every == 0) {
+                if ((mode == LETHE_BN_TRAIN ||
+                     (mode == LETHE_BN_TRAIN_LAST && k >= g->n - run_every)) &&
+                    k % run_every == 0) {
                     /* One value per channel: PyTorch refuses; keep var finite. */
                     double unbiased = n_st > 1 ? ss / (double)(n_st - 1) : var;
                     run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);

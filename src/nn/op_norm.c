@@ -54,6 +54,7 @@ static void bn_forward(nn_pass *p)
     /* A batch a group; --deterministic's chunks of one batch count once. */
     const core_dist_plan *pl = core_dist_plan_for(g);
     if (p->mode == LETHE_BN_TRAIN) nn_tdata(m, nd->t_nb)[0] += (float)(pl ? pl->sets : g->n);
+    else if (p->mode == LETHE_BN_TRAIN_LAST) nn_tdata(m, nd->t_nb)[0] += 1.0f;
 }
 
 static void bn_backward(nn_pass *p)

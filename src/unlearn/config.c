@@ -45,6 +45,7 @@ void lethe_unlearn_config_default(lethe_unlearn_config *c)
     c->w_decay = 0.01f;
     c->retain_weight = 1.0f;
     c->esd_eta = 1.0f;
+    c->bn_running = LETHE_BN_RUNNING_ALL;
     for (int k = 0; k < LETHE_METHOD_OPTS; k++) c->method_opt[k] = NAN;
 }
 

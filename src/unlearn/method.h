@@ -107,6 +107,7 @@ typedef struct ul_ctx {
     const float *logits;        /* of the last forward, model-owned */
     lethe_groups g;             /* [0, nf), [nf, nf + nr) */
     int cur_nf;                 /* forgetting rows of the current draw (0 when only B_r) */
+    int draw_nf, draw_nr;       /* the current draw's forget and retain rows, whole batch */
     float lr;                   /* α_t of the current step */
     float eps;                  /* ε_t */
     void *state;                /* method's own (owned by the method) */

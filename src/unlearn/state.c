@@ -60,6 +60,8 @@ void ul_config_text(char *buf, size_t len, const ul_ctx *c, long T, uint64_t the
                               (unsigned long long)rs_hash_ints(g->unseen->idx, g->unseen->n));
     if (k < sizeof more && g->deterministic)
         k += (size_t)snprintf(more + k, sizeof more - k, " deterministic=1");
+    if (k < sizeof more && g->bn_running != LETHE_BN_RUNNING_ALL)
+        k += (size_t)snprintf(more + k, sizeof more - k, " bn_running=%d", g->bn_running);
     /* Options in method_opt slots (methods added through the registry). */
     const ul_method *meth = ul_find_method(g->method);
     for (int i = 0; meth && i < meth->nparams && k < sizeof more; i++)

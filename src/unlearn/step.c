@@ -100,6 +100,8 @@ static float dist_mean_loss(const ul_ctx *c, int from, int count)
 void ul_draw(ul_ctx *c, int forget, int retain, int rl_forget)
 {
     int nf = forget ? c->nf : 0, nr = retain ? c->nr : 0, reuse = 0;
+    c->draw_nf = nf;
+    c->draw_nr = nr;
     if (nf) {
         lethe_stream_next(&c->fs, nf, 1, c->idx);
         lethe_dataset_batch(c->ds, c->idx, nf, c->x, c->y);
@@ -164,8 +166,20 @@ static int drawn(const ul_ctx *c) { return c->g.start[c->g.n]; }
 /* The rows drawn over every rank (the passes counted are the global batch's). */
 static int drawn_all(const ul_ctx *c) { return dist_on(c) ? c->dist_all : drawn(c); }
 
+/* A training-mode forward of a draw ([B_f, B_r]: the retain rows last)
+ * under lethe_unlearn_config.bn_running: with RETAIN only B_r's
+ * statistics move batch norm's running averages, and a draw of B_f alone
+ * leaves them. */
+static lethe_bn_mode bn_mode_of(const ul_ctx *c, lethe_bn_mode mode)
+{
+    if (mode != LETHE_BN_TRAIN || c->cfg->bn_running == LETHE_BN_RUNNING_ALL) return mode;
+    if (!c->draw_nr) return LETHE_BN_BATCH;
+    return c->draw_nf ? LETHE_BN_TRAIN_LAST : LETHE_BN_TRAIN;
+}
+
 lethe_status ul_forward(ul_ctx *c, lethe_bn_mode mode)
 {
+    mode = bn_mode_of(c, mode);
     int n = drawn(c);
     c->res->fwd_samples += drawn_all(c);
     lethe_status st = c->task_err;

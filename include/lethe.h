@@ -710,12 +710,15 @@ typedef struct {
      * for class-wise forgetting each step then pulls the averages towards
      * one class's statistics. LETHE_BN_RUNNING_RETAIN (1) only the retain
      * batches, as a model trained on D_r alone would have them (a step
-     * with no retain batch, GA's, leaves them). docs/RESULTS.md
-     * "cifar10-cw" measures both. */
+     * with no retain batch, GA's, leaves them). LETHE_BN_RUNNING_FROZEN (2)
+     * the averages stay as they are and normalise every batch (evaluation
+     * mode): the steps see the model as it is evaluated. docs/RESULTS.md
+     * "cifar10-cw" measures the three. */
     int bn_running;
 } lethe_unlearn_config;
 #define LETHE_BN_RUNNING_ALL 0
 #define LETHE_BN_RUNNING_RETAIN 1
+#define LETHE_BN_RUNNING_FROZEN 2
 void lethe_unlearn_config_default(lethe_unlearn_config *c);
 
 /* One step of the trace (NaN where a method has no such value). */

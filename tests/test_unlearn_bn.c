@@ -156,11 +156,33 @@ TEST(unlearn_bn_running_retain_only)
     lethe_model *rl = unlearned(m0, &t, "rl", 0), *rl_all = unlearned(m0, &t, "rl", 1);
     CHECK(rl && rl_all && !same_buffers(rl, rl_all) && same_theta(rl, rl_all));
 
+    /* Frozen: the averages stay, and normalise the steps (so θ moves
+     * otherwise than with batch statistics). */
+    lethe_unlearn_config f;
+    lethe_unlearn_config_default(&f);
+    lethe_model *rf = toy_clone(m0, &t);
+    CHECK(rf != NULL);
+    if (rf) {
+        f.method = "rl";
+        f.steps = 6;
+        f.batch = TOY_BS;
+        f.lr = 0.01f;
+        f.seed = 3;
+        f.bn_running = LETHE_BN_RUNNING_FROZEN;
+        lethe_unlearn_result r;
+        CHECK_OK(lethe_unlearn(rf, &t.ds, &t.forget, &t.retain, &f, &r, NULL, NULL));
+        lethe_unlearn_result_free(&r);
+        CHECK_MSG(same_buffers(rf, m0), "frozen: the averages moved");
+        CHECK(rl && !same_theta(rf, rl) && !same_theta(rf, m0));
+    }
+    lethe_model_free(rf);
     /* Settable by name, refused out of range. */
     CHECK_OK(lethe_unlearn_set(&d, "bn_running", "retain"));
     CHECK(d.bn_running == LETHE_BN_RUNNING_RETAIN);
     d.method = "rl";
-    d.bn_running = 2;
+    CHECK_OK(lethe_unlearn_set(&d, "bn_running", "frozen"));
+    CHECK(d.bn_running == LETHE_BN_RUNNING_FROZEN);
+    d.bn_running = 3;
     CHECK(lethe_unlearn_validate(&d) == LETHE_ERR_ARG);
 
     lethe_model_free(ga);

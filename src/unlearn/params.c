@@ -42,9 +42,10 @@ static const lethe_param common[] = {
          "diffusion: ℓ_r = X·denoising MSE, in every method (default 1)"),
     {"seed", NULL, LETHE_PARAM_INT, "N", "seed of batches and random labels (default 0)", NULL, 0,
      9.2e18, 0, 0, NULL, LETHE_STORE_U64, FIELD(seed), 0},
-    CHOICE("bn_running", NULL, bn_running, "all|retain",
+    CHOICE("bn_running", NULL, bn_running, "all|retain|frozen",
            "batch norm's running averages move with every batch, forget batches too (all, "
-           "the default) or with the retain batches only (retain)"),
+           "the default), with the retain batches only (retain), or stay and normalise "
+           "every batch (frozen: evaluation mode)"),
 };
 
 /* The surgery family (uses_eps: eupmu*, ungrad*): ℓ_u's kind, ε, D. */

@@ -91,9 +91,9 @@ lethe_status lethe_unlearn_validate(const lethe_unlearn_config *c)
     if (!(c->retain_weight > 0.0f) || !isfinite(c->retain_weight))
         return lethe_fail(LETHE_ERR_ARG, "the retain weight must be > 0, got %g",
                           (double)c->retain_weight);
-    if (c->bn_running != LETHE_BN_RUNNING_RETAIN && c->bn_running != LETHE_BN_RUNNING_ALL)
-        return lethe_fail(LETHE_ERR_ARG, "bn_running %d: not a choice (0 all, 1 retain)",
-                          c->bn_running);
+    if (c->bn_running < LETHE_BN_RUNNING_ALL || c->bn_running > LETHE_BN_RUNNING_FROZEN)
+        return lethe_fail(LETHE_ERR_ARG, "bn_running %d: not a choice (0 all, 1 retain, "
+                          "2 frozen)", c->bn_running);
     if (!(c->esd_eta >= 0.0f) || !isfinite(c->esd_eta))
         return lethe_fail(LETHE_ERR_ARG, "ESD's eta must be >= 0, got %g", (double)c->esd_eta);
     const ul_method *meth = ul_find_method(c->method);

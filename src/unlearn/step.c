@@ -169,10 +169,11 @@ static int drawn_all(const ul_ctx *c) { return dist_on(c) ? c->dist_all : drawn(
 /* A training-mode forward of a draw ([B_f, B_r]: the retain rows last)
  * under lethe_unlearn_config.bn_running: with RETAIN only B_r's
  * statistics move batch norm's running averages, and a draw of B_f alone
- * leaves them. */
+ * leaves them; FROZEN normalises with them and leaves them. */
 static lethe_bn_mode bn_mode_of(const ul_ctx *c, lethe_bn_mode mode)
 {
     if (mode != LETHE_BN_TRAIN || c->cfg->bn_running == LETHE_BN_RUNNING_ALL) return mode;
+    if (c->cfg->bn_running == LETHE_BN_RUNNING_FROZEN) return LETHE_BN_EVAL;
     if (!c->draw_nr) return LETHE_BN_BATCH;
     return c->draw_nf ? LETHE_BN_TRAIN_LAST : LETHE_BN_TRAIN;
 }

@@ -32,11 +32,15 @@ typedef struct {
     int nclass;
 } obj_ctx;
 
+/* The batch-norm mode of the checks: batch statistics, or the running
+ * averages (unlearning's --bn-running frozen). */
+static lethe_bn_mode fd_mode = LETHE_BN_BATCH;
+
 static double objective(void *ctx)
 {
     obj_ctx *c = ctx;
     const float *lg = NULL;
-    if (lethe_model_forward(c->m, c->x, NB, c->g, LETHE_BN_BATCH, &lg) != LETHE_OK) return NAN;
+    if (lethe_model_forward(c->m, c->x, NB, c->g, fd_mode, &lg) != LETHE_OK) return NAN;
     double s = 0.0;
     for (int i = 0; i < NB * c->nclass; i++) s += (double)c->r[i] * lg[i];
     return s;
@@ -141,6 +145,15 @@ TEST_KSETS(model_gradients_finite_differences_resnet8)
  * time under ASan (six minutes at 28×28 on every set). 125 of its 130
  * entries are within 2%, on one thread or two; at 16 to 24 pixels more
  * kinks lie within the step, and 117 to 121 are. */
+/* Evaluation mode (unlearning's --bn-running frozen): batch norm the fixed
+ * affine map of the running averages (at their initial 0 and 1). */
+TEST(model_gradients_finite_differences_resnet8_eval_mode)
+{
+    fd_mode = LETHE_BN_EVAL;
+    model_fd_at("resnet8", 1, 12, 3);
+    fd_mode = LETHE_BN_BATCH;
+}
+
 TEST(model_gradients_finite_differences_resnet20)
 {
     if (slow_under_asan()) return;

@@ -303,6 +303,47 @@ TEST(help_cli_tuned_named_must_exist)
     expect(2, args, "no-such-tuned.json: no such file", NULL);
 }
 
+/* Every entry of the shipped settings file (configs/tuned.json beside the
+ * program's tree) reads and validates: a hand-edited entry with a typo in
+ * an option or a value out of range fails here, not in a user's bench. */
+TEST(help_cli_shipped_settings_all_valid)
+{
+    if (!cli_t_have_bin()) return;
+    char dir[PATH_MAX], cand[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s", getenv("LETHE_BIN"));
+    char *slash = strrchr(dir, '/');
+    if (!slash) return;
+    *slash = '\0';
+    snprintf(cand, sizeof cand, "%s/../configs/tuned.json", dir);
+    char *text = cli_t_slurp(cand, NULL);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK_MSG(root != NULL, "%s: missing or not JSON", cand);
+    int entries = 0;
+    const cJSON *scn, *meth;
+    lethe_ddpm sched;   /* the diffusion scenario's entries validate with one */
+    CHECK_OK(lethe_ddpm_init(&sched, LETHE_DDPM_T, LETHE_DDPM_BETA1, LETHE_DDPM_BETAT));
+    cJSON_ArrayForEach(scn, root) {
+        if (!cJSON_IsObject(scn)) continue;   /* "_note" */
+        cJSON_ArrayForEach(meth, scn) {
+            if (!cJSON_IsObject(meth)) continue;
+            lethe_unlearn_config c;
+            lethe_unlearn_config_default(&c);
+            c.method = meth->string;
+            if (strstr(scn->string, "ddpm")) c.ddpm = &sched;
+            lethe_status st = lethe_settings_read(cand, scn->string, meth->string, &c);
+            CHECK_MSG(st == LETHE_OK, "%s: %s/%s: %s", cand, scn->string, meth->string,
+                      lethe_last_error());
+            entries++;
+        }
+    }
+    CHECK_MSG(entries >= 60, "%d entries read", entries);
+    cJSON *cw = cJSON_GetObjectItemCaseSensitive(root, "cifar10-cw");
+    CHECK(cw && cJSON_GetObjectItemCaseSensitive(cw, "eupmu-fast"));
+    lethe_ddpm_free(&sched);
+    cJSON_Delete(root);
+    free(text);
+}
+
 /* Started in another folder, demo finds the settings of the tree it was
  * built in (build/lethe → configs/tuned.json) and says so. */
 TEST(help_cli_settings_beside_the_program)

@@ -16,8 +16,10 @@ for f in lib/liblethe.a lib/liblethe.so lib/liblethe.so.0 include/lethe.h lib/pk
          bin/lethe share/man/man1/lethe.1 share/man/man1/lethe-unlearn.1 share/lethe/tuned.json; do
     [ -e "$prefix/$f" ] || fail "$f was not installed"
 done
-readelf -d "$prefix/lib/liblethe.so" | grep -q 'SONAME.*\[liblethe\.so\.0\]' || fail "no soname liblethe.so.0"
-man -l "$prefix/share/man/man1/lethe-unlearn.1" 2>/dev/null | grep -q -- "--utility-budget" ||
+readelf -d "$prefix/lib/liblethe.so" > "$tmp/readelf.txt"
+grep -q 'SONAME.*\[liblethe\.so\.0\]' "$tmp/readelf.txt" || fail "no soname liblethe.so.0"
+man -l "$prefix/share/man/man1/lethe-unlearn.1" > "$tmp/man.txt" 2>/dev/null || true
+grep -q -- "--utility-budget" "$tmp/man.txt" ||
     fail "lethe-unlearn(1) lacks an option of lethe help unlearn"
 
 # A program outside the tree, as its users build it.
@@ -29,7 +31,9 @@ cp examples/hello_lethe.c "$tmp/user/"
     cc hello_lethe.c $(pkg-config --cflags --libs lethe) -o hello_lethe
     LD_LIBRARY_PATH="$prefix/lib" ./hello_lethe
 ) || fail "the example program did not build or run against the installed library"
-ldd "$tmp/user/hello_lethe" | grep -q "liblethe.so.0" || fail "the example is not linked to liblethe.so.0"
+# Into a file first: with pipefail, grep -q closing the pipe early can fail ldd (SIGPIPE).
+ldd "$tmp/user/hello_lethe" > "$tmp/ldd.txt" 2>&1 || true
+grep -q "liblethe.so.0" "$tmp/ldd.txt" || fail "the example is not linked to liblethe.so.0"
 
 make -s abi-check
 

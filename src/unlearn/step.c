@@ -172,6 +172,8 @@ static int drawn_all(const ul_ctx *c) { return dist_on(c) ? c->dist_all : drawn(
  * leaves them; FROZEN normalises with them and leaves them. */
 static lethe_bn_mode bn_mode_of(const ul_ctx *c, lethe_bn_mode mode)
 {
+    /* (The retain loss after a step, ul_eval_loss, follows the same rule:
+     * δ_t compares losses of the model as the steps see it.) */
     if (mode != LETHE_BN_TRAIN || c->cfg->bn_running == LETHE_BN_RUNNING_ALL) return mode;
     if (c->cfg->bn_running == LETHE_BN_RUNNING_FROZEN) return LETHE_BN_EVAL;
     if (!c->draw_nr) return LETHE_BN_BATCH;
@@ -346,7 +348,9 @@ lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
     const float *logits;
     lethe_status st = c->task->cond ? c->task->cond(c, from) : LETHE_OK;
     if (st == LETHE_OK)
-        st = lethe_model_forward(c->m, c->x + (size_t)from * c->px, count, &g, LETHE_BN_BATCH,
+        st = lethe_model_forward(c->m, c->x + (size_t)from * c->px, count, &g,
+                                 c->cfg->bn_running == LETHE_BN_RUNNING_FROZEN ? LETHE_BN_EVAL
+                                                                               : LETHE_BN_BATCH,
                                  &logits);
     core_dist_plan_use(NULL);
     if (st != LETHE_OK) return st;

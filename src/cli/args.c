@@ -356,6 +356,13 @@ const char *cli_join(const char *const *names, int n, char *buf, size_t cap)
     return buf;
 }
 
+const char *cli_augment_name(int augment)
+{
+    return augment == LETHE_AUGMENT_CROP_FLIP ? "crop4+flip"
+           : augment == LETHE_AUGMENT_FLIP    ? "flip"
+                                              : "off";
+}
+
 int cli_unknown_choice(const char *cmd, const char *what, const char *word,
                        const char *const *names, int n)
 {

@@ -50,10 +50,13 @@ int cli_parse_pos(cli_args *a, const char *cmd, const char *usage, const cli_opt
 /* 0 if `name` is a registered unlearning method; else 2 after one line
  * "lethe CMD: OPT: unknown method 'x' (did you mean 'y'? known: …)". */
 int cli_check_method(const char *cmd, const char *opt, const char *name);
-/* Usage error (returns 2) for a word that is none of names[0..n): "lethe
- * CMD: unknown WHAT 'word' (did you mean 'x'? known: a, b, c)". */
 /* names[0..n) as "a, b, c" in buf (cut at cap); buf. */
 const char *cli_join(const char *const *names, int n, char *buf, size_t cap);
+/* lethe_train_config.augment's name in recipes and reports: "crop4+flip",
+ * "flip" or "off". */
+const char *cli_augment_name(int augment);
+/* Usage error (returns 2) for a word that is none of names[0..n): "lethe
+ * CMD: unknown WHAT 'word' (did you mean 'x'? known: a, b, c)". */
 int cli_unknown_choice(const char *cmd, const char *what, const char *word,
                        const char *const *names, int n);
 /* The name among names[0..n) nearest to word (edit distance, a swap of

@@ -16,8 +16,9 @@ static const cli_opt opts[] = {
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help (a "
                      "diffusion checkpoint takes that form by itself)", 0},
     {"model", "FILE", "checkpoint to evaluate (required)", 0},
-    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny: load a checkpoint whose "
-                     "metadata names no architecture (a PyTorch state_dict) as this one", 0},
+    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny: load a "
+                     "checkpoint whose metadata names no architecture (a PyTorch "
+                     "state_dict) as this one", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 | idx[:K] | cifar:K (default: the "
                      "checkpoint's)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},

@@ -14,8 +14,9 @@
 #include "nn/model.h"
 
 static const cli_opt opts[] = {
-    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny: read a checkpoint whose "
-                     "metadata names no architecture (a PyTorch state_dict) as this one", 0},
+    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny: read a "
+                     "checkpoint whose metadata names no architecture (a PyTorch "
+                     "state_dict) as this one", 0},
     {"data", "NAME", "with --arch, when the metadata has no in_shape or nclass: the data set "
                      "that gives them (default fmnist)", 0},
     {"data-dir", "DIR", "folder of that data set", 0},

@@ -24,8 +24,9 @@ static const cli_opt opts[] = {
     {"model", "FILE", "instead of --scenario: the trained original model", 0},
     {"forget", "SPEC", "with --model: class:C | random:P% | indices:FILE", 0},
     {"reference", "FILE", "with --model: the Retrain model (gaps and the Retrain mark)", 0},
-    {"arch", "NAME", "with --model: mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny, for a checkpoint "
-                     "whose metadata names no architecture (a PyTorch state_dict)", 0},
+    {"arch", "NAME", "with --model: mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny, "
+                     "for a checkpoint whose metadata names no architecture (a PyTorch "
+                     "state_dict)", 0},
     {"data", "NAME", "with --model: data set (default: the checkpoint's)", 0},
     {"forget-seed", "N", "with --model: seed of a random forget set (default 0)", 0},
     {"data-dir", "DIR", "folder of the data set", 0},

@@ -126,9 +126,7 @@ int cmd_train(int argc, char **argv)
         cfg.augment = strcmp(data, "cifar10") == 0 ? LETHE_AUGMENT_CROP_FLIP : LETHE_AUGMENT_OFF;
     else
         return cli_usage_error("train", "--augment: unknown '%s' (auto, on, flip, off)", aug);
-    const char *aug_name = cfg.augment == LETHE_AUGMENT_CROP_FLIP ? "crop4+flip"
-                           : cfg.augment == LETHE_AUGMENT_FLIP   ? "flip"
-                                                                 : "off";
+    const char *aug_name = cli_augment_name(cfg.augment);
     const char *fspec = cli_str(&a, "forget", NULL);
     lethe_forget_spec spec;
     if (fspec && (r = cli_forget_parse("train", "--forget", fspec, &spec))) return r;
@@ -164,11 +162,10 @@ int cmd_train(int argc, char **argv)
     lethe_model_theta(m, &n);
     if (!quiet)
         fprintf(stderr, "training %s (%zu parameters) on %s: %zu images, %d epochs, batch %d, "
-                "lr %g %s, seed %lu%s\n", arch, n, train.name, sub->n, cfg.epochs, cfg.batch,
+                "lr %g %s, seed %lu%s%s%s\n", arch, n, train.name, sub->n, cfg.epochs, cfg.batch,
                 (double)cfg.lr, cli_str(&a, "schedule", "cosine"), (unsigned long)seed,
-                cfg.augment == LETHE_AUGMENT_CROP_FLIP ? ", augmented (crop 4 + flip)"
-                : cfg.augment == LETHE_AUGMENT_FLIP    ? ", augmented (flip)"
-                                                       : "");
+                cfg.augment ? ", augmented (" : "", cfg.augment ? aug_name : "",
+                cfg.augment ? ")" : "");
     cli_progress prog;
     cli_progress_init(&prog, "train");
     double t0 = core_now();

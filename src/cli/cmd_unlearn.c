@@ -15,8 +15,9 @@ static const cli_opt opts[] = {
     {"task", "NAME", "classification (default) | diffusion: see --task diffusion --help (a "
                      "diffusion checkpoint takes that form by itself)", 0},
     {"model", "FILE", "the trained model (.safetensors; required)", 0},
-    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny: load a checkpoint whose "
-                     "metadata names no architecture (a PyTorch state_dict) as this one", 0},
+    {"arch", "NAME", "mlp | cnn | resnet8 | resnet20 | resnet18 | vit-tiny: load a "
+                     "checkpoint whose metadata names no architecture (a PyTorch "
+                     "state_dict) as this one", 0},
     {"forget", "SPEC", "what to forget (required): class:C[,C…] | random:P% | indices:FILE", 0},
     {"forget-seed", "N", "seed of a random forget set (default 0)", 0},
     {"data", "NAME", "fmnist | mnist | cifar10 | idx[:K] | cifar:K (default: the "

@@ -162,9 +162,8 @@ static lethe_status ensure_model(proto_ctx *p, const char *path, const lethe_sub
     char shape[64], ncls[16], recipe[128], seed[32];
     snprintf(shape, sizeof shape, "%d,%d,%d", tr->c, tr->h, tr->w);
     snprintf(ncls, sizeof ncls, "%d", tr->nclass);
-    const char *aug = p->sc->augment == LETHE_AUGMENT_CROP_FLIP ? " augment=crop4+flip"
-                      : p->sc->augment == LETHE_AUGMENT_FLIP    ? " augment=flip"
-                                                                : "";
+    char aug[32] = "";
+    if (p->sc->augment) snprintf(aug, sizeof aug, " augment=%s", cli_augment_name(p->sc->augment));
     if (p->sc->adamw)
         snprintf(recipe, sizeof recipe, "adamw lr=%g schedule=cosine wd=%g epochs=%d batch=%d%s",
                  (double)p->sc->lr, (double)p->sc->wd, p->epochs, p->sc->batch, aug);

@@ -180,13 +180,19 @@ void cli_run_finish(const cli_run *r)
     if (io_out_resolve(c->state_path, target, sizeof target) == IO_OUT_FILE) unlink(target);
 }
 
+/* The run state of the cache model at path: PATH.state (0 if too long). */
+static int cache_state(char *buf, size_t n, const char *path)
+{
+    return snprintf(buf, n, "%s.state", path) < (int)n;
+}
+
 lethe_status cli_cache_run_begin(cli_run *r, const char *path, const char *what, int quiet)
 {
     memset(r, 0, sizeof *r);
     lethe_run_control_default(&r->ctl);
     r->ctl.every_steps = 500;
     r->ctl.every_seconds = 60.0;
-    if (snprintf(r->state, sizeof r->state, "%s.state", path) >= (int)sizeof r->state)
+    if (!cache_state(r->state, sizeof r->state, path))
         return lethe_fail(LETHE_ERR_ARG, "%s: path too long", path);
     r->ctl.state_path = r->state;
     lethe_metadata md;
@@ -223,7 +229,7 @@ lethe_status cli_cache_run_end(cli_run *r, lethe_status st, const char *what)
 
 void cli_cache_run_done(const char *path)
 {
-    char state[1100];
+    char state[sizeof ((cli_run *)0)->state];
     if (!core_dist_root()) return;   /* rank 0 wrote it */
-    if (snprintf(state, sizeof state, "%s.state", path) < (int)sizeof state) unlink(state);
+    if (cache_state(state, sizeof state, path)) unlink(state);
 }

@@ -166,16 +166,16 @@ static int drawn(const ul_ctx *c) { return c->g.start[c->g.n]; }
 /* The rows drawn over every rank (the passes counted are the global batch's). */
 static int drawn_all(const ul_ctx *c) { return dist_on(c) ? c->dist_all : drawn(c); }
 
-/* A training-mode forward of a draw ([B_f, B_r]: the retain rows last)
- * under lethe_unlearn_config.bn_running: with RETAIN only B_r's
- * statistics move batch norm's running averages, and a draw of B_f alone
- * leaves them; FROZEN normalises with them and leaves them. */
+/* A forward of a draw ([B_f, B_r]: the retain rows last) under
+ * lethe_unlearn_config.bn_running: FROZEN normalises every batch with the
+ * running averages and leaves them (the retain loss after a step too, so
+ * that δ_t compares losses of the model as the steps see it); with RETAIN
+ * only B_r's statistics move them in training mode, and a draw of B_f
+ * alone leaves them. */
 static lethe_bn_mode bn_mode_of(const ul_ctx *c, lethe_bn_mode mode)
 {
-    /* (The retain loss after a step, ul_eval_loss, follows the same rule:
-     * δ_t compares losses of the model as the steps see it.) */
-    if (mode != LETHE_BN_TRAIN || c->cfg->bn_running == LETHE_BN_RUNNING_ALL) return mode;
     if (c->cfg->bn_running == LETHE_BN_RUNNING_FROZEN) return LETHE_BN_EVAL;
+    if (mode != LETHE_BN_TRAIN || c->cfg->bn_running == LETHE_BN_RUNNING_ALL) return mode;
     if (!c->draw_nr) return LETHE_BN_BATCH;
     return c->draw_nf ? LETHE_BN_TRAIN_LAST : LETHE_BN_TRAIN;
 }
@@ -349,9 +349,7 @@ lethe_status ul_eval_loss(ul_ctx *c, int from, int count, float *loss)
     lethe_status st = c->task->cond ? c->task->cond(c, from) : LETHE_OK;
     if (st == LETHE_OK)
         st = lethe_model_forward(c->m, c->x + (size_t)from * c->px, count, &g,
-                                 c->cfg->bn_running == LETHE_BN_RUNNING_FROZEN ? LETHE_BN_EVAL
-                                                                               : LETHE_BN_BATCH,
-                                 &logits);
+                                 bn_mode_of(c, LETHE_BN_BATCH), &logits);
     core_dist_plan_use(NULL);
     if (st != LETHE_OK) return st;
     *loss = c->task->eval_loss(c, logits, from, count);

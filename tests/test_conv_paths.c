@@ -157,6 +157,9 @@ static const int cases[][11] = {
     {2, 2, 1, 12, 12, 4, 3, 1, 1, 1, 1},   /* one input channel (first layers) */
     {2, 3, 3, 11, 10, 5, 5, 1, 2, 1, 0},   /* 5×5, few channels: direct dW over 25 positions */
     {2, 2, 2, 9, 8, 7, 1, 1, 0, 0, 0},     /* 1×1 stride 1, few channels */
+    {2, 3, 16, 8, 8, 10, 3, 1, 1, 1, 0},   /* 8×8: the direct kernel on rows only */
+    {1, 2, 8, 16, 16, 6, 3, 1, 1, 0, 0},   /* 16×16 (plain: two vectors a row) */
+    {2, 3, 8, 16, 16, 9, 3, 2, 1, 1, 0},   /* stride 2 onto 8×8 phase planes */
 };
 
 TEST_KSETS(conv2d_every_lowering_matches_double_reference)
@@ -229,4 +232,97 @@ TEST_KSETS(conv2d_input_affine_equals_normalised_input)
                       relu, gc_max_abs_diff(dw1, dw2, nw));
             free(x); free(xn); free(w); free(g); free(ws); free(o1); free(o2); free(dw1); free(dw2);
         }
+}
+
+/* Term by term what the direct kernel adds: fused in the SIMD sets, a
+ * product then a sum in the generic one (and in a native build without
+ * FMA). */
+static float chain_step(int fused, float acc, float w, float x)
+{
+    if (fused) return fmaf(w, x, acc);
+    volatile float p = w * x;   /* no contraction into an FMA */
+    return acc + p;
+}
+
+static int kset_fused(void)
+{
+    const char *k = test_kset();
+    if (!k || !strcmp(k, "generic")) return 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!strcmp(k, "native")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return 1;
+}
+
+/* The direct kernel's bits, whichever tiles compute them (columns of the
+ * padded grid, or rows only on 8- and 16-wide planes): each forward value
+ * is one chain over input channels, then kernel positions, from zero; each
+ * input-gradient value one chain over output channels, then positions.
+ * The shapes that take it: stride 1 on planes too small for Winograd or
+ * with fast paths off, and stride 2 on phase planes. */
+TEST_KSETS(conv2d_direct_kernel_is_one_chain)
+{
+    /* n, c, h, w, oc, stride, fast paths */
+    static const int shapes[][7] = {
+        {2, 16, 8, 8, 10, 1, 1}, {2, 8, 7, 7, 5, 1, 1},  {1, 8, 16, 16, 6, 1, 0},
+        {2, 8, 16, 16, 9, 2, 1}, {1, 8, 4, 4, 12, 1, 1}, {1, 9, 8, 12, 5, 1, 0},
+    };
+    const int fused = kset_fused();
+    for (int t = 0; t < (int)(sizeof shapes / sizeof shapes[0]); t++) {
+        const int *cs = shapes[t], N = cs[0];
+        nn_conv_set_fast_paths(cs[6]);
+        nn_conv_shape s;
+        nn_conv_shape_set(&s, N, cs[1], cs[2], cs[3], cs[4], 3, cs[5], 1);
+        const size_t ni = (size_t)N * s.c * s.h * s.w, nw = (size_t)s.oc * s.c * 9;
+        const size_t no = (size_t)N * s.oc * s.oh * s.ow;
+        lethe_rng rng;
+        lethe_rng_seed(&rng, 300 + t);
+        float *in = fz(ni), *w = fz(nw), *out = fz(no), *g = fz(no), *din = fz(ni);
+        float *ws = fz(nn_conv2d_workspace(&s));
+        gc_fill(&rng, in, ni, -1, 1);
+        gc_fill(&rng, w, nw, -0.3f, 0.3f);
+        gc_fill(&rng, g, no, -1, 1);
+        for (size_t i = 0; i < nn_conv2d_workspace(&s); i++) ws[i] = 1e6f;   /* dirty */
+        const nn_epilogue ep = {0};
+        nn_conv2d_forward_ex(out, NULL, in, w, NULL, &s, &ep, ws);
+        lethe_groups gr;
+        gc_groups(&gr, N, 0);
+        nn_conv2d_backward_ex(din, 0, NULL, NULL, g, out, NULL, in, w, &s, &ep, &gr, ws);
+        int bad_out = 0, bad_din = 0;
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < s.oc; o++)
+                for (int y = 0; y < s.oh; y++)
+                    for (int x = 0; x < s.ow; x++) {
+                        float acc = 0.0f;
+                        for (int c = 0; c < s.c; c++)
+                            for (int k = 0; k < 9; k++) {
+                                const int iy = y * s.stride - 1 + k / 3, ix = x * s.stride - 1 + k % 3;
+                                const float v = iy < 0 || iy >= s.h || ix < 0 || ix >= s.w ? 0.0f
+                                    : in[(((size_t)n * s.c + c) * s.h + iy) * s.w + ix];
+                                acc = chain_step(fused, acc, w[((size_t)o * s.c + c) * 9 + k], v);
+                            }
+                        bad_out += acc != out[(((size_t)n * s.oc + o) * s.oh + y) * s.ow + x];
+                    }
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < s.c; c++)
+                for (int iy = 0; iy < s.h; iy++)
+                    for (int ix = 0; ix < s.w; ix++) {
+                        float acc = 0.0f;
+                        for (int o = 0; o < s.oc; o++)
+                            for (int k = 0; k < 9; k++) {
+                                const int sy = iy + 1 - k / 3, sx = ix + 1 - k % 3;
+                                if (sy % s.stride || sx % s.stride) continue;   /* another phase */
+                                const int y = sy / s.stride, x = sx / s.stride;
+                                if (sy < 0 || sx < 0 || y >= s.oh || x >= s.ow) continue;
+                                acc = chain_step(fused, acc, w[((size_t)o * s.c + c) * 9 + k],
+                                                 g[(((size_t)n * s.oc + o) * s.oh + y) * s.ow + x]);
+                            }
+                        bad_din += acc != din[(((size_t)n * s.c + c) * s.h + iy) * s.w + ix];
+                    }
+        CHECK_MSG(bad_out == 0, "shape %d: %d of %zu outputs differ from the chain", t, bad_out, no);
+        CHECK_MSG(bad_din == 0, "shape %d: %d of %zu input gradients differ from the chain", t,
+                  bad_din, ni);
+        free(in); free(w); free(out); free(g); free(din); free(ws);
+    }
+    nn_conv_set_fast_paths(1);
 }

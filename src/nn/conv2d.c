@@ -848,9 +848,9 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                  * no col at all. */
                 fill_p(sl.p, x, s, &q, m, af, a);
                 for (int i = 0; i < m; i++)
-                    conv_direct(dst + (size_t)i * q.cps, (size_t)cc, s->oc, q.cps,
-                                sl.p + (size_t)i * q.pps, q.pplane, s->c, toff, wtap,
-                                s->kh * s->kw);
+                    conv_direct_rows(dst + (size_t)i * q.cps, (size_t)cc, s->oc, s->oh, s->ow,
+                                     (size_t)q.tl, sl.p + (size_t)i * q.pps, q.pplane, s->c,
+                                     toff, wtap, s->kh * s->kw);
             } else {
                 if (q.padded) {
                     fill_p(sl.p, x, s, &q, m, af, a);
@@ -1094,8 +1094,9 @@ static void chunk_din(const conv_bwd *c, const conv_slot *sl, const float *tc, i
                         toff[n] = q->dfront - tap_in(s, q, k);
                         wtap[n++] = c->wk + (size_t)k * s->oc * s->c;
                     }
-                conv_direct(dP + (size_t)ph * s->c * q->pplane + q->d0, q->pplane, s->c,
-                            (int)q->dn, tp + q->d0, q->dlen, s->oc, toff, wtap, n);
+                conv_direct_rows(dP + (size_t)ph * s->c * q->pplane + q->d0, q->pplane, s->c,
+                                 q->poly ? s->oh : s->h, q->poly ? s->ow : s->w,
+                                 (size_t)q->wp, tp + q->d0, q->dlen, s->oc, toff, wtap, n);
             }
             if (q->poly) phases_put(dst + (size_t)i * c->in_plane, add, dP, s, q);
             else interior_put(dst + (size_t)i * c->in_plane, add, dP, s, q);

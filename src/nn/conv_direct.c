@@ -126,6 +126,78 @@ void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_
     }
 }
 
+/* The same sums over whole vectors of a plane's rows only (w a multiple
+ * of VW): vector t of the plane starts at column (t / vpr)·rs + (t % vpr)·VW
+ * (vpr = w / VW vectors a row). Tiles of ROWS channels × nv ≤ VECS
+ * vectors, nv a constant in each inlined copy. */
+static inline __attribute__((always_inline)) void
+tile_rows(const int r, const int nv, float *out, size_t ocs, const size_t *off, const float *in,
+          size_t ics, int nin, const size_t *toff, const float *const *wtap, int kk, int nout,
+          int o0)
+{
+    vec acc[ROWS][VECS];
+#pragma GCC unroll 8
+    for (int i = 0; i < r; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) acc[i][v] = vzero();
+    for (int c = 0; c < nin; c++) {
+        const float *pc = in + (size_t)c * ics;
+        const size_t wc = (size_t)c * nout + (size_t)o0;
+        for (int k = 0; k < kk; k++) {
+            const float *p = pc + toff[k];
+            vec x[VECS];
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) x[v] = vloadu(p + off[v]);
+            const float *w = wtap[k] + wc;
+#pragma GCC unroll 8
+            for (int i = 0; i < r; i++) {
+                const vec b = vbcast(w[i]);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++) acc[i][v] = vfma(b, x[v], acc[i][v]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < r; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) vstoreu(out + (size_t)(o0 + i) * ocs + off[v], acc[i][v]);
+}
+
+static inline __attribute__((always_inline)) void
+rows_tiles(const int nv, float *out, size_t ocs, int nout, const size_t *off, const float *in,
+           size_t ics, int nin, const size_t *toff, const float *const *wtap, int kk)
+{
+    int o0 = 0;
+    for (; o0 + ROWS <= nout; o0 += ROWS)
+        tile_rows(ROWS, nv, out, ocs, off, in, ics, nin, toff, wtap, kk, nout, o0);
+    for (; o0 < nout; o0++) tile_rows(1, nv, out, ocs, off, in, ics, nin, toff, wtap, kk, nout, o0);
+}
+
+void conv_direct_rows(float *out, size_t ocs, int nout, int rows, int w, size_t rs,
+                      const float *in, size_t ics, int nin, const size_t *toff,
+                      const float *const *wtap, int kk)
+{
+    if (w % VW != 0 || rs == (size_t)w) {   /* the span, junk included (none when rs = w) */
+        conv_direct(out, ocs, nout, (int)((size_t)(rows - 1) * rs + (size_t)w), in, ics, nin, toff,
+                    wtap, kk);
+        return;
+    }
+    const int vpr = w / VW, nvec = rows * vpr;
+    for (int t0 = 0; t0 < nvec; t0 += VECS) {
+        size_t off[VECS];
+        const int nv = nvec - t0 < VECS ? nvec - t0 : VECS;
+        for (int v = 0; v < nv; v++)
+            off[v] = (size_t)((t0 + v) / vpr) * rs + (size_t)((t0 + v) % vpr) * VW;
+        switch (nv) {
+        case VECS: rows_tiles(VECS, out, ocs, nout, off, in, ics, nin, toff, wtap, kk); break;
+#if VECS > 2
+        case 2: rows_tiles(2, out, ocs, nout, off, in, ics, nin, toff, wtap, kk); break;
+#endif
+        default: rows_tiles(1, out, ocs, nout, off, in, ics, nin, toff, wtap, kk); break;
+        }
+    }
+}
+
 /* Weight gradient: a tile of DO output channels × DK kernel positions,
  * each a vector of partial sums over columns, reduced at the end. Per
  * column vector: DO + DK loads for DO·DK FMAs. */
@@ -226,6 +298,14 @@ void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_
                 for (int j = 0; j < n; j++) dst[j] += w * p[j];
             }
     }
+}
+
+void conv_direct_rows(float *out, size_t ocs, int nout, int rows, int w, size_t rs,
+                      const float *in, size_t ics, int nin, const size_t *toff,
+                      const float *const *wtap, int kk)
+{
+    conv_direct(out, ocs, nout, (int)((size_t)(rows - 1) * rs + (size_t)w), in, ics, nin, toff,
+                wtap, kk);
 }
 
 void conv_direct_dw(float *dwt, int nout, int n, const float *in, size_t ics, int nin,

@@ -18,6 +18,15 @@
 void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,
                  const size_t *toff, const float *const *wtap, int kk);
 
+/* The same sums at the columns j = y·rs + x (y < rows, x < w) of a grid
+ * with rows of stride rs only: a plane without the junk columns between
+ * its rows, which conv_direct over the span ((rows − 1)·rs + w columns)
+ * computes too. Each value has conv_direct's bits (the same chain of
+ * fused multiply-adds); the columns between rows are left as they were. */
+void conv_direct_rows(float *out, size_t ocs, int nout, int rows, int w, size_t rs,
+                      const float *in, size_t ics, int nin, const size_t *toff,
+                      const float *const *wtap, int kk);
+
 /* The weight gradient the same way, for convs with few input channels
  * (a network's first layer, where it is a long, thin product):
  *     dwt[(c·kk + k)·nout + o] += Σ_{j < n} in[c·ics + toff[k] + j] · t[o·ocs + j]

@@ -97,6 +97,7 @@
 #define nn_verff NN_KNAME(nn_verff, NN_KSET)
 /* Called only from inside a set (conv2d.c). */
 #define conv_direct NN_KNAME(conv_direct, NN_KSET)
+#define conv_direct_rows NN_KNAME(conv_direct_rows, NN_KSET)
 #define conv_direct_dw NN_KNAME(conv_direct_dw, NN_KSET)
 #define wino_weights NN_KNAME(wino_weights, NN_KSET)
 #define wino_weights_adjoint NN_KNAME(wino_weights_adjoint, NN_KSET)

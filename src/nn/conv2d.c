@@ -119,12 +119,13 @@ typedef struct {
     int wino;          /* Winograd F(2×2, 3×3): 16 products per chunk (winograd.h) */
     int poly;          /* stride 2 on four phase planes, as shifted products */
     size_t pps;        /* floats of P per sample (padded only) */
-    /* Shifted products' input gradient (chunk_din): dP[j] for j in [d0,
-     * d0 + dn) (the first to the last interior value of a plane) gathers
-     * the output gradient at j − shift, read from a copy with dfront zeros
-     * before each row (the largest shift) and zeros after, dlen floats a
-     * row. */
-    size_t d0, dn, dfront, dlen;
+    /* Shifted products' input gradient (chunk_din): the interior of a
+     * plane, drows rows of dcols values from dP[d0] (rows wp apart),
+     * gathers the output gradient at j − shift, read from a copy with
+     * dfront zeros before each row (the largest shift) and zeros after,
+     * dlen floats a row. */
+    size_t d0, dfront, dlen;
+    int drows, dcols;
     int th, tx;        /* tile rows and tiles per row, junk included (wino only) */
     plane_lay tlay;    /* rows of an output plane within t */
     plane_lay play;    /* rows of a padded input plane P (padded only) */
@@ -191,7 +192,8 @@ static conv_geom geom(const nn_conv_shape *s)
         q.mfl = round16(16 * (size_t)s->oc * q.nb * tiles);
         q.pps = (size_t)s->c * q.pplane;
         q.poly = 0;
-        q.d0 = q.dn = q.dfront = q.dlen = 0;
+        q.d0 = q.dfront = q.dlen = 0;
+        q.drows = q.dcols = 0;
         q.slot = q.vfl + q.mfl + round16((size_t)s->oc * q.cmax) + round16((size_t)q.nb * q.pps);
         return q;
     }
@@ -221,15 +223,17 @@ static conv_geom geom(const nn_conv_shape *s)
     if (q.poly) q.pplane = round16((size_t)(s->oh + 1) * q.wp + 1);
     else q.pplane = q.padded ? round16((size_t)(s->h + 2 * s->pad) * q.wp + (size_t)s->kw) : 0;
     q.pps = (size_t)(q.poly ? 4 : 1) * s->c * q.pplane;
-    q.d0 = q.dn = q.dfront = q.dlen = 0;
+    q.d0 = q.dfront = q.dlen = 0;
+    q.drows = q.dcols = 0;
     if (q.shift) {
         /* Phase planes: rows 1 … OH, columns 1 … OW; else the input's. */
-        const int rows = q.poly ? s->oh : s->h, cols = q.poly ? s->ow : s->w;
+        q.drows = q.poly ? s->oh : s->h;
+        q.dcols = q.poly ? s->ow : s->w;
         const int pad = q.poly ? 1 : s->pad;
         q.d0 = (size_t)pad * q.wp + (size_t)pad;
-        q.dn = (size_t)(rows - 1) * q.wp + (size_t)cols;
+        const size_t dn = (size_t)(q.drows - 1) * q.wp + (size_t)q.dcols;   /* first to last */
         q.dfront = q.poly ? (size_t)q.wp + 1 : (size_t)(s->kh - 1) * q.wp + (size_t)(s->kw - 1);
-        q.dlen = round16(q.d0 + q.dn + q.dfront);
+        q.dlen = round16(q.d0 + dn + q.dfront);
     }
     const size_t per = ((size_t)q.ckk + (size_t)s->oc) * (size_t)q.cps + q.pps;
     int nb = q.cps > 0 ? (CONV_COLS + q.cps - 1) / q.cps : 1;
@@ -1095,8 +1099,7 @@ static void chunk_din(const conv_bwd *c, const conv_slot *sl, const float *tc, i
                         wtap[n++] = c->wk + (size_t)k * s->oc * s->c;
                     }
                 conv_direct_rows(dP + (size_t)ph * s->c * q->pplane + q->d0, q->pplane, s->c,
-                                 q->poly ? s->oh : s->h, q->poly ? s->ow : s->w,
-                                 (size_t)q->wp, tp + q->d0, q->dlen, s->oc, toff, wtap, n);
+                                 q->drows, q->dcols, (size_t)q->wp, tp + q->d0, q->dlen, s->oc, toff, wtap, n);
             }
             if (q->poly) phases_put(dst + (size_t)i * c->in_plane, add, dP, s, q);
             else interior_put(dst + (size_t)i * c->in_plane, add, dP, s, q);

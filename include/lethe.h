@@ -447,13 +447,16 @@ typedef struct {
                                    LETHE_AUGMENT_OFF (0, the default): the images as stored */
     int deterministic;          /* 1: every batch summed in 4 fixed chunks (core/dist.h), so
                                    that mpirun -np 1 to 4 give the same bits; 0 (default) */
+    float warmup;               /* epochs of linear warm-up: over the first W = round(warmup ×
+                                   batches per epoch) steps the schedule's rate is scaled by
+                                   (t + 1) / W; 0 (default): none. At most epochs */
 } lethe_train_config;
 /* lethe_train_config.augment's values. */
 #define LETHE_AUGMENT_OFF 0
 #define LETHE_AUGMENT_CROP_FLIP 1
 #define LETHE_AUGMENT_FLIP 2
 /* The PROTOCOL recipe: SGD, momentum 0.9, wd 5e-4, batch 128, lr 0.05
- * cosine to 0 over 8 epochs, seed 0, no augmentation. */
+ * cosine to 0 over 8 epochs, seed 0, no augmentation, no warm-up. */
 void lethe_train_config_default(lethe_train_config *c);
 
 /* What a long run reports as it goes (the library never prints). */

@@ -490,6 +490,44 @@ TEST(help_cli_train_augment_flip)
     free(e);
 }
 
+/* --warmup: named in the checkpoint's recipe and the report; longer than
+ * the run, or negative, is a usage error naming the option. */
+TEST(help_cli_train_warmup)
+{
+    if (!cli_t_have_bin() || !cli_t_mkdir(SUB)) return;
+    path_buf db, mb, jb;
+    const char *data = tpath(db, "fmnist-warm"), *model = tpath(mb, "warm.safetensors");
+    const char *json = tpath(jb, "warm.json");
+    static const cli_t_mnist spec = {60, 20, 8, 3, 0, 0, 0, 0};
+    CHECK(cli_t_write_mnist(data, &spec));
+    char args[4096], *o = NULL, *e = NULL;
+    snprintf(args, sizeof args, "train --arch mlp --data-dir '%s' --epochs 2 --warmup 0.5 "
+             "--quiet --force --out '%s' --report '%s'", data, model, json);
+    int rc = run(args, &o, &e);
+    CHECK_MSG(rc == 0, "train --warmup 0.5: %d: %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    snprintf(args, sizeof args, "info '%s'", model);
+    rc = run(args, &o, NULL);
+    CHECK_MSG(rc == 0 && o && strstr(o, "epochs=2 batch=128 warmup=0.5"), "info: %s",
+              o ? o : "");
+    free(o);
+    char *j = cli_t_slurp(json, NULL);
+    CHECK_MSG(j && strstr(j, "\"warmup_epochs\":\t0.5"), "report: %s", j ? j : "(none)");
+    free(j);
+    snprintf(args, sizeof args, "train --arch mlp --data-dir '%s' --epochs 2 --warmup 3 "
+             "--force --out '%s'", data, model);
+    rc = run(args, NULL, &e);
+    CHECK_MSG(rc == 2 && e && strstr(e, "--warmup 3: longer than the run's 2 epochs"),
+              "too long: %d: %s", rc, e ? e : "");
+    free(e);
+    snprintf(args, sizeof args, "train --arch mlp --data-dir '%s' --warmup -1 --force "
+             "--out '%s'", data, model);
+    rc = run(args, NULL, &e);
+    CHECK_MSG(rc == 2 && e && strstr(e, "--warmup"), "negative: %d: %s", rc, e ? e : "");
+    free(e);
+}
+
 /* A program outside a source tree (installed) keeps its cache and default
  * reports in $XDG_CACHE_HOME/lethe, never in the current folder, reads
  * PREFIX/share/lethe/tuned.json, and names both. */

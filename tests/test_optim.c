@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lethe.h"
+#include "optim/optim.h"
 
 static const float theta0[3] = {1.0f, 2.0f, -3.0f};
 static const float target[3] = {0.5f, -1.25f, 2.0f};
@@ -249,4 +250,18 @@ TEST(schedule_parse)
           strstr(msg, "step"));
     CHECK(lethe_schedule_parse(&s, NULL) == LETHE_ERR_ARG);
     CHECK(lethe_schedule_parse(&s, "Cosine") == LETHE_ERR_ARG);
+}
+
+/* Training's linear warm-up: lr·(t + 1)/W over the first W steps, by hand
+ * for W = 4 (0.025, 0.05, 0.075, then 0.1), and nothing without one. */
+TEST(schedule_linear_warmup)
+{
+    static const float want[6] = {0.025f, 0.05f, 0.075f, 0.1f, 0.1f, 0.1f};
+    for (long t = 0; t < 6; t++) CHECK_NEAR(optim_warmup_lr(0.1f, t, 4), want[t], 1e-9);
+    CHECK(optim_warmup_lr(0.1f, 0, 0) == 0.1f && optim_warmup_lr(0.1f, 3, -2) == 0.1f);
+    CHECK(optim_warmup_lr(0.1f, 0, 1) == 0.1f);
+    /* On a schedule: the factor times the cosine's rate at that step. */
+    lethe_schedule s = {.kind = LETHE_SCHED_COSINE, .lr0 = 0.1f, .total = 100};
+    CHECK_NEAR(optim_warmup_lr(lethe_schedule_lr(&s, 25), 25, 50),
+               0.0853553390593274 * 26.0 / 50.0, 1e-8);
 }

@@ -30,6 +30,9 @@ static const cli_opt opts[] = {
     {"lr", "X", "learning rate (default 0.05)", 0},
     {"schedule", "NAME", "how the learning rate changes: cosine | constant | step (default "
                          "cosine)", 0},
+    {"warmup", "EPOCHS", "linear warm-up: over the first EPOCHS epochs (fractions allowed) the "
+                         "rate rises from lr/W to the schedule's, W the warm-up's steps "
+                         "(default 0: none)", 0},
     {"optimizer", "NAME", "sgd | adamw (default sgd)", 0},
     {"momentum", "X", "SGD momentum (default 0.9)", 0},
     {"wd", "X", "weight decay (default 5e-4)", 0},
@@ -86,21 +89,26 @@ int cmd_train(int argc, char **argv)
     lethe_train_config cfg;
     lethe_train_config_default(&cfg);
     long epochs, batch, seed, fseed;
-    double lr, mom, wd;
+    double lr, mom, wd, warm;
     if (cli_int(&a, "epochs", cfg.epochs, 1, 10000, &epochs) ||
         cli_int(&a, "batch", cfg.batch, 1, 4096, &batch) ||
         cli_int(&a, "seed", 0, 0, LONG_MAX, &seed) ||
         cli_int(&a, "forget-seed", 0, 0, LONG_MAX, &fseed) ||
         cli_float(&a, "lr", cfg.lr, 1e-12, 100, &lr) ||
         cli_float(&a, "momentum", cfg.momentum, 0, 0.9999, &mom) ||
-        cli_float(&a, "wd", cfg.weight_decay, 0, 1, &wd))
+        cli_float(&a, "wd", cfg.weight_decay, 0, 1, &wd) ||
+        cli_float(&a, "warmup", 0, 0, 10000, &warm))
         return 2;
+    if (warm > (double)epochs)
+        return cli_usage_error("train", "--warmup %g: longer than the run's %ld epoch%s", warm,
+                               epochs, epochs == 1 ? "" : "s");
     cfg.epochs = (int)epochs;
     cfg.batch = (int)batch;
     cfg.seed = (uint64_t)seed;
     cfg.lr = (float)lr;
     cfg.momentum = (float)mom;
     cfg.weight_decay = (float)wd;
+    cfg.warmup = (float)warm;
     cfg.nesterov = cli_flag(&a, "nesterov");
     cfg.deterministic = cli_flag(&a, "deterministic");
     lethe_schedule sch;
@@ -203,6 +211,10 @@ int cmd_train(int argc, char **argv)
         size_t at = strlen(recipe);
         snprintf(recipe + at, sizeof recipe - at, " augment=%s", aug_name);
     }
+    if (cfg.warmup > 0.0f) {
+        size_t at = strlen(recipe);
+        snprintf(recipe + at, sizeof recipe - at, " warmup=%g", (double)cfg.warmup);
+    }
     snprintf(seedb, sizeof seedb, "%lu", (unsigned long)seed);
     snprintf(acc, sizeof acc, "%.2f", acc_test);
     if (fspec && (st = lethe_forget_to_string(&spec, without, sizeof without)) != LETHE_OK)
@@ -235,6 +247,7 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(rc_, "batch", cfg.batch);
         cJSON_AddItemToObject(rc_, "lr", report_float(cfg.lr));
         cJSON_AddStringToObject(rc_, "schedule", cli_str(&a, "schedule", "cosine"));
+        cJSON_AddItemToObject(rc_, "warmup_epochs", report_float(cfg.warmup));
         cJSON_AddItemToObject(rc_, "momentum", report_float(cfg.momentum));
         cJSON_AddItemToObject(rc_, "wd", report_float(cfg.weight_decay));
         cJSON_AddBoolToObject(rc_, "nesterov", cfg.nesterov);

@@ -19,4 +19,10 @@ void optim_sgd_step(lethe_optim *o, float *theta, const float *g,
 void optim_adamw_step(lethe_optim *o, float *theta, const float *g,
                       const uint8_t *mask, float lr);
 
+/* Linear warm-up (lethe_train_config.warmup): lr·(t + 1)/warm for the
+ * steps t < warm, lr from then on (and always when warm <= 0). PyTorch's
+ * LinearLR(start_factor = 1/warm, total_iters = warm - 1) chained onto the
+ * schedule. */
+float optim_warmup_lr(float lr, long t, long warm);
+
 #endif

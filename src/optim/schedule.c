@@ -4,9 +4,11 @@
  *   cosine    lr0·½·(1 + cos(π·t/total)), t clamped to [0, total]
  *             (PyTorch CosineAnnealingLR, eta_min 0, stepped every step)
  *   step      lr0·gamma^⌊t/step_every⌋ (PyTorch StepLR)
+ * and training's linear warm-up, a factor on any of them.
  */
 #include "lethe.h"
 #include "core/fail.h"
+#include "optim/optim.h"
 
 #include <math.h>
 #include <string.h>
@@ -27,6 +29,12 @@ float lethe_schedule_lr(const lethe_schedule *s, long t)
         return (float)(s->lr0 * pow((double)s->gamma, (double)(t / s->step_every)));
     }
     return s->lr0;
+}
+
+float optim_warmup_lr(float lr, long t, long warm)
+{
+    if (warm <= 0 || t >= warm) return lr;
+    return (float)((double)lr * (double)(t < 0 ? 1 : t + 1) / (double)warm);
 }
 
 lethe_status lethe_schedule_parse(lethe_schedule *s, const char *name)

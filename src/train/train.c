@@ -21,6 +21,7 @@
 #include "data/augment.h"
 #include "io/runstate.h"
 #include "nn/model.h"
+#include "optim/optim.h"
 
 void lethe_train_config_default(lethe_train_config *c)
 {
@@ -36,6 +37,7 @@ void lethe_train_config_default(lethe_train_config *c)
     c->init = 1;
     c->augment = 0;
     c->deterministic = 0;
+    c->warmup = 0.0f;
 }
 
 /* What a state holds beyond θ, the optimiser and the stream. */
@@ -66,6 +68,8 @@ static void train_config_text(char *buf, size_t len, lethe_model *m,
     if (c->augment && at < len) snprintf(buf + at, len - at, " augment=%d", c->augment);
     at = strlen(buf);
     if (c->deterministic && at < len) snprintf(buf + at, len - at, " deterministic=1");
+    at = strlen(buf);
+    if (c->warmup > 0.0f && at < len) snprintf(buf + at, len - at, " warmup=%.9g", (double)c->warmup);
 }
 
 static lethe_status train_save(const char *path, lethe_model *m, const lethe_optim *opt,
@@ -139,6 +143,7 @@ typedef struct {
     int augment;
     uint64_t aug_seed;      /* with the step, the seed of that step's crops and flips */
     long per_epoch, total;
+    long warmup;            /* steps of linear warm-up (0: none) */
     train_sums *k;
     const char *config;
     lethe_progress *p;
@@ -255,7 +260,8 @@ static lethe_status train_step(void *ctx, long s, double *samples)
     k->correct += correct;
     k->loss_sum += bl;
     k->seen += nb;
-    lethe_optim_step(L->opt, L->theta, L->grad, NULL, lethe_schedule_lr(L->sched, s));
+    lethe_optim_step(L->opt, L->theta, L->grad, NULL,
+                     optim_warmup_lr(lethe_schedule_lr(L->sched, s), s, L->warmup));
     if (!lethe_vec_finite(L->theta, L->n))
         return numeric(s + 1, "a parameter after the update", first_bad(L->theta, L->n),
                        " (lower the learning rate)");
@@ -293,6 +299,9 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     }
     if (cfg->epochs < 1 || cfg->batch < 1 || !(cfg->lr > 0.0f) || !isfinite(cfg->lr))
         return lethe_fail(LETHE_ERR_ARG, "training needs epochs >= 1, batch >= 1, lr > 0");
+    if (!(cfg->warmup >= 0.0f && cfg->warmup <= (float)cfg->epochs))
+        return lethe_fail(LETHE_ERR_ARG, "warm-up of %g epochs: not between 0 and the %d "
+                          "epochs of the run", (double)cfg->warmup, cfg->epochs);
     if (!sub || sub->n == 0) return lethe_fail(LETHE_ERR_ARG, "training set is empty");
     int bs = cfg->batch, c = lethe_model_nclass(m);
     lethe_status st = lethe_model_check_data(m, ds);
@@ -349,6 +358,7 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     long per_epoch = (long)((sub->n + (size_t)bs - 1) / (size_t)bs);
     long total = per_epoch * cfg->epochs;
     lethe_schedule sched = {cfg->schedule, cfg->lr, total, per_epoch, 0.1f};
+    long warmup = lround((double)cfg->warmup * (double)per_epoch);
     char config[512];
     train_config_text(config, sizeof config, m, ds, sub, cfg, n);
     if (cfg->deterministic) {
@@ -381,7 +391,7 @@ lethe_status lethe_train_run(lethe_model *m, const lethe_dataset *ds, const leth
     p.lambda = NAN;
     train_loop tl = {m, ds, &opt, &stream, &sched, theta, grad, n, x, losses, dlogits, w, y,
                      idx, bs, c, px, cfg->augment, cfg->seed ^ 0x6175676d656e7400ULL /* "augment" */,
-                     per_epoch, total, &k, config, &p, chunks};
+                     per_epoch, total, warmup, &k, config, &p, chunks};
     core_loop L = {.start = k.step, .total = total, .before_s = k.seconds, .run = run,
                    .cb = cb, .cbctx = ctx, .p = &p, .ctx = &tl, .step = train_step,
                    .save = train_loop_save};

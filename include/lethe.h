@@ -109,8 +109,13 @@ const char *lethe_last_error(void);
  * OpenBLAS is set to one thread (two pools on the same cores fight:
  * measured 2-4x slower on 2 cores); an OpenMP or sequential OpenBLAS is
  * left alone. threads > 0 sets OpenMP's thread count (omp_set_num_threads);
- * 0 keeps its default (OMP_NUM_THREADS, else every core). Both settings
- * belong to the whole process, other libraries in it included. Without
+ * 0 keeps its default (OMP_NUM_THREADS, else every core). Where OpenBLAS
+ * fell back to SSE-only kernels on a CPU it does not know (0.3.21, Debian
+ * 12's, picks Prescott on Intel's Sapphire and Emerald Rapids), the first
+ * call switches it to the widest kernels the CPU runs (SkylakeX, Haswell
+ * or Sandybridge; about 2x faster products), unless OPENBLAS_CORETYPE is
+ * set: `lethe info --system` shows which. These settings belong to the
+ * whole process, other libraries in it included. Without
  * this call the library still works, with OpenBLAS's own threads and
  * Lethe's kernels on one thread: slower, and sums may round differently
  * from an initialised run's. LETHE_ERR_ARG for threads < 0, or > 1 in a

@@ -229,6 +229,19 @@ def fmt(v):
     return f"{v[0]:8.2f} ({v[1]:.1f}-{v[2]:.1f})" if v else f"{'-':>8}"
 
 
+def blas_core_lethe_picks(lethe):
+    """The OpenBLAS core Lethe switched to on this CPU (`lethe info
+    --system`), or None where OpenBLAS's own choice stands."""
+    if not os.access(lethe, os.X_OK):
+        return None
+    out = subprocess.run([lethe, "info", "--system"], capture_output=True, text=True).stdout
+    mark = "Lethe switched it to "
+    for line in out.splitlines():
+        if mark in line:
+            return line.split(mark, 1)[1].split()[0]
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="cnn,resnet8")
@@ -266,9 +279,19 @@ def main():
     if not os.access(args.bench, os.X_OK):
         sys.exit(f"vs_torch: {args.bench} not found: run `make` first")
 
+    # PyTorch's linear layers run on the system's OpenBLAS too. Where Lethe
+    # corrects OpenBLAS's choice of kernels (src/core/blas.h: 0.3.21 runs
+    # SSE3 kernels on CPUs it does not know), PyTorch at its best gets the
+    # same kernels, by OPENBLAS_CORETYPE; its default stays as installed.
+    core = blas_core_lethe_picks(os.path.join(os.path.dirname(os.path.dirname(args.bench)),
+                                              "lethe"))
+    if core and "OPENBLAS_CORETYPE" not in os.environ:
+        BEST_ENV["OPENBLAS_CORETYPE"] = core
     print(f"Lethe vs PyTorch {torch.__version__} (CPU), batch {args.batch}, "
           f"{args.threads} threads, {args.rounds} rounds of {args.runs} runs of "
           f"{args.iters} calls; ms per call: median (min-max)")
+    if "OPENBLAS_CORETYPE" in BEST_ENV:
+        print(f"PyTorch best: OPENBLAS_CORETYPE={core}, the OpenBLAS kernels Lethe runs here")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
     base_env = {k: v for k, v in os.environ.items()
                 if k not in BEST_ENV and not k.startswith("OMP_")}

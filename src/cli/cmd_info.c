@@ -9,6 +9,7 @@
 #endif
 
 #include "cli/cli.h"
+#include "core/blas.h"
 #include "data/text.h"
 #include "nn/kernels.h"
 #include "nn/model.h"
@@ -84,6 +85,7 @@ static int info_system(void)
            openblas_get_num_threads(), openblas_get_num_threads() == 1 ? "" : "s",
            par == 1 ? " (run single-threaded inside the kernels' threads)" : "");
     printf("          %s\n", openblas_get_config());
+    if (*core_blas_note()) printf("          %s\n", core_blas_note());
     return ks == LETHE_OK ? 0 : 1;
 }
 

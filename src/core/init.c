@@ -8,6 +8,7 @@
  * OpenBLAS needs nothing: it runs serially inside a parallel region.
  */
 #include "lethe.h"
+#include "core/blas.h"
 #include "core/fail.h"
 
 #include <cblas.h>
@@ -27,6 +28,8 @@ lethe_status lethe_init(int threads)
         return lethe_fail(LETHE_ERR_ARG, "lethe_init: %d threads asked of a build without "
                           "OpenMP (one thread)", threads);
 #endif
+    /* Before any product: OpenBLAS's kernels for this CPU (core/blas.h). */
+    core_blas_fix();
     /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP. */
     if (openblas_get_parallel() == 1 && openblas_get_num_threads() > 1)
         openblas_set_num_threads(1);

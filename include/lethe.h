@@ -111,7 +111,7 @@ const char *lethe_last_error(void);
  * left alone. threads > 0 sets OpenMP's thread count (omp_set_num_threads);
  * 0 keeps its default (OMP_NUM_THREADS, else every core). Where OpenBLAS
  * fell back to SSE-only kernels on a CPU it does not know (0.3.21, Debian
- * 12's, picks Prescott on Intel's Sapphire and Emerald Rapids), the first
+ * 12's, picks Prescott on an Emerald Rapids Xeon), the first
  * call switches it to the widest kernels the CPU runs (SkylakeX, Haswell
  * or Sandybridge; about 2x faster products), unless OPENBLAS_CORETYPE is
  * set: `lethe info --system` shows which. These settings belong to the

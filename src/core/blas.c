@@ -41,8 +41,8 @@ const char *core_blas_pick(const char *detected, unsigned cpu)
 {
     if (!detected) return NULL;
     int sse = 0;
-    for (size_t i = 0; i < sizeof sse_cores / sizeof *sse_cores; i++)
-        if (strcasecmp(detected, sse_cores[i]) == 0) sse = 1;
+    for (size_t i = 0; i < sizeof sse_cores / sizeof *sse_cores && !sse; i++)
+        sse = strcasecmp(detected, sse_cores[i]) == 0;
     const char *best = (cpu & CORE_CPU_AVX512) && (cpu & CORE_CPU_AVX2) ? "SkylakeX"
                        : (cpu & CORE_CPU_AVX2)                           ? "Haswell"
                        : (cpu & CORE_CPU_AVX)                            ? "Sandybridge"
@@ -61,10 +61,10 @@ void core_blas_fix(void)
     if (done) return;
     done = 1;
     if (getenv("OPENBLAS_CORETYPE")) return;
-    const char *want = core_blas_pick(openblas_get_corename(), core_cpu_features());
-    if (!want) return;
-    char was[32];
+    char was[32];   /* a copy: the switch changes what the name points to */
     snprintf(was, sizeof was, "%s", openblas_get_corename());
+    const char *want = core_blas_pick(was, core_cpu_features());
+    if (!want) return;
     if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit) {
         snprintf(note, sizeof note, "OpenBLAS chose %s kernels on a CPU that runs %s ones; "
                  "OPENBLAS_CORETYPE=%s makes it use them", was, want, want);

@@ -1,8 +1,8 @@
 /*
  * OpenBLAS's kernels for this CPU. OpenBLAS picks its kernels (a "core")
  * when it loads, from the CPU's family and model. Releases before 0.3.25
- * (Debian 12 ships 0.3.21) do not know Intel's newer models (Sapphire and
- * Emerald Rapids, 13th-gen Core) and fall back to Prescott: SSE3 kernels
+ * (Debian 12 ships 0.3.21) do not know some newer Intel models (an
+ * Emerald Rapids Xeon, a 13th-gen Core) and fall back to Prescott: SSE3 kernels
  * on a CPU with AVX-512, every product about twice as slow (measured:
  * resnet20's step 917 ms → 456 ms on one thread of a Xeon, family 6 model
  * 207). lethe_init corrects that choice, once, before any product runs:

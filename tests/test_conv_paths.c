@@ -157,7 +157,7 @@ static const int cases[][11] = {
     {2, 2, 1, 12, 12, 4, 3, 1, 1, 1, 1},   /* one input channel (first layers) */
     {2, 3, 3, 11, 10, 5, 5, 1, 2, 1, 0},   /* 5×5, few channels: direct dW over 25 positions */
     {2, 2, 2, 9, 8, 7, 1, 1, 0, 0, 0},     /* 1×1 stride 1, few channels */
-    {2, 3, 16, 8, 8, 10, 3, 1, 1, 1, 0},   /* 8×8: the direct kernel on rows only */
+    {2, 3, 16, 8, 8, 10, 3, 1, 1, 1, 0},   /* 8×8: the direct kernel on compact copies */
     {1, 2, 8, 16, 16, 6, 3, 1, 1, 0, 0},   /* 16×16 (plain: two vectors a row) */
     {2, 3, 8, 16, 16, 9, 3, 2, 1, 1, 0},   /* stride 2 onto 8×8 phase planes */
 };
@@ -255,7 +255,8 @@ static int kset_fused(void)
 }
 
 /* The direct kernel's bits, whichever tiles compute them (columns of the
- * padded grid, or rows only on 8- and 16-wide planes): each forward value
+ * padded grid, rows only on 16-wide planes, or compact copies of planes at
+ * most 12 wide, phase planes included): each forward value
  * is one chain over input channels, then kernel positions, from zero; each
  * input-gradient value one chain over output channels, then positions.
  * The shapes that take it: stride 1 on planes too small for Winograd or
@@ -266,6 +267,9 @@ TEST_KSETS(conv2d_direct_kernel_is_one_chain)
     static const int shapes[][7] = {
         {2, 16, 8, 8, 10, 1, 1}, {2, 8, 7, 7, 5, 1, 1},  {1, 8, 16, 16, 6, 1, 0},
         {2, 8, 16, 16, 9, 2, 1}, {1, 8, 4, 4, 12, 1, 1}, {1, 9, 8, 12, 5, 1, 0},
+        {2, 64, 8, 8, 64, 1, 1},  /* resnet20's layer3: whole tiles of compact columns */
+        {2, 32, 16, 16, 64, 2, 1}, /* its layer3.0.conv1: 8×8 from phase planes */
+        {1, 8, 13, 11, 6, 1, 0},  /* odd planes, fast paths off */
     };
     const int fused = kset_fused();
     for (int t = 0; t < (int)(sizeof shapes / sizeof shapes[0]); t++) {

@@ -28,6 +28,10 @@
  * padded dP (no dcol, no col2im); and, for OC ≤ 32, the weight gradient
  * is KH·KW sgemm products P_k · tᵀ (wk: the weights regrouped).
  *
+ * Planes at most NARROW_MAX wide (resnet20's layer3: 8×8) give the
+ * kernel compact copies instead of the padded grid (direct_narrow), so
+ * that its tiles of columns hold no junk between rows.
+ *
  * Stride 2 (3×3, pad 1) does the same on the input's four phase planes
  * (even/odd rows × even/odd columns, pad_phases): each kernel position
  * reads one phase plane at a fixed shift, as if the stride were 1.
@@ -86,6 +90,7 @@
 #define ROW_MAX 1024                /* longest padded input row */
 #define WINO_TILES 256              /* Winograd tiles (product columns) a chunk aims for */
 #define KK_MAX 49                   /* largest kernel (positions) of the direct kernel */
+#define NARROW_MAX 12               /* widest plane the direct kernel reads compact copies of */
 
 /* The short loops here would be turned into memcpy/memset calls by GCC,
  * which cost more than the copies themselves; keep them inline. */
@@ -130,6 +135,8 @@ typedef struct {
     plane_lay tlay;    /* rows of an output plane within t */
     plane_lay play;    /* rows of a padded input plane P (padded only) */
     size_t vfl, mfl;   /* floats of a slot's col (V when wino) and M (wino only) */
+    int narrow;        /* stride 1, planes ≤ NARROW_MAX wide: the direct kernel on compact copies */
+    size_t nfl;        /* floats of a slot's compact copies and output (narrow only) */
     int wp;            /* padded width (padded only) */
     int tl;            /* row stride of an output plane within t: Wp or OW */
     int cps;           /* columns per sample: OH·tl */
@@ -138,6 +145,13 @@ typedef struct {
     size_t cmax;       /* columns of a chunk, at most: nb·cps */
     size_t slot;       /* floats of one thread's slot */
 } conv_geom;
+
+/* Compact copies the narrow path keeps: one per column offset of the
+ * kernel, or with phase planes one per position (each reads its own). */
+static int narrow_copies(const nn_conv_shape *s, const conv_geom *q)
+{
+    return q->poly ? s->kh * s->kw : s->kw;
+}
 
 static conv_geom geom(const nn_conv_shape *s)
 {
@@ -192,6 +206,8 @@ static conv_geom geom(const nn_conv_shape *s)
         q.mfl = round16(16 * (size_t)s->oc * q.nb * tiles);
         q.pps = (size_t)s->c * q.pplane;
         q.poly = 0;
+        q.narrow = 0;
+        q.nfl = 0;
         q.d0 = q.dfront = q.dlen = 0;
         q.drows = q.dcols = 0;
         q.slot = q.vfl + q.mfl + round16((size_t)s->oc * q.cmax) + round16((size_t)q.nb * q.pps);
@@ -248,7 +264,25 @@ static conv_geom geom(const nn_conv_shape *s)
     q.vfl = (size_t)q.ckk * q.cmax;
     if ((size_t)s->oc * q.dlen > q.vfl) q.vfl = (size_t)s->oc * q.dlen;  /* col or T' */
     q.mfl = 0;
-    q.slot = round16(q.vfl + (size_t)s->oc * q.cmax + (size_t)q.nb * q.pps);
+    /* Narrow planes (resnet20's layer3: 8×8, rows of 10 on the padded
+     * grid): the direct kernel over the padded grid computes the junk
+     * columns between rows too (78 columns for 64 values, 96 in tiles of
+     * 32), so it runs on compact copies instead: for each column shift b
+     * of the kernel, Q_b holds the rows of the grid from column b, w
+     * values a row, and every position reads its Q_b at a row offset: 64
+     * contiguous columns, two whole tiles. Each value is the same chain
+     * of multiply-adds (conv_direct), so the bits do not change. Space:
+     * KW copies of up to H + KH rows of the larger channel count, and the
+     * compact output. */
+    q.narrow = q.shift && s->ow <= NARROW_MAX && s->kh <= 3 && s->kw <= 3;
+    q.nfl = 0;
+    if (q.narrow) {
+        const int hh = s->h > s->oh ? s->h : s->oh, ww = s->w > s->ow ? s->w : s->ow;
+        const size_t cm = (size_t)(s->c > s->oc ? s->c : s->oc);
+        q.nfl = round16((size_t)narrow_copies(s, &q) * cm * (size_t)(hh + s->kh) * (size_t)ww) +
+                round16(cm * (size_t)hh * (size_t)ww);
+    }
+    q.slot = round16(q.vfl + (size_t)s->oc * q.cmax + (size_t)q.nb * q.pps + q.nfl);
     return q;
 }
 
@@ -309,9 +343,9 @@ static void regroup_weights(float *restrict wk, const float *restrict w, const n
 }
 
 /* Pointers into one thread's slot. */
-typedef struct { float *col, *m, *t, *p; } conv_slot;
+typedef struct { float *col, *m, *t, *p, *nar; } conv_slot;
 
-/* col (V when wino) | M (wino) | t | P. */
+/* col (V when wino) | M (wino) | t | P | compact copies (narrow). */
 static conv_slot slot_at(const nn_conv_shape *s, const conv_geom *q, float *ws, int id)
 {
     float *p = ws + common_floats(s, q) + (size_t)id * q->slot;
@@ -320,6 +354,7 @@ static conv_slot slot_at(const nn_conv_shape *s, const conv_geom *q, float *ws, 
     sl.m = sl.col + q->vfl;
     sl.t = sl.m + q->mfl;
     sl.p = sl.t + (q->wino ? round16((size_t)s->oc * q->cmax) : (size_t)s->oc * q->cmax);
+    sl.nar = sl.p + (size_t)q->nb * q->pps;
     return sl;
 }
 
@@ -696,6 +731,88 @@ static NN_NO_LIBCALLS void col2im_rows(float *restrict din, int add, const float
         }
 }
 
+/* ------------------------------------------------------ narrow planes */
+
+/* d[y·ds + x] = s[y·ss + x] for y < rows, x < w (short rows: no libcalls). */
+static NN_NO_LIBCALLS void copy_rows(float *restrict d, size_t ds, const float *restrict s,
+                                     size_t ss, int rows, int w)
+{
+    for (int y = 0; y < rows; y++, d += ds, s += ss)
+#pragma omp simd
+        for (int x = 0; x < w; x++) d[x] = s[x];
+}
+
+/* conv_direct_rows's sums, out[o·ocs + y·rs + x] for y < rows, x < w, on
+ * compact copies (q.narrow, see geom). Position k's shift toff[k] =
+ * r·rs + b reads row r + y, column b + x of the grid; Q_b (nin, qrows, w)
+ * holds the rows of the grid that positions with column offset b read,
+ * from column b, w values a row, so that position k reads Q_b at
+ * (r − r0_b)·w: rows·w contiguous columns. The compact result goes to ob
+ * (nout, rows·w), then into out's rows. Returns 0, having done nothing,
+ * when the shifts have more than `ncopy` column offsets or need more than
+ * `qrmax` rows a copy (the caller then runs conv_direct_rows). */
+static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size_t rs,
+                         const float *in, size_t ics, int nin, const size_t *toff,
+                         const float *const *wtap, int kk, float *Q, float *ob, int ncopy,
+                         int qrmax)
+{
+    size_t bs[9];
+    int r0[9], r1[9], nb = 0, which[KK_MAX];
+    if (ncopy > 9 || kk > KK_MAX) return 0;
+    for (int k = 0; k < kk; k++) {
+        const size_t b = toff[k] % rs;
+        const int r = (int)(toff[k] / rs);
+        int i = 0;
+        while (i < nb && bs[i] != b) i++;
+        if (i == nb) {
+            if (nb == ncopy) return 0;
+            bs[nb] = b;
+            r0[nb] = r1[nb] = r;
+            nb++;
+        }
+        if (r < r0[i]) r0[i] = r;
+        if (r > r1[i]) r1[i] = r;
+        which[k] = i;
+    }
+    int qrows = 0;
+    for (int i = 0; i < nb; i++)
+        if (r1[i] - r0[i] + rows > qrows) qrows = r1[i] - r0[i] + rows;
+    if (qrows > qrmax) return 0;
+    const size_t qcs = (size_t)qrows * w;   /* a channel of a copy */
+    for (int i = 0; i < nb; i++)
+        for (int c = 0; c < nin; c++)
+            copy_rows(Q + ((size_t)i * nin + c) * qcs, (size_t)w,
+                      in + (size_t)c * ics + bs[i] + (size_t)r0[i] * rs, rs, r1[i] - r0[i] + rows, w);
+    size_t toff2[KK_MAX];
+    for (int k = 0; k < kk; k++)
+        toff2[k] = (size_t)which[k] * nin * qcs + (size_t)((int)(toff[k] / rs) - r0[which[k]]) * w;
+    const int n = rows * w;
+    conv_direct(ob, (size_t)n, nout, n, Q, qcs, nin, toff2, wtap, kk);
+    for (int o = 0; o < nout; o++)
+        copy_rows(out + (size_t)o * ocs, rs, ob + (size_t)o * n, (size_t)w, rows, w);
+    return 1;
+}
+
+/* The direct kernel's sums as conv_direct_rows, on compact copies where
+ * the geometry has room for them. */
+static void direct_rows(const nn_conv_shape *s, const conv_geom *q, const conv_slot *sl,
+                        float *out, size_t ocs, int nout, int rows, int w, size_t rs,
+                        const float *in, size_t ics, int nin, const size_t *toff,
+                        const float *const *wtap, int kk)
+{
+    if (q->narrow) {
+        const int hh = s->h > s->oh ? s->h : s->oh, ww = s->w > s->ow ? s->w : s->ow;
+        const size_t cm = (size_t)(s->c > s->oc ? s->c : s->oc);
+        const int nc = narrow_copies(s, q);
+        float *ob = sl->nar + round16((size_t)nc * cm * (size_t)(hh + s->kh) * (size_t)ww);
+        if (w <= ww && rows <= hh && (size_t)nin <= cm && (size_t)nout <= cm &&
+            direct_narrow(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wtap, kk, sl->nar, ob,
+                          nc, hh + s->kh))
+            return;
+    }
+    conv_direct_rows(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wtap, kk);
+}
+
 /* ------------------------------------------------------------ epilogue */
 
 static inline float relu1(float v) { return v > 0.0f ? v : 0.0f; }
@@ -852,9 +969,9 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                  * no col at all. */
                 fill_p(sl.p, x, s, &q, m, af, a);
                 for (int i = 0; i < m; i++)
-                    conv_direct_rows(dst + (size_t)i * q.cps, (size_t)cc, s->oc, s->oh, s->ow,
-                                     (size_t)q.tl, sl.p + (size_t)i * q.pps, q.pplane, s->c,
-                                     toff, wtap, s->kh * s->kw);
+                    direct_rows(s, &q, &sl, dst + (size_t)i * q.cps, (size_t)cc, s->oc, s->oh,
+                                s->ow, (size_t)q.tl, sl.p + (size_t)i * q.pps, q.pplane, s->c,
+                                toff, wtap, s->kh * s->kw);
             } else {
                 if (q.padded) {
                     fill_p(sl.p, x, s, &q, m, af, a);
@@ -1098,8 +1215,9 @@ static void chunk_din(const conv_bwd *c, const conv_slot *sl, const float *tc, i
                         toff[n] = q->dfront - tap_in(s, q, k);
                         wtap[n++] = c->wk + (size_t)k * s->oc * s->c;
                     }
-                conv_direct_rows(dP + (size_t)ph * s->c * q->pplane + q->d0, q->pplane, s->c,
-                                 q->drows, q->dcols, (size_t)q->wp, tp + q->d0, q->dlen, s->oc, toff, wtap, n);
+                direct_rows(s, q, sl, dP + (size_t)ph * s->c * q->pplane + q->d0, q->pplane, s->c,
+                            q->drows, q->dcols, (size_t)q->wp, tp + q->d0, q->dlen, s->oc, toff,
+                            wtap, n);
             }
             if (q->poly) phases_put(dst + (size_t)i * c->in_plane, add, dP, s, q);
             else interior_put(dst + (size_t)i * c->in_plane, add, dP, s, q);

@@ -34,7 +34,8 @@
  * these kinds only (tests/python/check_header.py holds the header to this
  * list):
  *   - errors and versions: lethe_status_to_string, lethe_last_error,
- *     lethe_version, lethe_sizeof (0: a type it does not know);
+ *     lethe_version, lethe_sizeof (0: a type it does not know),
+ *     lethe_compute_info;
  *   - releasing: every *_free (NULL or a zeroed struct is fine);
  *   - defaults: every *_default, lethe_groups_one, lethe_groups_two,
  *     lethe_dataset_unit_view (they fill the caller's struct);
@@ -122,6 +123,14 @@ const char *lethe_last_error(void);
  * build without OpenMP. Safe to call again (not while another thread is
  * inside the library). */
 lethe_status lethe_init(int threads);
+
+/* What this process computes with, on one line, as `lethe info --system`
+ * reports it: Lethe's kernel set and why that one, the OpenMP threads,
+ * OpenBLAS's kernels and threads, and, where lethe_init switched
+ * OpenBLAS's kernels, from what to what. Call it after lethe_init. The
+ * text belongs to the calling thread and stays valid until its next call;
+ * never NULL. */
+const char *lethe_compute_info(void);
 
 /* ------------------------------------------------------------------- rng */
 

@@ -12,6 +12,7 @@
 #include "cli_util.h"
 #include "core/blas.h"
 #include "lethe.h"
+#include "nn/kernels.h"
 
 TEST(init_refuses_negative_threads)
 {
@@ -126,4 +127,21 @@ TEST(blas_core_cli_keeps_the_users_choice)
     free(o);
     free(e);
     if (*saved) setenv("OPENBLAS_CORETYPE", saved, 1);
+}
+
+/* lethe_compute_info: the same facts as `lethe info --system`, on one line:
+ * the active kernel set, OpenBLAS's core as it runs now, and the switch
+ * when lethe_init made one. */
+TEST(compute_info_names_the_kernels_and_blas_core)
+{
+    CHECK_OK(lethe_init(0));
+    const char *info = lethe_compute_info();
+    char want[160];
+    snprintf(want, sizeof want, "kernels %s (", nn_kernels_active());
+    CHECK_MSG(strncmp(info, want, strlen(want)) == 0, "'%s' does not start with '%s'", info, want);
+    snprintf(want, sizeof want, "; OpenBLAS %s kernels, ", openblas_get_corename());
+    CHECK_MSG(strstr(info, want) != NULL, "'%s' lacks '%s'", info, want);
+    const char *note = core_blas_note();
+    CHECK_MSG(!*note || strstr(info, note) != NULL, "'%s' lacks the switch '%s'", info, note);
+    CHECK_MSG(!strchr(info, '\n'), "'%s': more than one line", info);
 }

@@ -10,8 +10,10 @@
 #include "lethe.h"
 #include "core/blas.h"
 #include "core/fail.h"
+#include "nn/kernels.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -34,4 +36,25 @@ lethe_status lethe_init(int threads)
     if (openblas_get_parallel() == 1 && openblas_get_num_threads() > 1)
         openblas_set_num_threads(1);
     return LETHE_OK;
+}
+
+const char *lethe_compute_info(void)
+{
+    static _Thread_local char line[640];
+    nn_kernels_init();   /* idempotent: the set lethe_init's first kernel call would take */
+#ifdef _OPENMP
+    const int nt = omp_get_max_threads();
+#else
+    const int nt = 1;
+#endif
+    const int par = openblas_get_parallel(), bt = openblas_get_num_threads();
+    const char *note = core_blas_note();
+    snprintf(line, sizeof line,
+             "kernels %s (%s); %d OpenMP thread%s; OpenBLAS %s kernels, %s, %d thread%s of its "
+             "own%s%s",
+             nn_kernels_active(), nn_kernels_reason(), nt, nt == 1 ? "" : "s",
+             openblas_get_corename(),
+             par == 0 ? "sequential" : par == 1 ? "pthreads" : "OpenMP", bt, bt == 1 ? "" : "s",
+             *note ? "; " : "", note);
+    return line;
 }

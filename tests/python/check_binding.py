@@ -5,6 +5,7 @@ prints the metrics of lethe.unlearn as JSON after checking the small calls
 and the errors. LIB_V1 and LIB_OLD are fake libraries (fake_lethe.c) of
 major version 1 and of a 0.x without the calls the binding needs. Exit 0
 only if every check held."""
+import ctypes
 import json
 import math
 import os
@@ -36,6 +37,13 @@ check(abs(igs.weight() - lam) < 1e-5, "IGS weight %g, by hand %g" % (igs.weight(
 check(lethe.ungrad_lambda(-2.0, 4.0, 0.0, 100.0) == 0.5, "UNGrad lambda* of (-2, 4)")
 check(lethe.ungrad_lambda(2.0, 4.0, 0.0, 100.0) == 0.0, "UNGrad lambda* without conflict")
 check("eupmu" in lethe.methods() and "cagrad" in lethe.methods(), "methods()")
+# What computes: the kernel set first, then OpenBLAS's core as it runs now (the library's
+# own OpenBLAS, asked through the same handle).
+info = lethe.compute_info()
+_corename = lethe.load().openblas_get_corename
+_corename.restype = ctypes.c_char_p
+check(info.startswith("kernels ") and
+      ("; OpenBLAS %s kernels, " % _corename().decode()) in info, "compute_info %r" % info)
 check("c" in lethe.method_options("cagrad") and "c" not in lethe.method_options("pcgrad"),
       "method_options")
 

@@ -89,6 +89,7 @@ def _declare(lib, path):
         "lethe_sizeof": (c.c_size_t, [c.c_char_p]),
         "lethe_last_error": (c.c_char_p, []),
         "lethe_init": (c.c_int, [c.c_int]),
+        "lethe_compute_info": (c.c_char_p, []),
         "lethe_igs_init": (c.c_int, [c.c_void_p, c.c_float, c.c_float, c.c_float, c.c_float]),
         "lethe_igs_weight": (c.c_float, [c.c_void_p]),
         "lethe_igs_observe": (c.c_int, [c.c_void_p, c.c_float, c.c_float, c.c_float]),
@@ -164,6 +165,12 @@ class _ResultHead(ctypes.Structure):
 
 def library_version():
     return load().lethe_version().decode()
+
+
+def compute_info():
+    """One line: Lethe's kernel set, the OpenMP threads, OpenBLAS's kernels and threads,
+    and whether Lethe switched OpenBLAS's kernels (as `lethe info --system` reports)."""
+    return load().lethe_compute_info().decode(errors="replace")
 
 
 class IGS:

@@ -794,13 +794,14 @@ static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size
 }
 
 /* The direct kernel's sums as conv_direct_rows, on compact copies where
- * the geometry has room for them. */
+ * the geometry has room for them and the rows are not whole vectors
+ * (those conv_direct_rows already runs without junk: 8×8 with AVX2). */
 static void direct_rows(const nn_conv_shape *s, const conv_geom *q, const conv_slot *sl,
                         float *out, size_t ocs, int nout, int rows, int w, size_t rs,
                         const float *in, size_t ics, int nin, const size_t *toff,
                         const float *const *wtap, int kk)
 {
-    if (q->narrow) {
+    if (q->narrow && (CONV_DIRECT_VW == 0 || w % CONV_DIRECT_VW != 0)) {
         const int hh = s->h > s->oh ? s->h : s->oh, ww = s->w > s->ow ? s->w : s->ow;
         const size_t cm = (size_t)(s->c > s->oc ? s->c : s->oc);
         const int nc = narrow_copies(s, q);

@@ -15,6 +15,17 @@
 
 #include "nn/kernel_names.h"   /* in a kernel set's objects: the set's names */
 
+/* Floats in one vector of this kernel set's direct kernel (0: plain
+ * loops): conv_direct_rows runs whole rows of a plane as its tiles, junk
+ * columns left out, when the plane's width is a multiple of it. */
+#if defined(__AVX512F__)
+#define CONV_DIRECT_VW 16
+#elif defined(__AVX2__) && defined(__FMA__)
+#define CONV_DIRECT_VW 8
+#else
+#define CONV_DIRECT_VW 0
+#endif
+
 void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,
                  const size_t *toff, const float *const *wtap, int kk);
 

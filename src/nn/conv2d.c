@@ -749,8 +749,8 @@ static NN_NO_LIBCALLS void copy_rows(float *restrict d, size_t ds, const float *
  * from column b, w values a row, so that position k reads Q_b at
  * (r − r0_b)·w: rows·w contiguous columns. The compact result goes to ob
  * (nout, rows·w), then into out's rows. Returns 0, having done nothing,
- * when the shifts have more than `ncopy` column offsets or need more than
- * `qrmax` rows a copy (the caller then runs conv_direct_rows). */
+ * when the shifts need more than `ncopy` copies or more than `qrmax` rows
+ * a copy (the caller then runs conv_direct_rows). */
 static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size_t rs,
                          const float *in, size_t ics, int nin, const size_t *toff,
                          const float *const *wtap, int kk, float *Q, float *ob, int ncopy,
@@ -762,8 +762,10 @@ static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size
     for (int k = 0; k < kk; k++) {
         const size_t b = toff[k] % rs;
         const int r = (int)(toff[k] / rs);
+        /* The same column offset within a few rows: the same copy. (On
+         * phase planes two positions can share b in planes far apart.) */
         int i = 0;
-        while (i < nb && bs[i] != b) i++;
+        while (i < nb && !(bs[i] == b && r >= r0[i] - 3 && r <= r1[i] + 3)) i++;
         if (i == nb) {
             if (nb == ncopy) return 0;
             bs[nb] = b;

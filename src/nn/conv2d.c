@@ -135,7 +135,7 @@ typedef struct {
     plane_lay tlay;    /* rows of an output plane within t */
     plane_lay play;    /* rows of a padded input plane P (padded only) */
     size_t vfl, mfl;   /* floats of a slot's col (V when wino) and M (wino only) */
-    int narrow;        /* stride 1, planes ≤ NARROW_MAX wide: the direct kernel on compact copies */
+    int narrow;        /* shifted products on planes ≤ NARROW_MAX wide: the direct kernel on compact copies */
     size_t nfl;        /* floats of a slot's compact copies and output (narrow only) */
     int wp;            /* padded width (padded only) */
     int tl;            /* row stride of an output plane within t: Wp or OW */
@@ -272,8 +272,8 @@ static conv_geom geom(const nn_conv_shape *s)
      * values a row, and every position reads its Q_b at a row offset: 64
      * contiguous columns, two whole tiles. Each value is the same chain
      * of multiply-adds (conv_direct), so the bits do not change. Space:
-     * KW copies of up to H + KH rows of the larger channel count, and the
-     * compact output. */
+     * KW copies (KH·KW on phase planes) of up to H + KH rows of the larger
+     * channel count, and the compact output. */
     q.narrow = q.shift && s->ow <= NARROW_MAX && s->kh <= 3 && s->kw <= 3;
     q.nfl = 0;
     if (q.narrow) {

@@ -80,8 +80,7 @@ static int info_system(void)
 #endif
     const int par = openblas_get_parallel();
     printf("BLAS      OpenBLAS, %s kernels, %s with %d thread%s of its own%s\n",
-           openblas_get_corename(),
-           par == 0 ? "sequential" : par == 1 ? "pthreads" : "OpenMP",
+           openblas_get_corename(), core_blas_threading(),
            openblas_get_num_threads(), openblas_get_num_threads() == 1 ? "" : "s",
            par == 1 ? " (run single-threaded inside the kernels' threads)" : "");
     printf("          %s\n", openblas_get_config());

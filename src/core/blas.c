@@ -79,3 +79,10 @@ void core_blas_fix(void)
 }
 
 const char *core_blas_note(void) { return note; }
+
+const char *core_blas_threading(void)
+{
+    /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP. */
+    const int par = openblas_get_parallel();
+    return par == 0 ? "sequential" : par == 1 ? "pthreads" : "OpenMP";
+}

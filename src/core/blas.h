@@ -32,6 +32,9 @@ const char *core_blas_pick(const char *detected, unsigned cpu);
  * product runs; later calls do nothing. */
 __attribute__((visibility("hidden"))) void core_blas_fix(void);
 
+/* How OpenBLAS runs its threads: "sequential", "pthreads" or "OpenMP". */
+__attribute__((visibility("hidden"))) const char *core_blas_threading(void);
+
 /* "" when OpenBLAS's own choice stands, else one line saying what was
  * switched (or what to set, where this OpenBLAS cannot switch). */
 __attribute__((visibility("hidden"))) const char *core_blas_note(void);

@@ -47,14 +47,13 @@ const char *lethe_compute_info(void)
 #else
     const int nt = 1;
 #endif
-    const int par = openblas_get_parallel(), bt = openblas_get_num_threads();
+    const int bt = openblas_get_num_threads();
     const char *note = core_blas_note();
     snprintf(line, sizeof line,
              "kernels %s (%s); %d OpenMP thread%s; OpenBLAS %s kernels, %s, %d thread%s of its "
              "own%s%s",
              nn_kernels_active(), nn_kernels_reason(), nt, nt == 1 ? "" : "s",
-             openblas_get_corename(),
-             par == 0 ? "sequential" : par == 1 ? "pthreads" : "OpenMP", bt, bt == 1 ? "" : "s",
+             openblas_get_corename(), core_blas_threading(), bt, bt == 1 ? "" : "s",
              *note ? "; " : "", note);
     return line;
 }

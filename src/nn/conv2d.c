@@ -146,11 +146,23 @@ typedef struct {
     size_t slot;       /* floats of one thread's slot */
 } conv_geom;
 
-/* Compact copies the narrow path keeps: one per column offset of the
- * kernel, or with phase planes one per position (each reads its own). */
-static int narrow_copies(const nn_conv_shape *s, const conv_geom *q)
+/* The narrow path's room in a slot: `copies` compact copies (one per
+ * column offset of the kernel, or with phase planes one per position) of
+ * up to `qrows` rows of `w` values for `cm` channels, then the compact
+ * output (cm, rows ≤ hh, w); qfl floats before it. */
+typedef struct { int copies, qrows, hh, w; size_t cm, qfl, fl; } narrow_room;
+
+static narrow_room narrow_room_of(const nn_conv_shape *s, int poly)
 {
-    return q->poly ? s->kh * s->kw : s->kw;
+    narrow_room n;
+    n.copies = poly ? s->kh * s->kw : s->kw;
+    n.hh = s->h > s->oh ? s->h : s->oh;
+    n.w = s->w > s->ow ? s->w : s->ow;
+    n.qrows = n.hh + s->kh;
+    n.cm = (size_t)(s->c > s->oc ? s->c : s->oc);
+    n.qfl = round16((size_t)n.copies * n.cm * (size_t)n.qrows * (size_t)n.w);
+    n.fl = n.qfl + round16(n.cm * (size_t)n.hh * (size_t)n.w);
+    return n;
 }
 
 static conv_geom geom(const nn_conv_shape *s)
@@ -275,13 +287,7 @@ static conv_geom geom(const nn_conv_shape *s)
      * KW copies (KH·KW on phase planes) of up to H + KH rows of the larger
      * channel count, and the compact output. */
     q.narrow = q.shift && s->ow <= NARROW_MAX && s->kh <= 3 && s->kw <= 3;
-    q.nfl = 0;
-    if (q.narrow) {
-        const int hh = s->h > s->oh ? s->h : s->oh, ww = s->w > s->ow ? s->w : s->ow;
-        const size_t cm = (size_t)(s->c > s->oc ? s->c : s->oc);
-        q.nfl = round16((size_t)narrow_copies(s, &q) * cm * (size_t)(hh + s->kh) * (size_t)ww) +
-                round16(cm * (size_t)hh * (size_t)ww);
-    }
+    q.nfl = q.narrow ? narrow_room_of(s, q.poly).fl : 0;
     q.slot = round16(q.vfl + (size_t)s->oc * q.cmax + (size_t)q.nb * q.pps + q.nfl);
     return q;
 }
@@ -757,7 +763,7 @@ static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size
                          int qrmax)
 {
     size_t bs[9];
-    int r0[9], r1[9], nb = 0, which[KK_MAX];
+    int r0[9], r1[9], nb = 0, which[KK_MAX], rk[KK_MAX];
     if (ncopy > 9 || kk > KK_MAX) return 0;
     for (int k = 0; k < kk; k++) {
         const size_t b = toff[k] % rs;
@@ -775,6 +781,7 @@ static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size
         if (r < r0[i]) r0[i] = r;
         if (r > r1[i]) r1[i] = r;
         which[k] = i;
+        rk[k] = r;
     }
     int qrows = 0;
     for (int i = 0; i < nb; i++)
@@ -787,7 +794,7 @@ static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size
                       in + (size_t)c * ics + bs[i] + (size_t)r0[i] * rs, rs, r1[i] - r0[i] + rows, w);
     size_t toff2[KK_MAX];
     for (int k = 0; k < kk; k++)
-        toff2[k] = (size_t)which[k] * nin * qcs + (size_t)((int)(toff[k] / rs) - r0[which[k]]) * w;
+        toff2[k] = (size_t)which[k] * nin * qcs + (size_t)(rk[k] - r0[which[k]]) * w;
     const int n = rows * w;
     conv_direct(ob, (size_t)n, nout, n, Q, qcs, nin, toff2, wtap, kk);
     for (int o = 0; o < nout; o++)
@@ -804,13 +811,10 @@ static void direct_rows(const nn_conv_shape *s, const conv_geom *q, const conv_s
                         const float *const *wtap, int kk)
 {
     if (q->narrow && (CONV_DIRECT_VW == 0 || w % CONV_DIRECT_VW != 0)) {
-        const int hh = s->h > s->oh ? s->h : s->oh, ww = s->w > s->ow ? s->w : s->ow;
-        const size_t cm = (size_t)(s->c > s->oc ? s->c : s->oc);
-        const int nc = narrow_copies(s, q);
-        float *ob = sl->nar + round16((size_t)nc * cm * (size_t)(hh + s->kh) * (size_t)ww);
-        if (w <= ww && rows <= hh && (size_t)nin <= cm && (size_t)nout <= cm &&
-            direct_narrow(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wtap, kk, sl->nar, ob,
-                          nc, hh + s->kh))
+        const narrow_room n = narrow_room_of(s, q->poly);
+        if (w <= n.w && rows <= n.hh && (size_t)nin <= n.cm && (size_t)nout <= n.cm &&
+            direct_narrow(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wtap, kk, sl->nar,
+                          sl->nar + n.qfl, n.copies, n.qrows))
             return;
     }
     conv_direct_rows(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wtap, kk);

@@ -62,6 +62,7 @@ static inline vmask vmask_of(int left)
 
 #ifdef HAVE_TILE
 #define COLS (VW * VECS)
+_Static_assert(VW == CONV_DIRECT_VW, "conv_direct.h's CONV_DIRECT_VW names this set's width");
 
 /* Rows [o0, o0 + r) × columns [j0, j0 + COLS) of out; in the last tile
  * (!full) the columns past n are masked off (not loaded, not stored:

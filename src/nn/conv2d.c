@@ -26,7 +26,8 @@
  * summed over every channel and position, written once); the input
  * gradient is the same kernel gathering t at the reversed shifts into a
  * padded dP (no dcol, no col2im); and, for OC ≤ 32, the weight gradient
- * is KH·KW sgemm products P_k · tᵀ (wk: the weights regrouped).
+ * is KH·KW sgemm products P_k · tᵀ. The kernel reads its weights packed
+ * in its tiles' order (pack_weights, conv_direct_pack).
  *
  * Planes at most NARROW_MAX wide (resnet20's layer3: 8×8) give the
  * kernel compact copies instead of the padded grid (direct_narrow), so
@@ -301,9 +302,10 @@ static size_t part_floats(const nn_conv_shape *s, const conv_geom *q)
     return round16(2 * (size_t)s->oc + (size_t)s->oc * (q->wino ? 16 * s->c : q->ckk));
 }
 
-/* Floats before the slots: the weights regrouped for the shifted products,
- * wk (KH·KW, OC, C), or transformed, U (16, OC, C); then CONV_BLOCKS
- * partial gradients. */
+/* Floats before the slots: the weights packed for the direct kernel
+ * (conv_direct_pack: the forward's, or the input gradient's, one pack per
+ * phase plane), or transformed, U (16, OC, C); then CONV_BLOCKS partial
+ * gradients. */
 static size_t wk_floats(const nn_conv_shape *s, const conv_geom *q)
 {
     if (q->wino) return round16(16 * (size_t)s->oc * s->c);
@@ -331,21 +333,6 @@ size_t nn_conv2d_workspace(const nn_conv_shape *s)
     if (s->n <= 0 || s->oh <= 0 || s->ow <= 0) return 0;
     const conv_geom q = geom(s);
     return common_floats(s, &q) + (size_t)slots(s) * q.slot;
-}
-
-/* w (OC, C, KH, KW) regrouped by kernel position: slice k is the (OC, C)
- * matrix of position k (wk, the shifted products' and the input
- * gradient's), or with by_c its transpose (C, OC) (the direct kernel's
- * forward weights). */
-static void regroup_weights(float *restrict wk, const float *restrict w, const nn_conv_shape *s,
-                            int by_c)
-{
-    const int kk = s->kh * s->kw;
-    for (int k = 0; k < kk; k++)
-        for (int o = 0; o < s->oc; o++)
-            for (int c = 0; c < s->c; c++)
-                wk[by_c ? ((size_t)k * s->c + c) * s->oc + o : ((size_t)k * s->oc + o) * s->c + c] =
-                    w[((size_t)o * s->c + c) * kk + k];
 }
 
 /* Pointers into one thread's slot. */
@@ -499,6 +486,32 @@ static size_t tap_in(const nn_conv_shape *s, const conv_geom *q, int k)
 static size_t tap_off(const nn_conv_shape *s, const conv_geom *q, int k)
 {
     return (size_t)tap_phase(s, q, k) * s->c * q->pplane + tap_in(s, q, k);
+}
+
+/* w (OC, C, KH, KW) packed for the direct kernel into wk (C·OC·KH·KW
+ * floats): the forward's sums (input channels c, output channels o, every
+ * position), or (back) the input gradient's (input: the output channels,
+ * output: the channels c), one pack per phase plane of the positions
+ * that read it (tap_phase), one after the other. */
+static void pack_weights(float *wk, const float *w, const nn_conv_shape *s, const conv_geom *q,
+                         int back)
+{
+    const int kk = s->kh * s->kw;
+    const size_t ckk = (size_t)s->c * kk;
+    if (!back) {
+        size_t tap[KK_MAX];
+        for (int k = 0; k < kk; k++) tap[k] = (size_t)k;
+        conv_direct_pack(wk, s->c, s->oc, kk, w, (size_t)kk, ckk, tap);
+        return;
+    }
+    for (int ph = 0; ph < (q->poly ? 4 : 1); ph++) {
+        size_t tap[KK_MAX];
+        int n = 0;
+        for (int k = 0; k < kk; k++)
+            if (tap_phase(s, q, k) == ph) tap[n++] = (size_t)k;
+        conv_direct_pack(wk, s->oc, s->c, n, w, ckk, (size_t)kk, tap);
+        wk += (size_t)s->oc * s->c * n;
+    }
 }
 
 
@@ -759,8 +772,7 @@ static NN_NO_LIBCALLS void copy_rows(float *restrict d, size_t ds, const float *
  * a copy (the caller then runs conv_direct_rows). */
 static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size_t rs,
                          const float *in, size_t ics, int nin, const size_t *toff,
-                         const float *const *wtap, int kk, float *Q, float *ob, int ncopy,
-                         int qrmax)
+                         const float *wp, int kk, float *Q, float *ob, int ncopy, int qrmax)
 {
     size_t bs[9];
     int r0[9], r1[9], nb = 0, which[KK_MAX], rk[KK_MAX];
@@ -796,7 +808,7 @@ static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size
     for (int k = 0; k < kk; k++)
         toff2[k] = (size_t)which[k] * nin * qcs + (size_t)(rk[k] - r0[which[k]]) * w;
     const int n = rows * w;
-    conv_direct(ob, (size_t)n, nout, n, Q, qcs, nin, toff2, wtap, kk);
+    conv_direct(ob, (size_t)n, nout, n, Q, qcs, nin, toff2, wp, kk);
     for (int o = 0; o < nout; o++)
         copy_rows(out + (size_t)o * ocs, rs, ob + (size_t)o * n, (size_t)w, rows, w);
     return 1;
@@ -808,16 +820,16 @@ static int direct_narrow(float *out, size_t ocs, int nout, int rows, int w, size
 static void direct_rows(const nn_conv_shape *s, const conv_geom *q, const conv_slot *sl,
                         float *out, size_t ocs, int nout, int rows, int w, size_t rs,
                         const float *in, size_t ics, int nin, const size_t *toff,
-                        const float *const *wtap, int kk)
+                        const float *wp, int kk)
 {
     if (q->narrow && (CONV_DIRECT_VW == 0 || w % CONV_DIRECT_VW != 0)) {
         const narrow_room n = narrow_room_of(s, q->poly);
         if (w <= n.w && rows <= n.hh && (size_t)nin <= n.cm && (size_t)nout <= n.cm &&
-            direct_narrow(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wtap, kk, sl->nar,
+            direct_narrow(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wp, kk, sl->nar,
                           sl->nar + n.qfl, n.copies, n.qrows))
             return;
     }
-    conv_direct_rows(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wtap, kk);
+    conv_direct_rows(out, ocs, nout, rows, w, rs, in, ics, nin, toff, wp, kk);
 }
 
 /* ------------------------------------------------------------ epilogue */
@@ -935,14 +947,10 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
     /* One sample, no pool, no junk columns: t's layout is the output's. */
     const int direct = !pool && !q.padded && p.nb == 1;
     float *wk = ws;
-    if (q.shift) regroup_weights(wk, w, s, 1);
+    if (q.shift) pack_weights(wk, w, s, &q, 0);
     if (q.wino) wino_weights(wk, w, s->oc, s->c);
     size_t toff[KK_MAX];
-    const float *wtap[KK_MAX];
-    for (int k = 0; q.shift && k < s->kh * s->kw; k++) {
-        toff[k] = tap_off(s, &q, k);
-        wtap[k] = wk + (size_t)k * s->c * s->oc;
-    }
+    for (int k = 0; q.shift && k < s->kh * s->kw; k++) toff[k] = tap_off(s, &q, k);
 #pragma omp parallel num_threads(p.threads)
     {
         const conv_slot sl = slot_at(s, &q, ws, nn_thread_id());
@@ -978,7 +986,7 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                 for (int i = 0; i < m; i++)
                     direct_rows(s, &q, &sl, dst + (size_t)i * q.cps, (size_t)cc, s->oc, s->oh,
                                 s->ow, (size_t)q.tl, sl.p + (size_t)i * q.pps, q.pplane, s->c,
-                                toff, wtap, s->kh * s->kw);
+                                toff, wk, s->kh * s->kw);
             } else {
                 if (q.padded) {
                     fill_p(sl.p, x, s, &q, m, af, a);
@@ -1213,18 +1221,16 @@ static void chunk_din(const conv_bwd *c, const conv_slot *sl, const float *tc, i
                 for (size_t j = q->dfront + (size_t)q->cps; j < q->dlen; j++) r[j] = 0.0f;
             }
             float *dP = sl->p + (size_t)i * q->pps;
+            const float *wp = c->wk;   /* each phase's pack after the last (pack_weights) */
             for (int ph = 0; ph < (q->poly ? 4 : 1); ph++) {
                 size_t toff[KK_MAX];
-                const float *wtap[KK_MAX];
                 int n = 0;
                 for (int k = 0; k < kk; k++)
-                    if (tap_phase(s, q, k) == ph) {
-                        toff[n] = q->dfront - tap_in(s, q, k);
-                        wtap[n++] = c->wk + (size_t)k * s->oc * s->c;
-                    }
+                    if (tap_phase(s, q, k) == ph) toff[n++] = q->dfront - tap_in(s, q, k);
                 direct_rows(s, q, sl, dP + (size_t)ph * s->c * q->pplane + q->d0, q->pplane, s->c,
                             q->drows, q->dcols, (size_t)q->wp, tp + q->d0, q->dlen, s->oc, toff,
-                            wtap, n);
+                            wp, n);
+                wp += (size_t)s->oc * s->c * n;
             }
             if (q->poly) phases_put(dst + (size_t)i * c->in_plane, add, dP, s, q);
             else interior_put(dst + (size_t)i * c->in_plane, add, dP, s, q);
@@ -1302,7 +1308,7 @@ void nn_conv2d_backward_ex(float *din, int din_add, float *const dw[], float *co
     }
     c.in_plane = (size_t)s->c * s->h * s->w;
     c.out_plane = (size_t)s->oc * c.ph * c.pw;
-    if (q.shift && din) regroup_weights(ws, w, s, 0);
+    if (q.shift && din) pack_weights(ws, w, s, &q, 1);
     if (q.wino && din) wino_weights(ws, w, s->oc, s->c);
 
     for (int k = 0; k < g->n;) {

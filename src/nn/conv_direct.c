@@ -1,5 +1,5 @@
 /* Direct convolution on the padded grid (conv2d.c's shifted products in
- * one kernel): out[o][j] = Σ_c Σ_k wtap[k][c][o] · in[c][j + toff[k]].
+ * one kernel): out[o][j] = Σ_c Σ_k W(c, o, k) · in[c][j + toff[k]].
  *
  * The shifted products ran KH·KW sgemm calls with K = C (16–64), each
  * reading and writing the whole output block; here a register tile of
@@ -70,7 +70,7 @@ _Static_assert(VW == CONV_DIRECT_VW, "conv_direct.h's CONV_DIRECT_VW names this 
  * are constants in each inlined copy: the accumulators stay in registers. */
 static inline __attribute__((always_inline)) void
 tile(const int r, const int full, float *out, size_t ocs, int n, const float *in, size_t ics,
-     int nin, const size_t *toff, const float *const *wtap, int kk, int nout, int o0, int j0)
+     int nin, const size_t *toff, const float *wp, int kk, int o0, int j0)
 {
     vmask mk[VECS];
 #pragma GCC unroll 4
@@ -80,15 +80,14 @@ tile(const int r, const int full, float *out, size_t ocs, int n, const float *in
     for (int i = 0; i < r; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < VECS; v++) acc[i][v] = vzero();
+    const float *w = wp + (size_t)o0 * nin * kk;
     for (int c = 0; c < nin; c++) {
         const float *pc = in + (size_t)c * ics + j0;
-        const size_t wc = (size_t)c * nout + (size_t)o0;
-        for (int k = 0; k < kk; k++) {
+        for (int k = 0; k < kk; k++, w += r) {
             const float *p = pc + toff[k];
             vec x[VECS];
 #pragma GCC unroll 4
             for (int v = 0; v < VECS; v++) x[v] = full ? vloadu(p + VW * v) : vload(mk[v], p + VW * v);
-            const float *w = wtap[k] + wc;
 #pragma GCC unroll 8
             for (int i = 0; i < r; i++) {
                 const vec b = vbcast(w[i]);
@@ -109,20 +108,18 @@ tile(const int r, const int full, float *out, size_t ocs, int n, const float *in
 }
 
 void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,
-                 const size_t *toff, const float *const *wtap, int kk)
+                 const size_t *toff, const float *wp, int kk)
 {
     for (int j0 = 0; j0 < n; j0 += COLS) {
         int o0 = 0;
         if (j0 + COLS <= n) {
             for (; o0 + ROWS <= nout; o0 += ROWS)
-                tile(ROWS, 1, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
-            for (; o0 < nout; o0++)
-                tile(1, 1, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
+                tile(ROWS, 1, out, ocs, n, in, ics, nin, toff, wp, kk, o0, j0);
+            for (; o0 < nout; o0++) tile(1, 1, out, ocs, n, in, ics, nin, toff, wp, kk, o0, j0);
         } else {
             for (; o0 + ROWS <= nout; o0 += ROWS)
-                tile(ROWS, 0, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
-            for (; o0 < nout; o0++)
-                tile(1, 0, out, ocs, n, in, ics, nin, toff, wtap, kk, nout, o0, j0);
+                tile(ROWS, 0, out, ocs, n, in, ics, nin, toff, wp, kk, o0, j0);
+            for (; o0 < nout; o0++) tile(1, 0, out, ocs, n, in, ics, nin, toff, wp, kk, o0, j0);
         }
     }
 }
@@ -133,23 +130,21 @@ void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_
  * vectors, nv a constant in each inlined copy. */
 static inline __attribute__((always_inline)) void
 tile_rows(const int r, const int nv, float *out, size_t ocs, const size_t *off, const float *in,
-          size_t ics, int nin, const size_t *toff, const float *const *wtap, int kk, int nout,
-          int o0)
+          size_t ics, int nin, const size_t *toff, const float *wp, int kk, int o0)
 {
     vec acc[ROWS][VECS];
 #pragma GCC unroll 8
     for (int i = 0; i < r; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) acc[i][v] = vzero();
+    const float *w = wp + (size_t)o0 * nin * kk;
     for (int c = 0; c < nin; c++) {
         const float *pc = in + (size_t)c * ics;
-        const size_t wc = (size_t)c * nout + (size_t)o0;
-        for (int k = 0; k < kk; k++) {
+        for (int k = 0; k < kk; k++, w += r) {
             const float *p = pc + toff[k];
             vec x[VECS];
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++) x[v] = vloadu(p + off[v]);
-            const float *w = wtap[k] + wc;
 #pragma GCC unroll 8
             for (int i = 0; i < r; i++) {
                 const vec b = vbcast(w[i]);
@@ -166,21 +161,21 @@ tile_rows(const int r, const int nv, float *out, size_t ocs, const size_t *off, 
 
 static inline __attribute__((always_inline)) void
 rows_tiles(const int nv, float *out, size_t ocs, int nout, const size_t *off, const float *in,
-           size_t ics, int nin, const size_t *toff, const float *const *wtap, int kk)
+           size_t ics, int nin, const size_t *toff, const float *wp, int kk)
 {
     int o0 = 0;
     for (; o0 + ROWS <= nout; o0 += ROWS)
-        tile_rows(ROWS, nv, out, ocs, off, in, ics, nin, toff, wtap, kk, nout, o0);
-    for (; o0 < nout; o0++) tile_rows(1, nv, out, ocs, off, in, ics, nin, toff, wtap, kk, nout, o0);
+        tile_rows(ROWS, nv, out, ocs, off, in, ics, nin, toff, wp, kk, o0);
+    for (; o0 < nout; o0++) tile_rows(1, nv, out, ocs, off, in, ics, nin, toff, wp, kk, o0);
 }
 
 void conv_direct_rows(float *out, size_t ocs, int nout, int rows, int w, size_t rs,
-                      const float *in, size_t ics, int nin, const size_t *toff,
-                      const float *const *wtap, int kk)
+                      const float *in, size_t ics, int nin, const size_t *toff, const float *wp,
+                      int kk)
 {
     if (w % VW != 0 || rs == (size_t)w) {   /* the span, junk included (none when rs = w) */
         conv_direct(out, ocs, nout, (int)((size_t)(rows - 1) * rs + (size_t)w), in, ics, nin, toff,
-                    wtap, kk);
+                    wp, kk);
         return;
     }
     const int vpr = w / VW, nvec = rows * vpr;
@@ -190,11 +185,11 @@ void conv_direct_rows(float *out, size_t ocs, int nout, int rows, int w, size_t 
         for (int v = 0; v < nv; v++)
             off[v] = (size_t)((t0 + v) / vpr) * rs + (size_t)((t0 + v) % vpr) * VW;
         switch (nv) {
-        case VECS: rows_tiles(VECS, out, ocs, nout, off, in, ics, nin, toff, wtap, kk); break;
+        case VECS: rows_tiles(VECS, out, ocs, nout, off, in, ics, nin, toff, wp, kk); break;
 #if VECS > 2
-        case 2: rows_tiles(2, out, ocs, nout, off, in, ics, nin, toff, wtap, kk); break;
+        case 2: rows_tiles(2, out, ocs, nout, off, in, ics, nin, toff, wp, kk); break;
 #endif
-        default: rows_tiles(1, out, ocs, nout, off, in, ics, nin, toff, wtap, kk); break;
+        default: rows_tiles(1, out, ocs, nout, off, in, ics, nin, toff, wp, kk); break;
         }
     }
 }
@@ -285,15 +280,17 @@ void conv_direct_dw(float *dwt, int nout, int n, const float *in, size_t ics, in
 
 #else
 
+#define ROWS 1   /* the packed weights of one channel after another */
+
 void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_t ics, int nin,
-                 const size_t *toff, const float *const *wtap, int kk)
+                 const size_t *toff, const float *wp, int kk)
 {
     for (int o = 0; o < nout; o++) {
         float *dst = out + (size_t)o * ocs;
         for (int j = 0; j < n; j++) dst[j] = 0.0f;
         for (int c = 0; c < nin; c++)
             for (int k = 0; k < kk; k++) {
-                const float w = wtap[k][(size_t)c * nout + o];
+                const float w = wp[((size_t)o * nin + c) * kk + k];
                 const float *p = in + (size_t)c * ics + toff[k];
 #pragma omp simd
                 for (int j = 0; j < n; j++) dst[j] += w * p[j];
@@ -302,11 +299,11 @@ void conv_direct(float *out, size_t ocs, int nout, int n, const float *in, size_
 }
 
 void conv_direct_rows(float *out, size_t ocs, int nout, int rows, int w, size_t rs,
-                      const float *in, size_t ics, int nin, const size_t *toff,
-                      const float *const *wtap, int kk)
+                      const float *in, size_t ics, int nin, const size_t *toff, const float *wp,
+                      int kk)
 {
-    conv_direct(out, ocs, nout, (int)((size_t)(rows - 1) * rs + (size_t)w), in, ics, nin, toff,
-                wtap, kk);
+    conv_direct(out, ocs, nout, (int)((size_t)(rows - 1) * rs + (size_t)w), in, ics, nin, toff, wp,
+                kk);
 }
 
 void conv_direct_dw(float *dwt, int nout, int n, const float *in, size_t ics, int nin,
@@ -323,3 +320,17 @@ void conv_direct_dw(float *dwt, int nout, int n, const float *in, size_t ics, in
 }
 
 #endif
+
+void conv_direct_pack(float *wp, int nin, int nout, int kk, const float *src, size_t sc, size_t so,
+                      const size_t *tap)
+{
+    int o0 = 0;
+    for (; ROWS > 1 && o0 + ROWS <= nout; o0 += ROWS)   /* whole tiles, as conv_direct cuts them */
+        for (int c = 0; c < nin; c++)
+            for (int k = 0; k < kk; k++)
+                for (int i = 0; i < ROWS; i++)
+                    *wp++ = src[(size_t)c * sc + (size_t)(o0 + i) * so + tap[k]];
+    for (; o0 < nout; o0++)   /* the last channels, one a tile */
+        for (int c = 0; c < nin; c++)
+            for (int k = 0; k < kk; k++) *wp++ = src[(size_t)c * sc + (size_t)o0 * so + tap[k]];
+}

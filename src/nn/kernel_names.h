@@ -99,6 +99,7 @@
 #define conv_direct NN_KNAME(conv_direct, NN_KSET)
 #define conv_direct_rows NN_KNAME(conv_direct_rows, NN_KSET)
 #define conv_direct_dw NN_KNAME(conv_direct_dw, NN_KSET)
+#define conv_direct_pack NN_KNAME(conv_direct_pack, NN_KSET)
 #define wino_weights NN_KNAME(wino_weights, NN_KSET)
 #define wino_weights_adjoint NN_KNAME(wino_weights_adjoint, NN_KSET)
 #define wino_input NN_KNAME(wino_input, NN_KSET)

@@ -160,6 +160,11 @@ static const int cases[][11] = {
     {2, 3, 16, 8, 8, 10, 3, 1, 1, 1, 0},   /* 8×8: the direct kernel on compact copies */
     {1, 2, 8, 16, 16, 6, 3, 1, 1, 0, 0},   /* 16×16 (plain: two vectors a row) */
     {2, 3, 8, 16, 16, 9, 3, 2, 1, 1, 0},   /* stride 2 onto 8×8 phase planes */
+    /* Wide layers (over 2^18 weights, planes of at most 64): im2col of
+     * compact columns from the padded grid, two chunks of samples (so two
+     * blocks of weight-gradient partials summed in tiles), then 8×8. */
+    {6, 7, 192, 4, 4, 160, 3, 1, 1, 1, 0},
+    {1, 2, 160, 8, 8, 192, 3, 1, 1, 0, 0},
 };
 
 TEST_KSETS(conv2d_every_lowering_matches_double_reference)

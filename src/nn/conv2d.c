@@ -103,6 +103,17 @@
 
 static size_t round16(size_t f) { return (f + 15) & ~(size_t)15; }
 
+/* At least f floats, an odd number of 64-byte lines: 16 arrays this far
+ * apart, written or read side by side (Winograd's 16 positions), fall in
+ * 16 different cache sets. A multiple of 4 KiB (32 channels × 288 tiles)
+ * put all 16 in one set of the 12-way L1: the transforms ran at half
+ * speed, and so did a plain 16-stream copy (measured). */
+static size_t set_spread(size_t f)
+{
+    f = round16(f);
+    return (f / 16) % 2 ? f : f + 16;
+}
+
 /* Where row y of a plane starts: (y/2)·rp + (y odd)·ro. Row by row (rp =
  * 2·stride, ro = stride), or, for Winograd, even rows then odd rows (rp =
  * stride, ro = the even half). tl: the row length. */
@@ -136,6 +147,7 @@ typedef struct {
     plane_lay tlay;    /* rows of an output plane within t */
     plane_lay play;    /* rows of a padded input plane P (padded only) */
     size_t vfl, mfl;   /* floats of a slot's col (V when wino) and M (wino only) */
+    size_t vpos, mpos; /* floats between the 16 positions of V and of M (wino only) */
     int narrow;        /* shifted products on planes ≤ NARROW_MAX wide: the direct kernel on compact copies */
     size_t nfl;        /* floats of a slot's compact copies and output (narrow only) */
     int wp;            /* padded width (padded only) */
@@ -216,8 +228,10 @@ static conv_geom geom(const nn_conv_shape *s)
         if (nb > s->n) nb = s->n;
         q.nb = nb < 1 ? 1 : nb;
         q.cmax = (size_t)q.nb * q.cps;
-        q.vfl = round16(16 * (size_t)s->c * q.nb * tiles);
-        q.mfl = round16(16 * (size_t)s->oc * q.nb * tiles);
+        q.vpos = set_spread((size_t)s->c * q.nb * tiles);
+        q.mpos = set_spread((size_t)s->oc * q.nb * tiles);
+        q.vfl = 16 * q.vpos;
+        q.mfl = 16 * q.mpos;
         q.pps = (size_t)s->c * q.pplane;
         q.poly = 0;
         q.narrow = 0;
@@ -291,6 +305,7 @@ static conv_geom geom(const nn_conv_shape *s)
     q.vfl = (size_t)q.ckk * q.cmax;
     if ((size_t)s->oc * q.dlen > q.vfl) q.vfl = (size_t)s->oc * q.dlen;  /* col or T' */
     q.mfl = 0;
+    q.vpos = q.mpos = 0;
     /* Narrow planes (resnet20's layer3: 8×8, rows of 10 on the padded
      * grid): the direct kernel over the padded grid computes the junk
      * columns between rows too (78 columns for 64 values, 96 in tiles of
@@ -995,16 +1010,15 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                 const int tiles = q.th * q.tx, nt = m * tiles;
                 fill_p(sl.p, x, s, &q, m, af, a);
                 for (int i = 0; i < m; i++)
-                    wino_input(sl.col, s->c, nt, i * tiles, sl.p + (size_t)i * s->c * q.pplane,
-                               q.pplane, q.wp, q.play.ro, tiles);
+                    wino_input(sl.col, q.vpos, s->c, nt, i * tiles,
+                               sl.p + (size_t)i * s->c * q.pplane, q.pplane, q.wp, q.play.ro, tiles);
                 for (int k = 0; k < 16; k++)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, nt, s->c, 1.0f,
-                                wk + (size_t)k * s->oc * s->c, s->c,
-                                sl.col + (size_t)k * s->c * nt, nt, 0.0f,
-                                sl.m + (size_t)k * s->oc * nt, nt);
+                                wk + (size_t)k * s->oc * s->c, s->c, sl.col + (size_t)k * q.vpos,
+                                nt, 0.0f, sl.m + (size_t)k * q.mpos, nt);
                 for (int i = 0; i < m; i++)
-                    wino_output(dst + (size_t)i * q.cps, (size_t)cc, q.tlay.ro, sl.m, s->oc, nt,
-                                i * tiles, tiles);
+                    wino_output(dst + (size_t)i * q.cps, (size_t)cc, q.tlay.ro, sl.m, q.mpos,
+                                s->oc, nt, i * tiles, tiles);
             } else if (q.shift) {
                 /* t (OC, cps) of sample i = Σ_k wt[k]ᵀ · P_i shifted by kernel
                  * position k (C rows of stride pplane), in one direct kernel:
@@ -1281,29 +1295,29 @@ static void chunk_wino(const conv_bwd *c, const conv_slot *sl, const float *tc, 
     const conv_geom *q = c->q;
     const int tiles = q->th * q->tx, nt = m * tiles, cc = m * q->cps;
     for (int i = 0; i < m; i++)
-        wino_output_adjoint(sl->m, tc + (size_t)i * q->cps, (size_t)cc, q->tlay.ro, s->oc, nt,
-                            i * tiles, tiles);
+        wino_output_adjoint(sl->m, q->mpos, tc + (size_t)i * q->cps, (size_t)cc, q->tlay.ro,
+                            s->oc, nt, i * tiles, tiles);
     if (du) {
         fill_p(sl->p, c->in + (size_t)a * c->in_plane, s, q, m, c->af, a);
         for (int i = 0; i < m; i++)
-            wino_input(sl->col, s->c, nt, i * tiles, sl->p + (size_t)i * s->c * q->pplane,
-                       q->pplane, q->wp, q->play.ro, tiles);
+            wino_input(sl->col, q->vpos, s->c, nt, i * tiles,
+                       sl->p + (size_t)i * s->c * q->pplane, q->pplane, q->wp, q->play.ro, tiles);
         for (int k = 0; k < 16; k++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->oc, s->c, nt, 1.0f,
-                        sl->m + (size_t)k * s->oc * nt, nt, sl->col + (size_t)k * s->c * nt, nt,
-                        1.0f, du + (size_t)k * s->oc * s->c, s->c);
+                        sl->m + (size_t)k * q->mpos, nt, sl->col + (size_t)k * q->vpos, nt, 1.0f,
+                        du + (size_t)k * s->oc * s->c, s->c);
     }
     if (din) {
         /* dV_k = U_kᵀ · dM_k into V (dU is done with it), then B dV Bᵀ. */
         for (int k = 0; k < 16; k++)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c, nt, s->oc, 1.0f,
-                        c->wk + (size_t)k * s->oc * s->c, s->c, sl->m + (size_t)k * s->oc * nt,
-                        nt, 0.0f, sl->col + (size_t)k * s->c * nt, nt);
+                        c->wk + (size_t)k * s->oc * s->c, s->c, sl->m + (size_t)k * q->mpos, nt,
+                        0.0f, sl->col + (size_t)k * q->vpos, nt);
         for (int i = 0; i < m; i++) {
             float *dP = sl->p + (size_t)i * s->c * q->pplane;
             memset(dP, 0, sizeof(float) * (size_t)s->c * q->pplane);
-            wino_input_adjoint(dP, q->pplane, q->wp, q->play.ro, sl->col, s->c, nt, i * tiles,
-                               tiles);
+            wino_input_adjoint(dP, q->pplane, q->wp, q->play.ro, sl->col, q->vpos, s->c, nt,
+                               i * tiles, tiles);
             interior_put(din + (size_t)(a + i) * c->in_plane, add, dP, s, q);
         }
     }

@@ -80,11 +80,10 @@ static inline size_t rowoff(int r, int wp, size_t odd)
     return (size_t)(r & 1) * odd + (size_t)(r >> 1) * wp;
 }
 
-void wino_input(float *V, int c, int T, int t0, const float *P, size_t pplane, int wp,
+void wino_input(float *V, size_t pos, int c, int T, int t0, const float *P, size_t pplane, int wp,
                 size_t odd, int tiles)
 {
     const size_t o1 = rowoff(1, wp, odd), o2 = rowoff(2, wp, odd), o3 = rowoff(3, wp, odd);
-    const size_t pos = (size_t)c * T;
     for (int ci = 0; ci < c; ci++) {
         const float *pl = P + (size_t)ci * pplane;
         float *v = V + (size_t)ci * T + t0;
@@ -112,10 +111,9 @@ void wino_input(float *V, int c, int T, int t0, const float *P, size_t pplane, i
         o3 = -(d3);                        \
     } while (0)
 
-void wino_input_adjoint(float *dP, size_t pplane, int wp, size_t odd, float *dV, int c, int T,
-                        int t0, int tiles)
+void wino_input_adjoint(float *dP, size_t pplane, int wp, size_t odd, float *dV, size_t pos, int c,
+                        int T, int t0, int tiles)
 {
-    const size_t pos = (size_t)c * T;
     for (int ci = 0; ci < c; ci++) {
         float *pl = dP + (size_t)ci * pplane;
         float *v = dV + (size_t)ci * T + t0;
@@ -162,10 +160,9 @@ void wino_input_adjoint(float *dP, size_t pplane, int wp, size_t odd, float *dV,
         m3 = -(y1);                \
     } while (0)
 
-void wino_output(float *t, size_t tplane, size_t odd, const float *M, int oc, int T, int t0,
-                 int tiles)
+void wino_output(float *t, size_t tplane, size_t odd, const float *M, size_t pos, int oc, int T,
+                 int t0, int tiles)
 {
-    const size_t pos = (size_t)oc * T;
     for (int o = 0; o < oc; o++) {
         float *pl = t + (size_t)o * tplane;
         const float *m = M + (size_t)o * T + t0;
@@ -183,10 +180,9 @@ void wino_output(float *t, size_t tplane, size_t odd, const float *M, int oc, in
     }
 }
 
-void wino_output_adjoint(float *dM, const float *t, size_t tplane, size_t odd, int oc, int T,
-                         int t0, int tiles)
+void wino_output_adjoint(float *dM, size_t pos, const float *t, size_t tplane, size_t odd, int oc,
+                         int T, int t0, int tiles)
 {
-    const size_t pos = (size_t)oc * T;
     for (int o = 0; o < oc; o++) {
         const float *pl = t + (size_t)o * tplane;
         float *m = dM + (size_t)o * T + t0;

@@ -11,7 +11,10 @@
  *     dM = A dY Aᵀ,  dU_p += dM_p · V_pᵀ,  dV_p = U_pᵀ · dM_p,
  *     dd = B dV Bᵀ (added where the input tiles overlap),  dg = Gᵀ dU G.
  * Layouts: U, dU (16, OC, C); V, dV (16, C, T); M, dM (16, OC, T) with
- * row stride T; planes as conv2d.c pads them (rows of wp floats).
+ * row stride T and positions `pos` floats apart (at least C·T or OC·T;
+ * conv2d.c pads it so that the 16 positions, which the transforms read
+ * and write as 16 streams, do not fall in one cache set); planes as
+ * conv2d.c pads them (rows of wp floats).
  */
 #ifndef LETHE_NN_WINOGRAD_H
 #define LETHE_NN_WINOGRAD_H
@@ -39,21 +42,21 @@ void wino_weights_adjoint(float *dw, const float *dU, size_t stride, int nblk, i
 
 /* V (16, C, T) at columns t0 … ← Bᵀ d B of one sample's C padded planes
  * P (pplane floats apart). */
-void wino_input(float *V, int c, int T, int t0, const float *P, size_t pplane, int wp,
+void wino_input(float *V, size_t pos, int c, int T, int t0, const float *P, size_t pplane, int wp,
                 size_t odd, int tiles);
 
 /* dP (C planes pplane apart, zeroed by the caller) += B dV Bᵀ of one
  * sample's tiles, added where tiles overlap; dV is overwritten. */
-void wino_input_adjoint(float *dP, size_t pplane, int wp, size_t odd, float *dV, int c, int T,
-                        int t0, int tiles);
+void wino_input_adjoint(float *dP, size_t pplane, int wp, size_t odd, float *dV, size_t pos, int c,
+                        int T, int t0, int tiles);
 
 /* t (OC planes tplane apart) ← Aᵀ M A. */
-void wino_output(float *t, size_t tplane, size_t odd, const float *M, int oc, int T, int t0,
-                 int tiles);
+void wino_output(float *t, size_t tplane, size_t odd, const float *M, size_t pos, int oc, int T,
+                 int t0, int tiles);
 
 /* dM (16, OC, T) at columns t0 … ← A dY Aᵀ of one sample's output
  * gradient t (laid out as wino_output writes it; zero outside the output). */
-void wino_output_adjoint(float *dM, const float *t, size_t tplane, size_t odd, int oc, int T,
-                         int t0, int tiles);
+void wino_output_adjoint(float *dM, size_t pos, const float *t, size_t tplane, size_t odd, int oc,
+                         int T, int t0, int tiles);
 
 #endif

@@ -292,8 +292,10 @@ static conv_geom geom(const nn_conv_shape *s)
      * 20% at 8×8. The junk added nothing (zero output gradient there; its
      * input-gradient columns land on padding or add +0), so the values keep
      * their bits; nb stays as the padded layout sized it, so that a chunk's
-     * weight-gradient sum runs over the same samples. */
-    q.compact = wide && q.padded && !q.shift;
+     * weight-gradient sum runs over the same samples. (Not with fewer
+     * than 8 channels, whose weight gradient reads P at the padded
+     * grid's columns: conv_direct_dw in chunk_dw.) */
+    q.compact = wide && q.padded && !q.shift && s->c >= 8;
     if (q.compact) {
         q.tl = s->ow;
         q.cps = q.ohw;

@@ -272,6 +272,7 @@ static void unfuse(lethe_model *m)
     for (int i = 0; i < m->nnodes; i++) {
         m->nodes[i].bn_defer = 0;
         m->nodes[i].bn_to_conv = 0;
+        m->nodes[i].bn_to_add = 0;
         m->nodes[i].relu = 0;
         m->nodes[i].pool = -1;
         m->nodes[i].fold = -1;
@@ -289,10 +290,11 @@ static void graph_case(const char *arch, int hw)
     int folded = 0;
     for (int i = 0; i < a->nnodes; i++) folded += a->nodes[i].fold >= 0;
     CHECK_MSG(folded > 0, "%s: nothing fused", arch);
-    int deferred = 0, to_conv = 0, bns = 0;
+    int deferred = 0, to_conv = 0, to_add = 0, bns = 0;
     for (int i = 0; i < a->nnodes; i++) {
         deferred += a->nodes[i].bn_defer;
         to_conv += a->nodes[i].bn_to_conv;
+        to_add += a->nodes[i].bn_to_add;
         bns += a->nodes[i].op == NN_BN;
     }
     CHECK_MSG(deferred == bns, "%s: %d of %d batch norms leave their last pass to the conv",
@@ -300,6 +302,9 @@ static void graph_case(const char *arch, int hw)
     /* resnet8: bn1 feeds a conv and a sum; each of the three blocks' bn1 only its conv2. */
     CHECK_MSG(!strcmp(arch, "resnet8") ? to_conv == 3 : to_conv == 0,
               "%s: %d batch norms left to the conv after", arch, to_conv);
+    /* resnet8: each block's bn2 and the two shortcuts' batch norms feed only a sum. */
+    CHECK_MSG(!strcmp(arch, "resnet8") ? to_add == 5 : to_add == 0,
+              "%s: %d batch norms left to the sum after", arch, to_add);
     unfuse(b);
     CHECK_OK(lethe_model_reserve(a, N));
     CHECK_OK(lethe_model_reserve(b, N));

@@ -3,7 +3,7 @@
  * (a ReLU after a conv, linear, batch norm or residual sum; a max pool
  * after a conv's ReLU), which batch norms leave work to the conv beside
  * them, and which gradient buffers are shared. It only marks the nodes
- * (relu, pool, fold, head, bn_defer, bn_to_conv); the op rows read the
+ * (relu, pool, fold, head, bn_defer, bn_to_conv, bn_to_add); the op rows read the
  * marks (op_conv.c, op_norm.c) and lethe_model_reserve sizes the buffers.
  */
 #include "nn/op.h"
@@ -76,16 +76,30 @@ void nn_fuse(lethe_model *m)
         if (j >= 0 && m->nodes[j].op == NN_CONV && m->nodes[j].in0 == nd->head)
             nd->bn_to_conv = 1;
     }
+    /* A batch norm without a ReLU read only by a residual sum (a basic
+     * block's bn2, its shortcut's batch norm): the sum applies it as it
+     * adds (nn_add_bn_forward), with the same operations, so that the
+     * normalised tensor is never written and read back. Its backward reads
+     * its input, not its output. */
+    for (int i = 0; i < m->nnodes; i++) {
+        nn_node *nd = &m->nodes[i];
+        if (nd->op != NN_BN || nd->relu || nd->head != i || i == m->nnodes - 1) continue;
+        const int j = nn_sole_consumer(m, i);
+        if (j < 0 || m->nodes[j].op != NN_ADD || m->nodes[j].in0 == m->nodes[j].in1) continue;
+        const nn_node *a = &m->nodes[j];
+        if (a->c == nd->c && a->h == nd->h && a->w == nd->w) nd->bn_to_add = 1;
+    }
 }
 
-const nn_node *nn_bn_in(const lethe_model *m, int i)
+const nn_node *nn_bn_at(const lethe_model *m, int src)
 {
-    const int src = m->nodes[i].in0;
     if (src < 0) return NULL;
     const int b = m->nodes[src].fold >= 0 ? m->nodes[src].fold : src;
     const nn_node *bn = &m->nodes[b];
     return bn->op == NN_BN && bn->bn_unwritten ? bn : NULL;
 }
+
+const nn_node *nn_bn_in(const lethe_model *m, int i) { return nn_bn_at(m, m->nodes[i].in0); }
 
 /* A group head read only by a residual sum (not the last node) gets its
  * gradient in the sum's own gradient buffer: the sum passes its (masked)

@@ -28,7 +28,7 @@
     X(nn_gap_forward) X(nn_gap_backward) X(nn_gap_backward_ex)               \
     X(nn_relu_forward) X(nn_relu_backward) X(nn_relu_mask)                   \
     X(nn_add_forward) X(nn_add_backward)                                     \
-    X(nn_add_forward_ex) X(nn_add_backward_ex)                               \
+    X(nn_add_forward_ex) X(nn_add_backward_ex) X(nn_add_bn_forward)          \
     X(nn_batchnorm_forward) X(nn_batchnorm_backward)                         \
     X(nn_batchnorm_forward_ex) X(nn_batchnorm_backward_ex)                   \
     X(nn_batchnorm_backward_sums)                                            \
@@ -69,6 +69,7 @@
 #define nn_add_forward NN_KNAME(nn_add_forward, NN_KSET)
 #define nn_add_backward NN_KNAME(nn_add_backward, NN_KSET)
 #define nn_add_forward_ex NN_KNAME(nn_add_forward_ex, NN_KSET)
+#define nn_add_bn_forward NN_KNAME(nn_add_bn_forward, NN_KSET)
 #define nn_add_backward_ex NN_KNAME(nn_add_backward_ex, NN_KSET)
 #define nn_batchnorm_forward NN_KNAME(nn_batchnorm_forward, NN_KSET)
 #define nn_batchnorm_backward NN_KNAME(nn_batchnorm_backward, NN_KSET)

@@ -424,6 +424,12 @@ void nn_add_backward_ex(float *da, int da_add, float *db, int db_add, float *dou
     K()->nn_add_backward_ex(da, da_add, db, db_add, dout, relu_out, n);
 }
 
+void nn_add_bn_forward(float *out, const float *a, const nn_affine *aa, const float *b,
+                       const nn_affine *ab, int n, int c, int hw, int relu)
+{
+    K()->nn_add_bn_forward(out, a, aa, b, ab, n, c, hw, relu);
+}
+
 void nn_batchnorm_forward(float *out, float *xhat, float *istd, const float *in,
                           const float *gamma, const float *beta, float *run_mean, float *run_var,
                           int n, int c, int hw, const lethe_groups *g, lethe_bn_mode mode,

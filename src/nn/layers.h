@@ -232,6 +232,14 @@ void nn_add_backward(float *da, float *db, const float *dout, size_t n);
 void nn_add_forward_ex(float *out, const float *a, const float *b, size_t n, int relu);
 void nn_add_backward_ex(float *da, int da_add, float *db, int db_add, float *dout,
                         const float *relu_out, size_t n);
+/* out (N, C, HW) = a + b, then max(·, 0) when relu, where an operand with
+ * an affine (aa, ab; NULL: none) is the batch norm of the tensor given
+ * (its μ, istd per group and γ, β: the operations of
+ * nn_batchnorm_forward_ex, so the sum has the bits of the two passes;
+ * the affines' relu must be 0). The sum after a batch norm that did not
+ * write its output (nn_fuse's bn_to_add). */
+void nn_add_bn_forward(float *out, const float *a, const nn_affine *aa, const float *b,
+                       const nn_affine *ab, int n, int c, int hw, int relu);
 
 /* Batch norm over (N, C, HW) per channel, statistics per sample group.
  * TRAIN: batch statistics (biased variance to normalise), running averages

@@ -71,7 +71,10 @@ typedef struct {
     float *bsum;                /* batch norm: mean(dy), mean(dy·xhat) (G, c, 2) */
     int bn_to_conv;             /* batch norm (nn_fuse): its group's only reader is
                                    a conv, which may normalise as it copies */
-    int bn_unwritten;           /* batch norm: the last forward left it to the conv */
+    int bn_to_add;              /* batch norm (nn_fuse), no ReLU: its only reader is
+                                   a residual sum, which normalises as it adds */
+    int bn_unwritten;           /* batch norm: the last forward left it to the conv
+                                   or the sum after it */
     int dirty;                  /* dout holds gradient of this backward */
 } nn_node;
 

@@ -109,6 +109,9 @@ int nn_conv_feeds_bn(const lethe_model *m, int i);
 /* The batch norm whose normalisation conv node i applies to its input in
  * this forward, or NULL. */
 const nn_node *nn_bn_in(const lethe_model *m, int i);
+/* The batch norm that left node src's output unwritten in this forward
+ * (src the batch norm or its folded ReLU), or NULL: its reader normalises. */
+const nn_node *nn_bn_at(const lethe_model *m, int src);
 /* The residual sum whose gradient buffer group head h shares, or −1. */
 int nn_dout_alias(const lethe_model *m, int h);
 

@@ -167,7 +167,21 @@ int nn_add_sum(lethe_model *m, int a, int b)
 
 static void add_forward(nn_pass *p)
 {
-    nn_add_forward_ex(p->h->out, p->in, nn_node_out(p->m, p->nd->in1), p->len, p->nd->relu);
+    lethe_model *m = p->m;
+    const nn_node *nd = p->nd;
+    const nn_node *ba = nn_bn_at(m, nd->in0), *bb = nn_bn_at(m, nd->in1);
+    if (!ba && !bb) {
+        nn_add_forward_ex(p->h->out, p->in, nn_node_out(m, nd->in1), p->len, nd->relu);
+        return;
+    }
+    /* A batch norm before left its output unwritten (bn_to_add): normalise
+     * its input here. */
+    nn_affine fa, fb;
+    if (ba) fa = (nn_affine){ba->mean, ba->istd, nn_tdata(m, ba->t_w), nn_tdata(m, ba->t_b), p->g, 0};
+    if (bb) fb = (nn_affine){bb->mean, bb->istd, nn_tdata(m, bb->t_w), nn_tdata(m, bb->t_b), p->g, 0};
+    nn_add_bn_forward(p->h->out, ba ? nn_node_out(m, ba->in0) : p->in, ba ? &fa : NULL,
+                      bb ? nn_node_out(m, bb->in0) : nn_node_out(m, nd->in1), bb ? &fb : NULL,
+                      p->n, nd->c, nd->h * nd->w, nd->relu);
 }
 
 static void add_backward(nn_pass *p)

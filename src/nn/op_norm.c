@@ -40,7 +40,7 @@ static void bn_forward(nn_pass *p)
     const lethe_groups *g = p->g;
     /* Read only by a conv that copies its input: it normalises as it
      * copies, and the output is not written here. */
-    nd->bn_unwritten = 0;
+    nd->bn_unwritten = nd->bn_to_add;   /* read only by a sum: it normalises as it adds */
     if (nd->bn_to_conv) {
         const int j = nn_sole_consumer(m, nd->head);
         const nn_conv_shape cs = nn_conv_shape_of(m, &m->nodes[j], p->n);

@@ -1013,7 +1013,8 @@ void nn_conv2d_forward_ex(float *out, int32_t *arg, const float *in, const float
                 fill_p(sl.p, x, s, &q, m, af, a);
                 for (int i = 0; i < m; i++)
                     wino_input(sl.col, q.vpos, s->c, nt, i * tiles,
-                               sl.p + (size_t)i * s->c * q.pplane, q.pplane, q.wp, q.play.ro, tiles);
+                               sl.p + (size_t)i * s->c * q.pplane, q.pplane, q.wp, q.play.ro,
+                               tiles);
                 for (int k = 0; k < 16; k++)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->oc, nt, s->c, 1.0f,
                                 wk + (size_t)k * s->oc * s->c, s->c, sl.col + (size_t)k * q.vpos,

@@ -2,11 +2,11 @@
  * Direct convolution on a padded grid, one register-tiled kernel
  * (conv_direct.c): for o < nout, j < n
  *     out[o·ocs + j] = Σ_{c < nin} Σ_{k < kk} W(c, o, k) · in[c·ics + toff[k] + j]
- * (overwrites out), the weights W packed by conv_direct_pack. conv2d.c runs a stride-1 conv's forward on its padded
- * planes this way (toff: the kernel positions' shifts), a stride-2 conv's
- * on its phase planes, and the input gradient as the same sum over the
- * output gradient with the shifts reversed. in must be readable at every
- * index the sum names.
+ * (overwrites out), the weights W packed by conv_direct_pack. conv2d.c
+ * runs a stride-1 conv's forward on its padded planes this way (toff: the
+ * kernel positions' shifts), a stride-2 conv's on its phase planes, and
+ * the input gradient as the same sum over the output gradient with the
+ * shifts reversed. in must be readable at every index the sum names.
  */
 #ifndef LETHE_NN_CONV_DIRECT_H
 #define LETHE_NN_CONV_DIRECT_H

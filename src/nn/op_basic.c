@@ -177,8 +177,10 @@ static void add_forward(nn_pass *p)
     /* A batch norm before left its output unwritten (bn_to_add): normalise
      * its input here. */
     nn_affine fa, fb;
-    if (ba) fa = (nn_affine){ba->mean, ba->istd, nn_tdata(m, ba->t_w), nn_tdata(m, ba->t_b), p->g, 0};
-    if (bb) fb = (nn_affine){bb->mean, bb->istd, nn_tdata(m, bb->t_w), nn_tdata(m, bb->t_b), p->g, 0};
+    if (ba)
+        fa = (nn_affine){ba->mean, ba->istd, nn_tdata(m, ba->t_w), nn_tdata(m, ba->t_b), p->g, 0};
+    if (bb)
+        fb = (nn_affine){bb->mean, bb->istd, nn_tdata(m, bb->t_w), nn_tdata(m, bb->t_b), p->g, 0};
     nn_add_bn_forward(p->h->out, ba ? nn_node_out(m, ba->in0) : p->in, ba ? &fa : NULL,
                       bb ? nn_node_out(m, bb->in0) : nn_node_out(m, nd->in1), bb ? &fb : NULL,
                       p->n, nd->c, nd->h * nd->w, nd->relu);

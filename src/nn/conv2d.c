@@ -408,17 +408,9 @@ typedef struct { int on, relu; float ga, be, mf, isf; } aff1;
 
 static aff1 aff_of(const nn_affine *af, int sample, int c, int nc)
 {
-    aff1 A = {0, 0, 1.0f, 0.0f, 0.0f, 1.0f};
-    if (!af) return A;
-    int k = 0;
-    while (k + 1 < af->g->n && sample >= af->g->start[k + 1]) k++;
-    A.on = 1;
-    A.relu = af->relu;
-    A.ga = af->gamma ? af->gamma[c] : 1.0f;
-    A.be = af->beta ? af->beta[c] : 0.0f;
-    A.mf = af->mean[(size_t)k * nc + c];
-    A.isf = af->istd[(size_t)k * nc + c];
-    return A;
+    if (!af) return (aff1){0, 0, 1.0f, 0.0f, 0.0f, 1.0f};
+    const nn_affine_plane P = nn_affine_at(af, sample, c, nc);
+    return (aff1){1, af->relu, P.ga, P.be, P.mf, P.isf};
 }
 
 /* d[x] = A(s[x·st]) for x < n: a copy, or batch norm's very operations. */
@@ -1332,7 +1324,7 @@ static void chunk_wino(const conv_bwd *c, const conv_slot *sl, const float *tc, 
  * Tiles of rows × SUM_COLS columns read the partials along their rows
  * and write dw along its own: summed one value at a time down a column,
  * a 512-channel layer's partials (9 MB each) came from memory a float a
- * cache line (a fifth of resnet18's layer4 backward, measured). */
+ * cache line (resnet18's layer4 conv backward: 300 → 222 ms, one thread). */
 #define SUM_ROWS 16
 #define SUM_COLS 64
 static void add_partials(float *d, const float *p0, size_t stride, int nblk, int oc, int ckk,

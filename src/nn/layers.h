@@ -61,6 +61,19 @@ typedef struct {
     int relu;
 } nn_affine;
 
+/* An nn_affine's constants for one plane: γ, β (1, 0 when absent) of
+ * channel c, μ, istd of sample `sample`'s group (nc channels). Also the
+ * residual sum's, for a batch norm left to it (nn_add_bn_forward). */
+typedef struct { float ga, be, mf, isf; } nn_affine_plane;
+
+static inline nn_affine_plane nn_affine_at(const nn_affine *af, int sample, int c, int nc)
+{
+    int k = 0;
+    while (k + 1 < af->g->n && sample >= af->g->start[k + 1]) k++;
+    return (nn_affine_plane){af->gamma ? af->gamma[c] : 1.0f, af->beta ? af->beta[c] : 0.0f,
+                             af->mean[(size_t)k * nc + c], af->istd[(size_t)k * nc + c]};
+}
+
 typedef struct {
     int relu;
     int pool_k, pool_s;

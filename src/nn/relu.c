@@ -50,21 +50,10 @@ void nn_add_forward(float *out, const float *a, const float *b, size_t n)
     nn_add_forward_ex(out, a, b, n, 0);
 }
 
-/* Batch norm's per-plane constants: sample i's group, channel ch. */
-typedef struct { float ga, be, mf, isf; } bn1;
-
-static bn1 bn_of(const nn_affine *af, int i, int ch, int c)
-{
-    int k = 0;
-    while (k + 1 < af->g->n && i >= af->g->start[k + 1]) k++;
-    return (bn1){af->gamma ? af->gamma[ch] : 1.0f, af->beta ? af->beta[ch] : 0.0f,
-                 af->mean[(size_t)k * c + ch], af->istd[(size_t)k * c + ch]};
-}
-
 /* One plane of nn_add_bn_forward; nA, nB, relu constants in each copy. */
 static inline __attribute__((always_inline)) void
-add_bn_plane(float *restrict o, const float *restrict a, bn1 A, const int nA,
-             const float *restrict b, bn1 B, const int nB, int hw, const int relu)
+add_bn_plane(float *restrict o, const float *restrict a, nn_affine_plane A, const int nA,
+             const float *restrict b, nn_affine_plane B, const int nB, int hw, const int relu)
 {
 #pragma omp simd
     for (int j = 0; j < hw; j++) {
@@ -83,8 +72,8 @@ void nn_add_bn_forward(float *out, const float *a, const nn_affine *aa, const fl
     for (int pl = 0; pl < planes; pl++) {
         const int i = pl / c, ch = pl % c;
         const size_t o = (size_t)pl * hw;
-        const bn1 A = aa ? bn_of(aa, i, ch, c) : (bn1){0};
-        const bn1 B = ab ? bn_of(ab, i, ch, c) : (bn1){0};
+        const nn_affine_plane A = aa ? nn_affine_at(aa, i, ch, c) : (nn_affine_plane){0};
+        const nn_affine_plane B = ab ? nn_affine_at(ab, i, ch, c) : (nn_affine_plane){0};
         if (aa && ab) {
             if (relu) add_bn_plane(out + o, a + o, A, 1, b + o, B, 1, hw, 1);
             else add_bn_plane(out + o, a + o, A, 1, b + o, B, 1, hw, 0);

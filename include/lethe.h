@@ -661,9 +661,11 @@ typedef struct {
     uint64_t seed;
     /* Gradient-conflict diagnostics (eupmu*, ungrad*): cos(g_u, g_r),
      * conflict ⟨g_u, g_r⟩ < 0 and, for eupmu*, the explicit λ*_t of §2 with
-     * the step's ε. No extra pass: EUPMU's one backward is grouped into g_u
-     * and g_r (two more n-float buffers) and d = g_u + λ g_r formed from
-     * them, which moves θ as without diagnostics (to float rounding). */
+     * the step's ε. They only observe: the method's step keeps its bits
+     * (θ as without diagnostics, bit for bit), and g_u and g_r come from a
+     * second, grouped backward of the step's forward (one more backward
+     * a step and two more n-float buffers), not counted in the result's
+     * passes. UNGrad computes them anyway. */
     int diagnostics;
     /* Utility audit: ℓ_r on a fixed probe of `audit_probe` retain samples
      * (drawn by seed, then left out of the retain batches), in EVAL mode,

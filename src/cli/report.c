@@ -128,7 +128,7 @@ cJSON *report_run(const lethe_unlearn_result *r, int with_trace)
     cJSON_AddNumberToObject(o, "backward_passes", (double)r->bwd_samples / r->batch);
     cJSON_AddItemToObject(o, "eps_used", report_float(r->eps_used));
     if (r->diag_steps > 0) {
-        /* Gradient-conflict diagnostics: no extra passes (same backward). */
+        /* Gradient-conflict diagnostics (observed: not in the passes above). */
         cJSON *d = cJSON_AddObjectToObject(o, "diagnostics");
         cJSON_AddNumberToObject(d, "steps", (double)r->diag_steps);
         cJSON_AddItemToObject(d, "conflict_share", dnum_or_null((double)r->conflict_share));

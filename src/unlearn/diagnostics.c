@@ -7,14 +7,36 @@
  *     conflict_t = ⟨g_u, g_r⟩ < 0
  *     λ*_t       = clip(max(0, −(⟨g_r, g_u⟩ + ε_t) / ‖g_r‖²), 0, D)   (§2)
  * so the implicit λ_t of EUPMU can be set beside the explicit multiplier it
- * approximates. EUPMU needs no extra pass for this: its one backward is
- * split by sample group (§2.1) into g_u and g_r, and d = g_u + λ_t g_r is
- * summed from them instead of being accumulated in one vector.
+ * approximates. The diagnostics only observe: the method's own backward
+ * runs as without them (d keeps its bits, so a run with diagnostics is the
+ * run without), then a second backward of the same forward, split by
+ * sample group (§2.1), gives g_u and g_r. That backward is the whole cost;
+ * it is not counted in the run's passes, which are the method's.
  */
 #include <math.h>
 
 #include "unlearn/method.h"
 #include "core/fail.h"
+
+/* g_u = ∇ℓ_u and g_r = ∇ℓ_r (weight 1 each, so g_r is ℓ_r's gradient
+ * whatever λ is) from the forward already run, and the step's record.
+ * The losses' gate counters and the passes are restored: to the run, the
+ * observation never happened. */
+static lethe_status observe(ul_ctx *c, lethe_trace_step *tr)
+{
+    lethe_unlearn_result *res = c->res;
+    const long bwd = res->bwd_samples, rows = res->unseen_rows, gated = res->unseen_gated;
+    ul_clear_dlogits(c);
+    (void)ul_forget_loss(c, 1.0f / (float)c->nf);
+    (void)ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 1.0f / (float)c->nr);
+    lethe_status st = ul_backward(c, c->g_u, c->g_r);
+    res->bwd_samples = bwd;
+    res->unseen_rows = rows;
+    res->unseen_gated = gated;
+    if (st != LETHE_OK) return st;
+    ul_diag_record(c, tr, lethe_vec_dot(c->g_u, c->g_r, c->n), lethe_vec_norm2(c->g_r, c->n), 1);
+    return LETHE_OK;
+}
 
 /* Multiply the loss gradients of rows [from, from + count) by s. */
 static void scale_rows(ul_ctx *c, int from, int count, float s)
@@ -39,18 +61,11 @@ static lethe_status log_backward(ul_ctx *c, float w, lethe_trace_step *tr)
                           "ℓ_r %g)", (double)lu, (double)lr);
     float su = c->log_plain ? 1.0f / (1.0f + w) : 1.0f / lu;
     float sr = c->log_plain ? w / (1.0f + w) : w / lr;
-    if (!c->cfg->diagnostics) {
-        scale_rows(c, 0, c->nf, su);
-        scale_rows(c, c->nf, c->nr, sr);
-        return ul_backward(c, c->grad, c->grad);
-    }
-    lethe_status st = ul_backward(c, c->g_u, c->g_r);
-    if (st != LETHE_OK) return st;
-    const float *gu = c->g_u, *gr = c->g_r;
-    float *d = c->grad;
-    for (size_t i = 0; i < c->n; i++) d[i] = su * gu[i] + sr * gr[i];
-    ul_diag_record(c, tr, lethe_vec_dot(gu, gr, c->n), lethe_vec_norm2(gr, c->n), 1);
-    return LETHE_OK;
+    scale_rows(c, 0, c->nf, su);
+    scale_rows(c, c->nf, c->nr, sr);
+    lethe_status st = ul_backward(c, c->grad, c->grad);
+    if (st != LETHE_OK || !c->cfg->diagnostics) return st;
+    return observe(c, tr);
 }
 
 lethe_status ul_composite_backward(ul_ctx *c, float lam, lethe_trace_step *tr)
@@ -58,19 +73,10 @@ lethe_status ul_composite_backward(ul_ctx *c, float lam, lethe_trace_step *tr)
     if (c->cfg->lambda_form == LETHE_LAMBDA_LOG) return log_backward(c, lam, tr);
     tr->loss_u = ul_forget_loss(c, 1.0f / (float)c->nf);
     tr->lambda = lam;
-    if (!c->cfg->diagnostics) {
-        tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
-        return ul_backward(c, c->grad, c->grad);
-    }
-    /* ℓ_r at weight 1 so that g_r is its gradient whatever λ is (even 0). */
-    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, 1.0f / (float)c->nr);
-    lethe_status st = ul_backward(c, c->g_u, c->g_r);
-    if (st != LETHE_OK) return st;
-    const float *gu = c->g_u, *gr = c->g_r;
-    float *d = c->grad;
-    for (size_t i = 0; i < c->n; i++) d[i] = gu[i] + lam * gr[i];
-    ul_diag_record(c, tr, lethe_vec_dot(gu, gr, c->n), lethe_vec_norm2(gr, c->n), 1);
-    return LETHE_OK;
+    tr->loss_r_before = ul_loss(c, LETHE_LOSS_CE, c->nf, c->nr, lam / (float)c->nr);
+    lethe_status st = ul_backward(c, c->grad, c->grad);
+    if (st != LETHE_OK || !c->cfg->diagnostics) return st;
+    return observe(c, tr);
 }
 
 void ul_diag_record(ul_ctx *c, lethe_trace_step *tr, double dot, double nr2,

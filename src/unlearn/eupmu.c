@@ -11,8 +11,8 @@
  * Cost 3F + 2B per step. Known bias (§3.1): B_r was just descended on, so
  * the "after" loss is low and λ drifts down; see eupmu-lookahead.
  * The backward (shared by the family) is ul_composite_backward in
- * diagnostics.c: with diagnostics on it is grouped into g_u and g_r to set
- * λ_t beside the explicit λ*_t, at no extra pass.
+ * diagnostics.c: with diagnostics on, a second, grouped backward gives g_u
+ * and g_r to set λ_t beside the explicit λ*_t; the step keeps its bits.
  */
 #include "unlearn/method.h"
 

@@ -328,9 +328,12 @@ static size_t node_floats(lethe_model *m, int i, size_t N, float *p)
     nn_node *h = &m->nodes[nd->head];
     const nn_op_desc *d = nn_op_get(nd->op);
     const int own_dout = nd->head != m->nnodes - 1 && nn_dout_alias(m, nd->head) < 0;
+    /* A batch norm left to its residual sum (bn_to_add) never writes its
+     * output: no room, and a NULL that fails loudly if anything reads it. */
+    const int no_out = h->op == NN_BN && h->bn_to_add;
     size_t f = 0;
-    if (p) h->out = p + f;
-    f += N * h->size;
+    if (p) h->out = no_out ? NULL : p + f;
+    if (!no_out) f += N * h->size;
     if (own_dout) {
         if (p) h->dout = p + f;
         f += N * h->size;
@@ -523,7 +526,6 @@ static double prof_now(const lethe_model *m)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Node i's output; NULL for none (i < 0: an embedding has no input node). */
 /* Node i's output; NULL for none (i < 0: an embedding has no input node). */
 const float *nn_node_out(const lethe_model *m, int i)
 {

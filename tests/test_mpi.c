@@ -293,7 +293,8 @@ static int same_bytes(const char *a, const char *b)
 /* --deterministic: one process and 2 ranks write the same bytes: train
  * (cnn; resnet8, whose batch-norm statistics are merged chunk by chunk
  * too), then EUPMU on the resnet8 (its grouped backward, λ from the loss
- * sums, the extra forward of B_r). */
+ * sums, the extra forward of B_r), and on 2 ranks with --diagnostics too
+ * (they only observe: their second backward moves nothing). */
 TEST(mpi_deterministic_bitwise)
 {
     if (!mpi_here()) return;
@@ -315,6 +316,11 @@ TEST(mpi_deterministic_bitwise)
         snprintf(a1, sizeof a1, args, tmp("det-eupmu-1.st"));
         snprintf(a2, sizeof a2, args, tmp("det-eupmu-2.st"));
         if (one_ok(a1) && mpi_ok(2, a2)) same_bytes(tmp("det-eupmu-1.st"), tmp("det-eupmu-2.st"));
+        snprintf(args, sizeof args, "unlearn --model '%s' --data mnist --data-dir '%s' --forget "
+                 "class:0 --method eupmu --steps 2 --batch 16 --seed 1 --deterministic "
+                 "--diagnostics --quiet --force --out '%s'", tmp(one), d,
+                 tmp("det-eupmu-diag.st"));
+        if (mpi_ok(2, args)) same_bytes(tmp("det-eupmu-1.st"), tmp("det-eupmu-diag.st"));
     }
 }
 

@@ -27,7 +27,8 @@ static const cli_opt opts[] = {
     {"p-uncond", "X", "retain rows trained without their class, as in training (default 0.1)", 0},
     {"classifier", "FILE", "classifier for the metrics (without it: no metrics)", 0},
     {"before", NULL, "also measure the model before unlearning", 1},
-    {"diagnostics", NULL, "record cos(g_u,g_r), conflicts and λ*_t per step (observes: one more backward)", 1},
+    {"diagnostics", NULL, "record cos(g_u,g_r), conflicts and λ*_t per step (observes: one "
+                          "more backward)", 1},
     {"n", "N", "generated images per retained class for the metrics (default 200)", 0},
     {"n-forget", "N", "generated images of each forgotten class, for UA_gen (default 500)", 0},
     {"tuned", "FILE", "defaults from this file's fmnist-ddpm-cw entries (default: "

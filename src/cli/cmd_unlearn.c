@@ -37,7 +37,8 @@ static const cli_opt opts[] = {
     {"reference", "FILE", "Retrain checkpoint: add its metrics and the gaps", 0},
     {"before", NULL, "also evaluate the model before unlearning", 1},
     {"no-eval", NULL, "skip the metrics (faster)", 1},
-    {"diagnostics", NULL, "record cos(g_u,g_r), conflicts and λ*_t per step (observes: one more backward)", 1},
+    {"diagnostics", NULL, "record cos(g_u,g_r), conflicts and λ*_t per step (observes: one "
+                          "more backward)", 1},
     {"deterministic", NULL, "sum each batch in 2 fixed chunks, so that one process and mpirun "
                             "-np 2 write the same bits (docs/PERFORMANCE.md)", 1},
     {"audit", NULL, "measure ℓ_r per step on a held-out probe of D_r against α_t·ε_t (counted)", 1},

@@ -664,8 +664,8 @@ typedef struct {
      * the step's ε. They only observe: the method's step keeps its bits
      * (θ as without diagnostics, bit for bit), and g_u and g_r come from a
      * second, grouped backward of the step's forward (one more backward
-     * a step and two more n-float buffers), not counted in the result's
-     * passes. UNGrad computes them anyway. */
+     * a step and two more n-float buffers), counted neither in the
+     * result's passes nor in its seconds. UNGrad computes them anyway. */
     int diagnostics;
     /* Utility audit: ℓ_r on a fixed probe of `audit_probe` retain samples
      * (drawn by seed, then left out of the retain batches), in EVAL mode,
@@ -761,7 +761,7 @@ typedef struct {
 
 typedef struct {
     long steps;
-    double seconds;             /* wall clock of the unlearning run */
+    double seconds;             /* wall clock of the run (less diagnostics' observing) */
     long fwd_samples, bwd_samples;  /* samples forwarded / backpropagated */
     int batch;                  /* passes = samples / batch */
     float eps_used;             /* ε_t actually used (budget mode: derived) */

@@ -11,19 +11,23 @@
  * runs as without them (d keeps its bits, so a run with diagnostics is the
  * run without), then a second backward of the same forward, split by
  * sample group (§2.1), gives g_u and g_r. That backward is the whole cost;
- * it is not counted in the run's passes, which are the method's.
+ * it is counted neither in the run's passes nor in its seconds, which are
+ * the method's.
  */
 #include <math.h>
 
 #include "unlearn/method.h"
 #include "core/fail.h"
+#include "core/loop.h"
 
 /* g_u = ∇ℓ_u and g_r = ∇ℓ_r (weight 1 each, so g_r is ℓ_r's gradient
  * whatever λ is) from the forward already run, and the step's record.
- * The losses' gate counters and the passes are restored: to the run, the
+ * The losses' gate counters and the passes are restored, and its time is
+ * left out of the run's: to the run (and to its RTE in a table), the
  * observation never happened. */
 static lethe_status observe(ul_ctx *c, lethe_trace_step *tr)
 {
+    const double t0 = core_now();
     lethe_unlearn_result *res = c->res;
     const long bwd = res->bwd_samples, rows = res->unseen_rows, gated = res->unseen_gated;
     ul_clear_dlogits(c);
@@ -33,9 +37,11 @@ static lethe_status observe(ul_ctx *c, lethe_trace_step *tr)
     res->bwd_samples = bwd;
     res->unseen_rows = rows;
     res->unseen_gated = gated;
-    if (st != LETHE_OK) return st;
-    ul_diag_record(c, tr, lethe_vec_dot(c->g_u, c->g_r, c->n), lethe_vec_norm2(c->g_r, c->n), 1);
-    return LETHE_OK;
+    if (st == LETHE_OK)
+        ul_diag_record(c, tr, lethe_vec_dot(c->g_u, c->g_r, c->n),
+                       lethe_vec_norm2(c->g_r, c->n), 1);
+    c->diag_s += core_now() - t0;
+    return st;
 }
 
 /* Multiply the loss gradients of rows [from, from + count) by s. */

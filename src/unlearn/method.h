@@ -135,6 +135,8 @@ typedef struct ul_ctx {
      * gradients (2·UL_CHUNKS, n); chunks NULL when off. */
     core_dist_plan plan;
     float *chunks;
+    double diag_s;              /* wall seconds of the diagnostics' observing backwards,
+                                   left out of the run's seconds (its RTE) */
 } ul_ctx;
 
 /* --deterministic: each batch of a draw in this many fixed chunks (two

@@ -115,7 +115,8 @@ static lethe_status ul_loop_step(void *ctx, long t, double *samples)
 static lethe_status ul_loop_save(void *ctx, const char *path, long done, double seconds)
 {
     ul_loop *L = ctx;
-    return ul_save(path, L->c, L->meth, L->audit, L->config, done, L->T, seconds);
+    /* The seconds so far less the diagnostics' (a resumed run goes on from them). */
+    return ul_save(path, L->c, L->meth, L->audit, L->config, done, L->T, seconds - L->c->diag_s);
 }
 
 /* The caller's hook after step t: 1 ends the run there. */
@@ -414,7 +415,7 @@ static lethe_status run_body(lethe_model *m, const lethe_dataset *ds, const leth
     if (!lethe_vec_finite(c.theta, c.n))
         st = lethe_fail(LETHE_ERR_NUMERIC, "parameters are not finite after unlearning; "
                         "no model written");
-    res->seconds = seconds0 + core_now() - t0;
+    res->seconds = seconds0 + core_now() - t0 - c.diag_s;   /* the method's time only */
     if (diag) ul_diag_summarise(res);
 done:
     if (meth->finish) meth->finish(&c);

@@ -269,22 +269,39 @@ TEST(gencli_unlearn_eupmu)
 /* --diagnostics on the diffusion task: the grouped backward gives g_u and
  * g_r, so each step records UNGrad's λ*_t in [0, D] and cos(g_u, g_r) in
  * [−1, 1], and stdout gets the diagnostics line. */
+/* The diagnostics of a diffusion run: a trace of λ*_t and cos, and the
+ * model the run without them writes, byte for byte (they only observe). */
 TEST(gencli_unlearn_diagnostics)
 {
     fixture_paths f;
     if (!fixture(&f)) return;
-    path_buf rb;
-    const char *rep = tpath(rb, "UD.json");
+    path_buf rb, ob, pb;
+    const char *rep = tpath(rb, "UD.json"), *with = tpath(ob, "UD.st"),
+               *without = tpath(pb, "UN.st");
     char args[4096], *o = NULL, *e = NULL;
     snprintf(args, sizeof args, "unlearn --task diffusion --model '%s' --data-dir '%s' "
              "--forget class:0 --method eupmu --steps 3 --batch 8 --lambda-max 50 --diagnostics "
-             "--quiet --force --report '%s'", f.diff, f.dir, rep);
+             "--quiet --force --report '%s' --out '%s'", f.diff, f.dir, rep, with);
     int rc = cli_t_run("gencli", args, &o, &e);
     CHECK_MSG(rc == 0, "`lethe %s` exited %d: %s", args, rc, e ? e : "");
     CHECK_MSG(o && strstr(o, "diagnostics: <g_u, g_r> < 0 in"), "no diagnostics line: %s",
               o ? o : "");
     free(o);
     free(e);
+    snprintf(args, sizeof args, "unlearn --task diffusion --model '%s' --data-dir '%s' "
+             "--forget class:0 --method eupmu --steps 3 --batch 8 --lambda-max 50 "
+             "--quiet --force --out '%s'", f.diff, f.dir, without);
+    rc = cli_t_run("gencli", args, &o, &e);
+    CHECK_MSG(rc == 0, "`lethe %s` exited %d: %s", args, rc, e ? e : "");
+    free(o);
+    free(e);
+    size_t na = 0, nb = 0;
+    char *a = cli_t_slurp(with, &na), *b = cli_t_slurp(without, &nb);
+    CHECK_MSG(a && b && na == nb && memcmp(a, b, na) == 0,
+              "the diffusion model after --diagnostics differs from the one without (%zu, %zu "
+              "bytes)", na, nb);
+    free(a);
+    free(b);
     cJSON *root = cli_t_load_json(rep);
     CHECK_MSG(root != NULL, "%s is missing or not JSON", rep);
     const cJSON *trace =

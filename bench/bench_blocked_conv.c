@@ -1,0 +1,209 @@
+/*
+ * What a channel-blocked activation layout would buy the 3×3 convolutions
+ * (docs/PERFORMANCE.md, "A channel-blocked layout, measured"): a direct
+ * forward on activations stored 16 channels to a pixel, with the zero
+ * border already in place, against Lethe's own forward (nn_conv2d_forward_ex
+ * on NCHW) for resnet20's three stride-1 shapes, batch 128, one thread.
+ *
+ * The blocked kernel is a measurement, not the engine's code: it sums in
+ * another order than Lethe's lowerings, so the engine cannot take it
+ * without changing every conv model's bits (and so rerunning the tables).
+ * It is checked here against a double-precision reference.
+ *
+ *     build/bench/bench_blocked_conv [--runs R]
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lethe.h"
+#include "nn/kernels.h"
+#include "nn/layers.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_BLOCKED 1
+#else
+#define HAVE_BLOCKED 0
+#endif
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+#if HAVE_BLOCKED
+/* y (N, OC/16, H, W, 16) ← x (N, C/16, H + 2, W + 2, 16, zero border) ∗ w
+ * (OC/16, C/16, 3, 3, 16 in, 16 out). Sixteen accumulators: 8 pixels × 2
+ * output blocks when W = 8, else 16 pixels × 1 block. Each value is a
+ * chain of fused multiply-adds over (input block, ky, kx, channel). */
+__attribute__((target("avx512f,fma"))) static void
+conv_blocked(float *y, const float *x, const float *w, int n, int c, int oc, int h, int wd)
+{
+    const int hp = h + 2, wp = wd + 2, cb = c / 16, ocb = oc / 16;
+    const int px = wd == 8 ? 8 : 16, nob = wd == 8 ? 2 : 1;
+    const size_t xplane = (size_t)hp * wp * 16, yplane = (size_t)h * wd * 16;
+    for (int s = 0; s < n; s++)
+        for (int ob = 0; ob < ocb; ob += nob)
+            for (int oy = 0; oy < h; oy++)
+                for (int ox = 0; ox < wd; ox += px) {
+                    __m512 a[16];
+#pragma GCC unroll 16
+                    for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+                    for (int ib = 0; ib < cb; ib++) {
+                        const float *xb = x + ((size_t)s * cb + ib) * xplane;
+                        for (int k = 0; k < 9; k++) {
+                            const float *xr = xb + ((size_t)(oy + k / 3) * wp + ox + k % 3) * 16;
+                            const float *w0 = w + (((size_t)ob * cb + ib) * 9 + k) * 256;
+                            const float *w1 = w0 + (size_t)cb * 9 * 256;
+                            if (nob == 2) {
+#pragma GCC unroll 2
+                                for (int ic = 0; ic < 16; ic++) {
+                                    const __m512 va = _mm512_loadu_ps(w0 + ic * 16);
+                                    const __m512 vb = _mm512_loadu_ps(w1 + ic * 16);
+#pragma GCC unroll 8
+                                    for (int i = 0; i < 8; i++) {
+                                        const __m512 xv = _mm512_set1_ps(xr[i * 16 + ic]);
+                                        a[i] = _mm512_fmadd_ps(xv, va, a[i]);
+                                        a[8 + i] = _mm512_fmadd_ps(xv, vb, a[8 + i]);
+                                    }
+                                }
+                            } else {
+#pragma GCC unroll 2
+                                for (int ic = 0; ic < 16; ic++) {
+                                    const __m512 va = _mm512_loadu_ps(w0 + ic * 16);
+#pragma GCC unroll 16
+                                    for (int i = 0; i < 16; i++)
+                                        a[i] = _mm512_fmadd_ps(_mm512_set1_ps(xr[i * 16 + ic]), va,
+                                                               a[i]);
+                                }
+                            }
+                        }
+                    }
+                    for (int j = 0; j < nob; j++) {
+                        float *yr = y + ((size_t)s * ocb + ob + j) * yplane +
+                                    ((size_t)oy * wd + ox) * 16;
+                        for (int i = 0; i < px; i++)
+                            _mm512_storeu_ps(yr + i * 16, a[j * px + i]);
+                    }
+                }
+}
+#endif
+
+static float frand(unsigned *r)
+{
+    *r = *r * 1664525u + 1013904223u;
+    return (float)(*r >> 8) / 16777216.0f - 0.5f;
+}
+
+/* The largest |error| of the blocked output over the first 2 samples
+ * against a double sum, relative to the largest |value|. */
+static double check(const float *y, const float *xs, const float *ws, int c, int oc, int h, int wd)
+{
+    double err = 0.0, mag = 0.0;
+    for (int s = 0; s < 2; s++)
+        for (int o = 0; o < oc; o++)
+            for (int yy = 0; yy < h; yy++)
+                for (int xx = 0; xx < wd; xx++) {
+                    double ref = 0.0;
+                    for (int ci = 0; ci < c; ci++)
+                        for (int k = 0; k < 9; k++) {
+                            const int iy = yy + k / 3 - 1, ix = xx + k % 3 - 1;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                            ref += (double)xs[(((size_t)s * c + ci) * h + iy) * wd + ix] *
+                                   ws[((size_t)o * c + ci) * 9 + k];
+                        }
+                    const double got =
+                        y[((((size_t)s * (oc / 16) + o / 16) * h + yy) * wd + xx) * 16 + o % 16];
+                    if (fabs(got - ref) > err) err = fabs(got - ref);
+                    if (fabs(ref) > mag) mag = fabs(ref);
+                }
+    return mag > 0.0 ? err / mag : err;
+}
+
+int main(int argc, char **argv)
+{
+    int runs = 10;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+            runs = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench_blocked_conv [--runs R]\n");
+            return 2;
+        }
+    }
+    if (runs < 1) runs = 1;
+#if HAVE_BLOCKED
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) {
+        printf("bench_blocked_conv: the blocked kernel needs AVX-512; nothing measured\n");
+        return 0;
+    }
+#else
+    printf("bench_blocked_conv: the blocked kernel is x86-64 only; nothing measured\n");
+    return 0;
+#endif
+    lethe_init(1);
+    printf("3x3 stride-1 convolution forward, batch 128, one thread, min of %d runs; "
+           "kernels %s\n\n", runs, nn_kernels_active());
+    printf("| shape | Lethe (NCHW) | blocked | blocked / Lethe | blocked GF/s | rel. error |\n");
+    printf("|---|---|---|---|---|---|\n");
+    static const int shapes[3][2] = {{16, 32}, {32, 16}, {64, 8}};
+    for (int si = 0; si < 3; si++) {
+        const int n = 128, c = shapes[si][0], oc = c, h = shapes[si][1], wd = h;
+        const size_t nin = (size_t)n * c * h * wd, nout = (size_t)n * oc * h * wd;
+        const size_t nx = (size_t)n * c * (h + 2) * (wd + 2), nw = (size_t)oc * c * 9;
+        nn_conv_shape cs;
+        nn_conv_shape_set(&cs, n, c, h, wd, oc, 3, 1, 1);
+        float *xs = malloc(nin * sizeof(float)), *ws = malloc(nw * sizeof(float));
+        float *ys = malloc(nout * sizeof(float)), *x = calloc(nx, sizeof(float));
+        float *w = malloc(nw * sizeof(float)), *y = malloc(nout * sizeof(float));
+        float *work = malloc((nn_conv2d_workspace(&cs) + 64) * sizeof(float));
+        if (!xs || !ws || !ys || !x || !w || !y || !work) {
+            fprintf(stderr, "bench_blocked_conv: out of memory\n");
+            return 1;
+        }
+        unsigned r = 1u + (unsigned)si;
+        for (size_t i = 0; i < nin; i++) xs[i] = frand(&r);
+        for (size_t i = 0; i < nw; i++) ws[i] = frand(&r);
+        for (int s = 0; s < n; s++)
+            for (int ci = 0; ci < c; ci++)
+                for (int yy = 0; yy < h; yy++)
+                    for (int xx = 0; xx < wd; xx++)
+                        x[((((size_t)s * (c / 16) + ci / 16) * (h + 2) + yy + 1) * (wd + 2) + xx +
+                           1) * 16 + ci % 16] = xs[(((size_t)s * c + ci) * h + yy) * wd + xx];
+        for (int o = 0; o < oc; o++)
+            for (int ci = 0; ci < c; ci++)
+                for (int k = 0; k < 9; k++)
+                    w[((((size_t)(o / 16) * (c / 16) + ci / 16) * 9 + k) * 16 + ci % 16) * 16 +
+                      o % 16] = ws[((size_t)o * c + ci) * 9 + k];
+        double tl = 1e30, tb = 1e30;
+        for (int k = 0; k < runs; k++) {
+            double t = now_s();
+            nn_conv2d_forward_ex(ys, NULL, xs, ws, NULL, &cs, NULL, work);
+            t = now_s() - t;
+            if (t < tl) tl = t;
+#if HAVE_BLOCKED
+            t = now_s();
+            conv_blocked(y, x, w, n, c, oc, h, wd);
+            t = now_s() - t;
+            if (t < tb) tb = t;
+#endif
+        }
+        const double flops = 2.0 * n * oc * c * 9 * h * wd;
+        printf("| %d→%d, %d×%d | %.2f ms | %.2f ms | %.2f | %.0f | %.1e |\n", c, oc, h, wd,
+               tl * 1e3, tb * 1e3, tb / tl, flops / tb / 1e9, check(y, xs, ws, c, oc, h, wd));
+        free(xs);
+        free(ws);
+        free(ys);
+        free(x);
+        free(w);
+        free(y);
+        free(work);
+    }
+    return 0;
+}

@@ -3,7 +3,10 @@
  * (docs/PERFORMANCE.md, "A channel-blocked layout, measured"): a direct
  * forward on activations stored 16 channels to a pixel, with the zero
  * border already in place, against Lethe's own forward (nn_conv2d_forward_ex
- * on NCHW) for resnet20's three stride-1 shapes, batch 128, one thread.
+ * on NCHW) for resnet20's three stride-1 shapes, batch 128, one thread;
+ * then the backward: the input gradient by the same kernel (the output
+ * gradient, bordered, against the weights transposed and flipped) and the
+ * weight gradient as a reduction over pixels, against nn_conv2d_backward_ex.
  *
  * The blocked kernel is a measurement, not the engine's code: it sums in
  * another order than Lethe's lowerings, so the engine cannot take it
@@ -92,6 +95,40 @@ conv_blocked(float *y, const float *x, const float *w, int n, int c, int oc, int
                     }
                 }
 }
+
+/* dw (OC/16, C/16, 3, 3, 16 in, 16 out) = Σ over samples and pixels of
+ * x (bordered) ⊗ dy (N, OC/16, H, W, 16): sixteen accumulators, one per
+ * input channel, each a vector of 16 output channels. */
+__attribute__((target("avx512f,fma"))) static void
+conv_blocked_dw(float *dw, const float *x, const float *dy, int n, int c, int oc, int h, int wd)
+{
+    const int hp = h + 2, wp = wd + 2, cb = c / 16, ocb = oc / 16;
+    const size_t xplane = (size_t)hp * wp * 16, yplane = (size_t)h * wd * 16;
+    for (int ob = 0; ob < ocb; ob++)
+        for (int ib = 0; ib < cb; ib++)
+            for (int k = 0; k < 9; k++) {
+                __m512 a[16];
+#pragma GCC unroll 16
+                for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+                for (int s = 0; s < n; s++) {
+                    const float *xb = x + ((size_t)s * cb + ib) * xplane;
+                    const float *gb = dy + ((size_t)s * ocb + ob) * yplane;
+                    for (int y = 0; y < h; y++) {
+                        const float *xr = xb + ((size_t)(y + k / 3) * wp + k % 3) * 16;
+                        const float *gr = gb + (size_t)y * wd * 16;
+                        for (int xx = 0; xx < wd; xx++) {
+                            const __m512 g = _mm512_loadu_ps(gr + xx * 16);
+#pragma GCC unroll 16
+                            for (int ic = 0; ic < 16; ic++)
+                                a[ic] = _mm512_fmadd_ps(_mm512_set1_ps(xr[xx * 16 + ic]), g, a[ic]);
+                        }
+                    }
+                }
+                float *d = dw + (((size_t)ob * cb + ib) * 9 + k) * 256;
+#pragma GCC unroll 16
+                for (int ic = 0; ic < 16; ic++) _mm512_storeu_ps(d + ic * 16, a[ic]);
+            }
+}
 #endif
 
 static float frand(unsigned *r)
@@ -125,6 +162,55 @@ static double check(const float *y, const float *xs, const float *ws, int c, int
     return mag > 0.0 ? err / mag : err;
 }
 
+/* The same for the input gradient dx (N, C/16, H, W, 16) of dys (NCHW). */
+static double check_dx(const float *dx, const float *dys, const float *ws, int c, int oc, int h,
+                       int wd)
+{
+    double err = 0.0, mag = 0.0;
+    for (int s = 0; s < 2; s++)
+        for (int ci = 0; ci < c; ci++)
+            for (int iy = 0; iy < h; iy++)
+                for (int ix = 0; ix < wd; ix++) {
+                    double ref = 0.0;
+                    for (int o = 0; o < oc; o++)
+                        for (int k = 0; k < 9; k++) {
+                            const int y = iy - k / 3 + 1, x = ix - k % 3 + 1;
+                            if (y < 0 || y >= h || x < 0 || x >= wd) continue;
+                            ref += (double)dys[(((size_t)s * oc + o) * h + y) * wd + x] *
+                                   ws[((size_t)o * c + ci) * 9 + k];
+                        }
+                    const double got =
+                        dx[((((size_t)s * (c / 16) + ci / 16) * h + iy) * wd + ix) * 16 + ci % 16];
+                    if (fabs(got - ref) > err) err = fabs(got - ref);
+                    if (fabs(ref) > mag) mag = fabs(ref);
+                }
+    return mag > 0.0 ? err / mag : err;
+}
+
+/* The same for 64 entries of the weight gradient, each a sum over the batch. */
+static double check_dw(const float *dw, const float *xs, const float *dys, int n, int c, int oc,
+                       int h, int wd)
+{
+    double err = 0.0, mag = 0.0;
+    for (int e = 0; e < 64; e++) {
+        const int o = (e * 7) % oc, ci = (e * 5) % c, k = e % 9;
+        double ref = 0.0;
+        for (int s = 0; s < n; s++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < wd; x++) {
+                    const int iy = y + k / 3 - 1, ix = x + k % 3 - 1;
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                    ref += (double)xs[(((size_t)s * c + ci) * h + iy) * wd + ix] *
+                           dys[(((size_t)s * oc + o) * h + y) * wd + x];
+                }
+        const double got =
+            dw[((((size_t)(o / 16) * (c / 16) + ci / 16) * 9 + k) * 16 + ci % 16) * 16 + o % 16];
+        if (fabs(got - ref) > err) err = fabs(got - ref);
+        if (fabs(ref) > mag) mag = fabs(ref);
+    }
+    return mag > 0.0 ? err / mag : err;
+}
+
 int main(int argc, char **argv)
 {
     int runs = 10;
@@ -150,8 +236,9 @@ int main(int argc, char **argv)
     lethe_init(1);
     printf("3x3 stride-1 convolution forward, batch 128, one thread, min of %d runs; "
            "kernels %s\n\n", runs, nn_kernels_active());
-    printf("| shape | Lethe (NCHW) | blocked | blocked / Lethe | blocked GF/s | rel. error |\n");
-    printf("|---|---|---|---|---|---|\n");
+    printf("| shape | forward: Lethe (NCHW) | blocked | ratio | backward (dx + dw): Lethe | "
+           "blocked | ratio | blocked GF/s fwd / bwd | rel. error y, dx, dw |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
     static const int shapes[3][2] = {{16, 32}, {32, 16}, {64, 8}};
     for (int si = 0; si < 3; si++) {
         const int n = 128, c = shapes[si][0], oc = c, h = shapes[si][1], wd = h;
@@ -163,7 +250,15 @@ int main(int argc, char **argv)
         float *ys = malloc(nout * sizeof(float)), *x = calloc(nx, sizeof(float));
         float *w = malloc(nw * sizeof(float)), *y = malloc(nout * sizeof(float));
         float *work = malloc((nn_conv2d_workspace(&cs) + 64) * sizeof(float));
-        if (!xs || !ws || !ys || !x || !w || !y || !work) {
+        /* Backward: dys (NCHW); dyb bordered and dyp plain, blocked; wt the
+         * weights transposed (input and output blocks swapped) and flipped. */
+        const size_t nyb = (size_t)n * oc * (h + 2) * (wd + 2);
+        float *dys = malloc(nout * sizeof(float)), *dyb = calloc(nyb, sizeof(float));
+        float *dyp = malloc(nout * sizeof(float)), *wt = malloc(nw * sizeof(float));
+        float *dx = malloc(nin * sizeof(float)), *dwb = malloc(nw * sizeof(float));
+        float *dins = malloc(nin * sizeof(float)), *dwl = malloc(nw * sizeof(float));
+        if (!xs || !ws || !ys || !x || !w || !y || !work || !dys || !dyb || !dyp || !wt || !dx ||
+            !dwb || !dins || !dwl) {
             fprintf(stderr, "bench_blocked_conv: out of memory\n");
             return 1;
         }
@@ -181,22 +276,57 @@ int main(int argc, char **argv)
                 for (int k = 0; k < 9; k++)
                     w[((((size_t)(o / 16) * (c / 16) + ci / 16) * 9 + k) * 16 + ci % 16) * 16 +
                       o % 16] = ws[((size_t)o * c + ci) * 9 + k];
-        double tl = 1e30, tb = 1e30;
+        for (size_t i = 0; i < nout; i++) dys[i] = frand(&r);
+        for (int s = 0; s < n; s++)
+            for (int o = 0; o < oc; o++)
+                for (int yy = 0; yy < h; yy++)
+                    for (int xx = 0; xx < wd; xx++) {
+                        const float g = dys[(((size_t)s * oc + o) * h + yy) * wd + xx];
+                        dyb[((((size_t)s * (oc / 16) + o / 16) * (h + 2) + yy + 1) * (wd + 2) +
+                             xx + 1) * 16 + o % 16] = g;
+                        dyp[((((size_t)s * (oc / 16) + o / 16) * h + yy) * wd + xx) * 16 + o % 16] =
+                            g;
+                    }
+        for (int o = 0; o < oc; o++)
+            for (int ci = 0; ci < c; ci++)
+                for (int k = 0; k < 9; k++)
+                    wt[((((size_t)(ci / 16) * (oc / 16) + o / 16) * 9 + (8 - k)) * 16 + o % 16) *
+                           16 + ci % 16] = ws[((size_t)o * c + ci) * 9 + k];
+        lethe_groups one;
+        memset(&one, 0, sizeof one);
+        one.n = 1;
+        one.start[1] = n;
+        float *dws[1] = {dwl};
+        double tl = 1e30, tb = 1e30, bl = 1e30, bb = 1e30;
         for (int k = 0; k < runs; k++) {
             double t = now_s();
             nn_conv2d_forward_ex(ys, NULL, xs, ws, NULL, &cs, NULL, work);
             t = now_s() - t;
             if (t < tl) tl = t;
+            memset(dwl, 0, nw * sizeof(float));
+            t = now_s();
+            nn_conv2d_backward_ex(dins, 0, dws, NULL, dys, ys, NULL, xs, ws, &cs, NULL, &one,
+                                  work);
+            t = now_s() - t;
+            if (t < bl) bl = t;
 #if HAVE_BLOCKED
             t = now_s();
             conv_blocked(y, x, w, n, c, oc, h, wd);
             t = now_s() - t;
             if (t < tb) tb = t;
+            t = now_s();
+            conv_blocked(dx, dyb, wt, n, oc, c, h, wd);
+            conv_blocked_dw(dwb, x, dyp, n, c, oc, h, wd);
+            t = now_s() - t;
+            if (t < bb) bb = t;
 #endif
         }
         const double flops = 2.0 * n * oc * c * 9 * h * wd;
-        printf("| %d→%d, %d×%d | %.2f ms | %.2f ms | %.2f | %.0f | %.1e |\n", c, oc, h, wd,
-               tl * 1e3, tb * 1e3, tb / tl, flops / tb / 1e9, check(y, xs, ws, c, oc, h, wd));
+        printf("| %d→%d, %d×%d | %.2f ms | %.2f ms | %.2f | %.2f ms | %.2f ms | %.2f | %.0f / %.0f "
+               "| %.0e, %.0e, %.0e |\n", c, oc, h, wd, tl * 1e3, tb * 1e3, tb / tl, bl * 1e3,
+               bb * 1e3, bb / bl, flops / tb / 1e9, 2.0 * flops / bb / 1e9,
+               check(y, xs, ws, c, oc, h, wd), check_dx(dx, dys, ws, c, oc, h, wd),
+               check_dw(dwb, xs, dys, n, c, oc, h, wd));
         free(xs);
         free(ws);
         free(ys);
@@ -204,6 +334,14 @@ int main(int argc, char **argv)
         free(w);
         free(y);
         free(work);
+        free(dys);
+        free(dyb);
+        free(dyp);
+        free(wt);
+        free(dx);
+        free(dwb);
+        free(dins);
+        free(dwl);
     }
     return 0;
 }

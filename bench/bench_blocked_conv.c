@@ -137,11 +137,35 @@ static float frand(unsigned *r)
     return (float)(*r >> 8) / 16777216.0f - 0.5f;
 }
 
+/* Channel ch of pixel (y, x) of sample s in a blocked tensor (N, C/16,
+ * h, w, 16) of c channels; a bordered one is h + 2 by w + 2, (y, x) + 1. */
+static size_t blk(int s, int c, int ch, int h, int w, int y, int x)
+{
+    return ((((size_t)s * (c / 16) + ch / 16) * h + y) * w + x) * 16 + ch % 16;
+}
+
+/* Weight (o, ci, k) of a blocked (OC/16, C/16, 9, 16 in, 16 out) array. */
+static size_t wblk(int o, int ci, int k, int c)
+{
+    return ((((size_t)(o / 16) * (c / 16) + ci / 16) * 9 + k) * 16 + ci % 16) * 16 + o % 16;
+}
+
+/* The largest |got − ref| relative to the largest |ref|. */
+typedef struct { double err, mag; } rel_err;
+
+static void rel_add(rel_err *e, double got, double ref)
+{
+    if (fabs(got - ref) > e->err) e->err = fabs(got - ref);
+    if (fabs(ref) > e->mag) e->mag = fabs(ref);
+}
+
+static double rel_of(const rel_err *e) { return e->mag > 0.0 ? e->err / e->mag : e->err; }
+
 /* The largest |error| of the blocked output over the first 2 samples
  * against a double sum, relative to the largest |value|. */
 static double check(const float *y, const float *xs, const float *ws, int c, int oc, int h, int wd)
 {
-    double err = 0.0, mag = 0.0;
+    rel_err e = {0.0, 0.0};
     for (int s = 0; s < 2; s++)
         for (int o = 0; o < oc; o++)
             for (int yy = 0; yy < h; yy++)
@@ -154,19 +178,16 @@ static double check(const float *y, const float *xs, const float *ws, int c, int
                             ref += (double)xs[(((size_t)s * c + ci) * h + iy) * wd + ix] *
                                    ws[((size_t)o * c + ci) * 9 + k];
                         }
-                    const double got =
-                        y[((((size_t)s * (oc / 16) + o / 16) * h + yy) * wd + xx) * 16 + o % 16];
-                    if (fabs(got - ref) > err) err = fabs(got - ref);
-                    if (fabs(ref) > mag) mag = fabs(ref);
+                    rel_add(&e, y[blk(s, oc, o, h, wd, yy, xx)], ref);
                 }
-    return mag > 0.0 ? err / mag : err;
+    return rel_of(&e);
 }
 
 /* The same for the input gradient dx (N, C/16, H, W, 16) of dys (NCHW). */
 static double check_dx(const float *dx, const float *dys, const float *ws, int c, int oc, int h,
                        int wd)
 {
-    double err = 0.0, mag = 0.0;
+    rel_err e = {0.0, 0.0};
     for (int s = 0; s < 2; s++)
         for (int ci = 0; ci < c; ci++)
             for (int iy = 0; iy < h; iy++)
@@ -179,21 +200,18 @@ static double check_dx(const float *dx, const float *dys, const float *ws, int c
                             ref += (double)dys[(((size_t)s * oc + o) * h + y) * wd + x] *
                                    ws[((size_t)o * c + ci) * 9 + k];
                         }
-                    const double got =
-                        dx[((((size_t)s * (c / 16) + ci / 16) * h + iy) * wd + ix) * 16 + ci % 16];
-                    if (fabs(got - ref) > err) err = fabs(got - ref);
-                    if (fabs(ref) > mag) mag = fabs(ref);
+                    rel_add(&e, dx[blk(s, c, ci, h, wd, iy, ix)], ref);
                 }
-    return mag > 0.0 ? err / mag : err;
+    return rel_of(&e);
 }
 
 /* The same for 64 entries of the weight gradient, each a sum over the batch. */
 static double check_dw(const float *dw, const float *xs, const float *dys, int n, int c, int oc,
                        int h, int wd)
 {
-    double err = 0.0, mag = 0.0;
-    for (int e = 0; e < 64; e++) {
-        const int o = (e * 7) % oc, ci = (e * 5) % c, k = e % 9;
+    rel_err e = {0.0, 0.0};
+    for (int j = 0; j < 64; j++) {
+        const int o = (j * 7) % oc, ci = (j * 5) % c, k = j % 9;
         double ref = 0.0;
         for (int s = 0; s < n; s++)
             for (int y = 0; y < h; y++)
@@ -203,12 +221,9 @@ static double check_dw(const float *dw, const float *xs, const float *dys, int n
                     ref += (double)xs[(((size_t)s * c + ci) * h + iy) * wd + ix] *
                            dys[(((size_t)s * oc + o) * h + y) * wd + x];
                 }
-        const double got =
-            dw[((((size_t)(o / 16) * (c / 16) + ci / 16) * 9 + k) * 16 + ci % 16) * 16 + o % 16];
-        if (fabs(got - ref) > err) err = fabs(got - ref);
-        if (fabs(ref) > mag) mag = fabs(ref);
+        rel_add(&e, dw[wblk(o, ci, k, c)], ref);
     }
-    return mag > 0.0 ? err / mag : err;
+    return rel_of(&e);
 }
 
 int main(int argc, char **argv)
@@ -269,29 +284,25 @@ int main(int argc, char **argv)
             for (int ci = 0; ci < c; ci++)
                 for (int yy = 0; yy < h; yy++)
                     for (int xx = 0; xx < wd; xx++)
-                        x[((((size_t)s * (c / 16) + ci / 16) * (h + 2) + yy + 1) * (wd + 2) + xx +
-                           1) * 16 + ci % 16] = xs[(((size_t)s * c + ci) * h + yy) * wd + xx];
+                        x[blk(s, c, ci, h + 2, wd + 2, yy + 1, xx + 1)] =
+                            xs[(((size_t)s * c + ci) * h + yy) * wd + xx];
         for (int o = 0; o < oc; o++)
             for (int ci = 0; ci < c; ci++)
                 for (int k = 0; k < 9; k++)
-                    w[((((size_t)(o / 16) * (c / 16) + ci / 16) * 9 + k) * 16 + ci % 16) * 16 +
-                      o % 16] = ws[((size_t)o * c + ci) * 9 + k];
+                    w[wblk(o, ci, k, c)] = ws[((size_t)o * c + ci) * 9 + k];
         for (size_t i = 0; i < nout; i++) dys[i] = frand(&r);
         for (int s = 0; s < n; s++)
             for (int o = 0; o < oc; o++)
                 for (int yy = 0; yy < h; yy++)
                     for (int xx = 0; xx < wd; xx++) {
                         const float g = dys[(((size_t)s * oc + o) * h + yy) * wd + xx];
-                        dyb[((((size_t)s * (oc / 16) + o / 16) * (h + 2) + yy + 1) * (wd + 2) +
-                             xx + 1) * 16 + o % 16] = g;
-                        dyp[((((size_t)s * (oc / 16) + o / 16) * h + yy) * wd + xx) * 16 + o % 16] =
-                            g;
+                        dyb[blk(s, oc, o, h + 2, wd + 2, yy + 1, xx + 1)] = g;
+                        dyp[blk(s, oc, o, h, wd, yy, xx)] = g;
                     }
         for (int o = 0; o < oc; o++)
             for (int ci = 0; ci < c; ci++)
                 for (int k = 0; k < 9; k++)
-                    wt[((((size_t)(ci / 16) * (oc / 16) + o / 16) * 9 + (8 - k)) * 16 + o % 16) *
-                           16 + ci % 16] = ws[((size_t)o * c + ci) * 9 + k];
+                    wt[wblk(ci, o, 8 - k, oc)] = ws[((size_t)o * c + ci) * 9 + k];
         lethe_groups one;
         memset(&one, 0, sizeof one);
         one.n = 1;
